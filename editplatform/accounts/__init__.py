@@ -1,0 +1,1 @@
+"""Accounts and roles: who may do what (Django groups)."""

@@ -1,0 +1,1 @@
+"""Platform plumbing: health and readiness, request ids, the run orchestrator."""

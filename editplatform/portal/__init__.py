@@ -1,0 +1,1 @@
+"""The staff web portal: server-rendered pages, every asset served locally."""
