@@ -1,0 +1,270 @@
+"""The edit catalog: which edits a deployment offers, their ranges, which are sensitive.
+
+The platform never lets a request name a raw direction: it names an *edit* from the
+catalog, with a strength inside the edit's range. The catalog also says which edits
+are sensitive (e.g. apparent age or skin tone) so the platform can require an approval
+before running them. It ships inside the model bundle (``catalog.json``), next to the
+directions it refers to by name, so a catalog and its directions are versioned together.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import os
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor
+
+from inversion.editing.directions import Space, apply_direction, validate_direction
+from inversion.errors import EditError, InvalidDirection, StrengthOutOfRange, UnknownEdit
+
+__all__ = ["CATALOG_FORMAT_VERSION", "EditSpec", "EditCatalog"]
+
+CATALOG_FORMAT_VERSION = 1
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+@dataclass(frozen=True)
+class EditSpec:
+    """One offered edit.
+
+    ``direction`` names a tensor in the bundle's directions; ``layers`` is the W+ layer
+    range [start, end) it acts on (``None``: all layers); strengths are limited to
+    [min_strength, max_strength]; ``sensitive`` edits need an approval.
+    """
+
+    name: str
+    description: str
+    direction: str
+    space: Space = "w"
+    layers: tuple[int, int] | None = None
+    min_strength: float = -3.0
+    max_strength: float = 3.0
+    default_strength: float = 0.0
+    sensitive: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not _NAME.match(self.name):
+            raise EditError(
+                f"edit name {self.name!r} must be lower-case letters, digits and '_', "
+                "starting with a letter (at most 64 characters)"
+            )
+        if not isinstance(self.description, str):
+            raise EditError(f"edit {self.name!r}: description must be a string")
+        if not isinstance(self.direction, str) or not self.direction:
+            raise EditError(f"edit {self.name!r}: direction must name a direction")
+        if self.space not in ("w", "wplus"):
+            raise EditError(f"edit {self.name!r}: space must be 'w' or 'wplus', got {self.space!r}")
+        if self.layers is not None:
+            try:
+                start, end = (int(v) for v in self.layers)
+            except (TypeError, ValueError):
+                raise EditError(f"edit {self.name!r}: layers must be [start, end)") from None
+            if not 0 <= start < end:
+                raise EditError(
+                    f"edit {self.name!r}: empty or negative layer range [{start}, {end})"
+                )
+            object.__setattr__(self, "layers", (start, end))
+        for field_name in ("min_strength", "max_strength", "default_strength"):
+            value = getattr(self, field_name)
+            if not _is_number(value) or not math.isfinite(value):
+                raise EditError(f"edit {self.name!r}: {field_name} must be a finite number")
+            object.__setattr__(self, field_name, float(value))
+        if not self.min_strength < self.max_strength:
+            raise EditError(f"edit {self.name!r}: min_strength must be below max_strength")
+        if not self.min_strength <= self.default_strength <= self.max_strength:
+            raise EditError(f"edit {self.name!r}: default_strength outside its range")
+        if not isinstance(self.sensitive, bool):
+            raise EditError(f"edit {self.name!r}: sensitive must be true or false")
+
+    def check_strength(self, strength: object) -> float:
+        """Return ``strength`` as a float, or raise :class:`StrengthOutOfRange`."""
+        if not _is_number(strength):
+            raise StrengthOutOfRange(self.name, strength, self.min_strength, self.max_strength)
+        value = float(strength)  # type: ignore[arg-type]
+        if not (math.isfinite(value) and self.min_strength <= value <= self.max_strength):
+            raise StrengthOutOfRange(self.name, strength, self.min_strength, self.max_strength)
+        return value
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "direction": self.direction,
+            "space": self.space,
+            "layers": list(self.layers) if self.layers is not None else None,
+            "min_strength": self.min_strength,
+            "max_strength": self.max_strength,
+            "default_strength": self.default_strength,
+            "sensitive": self.sensitive,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> EditSpec:
+        if not isinstance(d, Mapping):
+            raise EditError(f"an edit entry must be an object, got {type(d).__name__}")
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise EditError(f"edit {d.get('name')!r}: unknown fields {unknown}")
+        missing = sorted({"name", "description", "direction"} - set(d))
+        if missing:
+            raise EditError(f"edit {d.get('name')!r}: missing fields {missing}")
+        values = dict(d)
+        if isinstance(values.get("layers"), list):
+            values["layers"] = tuple(values["layers"])
+        return cls(**values)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+class EditCatalog:
+    """An ordered set of :class:`EditSpec`, looked up by name."""
+
+    def __init__(self, specs: Iterable[EditSpec] = ()) -> None:
+        self._specs: dict[str, EditSpec] = {}
+        for spec in specs:
+            if not isinstance(spec, EditSpec):
+                raise EditError(f"catalog entries must be EditSpec, got {type(spec).__name__}")
+            if spec.name in self._specs:
+                raise EditError(f"duplicate edit name {spec.name!r} in catalog")
+            self._specs[spec.name] = spec
+
+    # -- mapping-like access ---------------------------------------------------------
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._specs)
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    def __iter__(self) -> Iterator[EditSpec]:
+        return iter(self._specs.values())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._specs
+
+    def __getitem__(self, name: str) -> EditSpec:
+        try:
+            return self._specs[name]
+        except (KeyError, TypeError):
+            raise UnknownEdit(str(name), self.names) from None
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, EditCatalog) and list(self) == list(other)
+
+    def __repr__(self) -> str:
+        return f"EditCatalog({self.names})"
+
+    # -- requests ------------------------------------------------------------------
+
+    def validate_request(self, request: Mapping[str, object]) -> dict[str, float]:
+        """Check ``{edit name: strength}``; return it with float strengths.
+
+        Raises :class:`UnknownEdit` (naming the edit and the available ones) or
+        :class:`StrengthOutOfRange` (naming the edit and its allowed range).
+        """
+        if not isinstance(request, Mapping):
+            raise EditError(
+                f"an edit request must map edit names to strengths, got {type(request).__name__}"
+            )
+        return {str(name): self[name].check_strength(s) for name, s in request.items()}
+
+    def sensitive_edits(self, request: Mapping[str, object]) -> list[str]:
+        """Names of the sensitive edits that ``request`` actually uses (strength != 0)."""
+        checked = self.validate_request(request)
+        return [n for n, s in checked.items() if self._specs[n].sensitive and s != 0.0]
+
+    def requires_approval(self, request: Mapping[str, object]) -> bool:
+        return bool(self.sensitive_edits(request))
+
+    def defaults(self) -> dict[str, float]:
+        return {s.name: s.default_strength for s in self}
+
+    def apply(
+        self,
+        wplus: Tensor,
+        request: Mapping[str, object],
+        directions: Mapping[str, Tensor],
+    ) -> Tensor:
+        """Apply a (validated here) request to W+ codes (B, n_latent, style_dim)."""
+        out = wplus
+        for name, strength in self.validate_request(request).items():
+            spec = self._specs[name]
+            if spec.direction not in directions:
+                raise InvalidDirection(
+                    f"edit {name!r} uses direction {spec.direction!r}, which is not loaded"
+                )
+            out = apply_direction(out, directions[spec.direction], strength, spec.layers)
+        return out
+
+    def check_directions(
+        self, directions: Mapping[str, Tensor], *, n_latent: int, style_dim: int
+    ) -> None:
+        """Every edit's direction exists, has its declared space and fits the model."""
+        for spec in self:
+            if spec.direction not in directions:
+                raise InvalidDirection(
+                    f"edit {spec.name!r} refers to direction {spec.direction!r}, which is "
+                    f"not among the directions ({sorted(directions)})"
+                )
+            validate_direction(
+                directions[spec.direction],
+                style_dim=style_dim,
+                n_latent=n_latent,
+                space=spec.space,
+                name=f"direction {spec.direction!r} of edit {spec.name!r}",
+            )
+            if spec.layers is not None and spec.layers[1] > n_latent:
+                raise EditError(
+                    f"edit {spec.name!r}: layer range {list(spec.layers)} exceeds the "
+                    f"generator's {n_latent} W+ codes"
+                )
+
+    # -- JSON ----------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": CATALOG_FORMAT_VERSION,
+            "edits": [s.to_dict() for s in self],
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> EditCatalog:
+        if not isinstance(d, Mapping) or not isinstance(d.get("edits"), list):
+            raise EditError("an edit catalog must be an object with an 'edits' list")
+        version = d.get("format_version", CATALOG_FORMAT_VERSION)
+        if version != CATALOG_FORMAT_VERSION:
+            raise EditError(f"unsupported edit catalog format_version {version!r}")
+        return cls(EditSpec.from_dict(e) for e in d["edits"])
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> EditCatalog:
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise EditError(f"edit catalog is not valid JSON: {exc}") from None
+        return cls.from_dict(data)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        Path(path).write_text(self.to_json(), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> EditCatalog:
+        try:
+            text = Path(path).read_bytes()
+        except OSError as exc:
+            raise EditError(f"cannot read edit catalog {str(path)!r}: {exc}") from None
+        return cls.from_json(text)
