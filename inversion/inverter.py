@@ -1,0 +1,270 @@
+"""Inversion and editing of photos with a loaded model bundle — the worker's API.
+
+``invert`` runs preprocess -> encoder -> W+ codes (offsets + latent_avg) and a detail
+map -> generator with the Fuser's residual for d = 0 (plain reconstruction).
+``edit`` moves the W+ codes along catalog edits, gives the Fuser d = w_edit - w so the
+photo's detail follows the edit, and renders. Both steps use the same deterministic
+rendering (stored noise by default), so an edit with every strength 0 reproduces the
+reconstruction exactly. Work is done in batches, under ``torch.inference_mode``, on
+CUDA when available; a ``progress(stage, fraction)`` callback lets a worker report.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor
+
+from inversion.bundle import ModelBundle, load_bundle
+from inversion.errors import InvalidImage, InversionError
+from inversion.preprocess import image_to_tensor, tensor_to_images
+
+__all__ = ["Inversion", "Inverter", "ProgressCallback", "resolve_device"]
+
+ProgressCallback = Callable[[str, float], None]
+NoiseMode = Literal["const", "random"]
+
+
+def resolve_device(device: torch.device | str | None) -> torch.device:
+    """``None`` / ``"auto"``: the first CUDA device when there is one, else the CPU."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+@dataclass
+class Inversion:
+    """The result of :meth:`Inverter.invert` for a batch of B images.
+
+    ``wplus`` are absolute W+ codes (latent_avg added), (B, n_latent, style_dim);
+    ``detail`` the encoder's detail map (None for encoders without one);
+    ``reconstruction`` the rendered images (B, 3, size, size) in about [-1, 1].
+    """
+
+    wplus: Tensor
+    detail: Tensor | None
+    reconstruction: Tensor
+    bundle_version: str | None = None
+
+    def __len__(self) -> int:
+        return int(self.wplus.shape[0])
+
+    def __getitem__(self, index: int | slice) -> Inversion:
+        idx = slice(index, index + 1) if isinstance(index, int) else index
+        return Inversion(
+            wplus=self.wplus[idx],
+            detail=self.detail[idx] if self.detail is not None else None,
+            reconstruction=self.reconstruction[idx],
+            bundle_version=self.bundle_version,
+        )
+
+    @staticmethod
+    def cat(parts: Sequence[Inversion]) -> Inversion:
+        if not parts:
+            raise ValueError("nothing to concatenate")
+        details = [p.detail for p in parts]
+        return Inversion(
+            wplus=torch.cat([p.wplus for p in parts]),
+            detail=None if any(d is None for d in details) else torch.cat(details),  # type: ignore[arg-type]
+            reconstruction=torch.cat([p.reconstruction for p in parts]),
+            bundle_version=parts[0].bundle_version,
+        )
+
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Inversion:
+        def move(t: Tensor | None) -> Tensor | None:
+            return None if t is None else t.to(device=device, dtype=dtype)
+
+        return replace(
+            self, wplus=move(self.wplus), detail=move(self.detail),
+            reconstruction=move(self.reconstruction),
+        )
+
+    def state(self) -> dict[str, Any]:
+        """What is stored as "the latent" of a job (CPU tensors, weights_only-loadable)."""
+        return {
+            "wplus": self.wplus.detach().cpu().clone(),
+            "detail": None if self.detail is None else self.detail.detach().cpu().clone(),
+            "reconstruction": self.reconstruction.detach().cpu().clone(),
+            "bundle_version": self.bundle_version,
+        }
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        torch.save(self.state(), path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Inversion:
+        try:
+            data = torch.load(path, map_location="cpu", weights_only=True)
+            return cls(
+                wplus=data["wplus"],
+                detail=data.get("detail"),
+                reconstruction=data["reconstruction"],
+                bundle_version=data.get("bundle_version"),
+            )
+        except (OSError, KeyError, TypeError, RuntimeError) as exc:
+            raise InversionError(f"cannot read latents {str(path)!r}: {exc}") from None
+
+
+class Inverter:
+    """Encoder + Fuser + generator of one bundle, ready to invert and edit."""
+
+    def __init__(
+        self,
+        bundle: ModelBundle,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        *,
+        batch_size: int = 8,
+        noise: NoiseMode = "const",
+    ) -> None:
+        self.bundle = bundle
+        self.device = resolve_device(device)
+        self.dtype = dtype if dtype is not None else torch.float32
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        if noise not in ("const", "random"):
+            raise ValueError("noise must be 'const' or 'random'")
+        self.batch_size = batch_size
+        self.noise: NoiseMode = noise
+        self.generator, self.encoder, self.fuser = bundle.build_models(self.device, self.dtype)
+        self.latent_avg = bundle.latent_avg.to(self.device, self.dtype)
+        self.directions = {
+            n: d.to(self.device, self.dtype) for n, d in bundle.directions.items()
+        }
+        self.catalog = bundle.catalog
+        self.version = bundle.version
+        self.input_size = int(bundle.encoder_config.input_size)
+        self.fuser_resolution = int(bundle.fuser_config.resolution)
+
+    @classmethod
+    def from_path(
+        cls,
+        path: str | os.PathLike[str],
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        **kwargs: Any,
+    ) -> Inverter:
+        return cls(load_bundle(path), device=device, dtype=dtype, **kwargs)
+
+    @property
+    def output_size(self) -> int:
+        return self.generator.size
+
+    # -- inputs --------------------------------------------------------------------
+
+    def preprocess(self, images: Sequence[Image.Image] | Image.Image | Tensor) -> Tensor:
+        """PIL images or a (B, 3, H, W) tensor in [-1, 1] -> encoder input on device."""
+        if isinstance(images, Tensor):
+            x = images.unsqueeze(0) if images.ndim == 3 else images
+            if x.ndim != 4 or x.shape[1] != 3:
+                raise InvalidImage(f"expected (B, 3, H, W) image tensors, got {tuple(x.shape)}")
+            if x.shape[-2:] != (self.input_size, self.input_size):
+                x = F.interpolate(
+                    x.float(), size=(self.input_size, self.input_size), mode="bilinear",
+                    align_corners=False, antialias=True,
+                )
+        else:
+            x = image_to_tensor(images, self.input_size)
+        return x.to(self.device, self.dtype)
+
+    # -- rendering -------------------------------------------------------------------
+
+    def _noise(self, batch: int, seed: int | None, offset: int) -> NoiseMode | list[Tensor]:
+        if self.noise == "const":
+            return "const"
+        # per-sample seeds make the noise independent of how samples are batched
+        base = 0 if seed is None else seed
+        per_sample = [
+            self.generator.make_noise(torch.Generator(device=self.device).manual_seed(base + offset + i))
+            for i in range(batch)
+        ]
+        return [torch.cat(maps).to(self.dtype) for maps in zip(*per_sample, strict=True)]
+
+    def _render(
+        self,
+        wplus: Tensor,
+        detail: Tensor | None,
+        delta: Tensor | None,
+        seed: int | None,
+        offset: int,
+    ) -> Tensor:
+        residual = None
+        if detail is not None and delta is not None:
+            residual = {self.fuser_resolution: self.fuser(delta, detail)}
+        return self.generator.synthesis(
+            wplus, noise=self._noise(wplus.shape[0], seed, offset), feature_residual=residual
+        )
+
+    def _chunks(self, n: int, batch_size: int | None) -> list[slice]:
+        size = batch_size or self.batch_size
+        return [slice(i, min(i + size, n)) for i in range(0, n, size)]
+
+    # -- public API --------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def invert(
+        self,
+        images: Sequence[Image.Image] | Image.Image | Tensor,
+        *,
+        batch_size: int | None = None,
+        seed: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> Inversion:
+        """Encode images to W+ (+ detail) and render their reconstructions."""
+        report = progress or (lambda stage, fraction: None)
+        report("preprocess", 0.0)
+        x = self.preprocess(images)
+        report("preprocess", 1.0)
+        parts = []
+        chunks = self._chunks(x.shape[0], batch_size)
+        for k, sl in enumerate(chunks):
+            out = self.encoder(x[sl])
+            wplus = out.wplus + self.latent_avg
+            detail = out.detail
+            zeros = torch.zeros_like(wplus) if detail is not None else None
+            recon = self._render(wplus, detail, zeros, seed, sl.start)
+            parts.append(Inversion(wplus, detail, recon, self.version))
+            report("invert", (k + 1) / len(chunks))
+        return Inversion.cat(parts)
+
+    @torch.inference_mode()
+    def edit(
+        self,
+        inversion: Inversion,
+        edits: Mapping[str, float],
+        *,
+        use_fuser: bool = True,
+        batch_size: int | None = None,
+        seed: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> Tensor:
+        """Render ``inversion`` with catalog edits ``{name: strength}`` applied.
+
+        With ``use_fuser`` the Fuser receives d = w_edit - w (exactly 0 for strength 0,
+        so the result equals the reconstruction bit for bit when rendered in the same
+        batches, and to float rounding otherwise); without it the edit is rendered from
+        the W+ codes alone (no detail residual).
+        """
+        report = progress or (lambda stage, fraction: None)
+        request = self.catalog.validate_request(edits)
+        wplus_all = inversion.wplus.to(self.device, self.dtype)
+        detail_all = inversion.detail.to(self.device, self.dtype) if inversion.detail is not None else None
+        images = []
+        chunks = self._chunks(wplus_all.shape[0], batch_size)
+        for k, sl in enumerate(chunks):
+            wplus = wplus_all[sl]
+            edited = self.catalog.apply(wplus, request, self.directions)
+            detail = detail_all[sl] if detail_all is not None and use_fuser else None
+            images.append(self._render(edited, detail, edited - wplus, seed, sl.start))
+            report("edit", (k + 1) / len(chunks))
+        return torch.cat(images)
+
+    def to_pil(self, images: Tensor, size: int | None = None) -> list[Image.Image]:
+        """Generator outputs -> RGB PIL images (native size unless ``size``)."""
+        return tensor_to_images(images, size=size)
