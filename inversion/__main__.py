@@ -1,0 +1,5 @@
+"""``python -m inversion``: see :mod:`inversion.cli`."""
+
+from inversion.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,166 @@
+"""``python -m inversion``: the subcommands, run in-process through ``main(argv)``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from inversion.bundle import load_bundle
+from inversion.cli import COMMANDS, Command, main
+from inversion.modules.stylegan2 import Generator, GeneratorConfig
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _photo(path: Path, seed: int, size: tuple[int, int] = (48, 40)) -> Path:
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def test_help_is_light_and_lists_commands() -> None:
+    code = (
+        "import sys; from inversion.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit as e:\n    rc = e.code\n"
+        "print('TORCH', 'torch' in sys.modules, rc)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         cwd=REPO, timeout=60)
+    assert "TORCH False 0" in out.stdout
+    for name in ("invert", "edit", "directions", "bundle", "bench", "train", "evaluate"):
+        assert name in out.stdout
+
+
+def test_python_dash_m_runs(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-m", "inversion", "bundle", "verify", str(tmp_path)],
+                         capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
+    assert out.returncode == 1 and "has no manifest.json" in out.stderr
+
+
+def test_bundle_random_and_verify(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "b"
+    assert main(["bundle", "random", "--out", str(out), "--seed", "3"]) == 0
+    assert "untrained" in capsys.readouterr().out
+    assert main(["bundle", "verify", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == load_bundle(out).version
+    assert main(["bundle", "verify", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["provenance"]["seeds"]["weights"] == 3
+    # a flipped byte: one-line error naming the file, exit status 1
+    path = out / "generator.safetensors"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    assert main(["bundle", "verify", str(out)]) == 1
+    assert "generator.safetensors" in capsys.readouterr().err
+
+
+def test_invert_and_edit(random_bundle_dir: Path, tmp_path: Path,
+                         capsys: pytest.CaptureFixture[str]) -> None:
+    a, b = _photo(tmp_path / "a.png", 1), _photo(tmp_path / "b.jpg", 2, (30, 60))
+    out = tmp_path / "out"
+    rc = main(["invert", "--bundle", str(random_bundle_dir), str(a), str(b), "--out", str(out),
+               "--device", "cpu", "--batch-size", "1"])
+    assert rc == 0
+    bundle = load_bundle(random_bundle_dir)
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "a.pt", "b.png", "b.pt"]
+    lat = torch.load(out / "a.pt", weights_only=True)
+    assert lat["wplus"].shape == (1, bundle.n_latent, bundle.generator_config.style_dim)
+    assert lat["bundle_version"] == bundle.version
+    assert Image.open(out / "a.png").size == (bundle.generator_config.size,) * 2
+
+    name = bundle.catalog.names[0]
+    edited = tmp_path / "edited.png"
+    rc = main(["edit", "--bundle", str(random_bundle_dir), str(a), "--edit", f"{name}=1.5",
+               "--out", str(edited), "--device", "cpu", "--size", "64"])
+    assert rc == 0 and Image.open(edited).size == (64, 64)
+    # editing from saved latents with no edits gives back the reconstruction
+    same = tmp_path / "same.png"
+    assert main(["edit", "--bundle", str(random_bundle_dir), str(out / "a.pt"), "--out",
+                 str(same), "--device", "cpu"]) == 0
+    assert np.array_equal(np.asarray(Image.open(same)), np.asarray(Image.open(out / "a.png")))
+    capsys.readouterr()
+
+    assert main(["edit", "--bundle", str(random_bundle_dir), str(a), "--edit", "beard=1",
+                 "--out", str(edited), "--device", "cpu"]) == 1
+    assert "unknown edit 'beard'" in capsys.readouterr().err
+    assert main(["edit", "--bundle", str(random_bundle_dir), str(a), "--edit", f"{name}=99",
+                 "--out", str(edited), "--device", "cpu"]) == 1
+    assert "out of range" in capsys.readouterr().err
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    assert main(["edit", "--bundle", str(random_bundle_dir), str(tmp_path / "bad.png"),
+                 "--out", str(edited), "--device", "cpu"]) == 1
+    assert "not a recognised image" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["edit", "--bundle", str(random_bundle_dir), str(a), "--edit", "smile",
+              "--out", str(edited)])
+
+
+def test_directions_ganspace(random_bundle_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "dirs.pt"
+    assert main(["directions", "ganspace", "--bundle", str(random_bundle_dir), "--components",
+                 "3", "--samples", "500", "--out", str(out)]) == 0
+    dirs = torch.load(out, weights_only=True)
+    assert sorted(dirs) == ["ganspace_pc0", "ganspace_pc1", "ganspace_pc2"]
+    assert dirs["ganspace_pc0"].shape == (64,)
+
+    # from a rosinality checkpoint file
+    torch.manual_seed(0)
+    g = Generator(GeneratorConfig.tiny())
+    ckpt = tmp_path / "g.pt"
+    torch.save({"g_ema": g.state_dict(), "latent_avg": torch.zeros(64)}, ckpt)
+    out2 = tmp_path / "dirs.safetensors"
+    assert main(["directions", "ganspace", "--generator", str(ckpt), "--components", "2",
+                 "--samples", "300", "--unit", "--out", str(out2)]) == 0
+    from safetensors.torch import load_file
+
+    unit = load_file(out2)
+    torch.testing.assert_close(unit["ganspace_pc1"].norm(), torch.tensor(1.0))
+
+
+def test_bundle_build_from_parts(random_bundle_dir: Path, tmp_path: Path,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    src = load_bundle(random_bundle_dir)
+    ckpt = tmp_path / "g.pt"
+    torch.save({"g_ema": src.state_dicts["generator"], "latent_avg": src.latent_avg,
+                "args": {"size": 32}}, ckpt)
+    (tmp_path / "enc.json").write_text(json.dumps(src.manifest["configs"]["encoder"]))
+    (tmp_path / "fus.json").write_text(json.dumps(src.manifest["configs"]["fuser"]))
+    (tmp_path / "prov.json").write_text(json.dumps({"data": "none", "seeds": {"x": 1}}))
+    out = tmp_path / "built"
+    argv = ["bundle", "build", "--generator", str(ckpt),
+            "--encoder", str(random_bundle_dir / "encoder.safetensors"),
+            "--fuser", str(random_bundle_dir / "fuser.safetensors"),
+            "--encoder-config", str(tmp_path / "enc.json"),
+            "--fuser-config", str(tmp_path / "fus.json"),
+            "--directions", str(random_bundle_dir / "directions.safetensors"),
+            "--catalog", str(random_bundle_dir / "catalog.json"),
+            "--provenance", str(tmp_path / "prov.json"), "--note", "rebuilt in a test",
+            "--out", str(out)]
+    assert main(argv) == 0
+    built = load_bundle(out)
+    assert capsys.readouterr().out.split()[0] == built.version
+    for name in src.manifest["files"]:  # same bytes in, same bytes out
+        assert built.manifest["files"][name] == src.manifest["files"][name]
+    assert built.provenance["data"] == "none" and "rebuilt in a test" in built.provenance["notes"]
+    assert any("bundle" in c for c in built.provenance["commands"])
+    # an existing bundle is not replaced without --overwrite
+    assert main(argv) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert main([*argv, "--overwrite"]) == 0
+
+
+def test_missing_command_module_is_a_clear_error(monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setitem(COMMANDS, "later", Command("later", "not yet", "inversion._not_yet"))
+    assert main(["later", "--x"]) == 2
+    assert "module inversion._not_yet is not installed" in capsys.readouterr().err
