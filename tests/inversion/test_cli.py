@@ -40,6 +40,19 @@ def test_help_is_light_and_lists_commands() -> None:
         assert name in out.stdout
 
 
+def test_package_import_is_light_and_exports_resolve() -> None:
+    code = (
+        "import sys, inversion\n"
+        "light = 'torch' not in sys.modules\n"
+        "names = [getattr(inversion, n) for n in inversion.__all__]\n"
+        "print('LIGHT', light, inversion.Inverter.__name__, inversion.UnknownEdit.__name__)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         cwd=REPO, timeout=120)
+    assert "LIGHT True Inverter UnknownEdit" in out.stdout, out.stderr
+
+
 def test_python_dash_m_runs(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     out = subprocess.run([sys.executable, "-m", "inversion", "bundle", "verify", str(tmp_path)],
