@@ -349,6 +349,11 @@ def load_bundle(path: str | os.PathLike[str]) -> ModelBundle:
     latent_avg = _check_contents(
         gen_cfg, enc_cfg, fus_cfg, generator_state, latent, directions, catalog
     )
+    from inversion.modules.encoder import MambaStyleEncoder
+    from inversion.modules.fuser import Fuser
+
+    _check_state_shapes(ENCODER_FILE, encoder_state, _expected_shapes(MambaStyleEncoder, enc_cfg))
+    _check_state_shapes(FUSER_FILE, fuser_state, _expected_shapes(Fuser, fus_cfg))
     return ModelBundle(
         path=root,
         version=sha256_hex(raw),
@@ -360,6 +365,33 @@ def load_bundle(path: str | os.PathLike[str]) -> ModelBundle:
         directions=directions,
         catalog=catalog,
         state_dicts={"generator": generator_state, "encoder": encoder_state, "fuser": fuser_state},
+    )
+
+
+def _expected_shapes(cls: type, cfg: Any) -> dict[str, tuple[int, ...]] | None:
+    """Parameter/buffer shapes of ``cls(cfg)``, built on the meta device (no memory)."""
+    try:
+        with torch.device("meta"):
+            model = cls(cfg)
+    except Exception:  # a module that cannot be built on meta: checked at build time
+        return None
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def _check_state_shapes(
+    filename: str, state: Mapping[str, Tensor], expected: dict[str, tuple[int, ...]] | None
+) -> None:
+    if expected is None:
+        return
+    got = {k: tuple(v.shape) for k, v in state.items()}
+    if got == expected:
+        return
+    missing = sorted(set(expected) - set(got))
+    extra = sorted(set(got) - set(expected))
+    wrong = sorted(k for k in set(got) & set(expected) if got[k] != expected[k])
+    raise BundleContentError(
+        f"{filename}: state dict does not match its config (missing {missing[:3]}, "
+        f"unexpected {extra[:3]}, wrong shape {wrong[:3]})"
     )
 
 

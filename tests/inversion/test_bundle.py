@@ -172,6 +172,16 @@ def test_content_that_does_not_fit_the_config_is_refused(bundle_copy: Path) -> N
         load_bundle(bundle_copy)
 
 
+def test_weights_that_do_not_fit_their_config_are_refused(bundle_copy: Path) -> None:
+    # hash-consistent, but the fuser file holds the encoder's weights
+    m = _manifest(bundle_copy)
+    shutil.copy(bundle_copy / "encoder.safetensors", bundle_copy / "fuser.safetensors")
+    m["files"]["fuser.safetensors"] = m["files"]["encoder.safetensors"]
+    _write_manifest(bundle_copy, m)
+    with pytest.raises(BundleContentError, match="fuser.safetensors: state dict does not match"):
+        load_bundle(bundle_copy)
+
+
 def test_build_refuses_inconsistent_parts_and_leaves_nothing(random_bundle_dir: Path, tmp_path: Path) -> None:
     b = load_bundle(random_bundle_dir)
     parts = dict(
