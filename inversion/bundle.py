@@ -74,6 +74,7 @@ __all__ = [
     "build_bundle",
     "build_random_bundle",
     "sha256_hex",
+    "verify_bundle_files",
 ]
 
 FORMAT_VERSION = 1
@@ -316,6 +317,18 @@ def _read_verified(root: Path, manifest: Mapping[str, Any]) -> dict[str, bytes]:
     return contents
 
 
+def verify_bundle_files(path: str | os.PathLike[str]) -> str:
+    """Check the manifest and every file's size and SHA-256; return the version.
+
+    The cheap half of :func:`load_bundle` (nothing is parsed or built), for readiness
+    probes. Raises the same :class:`BundleError` subclasses.
+    """
+    root = Path(path)
+    raw, manifest = _read_manifest(root)
+    _read_verified(root, manifest)
+    return sha256_hex(raw)
+
+
 def _parse_tensors(name: str, data: bytes) -> dict[str, Tensor]:
     try:
         return load_safetensors_bytes(data)
@@ -556,6 +569,8 @@ def build_bundle(
     from inversion.editing.directions import load_directions, validate_direction
 
     out = Path(out_dir)
+    if out.is_dir() and not any(out.iterdir()):
+        out.rmdir()  # an empty directory (e.g. made by a deployment) is not a bundle
     if out.exists() and not overwrite:
         raise BundleError(f"{str(out)!r} already exists (pass overwrite=True to replace it)")
 

@@ -17,6 +17,7 @@ from inversion.bundle import (
     build_bundle,
     build_random_bundle,
     load_bundle,
+    verify_bundle_files,
 )
 from inversion.errors import (
     BundleContentError,
@@ -79,6 +80,7 @@ def test_build_models_loads_weights_strictly(random_bundle_dir: Path) -> None:
 
 
 def test_random_bundle_is_reproducible(random_bundle_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "same").mkdir()  # an empty directory may be the target
     same = build_random_bundle(tmp_path / "same", seed=0)
     other = build_random_bundle(tmp_path / "other", seed=1)
     assert same.version == load_bundle(random_bundle_dir).version
@@ -87,12 +89,15 @@ def test_random_bundle_is_reproducible(random_bundle_dir: Path, tmp_path: Path) 
 
 @pytest.mark.parametrize("name", REQUIRED_FILES)
 def test_flipped_byte_is_refused(bundle_copy: Path, name: str) -> None:
+    assert verify_bundle_files(bundle_copy) == load_bundle(bundle_copy).version
     path = bundle_copy / name
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01
     path.write_bytes(bytes(data))
     with pytest.raises(BundleIntegrityError, match=rf"{name}: SHA-256"):
         load_bundle(bundle_copy)
+    with pytest.raises(BundleIntegrityError, match=name):
+        verify_bundle_files(bundle_copy)
 
 
 def test_tampered_manifest_hash_is_refused(bundle_copy: Path) -> None:
