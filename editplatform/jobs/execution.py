@@ -1,0 +1,220 @@
+"""Worker-side bookkeeping of a job run: claim, progress, heartbeat, finish.
+
+Delivery is at-least-once (acks late, redelivery, the sweeper's re-enqueues), so the
+effects must be exactly-once. That rests on a *lease*: claiming a job writes a fresh
+``lease_id`` in one conditional UPDATE (from ``queued``, or from ``running`` when the
+previous holder's heartbeat is older than JOB_LEASE_SECONDS: a dead worker), and every
+later write of the run — progress, success, failure, cancellation — is fenced by that
+lease id. A duplicate delivery finds the job running under a live lease or finished and
+does nothing; a worker that lost its lease cannot commit. Outputs are content-addressed,
+so a superseded run that already wrote bytes leaves nothing extra behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import close_old_connections, connections, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from editplatform.jobs import artifacts, events, policy
+from editplatform.jobs.models import EditJob
+from editplatform.jobs.states import State, transition
+
+logger = logging.getLogger(__name__)
+
+
+class LeaseLost(Exception):
+    """Another worker took the job over (or it was finished elsewhere): stop quietly."""
+
+
+class JobCancelled(Exception):
+    """The requester cancelled the job while it ran."""
+
+
+@dataclass
+class Run:
+    """One worker's hold on one job."""
+
+    job: EditJob
+    lease_id: uuid.UUID
+    attempt: int
+    heartbeat: Heartbeat | None = field(default=None, repr=False)
+
+
+def _payload_base(job: EditJob) -> dict:
+    return {"original_sha256": job.original_id, "edits": job.edits, "purpose": job.purpose}
+
+
+def _actor(job: EditJob) -> str:
+    return f"worker:{job.worker}" if job.worker else "worker"
+
+
+def claim(job_id, worker: str, catalog) -> Run | None:
+    """Take the job for this worker, or return None when there is nothing to run."""
+    job = EditJob.objects.filter(pk=job_id).first()
+    if job is None:
+        logger.warning("job %s does not exist (deleted?); message dropped", job_id)
+        return None
+    now = timezone.now()
+    if job.state == State.QUEUED:
+        where = {}
+    elif job.state == State.RUNNING and job.heartbeat_at and job.heartbeat_at < now - timedelta(seconds=settings.JOB_LEASE_SECONDS):
+        where = {"lease_id": job.lease_id, "heartbeat_at": job.heartbeat_at}  # take over a dead worker's job
+        logger.warning("job %s: lease of %s expired (last heartbeat %s); taking over", job.pk, job.worker, job.heartbeat_at)
+    else:
+        logger.info("job %s is %s; nothing to do for this delivery", job.pk, job.state)
+        return None
+
+    if job.cancel_requested:
+        with transaction.atomic():
+            if transition(job, State.CANCELLED, sources=frozenset({State(job.state)}), where=where,
+                          lease_id=None, stage="cancelled"):
+                events.emit(events.JOB_CANCELLED, subject=events.job_subject(job), request_id=job.request_id, actor_name=_actor(job),
+                            payload={**_payload_base(job), "by": "requester", "while": "queued"})
+        return None
+    if job.state == State.QUEUED and not policy.approval_satisfied(job, catalog):
+        # Defence in depth: an approval is missing or bound to other parameters.
+        transition(job, State.AWAITING_APPROVAL, sources=frozenset({State.QUEUED}), needs_approval=True,
+                   stage="awaiting approval")
+        logger.warning("job %s reached a worker without a valid approval; sent back", job.pk)
+        return None
+    if job.attempts >= settings.JOB_MAX_ATTEMPTS:
+        with transaction.atomic():
+            if transition(job, State.FAILED, sources=frozenset({State(job.state)}), where=where, lease_id=None,
+                          error_code="too_many_attempts", stage="failed",
+                          error=f"gave up after {job.attempts} attempts (the worker died or timed out each time)"):
+                events.emit(events.JOB_FAILED, subject=events.job_subject(job), request_id=job.request_id, actor_name=_actor(job),
+                            payload={**_payload_base(job), "error_code": job.error_code, "attempts": job.attempts})
+        return None
+
+    lease_id = uuid.uuid4()
+    with transaction.atomic():
+        won = transition(
+            job, State.RUNNING, sources=frozenset({State(job.state)}), where=where, now=now,
+            lease_id=lease_id, heartbeat_at=now, attempts=F("attempts") + 1, worker=worker[:200],
+            progress=0, stage="starting", error="", error_code="",
+        )
+        if not won:
+            return None
+        events.emit(events.JOB_STARTED, subject=events.job_subject(job), request_id=job.request_id, actor_name=_actor(job),
+                    payload={**_payload_base(job), "attempt": job.attempts, "worker": worker})
+    return Run(job=job, lease_id=lease_id, attempt=job.attempts)
+
+
+def report_progress(run: Run, stage: str, percent: int) -> None:
+    """Write progress (and a heartbeat); raise if cancelled or the lease is gone."""
+    now = timezone.now()
+    updated = EditJob.objects.filter(
+        pk=run.job.pk, lease_id=run.lease_id, state=State.RUNNING, cancel_requested=False,
+    ).update(progress=max(0, min(99, percent)), stage=stage[:40], heartbeat_at=now, updated_at=now)
+    if not updated:
+        _raise_why_stopped(run)
+    if settings.JOB_TEST_DELAY_MS:
+        time.sleep(settings.JOB_TEST_DELAY_MS / 1000.0)
+
+
+def _raise_why_stopped(run: Run) -> None:
+    current = EditJob.objects.filter(pk=run.job.pk).values("state", "lease_id", "cancel_requested").first()
+    if current and current["lease_id"] == run.lease_id and current["cancel_requested"]:
+        raise JobCancelled()
+    raise LeaseLost()
+
+
+def succeed(run: Run, result) -> bool:
+    """Store outputs and commit success once; False when the lease was lost."""
+    reconstruction = artifacts.store(result.reconstruction_png, "image/png", width=result.size, height=result.size)
+    edited = artifacts.store(result.edited_png, "image/png", width=result.size, height=result.size)
+    latent = artifacts.store(result.latent, "application/vnd.styleledger.latent+safetensors")
+    job = run.job
+    with transaction.atomic():
+        won = transition(
+            job, State.SUCCEEDED, sources=frozenset({State.RUNNING}), fence=run.lease_id,
+            reconstruction=reconstruction, edited=edited, latent=latent, metrics=result.metrics,
+            model_version=result.model_version, timings=result.timings, progress=100, stage="done",
+            lease_id=None,
+        )
+        if not won:
+            return False
+        events.emit(events.JOB_SUCCEEDED, subject=events.job_subject(job), request_id=job.request_id, actor_name=_actor(job), payload={
+            **_payload_base(job),
+            "latent_sha256": latent.sha256,
+            "outputs": {"reconstruction": reconstruction.sha256, "edited": edited.sha256},
+            "model_version": result.model_version,
+            "metrics": result.metrics,
+            "attempt": run.attempt,
+        })
+    return True
+
+
+def fail(run: Run, code: str, message: str) -> bool:
+    job = run.job
+    with transaction.atomic():
+        won = transition(job, State.FAILED, sources=frozenset({State.RUNNING}), fence=run.lease_id,
+                         error_code=code[:40], error=message[:2000], stage="failed", lease_id=None)
+        if won:
+            events.emit(events.JOB_FAILED, subject=events.job_subject(job), request_id=job.request_id, actor_name=_actor(job),
+                        payload={**_payload_base(job), "error_code": code, "error": message[:500], "attempt": run.attempt})
+    return won
+
+
+def cancelled(run: Run) -> bool:
+    job = run.job
+    with transaction.atomic():
+        won = transition(job, State.CANCELLED, sources=frozenset({State.RUNNING}), fence=run.lease_id,
+                         stage="cancelled", lease_id=None)
+        if won:
+            events.emit(events.JOB_CANCELLED, subject=events.job_subject(job), request_id=job.request_id, actor_name=_actor(job),
+                        payload={**_payload_base(job), "by": "requester", "while": "running", "attempt": run.attempt})
+    return won
+
+
+def release_for_retry(run: Run, message: str) -> bool:
+    """Give the job back to the queue after a transient fault (the task retries it)."""
+    now = timezone.now()
+    return transition(run.job, State.QUEUED, sources=frozenset({State.RUNNING}), fence=run.lease_id,
+                      lease_id=None, stage="retrying", error=message[:2000], enqueued_at=now, now=now)
+
+
+class Heartbeat(threading.Thread):
+    """Refreshes the lease while a long step (a big encoder pass) runs without progress."""
+
+    def __init__(self, run: Run, interval: float):
+        super().__init__(name=f"heartbeat-{run.job.pk}", daemon=True)
+        self.run_ = run
+        self.interval = interval
+        self.stopped = threading.Event()
+        self.lost = False
+
+    def run(self) -> None:
+        try:
+            while not self.stopped.wait(self.interval):
+                close_old_connections()
+                now = timezone.now()
+                n = EditJob.objects.filter(pk=self.run_.job.pk, lease_id=self.run_.lease_id,
+                                           state=State.RUNNING).update(heartbeat_at=now)
+                if not n:
+                    self.lost = True
+                    return
+        except Exception:  # the next progress write will notice a real problem
+            logger.warning("heartbeat for job %s failed", self.run_.job.pk, exc_info=True)
+        finally:
+            connections.close_all()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join(timeout=5)
+
+
+def start_heartbeat(run: Run) -> Heartbeat:
+    beat = Heartbeat(run, interval=max(0.5, settings.JOB_LEASE_SECONDS / 4))
+    beat.start()
+    run.heartbeat = beat
+    return beat

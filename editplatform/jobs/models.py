@@ -1,0 +1,172 @@
+"""Artifacts (content-addressed bytes) and edit jobs.
+
+An :class:`Artifact` is identified by the SHA-256 of its bytes and stored through
+Django's storage API at ``artifacts/ab/cd/<sha256>``: the same bytes are stored once,
+writing them twice is harmless (which makes worker retries idempotent), and the audit
+log can commit to the hash while the bytes stay deletable. Bytes are only ever served
+through a permission-checked view, never from a public URL.
+
+An :class:`EditJob` is one request to invert a photo and apply catalog edits. Its state
+changes only through :mod:`editplatform.jobs.states`; who may see it is decided only by
+:meth:`EditJobQuerySet.visible_to`.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from editplatform.accounts.roles import APPROVER, REVIEWER, has_role
+from editplatform.jobs.states import State
+
+
+class Artifact(models.Model):
+    class Kind(models.TextChoices):
+        ORIGINAL = "original", "Original (normalised upload)"
+        RECONSTRUCTION = "reconstruction", "Reconstruction"
+        EDITED = "edited", "Edited image"
+        LATENT = "latent", "W+ latent"
+
+    sha256 = models.CharField(max_length=64, primary_key=True)
+    media_type = models.CharField(max_length=100)
+    size = models.PositiveBigIntegerField()
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.sha256[:12]} ({self.media_type}, {self.size} B)"
+
+    @property
+    def storage_name(self) -> str:
+        return storage_name(self.sha256)
+
+
+def storage_name(sha256: str) -> str:
+    """Where an artifact's bytes live in the default storage."""
+    return f"artifacts/{sha256[:2]}/{sha256[2:4]}/{sha256}"
+
+
+class EditJobQuerySet(models.QuerySet):
+    def visible_to(self, user) -> EditJobQuerySet:
+        """The one place that decides which jobs a user may see (list, detail, artifacts).
+
+        Requesters and integrations see their own jobs; reviewers see every job
+        (their artifact reads are logged); approvers also see jobs awaiting approval.
+        Anonymous users see nothing. There is no superuser bypass.
+        """
+        if not getattr(user, "is_authenticated", False):
+            return self.none()
+        if has_role(user, REVIEWER):
+            return self.all()
+        condition = Q(requester=user)
+        if has_role(user, APPROVER):
+            condition |= Q(state=State.AWAITING_APPROVAL)
+        return self.filter(condition)
+
+    def owned_by(self, user) -> EditJobQuerySet:
+        if not getattr(user, "is_authenticated", False):
+            return self.none()
+        return self.filter(requester=user)
+
+
+class EditJob(models.Model):
+    class Source(models.TextChoices):
+        PORTAL = "portal", "Portal"
+        API = "api", "API"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    requester = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="edit_jobs")
+    source = models.CharField(max_length=10, choices=Source.choices)
+    request_id = models.CharField(max_length=64, blank=True)
+
+    # What was asked.
+    original = models.ForeignKey(Artifact, on_delete=models.PROTECT, related_name="+")
+    upload_sha256 = models.CharField(max_length=64, help_text="SHA-256 of the bytes as uploaded")
+    upload_format = models.CharField(max_length=10)
+    edits = models.JSONField(default=dict, help_text="{edit name: strength}")
+    purpose = models.TextField()
+    consent = models.BooleanField(default=False, help_text="requester attests consent of the person shown")
+    params_sha256 = models.CharField(max_length=64, help_text="hash of original, edits, purpose: what an approval binds to")
+    needs_approval = models.BooleanField(default=False)
+    approved_params_sha256 = models.CharField(max_length=64, blank=True)
+    # NULL (not "") when absent, so the unique constraint ignores jobs without a key.
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    idempotency_fingerprint = models.CharField(max_length=64, blank=True)
+
+    # Where it is.
+    state = models.CharField(max_length=20, choices=State.choices, default=State.SUBMITTED)
+    progress = models.PositiveSmallIntegerField(default=0)
+    stage = models.CharField(max_length=40, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+    error_code = models.CharField(max_length=40, blank=True)
+
+    # Queueing and execution bookkeeping (outbox, leases, attempts).
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    enqueue_count = models.PositiveIntegerField(default=0)
+    enqueue_error = models.TextField(blank=True)
+    lease_id = models.UUIDField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    worker = models.CharField(max_length=200, blank=True)
+
+    # What came out.
+    model_version = models.CharField(max_length=64, blank=True)
+    reconstruction = models.ForeignKey(Artifact, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    edited = models.ForeignKey(Artifact, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    latent = models.ForeignKey(Artifact, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    metrics = models.JSONField(default=dict, blank=True)
+
+    # Timings.
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    timings = models.JSONField(default=dict, blank=True, help_text="seconds per pipeline stage")
+
+    objects = EditJobQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["requester", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="jobs_unique_idempotency_key_per_requester",
+            ),
+            models.CheckConstraint(condition=Q(progress__lte=100), name="jobs_progress_at_most_100"),
+            models.CheckConstraint(condition=Q(state__in=[s.value for s in State]), name="jobs_state_known"),
+        ]
+        indexes = [
+            models.Index(fields=["requester", "-created_at"], name="jobs_requester_created"),
+            models.Index(fields=["state", "-created_at"], name="jobs_state_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"EditJob {self.id} ({self.state})"
+
+    @property
+    def is_terminal(self) -> bool:
+        from editplatform.jobs.states import TERMINAL
+
+        return self.state in TERMINAL
+
+    def artifact(self, kind: str) -> Artifact | None:
+        """The artifact of ``kind`` (one of Artifact.Kind) or None when not produced."""
+        if kind not in Artifact.Kind.values:
+            return None
+        return getattr(self, kind)
+
+    def queue_to_start_seconds(self) -> float | None:
+        """From entering the queue (in the submit transaction) to a worker claiming it."""
+        if self.queued_at and self.started_at:
+            return max(0.0, (self.started_at - self.queued_at).total_seconds())
+        return None

@@ -1,0 +1,107 @@
+"""The GPU worker's task: run one edit job.
+
+Routed to the `gpu` queue; acks late and rejects on worker loss (a killed worker's
+message goes back to the queue); soft/hard time limits from settings. Exactly-once
+effects come from the lease in :mod:`editplatform.jobs.execution`. Faults are sorted:
+
+* bad input (the image or the edits turn out unusable): the job fails, no retry;
+* transient (database or storage unreachable, model bundle unavailable, CUDA out of
+  memory): the job goes back to `queued` and the task retries with exponential backoff
+  and jitter, up to ``max_retries``; then it fails;
+* anything else is a bug: the job fails with a generic message, the traceback is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import DatabaseError, InterfaceError, OperationalError
+
+from editplatform.jobs import artifacts, engine, execution, pipeline
+from editplatform.jobs.sweeper import sweep
+
+logger = logging.getLogger(__name__)
+MAX_RETRIES = 5
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, OperationalError | InterfaceError | engine.ModelUnavailable):
+        return True
+    if isinstance(exc, OSError):  # storage (local disk, S3 connection)
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def backoff_seconds(retries: int) -> float:
+    return min(60.0, 2.0 ** retries) * (0.5 + random.random() / 2)
+
+
+@shared_task(bind=True, name="jobs.run_edit_job", queue="gpu", acks_late=True, reject_on_worker_lost=True,
+             soft_time_limit=settings.JOB_SOFT_TIME_LIMIT, time_limit=settings.JOB_HARD_TIME_LIMIT,
+             max_retries=MAX_RETRIES, ignore_result=True)
+def run_edit_job(self, job_id: str) -> str:
+    from inversion.errors import EditError, InvalidImage
+
+    try:
+        catalog = engine.get_catalog().catalog
+        run = execution.claim(job_id, self.request.hostname or "worker", catalog)
+    except (OperationalError, InterfaceError, engine.ModelUnavailable) as exc:
+        raise self.retry(exc=exc, countdown=backoff_seconds(self.request.retries)) from None
+    if run is None:
+        return "skipped"
+    beat = execution.start_heartbeat(run)
+    try:
+        inverter = engine.get_inverter()
+        original = artifacts.read(run.job.original)
+        result = pipeline.run(inverter, original, run.job.edits,
+                              lambda stage, pct: execution.report_progress(run, stage, pct))
+        beat.stop()
+        return "succeeded" if execution.succeed(run, result) else "superseded"
+    except execution.LeaseLost:
+        logger.warning("job %s: lease lost (taken over or finished elsewhere); stopping", job_id)
+        return "superseded"
+    except execution.JobCancelled:
+        execution.cancelled(run)
+        return "cancelled"
+    except SoftTimeLimitExceeded:
+        execution.fail(run, "time_limit", f"the job ran longer than {settings.JOB_SOFT_TIME_LIMIT} s and was stopped")
+        return "failed"
+    except (InvalidImage, EditError) as exc:
+        execution.fail(run, "bad_input", str(exc))
+        return "failed"
+    except DatabaseError as exc:
+        if is_transient(exc) and self.request.retries < self.max_retries:
+            _release(run, exc)
+            raise self.retry(exc=exc, countdown=backoff_seconds(self.request.retries)) from None
+        logger.exception("job %s: database error", job_id)
+        execution.fail(run, "internal_error", "the job failed because of a database error")
+        return "failed"
+    except Exception as exc:
+        if is_transient(exc):
+            if self.request.retries < self.max_retries:
+                _release(run, exc)
+                raise self.retry(exc=exc, countdown=backoff_seconds(self.request.retries)) from None
+            execution.fail(run, "transient_fault", f"gave up after {self.request.retries} retries: {exc}")
+            return "failed"
+        logger.exception("job %s: unexpected error", job_id)
+        execution.fail(run, "internal_error", f"the job failed unexpectedly ({type(exc).__name__}); operators have the log")
+        return "failed"
+    finally:
+        beat.stop()
+
+
+def _release(run, exc) -> None:
+    logger.warning("job %s: transient fault (%s); will retry", run.job.pk, exc)
+    try:
+        execution.release_for_retry(run, f"retrying after a transient fault: {exc}")
+    except Exception:  # the database may be the fault; the lease then expires instead
+        logger.warning("job %s: could not release the lease", run.job.pk, exc_info=True)
+
+
+@shared_task(name="jobs.sweep", queue="default", ignore_result=True)
+def sweep_jobs() -> dict:
+    return sweep()
