@@ -53,6 +53,10 @@ def load_image_bytes(
         InvalidImage: empty, not an image, truncated or corrupt, animated.
         UnsupportedImageFormat: a real image in a format not in ``allowed_formats``.
         ImageTooLarge: more than ``max_pixels`` pixels (or ``max_bytes`` bytes).
+
+    Pillow's own decompression-bomb guard (twice ``Image.MAX_IMAGE_PIXELS``, about
+    179 megapixels) still applies above ``max_pixels``: it is process-global, so it is
+    not raised here; its error is reported as :class:`ImageTooLarge` as well.
     """
     allowed = frozenset(f.upper() for f in allowed_formats)
     if not isinstance(data, bytes | bytearray | memoryview):
