@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "editplatform.core",
     "editplatform.accounts",
     "editplatform.portal",
+    "audit",
 ]
 
 MIDDLEWARE = [
@@ -132,6 +133,14 @@ _BOOTSTRAP_BUNDLE = VAR_DIR / "bundles" / "bootstrap"
 MODEL_BUNDLE = Path(
     env.get_str("MODEL_BUNDLE", str(_DEMO_BUNDLE if (_DEMO_BUNDLE / "manifest.json").exists() else _BOOTSTRAP_BUNDLE))
 ).resolve()
+
+# --- audit log (docs/audit.md) ---------------------------------------------------
+AUDIT_LOG_ORIGIN = env.get_str("AUDIT_LOG_ORIGIN", "styleledger.local/audit")
+AUDIT_SIGNING_KEY_FILE = env.get_str("AUDIT_SIGNING_KEY_FILE")
+AUDIT_SIGNING_KEY = env.get_str("AUDIT_SIGNING_KEY")
+AUDIT_CHECKPOINT_DIR = Path(env.get_str("AUDIT_CHECKPOINT_DIR", str(VAR_DIR / "audit-checkpoints"))).resolve()
+AUDIT_CHECKPOINT_EVERY = env.get_int("AUDIT_CHECKPOINT_EVERY", 1000, minimum=1)
+AUDIT_CHECKPOINT_SECONDS = env.get_int("AUDIT_CHECKPOINT_SECONDS", 60, minimum=1)
 
 # --- Celery ---------------------------------------------------------------------
 CELERY_BROKER_URL = env.get_broker_url("CELERY_BROKER_URL", "filesystem://")

@@ -1,0 +1,328 @@
+"""Appending to the audit log, checkpoints, and reading tree hashes back.
+
+`append_event` is the one way in. It joins the caller's transaction, so an event
+commits or rolls back with the change it describes. Appends are serialised by a
+row lock on the single `audit_loghead` row (PostgreSQL: SELECT ... FOR UPDATE;
+SQLite: a write to that row takes the database's write lock first), which keeps
+sequence numbers gap-free and contiguous under any number of writers. Hold the lock
+briefly: call `append_event` near the end of your transaction.
+
+Each append stores the event (its canonical JSON entry and leaf hash), the complete
+subtrees it closes (so proofs read O(log n) rows) and the new right edge and root in
+the head row. Every AUDIT_CHECKPOINT_EVERY events or AUDIT_CHECKPOINT_SECONDS seconds,
+whichever comes first, the append also signs a checkpoint; it is written to the
+export file outside the database once the transaction commits (never for a
+transaction that rolls back). A periodic task (`audit.tasks.checkpoint`) covers the
+quiet tail and re-exports any checkpoint a crash kept from the file.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import fcntl
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from audit import actions, signing, tlog
+from audit.canonical import canonical_text
+from audit.checkpoint import Checkpoint as CheckpointBody
+from audit.checkpoint import sign_checkpoint
+from audit.models import AuditEvent, Checkpoint, TreeNode
+
+logger = logging.getLogger(__name__)
+
+ENTRY_VERSION = 1
+EXPORT_FILE = "checkpoints.jsonl"
+_LIMITS = {"subject": 200, "request_id": 64, "actor_name": 150}
+
+
+class TreeError(RuntimeError):
+    """Stored tree hashes are missing: the log's tables were tampered with or damaged."""
+
+
+@dataclass
+class Head:
+    size: int
+    frontier: bytes
+    root_hash: bytes
+    last_time: dt.datetime | None
+    checkpoint_size: int
+    checkpoint_at: dt.datetime | None
+
+
+def format_time(value: dt.datetime) -> str:
+    """The entry's timestamp: UTC, microseconds, 'Z' (one spelling per instant)."""
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _as_datetime(value) -> dt.datetime | None:
+    if value is None or isinstance(value, dt.datetime):
+        parsed = value
+    else:
+        parsed = parse_datetime(str(value))
+    if parsed is not None and timezone.is_naive(parsed):
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed
+
+
+def _lock_head(cursor, vendor: str) -> Head:
+    if vendor == "postgresql":
+        cursor.execute(
+            "SELECT size, frontier, root_hash, last_time, checkpoint_size, checkpoint_at "
+            "FROM audit_loghead WHERE id = 1 FOR UPDATE"
+        )
+    else:
+        # SQLite: take the write lock before reading, so no two appends read one size.
+        cursor.execute("UPDATE audit_loghead SET size = size WHERE id = 1")
+        cursor.execute(
+            "SELECT size, frontier, root_hash, last_time, checkpoint_size, checkpoint_at "
+            "FROM audit_loghead WHERE id = 1"
+        )
+    row = cursor.fetchone()
+    if row is None:
+        raise TreeError("the audit log head row is missing (run migrations; was it deleted?)")
+    size, frontier, root_hash, last_time, cp_size, cp_at = row
+    return Head(int(size), bytes(frontier), bytes(root_hash), _as_datetime(last_time), int(cp_size), _as_datetime(cp_at))
+
+
+def read_head(using: str = DEFAULT_DB_ALIAS) -> Head:
+    with connections[using].cursor() as cursor:
+        cursor.execute(
+            "SELECT size, frontier, root_hash, last_time, checkpoint_size, checkpoint_at FROM audit_loghead WHERE id = 1"
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise TreeError("the audit log head row is missing")
+    size, frontier, root_hash, last_time, cp_size, cp_at = row
+    return Head(int(size), bytes(frontier), bytes(root_hash), _as_datetime(last_time), int(cp_size), _as_datetime(cp_at))
+
+
+def _resolve_actor(actor, actor_name: str | None) -> tuple[object | None, str, int | None]:
+    if actor is not None and not getattr(actor, "is_authenticated", False):
+        actor = None  # AnonymousUser
+    if actor_name is None:
+        actor_name = actor.get_username() if actor is not None else ""
+    return actor, actor_name, (actor.pk if actor is not None else None)
+
+
+def build_entry(*, seq: int, time: dt.datetime, action: str, actor_name: str, actor_id: int | None,
+                subject: str, request_id: str, payload: dict) -> str:
+    return canonical_text({
+        "v": ENTRY_VERSION,
+        "seq": seq,
+        "time": format_time(time),
+        "action": action,
+        "actor": actor_name,
+        "actor_id": actor_id,
+        "subject": subject,
+        "request_id": request_id,
+        "payload": payload,
+    })
+
+
+def append_event(action: str, *, actor=None, subject: str = "", payload: dict | None = None,
+                 request_id: str | None = None, actor_name: str | None = None,
+                 using: str = DEFAULT_DB_ALIAS) -> AuditEvent:
+    """Append one event to the log inside the caller's transaction; return it."""
+    actions.validate(action)
+    if payload is None:
+        payload = {}
+    if not isinstance(payload, dict):
+        raise TypeError("payload must be a dict")
+    if request_id is None:
+        from editplatform.core.middleware import current_request_id
+
+        request_id = current_request_id()
+    if request_id == "-":
+        request_id = ""
+    actor, actor_name, actor_id = _resolve_actor(actor, actor_name)
+    subject = str(subject)
+    for name, value in (("subject", subject), ("request_id", request_id), ("actor_name", actor_name)):
+        if len(value) > _LIMITS[name]:
+            raise ValueError(f"{name} is longer than {_LIMITS[name]} characters")
+    canonical_text(payload)  # refuse a non-canonicalisable payload before taking the lock
+
+    connection = connections[using]
+    with transaction.atomic(using=using), connection.cursor() as cursor:
+        head = _lock_head(cursor, connection.vendor)
+        seq = head.size
+        now = timezone.now()
+        if head.last_time is not None and now < head.last_time:
+            now = head.last_time  # times never go backwards along the log
+        entry = build_entry(seq=seq, time=now, action=action, actor_name=actor_name, actor_id=actor_id,
+                            subject=subject, request_id=request_id, payload=payload)
+        leaf_hash = tlog.hash_leaf(entry.encode("utf-8"))
+        frontier = tlog.Frontier.from_bytes(seq, head.frontier)
+        created = frontier.append(leaf_hash)
+        db_now = connection.ops.adapt_datetimefield_value(now)
+        root_hash = frontier.root()
+        checkpoint_size, checkpoint_at = head.checkpoint_size, head.checkpoint_at
+        if _checkpoint_due(frontier.size, now, head):
+            _write_checkpoint(cursor, connection, frontier.size, root_hash, now, using)
+            checkpoint_size, checkpoint_at = frontier.size, now
+        # One round trip for all the writes (client-side binding allows several statements).
+        statements = [
+            "INSERT INTO audit_event (seq, created_at, actor_id, actor_name, action, subject, request_id, entry, leaf_hash) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        ]
+        params = [seq, db_now, actor_id, actor_name, action, subject, request_id, entry, leaf_hash]
+        if created:
+            statements.append("INSERT INTO audit_treenode (key, hash) VALUES " + ", ".join(["(%s, %s)"] * len(created)))
+            for (level, index), value in created:
+                params += [TreeNode.key_for(level, index), value]
+        statements.append(
+            "UPDATE audit_loghead SET size = %s, frontier = %s, root_hash = %s, last_time = %s, "
+            "checkpoint_size = %s, checkpoint_at = %s WHERE id = 1"
+        )
+        params += [frontier.size, frontier.to_bytes(), root_hash, db_now, checkpoint_size,
+                   connection.ops.adapt_datetimefield_value(checkpoint_at)]
+        if connection.vendor == "postgresql":
+            cursor.execute("; ".join(statements), params)
+        else:  # sqlite3 runs one statement per execute
+            offset = 0
+            for statement in statements:
+                count = statement.count("%s")
+                cursor.execute(statement, params[offset:offset + count])
+                offset += count
+    event = AuditEvent(seq=seq, created_at=now, actor_id=actor_id, actor_name=actor_name, action=action,
+                       subject=subject, request_id=request_id, entry=entry, leaf_hash=leaf_hash)
+    event._state.adding = False
+    event._state.db = using
+    if actor is not None:
+        event.actor = actor
+    return event
+
+
+def _checkpoint_due(size: int, now: dt.datetime, head: Head) -> bool:
+    if size - head.checkpoint_size >= settings.AUDIT_CHECKPOINT_EVERY:
+        return True
+    if head.checkpoint_at is None:
+        return True  # the first event after installation is checkpointed at once
+    return (now - head.checkpoint_at).total_seconds() >= settings.AUDIT_CHECKPOINT_SECONDS
+
+
+def _write_checkpoint(cursor, connection, size: int, root_hash: bytes, now: dt.datetime, using: str) -> str:
+    note = sign_checkpoint(CheckpointBody(signing.origin(), size, root_hash), signing.get_signer())
+    cursor.execute(
+        "INSERT INTO audit_checkpoint (size, root_hash, note, created_at) VALUES (%s, %s, %s, %s)",
+        [size, root_hash, note, connection.ops.adapt_datetimefield_value(now)],
+    )
+    transaction.on_commit(lambda: export_checkpoint(note, size, root_hash), using=using, robust=True)
+    return note
+
+
+def make_checkpoint(using: str = DEFAULT_DB_ALIAS) -> Checkpoint:
+    """Sign a checkpoint of the current tree unless the latest one already covers it."""
+    connection = connections[using]
+    with transaction.atomic(using=using), connection.cursor() as cursor:
+        head = _lock_head(cursor, connection.vendor)
+        if head.size == head.checkpoint_size and Checkpoint.objects.using(using).filter(size=head.size).exists():
+            return Checkpoint.objects.using(using).get(size=head.size)
+        now = timezone.now()
+        _write_checkpoint(cursor, connection, head.size, head.root_hash, now, using)
+        cursor.execute(
+            "UPDATE audit_loghead SET checkpoint_size = %s, checkpoint_at = %s WHERE id = 1",
+            [head.size, connection.ops.adapt_datetimefield_value(now)],
+        )
+    return Checkpoint.objects.using(using).get(size=head.size)
+
+
+def latest_checkpoint(using: str = DEFAULT_DB_ALIAS) -> Checkpoint | None:
+    return Checkpoint.objects.using(using).order_by("-size").first()
+
+
+# --- the export outside the database ----------------------------------------------------
+
+def export_path() -> Path:
+    return Path(settings.AUDIT_CHECKPOINT_DIR) / EXPORT_FILE
+
+
+def export_checkpoint(note: str, size: int, root_hash: bytes) -> None:
+    """Append a signed checkpoint to the export file (O_APPEND, locked, fsynced)."""
+    path = export_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps({"size": size, "root_hash": base64.b64encode(root_hash).decode(), "note": note},
+                      sort_keys=True) + "\n"
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.write(fd, line.encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_exported(path: Path | None = None) -> list[dict]:
+    """The exported checkpoints, in file order. Unparseable lines are reported as such."""
+    path = path or export_path()
+    if not path.exists():
+        return []
+    records = []
+    with path.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                if not isinstance(record, dict) or not isinstance(record.get("note"), str):
+                    raise ValueError
+            except ValueError:
+                record = {"invalid": f"{path.name} line {number} is not a checkpoint record"}
+            record["line"] = number
+            records.append(record)
+    return records
+
+
+def sync_export(using: str = DEFAULT_DB_ALIAS) -> int:
+    """Export database checkpoints that the file lacks (e.g. after a crash); return how many."""
+    exported = {record.get("size") for record in read_exported()}
+    missing = Checkpoint.objects.using(using).exclude(size__in=[s for s in exported if isinstance(s, int)])
+    count = 0
+    for checkpoint in missing.order_by("size"):
+        export_checkpoint(checkpoint.note, checkpoint.size, bytes(checkpoint.root_hash))
+        count += 1
+    return count
+
+
+# --- reading stored hashes (a tlog.HashReader) ------------------------------------------
+
+def hash_reader(using: str = DEFAULT_DB_ALIAS):
+    def read(nodes: Sequence[tlog.Node]) -> list[bytes]:
+        leaves = sorted({index for level, index in nodes if level == 0})
+        keys = sorted({TreeNode.key_for(level, index) for level, index in nodes if level > 0})
+        found: dict[tuple[int, int], bytes] = {}
+        with connections[using].cursor() as cursor:
+            for start in range(0, len(leaves), 500):
+                chunk = leaves[start:start + 500]
+                cursor.execute(f"SELECT seq, leaf_hash FROM audit_event WHERE seq IN ({', '.join(['%s'] * len(chunk))})", chunk)
+                found.update({(0, int(seq)): bytes(value) for seq, value in cursor.fetchall()})
+            for start in range(0, len(keys), 500):
+                chunk = keys[start:start + 500]
+                cursor.execute(f"SELECT key, hash FROM audit_treenode WHERE key IN ({', '.join(['%s'] * len(chunk))})", chunk)
+                for key, value in cursor.fetchall():
+                    found[(int(key) >> TreeNode.LEVEL_SHIFT, int(key) & ((1 << TreeNode.LEVEL_SHIFT) - 1))] = bytes(value)
+        missing = [node for node in nodes if node not in found]
+        if missing:
+            level, index = missing[0]
+            raise TreeError(f"stored tree hash missing: level {level}, index {index}")
+        return [found[node] for node in nodes]
+
+    return read
+
+
+def inclusion_proof(seq: int, size: int, using: str = DEFAULT_DB_ALIAS) -> list[bytes]:
+    return tlog.prove_inclusion(seq, size, hash_reader(using))
+
+
+def consistency_proof(old_size: int, new_size: int, using: str = DEFAULT_DB_ALIAS) -> list[bytes]:
+    return tlog.prove_consistency(old_size, new_size, hash_reader(using))

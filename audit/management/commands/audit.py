@@ -1,0 +1,169 @@
+"""`manage.py audit verify|prove|export|checkpoint|public-key|bench`."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+
+from audit import actions, signing, tlog
+from audit import log as audit_log
+
+
+def _when(value: str) -> dt.datetime:
+    parsed = parse_datetime(value)
+    if parsed is None:
+        day = parse_date(value)
+        if day is None:
+            raise CommandError(f"{value!r} is not an ISO date or date-time")
+        parsed = dt.datetime.combine(day, dt.time.min)
+    if timezone.is_naive(parsed):
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed
+
+
+class Command(BaseCommand):
+    help = "Verify, prove, export and checkpoint the tamper-evident audit log."
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="subcommand", required=True, metavar="SUBCOMMAND")
+
+        verify = sub.add_parser("verify", help="recompute every leaf and the tree; check all checkpoints")
+        verify.add_argument("--json", action="store_true", help="print the result as JSON")
+        verify.add_argument("--record", action="store_true", help="append an audit.verified event afterwards")
+
+        prove = sub.add_parser("prove", help="inclusion proof (JSON) of one event")
+        prove.add_argument("seq", type=int, help="the event's sequence number")
+        prove.add_argument("--size", type=int, help="tree size to prove against (default: latest checkpoint)")
+
+        consistency = sub.add_parser("consistency", help="consistency proof (JSON) between two tree sizes")
+        consistency.add_argument("old_size", type=int)
+        consistency.add_argument("new_size", type=int, nargs="?")
+
+        export = sub.add_parser("export", help="events with inclusion proofs and the signed checkpoint")
+        export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+        export.add_argument("--since", help="ISO date or date-time (inclusive)")
+        export.add_argument("--until", help="ISO date or date-time (exclusive)")
+        export.add_argument("--since-seq", type=int)
+        export.add_argument("--subject", default="", help="only this subject (e.g. a job id)")
+        export.add_argument("--action", default="")
+        export.add_argument("--actor", default="")
+        export.add_argument("--output", "-o", help="file to write (default: standard output)")
+
+        sub.add_parser("checkpoint", help="sign a checkpoint now and re-export any missing from the export file")
+
+        public_key = sub.add_parser("public-key", help="print the log's public (verifier) key")
+        public_key.add_argument("--format", choices=("vkey", "pem"), default="vkey")
+
+        bench = sub.add_parser("bench", help="append/verify/page benchmark (use a throwaway database)")
+        bench.add_argument("--appends", type=int, default=2000, help="events per append run")
+        bench.add_argument("--writers", default="1,8", help="comma-separated writer counts")
+        bench.add_argument("--size", type=int, default=1_000_000, help="log size for verify and page timings")
+        bench.add_argument("--page-requests", type=int, default=300)
+        bench.add_argument("--json", action="store_true")
+
+    def handle(self, *args, subcommand: str, **options):
+        return getattr(self, "handle_" + subcommand.replace("-", "_"))(**options)
+
+    # --- subcommands -------------------------------------------------------------------
+
+    def handle_verify(self, *, json: bool = False, record: bool = False, **_):
+        from audit.verify import verify_log
+
+        result = verify_log()
+        if record:
+            with transaction.atomic():
+                audit_log.append_event(actions.AUDIT_VERIFIED, actor_name="cli", payload=result.as_dict())
+        if json:
+            self.stdout.write(_json(result.as_dict()))
+        else:
+            self.stdout.write(result.summary())
+            for problem in result.problems[1:10]:
+                self.stdout.write(f"  also: {problem}")
+        if not result.ok:
+            raise CommandError(f"audit log verification failed at index {result.first_bad_index}"
+                               if result.first_bad_index is not None else "audit log verification failed")
+
+    def handle_prove(self, *, seq: int, size: int | None = None, **_):
+        from audit.models import AuditEvent, Checkpoint
+
+        if size is None:
+            checkpoint = audit_log.make_checkpoint()
+        else:
+            checkpoint = Checkpoint.objects.filter(size=size).first()
+            if checkpoint is None:
+                raise CommandError(f"no signed checkpoint of size {size}")
+        event = AuditEvent.objects.filter(seq=seq).first()
+        if event is None or seq >= checkpoint.size:
+            raise CommandError(f"event {seq} is not in the tree of size {checkpoint.size}")
+        proof = audit_log.inclusion_proof(seq, checkpoint.size)
+        tlog.verify_inclusion(bytes(event.leaf_hash), seq, checkpoint.size, proof, bytes(checkpoint.root_hash))
+        self.stdout.write(_json({
+            "seq": seq, "tree_size": checkpoint.size, "leaf_hash": bytes(event.leaf_hash).hex(),
+            "entry": event.entry, "inclusion_proof": [base64.b64encode(h).decode() for h in proof],
+            "root_hash": base64.b64encode(bytes(checkpoint.root_hash)).decode(), "checkpoint": checkpoint.note,
+        }))
+
+    def handle_consistency(self, *, old_size: int, new_size: int | None = None, **_):
+        head = audit_log.read_head()
+        new_size = head.size if new_size is None else new_size
+        if not 0 <= old_size <= new_size <= head.size:
+            raise CommandError(f"need 0 <= old_size <= new_size <= {head.size}")
+        proof = audit_log.consistency_proof(old_size, new_size)
+        reader = audit_log.hash_reader()
+        self.stdout.write(_json({
+            "old_size": old_size, "new_size": new_size,
+            "old_root": base64.b64encode(tlog.tree_hash(old_size, reader)).decode(),
+            "new_root": base64.b64encode(tlog.tree_hash(new_size, reader)).decode(),
+            "consistency_proof": [base64.b64encode(h).decode() for h in proof],
+        }))
+
+    def handle_export(self, *, format: str, output: str | None = None, since=None, until=None, since_seq=None,
+                      subject="", action="", actor="", **_):
+        from audit.export import iter_export
+
+        filters = {"since": _when(since) if since else None, "until": _when(until) if until else None,
+                   "since_seq": since_seq, "subject": subject, "action": action, "actor": actor}
+        with transaction.atomic():
+            audit_log.append_event(actions.AUDIT_EXPORTED, actor_name="cli", payload={
+                "format": format, **{k: (v.isoformat() if isinstance(v, dt.datetime) else v)
+                                     for k, v in filters.items() if v not in (None, "")}})
+        target = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout  # noqa: SIM115
+        try:
+            for chunk in iter_export(fmt=format, **filters):
+                target.write(chunk)
+        finally:
+            if output:
+                target.close()
+        if output:
+            self.stderr.write(f"wrote {output}")
+
+    def handle_checkpoint(self, **_):
+        with transaction.atomic():
+            audit_log.append_event(actions.AUDIT_CHECKPOINT, actor_name="cli", payload={"reason": "manual"})
+        checkpoint = audit_log.make_checkpoint()
+        exported = audit_log.sync_export()
+        self.stdout.write(checkpoint.note)
+        self.stderr.write(f"checkpoint of size {checkpoint.size} signed; {exported} re-exported to "
+                          f"{audit_log.export_path()}")
+
+    def handle_public_key(self, *, format: str, **_):
+        verifier = signing.get_verifier()
+        self.stdout.write(verifier.pem() if format == "pem" else verifier.vkey())
+
+    def handle_bench(self, **options):
+        from audit.bench import run_bench
+
+        results = run_bench(appends=options["appends"], writers=[int(w) for w in options["writers"].split(",") if w],
+                            size=options["size"], page_requests=options["page_requests"], out=self.stderr)
+        self.stdout.write(_json(results) if options["json"] else "\n".join(f"{k}: {v}" for k, v in results.items()))
+
+
+def _json(value) -> str:
+    return json.dumps(value, indent=2, sort_keys=True)

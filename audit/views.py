@@ -1,0 +1,282 @@
+"""The compliance reviewer's audit-trail browser (read-only, reviewer role only).
+
+Pages: the event list (filters, keyset pagination by sequence number), event detail
+(hashes and a "verified" mark from an inclusion proof against the latest signed
+checkpoint), a per-job timeline linking original -> latent -> outputs, the verify
+action and export. Viewing an artifact through these pages is itself an audit event.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import functools
+import json
+
+from django import forms
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from audit import actions, signing, tlog
+from audit import log as audit_log
+from audit.checkpoint import CheckpointError, open_checkpoint
+from audit.models import AuditEvent
+from editplatform.accounts.roles import REVIEWER, has_role
+
+PAGE_SIZE = 50
+
+
+def reviewer_required(view):
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not has_role(request.user, REVIEWER):
+            raise PermissionDenied("the audit trail is for compliance reviewers")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+class FilterForm(forms.Form):
+    actor = forms.CharField(required=False, max_length=150)
+    action = forms.ChoiceField(required=False, choices=[("", "any action")] + [(a, a) for a in actions.ACTIONS])
+    subject = forms.CharField(required=False, max_length=200, label="Job / subject")
+    request_id = forms.CharField(required=False, max_length=64, label="Request id")
+    date_from = forms.DateField(required=False, label="From (UTC)", widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(required=False, label="To (UTC, inclusive)", widget=forms.DateInput(attrs={"type": "date"}))
+    seq = forms.IntegerField(required=False, min_value=0, label="Event id")
+
+
+def _day_start(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
+
+
+def _seq_bound(first_at_or_after: dt.datetime) -> int:
+    """The first seq whose time is >= the instant (times are monotonic along the log)."""
+    found = AuditEvent.objects.filter(created_at__gte=first_at_or_after).order_by("created_at", "seq") \
+        .values_list("seq", flat=True).first()
+    return found if found is not None else audit_log.read_head().size
+
+
+def filtered_events(data: dict):
+    """Events matching the filters, newest first, with date filters turned into seq bounds."""
+    events = AuditEvent.objects.all()
+    if data.get("seq") is not None:
+        events = events.filter(seq=data["seq"])
+    if data.get("actor"):
+        events = events.filter(actor_name=data["actor"])
+    if data.get("action"):
+        events = events.filter(action=data["action"])
+    if data.get("subject"):
+        events = events.filter(subject=data["subject"])
+    if data.get("request_id"):
+        events = events.filter(request_id=data["request_id"])
+    if data.get("date_from"):
+        events = events.filter(seq__gte=_seq_bound(_day_start(data["date_from"])))
+    if data.get("date_to"):
+        events = events.filter(seq__lt=_seq_bound(_day_start(data["date_to"] + dt.timedelta(days=1))))
+    return events.order_by("-seq")
+
+
+@require_GET
+@reviewer_required
+def event_list(request):
+    form = FilterForm(request.GET or None)
+    data = form.cleaned_data if form.is_bound and form.is_valid() else {}
+    events = filtered_events(data).only("seq", "created_at", "actor_name", "action", "subject", "request_id")
+    before, after = request.GET.get("before"), request.GET.get("after")
+    if after and after.isdigit():
+        page = list(events.filter(seq__gt=int(after)).order_by("seq")[:PAGE_SIZE + 1])
+        has_newer = len(page) > PAGE_SIZE
+        page = list(reversed(page[:PAGE_SIZE]))
+        has_older = bool(page) and events.filter(seq__lt=page[-1].seq).exists()
+    else:
+        if before and before.isdigit():
+            events = events.filter(seq__lt=int(before))
+        page = list(events[:PAGE_SIZE + 1])
+        has_older = len(page) > PAGE_SIZE
+        page = page[:PAGE_SIZE]
+        has_newer = bool(before) and bool(page)
+    query = request.GET.copy()
+    for key in ("before", "after"):
+        query.pop(key, None)
+    return render(request, "audit/event_list.html", {
+        "form": form, "events": page, "has_older": has_older, "has_newer": has_newer,
+        "older_seq": page[-1].seq if page else None, "newer_seq": page[0].seq if page else None,
+        "query": query.urlencode(), "head": audit_log.read_head(), "checkpoint": audit_log.latest_checkpoint(),
+    })
+
+
+def inclusion_status(event: AuditEvent) -> dict:
+    """Prove `event` against the latest signed checkpoint; say exactly what was checked."""
+    status = {"verified": False, "reason": "", "checkpoint": None, "proof": []}
+    checkpoint = audit_log.latest_checkpoint()
+    if checkpoint is None or checkpoint.size <= event.seq:
+        status["reason"] = "not yet covered by a signed checkpoint (the next one will include it)"
+        return status
+    try:
+        signed = open_checkpoint(checkpoint.note, signing.get_verifier(), signing.origin())
+        leaf = tlog.hash_leaf(event.entry.encode("utf-8"))
+        if leaf != bytes(event.leaf_hash):
+            raise tlog.ProofError("the entry does not match its stored leaf hash")
+        proof = audit_log.inclusion_proof(event.seq, signed.size)
+        tlog.verify_inclusion(leaf, event.seq, signed.size, proof, signed.root_hash)
+    except (CheckpointError, tlog.ProofError, audit_log.TreeError) as exc:
+        status["reason"] = str(exc)
+        return status
+    status.update(verified=True, checkpoint=signed, proof=[base64.b64encode(h).decode() for h in proof],
+                  root_b64=base64.b64encode(signed.root_hash).decode())
+    return status
+
+
+@require_GET
+@reviewer_required
+def event_detail(request, seq: int):
+    event = AuditEvent.objects.filter(seq=seq).first()
+    if event is None:
+        raise Http404("no such event")
+    data = json.loads(event.entry)
+    return render(request, "audit/event_detail.html", {
+        "event": event, "data": data, "payload_pretty": json.dumps(data.get("payload", {}), indent=2, sort_keys=True),
+        "status": inclusion_status(event),
+    })
+
+
+def _job(subject: str):
+    try:
+        from editplatform.jobs.models import EditJob
+    except ImportError:
+        return None
+    try:
+        return EditJob.objects.select_related("original", "reconstruction", "edited", "latent").filter(pk=subject).first()
+    except (ValueError, ValidationError):  # not a job id
+        return None
+
+
+def _job_artifact_kinds(job) -> dict[str, str]:
+    """sha256 -> kind for the job's image artifacts that can be shown as thumbnails."""
+    out = {}
+    for kind in ("original", "reconstruction", "edited"):
+        artifact = getattr(job, kind, None)
+        if artifact is not None and str(getattr(artifact, "media_type", "")).startswith("image/"):
+            out[artifact.sha256] = kind
+    return out
+
+
+def lineage(events: list[AuditEvent]) -> dict:
+    """original -> latent -> outputs, from the hashes recorded in the events' payloads."""
+    chain = {"original": None, "latent": None, "outputs": {}, "model": None}
+    for event in events:
+        payload = event.payload if isinstance(event.payload, dict) else {}
+        if payload.get("original_sha256") and chain["original"] is None:
+            chain["original"] = {"sha256": payload["original_sha256"], "seq": event.seq}
+        if payload.get("latent_sha256"):
+            chain["latent"] = {"sha256": payload["latent_sha256"], "seq": event.seq}
+        outputs = payload.get("outputs")
+        if isinstance(outputs, dict):
+            for name, sha in outputs.items():
+                if isinstance(sha, str):
+                    chain["outputs"][name] = {"sha256": sha, "seq": event.seq}
+        for key in ("model_bundle", "model_version", "bundle_sha256"):
+            if payload.get(key):
+                chain["model"] = {"value": payload[key], "seq": event.seq}
+    return chain
+
+
+@require_GET
+@reviewer_required
+def job_timeline(request, subject: str):
+    events = list(AuditEvent.objects.filter(subject=subject).order_by("seq")[:2000])
+    job = _job(subject)
+    chain = lineage(events)
+    thumbs = _job_artifact_kinds(job) if job is not None else {}
+    for node in [chain["original"], chain["latent"], *chain["outputs"].values()]:
+        if node and node["sha256"] in thumbs:
+            node["thumbnail"] = reverse("audit:artifact", args=[subject, node["sha256"]])
+    return render(request, "audit/job_timeline.html", {
+        "subject": subject, "events": events, "job": job, "chain": chain,
+        "outputs": sorted(chain["outputs"].items()),
+    })
+
+
+@require_GET
+@reviewer_required
+def artifact_view(request, subject: str, sha256: str):
+    """Serve a job's image artifact to a reviewer; every view is an `artifact.viewed` event."""
+    job = _job(subject)
+    if job is None:
+        raise Http404("no such job")
+    kinds = _job_artifact_kinds(job)
+    if sha256 not in kinds:
+        raise Http404("no such artifact for this job")
+    artifact = getattr(job, kinds[sha256])
+    from editplatform.jobs import artifacts
+
+    with transaction.atomic():
+        audit_log.append_event(actions.ARTIFACT_VIEWED, actor=request.user, subject=subject, payload={
+            "sha256": sha256, "kind": kinds[sha256], "via": "audit-trail"})
+    data = artifacts.read(artifact)
+    response = HttpResponse(data, content_type=artifact.media_type)
+    response["Cache-Control"] = "private, no-store"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+@reviewer_required
+def verify_view(request):
+    result = None
+    if request.method == "POST":
+        from audit.verify import verify_log
+
+        result = verify_log()
+        with transaction.atomic():
+            audit_log.append_event(actions.AUDIT_VERIFIED, actor=request.user, payload={
+                "ok": result.ok, "size": result.size, "first_bad_index": result.first_bad_index,
+                "root_hash": base64.b64encode(result.root_hash).decode(), "problems": [str(p) for p in result.problems[:5]],
+            })
+    return render(request, "audit/verify.html", {
+        "result": result, "vkey": signing.get_verifier().vkey(), "export_path": audit_log.export_path(),
+        "checkpoint": audit_log.latest_checkpoint(),
+    }, status=200)
+
+
+@require_GET
+@reviewer_required
+def public_key(request):
+    return HttpResponse(signing.get_verifier().vkey() + "\n", content_type="text/plain; charset=utf-8")
+
+
+@require_POST
+@reviewer_required
+def export_view(request):
+    from audit.export import iter_export
+
+    form = FilterForm(request.POST)
+    if not form.is_valid():
+        raise PermissionDenied("invalid export filters")
+    fmt = request.POST.get("format", "jsonl")
+    if fmt not in ("jsonl", "csv"):
+        fmt = "jsonl"
+    data = form.cleaned_data
+    filters = {
+        "since": _day_start(data["date_from"]) if data.get("date_from") else None,
+        "until": _day_start(data["date_to"] + dt.timedelta(days=1)) if data.get("date_to") else None,
+        "subject": data.get("subject") or "", "action": data.get("action") or "", "actor": data.get("actor") or "",
+    }
+    with transaction.atomic():
+        audit_log.append_event(actions.AUDIT_EXPORTED, actor=request.user, payload={
+            "format": fmt, **{k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in filters.items() if v}})
+    stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
+    response = StreamingHttpResponse(iter_export(fmt=fmt, **filters),
+                                     content_type="text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson")
+    response["Content-Disposition"] = f'attachment; filename="audit-export-{stamp}.{fmt}"'
+    response["Cache-Control"] = "no-store"
+    return response
