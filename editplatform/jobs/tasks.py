@@ -1,6 +1,6 @@
 """The GPU worker's task: run one edit job.
 
-Routed to the `gpu` queue; acks late and rejects on worker loss (a killed worker's
+Routed to the `gpu` queue (task_routes, set by the app); acks late and rejects on worker loss (a killed worker's
 message goes back to the queue); soft/hard time limits from settings. Exactly-once
 effects come from the lease in :mod:`editplatform.jobs.execution`. Faults are sorted:
 
@@ -40,7 +40,7 @@ def backoff_seconds(retries: int) -> float:
     return min(60.0, 2.0 ** retries) * (0.5 + random.random() / 2)
 
 
-@shared_task(bind=True, name="jobs.run_edit_job", queue="gpu", acks_late=True, reject_on_worker_lost=True,
+@shared_task(bind=True, name="jobs.run_edit_job", acks_late=True, reject_on_worker_lost=True,
              soft_time_limit=settings.JOB_SOFT_TIME_LIMIT, time_limit=settings.JOB_HARD_TIME_LIMIT,
              max_retries=MAX_RETRIES, ignore_result=True)
 def run_edit_job(self, job_id: str) -> str:
@@ -102,6 +102,6 @@ def _release(run, exc) -> None:
         logger.warning("job %s: could not release the lease", run.job.pk, exc_info=True)
 
 
-@shared_task(name="jobs.sweep", queue="default", ignore_result=True)
+@shared_task(name="jobs.sweep", ignore_result=True)
 def sweep_jobs() -> dict:
     return sweep()

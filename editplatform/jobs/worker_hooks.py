@@ -24,6 +24,10 @@ def register() -> None:
         "options": {"queue": "default", "expires": float(settings.JOB_SWEEP_INTERVAL_SECONDS)},
     }
     app.conf.beat_schedule = schedule
+    routes = dict(app.conf.task_routes or {})
+    routes.update({"jobs.run_edit_job": {"queue": "gpu", "routing_key": "gpu"},
+                   "jobs.sweep": {"queue": "default", "routing_key": "default"}})
+    app.conf.task_routes = routes
     worker_process_init.connect(_preload_model, weak=False, dispatch_uid="jobs.preload_model")
 
 

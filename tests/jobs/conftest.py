@@ -170,14 +170,14 @@ def celery_publishing_to(url: str):
     """Point this (test) process's Celery app at another broker for a while."""
     from editplatform.celery import app
 
-    old = app.conf.broker_url
-    app.conf.broker_url = url
+    old = app.conf.broker_write_url
+    app.conf.broker_write_url = url  # what connection_for_write() (publishing) uses
     app._pool = None
     app.amqp._producer_pool = None
     try:
         yield
     finally:
-        app.conf.broker_url = old
+        app.conf.broker_write_url = old
         app._pool = None
         app.amqp._producer_pool = None
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 
 from django.conf import settings
+from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -150,6 +152,10 @@ def filter_jobs(jobs, params):
         value = parse_datetime(raw) or parse_date(raw)
         if value is None:
             raise services.JobError(f"{name} must be an ISO 8601 date or datetime, got {raw!r}", field=name)
+        if not isinstance(value, datetime.datetime):
+            value = datetime.datetime.combine(value, datetime.time.min)
+        if timezone.is_naive(value):
+            value = timezone.make_aware(value, datetime.UTC)
         jobs = jobs.filter(**{lookup: value})
     return jobs
 

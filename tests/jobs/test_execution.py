@@ -1,0 +1,137 @@
+"""The task body in this process with the real model: idempotency, fencing, cancel, bad input."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.utils import timezone
+
+from editplatform.jobs import execution, services, sweeper
+from editplatform.jobs.models import EditJob
+from editplatform.jobs.states import IllegalTransition, State, can_transition, transition
+from editplatform.jobs.tasks import is_transient, run_edit_job
+from tests.jobs import images
+from tests.jobs.conftest import api_client, audit_count, submit_via_api
+from tests.jobs.helpers import assert_job_produced_everything
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def queued_job(requester, isolated_storage, model_bundle):
+    response = submit_via_api(api_client(requester), images.jpeg((90, 70)))
+    assert response.status_code == 201
+    return EditJob.objects.get(pk=response.json()["id"])
+
+
+def test_state_machine_allows_only_its_transitions():
+    assert can_transition("queued", "running") and not can_transition("succeeded", "running")
+    assert not can_transition("submitted", "running") and can_transition("awaiting_approval", "rejected")
+    with pytest.raises(IllegalTransition):
+        transition(EditJob(), State.SUCCEEDED, sources=frozenset({State.QUEUED}))
+
+
+def test_task_runs_the_model_and_a_second_delivery_does_nothing(queued_job, bundle):
+    assert run_edit_job.apply(args=[str(queued_job.pk)]).get() == "succeeded"
+    assert_job_produced_everything(queued_job, bundle)
+    assert run_edit_job.apply(args=[str(queued_job.pk)]).get() == "skipped"
+    queued_job.refresh_from_db()
+    assert queued_job.attempts == 1 and audit_count(queued_job.pk, "job.started") == 1
+
+
+def test_only_one_of_two_racing_claims_wins(queued_job, bundle):
+    first = execution.claim(queued_job.pk, "w1", bundle.catalog)
+    second = execution.claim(queued_job.pk, "w2", bundle.catalog)
+    assert first is not None and second is None
+
+
+def test_a_dead_workers_lease_is_taken_over_and_fenced(queued_job, bundle, settings):
+    settings.JOB_LEASE_SECONDS = 2
+    stale = execution.claim(queued_job.pk, "dead-worker", bundle.catalog)
+    EditJob.objects.filter(pk=queued_job.pk).update(heartbeat_at=timezone.now() - timedelta(seconds=10))
+    assert queued_job.pk in sweeper.due_job_ids()
+    assert run_edit_job.apply(args=[str(queued_job.pk)]).get() == "succeeded"
+    # The old holder wakes up: it can neither report nor commit.
+    with pytest.raises(execution.LeaseLost):
+        execution.report_progress(stale, "invert", 50)
+    assert execution.fail(stale, "x", "late") is False
+    queued_job.refresh_from_db()
+    assert queued_job.state == "succeeded" and queued_job.attempts == 2
+    assert audit_count(queued_job.pk, "job.succeeded") == 1 and audit_count(queued_job.pk, "job.failed") == 0
+
+
+def test_cancel_while_running_stops_at_the_next_step(queued_job, bundle, requester):
+    run = execution.claim(queued_job.pk, "w1", bundle.catalog)
+    job = services.cancel(EditJob.objects.get(pk=queued_job.pk), requester)
+    assert job.state == "running" and job.cancel_requested
+    with pytest.raises(execution.JobCancelled):
+        execution.report_progress(run, "invert", 30)
+    assert execution.cancelled(run)
+    job.refresh_from_db()
+    assert job.state == "cancelled" and audit_count(job.pk, "job.cancelled") == 1
+
+
+def test_cancel_requested_before_the_worker_claims(queued_job, bundle, requester):
+    services.cancel(queued_job, requester)
+    assert run_edit_job.apply(args=[str(queued_job.pk)]).get() == "skipped"
+    queued_job.refresh_from_db()
+    assert queued_job.state == "cancelled" and queued_job.attempts == 0
+
+
+def test_unreadable_original_fails_without_retry(queued_job):
+    default_storage.delete(queued_job.original.storage_name)
+    default_storage.save(queued_job.original.storage_name, ContentFile(b"\x89PNG\r\n\x1a\n broken"))
+    assert run_edit_job.apply(args=[str(queued_job.pk)]).get() == "failed"
+    queued_job.refresh_from_db()
+    assert queued_job.state == "failed" and queued_job.error_code == "bad_input" and queued_job.attempts == 1
+    assert audit_count(queued_job.pk, "job.failed") == 1
+
+
+def test_missing_approval_sends_the_job_back(requester, isolated_storage, model_bundle, bundle):
+    sensitive = next(spec.name for spec in bundle.catalog if spec.sensitive)
+    job = EditJob.objects.get(pk=submit_via_api(api_client(requester), images.png(),
+                                                edits=f'{{"{sensitive}": 1}}').json()["id"])
+    EditJob.objects.filter(pk=job.pk).update(state=State.QUEUED)  # as if someone bypassed approval
+    assert run_edit_job.apply(args=[str(job.pk)]).get() == "skipped"
+    job.refresh_from_db()
+    assert job.state == "awaiting_approval" and job.attempts == 0
+
+
+def test_gives_up_after_max_attempts(queued_job, bundle, settings):
+    settings.JOB_MAX_ATTEMPTS = 1
+    EditJob.objects.filter(pk=queued_job.pk).update(attempts=1)
+    assert run_edit_job.apply(args=[str(queued_job.pk)]).get() == "skipped"
+    queued_job.refresh_from_db()
+    assert queued_job.state == "failed" and queued_job.error_code == "too_many_attempts"
+
+
+def test_fault_classification():
+    from django.db import OperationalError
+
+    from editplatform.jobs.engine import ModelUnavailable
+    from inversion.errors import InvalidImage
+
+    assert is_transient(OperationalError("server closed the connection"))
+    assert is_transient(ModelUnavailable("bundle missing")) and is_transient(OSError("S3 timeout"))
+    assert is_transient(RuntimeError("CUDA out of memory. Tried to allocate"))
+    assert not is_transient(InvalidImage("truncated")) and not is_transient(ValueError("bug"))
+
+
+def test_sweeper_picks_only_due_jobs(queued_job, settings):
+    now = timezone.now()
+    assert sweeper.due_job_ids(now) == []  # just queued, publish pending: within the grace period
+    EditJob.objects.filter(pk=queued_job.pk).update(enqueue_error="OperationalError: refused")
+    assert sweeper.due_job_ids(now) == [queued_job.pk]
+    EditJob.objects.filter(pk=queued_job.pk).update(enqueue_error="", enqueued_at=now)
+    assert sweeper.due_job_ids(now) == []
+    assert sweeper.due_job_ids(now + timedelta(seconds=settings.JOB_REQUEUE_AFTER_SECONDS + 1)) == [queued_job.pk]
+
+
+def test_beat_schedule_has_the_sweeper():
+    from editplatform.celery import app
+
+    entry = app.conf.beat_schedule["jobs-sweep"]
+    assert entry["task"] == "jobs.sweep" and entry["options"]["queue"] == "default"
