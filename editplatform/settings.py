@@ -8,7 +8,10 @@ Redis + N GPU workers by setting DATABASE_URL and CELERY_BROKER_URL: no code cha
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
+
+from csp.constants import NONE, SELF
 
 from editplatform import env
 
@@ -43,10 +46,17 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "pgtrigger",
+    "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "rest_framework_api_key",
+    "csp",
     "editplatform.core",
     "editplatform.accounts",
     "editplatform.portal",
     "audit",
+    "editplatform.jobs",
+    "editplatform.approvals",
 ]
 
 MIDDLEWARE = [
@@ -57,8 +67,13 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "editplatform.accounts.two_factor.RequireTwoFactorMiddleware",
+    "editplatform.accounts.actor.CurrentActorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "editplatform.urls"
@@ -85,6 +100,23 @@ DATABASES = {"default": env.get_database("DATABASE_URL", f"sqlite:///{VAR_DIR / 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- auth -----------------------------------------------------------------------
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # brute-force lockout, must come first
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.get_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env.get_int("LOGIN_LOCKOUT_MINUTES", 30, minimum=1))
+# Either too many failures for one account or from one address locks out: an attacker
+# rotating addresses is stopped by the account count, one spraying accounts by the IP.
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "portal/locked_out.html"
+AXES_VERBOSE = False
+OTP_TOTP_ISSUER = "StyleLedger"
+
+# --- four-eyes approval -----------------------------------------------------------
+APPROVALS_REQUIRED = env.get_int("APPROVALS_REQUIRED", 1, minimum=1)
+APPROVAL_TTL_HOURS = env.get_int("APPROVAL_TTL_HOURS", 72, minimum=1)
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
@@ -134,6 +166,25 @@ MODEL_BUNDLE = Path(
     env.get_str("MODEL_BUNDLE", str(_DEMO_BUNDLE if (_DEMO_BUNDLE / "manifest.json").exists() else _BOOTSTRAP_BUNDLE))
 ).resolve()
 
+# --- edit jobs (editplatform.jobs; docs/jobs.md) ---------------------------------
+UPLOAD_MAX_BYTES = env.get_int("UPLOAD_MAX_BYTES", 20 * 1024 * 1024, minimum=1024)
+UPLOAD_MAX_PIXELS = env.get_int("UPLOAD_MAX_PIXELS", 40_000_000, minimum=64 * 64)
+JOB_SOFT_TIME_LIMIT = env.get_int("JOB_SOFT_TIME_LIMIT", 600, minimum=5)
+JOB_HARD_TIME_LIMIT = env.get_int("JOB_HARD_TIME_LIMIT", JOB_SOFT_TIME_LIMIT + 60, minimum=JOB_SOFT_TIME_LIMIT + 1)
+JOB_MAX_ATTEMPTS = env.get_int("JOB_MAX_ATTEMPTS", 3, minimum=1)
+JOB_LEASE_SECONDS = env.get_int("JOB_LEASE_SECONDS", 120, minimum=2)
+JOB_REQUEUE_AFTER_SECONDS = env.get_int("JOB_REQUEUE_AFTER_SECONDS", 900, minimum=1)
+JOB_SWEEP_INTERVAL_SECONDS = env.get_int("JOB_SWEEP_INTERVAL_SECONDS", 30, minimum=1)
+JOB_APPROVAL_FOR_ALL = env.get_bool("JOB_APPROVAL_FOR_ALL", False)
+JOB_DEVICE = env.get_str("JOB_DEVICE", "auto")
+JOB_TORCH_THREADS = env.get_int("JOB_TORCH_THREADS", 0, minimum=0)
+API_BASIC_AUTH = env.get_bool("API_BASIC_AUTH", not PRODUCTION)
+# Test-only: milliseconds a worker sleeps after each pipeline stage, so a test can
+# kill it mid-job deterministically. Refused in production.
+JOB_TEST_DELAY_MS = env.get_int("JOB_TEST_DELAY_MS", 0, minimum=0)
+if PRODUCTION and JOB_TEST_DELAY_MS:
+    raise env.ConfigError("JOB_TEST_DELAY_MS", "is a test knob and must be 0 in production")
+
 # --- audit log (docs/audit.md) ---------------------------------------------------
 AUDIT_LOG_ORIGIN = env.get_str("AUDIT_LOG_ORIGIN", "styleledger.local/audit")
 AUDIT_SIGNING_KEY_FILE = env.get_str("AUDIT_SIGNING_KEY_FILE")
@@ -181,9 +232,14 @@ LOGGING = {
 # --- REST framework -------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        # API keys first: its `Api-Key` challenge makes unauthenticated calls 401.
+        "editplatform.accounts.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "editplatform.accounts.permissions.HasScope",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
     "PAGE_SIZE": 50,
@@ -193,6 +249,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Governed image editing: submit attribute edits of photos, poll jobs, fetch results.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Any signed-in person or API key may read the schema and the docs; no scope needed.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
@@ -204,6 +262,21 @@ CSRF_COOKIE_HTTPONLY = False  # the portal's small JS reads it for fetch() POSTs
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# No inline scripts or styles anywhere: every script is a file under /static/.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:", "blob:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 if PRODUCTION:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True

@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from editplatform.core import views as core_views
 
@@ -11,7 +11,12 @@ urlpatterns = [
     path("readyz", core_views.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("api/v1/schema", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/v1/docs", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/v1/docs", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/v1/", include("editplatform.jobs.api.urls")),
+    path("api/v1/", include("editplatform.approvals.api_urls")),
+    path("jobs/", include("editplatform.jobs.urls")),
+    path("approvals/", include("editplatform.approvals.urls")),
+    path("account/", include("editplatform.accounts.urls")),
     path("audit/", include("audit.urls")),
     path("", include("editplatform.portal.urls")),
 ]

@@ -5,3 +5,17 @@ class AccountsConfig(AppConfig):
     name = "editplatform.accounts"
     label = "accounts"
     verbose_name = "Accounts and roles"
+
+    def ready(self):
+        from django.db.models.signals import post_migrate
+
+        from editplatform.accounts import signals  # noqa: F401 - registers the role-change audit hook
+
+        post_migrate.connect(_sync_roles, sender=self)
+
+
+def _sync_roles(sender, **kwargs):
+    """Keep the role groups and their permissions in step with the code after migrate."""
+    from editplatform.accounts.roles import ensure_groups
+
+    ensure_groups()

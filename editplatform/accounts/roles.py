@@ -29,8 +29,34 @@ ROLES: tuple[Role, ...] = (REQUESTER, APPROVER, REVIEWER, INTEGRATION, ADMIN)
 ROLE_NAMES = tuple(role.name for role in ROLES)
 
 
+# Django model permissions per role (used by the admin). Object-level rules for jobs,
+# approvals and the audit log live in their querysets and services, not here: the
+# admin role manages people and keys, and gets no permission on jobs or the log.
+ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
+    ADMIN.name: (
+        "auth.view_user", "auth.add_user", "auth.change_user",
+        "auth.view_group",
+        "accounts.view_integrationkey", "accounts.add_integrationkey", "accounts.change_integrationkey",
+        "axes.view_accessattempt", "axes.delete_accessattempt",
+        "otp_totp.view_totpdevice", "otp_totp.delete_totpdevice",
+    ),
+}
+
+
 def ensure_groups() -> dict[str, Group]:
-    return {role.name: Group.objects.get_or_create(name=role.name)[0] for role in ROLES}
+    """Create the role groups (idempotent) and give them their model permissions."""
+    from django.contrib.auth.models import Permission
+
+    groups = {role.name: Group.objects.get_or_create(name=role.name)[0] for role in ROLES}
+    for role_name, codes in ROLE_PERMISSIONS.items():
+        wanted = []
+        for code in codes:
+            app_label, codename = code.split(".")
+            wanted.extend(Permission.objects.filter(content_type__app_label=app_label, codename=codename))
+        group = groups[role_name]
+        if set(group.permissions.all()) != set(wanted):
+            group.permissions.set(wanted)
+    return groups
 
 
 def roles_of(user) -> set[str]:

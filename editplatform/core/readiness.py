@@ -95,5 +95,13 @@ CHECKS = {
 }
 
 
+def _safe(check) -> str:
+    """A check that itself breaks reports why, instead of turning /readyz into a 500."""
+    try:
+        return check() or "ok"
+    except Exception as exc:
+        return f"check failed: {type(exc).__name__}: {exc}"
+
+
 def run_checks() -> dict[str, str]:
-    return {name: (check() or "ok") for name, check in CHECKS.items()}
+    return {name: _safe(check) for name, check in CHECKS.items()}

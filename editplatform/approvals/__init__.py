@@ -1,0 +1,1 @@
+"""Four-eyes approval of sensitive edit jobs."""

@@ -1,0 +1,154 @@
+"""Four-eyes rules: who may decide, how many approvals, what they bind to, expiry.
+
+- Only approvers decide, never on their own jobs.
+- A job runs once it holds `APPROVALS_REQUIRED` valid approvals from distinct approvers.
+- An approval is valid while it is unexpired, its approver still holds the approver
+  role, and it binds to the hash of the job's parameters as they are *now*
+  (recomputed from the stored original hash, edits and purpose, so a changed row voids
+  it even if its stored hash was not updated).
+- A rejection needs a reason and ends the job.
+- Every decision is an audit event in the same transaction as the decision.
+The worker calls `approval_satisfied` right before running.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from editplatform.accounts.roles import APPROVER, has_role
+from editplatform.approvals.models import Decision
+from editplatform.jobs import events, policy
+from editplatform.jobs import services as job_services
+from editplatform.jobs.models import EditJob
+from editplatform.jobs.states import State
+
+JOB_APPROVED = "job.approved"
+JOB_REJECTED = "job.rejected"
+
+
+class ApprovalError(Exception):
+    """A decision that cannot be taken; `status` is the HTTP status to answer with."""
+
+    def __init__(self, message: str, status: int = 409):
+        super().__init__(message)
+        self.status = status
+
+
+def required_approvals() -> int:
+    return int(settings.APPROVALS_REQUIRED)
+
+
+def current_params_sha256(job: EditJob) -> str:
+    """The parameter hash recomputed from the job's fields, never trusted from the row."""
+    return policy.params_sha256(job.original_id, job.edits, job.purpose)
+
+
+def valid_approvals(job: EditJob, *, now=None):
+    now = now or timezone.now()
+    digest = current_params_sha256(job)
+    decisions = (
+        Decision.objects.filter(job=job, verdict=Decision.Verdict.APPROVE, params_sha256=digest,
+                                approver__groups__name=APPROVER.name)
+        .exclude(approver_id=job.requester_id)
+        .exclude(expires_at__lte=now)
+        .select_related("approver")
+    )
+    seen, valid = set(), []
+    for decision in decisions:
+        if decision.approver_id not in seen:
+            seen.add(decision.approver_id)
+            valid.append(decision)
+    return valid
+
+
+def approval_satisfied(job: EditJob, *, now=None) -> bool:
+    """May this job run now? (Worker-side re-check.)"""
+    if not job.needs_approval:
+        return True
+    if job.params_sha256 != current_params_sha256(job):
+        return False  # the row was altered after submission
+    if job.approved_params_sha256 != job.params_sha256:
+        return False
+    return len(valid_approvals(job, now=now)) >= required_approvals()
+
+
+def awaiting_for(user):
+    """The approval queue of `user`: others' jobs awaiting approval they have not decided."""
+    if not has_role(user, APPROVER):
+        return EditJob.objects.none()
+    return (
+        EditJob.objects.filter(state=State.AWAITING_APPROVAL)
+        .exclude(requester=user)
+        .exclude(decisions__approver=user)
+        .select_related("requester", "original")
+        .order_by("created_at")
+    )
+
+
+def _check_decider(job: EditJob, approver) -> None:
+    if not has_role(approver, APPROVER):
+        raise PermissionDenied("only approvers may approve or reject jobs")
+    if job.requester_id == approver.pk:
+        raise ApprovalError("you cannot decide on your own job (four-eyes rule)", status=403)
+
+
+def _lock(job: EditJob) -> EditJob:
+    locked = EditJob.objects.select_for_update().get(pk=job.pk)
+    if locked.state != State.AWAITING_APPROVAL:
+        raise ApprovalError(f"the job is {locked.state}, not awaiting approval")
+    return locked
+
+
+def approve(job: EditJob, approver, *, params_sha256: str, comment: str = "") -> EditJob:
+    """Record an approval bound to `params_sha256` (what the approver saw)."""
+    _check_decider(job, approver)
+    with transaction.atomic():
+        job = _lock(job)
+        digest = current_params_sha256(job)
+        if params_sha256 != digest or job.params_sha256 != digest:
+            raise ApprovalError("the job's parameters changed since you looked at it; reload and review again")
+        ttl = timedelta(hours=settings.APPROVAL_TTL_HOURS)
+        try:
+            with transaction.atomic():
+                decision = Decision.objects.create(job=job, approver=approver, verdict=Decision.Verdict.APPROVE,
+                                                   params_sha256=digest, reason=comment[:2000],
+                                                   expires_at=timezone.now() + ttl)
+        except IntegrityError:
+            raise ApprovalError("you have already decided on this job") from None
+        count = len(valid_approvals(job))
+        events.emit(JOB_APPROVED, actor=approver, subject=events.job_subject(job), payload={
+            "params_sha256": digest, "original_sha256": job.original_id, "edits": job.edits,
+            "approvals": count, "required": required_approvals(), "expires": decision.expires_at.isoformat(),
+            "comment": comment[:2000],
+        })
+        if count >= required_approvals():
+            job_services.approve(job, approver=approver, params_sha256=digest)
+    job.refresh_from_db()
+    return job
+
+
+def reject(job: EditJob, approver, *, reason: str) -> EditJob:
+    reason = (reason or "").strip()
+    if not reason:
+        raise ApprovalError("a rejection needs a reason", status=400)
+    _check_decider(job, approver)
+    with transaction.atomic():
+        job = _lock(job)
+        digest = current_params_sha256(job)
+        try:
+            with transaction.atomic():
+                Decision.objects.create(job=job, approver=approver, verdict=Decision.Verdict.REJECT,
+                                        params_sha256=digest, reason=reason[:2000])
+        except IntegrityError:
+            raise ApprovalError("you have already decided on this job") from None
+        events.emit(JOB_REJECTED, actor=approver, subject=events.job_subject(job), payload={
+            "params_sha256": digest, "original_sha256": job.original_id, "edits": job.edits, "reason": reason[:2000],
+        })
+        job_services.reject(job, approver=approver, reason=reason)
+    job.refresh_from_db()
+    return job
