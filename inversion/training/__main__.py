@@ -1,0 +1,5 @@
+import sys
+
+from inversion.training.cli import main
+
+sys.exit(main())
