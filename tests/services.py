@@ -97,13 +97,16 @@ def postgres_server() -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def redis_server() -> Iterator[str]:
-    """Yield a redis:// URL for a fresh in-memory server (no persistence)."""
+def redis_server(port: int | None = None) -> Iterator[str]:
+    """Yield a redis:// URL for a fresh in-memory server (no persistence).
+
+    ``port``: listen there (e.g. to bring a stopped broker back on the same address).
+    """
     exe = shutil.which("redis-server")
     if exe is None:
         raise ServiceError("redis-server not found: install the Debian package redis-server")
     root = Path(tempfile.mkdtemp(prefix="styleledger-redis-"))
-    port = free_port()
+    port = port or free_port()
     proc = subprocess.Popen(
         [exe, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
          "--dir", str(root), "--protected-mode", "yes", "--loglevel", "warning"],

@@ -1,0 +1,287 @@
+"""Benchmark edit jobs end to end: HTTP submit latency, queue-to-start, throughput.
+
+Uses the configured database, broker and model bundle (run it on PostgreSQL + Redis
+for meaningful figures). It starts its own gunicorn on a free loopback port and its
+own `celery worker` processes on the `gpu` queue, so nothing else should consume that
+queue meanwhile. Measures:
+
+1. API submit latency (POST /api/v1/jobs, multipart, signed-in session) under C concurrent
+   clients, p50/p99; no worker runs, so the submitted jobs pile up in the queue;
+2. throughput: those jobs drained by 1 worker process, then a second batch by 2;
+3. queue-to-start latency (job entered `queued` -> a worker claimed it) with idle,
+   warm workers, one job at a time, p50/p99.
+
+Writes a markdown block to stdout (and --markdown FILE to replace our section).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import secrets
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+
+from editplatform.accounts.roles import REQUESTER, ensure_groups
+from editplatform.jobs.models import EditJob
+
+SECTION = "## Edit jobs (Redis, real workers)"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    k = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def _photo(seed: int) -> bytes:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    arr = rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(arr).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+class Command(BaseCommand):
+    help = "Benchmark job submission, queue-to-start latency and worker throughput."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--jobs", type=int, default=24, help="jobs per throughput batch")
+        parser.add_argument("--clients", type=int, default=8, help="concurrent API clients")
+        parser.add_argument("--latency-jobs", type=int, default=20, help="single jobs for queue-to-start")
+        parser.add_argument("--torch-threads", type=int, default=1, help="torch threads per worker process")
+        parser.add_argument("--web-workers", type=int, default=2)
+        parser.add_argument("--markdown", help="replace our section of this markdown file")
+
+    def handle(self, *args, **opts):
+        if settings.EMBEDDED_BROKER:
+            self.stderr.write("warning: embedded filesystem broker; the figures will not represent Redis")
+        if not (Path(settings.MODEL_BUNDLE) / "manifest.json").exists():
+            raise CommandError(f"no model bundle at {settings.MODEL_BUNDLE}")
+        password = secrets.token_urlsafe(16)
+        username = f"bench-{uuid.uuid4().hex[:6]}"
+        user = get_user_model().objects.create_user(username=username, password=password)
+        user.groups.add(ensure_groups()[REQUESTER.name])
+        self.username, self.password = username, password
+        self._local = threading.local()
+        self.children: list[subprocess.Popen] = []
+        try:
+            port = _free_port()
+            self.base = f"http://127.0.0.1:{port}"
+            self._spawn([sys.executable, "-m", "gunicorn", "editplatform.wsgi:application", "--bind",
+                         f"127.0.0.1:{port}", "--workers", str(opts["web_workers"]), "--threads", "4"])
+            self._wait_http(self.base + "/healthz")
+            figures = self._run(opts)
+        finally:
+            self._stop_all()
+        text = self._markdown(figures, opts)
+        self.stdout.write(text)
+        if opts["markdown"]:
+            self._write_section(Path(opts["markdown"]), text)
+
+    # -- phases ----------------------------------------------------------------------
+
+    def _run(self, opts) -> dict:
+        n = opts["jobs"]
+        self.stdout.write(f"submitting {n} jobs with {opts['clients']} concurrent clients ...")
+        self._submit_batch(2 * opts["clients"], opts["clients"], seed=50_000)  # warm every web worker
+        submit_ms, batch1 = self._submit_batch(n, opts["clients"], seed=1)
+        one = self._drain(batch1, workers=1, threads=opts["torch_threads"])
+        _, batch2 = self._submit_batch(n, opts["clients"], seed=10_000)
+        two = self._drain(batch2, workers=2, threads=opts["torch_threads"], keep=True)
+        q2s = []
+        for i in range(opts["latency_jobs"]):
+            job_id = self._submit_one(20_000 + i)[1]
+            job = self._wait_done([job_id])[0]
+            q2s.append(job.queue_to_start_seconds() * 1000)
+        self._stop_workers()
+        return {"submit_ms": submit_ms, "one": one, "two": two, "q2s_ms": q2s}
+
+    def _submit_one(self, seed: int) -> tuple[float, str]:
+        boundary = uuid.uuid4().hex
+        parts = []
+        for name, value in (("edits", json.dumps({"smile": 1.0})), ("purpose", "benchmark job: throughput"),
+                            ("consent", "true")):
+            parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="p.jpg"\r\n'
+                     "Content-Type: image/jpeg\r\n\r\n".encode() + _photo(seed) + b"\r\n")
+        parts.append(f"--{boundary}--\r\n".encode())
+        opener, csrf = self._session()
+        request = urllib.request.Request(self.base + "/api/v1/jobs", data=b"".join(parts), method="POST", headers={
+            "X-CSRFToken": csrf, "Content-Type": f"multipart/form-data; boundary={boundary}"})
+        start = time.perf_counter()
+        with opener.open(request, timeout=60) as response:
+            body = json.loads(response.read())
+        return (time.perf_counter() - start) * 1000, body["id"]
+
+    def _session(self):
+        """A signed-in session per client thread (session auth, as the portal's JS uses).
+
+        HTTP Basic would re-hash the password (PBKDF2) on every request and measure the
+        hasher, not the submit path; API keys (hashed with SHA-256) come later.
+        """
+        import http.cookiejar
+        import urllib.parse
+
+        local = self._local
+        if getattr(local, "opener", None) is None:
+            jar = http.cookiejar.CookieJar()
+            opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+            opener.open(self.base + "/login/", timeout=30).read()
+            csrf = next(c.value for c in jar if c.name == "csrftoken")
+            form = urllib.parse.urlencode({"username": self.username, "password": self.password,
+                                           "csrfmiddlewaretoken": csrf}).encode()
+            opener.open(urllib.request.Request(self.base + "/login/", data=form, method="POST"), timeout=30).read()
+            local.opener, local.csrf = opener, next(c.value for c in jar if c.name == "csrftoken")
+        return local.opener, local.csrf
+
+    def _submit_batch(self, n: int, clients: int, seed: int) -> tuple[list[float], list[str]]:
+        with ThreadPoolExecutor(clients) as pool:
+            results = list(pool.map(self._submit_one, range(seed, seed + n)))
+        return [r[0] for r in results], [r[1] for r in results]
+
+    def _drain(self, job_ids, workers: int, threads: int, keep: bool = False) -> dict:
+        self._stop_workers()
+        self._start_workers(workers, threads)
+        jobs = self._wait_done(job_ids)
+        if not keep:
+            self._stop_workers()
+        bad = [j for j in jobs if j.state != "succeeded"]
+        if bad:
+            raise CommandError(f"{len(bad)} job(s) did not succeed, e.g. {bad[0].pk}: {bad[0].error}")
+        span = (max(j.finished_at for j in jobs) - min(j.started_at for j in jobs)).total_seconds()
+        runs = [j.timings.get("total", 0.0) for j in jobs]
+        return {"jobs": len(jobs), "seconds": span, "jobs_per_s": len(jobs) / span,
+                "job_s_p50": statistics.median(runs), "attempts": sum(j.attempts for j in jobs)}
+
+    # -- processes -----------------------------------------------------------------------
+
+    def _spawn(self, cmd, env=None) -> subprocess.Popen:
+        log = open(Path(settings.VAR_DIR) / f"bench-{len(self.children)}.log", "wb")  # noqa: SIM115
+        proc = subprocess.Popen(cmd, env=env or os.environ.copy(), stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        proc.log_path = log.name
+        self.children.append(proc)
+        return proc
+
+    def _start_workers(self, count: int, threads: int) -> None:
+        self.workers = []
+        env = dict(os.environ, JOB_TORCH_THREADS=str(threads))
+        for i in range(count):
+            self.workers.append(self._spawn([
+                sys.executable, "-m", "celery", "-A", "editplatform", "worker", "-Q", "gpu", "--concurrency", "1",
+                "--pool", "prefork", "--hostname", f"bench{i}-{uuid.uuid4().hex[:4]}@%h", "--loglevel", "WARNING",
+                "--without-gossip", "--without-mingle"], env=env))
+
+    def _stop_workers(self) -> None:
+        for proc in getattr(self, "workers", []):
+            self._stop(proc)
+        self.workers = []
+
+    def _stop(self, proc) -> None:
+        import signal
+
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+    def _stop_all(self) -> None:
+        for proc in self.children:
+            self._stop(proc)
+
+    def _wait_http(self, url: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(url, timeout=2):
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise CommandError(f"{url} did not answer in {timeout:.0f}s")
+
+    def _wait_done(self, job_ids, timeout: float = 1800) -> list[EditJob]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            jobs = list(EditJob.objects.filter(pk__in=job_ids))
+            if all(j.is_terminal for j in jobs):
+                return jobs
+            time.sleep(0.05)
+        raise CommandError("jobs did not finish in time")
+
+    # -- report ----------------------------------------------------------------------------
+
+    def _markdown(self, f, opts) -> str:
+        import torch
+        from django.db import connection
+        from django.utils import timezone
+
+        from editplatform.jobs import engine
+
+        one, two = f["one"], f["two"]
+        cpu = platform.processor() or platform.machine()
+        try:
+            cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+        except (OSError, StopIteration):
+            pass
+        s, q = f["submit_ms"], f["q2s_ms"]
+        lines = [
+            SECTION, "",
+            f"Command: `python manage.py bench_jobs --jobs {opts['jobs']} --clients {opts['clients']} "
+            f"--latency-jobs {opts['latency_jobs']} --torch-threads {opts['torch_threads']}` "
+            f"(database {connection.vendor}, broker {settings.CELERY_BROKER_URL.split(':')[0]}).",
+            f"Machine: {os.cpu_count()} CPU cores ({cpu}), no GPU, torch {torch.__version__}, "
+            f"{opts['torch_threads']} torch thread(s) per worker process. Date: {timezone.now():%Y-%m-%d %H:%M} UTC.",
+            f"Model bundle: `{Path(settings.MODEL_BUNDLE).name}` version {engine.get_catalog().version[:12]} "
+            "(the seeded, untrained bootstrap bundle unless a trained one is configured).", "",
+            "| figure | value | goal |", "|---|---|---|",
+            f"| API submit latency p50 / p99 ({opts['clients']} concurrent clients, {len(s)} requests) | "
+            f"{_pct(s, .5):.0f} ms / {_pct(s, .99):.0f} ms | p99 < 100 ms |",
+            f"| queue-to-start p50 / p99 (idle warm workers, {len(q)} jobs) | {_pct(q, .5):.0f} ms / {_pct(q, .99):.0f} ms | p50 < 100 ms |",
+            f"| throughput, 1 worker process ({one['jobs']} jobs) | {one['jobs_per_s']:.2f} jobs/s (model time per job p50 {one['job_s_p50']:.2f} s) | |",
+            f"| throughput, 2 worker processes ({two['jobs']} jobs) | {two['jobs_per_s']:.2f} jobs/s = "
+            f"{two['jobs_per_s'] / one['jobs_per_s']:.2f}x | >= 1.8x |",
+            f"| attempts per job (1 = none ran twice) | {(one['attempts'] + two['attempts']) / (one['jobs'] + two['jobs']):.2f} | 1 |",
+            "",
+        ]
+        return "\n".join(lines) + "\n"
+
+    def _write_section(self, path: Path, text: str) -> None:
+        old = path.read_text() if path.exists() else "# Benchmarks\n"
+        start = old.find(SECTION)
+        if start < 0:
+            new = old.rstrip("\n") + "\n\n" + text
+        else:
+            end = old.find("\n## ", start + len(SECTION))
+            new = old[:start] + text + (old[end + 1:] if end >= 0 else "")
+        path.write_text(new)
