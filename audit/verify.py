@@ -30,7 +30,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
 
 from audit import log as audit_log
 from audit import signing, tlog
@@ -106,23 +106,41 @@ SELECT seq, problem FROM (
                 THEN 'time column differs from the hashed entry'
         END AS problem
     FROM (
-        SELECT seq, action, actor_name, actor_id, subject, request_id, created_at, audit_try_jsonb(entry) AS e
+        SELECT seq, action, actor_name, actor_id, subject, request_id, created_at, {parse} AS e
         FROM audit_event WHERE seq < %s
+        OFFSET 0  -- keeps the planner from re-parsing the entry once per reference
     ) AS parsed
 ) AS checked
 WHERE problem IS NOT NULL
 ORDER BY seq
 LIMIT %s
 """
+# Casting is fast; the exception-safe helper costs a subtransaction per row, so it only
+# runs when the fast query hits an entry that is not JSON at all (a damaged row).
+_PG_FAST = _PG_COLUMN_CHECK.replace("{parse}", "entry::jsonb")
+_PG_SAFE = _PG_COLUMN_CHECK.replace("{parse}", "audit_try_jsonb(entry)")
+
+
+def _run_column_check(connection, size: int) -> list:
+    def run(sql: str) -> list:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [size, MAX_PROBLEMS])
+            return cursor.fetchall()
+
+    try:
+        if connection.in_atomic_block:  # a savepoint, so a failed cast leaves the transaction usable
+            with transaction.atomic(using=connection.alias):
+                return run(_PG_FAST)
+        return run(_PG_FAST)
+    except DatabaseError:
+        return run(_PG_SAFE)
 
 
 def _pg_column_check(using: str, size: int, out: list) -> None:
     """Run in a thread on its own connection, in parallel with the hashing."""
     connection = connections.create_connection(using)
     try:
-        with connection.cursor() as cursor:
-            cursor.execute(_PG_COLUMN_CHECK, [size, MAX_PROBLEMS])
-            out.extend(cursor.fetchall())
+        out.extend(_run_column_check(connection, size))
     except Exception as exc:  # reported, never swallowed
         out.append((None, f"column check failed: {exc}"))
     finally:
@@ -227,9 +245,7 @@ def verify_log(using: str = DEFAULT_DB_ALIAS, *, exported: list[dict] | None = N
         if checker is not None:
             checker.join()
         elif postgres:  # inside the caller's transaction: only this connection sees its snapshot
-            with connection.cursor() as cursor:
-                cursor.execute(_PG_COLUMN_CHECK, [head.size, MAX_PROBLEMS])
-                column_rows.extend(cursor.fetchall())
+            column_rows.extend(_run_column_check(connection, head.size))
         if postgres:
             for seq, problem in column_rows:
                 result.add(problem, seq)

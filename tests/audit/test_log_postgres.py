@@ -259,3 +259,12 @@ def test_login_signals_are_audited(fresh_log, client):
     assert (actions.USER_LOGIN, "carol") in actions_logged
     failed = AuditEvent.objects.get(action=actions.USER_LOGIN_FAILED)
     assert failed.payload["username"] == "carol" and "password" not in failed.entry
+
+
+@pytest.mark.django_db
+def test_a_row_whose_entry_is_not_json_is_named_not_fatal(fresh_log):
+    fill(8)
+    _tamper("UPDATE audit_event SET entry = 'not json' WHERE seq = 3")
+    result = verify_log()
+    assert result.first_bad_index == 3
+    assert any("not valid JSON" in str(p) for p in result.problems)
