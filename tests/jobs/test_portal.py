@@ -34,8 +34,10 @@ def _portal_job(page, live_server, user, bundle, tmp_path, screenshot: str) -> N
     page.wait_for_url("**/jobs/*/")
     assert page.locator("#job-progress").is_visible()
     page.wait_for_selector("#img-edited", timeout=90_000)  # the JS reloads the page when done
+    page.wait_for_function("['original', 'reconstruction', 'edited'].every(k => {"
+                           " const img = document.getElementById('img-' + k); return img && img.complete"
+                           " && img.naturalWidth > 0; })")
     for kind in ("original", "reconstruction", "edited"):
-        assert page.locator(f"#img-{kind}").evaluate("img => img.complete && img.naturalWidth > 0")
         assert page.locator(f"#download-{kind}").is_visible()
     assert page.locator("#job-state").inner_text().lower() == "succeeded"
     OUTPUT.mkdir(exist_ok=True)
