@@ -213,8 +213,8 @@ class GANTrainer:
         d_loss.backward()
         self.d_optim.step()
         logs["d_loss"] = float(d_loss.detach())
-        logs["real_score"] = float(real_pred.float().mean())
-        logs["fake_score"] = float(fake_pred.float().mean())
+        logs["real_score"] = float(real_pred.detach().float().mean())
+        logs["fake_score"] = float(fake_pred.detach().float().mean())
 
         if c.r1 > 0 and self.step % c.d_reg_every == 0:
             real.requires_grad_(True)
