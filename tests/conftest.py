@@ -212,3 +212,48 @@ def model_bundle() -> Path:
 
         build_random_bundle(path, preset="tiny", seed=0)
     return path
+
+
+# --- authenticated clients ------------------------------------------------------------
+
+def mark_two_factor_verified(client, user) -> None:
+    """Give a signed-in test client a verified second factor (a confirmed TOTP device).
+
+    The same state django_otp.login() leaves in a real session; used for people whose
+    role requires 2FA, so tests exercise the middleware rather than switching it off.
+    """
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    if device is None:
+        device = TOTPDevice.objects.create(user=user, name="test authenticator", confirmed=True)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
+
+
+def api_client_for(user=None, *, scopes=("jobs:read", "jobs:write", "audit:read")):
+    """A DRF test client that authenticates the way production does.
+
+    People sign in with a session (and a verified second factor where their role needs
+    one); integration service accounts use a freshly created, scoped API key.
+    """
+    from rest_framework.test import APIClient
+
+    from editplatform.accounts.roles import INTEGRATION, has_role
+    from editplatform.accounts.two_factor import requires_two_factor
+
+    client = APIClient()
+    if user is None:
+        return client
+    if has_role(user, INTEGRATION):
+        from editplatform.accounts.services import create_api_key
+
+        _key, raw = create_api_key(user, name="test key", scopes=list(scopes))
+        client.credentials(HTTP_AUTHORIZATION=f"Api-Key {raw}")
+        return client
+    client.force_login(user)
+    if requires_two_factor(user):
+        mark_two_factor_verified(client, user)
+    return client

@@ -9,7 +9,7 @@ class AccountsConfig(AppConfig):
     def ready(self):
         from django.db.models.signals import post_migrate
 
-        from editplatform.accounts import signals  # noqa: F401 - registers the role-change audit hook
+        from editplatform.accounts import schema, signals  # noqa: F401 - audit hook, OpenAPI scheme
 
         post_migrate.connect(_sync_roles, sender=self)
 

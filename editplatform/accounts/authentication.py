@@ -28,7 +28,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             return None
         raw = raw.strip()
         try:
-            key = IntegrationKey.objects.select_related("service_account").get_from_key(raw)
+            key = IntegrationKey.objects.get_from_key(raw)
         except IntegrationKey.DoesNotExist:
             revoked = IntegrationKey.objects.filter(prefix=raw.partition(".")[0], revoked=True).exists()
             raise exceptions.AuthenticationFailed("API key revoked" if revoked else "invalid API key") from None

@@ -43,13 +43,19 @@ def two_factor(request):
         device, _ = TOTPDevice.objects.get_or_create(user=request.user, name="authenticator", confirmed=False)
     form = TokenForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        if device.verify_token(form.cleaned_data["token"]):
+        allowed, why = device.verify_is_allowed()
+        if not allowed:
+            wait = (why or {}).get("locked_until")
+            form.add_error("token", "Too many attempts; wait a few seconds before the next code."
+                           + (f" (until {wait:%H:%M:%S} UTC)" if wait else ""))
+        elif device.verify_token(form.cleaned_data["token"]):
             if enrolling:
                 device.confirmed = True
                 device.save(update_fields=["confirmed"])
             otp_login(request, device)
             return redirect(_next_url(request))
-        form.add_error("token", "That code is not valid (or was already used). Try the current one.")
+        else:
+            form.add_error("token", "That code is not valid (or was already used). Try the current one.")
     context = {"form": form, "enrolling": enrolling, "next": _next_url(request)}
     if enrolling:
         context.update(secret=b32encode(device.bin_key).decode(), config_url=device.config_url,

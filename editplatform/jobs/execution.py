@@ -57,6 +57,34 @@ def _actor(job: EditJob) -> str:
     return f"worker:{job.worker}" if job.worker else "worker"
 
 
+def _refuse_unapproved(job: EditJob, where: dict) -> None:
+    """The worker's re-check failed: never run the job, and say why in the log.
+
+    A row whose parameters no longer match the hash it was submitted (and approved)
+    with was tampered with: it fails. A job that merely lacks valid approvals (never
+    approved, approvals expired, an approver lost the role) goes back to the approval
+    queue when it can, and fails when it was already running.
+    """
+    tampered = job.params_sha256 != policy.params_sha256(job.original_id, job.edits, job.purpose)
+    payload = {**_payload_base(job), "params_sha256": job.params_sha256}
+    with transaction.atomic():
+        if not tampered and job.state == State.QUEUED:
+            if transition(job, State.AWAITING_APPROVAL, sources=frozenset({State.QUEUED}), where=where,
+                          needs_approval=True, approved_params_sha256="", stage="awaiting approval"):
+                events.emit(events.JOB_APPROVAL_REQUIRED, subject=events.job_subject(job), request_id=job.request_id,
+                            actor_name=_actor(job), payload={**payload, "reason": "no valid approval at run time"})
+                logger.warning("job %s reached a worker without a valid approval; sent back", job.pk)
+            return
+        code = "parameters_tampered" if tampered else "approval_invalid"
+        message = ("the job's parameters no longer match the hash they were submitted and approved with"
+                   if tampered else "the job's approval is no longer valid")
+        if transition(job, State.FAILED, sources=frozenset({State(job.state)}), where=where, lease_id=None,
+                      error_code=code, error=message, stage="failed"):
+            events.emit(events.JOB_FAILED, subject=events.job_subject(job), request_id=job.request_id,
+                        actor_name=_actor(job), payload={**payload, "error_code": code, "error": message})
+            logger.error("job %s refused by the worker: %s", job.pk, message)
+
+
 def claim(job_id, worker: str, catalog) -> Run | None:
     """Take the job for this worker, or return None when there is nothing to run."""
     job = EditJob.objects.filter(pk=job_id).first()
@@ -80,11 +108,8 @@ def claim(job_id, worker: str, catalog) -> Run | None:
                 events.emit(events.JOB_CANCELLED, subject=events.job_subject(job), request_id=job.request_id, actor_name=_actor(job),
                             payload={**_payload_base(job), "by": "requester", "while": "queued"})
         return None
-    if job.state == State.QUEUED and not policy.approval_satisfied(job, catalog):
-        # Defence in depth: an approval is missing or bound to other parameters.
-        transition(job, State.AWAITING_APPROVAL, sources=frozenset({State.QUEUED}), needs_approval=True,
-                   stage="awaiting approval")
-        logger.warning("job %s reached a worker without a valid approval; sent back", job.pk)
+    if not policy.approval_satisfied(job, catalog):
+        _refuse_unapproved(job, where)
         return None
     if job.attempts >= settings.JOB_MAX_ATTEMPTS:
         with transaction.atomic():

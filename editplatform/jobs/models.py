@@ -84,6 +84,8 @@ class EditJob(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     requester = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="edit_jobs")
     source = models.CharField(max_length=10, choices=Source.choices)
+    api_key = models.ForeignKey("accounts.IntegrationKey", null=True, blank=True, on_delete=models.PROTECT,
+                                related_name="jobs", help_text="the integration key that submitted the job")
     request_id = models.CharField(max_length=64, blank=True)
 
     # What was asked.
@@ -148,6 +150,7 @@ class EditJob(models.Model):
         indexes = [
             models.Index(fields=["requester", "-created_at"], name="jobs_requester_created"),
             models.Index(fields=["state", "-created_at"], name="jobs_state_created"),
+            models.Index(fields=["api_key", "-created_at"], name="jobs_apikey_created"),
         ]
 
     def __str__(self) -> str:

@@ -34,7 +34,18 @@ def needs_approval(catalog, edits: Mapping[str, float]) -> bool:
 
 
 def approval_satisfied(job, catalog) -> bool:
-    """True when the job may run now: no approval needed, or one bound to its parameters."""
+    """True when the job may run now: no approval needed, or enough valid approvals.
+
+    The four-eyes rules (distinct approvers other than the requester, bound to the
+    parameter hash recomputed from the row, unexpired) live in the approvals app. A job
+    whose row no longer matches its own hash never runs, approval or not.
+    """
+    from editplatform.approvals.services import approval_satisfied as four_eyes_satisfied
+
+    if job.params_sha256 != params_sha256(job.original_id, job.edits, job.purpose):
+        return False
     if not (job.needs_approval or needs_approval(catalog, job.edits)):
         return True
-    return bool(job.approved_params_sha256) and job.approved_params_sha256 == job.params_sha256
+    if not job.needs_approval:
+        return False  # the catalog now marks an edit sensitive: the job was never approved
+    return four_eyes_satisfied(job)

@@ -145,7 +145,7 @@ def find_replay(user, key: str | None, fingerprint: str) -> EditJob | None:
 # --- submit ------------------------------------------------------------------------
 
 def submit(*, user, image: ValidatedImage, edits: Mapping[str, float], purpose: str, consent: bool,
-           source: str, idempotency_key: str | None = None) -> tuple[EditJob, bool]:
+           source: str, idempotency_key: str | None = None, api_key=None) -> tuple[EditJob, bool]:
     """Store the original and create the job with its audit events in one transaction.
 
     Returns (job, created); created is False when an Idempotency-Key replays an earlier
@@ -179,12 +179,13 @@ def submit(*, user, image: ValidatedImage, edits: Mapping[str, float], purpose: 
                 edits=edits, purpose=purpose, consent=True,
                 params_sha256=policy.params_sha256(digest, edits, purpose), needs_approval=needs_approval,
                 idempotency_key=key, idempotency_fingerprint=fingerprint if key else "",
-                state=State.SUBMITTED, stage="submitted",
+                state=State.SUBMITTED, stage="submitted", api_key=api_key,
             )
             events.emit(events.JOB_SUBMITTED, actor=user, subject=events.job_subject(job), payload={
                 "original_sha256": digest, "upload_sha256": image.upload_sha256, "edits": edits,
                 "purpose": purpose, "consent": True, "params_sha256": job.params_sha256,
-                "source": source, "model_version": catalog_info.version, "needs_approval": needs_approval,
+                "source": source, "api_key": api_key.prefix if api_key is not None else None,
+                "model_version": catalog_info.version, "needs_approval": needs_approval,
                 "sensitive_edits": policy.sensitive_edits(catalog_info.catalog, edits),
             })
             if needs_approval:

@@ -26,6 +26,10 @@ def test_roles_that_change_outcomes_must_verify_a_second_factor(client, make_use
     wrong = client.post("/account/2fa/?next=/", {"token": "000000" if current_code(user) != "000000" else "111111"})
     assert wrong.status_code == 200 and b"not valid" in wrong.content
     assert client.get("/").status_code == 302
+    # django-otp throttles a device after a failure; the next code must wait it out.
+    throttled = client.post("/account/2fa/?next=/", {"token": current_code(user)})
+    assert throttled.status_code == 200 and b"Too many attempts" in throttled.content
+    TOTPDevice.objects.get(user=user).throttle_reset()
     right = client.post("/account/2fa/?next=/", {"token": current_code(user)})
     assert right.status_code == 302 and right["Location"] == "/"
     assert client.get("/").status_code == 200

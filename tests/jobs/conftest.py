@@ -59,18 +59,10 @@ def integration(make_user):
 
 
 def api_client(user=None):
-    from rest_framework.test import APIClient
+    """Session (people, with 2FA where their role needs it) or API key (integrations)."""
+    from tests.conftest import api_client_for
 
-    client = APIClient()
-    if user is not None:
-        client.credentials(HTTP_AUTHORIZATION=basic(user.username))
-    return client
-
-
-def basic(username: str, password: str = PASSWORD) -> str:
-    import base64
-
-    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+    return api_client_for(user)
 
 
 @pytest.fixture

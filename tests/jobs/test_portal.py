@@ -25,7 +25,8 @@ def _portal_job(page, live_server, user, bundle, tmp_path, screenshot: str) -> N
     assert float(slider.get_attribute("min")) == smile.min_strength
     assert float(slider.get_attribute("max")) == smile.max_strength
     page.set_input_files("#id_image", str(photo))
-    page.wait_for_function("document.getElementById('image-preview').naturalWidth > 0")
+    # Function predicates (not bare expressions): the CSP forbids eval in the page.
+    page.wait_for_function("() => document.getElementById('image-preview').naturalWidth > 0")
     slider.evaluate("el => { el.value = '1.5'; el.dispatchEvent(new Event('input', {bubbles: true})); }")
     assert page.locator('output[data-for="id_edit_smile"]').inner_text() == "1.50"
     page.fill("#id_purpose", "Portal test: brighten the smile for the staff page")
@@ -34,7 +35,7 @@ def _portal_job(page, live_server, user, bundle, tmp_path, screenshot: str) -> N
     page.wait_for_url("**/jobs/*/")
     assert page.locator("#job-progress").is_visible()
     page.wait_for_selector("#img-edited", timeout=90_000)  # the JS reloads the page when done
-    page.wait_for_function("['original', 'reconstruction', 'edited'].every(k => {"
+    page.wait_for_function("() => ['original', 'reconstruction', 'edited'].every(k => {"
                            " const img = document.getElementById('img-' + k); return img && img.complete"
                            " && img.naturalWidth > 0; })")
     for kind in ("original", "reconstruction", "edited"):

@@ -5,19 +5,18 @@ from __future__ import annotations
 import datetime
 import hashlib
 
-from django.conf import settings
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.authentication import BasicAuthentication, SessionAuthentication
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import FormParser, MultiPartParser
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from editplatform.accounts.models import SCOPE_JOBS_READ, SCOPE_JOBS_WRITE, IntegrationKey
+from editplatform.accounts.throttling import KeyJobQuotaThrottle
 from editplatform.jobs import access, engine, services, uploads
 from editplatform.jobs.api.serializers import (
     CatalogSerializer,
@@ -31,18 +30,12 @@ from editplatform.jobs.states import State
 FORM_OVERHEAD_BYTES = 1024 * 1024  # room for the other multipart fields
 
 
-def authentication_classes():
-    classes = [SessionAuthentication]
-    if settings.API_BASIC_AUTH:
-        classes.append(BasicAuthentication)
-    return classes
-
-
 class JobsAPIView(APIView):
-    permission_classes = [IsAuthenticated]
+    """Authentication and permissions are the project defaults: an integration's API key
+    (scopes checked by HasScope against `required_scopes`) or a person's session with
+    CSRF; object-level access comes from `EditJob.objects.visible_to`."""
 
-    def get_authenticators(self):
-        return [cls() for cls in authentication_classes()]
+    required_scopes: dict[str, str | tuple[str, ...]] = {"GET": SCOPE_JOBS_READ}
 
 
 def error_response(exc) -> Response:
@@ -71,6 +64,8 @@ ERRORS = {
 
 class JobListCreateView(JobsAPIView):
     parser_classes = [MultiPartParser, FormParser]
+    required_scopes = {"GET": SCOPE_JOBS_READ, "POST": SCOPE_JOBS_WRITE}
+    throttle_classes = [KeyJobQuotaThrottle]
 
     @extend_schema(
         operation_id="jobs_list",
@@ -122,7 +117,8 @@ class JobListCreateView(JobsAPIView):
                     return self._answer(replay, created=False)
             image = uploads.validate_image(data)
             job, created = services.submit(user=request.user, image=image, edits=edits, purpose=purpose,
-                                           consent=consent, source=EditJob.Source.API, idempotency_key=key)
+                                           consent=consent, source=EditJob.Source.API, idempotency_key=key,
+                                           api_key=request.auth if isinstance(request.auth, IntegrationKey) else None)
         except (uploads.UploadRejected, services.JobError) as exc:
             return error_response(exc)
         except engine.ModelUnavailable as exc:
@@ -167,6 +163,8 @@ class JobDetailView(JobsAPIView):
 
 
 class JobCancelView(JobsAPIView):
+    required_scopes = {"POST": SCOPE_JOBS_WRITE}
+
     @extend_schema(operation_id="jobs_cancel", request=None,
                    responses={200: JobSerializer, 403: ErrorSerializer, 404: ErrorSerializer, 409: ErrorSerializer})
     def post(self, request, job_id):
@@ -190,6 +188,8 @@ class JobArtifactView(JobsAPIView):
 
 
 class EditCatalogView(JobsAPIView):
+    # Submitting needs the catalog, so either jobs scope may read it.
+    required_scopes = {"GET": (SCOPE_JOBS_READ, SCOPE_JOBS_WRITE)}
     @extend_schema(operation_id="edits_list", responses={200: CatalogSerializer})
     def get(self, request):
         try:
