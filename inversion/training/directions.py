@@ -134,7 +134,7 @@ def fit_directions(
     seed: int = 0,
     calib_samples: int = 512,
     target_success: float = 0.85,
-    max_strength: float = 6.0,
+    max_strength: float = 8.0,
     ganspace_components: int = 3,
     progress: bool = True,
 ) -> tuple[dict[str, Tensor], EditCatalog, dict[str, Any]]:
