@@ -23,10 +23,10 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from audit import actions, signing, tlog
+from audit import actions, signing
 from audit import log as audit_log
-from audit.checkpoint import CheckpointError, open_checkpoint
 from audit.models import AuditEvent
+from audit.queries import filter_events, inclusion_status
 from editplatform.accounts.roles import REVIEWER, has_role
 
 PAGE_SIZE = 50
@@ -58,31 +58,14 @@ def _day_start(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
 
 
-def _seq_bound(first_at_or_after: dt.datetime) -> int:
-    """The first seq whose time is >= the instant (times are monotonic along the log)."""
-    found = AuditEvent.objects.filter(created_at__gte=first_at_or_after).order_by("created_at", "seq") \
-        .values_list("seq", flat=True).first()
-    return found if found is not None else audit_log.read_head().size
-
-
 def filtered_events(data: dict):
-    """Events matching the filters, newest first, with date filters turned into seq bounds."""
-    events = AuditEvent.objects.all()
-    if data.get("seq") is not None:
-        events = events.filter(seq=data["seq"])
-    if data.get("actor"):
-        events = events.filter(actor_name=data["actor"])
-    if data.get("action"):
-        events = events.filter(action=data["action"])
-    if data.get("subject"):
-        events = events.filter(subject=data["subject"])
-    if data.get("request_id"):
-        events = events.filter(request_id=data["request_id"])
-    if data.get("date_from"):
-        events = events.filter(seq__gte=_seq_bound(_day_start(data["date_from"])))
-    if data.get("date_to"):
-        events = events.filter(seq__lt=_seq_bound(_day_start(data["date_to"] + dt.timedelta(days=1))))
-    return events.order_by("-seq")
+    """Events matching the form's filters, newest first (dates are whole UTC days)."""
+    return filter_events(
+        seq=data.get("seq"), actor=data.get("actor") or "", action=data.get("action") or "",
+        subject=data.get("subject") or "", request_id=data.get("request_id") or "",
+        since=_day_start(data["date_from"]) if data.get("date_from") else None,
+        until=_day_start(data["date_to"] + dt.timedelta(days=1)) if data.get("date_to") else None,
+    ).order_by("-seq")
 
 
 @require_GET
@@ -114,28 +97,6 @@ def event_list(request):
     })
 
 
-def inclusion_status(event: AuditEvent) -> dict:
-    """Prove `event` against the latest signed checkpoint; say exactly what was checked."""
-    status = {"verified": False, "reason": "", "checkpoint": None, "proof": []}
-    checkpoint = audit_log.latest_checkpoint()
-    if checkpoint is None or checkpoint.size <= event.seq:
-        status["reason"] = "not yet covered by a signed checkpoint (the next one will include it)"
-        return status
-    try:
-        signed = open_checkpoint(checkpoint.note, signing.get_verifier(), signing.origin())
-        leaf = tlog.hash_leaf(event.entry.encode("utf-8"))
-        if leaf != bytes(event.leaf_hash):
-            raise tlog.ProofError("the entry does not match its stored leaf hash")
-        proof = audit_log.inclusion_proof(event.seq, signed.size)
-        tlog.verify_inclusion(leaf, event.seq, signed.size, proof, signed.root_hash)
-    except (CheckpointError, tlog.ProofError, audit_log.TreeError) as exc:
-        status["reason"] = str(exc)
-        return status
-    status.update(verified=True, checkpoint=signed, proof=[base64.b64encode(h).decode() for h in proof],
-                  root_b64=base64.b64encode(signed.root_hash).decode())
-    return status
-
-
 @require_GET
 @reviewer_required
 def event_detail(request, seq: int):
@@ -150,12 +111,14 @@ def event_detail(request, seq: int):
 
 
 def _job(subject: str):
+    """The job an event subject names: `job:<uuid>` (what the jobs app writes) or a bare id."""
     try:
         from editplatform.jobs.models import EditJob
     except ImportError:
         return None
+    job_id = subject.removeprefix("job:")
     try:
-        return EditJob.objects.select_related("original", "reconstruction", "edited", "latent").filter(pk=subject).first()
+        return EditJob.objects.select_related("original", "reconstruction", "edited", "latent").filter(pk=job_id).first()
     except (ValueError, ValidationError):  # not a job id
         return None
 

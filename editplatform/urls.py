@@ -18,6 +18,7 @@ urlpatterns = [
          name="api-docs"),
     path("api/v1/", include("editplatform.jobs.api.urls")),
     path("api/v1/", include("editplatform.approvals.api_urls")),
+    path("api/v1/audit/", include("audit.api_urls")),
     path("jobs/", include("editplatform.jobs.urls")),
     path("approvals/", include("editplatform.approvals.urls")),
     path("account/", include("editplatform.accounts.urls")),
