@@ -179,9 +179,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--only", default=None, help="comma-separated stages to run")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--generator-steps", type=int, default=100_000)
-    p.add_argument("--generator-budget", type=float, default=2700)
+    p.add_argument("--generator-budget", type=float, default=3600)
     p.add_argument("--direction-samples", type=int, default=5000)
-    p.add_argument("--encoder-steps", type=int, default=400)
+    p.add_argument("--encoder-steps", type=int, default=1000)
+    p.add_argument("--sequential", action="store_true",
+                   help="train the encoder and the pSp baseline one after the other "
+                        "(default: at the same time, one thread each)")
     p.add_argument("--encoder-budget", type=float, default=None)
     p.add_argument("--eval-n", type=int, default=1000)
     p.add_argument("--opt-n", type=int, default=200)
@@ -200,10 +203,22 @@ def run(args: argparse.Namespace) -> int:
     state["commands"] = [shlex.join(cmds[s]) for s in STAGES]
     state["budget"] = {"generator_s": args.generator_budget, "encoder_steps": args.encoder_steps,
                        "encoder_s": args.encoder_budget, "target_total_s": 7200}
+    _adopt_existing(state, run_dir)
     for stage in stages:
         if stage not in cmds:
             raise SystemExit(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
+        if stage == "psp" and not args.sequential and "encoder" in stages:
+            continue  # ran together with `encoder`
         t0 = time.time()
+        if stage == "encoder" and not args.sequential and "psp" in stages:
+            _run_parallel({k: cmds[k] for k in ("encoder", "psp")})
+            wall = round(time.time() - t0, 1)
+            for k in ("encoder", "psp"):
+                state["stages"][k] = {"wall_s": wall, "parallel": True,
+                                      "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            state["total_wall_s"] = _total(state)
+            state_path.write_text(json.dumps(state, indent=2))
+            continue
         if stage == "package" and args.only:
             package_bundle(run_dir, args.bundle, args.eval_dir)
         elif stage == "finalize" and args.only:
@@ -214,7 +229,8 @@ def run(args: argparse.Namespace) -> int:
                 extra = {"recipe stages (wall s)": {k: v.get("wall_s") for k, v in
                                                     state["stages"].items()},
                          "commands": state["commands"],
-                         "data": DATA_SOURCE}
+                         "data": DATA_SOURCE,
+                         **_read_json(run_dir / "notes.json")}
                 (run_dir / "report_extra.json").write_text(json.dumps(extra, indent=2))
             cmd = [sys.executable, *cmds[stage][1:]]
             print(f"== {stage}: {shlex.join(cmds[stage])}", flush=True)
@@ -223,6 +239,44 @@ def run(args: argparse.Namespace) -> int:
                 raise SystemExit(f"stage {stage} failed ({proc.returncode})")
         state["stages"][stage] = {"wall_s": round(time.time() - t0, 1),
                                   "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        state["total_wall_s"] = round(sum(v["wall_s"] for v in state["stages"].values()), 1)
+        state["total_wall_s"] = _total(state)
         state_path.write_text(json.dumps(state, indent=2))
     return 0
+
+
+def _total(state: dict[str, Any]) -> float:
+    """Recipe wall time: parallel stages count once."""
+    total, seen_parallel = 0.0, False
+    for v in state["stages"].values():
+        if v.get("parallel"):
+            if seen_parallel:
+                continue
+            seen_parallel = True
+        total += float(v.get("wall_s") or 0)
+    return round(total, 1)
+
+
+def _run_parallel(cmds: dict[str, list[str]]) -> None:
+    import os
+
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    procs = {}
+    for name, cmd in cmds.items():
+        print(f"== {name} (parallel): {shlex.join(cmd)}", flush=True)
+        procs[name] = subprocess.Popen([sys.executable, *cmd[1:]], env=env)
+    failed = [n for n, p in procs.items() if p.wait() != 0]
+    if failed:
+        raise SystemExit(f"stages failed: {failed}")
+
+
+def _adopt_existing(state: dict[str, Any], run_dir: Path) -> None:
+    """Record stages finished by earlier invocations (e.g. a resumed generator run)."""
+    gen = run_dir / "generator" / "generator.pt"
+    if "generator" not in state["stages"] and gen.exists():
+        train = torch.load(gen, map_location="cpu", weights_only=False).get("train", {})
+        state["stages"]["generator"] = {"wall_s": train.get("wall_s"), "adopted": True,
+                                        "step": train.get("step"), "kimg": train.get("kimg")}
+    clf = run_dir / "classifier" / "summary.json"
+    if "classifier" not in state["stages"] and clf.exists():
+        state["stages"]["classifier"] = {"wall_s": _read_json(clf).get("wall_s"),
+                                         "adopted": True}
