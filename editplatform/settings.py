@@ -226,6 +226,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_id"]}},
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    # django-axes logs every successful sign-in at INFO; the audit log already records them.
+    "loggers": {"axes": {"level": "WARNING"}},
 }
 
 # --- REST framework -------------------------------------------------------------
@@ -239,7 +241,8 @@ REST_FRAMEWORK = {
         "rest_framework.permissions.IsAuthenticated",
         "editplatform.accounts.permissions.HasScope",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "editplatform.core.api.AutoSchema",
+    "EXCEPTION_HANDLER": "editplatform.core.api.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
     "PAGE_SIZE": 50,
 }

@@ -1,0 +1,288 @@
+"""Who may do what: one table, role x every API endpoint and portal page x object -> status.
+
+The table is the specification. `test_every_route_has_rows` fails as soon as a URL is
+added without rows here, so a new endpoint cannot ship without someone deciding who
+may use it. `test_permission_matrix` then drives every row through the real stack
+(middleware, 2FA, API keys with scopes, querysets) against PostgreSQL.
+
+Objects: `own` = a finished job the acting user submitted (requesters and the
+integration only), `other` = a finished job of another requester, `pending` = another
+requester's sensitive job awaiting approval, `-` = no object. A role missing from a
+row's mapping means the combination does not exist (e.g. an approver has no own job).
+
+Statuses worth reading twice: 404 (not 403) for jobs a user may not see — no existence
+oracle; 409 where access is allowed but the state forbids it (cancel a finished job).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver
+from PIL import Image
+
+from editplatform.accounts.roles import ensure_groups
+from editplatform.jobs import services as job_services
+from editplatform.jobs.models import EditJob
+from editplatform.jobs.states import State
+from editplatform.jobs.tasks import run_edit_job
+from editplatform.jobs.uploads import validate_image
+from tests.conftest import api_client_for, mark_two_factor_verified
+
+ROLES = ("anon", "requester", "approver", "reviewer", "admin", "integration")
+PEOPLE = ("requester", "approver", "reviewer", "admin")
+
+
+def every(status: int, **overrides: int) -> dict[str, int]:
+    return {role: overrides.get(role, status) for role in ROLES}
+
+
+def people(status: int, *, anon: int, integration: int, **overrides: int) -> dict[str, int]:
+    row = {role: overrides.get(role, status) for role in PEOPLE}
+    row.update(anon=anon, integration=integration)
+    return row
+
+
+def only(role_statuses: dict[str, int], *, others: int, anon: int, integration: int) -> dict[str, int]:
+    row = {role: others for role in PEOPLE}
+    row.update(role_statuses)
+    row.update(anon=anon, integration=integration)
+    return row
+
+
+PORTAL_ANON = 302  # the login page
+# Portal pages ignore API keys: an integration with a key is anonymous there.
+PORTAL = {"anon": PORTAL_ANON, "integration": PORTAL_ANON}
+API_ANON = 401
+
+# (method, route, object) -> {role: status}
+MATRIX: dict[tuple[str, str, str], dict[str, int]] = {
+    # --- health -----------------------------------------------------------------
+    ("GET", "healthz", "-"): every(200),
+    ("GET", "readyz", "-"): every(200),
+    # --- API: schema and docs ---------------------------------------------------
+    ("GET", "api/v1/schema", "-"): every(200, anon=API_ANON),
+    ("GET", "api/v1/docs", "-"): every(200, anon=API_ANON),
+    # --- API: jobs --------------------------------------------------------------
+    ("GET", "api/v1/jobs", "-"): every(200, anon=API_ANON),
+    ("POST", "api/v1/jobs", "-"): people(403, requester=201, anon=API_ANON, integration=201),
+    ("GET", "api/v1/jobs/<uuid:job_id>", "own"): {"requester": 200, "integration": 200},
+    ("GET", "api/v1/jobs/<uuid:job_id>", "other"): people(404, reviewer=200, anon=API_ANON, integration=404),
+    ("GET", "api/v1/jobs/<uuid:job_id>", "pending"): people(404, reviewer=200, approver=200, anon=API_ANON, integration=404),
+    ("POST", "api/v1/jobs/<uuid:job_id>/cancel", "own"): {"requester": 409, "integration": 409},
+    ("POST", "api/v1/jobs/<uuid:job_id>/cancel", "other"): people(404, reviewer=403, anon=API_ANON, integration=404),
+    ("POST", "api/v1/jobs/<uuid:job_id>/cancel", "pending"): people(404, reviewer=403, approver=403, anon=API_ANON, integration=404),
+    ("GET", "api/v1/jobs/<uuid:job_id>/artifacts/<str:kind>", "own"): {"requester": 200, "integration": 200},
+    ("GET", "api/v1/jobs/<uuid:job_id>/artifacts/<str:kind>", "other"): people(404, reviewer=200, anon=API_ANON, integration=404),
+    ("GET", "api/v1/jobs/<uuid:job_id>/artifacts/<str:kind>", "pending"): people(404, reviewer=200, approver=200, anon=API_ANON, integration=404),
+    ("GET", "api/v1/edits", "-"): every(200, anon=API_ANON),
+    # --- API: approvals (people only; no key scope opens them) -------------------
+    ("POST", "api/v1/jobs/<uuid:job_id>/approve", "pending"): people(404, approver=200, reviewer=403, anon=API_ANON, integration=403),
+    ("POST", "api/v1/jobs/<uuid:job_id>/reject", "pending"): people(404, approver=200, reviewer=403, anon=API_ANON, integration=403),
+    # --- portal: sign-in --------------------------------------------------------
+    ("GET", "", "-"): people(200, **PORTAL),
+    ("GET", "login/", "-"): people(302, anon=200, integration=200),
+    ("POST", "logout/", "-"): every(302),
+    # Verified 2FA roles are sent on; a requester may enrol a second factor voluntarily.
+    ("GET", "account/2fa/", "-"): people(302, requester=200, **PORTAL),
+    # --- portal: jobs -----------------------------------------------------------
+    ("GET", "jobs/", "-"): people(200, **PORTAL),
+    ("GET", "jobs/new/", "-"): people(403, requester=200, **PORTAL),
+    ("GET", "jobs/<uuid:job_id>/", "own"): {"requester": 200},
+    ("GET", "jobs/<uuid:job_id>/", "other"): people(404, reviewer=200, **PORTAL),
+    ("GET", "jobs/<uuid:job_id>/", "pending"): people(404, reviewer=200, approver=200, **PORTAL),
+    ("POST", "jobs/<uuid:job_id>/cancel/", "own"): {"requester": 302},
+    ("POST", "jobs/<uuid:job_id>/cancel/", "other"): people(404, reviewer=403, **PORTAL),
+    ("GET", "jobs/<uuid:job_id>/artifacts/<str:kind>", "own"): {"requester": 200},
+    ("GET", "jobs/<uuid:job_id>/artifacts/<str:kind>", "other"): people(404, reviewer=200, **PORTAL),
+    ("GET", "jobs/<uuid:job_id>/artifacts/<str:kind>", "pending"): people(404, reviewer=200, approver=200, **PORTAL),
+    # --- portal: approvals ------------------------------------------------------
+    ("GET", "approvals/", "-"): only({"approver": 200}, others=403, **PORTAL),
+    ("GET", "approvals/<uuid:job_id>/", "pending"): only({"approver": 200}, others=403, **PORTAL),
+    ("POST", "approvals/<uuid:job_id>/decide", "pending"): only({"approver": 302}, others=403, **PORTAL),
+    # --- portal: audit trail (compliance reviewers only) --------------------------
+    ("GET", "audit/", "-"): only({"reviewer": 200}, others=403, **PORTAL),
+    ("GET", "audit/events/<int:seq>/", "other"): only({"reviewer": 200}, others=403, **PORTAL),
+    ("GET", "audit/jobs/<str:subject>/", "other"): only({"reviewer": 200}, others=403, **PORTAL),
+    ("GET", "audit/jobs/<str:subject>/artifacts/<str:sha256>", "other"): only({"reviewer": 200}, others=403, **PORTAL),
+    ("GET", "audit/verify/", "-"): only({"reviewer": 200}, others=403, **PORTAL),
+    ("POST", "audit/export/", "-"): only({"reviewer": 200}, others=403, **PORTAL),
+    ("GET", "audit/public-key", "-"): only({"reviewer": 200}, others=403, **PORTAL),
+}
+
+SKIPPED_PREFIXES = ("admin/",)  # Django's admin guards itself (is_staff + model permissions)
+
+
+def _routes(patterns, prefix: str = ""):
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            yield from _routes(pattern.url_patterns, prefix + str(pattern.pattern))
+        elif isinstance(pattern, URLPattern):
+            yield prefix + str(pattern.pattern)
+
+
+def all_routes() -> set[str]:
+    return {route for route in _routes(get_resolver().url_patterns) if not route.startswith(SKIPPED_PREFIXES)}
+
+
+def test_every_route_has_rows():
+    covered = {route for (_method, route, _obj) in MATRIX}
+    missing = sorted(all_routes() - covered)
+    stale = sorted(covered - all_routes())
+    assert missing == [], f"routes without a row in the permission matrix: {missing}"
+    assert stale == [], f"rows for routes that no longer exist: {stale}"
+
+
+def test_every_row_names_known_roles():
+    for key, row in MATRIX.items():
+        assert set(row) <= set(ROLES), key
+
+
+# --- driving the table -----------------------------------------------------------------
+
+def _png(shade: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 40), (shade, 100, 150)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _finished_job(user, shade: int) -> EditJob:
+    job, _ = job_services.submit(user=user, image=validate_image(_png(shade)), edits={"smile": 1.0},
+                                 purpose="matrix fixture job", consent=True, source="api")
+    run_edit_job.apply(args=[str(job.pk)])  # the real task, in this process
+    job.refresh_from_db()
+    assert job.state == State.SUCCEEDED, job.error
+    return job
+
+
+def _pending_job(user, shade: int) -> EditJob:
+    job, _ = job_services.submit(user=user, image=validate_image(_png(shade)), edits={"age": 1.0},
+                                 purpose="matrix fixture sensitive job", consent=True, source="portal")
+    assert job.state == State.AWAITING_APPROVAL
+    return job
+
+
+def _user(username: str, role: str):
+    user = get_user_model().objects.create_user(username, password="matrix password 123")
+    user.groups.add(ensure_groups()[role])
+    return user
+
+
+class World:
+    """The users, clients and objects one matrix run needs."""
+
+    def __init__(self):
+        self.users = {role: _user(f"m-{role}", role) for role in ROLES if role != "anon"}
+        self.users["admin"].is_staff = True
+        self.users["admin"].save(update_fields=["is_staff"])
+        self.alice = _user("m-alice", "requester")
+        self.shade = 0
+        self._cache: dict[tuple[str, str], EditJob] = {}
+
+    def client(self, role: str):
+        if role == "anon":
+            return Client()
+        if role == "integration":
+            return api_client_for(self.users[role])
+        client = Client()
+        client.force_login(self.users[role])
+        if role in ("approver", "reviewer", "admin"):
+            mark_two_factor_verified(client, self.users[role])
+        return client
+
+    def next_shade(self) -> int:
+        self.shade += 7
+        return self.shade % 256
+
+    def job(self, obj: str, role: str, *, fresh: bool = False) -> EditJob | None:
+        """Finished jobs are shared between rows (no row can change them: cancelling a
+        finished job is refused); a row that decides on a pending job gets a fresh one."""
+        if obj == "-":
+            return None
+        key = (obj, role if obj == "own" else "")
+        if not fresh and key in self._cache:
+            return self._cache[key]
+        if obj == "own":
+            job = _finished_job(self.users[role], self.next_shade())
+        elif obj == "other":
+            job = _finished_job(self.alice, self.next_shade())
+        else:
+            job = _pending_job(self.alice, self.next_shade())
+        if not fresh:
+            self._cache[key] = job
+        return job
+
+
+def _url(route: str, job: EditJob | None) -> str:
+    def value(match: re.Match) -> str:
+        converter, name = match.group(1), match.group(2)
+        if name == "job_id":
+            return str(job.pk)
+        if name == "kind":
+            return "original"
+        if name == "subject":
+            return f"job:{job.pk}"
+        if name == "sha256":
+            return job.original_id
+        if name == "seq":
+            from audit.models import AuditEvent
+
+            return str(AuditEvent.objects.filter(subject=f"job:{job.pk}").order_by("seq").values_list("seq", flat=True)[0])
+        raise AssertionError(f"no value for <{converter}:{name}> in {route}")
+
+    return "/" + re.sub(r"<(\w+):(\w+)>", value, route)
+
+
+def _body(method: str, route: str, job: EditJob | None, world: World) -> dict:
+    if method != "POST":
+        return {}
+    if route == "api/v1/jobs":
+        return {"data": {"image": io.BytesIO(_png(world.next_shade())), "edits": '{"smile": 0.5}',
+                         "purpose": "matrix submission", "consent": "true"}, "format": "multipart"}
+    if route.endswith("/approve"):
+        return {"data": {"params_sha256": job.params_sha256}, "format": "json"}
+    if route.endswith("/reject"):
+        return {"data": {"reason": "matrix says no"}, "format": "json"}
+    if route.endswith("/decide"):
+        return {"data": {"verdict": "approve", "params_sha256": job.params_sha256}}
+    if route == "audit/export/":
+        return {"data": {"format": "jsonl"}}
+    return {}
+
+
+@pytest.mark.django_db
+def test_permission_matrix(model_bundle, settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    world = World()
+    mismatches = []
+    for (method, route, obj), row in MATRIX.items():
+        for role, expected in row.items():
+            job = world.job(obj, role, fresh=route.endswith(("/approve", "/reject", "/decide")))
+            client = world.client(role)
+            body = _body(method, route, job, world)
+            url = _url(route, job)
+            if method == "GET":
+                response = client.get(url)
+            elif hasattr(client, "credentials") or "format" in body:
+                from rest_framework.test import APIClient
+
+                api = client if isinstance(client, APIClient) else _as_api_client(client)
+                response = api.post(url, body.get("data"), format=body.get("format"))
+            else:
+                response = client.post(url, body.get("data", {}))
+            if response.status_code != expected:
+                mismatches.append(f"{role:<11} {method:<4} /{route} [{obj}] -> {response.status_code}, expected {expected}")
+    assert mismatches == [], "permission matrix mismatches:\n" + "\n".join(mismatches)
+
+
+def _as_api_client(client: Client):
+    """An APIClient sharing the Django test client's session cookie."""
+    from rest_framework.test import APIClient
+
+    api = APIClient()
+    api.cookies = client.cookies
+    return api
