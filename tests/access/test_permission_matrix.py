@@ -83,6 +83,11 @@ MATRIX: dict[tuple[str, str, str], dict[str, int]] = {
     # --- API: approvals (people only; no key scope opens them) -------------------
     ("POST", "api/v1/jobs/<uuid:job_id>/approve", "pending"): people(404, approver=200, reviewer=403, anon=API_ANON, integration=403),
     ("POST", "api/v1/jobs/<uuid:job_id>/reject", "pending"): people(404, approver=200, reviewer=403, anon=API_ANON, integration=403),
+    # --- API: audit log (audit:read keys and reviewers) ----------------------------
+    ("GET", "api/v1/audit/events", "-"): people(403, reviewer=200, anon=API_ANON, integration=200),
+    ("GET", "api/v1/audit/events/<int:seq>", "other"): people(403, reviewer=200, anon=API_ANON, integration=200),
+    ("GET", "api/v1/audit/checkpoint", "-"): people(403, reviewer=200, anon=API_ANON, integration=200),
+    ("GET", "api/v1/audit/consistency", "-"): people(403, reviewer=200, anon=API_ANON, integration=200),
     # --- portal: sign-in --------------------------------------------------------
     ("GET", "", "-"): people(200, **PORTAL),
     ("GET", "login/", "-"): people(302, anon=200, integration=200),
@@ -234,7 +239,18 @@ def _url(route: str, job: EditJob | None) -> str:
             return str(AuditEvent.objects.filter(subject=f"job:{job.pk}").order_by("seq").values_list("seq", flat=True)[0])
         raise AssertionError(f"no value for <{converter}:{name}> in {route}")
 
-    return "/" + re.sub(r"<(\w+):(\w+)>", value, route)
+    query = QUERIES.get(route)
+    return "/" + re.sub(r"<(\w+):(\w+)>", value, route) + (f"?{query()}" if query else "")
+
+
+def _consistency_query() -> str:
+    from audit.log import make_checkpoint
+
+    size = make_checkpoint().size  # a signed checkpoint covering everything so far
+    return f"old=1&new={size}"
+
+
+QUERIES = {"api/v1/audit/consistency": _consistency_query}
 
 
 def _body(method: str, route: str, job: EditJob | None, world: World) -> dict:
