@@ -31,6 +31,7 @@ from audit.queries import filter_events, inclusion_status
 from editplatform.accounts.models import SCOPE_AUDIT_READ, IntegrationKey
 from editplatform.accounts.permissions import HasScope
 from editplatform.accounts.roles import REVIEWER, has_role
+from editplatform.core.api import ApiErrorSerializer
 
 MAX_SEQ = 2**63 - 1  # audit_event.seq is a BIGINT
 DEFAULT_LIMIT = 100
@@ -65,12 +66,6 @@ class AuditAPIView(APIView):
 
 
 # --- serializers (responses and query parameters) ------------------------------------
-
-class AuditErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()
-    code = serializers.CharField(required=False)
-    field = serializers.CharField(required=False)
-
 
 class EventSerializer(serializers.Serializer):
     seq = serializers.IntegerField(help_text="leaf index in the Merkle tree (0, 1, 2, ... without gaps)")
@@ -161,8 +156,8 @@ def invalid(serializer: serializers.Serializer) -> Response:
 
 
 DENIED = {
-    401: OpenApiResponse(AuditErrorSerializer, description="no credentials, or an invalid, expired or revoked key"),
-    403: OpenApiResponse(AuditErrorSerializer, description="a key without 'audit:read', or a person who is not a reviewer"),
+    401: OpenApiResponse(ApiErrorSerializer, description="no credentials, or an invalid, expired or revoked key"),
+    403: OpenApiResponse(ApiErrorSerializer, description="a key without 'audit:read', or a person who is not a reviewer"),
 }
 
 
@@ -171,7 +166,7 @@ DENIED = {
 class EventListView(AuditAPIView):
     @extend_schema(
         operation_id="audit_events_list", tags=["audit"], parameters=[EventQuery],
-        responses={200: EventPageSerializer, 400: AuditErrorSerializer, **DENIED},
+        responses={200: EventPageSerializer, 400: ApiErrorSerializer, **DENIED},
         description="Events matching every filter, keyset-paginated by seq: follow `next` (it carries "
                     "`after_seq`, or `before_seq` with order=desc). Filters are exact matches.",
     )
@@ -204,7 +199,7 @@ class EventDetailView(AuditAPIView):
         operation_id="audit_events_retrieve", tags=["audit"],
         parameters=[OpenApiParameter("seq", {"type": "integer", "minimum": 0, "maximum": MAX_SEQ},
                                      OpenApiParameter.PATH, description="the event's sequence number")],
-        responses={200: EventDetailSerializer, 404: AuditErrorSerializer, **DENIED},
+        responses={200: EventDetailSerializer, 404: ApiErrorSerializer, **DENIED},
         description="The event, its canonical entry and leaf hash, and an inclusion proof against the latest "
                     "signed checkpoint (with that checkpoint's note). An event newer than the latest checkpoint "
                     "has no proof yet (`verified` false, `reason` says so).",
@@ -227,7 +222,7 @@ class EventDetailView(AuditAPIView):
 class CheckpointView(AuditAPIView):
     @extend_schema(
         operation_id="audit_checkpoint", tags=["audit"],
-        responses={200: CheckpointSerializer, 404: OpenApiResponse(AuditErrorSerializer, description="no checkpoint yet"),
+        responses={200: CheckpointSerializer, 404: OpenApiResponse(ApiErrorSerializer, description="no checkpoint yet"),
                    **DENIED},
         description="The latest signed checkpoint. Verify its note with `verifier_key` (or a copy of the log's "
                     "public key you obtained independently), then check proofs against its root.",
@@ -253,7 +248,7 @@ class CheckpointView(AuditAPIView):
 class ConsistencyView(AuditAPIView):
     @extend_schema(
         operation_id="audit_consistency", tags=["audit"], parameters=[ConsistencyQuery],
-        responses={200: ConsistencySerializer, 400: AuditErrorSerializer, **DENIED},
+        responses={200: ConsistencySerializer, 400: ApiErrorSerializer, **DENIED},
         description="An RFC 9162 proof that the log's first `old` events are a prefix of its first `new` "
                     "events (0 <= old <= new <= the log's size). Verify it between two checkpoints you trust.",
     )

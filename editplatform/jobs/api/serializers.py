@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -53,10 +54,15 @@ class JobSerializer(serializers.ModelSerializer):
         return job.queue_to_start_seconds()
 
 
+@extend_schema_field(OpenApiTypes.BINARY)
+class UploadField(serializers.FileField):
+    """A file part of a multipart request (documented as binary, not as the URL FileField renders)."""
+
+
 class JobCreateSerializer(serializers.Serializer):
     """Multipart form of POST /api/v1/jobs (validated by the services, documented here)."""
 
-    image = serializers.FileField(help_text="JPEG, PNG or WebP (decided by content); at most UPLOAD_MAX_BYTES")
+    image = UploadField(help_text="JPEG, PNG or WebP (decided by content); at most UPLOAD_MAX_BYTES")
     edits = serializers.CharField(help_text='JSON object {edit name: strength}, e.g. {"smile": 1.5}; see GET /api/v1/edits')
     purpose = serializers.CharField(help_text="why this edit is needed (recorded in the audit log)")
     consent = serializers.BooleanField(help_text="attests consent of the person shown; must be true")

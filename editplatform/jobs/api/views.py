@@ -10,6 +10,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.exceptions import NotFound
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
@@ -52,6 +53,13 @@ class JobCursorPagination(CursorPagination):
     page_size_query_param = "page_size"
     max_page_size = 200
 
+    def decode_cursor(self, request):
+        try:
+            return super().decode_cursor(request)
+        except NotFound:  # DRF answers 404 for a malformed cursor; it is a bad parameter
+            raise services.JobError("cursor is not one this API returned", field="cursor", code="invalid_cursor") \
+                from None
+
 
 ERRORS = {
     400: OpenApiResponse(ErrorSerializer, description="invalid image, edits, purpose or consent"),
@@ -66,6 +74,7 @@ class JobListCreateView(JobsAPIView):
     parser_classes = [MultiPartParser, FormParser]
     required_scopes = {"GET": SCOPE_JOBS_READ, "POST": SCOPE_JOBS_WRITE}
     throttle_classes = [KeyJobQuotaThrottle]
+    pagination_class = JobCursorPagination  # GET pages (and documents) the list: next, previous, results
 
     @extend_schema(
         operation_id="jobs_list",
@@ -80,12 +89,12 @@ class JobListCreateView(JobsAPIView):
     def get(self, request):
         jobs = EditJob.objects.visible_to(request.user).select_related(
             "requester", "original", "reconstruction", "edited", "latent")
+        paginator = self.pagination_class()
         try:
             jobs = filter_jobs(jobs, request.query_params)
+            page = paginator.paginate_queryset(jobs, request, view=self)
         except services.JobError as exc:
             return error_response(exc)
-        paginator = JobCursorPagination()
-        page = paginator.paginate_queryset(jobs, request, view=self)
         return paginator.get_paginated_response(JobSerializer(page, many=True).data)
 
     @extend_schema(
@@ -180,7 +189,10 @@ class JobArtifactView(JobsAPIView):
     @extend_schema(
         operation_id="jobs_artifact",
         parameters=[OpenApiParameter("kind", str, OpenApiParameter.PATH, enum=list(access.ARTIFACT_KINDS))],
-        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, 404: ErrorSerializer},
+        # originals and outputs are stored as PNG; the latent as safetensors (access.EXTENSIONS)
+        responses={(200, "image/png"): OpenApiTypes.BINARY,
+                   (200, "application/vnd.styleledger.latent+safetensors"): OpenApiTypes.BINARY,
+                   404: ErrorSerializer},
     )
     def get(self, request, job_id, kind):
         job = access.get_visible_job(request.user, job_id)

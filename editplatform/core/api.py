@@ -1,0 +1,54 @@
+"""Project-wide REST conventions: one error shape, and a schema that documents it.
+
+Every API error body is `{"detail": str, "code": str}` (plus `field` when one input is
+to blame): the views' own errors already are; `exception_handler` gives DRF's
+framework errors (401, 403, 404, 405, 415, 429, ...) the same `code`, taken from DRF's
+error code (`not_authenticated`, `permission_denied`, `not_found`, `throttled`, ...).
+
+`AutoSchema` documents those framework answers on every operation that can give them,
+unless the view documents the status itself: 401 and 403 where permissions apply, 404
+where the path has parameters, 429 where a throttle applies.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import permissions, serializers
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+class ApiErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    code = serializers.CharField(help_text="machine-readable, e.g. not_authenticated, permission_denied, "
+                                           "not_found, throttled, invalid")
+    field = serializers.CharField(required=False, help_text="the input to blame, when there is one")
+
+
+def exception_handler(exc, context):
+    response = drf_exception_handler(exc, context)
+    if response is not None and isinstance(response.data, dict) and isinstance(response.data.get("detail"), str) \
+            and "code" not in response.data:
+        response.data["code"] = getattr(response.data["detail"], "code", None) or "error"
+    return response
+
+
+class AutoSchema(SpectacularAutoSchema):
+    def _get_response_bodies(self, direction="response"):
+        responses = super()._get_response_bodies(direction)
+        for code, description in self._framework_errors():
+            if code not in responses:
+                responses[code] = self._get_response_for_code(
+                    OpenApiResponse(ApiErrorSerializer, description=description), code, direction=direction)
+        return responses
+
+    def _framework_errors(self) -> list[tuple[str, str]]:
+        errors = []
+        if not all(isinstance(p, permissions.AllowAny) for p in self.view.get_permissions()):
+            errors += [("401", "no credentials, or an invalid, expired or revoked API key"),
+                       ("403", "not allowed: the API key lacks the scope, or the person's role does not permit it")]
+        if "{" in self.path:
+            errors.append(("404", "no such object, or not one you may see"))
+        if self.view.get_throttles():
+            errors.append(("429", "quota exceeded: retry after the Retry-After header's seconds"))
+        return errors
