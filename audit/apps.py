@@ -22,15 +22,9 @@ class AuditConfig(AppConfig):
     def _register_beat() -> None:
         from django.conf import settings
 
-        from editplatform.celery import app
+        from editplatform.celery import register_periodic
 
-        schedule = dict(app.conf.beat_schedule or {})
-        schedule["audit-checkpoint"] = {
-            "task": "audit.checkpoint",
-            "schedule": float(settings.AUDIT_CHECKPOINT_SECONDS),
-            "options": {"queue": "default", "expires": float(settings.AUDIT_CHECKPOINT_SECONDS)},
-        }
-        app.conf.beat_schedule = schedule
+        register_periodic("audit-checkpoint", "audit.checkpoint", settings.AUDIT_CHECKPOINT_SECONDS)
 
 
 def check_signing_key(app_configs=None, **kwargs):

@@ -46,3 +46,14 @@ app.conf.update(
     task_publish_retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
 )
 app.autodiscover_tasks()
+
+
+def register_periodic(name: str, task: str, seconds: float, queue: str = "default") -> None:
+    """Add a beat entry (apps call this from `ready()` so this module stays generic).
+
+    A run that could not start within one period expires instead of piling up behind
+    a slow worker.
+    """
+    schedule = dict(app.conf.beat_schedule or {})
+    schedule[name] = {"task": task, "schedule": float(seconds), "options": {"queue": queue, "expires": float(seconds)}}
+    app.conf.beat_schedule = schedule

@@ -15,15 +15,9 @@ logger = logging.getLogger(__name__)
 def register() -> None:
     from celery.signals import worker_process_init
 
-    from editplatform.celery import app
+    from editplatform.celery import app, register_periodic
 
-    schedule = dict(app.conf.beat_schedule or {})
-    schedule["jobs-sweep"] = {
-        "task": "jobs.sweep",
-        "schedule": float(settings.JOB_SWEEP_INTERVAL_SECONDS),
-        "options": {"queue": "default", "expires": float(settings.JOB_SWEEP_INTERVAL_SECONDS)},
-    }
-    app.conf.beat_schedule = schedule
+    register_periodic("jobs-sweep", "jobs.sweep", settings.JOB_SWEEP_INTERVAL_SECONDS)
     routes = dict(app.conf.task_routes or {})
     routes.update({"jobs.run_edit_job": {"queue": "gpu", "routing_key": "gpu"},
                    "jobs.sweep": {"queue": "default", "routing_key": "default"}})
