@@ -238,3 +238,26 @@ def test_every_operation_conforms_for_each_key_scope(scopes, service_account, pl
         assert all(400 <= status < 500 for name, status in uploads.items() if not name.startswith("valid"))
     else:
         assert set(uploads.values()) == {403}
+
+
+def test_the_served_schema_is_valid_openapi_and_documents_every_audit_response(service_account):
+    from openapi_spec_validator import validate
+
+    from tests.conftest import api_client_for
+
+    response = api_client_for(service_account, scopes=("audit:read",)).get("/api/v1/schema?format=json")
+    assert response.status_code == 200
+    spec = json.loads(response.content)
+    validate(spec)
+    for path in ("/api/v1/audit/events", "/api/v1/audit/events/{seq}", "/api/v1/audit/checkpoint",
+                 "/api/v1/audit/consistency"):
+        documented = set(spec["paths"][path]["get"]["responses"])
+        assert {"200", "401", "403"} <= documented, (path, documented)
+    # framework answers are documented everywhere with the one error shape
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            assert {"401", "403"} <= set(operation["responses"]), (method, path)
+            if "{" in path:
+                assert "404" in operation["responses"], (method, path)
+    assert spec["paths"]["/api/v1/jobs"]["post"]["responses"]["429"]["content"]["application/json"]["schema"] \
+        == {"$ref": "#/components/schemas/ApiError"}
