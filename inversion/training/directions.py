@@ -241,3 +241,59 @@ def run(args: argparse.Namespace) -> int:
     (args.out / "report.json").write_text(json.dumps(report, indent=2))
     print(json.dumps(report))
     return 0
+
+
+@torch.no_grad()
+def calibrate_on_real(inverter: Any, images: Tensor, clf: AttributeClassifier,
+                      target_success: float = 0.85, step: float = 0.5,
+                      batch: int = 256) -> tuple[EditCatalog, dict[str, Any]]:
+    """Re-pick supervised edits' default strengths on inversions of *real* images.
+
+    ``images`` must be held out of evaluation (the recipe uses the ``val`` split). For
+    each InterFaceGAN edit: the smallest strength (multiple of ``step``, within the
+    edit's range) at which moving every image towards the other side of the boundary
+    flips the classifier's label for ``target_success`` of them (with the Fuser), as
+    the platform renders it.
+    """
+    import dataclasses
+
+    inv = inverter.invert(images, batch_size=batch)
+    s0 = clf.attributes(inv.reconstruction)
+    specs, report = [], {}
+    for spec in inverter.catalog:
+        if not spec.direction.startswith("interfacegan_"):
+            specs.append(spec)
+            continue
+        attr = spec.direction[len("interfacegan_"):]
+        pos = s0[attr] > 0
+        rates: dict[str, float] = {}
+
+        def flip_rate(strength: float, attr: str = attr, pos: Tensor = pos,
+                      rates: dict[str, float] = rates,
+                      name: str = spec.name) -> float:
+            edited = torch.empty_like(inv.reconstruction)
+            for mask, sign in ((pos, -1.0), (~pos, 1.0)):
+                idx = mask.nonzero().flatten()
+                if len(idx):
+                    edited[idx] = inverter.edit(inv[idx], {name: sign * strength},
+                                                batch_size=batch)
+            rate = float(((clf.attributes(edited)[attr] > 0) != pos).float().mean())
+            rates[f"{strength:g}"] = round(rate, 3)
+            return rate
+
+        # binary search over multiples of `step` (the flip rate grows with strength)
+        lo, hi = 1, max(1, int(spec.max_strength / step))
+        if flip_rate(hi * step) < target_success:
+            chosen = hi * step
+        else:
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if flip_rate(mid * step) >= target_success:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            chosen = hi * step
+        specs.append(dataclasses.replace(spec, default_strength=float(chosen)))
+        report[spec.name] = {"default_strength": chosen, "flip_rate": rates,
+                             "n_images": int(images.shape[0])}
+    return EditCatalog(specs), report

@@ -36,6 +36,7 @@ __all__ = ["STAGES", "stage_commands", "package_bundle", "ci_reconstruction_psnr
 
 STAGES = ("generator", "classifier", "directions", "encoder", "psp", "package", "evaluate",
           "finalize")
+CALIB_IMAGES = 256  # val images used to calibrate the catalog's default strengths
 CI_SUBSET = 64  # first N official test images: the bundle's reproducible PSNR check
 DATA_SOURCE = ("Debian package dataset-fashion-mnist (Zalando Fashion-MNIST, MIT licence): "
                "train = first 55,000 of the official training split, val = last 5,000, "
@@ -101,7 +102,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def package_bundle(run_dir: str | Path, bundle: str | Path, eval_dir: str | Path,
                    metrics: dict[str, Any] | None = None,
-                   commands: list[str] | None = None) -> Any:
+                   commands: list[str] | None = None, calibrate: bool = False) -> Any:
     """Build the bundle from a recipe run's outputs; copy evaluation extras."""
     from inversion.bundle import build_bundle
     from inversion.training.directions import load_generator
@@ -141,6 +142,32 @@ def package_bundle(run_dir: str | Path, bundle: str | Path, eval_dir: str | Path
         r / "directions/directions.safetensors", r / "directions/catalog.json",
         provenance, metrics=metrics or {}, overwrite=True,
     )
+    if calibrate:
+        from inversion.inverter import Inverter
+        from inversion.training.classifier import load_classifier
+        from inversion.training.data import load_fashion_mnist
+        from inversion.training.directions import calibrate_on_real
+
+        x, _ = load_fashion_mnist("val", size=g.size, limit=CALIB_IMAGES)
+        catalog, calib = calibrate_on_real(Inverter(b, device="cpu", batch_size=256), x,
+                                           load_classifier(r / "classifier/classifier.pt"))
+        catalog.save(r / "directions/catalog_calibrated.json")
+        (r / "directions/calibration.json").write_text(json.dumps(calib, indent=2))
+    calib_path = r / "directions/catalog_calibrated.json"
+    if calib_path.exists():
+        provenance["catalog_calibration"] = {
+            "data": f"fashion-mnist:val[0:{CALIB_IMAGES}] (held out of training and of "
+                    "evaluation)",
+            "rule": "smallest strength (0.5 steps) flipping the classifier label of >= 85% "
+                    "of inversions moved towards the other side",
+            "result": _read_json(r / "directions/calibration.json"),
+        }
+        b = build_bundle(
+            bundle, {"g_ema": g.state_dict(), "latent_avg": avg},
+            enc.state_dict(), fus.state_dict(), ecfg, fcfg,
+            r / "directions/directions.safetensors", calib_path,
+            provenance, metrics=metrics or {}, overwrite=True,
+        )
     ev = Path(eval_dir)
     ev.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(r / "classifier/classifier.pt", ev / "classifier.pt")
@@ -220,7 +247,7 @@ def run(args: argparse.Namespace) -> int:
             state_path.write_text(json.dumps(state, indent=2))
             continue
         if stage == "package" and args.only:
-            package_bundle(run_dir, args.bundle, args.eval_dir)
+            package_bundle(run_dir, args.bundle, args.eval_dir, calibrate=True)
         elif stage == "finalize" and args.only:
             metrics = _final_metrics(run_dir, Path(args.bundle))
             package_bundle(run_dir, args.bundle, args.eval_dir, metrics=metrics)
