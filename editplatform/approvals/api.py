@@ -10,7 +10,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from editplatform.approvals import services
+from editplatform.core.api import ApiErrorSerializer
 from editplatform.jobs.models import EditJob
+
+ERRORS = {
+    403: OpenApiResponse(ApiErrorSerializer, description="not an approver, or the requester's own job"),
+    404: OpenApiResponse(ApiErrorSerializer, description="no such job (or not visible to you)"),
+    409: OpenApiResponse(ApiErrorSerializer, description="not awaiting approval, parameters changed, or already decided"),
+}
 
 
 class ApproveSerializer(serializers.Serializer):
@@ -38,22 +45,25 @@ class _DecisionView(APIView):
 
     def post(self, request, job_id):
         payload = self.serializer_class(data=request.data)
-        payload.is_valid(raise_exception=True)
+        if not payload.is_valid():
+            field, messages = next(iter(payload.errors.items()))
+            return Response({"detail": f"{field}: {' '.join(str(m) for m in messages)}", "code": "invalid",
+                             "field": field}, status=status.HTTP_400_BAD_REQUEST)
         job = self._job(request, job_id)
         try:
             job = self.decide(job, request.user, payload.validated_data)
         except DjangoPermissionDenied as exc:
             raise PermissionDenied(str(exc)) from None
         except services.ApprovalError as exc:
-            return Response({"detail": str(exc)}, status=exc.status)
+            code = {400: "invalid", 403: "permission_denied"}.get(exc.status, "conflict")
+            return Response({"detail": str(exc), "code": code}, status=exc.status)
         return Response({"id": str(job.pk), "state": job.state}, status=status.HTTP_200_OK)
 
 
 class ApproveView(_DecisionView):
     serializer_class = ApproveSerializer
 
-    @extend_schema(request=ApproveSerializer, responses={200: DecisionResult, 403: OpenApiResponse(description="not an approver, or own job"),
-                                                          404: OpenApiResponse(description="no such job"), 409: OpenApiResponse(description="not awaiting approval, or parameters changed")})
+    @extend_schema(request=ApproveSerializer, responses={200: DecisionResult, 400: ApiErrorSerializer, **ERRORS})
     def post(self, request, job_id):
         return super().post(request, job_id)
 
@@ -64,9 +74,7 @@ class ApproveView(_DecisionView):
 class RejectView(_DecisionView):
     serializer_class = RejectSerializer
 
-    @extend_schema(request=RejectSerializer, responses={200: DecisionResult, 400: OpenApiResponse(description="no reason"),
-                                                         403: OpenApiResponse(description="not an approver, or own job"),
-                                                         404: OpenApiResponse(description="no such job"), 409: OpenApiResponse(description="not awaiting approval")})
+    @extend_schema(request=RejectSerializer, responses={200: DecisionResult, 400: ApiErrorSerializer, **ERRORS})
     def post(self, request, job_id):
         return super().post(request, job_id)
 

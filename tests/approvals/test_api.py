@@ -1,0 +1,28 @@
+"""The approvals REST endpoints: approver sessions only, one error shape."""
+
+from __future__ import annotations
+
+from editplatform.jobs.states import State
+from tests.approvals.test_four_eyes import people, sensitive_job  # noqa: F401 - fixture
+from tests.conftest import api_client_for
+
+
+def test_an_approver_approves_through_the_api(people):  # noqa: F811
+    job = sensitive_job(people["req"])
+    response = api_client_for(people["ap1"]).post(f"/api/v1/jobs/{job.pk}/approve",
+                                                   {"params_sha256": job.params_sha256}, format="json")
+    assert response.status_code == 200 and response.json() == {"id": str(job.pk), "state": State.QUEUED}
+
+
+def test_refusals_name_the_problem_with_a_code(people):  # noqa: F811
+    job = sensitive_job(people["req"])
+    own = api_client_for(people["req"]).post(f"/api/v1/jobs/{job.pk}/approve",
+                                              {"params_sha256": job.params_sha256}, format="json")
+    assert own.status_code == 403 and own.json()["code"] == "permission_denied" and "own job" in own.json()["detail"]
+    stale = api_client_for(people["ap1"]).post(f"/api/v1/jobs/{job.pk}/approve", {"params_sha256": "a" * 64},
+                                                format="json")
+    assert stale.status_code == 409 and stale.json()["code"] == "conflict"
+    no_reason = api_client_for(people["ap1"]).post(f"/api/v1/jobs/{job.pk}/reject", {}, format="json")
+    assert no_reason.status_code == 400 and no_reason.json()["field"] == "reason"
+    reviewer = api_client_for(people["rev"]).post(f"/api/v1/jobs/{job.pk}/reject", {"reason": "no"}, format="json")
+    assert reviewer.status_code == 403
