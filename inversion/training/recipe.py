@@ -206,7 +206,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--only", default=None, help="comma-separated stages to run")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--generator-steps", type=int, default=100_000)
-    p.add_argument("--generator-budget", type=float, default=3600)
+    p.add_argument("--generator-budget", type=float, default=4200)
     p.add_argument("--direction-samples", type=int, default=5000)
     p.add_argument("--encoder-steps", type=int, default=1000)
     p.add_argument("--sequential", action="store_true",
