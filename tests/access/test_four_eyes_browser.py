@@ -78,9 +78,9 @@ def test_sensitive_edit_is_approved_by_a_second_person_then_runs_and_is_traceabl
         approver_page.wait_for_url("**/approvals/")
         approver_page.screenshot(path=str(OUTPUT / "four-eyes-approver.png"), full_page=True)
 
-        # 3. The worker runs it; the requester's page follows it to the result.
+        # 3. The worker runs it; the requester's open page follows it (it polls the API and
+        #    reloads itself when the job ends) to the result.
         wait_for_state(job.pk, State.SUCCEEDED, timeout=120)
-        page.reload()
         page.wait_for_selector("#img-edited", timeout=60_000)
         page.screenshot(path=str(OUTPUT / "four-eyes-requester.png"), full_page=True)
 
