@@ -28,6 +28,7 @@ def make_user(db):
     return _make
 
 
-def current_code(user) -> str:
-    device = TOTPDevice.objects.get(user=user, confirmed=True)
+def current_code(user, *, confirmed: bool = True) -> str:
+    """The code an authenticator app would show now for the user's TOTP device."""
+    device = TOTPDevice.objects.get(user=user, confirmed=confirmed)
     return f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits, drift=device.drift):06d}"

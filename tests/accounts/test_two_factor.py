@@ -50,17 +50,11 @@ def test_first_sign_in_enrols_a_totp_device(client, make_user):
     assert page.status_code == 200 and b"<svg" in page.content and b"totp-secret" in page.content
     device = TOTPDevice.objects.get(user=user)
     assert not device.confirmed
-    response = client.post("/account/2fa/", {"token": current_code_unconfirmed(device)})
+    response = client.post("/account/2fa/", {"token": current_code(user, confirmed=False)})
     assert response.status_code == 302
     device.refresh_from_db()
     assert device.confirmed
     assert client.get("/").status_code == 200
-
-
-def current_code_unconfirmed(device) -> str:
-    from django_otp.oath import totp
-
-    return f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits, drift=device.drift):06d}"
 
 
 @pytest.mark.django_db
