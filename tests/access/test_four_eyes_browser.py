@@ -11,6 +11,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from editplatform.accounts.roles import ensure_groups
 from editplatform.jobs.models import EditJob
 from editplatform.jobs.states import State
+from tests import catalog
 from tests.accounts.conftest import current_code
 from tests.conftest import OUTPUT, login
 from tests.jobs import images
@@ -48,19 +49,21 @@ def test_sensitive_edit_is_approved_by_a_second_person_then_runs_and_is_traceabl
     photo.write_bytes(images.jpeg((128, 128)))
     contexts = [browser.new_context(viewport={"width": 1280, "height": 900}) for _ in range(3)]
     try:
-        # 1. The requester asks for a sensitive edit ("age" is marked sensitive in the catalog).
+        # 1. The requester asks for an edit the catalog marks sensitive.
+        spec = catalog.sensitive()
+        value = catalog.strength(spec)
         page = contexts[0].new_page()
         login(page, live_server, requester.username, PASSWORD)
         page.goto(f"{live_server.url}/jobs/new/")
         page.set_input_files("#id_image", str(photo))
-        page.locator("#id_edit_age").evaluate(
-            "el => { el.value = '1.5'; el.dispatchEvent(new Event('input', {bubbles: true})); }")
+        page.locator(f"#id_edit_{spec.name}").evaluate(
+            "(el, v) => { el.value = v; el.dispatchEvent(new Event('input', {bubbles: true})); }", str(value))
         page.fill("#id_purpose", "Aged portrait for a retirement card, consent form #4411")
         page.check("#id_consent")
         page.click("#submit-job")
         page.wait_for_url("**/jobs/*/")
         job = EditJob.objects.get()
-        assert job.state == State.AWAITING_APPROVAL and job.edits == {"age": 1.5}
+        assert job.state == State.AWAITING_APPROVAL and job.edits == {spec.name: value}
         assert "awaiting" in page.locator("#job-state").inner_text().lower()
 
         # 2. The approver signs in with TOTP, finds it in the queue, sees the request, approves.
@@ -68,7 +71,7 @@ def test_sensitive_edit_is_approved_by_a_second_person_then_runs_and_is_traceabl
         sign_in_with_totp(approver_page, live_server, approver)
         approver_page.goto(f"{live_server.url}/approvals/")
         row = approver_page.locator(f'tr[data-job="{job.pk}"]')
-        assert "rhea" in row.inner_text() and "age" in row.inner_text()
+        assert "rhea" in row.inner_text() and spec.name in row.inner_text()
         row.locator("a.button").click()
         assert approver_page.locator(".purpose").inner_text().startswith("Aged portrait")
         approver_page.wait_for_function(

@@ -31,6 +31,7 @@ from editplatform.jobs.models import EditJob
 from editplatform.jobs.states import State
 from editplatform.jobs.tasks import run_edit_job
 from editplatform.jobs.uploads import validate_image
+from tests import catalog
 from tests.conftest import api_client_for, mark_two_factor_verified
 
 ROLES = ("anon", "requester", "approver", "reviewer", "admin", "integration")
@@ -156,7 +157,7 @@ def _png(shade: int) -> bytes:
 
 
 def _finished_job(user, shade: int) -> EditJob:
-    job, _ = job_services.submit(user=user, image=validate_image(_png(shade)), edits={"smile": 1.0},
+    job, _ = job_services.submit(user=user, image=validate_image(_png(shade)), edits=catalog.request(),
                                  purpose="matrix fixture job", consent=True, source="api")
     run_edit_job.apply(args=[str(job.pk)])  # the real task, in this process
     job.refresh_from_db()
@@ -165,7 +166,7 @@ def _finished_job(user, shade: int) -> EditJob:
 
 
 def _pending_job(user, shade: int) -> EditJob:
-    job, _ = job_services.submit(user=user, image=validate_image(_png(shade)), edits={"age": 1.0},
+    job, _ = job_services.submit(user=user, image=validate_image(_png(shade)), edits=catalog.request(catalog.sensitive()),
                                  purpose="matrix fixture sensitive job", consent=True, source="portal")
     assert job.state == State.AWAITING_APPROVAL
     return job
@@ -257,7 +258,7 @@ def _body(method: str, route: str, job: EditJob | None, world: World) -> dict:
     if method != "POST":
         return {}
     if route == "api/v1/jobs":
-        return {"data": {"image": io.BytesIO(_png(world.next_shade())), "edits": '{"smile": 0.5}',
+        return {"data": {"image": io.BytesIO(_png(world.next_shade())), "edits": catalog.request_json(fraction=0.6),
                          "purpose": "matrix submission", "consent": "true"}, "format": "multipart"}
     if route.endswith("/approve"):
         return {"data": {"params_sha256": job.params_sha256}, "format": "json"}

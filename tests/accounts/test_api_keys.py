@@ -16,6 +16,7 @@ from audit.models import AuditEvent
 from editplatform.accounts.models import IntegrationKey
 from editplatform.accounts.roles import ensure_groups
 from editplatform.accounts.services import AccountError, create_api_key, revoke_api_key
+from tests import catalog
 
 
 def png_bytes(shade: int = 120) -> bytes:
@@ -38,7 +39,7 @@ def client_with(raw_key: str, address: str = "127.0.0.1") -> APIClient:
 
 
 def submit(client, shade=120):
-    return client.post("/api/v1/jobs", {"image": io.BytesIO(png_bytes(shade)), "edits": '{"smile": 1.0}',
+    return client.post("/api/v1/jobs", {"image": io.BytesIO(png_bytes(shade)), "edits": catalog.request_json(),
                                          "purpose": "CRM avatar refresh", "consent": "true"}, format="multipart")
 
 

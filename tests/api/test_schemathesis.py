@@ -75,18 +75,19 @@ def platform(service_account, model_bundle):
     """The service account's jobs and a signed checkpoint covering their events."""
     from audit import log as audit_log
     from editplatform.jobs.models import EditJob
+    from tests import catalog
     from tests.conftest import api_client_for
     from tests.jobs import images
     from tests.jobs.conftest import submit_via_api
 
     finished = finished_job(service_account)
     client = api_client_for(service_account, scopes=("jobs:write",))
-    queued = submit_via_api(client, images.png(), edits='{"smile": 1.0}')
+    queued = submit_via_api(client, images.png())
     assert queued.status_code == 201, queued.content
-    sensitive = [spec.name for spec in _catalog() if spec.sensitive]
+    sensitive = [spec for spec in _catalog() if spec.sensitive]
     awaiting = None
     if sensitive:
-        response = submit_via_api(client, images.jpeg(), edits=json.dumps({sensitive[0]: 1.0}))
+        response = submit_via_api(client, images.jpeg(), edits=catalog.request_json(sensitive[0]))
         assert response.status_code == 201, response.content
         awaiting = response.json()["id"]
     jobs = [str(finished.pk), queued.json()["id"], *([awaiting] if awaiting else [])]
@@ -105,7 +106,7 @@ def finished_job(requester):
     original = artifacts.store(png((200, 10, 10)), "image/png", width=16, height=16)
     return EditJob.objects.create(
         requester=requester, source="api", original=original, upload_sha256=original.sha256, upload_format="png",
-        edits={"smile": 0.5}, purpose="schemathesis fixture", consent=True, params_sha256="0" * 64,
+        edits={"brightness": 0.5}, purpose="schemathesis fixture", consent=True, params_sha256="0" * 64,
         state="succeeded", reconstruction=artifacts.store(png((10, 200, 10)), "image/png", width=16, height=16),
         edited=artifacts.store(png((10, 10, 200)), "image/png", width=16, height=16),
         latent=artifacts.store(b"\x00" * 64, "application/vnd.styleledger.latent+safetensors"),
@@ -186,14 +187,16 @@ def explicit_uploads(schema, key: str) -> tuple[list[str], dict[str, int]]:
 
     auth = {"Authorization": f"Api-Key {key}"}
     operation = schema["/api/v1/jobs"]["POST"]
-    form = {"edits": '{"smile": 1.5}', "purpose": "Schemathesis explicit upload", "consent": "true"}
+    from tests import catalog
+
+    form = {"edits": catalog.request_json(), "purpose": "Schemathesis explicit upload", "consent": "true"}
     cases = {
         "valid png": {**form, "image": images.png()},
         "valid jpeg, idempotent": {**form, "image": images.jpeg()},
         "not an image": {**form, "image": b"%PDF-1.4 definitely not a picture"},
         "truncated png": {**form, "image": images.png()[:60]},
         "unknown edit": {**form, "image": images.png(), "edits": '{"frown": 1}'},
-        "edits not json": {**form, "image": images.png(), "edits": "{smile"},
+        "edits not json": {**form, "image": images.png(), "edits": "{not json"},
         "no consent": {**form, "image": images.png(), "consent": "false"},
         "no purpose": {**form, "image": images.png(), "purpose": ""},
     }

@@ -19,6 +19,7 @@ from editplatform.jobs import services as job_services
 from editplatform.jobs.models import EditJob
 from editplatform.jobs.states import State
 from editplatform.jobs.uploads import validate_image
+from tests import catalog
 
 
 def png(seed: int = 1) -> bytes:
@@ -43,14 +44,14 @@ def people(db, model_bundle):
 
 
 def sensitive_job(user, seed=1) -> EditJob:
-    job, created = job_services.submit(user=user, image=validate_image(png(seed)), edits={"age": 1.5},
+    job, created = job_services.submit(user=user, image=validate_image(png(seed)), edits=catalog.request(catalog.sensitive()),
                                        purpose="campaign visual, consent on file", consent=True, source="portal")
     assert created and job.state == State.AWAITING_APPROVAL and job.needs_approval
     return job
 
 
 def test_a_plain_edit_needs_no_approval(people):
-    job, _ = job_services.submit(user=people["req"], image=validate_image(png(2)), edits={"smile": 1.0},
+    job, _ = job_services.submit(user=people["req"], image=validate_image(png(2)), edits=catalog.request(),
                                  purpose="catalog refresh", consent=True, source="portal")
     assert job.state == State.QUEUED and not job.needs_approval
     assert services.approval_satisfied(job)
@@ -101,7 +102,7 @@ def test_a_parameter_change_voids_approvals(people, settings):
     job = sensitive_job(people["req"])
     services.approve(job, people["ap1"], params_sha256=job.params_sha256)
     # Someone with database access changes the edits after the first approval.
-    EditJob.objects.filter(pk=job.pk).update(edits={"age": 3.0})
+    EditJob.objects.filter(pk=job.pk).update(edits=catalog.request(catalog.sensitive(), fraction=1.0))
     job.refresh_from_db()
     assert services.valid_approvals(job) == []
     with pytest.raises(services.ApprovalError, match="changed"):

@@ -9,12 +9,13 @@ from editplatform.jobs import services as job_services
 from editplatform.jobs.models import EditJob
 from editplatform.jobs.states import State
 from editplatform.jobs.uploads import validate_image
+from tests import catalog
 from tests.approvals.test_four_eyes import people, png  # noqa: F401 - fixture
 from tests.jobs.conftest import wait_for_state
 
 
 def awaiting(user, seed) -> EditJob:
-    job, _ = job_services.submit(user=user, image=validate_image(png(seed)), edits={"age": 2.0},
+    job, _ = job_services.submit(user=user, image=validate_image(png(seed)), edits=catalog.request(catalog.sensitive()),
                                  purpose="retouch for the annual report", consent=True, source="api")
     assert job.state == State.AWAITING_APPROVAL
     return job
@@ -41,7 +42,7 @@ def test_a_job_forced_into_the_queue_without_approval_is_sent_back(celery_worker
 def test_a_job_whose_parameters_were_changed_after_approval_fails(celery_worker, people):  # noqa: F811
     job = awaiting(people["req"], 12)
     # The edits are changed behind the platform's back, and the job is pushed to the queue.
-    EditJob.objects.filter(pk=job.pk).update(edits={"age": 3.0}, state=State.QUEUED,
+    EditJob.objects.filter(pk=job.pk).update(edits=catalog.request(catalog.sensitive(), fraction=1.0), state=State.QUEUED,
                                              approved_params_sha256=job.params_sha256)
     job_services.enqueue(job.pk)
     job = wait_for_state(job.pk, State.FAILED, timeout=60)

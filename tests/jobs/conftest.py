@@ -98,9 +98,14 @@ def worker(model_bundle, celery_worker):
     return celery_worker
 
 
-def submit_via_api(client, image_bytes: bytes, *, edits='{"smile": 1.5}', purpose="Campaign photo retouch for test",
+def submit_via_api(client, image_bytes: bytes, *, edits=None, purpose="Campaign photo retouch for test",
                    consent="true", name="photo.png", headers=None):
+    """POST a job; `edits` defaults to the catalog's first plain edit at 3/4 of its range."""
     from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from tests import catalog
+
+    edits = catalog.request_json() if edits is None else edits
 
     data = {"image": SimpleUploadedFile(name, image_bytes, content_type="application/octet-stream"),
             "edits": edits, "purpose": purpose, "consent": consent}

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from editplatform.jobs import services
 from editplatform.jobs.models import EditJob
 from editplatform.jobs.states import State
+from tests import catalog
 from tests.jobs import images
 from tests.jobs.conftest import api_client, submit_via_api
 
@@ -21,23 +24,29 @@ def alice_job(requester, isolated_storage, model_bundle):
 
 
 def test_submit_answers_201_with_location_and_queues(requester, isolated_storage, model_bundle, bundle):
-    response = submit_via_api(api_client(requester), images.jpeg(), edits='{"smile": 1.5, "pose": 0}')
+    first = catalog.plain()
+    second = catalog.other_than(first)
+    edits = {first.name: catalog.strength(first), second.name: 0}
+    response = submit_via_api(api_client(requester), images.jpeg(), edits=json.dumps(edits))
     assert response.status_code == 201, response.content
     body = response.json()
     assert response["Location"] == f"/api/v1/jobs/{body['id']}"
-    assert body["state"] == "queued" and body["edits"] == {"smile": 1.5}  # zero strengths dropped
+    assert body["state"] == "queued" and body["edits"] == catalog.request(first)  # zero strengths dropped
     assert body["needs_approval"] is False and body["requester"] == "alice"
     assert set(body["artifacts"]) == {"original"}
 
 
-@pytest.mark.parametrize(("edits", "status", "code", "words"), [
-    ('{"frown": 1}', 400, "unknown_edit", "unknown edit 'frown'"),
-    ('{"smile": 9}', 400, "strength_out_of_range", "allowed: -3 to 3"),
-    ('{"smile": "a lot"}', 400, "strength_out_of_range", "smile"),
-    ("not json", 400, "edits_not_json", "JSON"),
-    ("[1, 2]", 400, "edits_not_object", "JSON object"),
-])
-def test_bad_edits_are_400_naming_the_problem(edits, status, code, words, requester, isolated_storage, model_bundle):
+@pytest.mark.parametrize(("make_edits", "status", "code", "make_words"), [
+    (lambda p: '{"frown": 1}', 400, "unknown_edit", lambda p: "unknown edit 'frown'"),
+    (lambda p: json.dumps({p.name: p.max_strength + 6}), 400, "strength_out_of_range",
+     lambda p: f"allowed: {p.min_strength:g} to {p.max_strength:g}"),
+    (lambda p: json.dumps({p.name: "a lot"}), 400, "strength_out_of_range", lambda p: p.name),
+    (lambda p: "not json", 400, "edits_not_json", lambda p: "JSON"),
+    (lambda p: "[1, 2]", 400, "edits_not_object", lambda p: "JSON object"),
+], ids=["unknown", "out-of-range", "not-a-number", "not-json", "not-an-object"])
+def test_bad_edits_are_400_naming_the_problem(make_edits, status, code, make_words, requester, isolated_storage,
+                                              model_bundle):
+    edits, words = make_edits(catalog.plain()), make_words(catalog.plain())
     response = submit_via_api(api_client(requester), images.png(), edits=edits)
     assert response.status_code == status
     assert response.json()["code"] == code and words in response.json()["detail"]
@@ -79,7 +88,7 @@ def test_idempotency_key_replays_and_refuses_reuse(requester, isolated_storage, 
     again = submit_via_api(client, images.png(), headers=headers)
     assert first.status_code == 201 and again.status_code == 200
     assert again["Idempotent-Replayed"] == "true" and again.json()["id"] == first.json()["id"]
-    other = submit_via_api(client, images.png(), edits='{"pose": 1}', headers=headers)
+    other = submit_via_api(client, images.png(), edits=catalog.request_json(fraction=0.25), headers=headers)
     assert other.status_code == 422 and other.json()["code"] == "idempotency_key_reused"
     assert EditJob.objects.count() == 1
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from editplatform.jobs.models import EditJob
+from tests import catalog
 from tests.conftest import OUTPUT, login
 from tests.jobs import images
 from tests.jobs.conftest import PASSWORD
@@ -20,16 +21,17 @@ def _portal_job(page, live_server, user, bundle, tmp_path, screenshot: str) -> N
     page.goto(f"{live_server.url}/jobs/new/")
     sliders = page.locator("input.edit-slider")
     assert sliders.count() == len(bundle.catalog)
-    smile = bundle.catalog["smile"]
-    slider = page.locator("#id_edit_smile")
-    assert float(slider.get_attribute("min")) == smile.min_strength
-    assert float(slider.get_attribute("max")) == smile.max_strength
+    spec = catalog.plain()
+    value = catalog.strength(spec)
+    slider = page.locator(f"#id_edit_{spec.name}")
+    assert float(slider.get_attribute("min")) == spec.min_strength
+    assert float(slider.get_attribute("max")) == spec.max_strength
     page.set_input_files("#id_image", str(photo))
     # Function predicates (not bare expressions): the CSP forbids eval in the page.
     page.wait_for_function("() => document.getElementById('image-preview').naturalWidth > 0")
-    slider.evaluate("el => { el.value = '1.5'; el.dispatchEvent(new Event('input', {bubbles: true})); }")
-    assert page.locator('output[data-for="id_edit_smile"]').inner_text() == "1.50"
-    page.fill("#id_purpose", "Portal test: brighten the smile for the staff page")
+    slider.evaluate("(el, v) => { el.value = v; el.dispatchEvent(new Event('input', {bubbles: true})); }", str(value))
+    assert page.locator(f'output[data-for="id_edit_{spec.name}"]').inner_text() == f"{value:.2f}"
+    page.fill("#id_purpose", f"Portal test: {spec.name} for the staff page")
     page.check("#id_consent")
     page.click("#submit-job")
     page.wait_for_url("**/jobs/*/")
@@ -44,7 +46,7 @@ def _portal_job(page, live_server, user, bundle, tmp_path, screenshot: str) -> N
     OUTPUT.mkdir(exist_ok=True)
     page.screenshot(path=str(OUTPUT / screenshot), full_page=True)
     job = EditJob.objects.get()
-    assert job.source == "portal" and job.edits == {"smile": 1.5}
+    assert job.source == "portal" and job.edits == {spec.name: value}
     assert_job_produced_everything(job, bundle)
     # The images seen on the page were audited reads.
     from audit.models import AuditEvent

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from editplatform.jobs.models import Artifact, EditJob
+from tests import catalog
 from tests.jobs import images
 from tests.jobs.conftest import api_client, stored_files, submit_via_api
 
@@ -130,7 +131,7 @@ def test_exif_rotated_jpeg_is_turned_upright_and_stripped(requester, isolated_st
 def test_same_photo_twice_is_stored_once(requester, isolated_storage, model_bundle):
     client = api_client(requester)
     first = submit_via_api(client, images.png())
-    second = submit_via_api(client, images.png(), edits='{"pose": -1}')
+    second = submit_via_api(client, images.png(), edits=catalog.request_json(fraction=0.25))
     assert first.status_code == second.status_code == 201
     assert EditJob.objects.count() == 2 and Artifact.objects.count() == 1
     assert len(stored_files(isolated_storage)) == 1

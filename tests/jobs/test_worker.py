@@ -11,6 +11,7 @@ from django.conf import settings
 
 from editplatform.jobs import sweeper
 from editplatform.jobs.models import EditJob
+from tests import catalog
 from tests.jobs import images
 from tests.jobs.conftest import (
     api_client,
@@ -113,7 +114,7 @@ def test_two_workers_drain_one_queue_and_no_job_runs_twice(start_worker, request
     env = worker_env_with(JOB_TEST_DELAY_MS=50)
     with gpu_queue_to_ourselves():
         workers = [start_worker(name, queues="gpu", env=env) for name in ("left", "right")]
-        jobs = [_submit(requester, edits=f'{{"smile": {i / 4}}}') for i in range(1, 9)]
+        jobs = [_submit(requester, edits=catalog.request_json(fraction=0.5 + i / 20)) for i in range(1, 9)]
         for job in jobs:  # every job delivered twice: at-least-once delivery, exactly-once effects
             assert services.enqueue(job.pk)
         done = [wait_for_state(job.pk, {"succeeded", "failed"}, timeout=120) for job in jobs]
