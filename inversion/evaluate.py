@@ -492,17 +492,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--extra", type=Path, default=None,
                    help="JSON object of training facts to include in the report")
+    p.add_argument("--from-json", type=Path, default=None,
+                   help="re-render the report from a saved --json result (no measuring)")
 
 
 def run(args: argparse.Namespace) -> int:
     import sys
 
+    extra = json.loads(Path(args.extra).read_text()) if args.extra else None
+    if args.from_json:
+        result = json.loads(Path(args.from_json).read_text())
+        command = result.get("command") or (extra or {}).pop("evaluate command", None)
+        write_report(result, args.out, extra=extra, command=command)
+        print(f"wrote {args.out} from {args.from_json}")
+        return 0
     result = evaluate(args.bundle, args.classifier,
                       args.psp if args.psp and Path(args.psp).exists() else None,
                       n=args.n, opt_n=args.opt_n, opt_steps=args.opt_steps,
                       opt_lr=args.opt_lr, seed=args.seed, batch=args.batch, grid_path=args.grid)
-    extra = json.loads(Path(args.extra).read_text()) if args.extra else None
     command = "python -m inversion evaluate " + " ".join(sys.argv[2:])
+    result["command"] = command
     write_report(result, args.out, extra=extra, command=command)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
