@@ -154,6 +154,9 @@ def package_bundle(run_dir: str | Path, bundle: str | Path, eval_dir: str | Path
         catalog.save(r / "directions/catalog_calibrated.json")
         (r / "directions/calibration.json").write_text(json.dumps(calib, indent=2))
     calib_path = r / "directions/catalog_calibrated.json"
+    final_path = r / "directions/catalog_final.json"
+    if final_path.exists():
+        provenance["catalog_sensitivity"] = _read_json(r / "directions/sensitivity.json")
     if calib_path.exists():
         provenance["catalog_calibration"] = {
             "data": f"fashion-mnist:val[0:{CALIB_IMAGES}] (held out of training and of "
@@ -165,7 +168,8 @@ def package_bundle(run_dir: str | Path, bundle: str | Path, eval_dir: str | Path
         b = build_bundle(
             bundle, {"g_ema": g.state_dict(), "latent_avg": avg},
             enc.state_dict(), fus.state_dict(), ecfg, fcfg,
-            r / "directions/directions.safetensors", calib_path,
+            r / "directions/directions.safetensors",
+            final_path if final_path.exists() else calib_path,
             provenance, metrics=metrics or {}, overwrite=True,
         )
     ev = Path(eval_dir)
@@ -176,6 +180,69 @@ def package_bundle(run_dir: str | Path, bundle: str | Path, eval_dir: str | Path
         ck = torch.load(psp_export, map_location="cpu", weights_only=False)
         torch.save(ck, ev / "psp_encoder.pt")
     return b
+
+
+CLASS_KEPT_MIN = 0.9  # an edit keeping the item's class less often than this is sensitive
+
+
+def mark_sensitive_by_measurement(run_dir: Path) -> dict[str, Any]:
+    """Mark edits sensitive when the evaluation measured that they change the item's class.
+
+    The approval policy reads ``sensitive``; an edit described as shape- or tone-only
+    that, at its default strength, changes the 10-way class of more than
+    1 - CLASS_KEPT_MIN of the test images changes what the product is, whatever its
+    name says. Writes ``directions/catalog_final.json`` and ``sensitivity.json`` and
+    updates the flags in ``evaluation.json`` (so the report shows the shipped flags).
+    """
+    import dataclasses
+
+    from inversion.editing.catalog import EditCatalog
+
+    r = Path(run_dir)
+    ev_path = r / "evaluation.json"
+    ev = _read_json(ev_path)
+    src = r / "directions/catalog_calibrated.json"
+    if not ev or not src.exists():
+        return {}
+    catalog = EditCatalog.load(src)
+    changed: dict[str, Any] = {}
+    specs = []
+    for spec in catalog:
+        row = ev["edits"].get(spec.name)
+        if row is not None and not spec.sensitive:
+            kept = row["fuser"]["class_kept"]
+            if kept < CLASS_KEPT_MIN:
+                note = (f" Measured on {ev['n_images']} held-out test images at the default "
+                        f"strength ({spec.default_strength:g}): the item's class changed for "
+                        f"{(1 - kept) * 100:.0f}% of them, so it is marked sensitive.")
+                spec = dataclasses.replace(spec, sensitive=True,
+                                           description=spec.description + note)
+                row["sensitive"] = True
+                changed[spec.name] = {"class_kept": kept, "threshold": CLASS_KEPT_MIN}
+        specs.append(spec)
+    EditCatalog(specs).save(r / "directions/catalog_final.json")
+    (r / "directions/sensitivity.json").write_text(json.dumps(
+        {"rule": f"sensitive if the class is kept for < {CLASS_KEPT_MIN:.0%} of test images "
+                 "at the default strength (with the Fuser)", "marked": changed}, indent=2))
+    ev_path.write_text(json.dumps(ev, indent=2))
+    return changed
+
+
+def _rerender_report(run_dir: Path, args: argparse.Namespace, state: dict[str, Any]) -> None:
+    from inversion.evaluate import write_report
+
+    ev = _read_json(run_dir / "evaluation.json")
+    if not ev:
+        return
+    extra = _read_json(run_dir / "report_extra.json")
+    extra["recipe stages (wall s)"] = {k: v.get("wall_s") for k, v in state["stages"].items()}
+    extra["recipe total wall time (s)"] = _total(state)
+    sens = _read_json(run_dir / "directions/sensitivity.json")
+    if sens.get("marked"):
+        extra["sensitivity set by measurement"] = sens
+    extra.update(_read_json(run_dir / "analysis.json"))
+    cmd = ev.get("command") or shlex.join(stage_commands(args)["evaluate"])
+    write_report(ev, args.report, extra=extra, command=cmd)
 
 
 def _final_metrics(run_dir: Path, bundle: Path) -> dict[str, Any]:
@@ -249,8 +316,10 @@ def run(args: argparse.Namespace) -> int:
         if stage == "package" and args.only:
             package_bundle(run_dir, args.bundle, args.eval_dir, calibrate=True)
         elif stage == "finalize" and args.only:
+            mark_sensitive_by_measurement(run_dir)
             metrics = _final_metrics(run_dir, Path(args.bundle))
             package_bundle(run_dir, args.bundle, args.eval_dir, metrics=metrics)
+            _rerender_report(run_dir, args, state)
         else:
             if stage == "evaluate":
                 extra = {"recipe stages (wall s)": {k: v.get("wall_s") for k, v in
