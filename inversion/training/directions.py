@@ -261,7 +261,7 @@ def calibrate_on_real(inverter: Any, images: Tensor, clf: AttributeClassifier,
     s0 = clf.attributes(inv.reconstruction)
     specs, report = [], {}
     for spec in inverter.catalog:
-        if not spec.direction.startswith("interfacegan_"):
+        if not spec.direction.startswith("interfacegan_") or spec.layers is not None:
             specs.append(spec)
             continue
         attr = spec.direction[len("interfacegan_"):]
@@ -297,3 +297,27 @@ def calibrate_on_real(inverter: Any, images: Tensor, clf: AttributeClassifier,
         report[spec.name] = {"default_strength": chosen, "flip_rate": rates,
                              "n_images": int(images.shape[0])}
     return EditCatalog(specs), report
+
+
+def with_fine_layer_edits(catalog: EditCatalog, n_latent: int) -> EditCatalog:
+    """Add ``tone``: the brightness boundary restricted to the finest style codes.
+
+    The last two W+ codes (the final convolution and its to-RGB) set tone and texture
+    but not the silhouette, so moving only them along the brightness normal lightens or
+    darkens an item without changing what it is (the evaluation checks the class is
+    kept). Not calibrated to flip the brightness label: it is the gentle, everyday edit.
+    """
+    if "tone" in catalog.names or "interfacegan_brightness" not in {s.direction for s in catalog}:
+        return catalog
+    tone = EditSpec(
+        name="tone",
+        description=(
+            "Lightens (positive) or darkens (negative) the item's tone using only the two "
+            f"finest style codes (W+ layers {n_latent - 2}-{n_latent - 1} of {n_latent}: the "
+            "last convolution and its to-RGB), which leave the silhouette and the category "
+            "alone; the brightness boundary's direction restricted to those layers."
+        ),
+        direction="interfacegan_brightness", space="w", layers=(n_latent - 2, n_latent),
+        min_strength=-3.0, max_strength=3.0, default_strength=2.0, sensitive=False,
+    )
+    return EditCatalog([*catalog, tone])

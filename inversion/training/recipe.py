@@ -146,10 +146,12 @@ def package_bundle(run_dir: str | Path, bundle: str | Path, eval_dir: str | Path
         from inversion.inverter import Inverter
         from inversion.training.classifier import load_classifier
         from inversion.training.data import load_fashion_mnist
-        from inversion.training.directions import calibrate_on_real
+        from inversion.training.directions import calibrate_on_real, with_fine_layer_edits
 
         x, _ = load_fashion_mnist("val", size=g.size, limit=CALIB_IMAGES)
-        catalog, calib = calibrate_on_real(Inverter(b, device="cpu", batch_size=256), x,
+        inverter = Inverter(b, device="cpu", batch_size=256)
+        inverter.catalog = with_fine_layer_edits(inverter.catalog, g.n_latent)
+        catalog, calib = calibrate_on_real(inverter, x,
                                            load_classifier(r / "classifier/classifier.pt"))
         catalog.save(r / "directions/catalog_calibrated.json")
         (r / "directions/calibration.json").write_text(json.dumps(calib, indent=2))
