@@ -37,11 +37,14 @@ class NewJobForm(forms.Form):
             step = (spec.max_strength - spec.min_strength) / 100
             self.fields[EDIT_PREFIX + spec.name] = forms.FloatField(
                 label=spec.name.replace("_", " ").capitalize(), required=False,
-                min_value=spec.min_strength, max_value=spec.max_strength, initial=spec.default_strength,
+                # Every slider starts at "no change"; the catalog's default strength is the
+                # recommended amount once someone chooses the edit, shown as a hint.
+                min_value=spec.min_strength, max_value=spec.max_strength, initial=neutral_strength(spec),
                 help_text=spec.description,
                 widget=RangeInput(attrs={
                     "min": f"{spec.min_strength:g}", "max": f"{spec.max_strength:g}", "step": f"{step:g}",
                     "class": "edit-slider", "data-sensitive": "true" if spec.sensitive else "false",
+                    "data-recommended": f"{spec.default_strength:g}",
                 }),
             )
 
@@ -52,3 +55,8 @@ class NewJobForm(forms.Form):
         return {
             spec.name: self.cleaned_data.get(EDIT_PREFIX + spec.name) or 0.0 for spec in self.edit_specs
         }
+
+
+def neutral_strength(spec) -> float:
+    """0 (no change) when the range allows it, else the bound closest to it."""
+    return min(max(0.0, spec.min_strength), spec.max_strength)

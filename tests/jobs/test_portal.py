@@ -26,6 +26,8 @@ def _portal_job(page, live_server, user, bundle, tmp_path, screenshot: str) -> N
     slider = page.locator(f"#id_edit_{spec.name}")
     assert float(slider.get_attribute("min")) == spec.min_strength
     assert float(slider.get_attribute("max")) == spec.max_strength
+    # Every slider starts at "no change", whatever the catalog recommends.
+    assert all(float(value) == 0 for value in sliders.evaluate_all("els => els.map(e => e.value)"))
     page.set_input_files("#id_image", str(photo))
     # Function predicates (not bare expressions): the CSP forbids eval in the page.
     page.wait_for_function("() => document.getElementById('image-preview').naturalWidth > 0")
