@@ -35,6 +35,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from editplatform.accounts.roles import REQUESTER, ensure_groups
+from editplatform.jobs import engine
 from editplatform.jobs.models import EditJob
 
 SECTION = "## Edit jobs (Redis, real workers)"
@@ -131,10 +132,17 @@ class Command(BaseCommand):
         return [str(pk) for pk in EditJob.objects.filter(requester__username=self.username, state="queued")
                 .exclude(pk__in=exclude).values_list("pk", flat=True)]
 
+    def _edits(self) -> dict[str, float]:
+        """One edit that needs no approval, at its recommended strength, from the loaded catalog."""
+        spec = next((spec for spec in engine.get_catalog().catalog if not spec.sensitive), None)
+        if spec is None:
+            raise CommandError("the model bundle's catalog has no edit that runs without approval")
+        return {spec.name: spec.default_strength or spec.max_strength / 2}
+
     def _submit_one(self, seed: int) -> tuple[float, str]:
         boundary = uuid.uuid4().hex
         parts = []
-        for name, value in (("edits", json.dumps({"smile": 1.0})), ("purpose", "benchmark job: throughput"),
+        for name, value in (("edits", json.dumps(self._edits())), ("purpose", "benchmark job: throughput"),
                             ("consent", "true")):
             parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
         parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="p.jpg"\r\n'
