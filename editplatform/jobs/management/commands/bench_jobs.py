@@ -277,8 +277,7 @@ class Command(BaseCommand):
             f"(database {connection.vendor}, broker {settings.CELERY_BROKER_URL.split(':')[0]}).",
             f"Machine: {os.cpu_count()} CPU cores ({cpu}), no GPU, torch {torch.__version__}, "
             f"{opts['torch_threads']} torch thread(s) per worker process. Date: {timezone.now():%Y-%m-%d %H:%M} UTC.",
-            f"Model bundle: `{Path(settings.MODEL_BUNDLE).name}` version {engine.get_catalog().version[:12]} "
-            "(the seeded, untrained bootstrap bundle unless a trained one is configured).", "",
+            f"Model bundle: `{Path(settings.MODEL_BUNDLE).name}` version {engine.get_catalog().version[:12]}.", "",
             "| figure | value | goal |", "|---|---|---|",
             f"| API submit latency p50 / p99 ({opts['clients']} concurrent clients, {len(s)} requests) | "
             f"{_pct(s, .5):.0f} ms / {_pct(s, .99):.0f} ms | p99 < 100 ms |",
