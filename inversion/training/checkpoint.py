@@ -42,3 +42,25 @@ def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
 def requires_grad(module: torch.nn.Module, flag: bool) -> None:
     for p in module.parameters():
         p.requires_grad_(flag)
+
+
+class Resumable:
+    """`save()` / `resume()` for a trainer.
+
+    The trainer provides `out` (its run folder), `info.is_main` (only rank 0 writes under
+    DDP), `info.device`, and `state_dict()` / `load_state_dict()` holding everything a
+    resumed run needs to continue bit for bit.
+    """
+
+    def save(self, path: Path | None = None) -> Path:
+        path = path or self.out / "checkpoint.pt"
+        if self.info.is_main:
+            save_checkpoint(path, self.state_dict())
+        return path
+
+    def resume(self, path: str | Path | None = None) -> bool:
+        path = Path(path) if path else self.out / "checkpoint.pt"
+        if not path.exists():
+            return False
+        self.load_state_dict(load_checkpoint(path, map_location=self.info.device))
+        return True

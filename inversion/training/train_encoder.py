@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from inversion.training import ddp
-from inversion.training.checkpoint import load_checkpoint, requires_grad, save_checkpoint
+from inversion.training.checkpoint import Resumable, requires_grad, save_checkpoint
 from inversion.training.data import InfiniteSampler, batch_from, make_dataset
 from inversion.training.fastconv import use_fast_ops
 from inversion.training.logger import RunLogger
@@ -168,7 +168,7 @@ def multiscale_mse(x: Tensor, y: Tensor) -> Tensor:
     return loss
 
 
-class EncoderTrainer:
+class EncoderTrainer(Resumable):
     def __init__(self, cfg: EncoderTrainConfig, out: str | Path, device: str | None = None,
                  dataset: Any = None, generator: tuple[nn.Module, Tensor] | None = None,
                  directions: dict[str, Tensor] | None = None) -> None:
@@ -279,19 +279,6 @@ class EncoderTrainer:
         ddp.set_rng_state(state["rng"])
         self.step = int(state["step"])
         self.wall_s = float(state.get("wall_s", 0.0))
-
-    def save(self, path: Path | None = None) -> Path:
-        path = path or self.out / "checkpoint.pt"
-        if self.info.is_main:
-            save_checkpoint(path, self.state_dict())
-        return path
-
-    def resume(self, path: str | Path | None = None) -> bool:
-        path = Path(path) if path else self.out / "checkpoint.pt"
-        if not path.exists():
-            return False
-        self.load_state_dict(load_checkpoint(path, map_location=self.info.device))
-        return True
 
     def export(self, path: Path | None = None) -> Path:
         path = path or self.out / "encoder.pt"

@@ -29,8 +29,8 @@ from torch import Tensor
 from inversion.modules.stylegan2 import Generator, GeneratorConfig
 from inversion.training import ddp
 from inversion.training.checkpoint import (
+    Resumable,
     ema_update,
-    load_checkpoint,
     requires_grad,
     save_checkpoint,
 )
@@ -103,7 +103,7 @@ def mixing_noise(batch: int, dim: int, prob: float, device: torch.device) -> lis
     return [torch.randn(batch, dim, device=device)]
 
 
-class GANTrainer:
+class GANTrainer(Resumable):
     """One StyleGAN2 training run (construct, optionally ``resume``, then ``train``)."""
 
     def __init__(self, cfg: GANTrainConfig, out: str | Path, device: str | None = None,
@@ -168,19 +168,6 @@ class GANTrainer:
         ddp.set_rng_state(state["rng"])
         self.step = int(state["step"])
         self.wall_s = float(state.get("wall_s", 0.0))
-
-    def save(self, path: Path | None = None) -> Path:
-        path = path or self.out / "checkpoint.pt"
-        if self.info.is_main:
-            save_checkpoint(path, self.state_dict())
-        return path
-
-    def resume(self, path: str | Path | None = None) -> bool:
-        path = Path(path) if path else self.out / "checkpoint.pt"
-        if not path.exists():
-            return False
-        self.load_state_dict(load_checkpoint(path, map_location=self.info.device))
-        return True
 
     # -- one step ----------------------------------------------------------------------
 
