@@ -22,7 +22,6 @@ import base64
 import datetime as dt
 import fcntl
 import json
-import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,8 +37,7 @@ from audit.canonical import canonical_text
 from audit.checkpoint import Checkpoint as CheckpointBody
 from audit.checkpoint import sign_checkpoint
 from audit.models import AuditEvent, Checkpoint, TreeNode
-
-logger = logging.getLogger(__name__)
+from editplatform.core.middleware import current_request_id
 
 ENTRY_VERSION = 1
 EXPORT_FILE = "checkpoints.jsonl"
@@ -140,8 +138,6 @@ def append_event(action: str, *, actor=None, subject: str = "", payload: dict | 
     if not isinstance(payload, dict):
         raise TypeError("payload must be a dict")
     if request_id is None:
-        from editplatform.core.middleware import current_request_id
-
         request_id = current_request_id()
     if request_id == "-":
         request_id = ""

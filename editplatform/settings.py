@@ -45,18 +45,18 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "pgtrigger",
     "axes",
     "django_otp",
     "django_otp.plugins.otp_totp",
     "rest_framework_api_key",
     "csp",
     "editplatform.core",
+    "audit",  # before accounts: its permissions exist when accounts' post_migrate grants them
     "editplatform.accounts",
     "editplatform.portal",
-    "audit",
     "editplatform.jobs",
     "editplatform.approvals",
+    "editplatform.compliance",
 ]
 
 MIDDLEWARE = [

@@ -22,6 +22,7 @@ urlpatterns = [
     path("jobs/", include("editplatform.jobs.urls")),
     path("approvals/", include("editplatform.approvals.urls")),
     path("account/", include("editplatform.accounts.urls")),
+    path("audit/jobs/", include("editplatform.compliance.urls")),
     path("audit/", include("audit.urls")),
     path("", include("editplatform.portal.urls")),
 ]

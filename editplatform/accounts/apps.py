@@ -9,7 +9,8 @@ class AccountsConfig(AppConfig):
     def ready(self):
         from django.db.models.signals import post_migrate
 
-        from editplatform.accounts import schema, signals  # noqa: F401 - audit hook, OpenAPI scheme
+        # audit action names, sign-in events, role-change events, OpenAPI scheme
+        from editplatform.accounts import audit_actions, schema, sign_in_log, signals  # noqa: F401
 
         post_migrate.connect(_sync_roles, sender=self)
 

@@ -65,8 +65,8 @@ def create_api_key(
         raise AccountError("; ".join(exc.messages)) from None
     if jobs_per_hour is not None and jobs_per_hour < 1:
         raise AccountError("jobs_per_hour must be at least 1 (or empty for unlimited)")
-    from audit import actions
     from audit.log import append_event
+    from editplatform.accounts import audit_actions as actions
 
     with transaction.atomic():
         key, raw = IntegrationKey.objects.create_key(
@@ -85,8 +85,8 @@ def create_api_key(
 
 
 def revoke_api_key(key: IntegrationKey, *, by=None, reason: str = "") -> bool:
-    from audit import actions
     from audit.log import append_event
+    from editplatform.accounts import audit_actions as actions
 
     with transaction.atomic():
         locked = IntegrationKey.objects.select_for_update().get(pk=key.pk)

@@ -20,8 +20,8 @@ from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from audit.actions import JOB_APPROVED, JOB_REJECTED  # noqa: E402
 from editplatform.accounts.roles import APPROVER, has_role
+from editplatform.approvals.audit_actions import JOB_APPROVED, JOB_REJECTED
 from editplatform.approvals.models import Decision
 from editplatform.jobs import events, policy
 from editplatform.jobs import services as job_services

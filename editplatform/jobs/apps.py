@@ -14,6 +14,6 @@ class JobsConfig(AppConfig):
     def ready(self) -> None:
         # The sweeper's beat entry and the worker-process hooks live with the app so a
         # deployment that installs the app gets them without editing celery.py.
-        from editplatform.jobs import worker_hooks
+        from editplatform.jobs import audit_actions, worker_hooks  # noqa: F401 - audit names
 
         worker_hooks.register()

@@ -15,12 +15,14 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import DatabaseError, connection, connections, transaction
 
-from audit import actions, tlog
 from audit import log as audit_log
+from audit import tlog
+from audit.actions import UnknownActionError
 from audit.checkpoint import Checkpoint as Body
 from audit.checkpoint import Signer, sign_checkpoint
 from audit.models import AppendOnlyError, AuditEvent
 from audit.verify import verify_log
+from tests.audit import action_names as actions
 from tests.audit.conftest import triggers_disabled
 from tests.conftest import ROOT
 
@@ -47,7 +49,7 @@ def test_append_is_contiguous_canonical_and_joins_the_callers_transaction(fresh_
     assert second.seq == 1  # no gap left by the rolled-back append
     assert list(AuditEvent.objects.order_by("seq").values_list("seq", "action")) == [
         (0, "job.submitted"), (1, "job.approved")]
-    with pytest.raises(ValueError, match="unknown audit action"):
+    with pytest.raises(UnknownActionError, match="unknown audit action"):
         audit_log.append_event("job.teleported")
     assert audit_log.read_head().size == 2
     assert verify_log().ok
