@@ -27,6 +27,12 @@ def assert_all_applied(**env):
     assert shown.returncode == 0, shown.stderr
     lines = [line for line in shown.stdout.splitlines() if line.strip()]
     assert lines and all(line.startswith("[X]") for line in lines), shown.stdout
+    # The role table's grants hold after the very first migrate (audit's permissions
+    # exist before accounts' post_migrate hands them out).
+    granted = manage("shell", "-c", "from django.contrib.auth.models import Group; print(sorted("
+                     "Group.objects.get(name='reviewer').permissions.values_list('codename', flat=True)))", **env)
+    assert granted.returncode == 0, granted.stderr
+    assert "view_auditevent" in granted.stdout, granted.stdout
 
 
 def test_no_model_change_lacks_a_migration():
