@@ -61,15 +61,6 @@ class ActionRegistry:
     def names(self) -> tuple[str, ...]:
         return tuple(sorted(self._actions))
 
-    def describe(self, name: str) -> str:
-        return self._actions[name].description
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._actions
-
-    def __iter__(self):
-        return iter(self.names())
-
 
 registry = ActionRegistry()
 register = registry.register

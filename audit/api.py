@@ -172,7 +172,8 @@ def invalid(serializer: serializers.Serializer) -> Response:
 
 DENIED = {
     401: OpenApiResponse(ApiErrorSerializer, description="no credentials, or an invalid, expired or revoked key"),
-    403: OpenApiResponse(ApiErrorSerializer, description="a key without 'audit:read', or a person who is not a reviewer"),
+    403: OpenApiResponse(ApiErrorSerializer, description="a key without 'audit:read', or a person without the "
+                                                     "audit.view_auditevent permission or second factor"),
 }
 
 
