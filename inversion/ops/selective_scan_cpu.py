@@ -37,7 +37,8 @@ per-step loop in float64 at 1e-10). Arguments are clamped to the normal range, s
 decay that underflows gives the smallest normal number instead of 0 (invisible next
 to any state the scan keeps).
 
-Precision: float64 inputs are computed in float64; float32 and half precision in
+Small scans (under ~1 M state updates) run on one thread: waking the pool costs more
+than it saves. Precision: float64 inputs are computed in float64; float32 and half precision in
 float32 (y comes back in the input's dtype, the last state in float32 as with mamba_ssm).
 Calls are serialised by a lock: numba's default ``workqueue`` threading layer must not
 be entered from two threads at once (each call already uses every core).
@@ -55,6 +56,9 @@ from torch import Tensor
 __all__ = ["available", "selective_scan_cpu"]
 
 _LOCK = threading.Lock()
+# Below this many state updates (b*d*L*n, ~1 ms on one core) the scan runs on one thread:
+# waking a second one costs more, and on a loaded machine it can wait tens of ms for a core.
+_PARALLEL_MIN_WORK = 1 << 20
 
 
 @lru_cache(maxsize=1)
@@ -140,7 +144,7 @@ def selective_scan_cpu(
         last = torch.empty(b, d, n, dtype=dtype)
         flags = np.array([D is not None, z is not None, delta_bias is not None, bool(delta_softplus)])
         with _LOCK:
-            _set_threads()
+            _set_threads(b * d * L * n)
             kernels["scan"](
                 arr(u, (0,)), arr(delta, (0,)), arr(A, (0,)), Bb.numpy(), Cb.numpy(),
                 arr(D, (1,)), arr(z, (1, 1, 1)), arr(delta_bias, (1,)), flags,
@@ -150,8 +154,10 @@ def selective_scan_cpu(
     return (y, last) if return_last_state else y
 
 
-def _set_threads() -> None:
-    """Use as many threads as torch would (``--threads`` / torch.set_num_threads apply)."""
+def _set_threads(work: int) -> None:
+    """As many threads as torch would use (``--threads`` / torch.set_num_threads apply),
+    one for small scans (see ``_PARALLEL_MIN_WORK``)."""
     import numba
 
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+    threads = min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)
+    numba.set_num_threads(1 if work < _PARALLEL_MIN_WORK else max(1, threads))
