@@ -21,9 +21,9 @@ numba is a maintained (NumFOCUS, Anaconda), widely used JIT compiler with wheels
 every CPython/numpy combination we support; it needs no C++ toolchain at install or run
 time, unlike ``torch.utils.cpp_extension`` (a compiler on every worker, ABI tied to the
 exact torch build) or a hand-written CPython extension (a build matrix we would have to
-keep). It compiles the loop below to vectorised machine code for the host CPU on first
-use and caches it on disk (``cache=True``), and ``prange`` gives a parallel loop with
-no OpenMP plumbing. It is a main dependency (CPU users get it), but imported lazily:
+keep). It compiles the loop (in :mod:`inversion.ops._scan_numba`) to vectorised machine
+code for the host CPU on first use and caches it on disk (``cache=True``), and
+``prange`` gives a parallel loop with no OpenMP plumbing. It is a main dependency (CPU users get it), but imported lazily:
 without it :func:`available` says why and the torch scan runs instead.
 
 The exp
@@ -35,11 +35,13 @@ for float32 and the Pade form for float64, ``2^k`` built from its exponent bits)
 arithmetic that vectorises, within a few ulp of libm (the tests compare against the
 per-step loop in float64 at 1e-10). Arguments are clamped to the normal range, so a
 decay that underflows gives the smallest normal number instead of 0 (invisible next
-to any state the scan keeps).
+to any state the scan keeps). The decays of 32 steps are computed ahead of their
+recurrence steps, so that loop has no dependency and vectorises fully.
 
-Small scans (under ~1 M state updates) run on one thread: waking the pool costs more
-than it saves. Precision: float64 inputs are computed in float64; float32 and half precision in
-float32 (y comes back in the input's dtype, the last state in float32 as with mamba_ssm).
+Threads: as many as torch uses (``torch.set_num_threads``), one for small scans (under
+~1 M state updates), where waking the pool costs more than the work. Precision: float64
+inputs are computed in float64; float32 and half precision in float32 (y comes back in
+the input's dtype, the last state in float32 as with mamba_ssm).
 Calls are serialised by a lock: numba's default ``workqueue`` threading layer must not
 be entered from two threads at once (each call already uses every core).
 """
@@ -104,12 +106,14 @@ def selective_scan_cpu(
     """The selective scan on CPU tensors, forward only (inputs are read, never tracked).
 
     Shapes as :func:`inversion.ops.selective_scan.selective_scan`. Raises
-    :class:`RuntimeError` when numba is missing (check :func:`available` first) and
+    ``ScanBackendUnavailable`` when numba is missing (check :func:`available` first) and
     ``ValueError`` / ``NotImplementedError`` for inputs the scan does not define.
     """
     kernels, why = _numba()
     if kernels is None:
-        raise RuntimeError(f"the fused CPU scan cannot run: {why}")
+        from inversion.ops.selective_scan import ScanBackendUnavailable
+
+        raise ScanBackendUnavailable(f"the fused CPU scan cannot run: {why}")
     if A.is_complex():
         raise NotImplementedError("complex A is not supported by the CPU scan")
     if u.dim() != 3 or delta.shape != u.shape:
