@@ -88,10 +88,11 @@ class Command(BaseCommand):
 
         client = default_storage.connection.meta.client
         bucket = default_storage.bucket_name
-        existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
-        if bucket not in existing:
+        try:
             client.create_bucket(Bucket=bucket)
             self.stdout.write(f"s3: created bucket {bucket}")
+        except (client.exceptions.BucketAlreadyOwnedByYou, client.exceptions.BucketAlreadyExists):
+            self.stdout.write(f"s3: bucket {bucket} exists")
 
     # --- migrate --------------------------------------------------------------------
     def _grants(self) -> None:
