@@ -110,6 +110,12 @@ class PlatformCollector:
         signed = GaugeMetricFamily("styleledger_audit_checkpoint_size", "Tree size of the latest signed checkpoint")
         signed.add_metric([], head.get("checkpoint_size", 0))
         yield signed
+        # A quiet log gets no new checkpoint (nothing to sign): alert on age only while
+        # events wait for one.
+        unsigned = GaugeMetricFamily("styleledger_audit_unsigned_events",
+                                     "Events appended after the latest signed checkpoint")
+        unsigned.add_metric([], head.get("size", 0) - head.get("checkpoint_size", 0))
+        yield unsigned
         latest = Checkpoint.objects.order_by("-size").values_list("created_at", flat=True).first()
         age = GaugeMetricFamily("styleledger_audit_checkpoint_age_seconds",
                                 "Seconds since the latest signed checkpoint (+Inf: none yet)")

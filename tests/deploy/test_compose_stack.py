@@ -9,6 +9,7 @@ config and show that the same check then fails.
 from __future__ import annotations
 
 import copy
+import re
 import subprocess
 import time
 
@@ -269,18 +270,50 @@ def test_metrics_show_the_deployment(deployment):
     assert response.status_code == 200, response.text[:500]
     from editplatform.monitoring.metrics import parse
 
+    # One failure with a known code: a copy of a finished job, recorded as failed.
+    with owner_db(deployment) as conn:
+        columns = [r[0] for r in conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'jobs_editjob'")]
+        forced = {"id": "gen_random_uuid()", "state": "'failed'", "error_code": "'compose_test'",
+                  "idempotency_key": "NULL"}
+        conn.execute(f"INSERT INTO jobs_editjob ({', '.join(columns)}) "
+                     f"SELECT {', '.join(forced.get(c, c) for c in columns)} FROM jobs_editjob "
+                     "WHERE state = 'succeeded' LIMIT 1")
+    response = scrape(deployment)
     values = parse(response.text)
     with owner_db(deployment) as conn:
         succeeded = conn.execute("SELECT count(*) FROM jobs_editjob WHERE state = 'succeeded'").fetchone()[0]
         size = conn.execute("SELECT size FROM audit_loghead").fetchone()[0]
     assert succeeded >= 2
     assert values[("styleledger_jobs", (("state", "succeeded"),))] == succeeded
+    assert values[("styleledger_jobs", (("state", "failed"),))] == 1
+    assert values[("styleledger_job_failures_total", (("error_code", "compose_test"),))] == 1
     assert values[("styleledger_job_stage_seconds_count", (("stage", "total"),))] == succeeded
     assert values[("styleledger_queue_consumers", (("queue", "gpu"),))] == 1
     assert values[("styleledger_queue_consumers", (("queue", "default"),))] == 1
     assert values[("styleledger_queue_depth", (("queue", "gpu"),))] == 0
     assert abs(values[("styleledger_audit_log_size", ())] - size) <= 5
     assert values[("styleledger_audit_checkpoint_age_seconds", ())] < 60
+    assert values[("styleledger_audit_unsigned_events", ())] >= 0
+    # Every metric the example alerts and dashboard use is one the endpoint exposes.
+    exposed = exposed_names(response.text)
+    for path in (ROOT / "docker" / "prometheus" / "styleledger-alerts.yml",
+                 ROOT / "docker" / "grafana" / "styleledger-dashboard.json"):
+        used = set(re.findall(r"styleledger_[a-z_]+", path.read_text()))
+        assert used and used <= exposed, f"{path.name} uses metrics nobody exposes: {used - exposed}"
+
+
+def exposed_names(text: str) -> set[str]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    names = set()
+    for family in text_string_to_metric_families(text):
+        names.add(family.name)
+        names.add(family.name + ("_total" if family.type == "counter" else ""))
+        names.update(sample.name for sample in family.samples)
+        if family.type == "histogram":
+            names.update(family.name + suffix for suffix in ("_bucket", "_count", "_sum"))
+    return names
 
 
 def test_readyz_names_the_queue_whose_consumer_is_gone(deployment):
