@@ -214,14 +214,22 @@ def deployment_job_worker(stack, job_id: str) -> str:
         return conn.execute("SELECT worker FROM jobs_editjob WHERE id = %s", [job_id]).fetchone()[0]
 
 
-def test_the_sweeper_on_the_default_worker_sends_a_job_whose_publish_was_lost(deployment, api_key):
-    dead = f"redis://127.0.0.1:{deployment.port('nothing', 1)}/0"
-    result = manage(deployment, "web", "shell", "-c",
-                    SUBMIT_WITH_BROKER_DOWN.replace("sys.argv[1]", repr(api_key)),
+def submit_losing_the_publish(stack, api_key: str) -> str:
+    dead = f"redis://127.0.0.1:{stack.port('nothing', 1)}/0"
+    result = manage(stack, "web", "shell", "-c", SUBMIT_WITH_BROKER_DOWN.replace("sys.argv[1]", repr(api_key)),
                     env={"CELERY_BROKER_URL": dead}, timeout=240)
     assert "STATUS 201" in result.stdout, result.stdout + result.stderr
-    job_id = result.stdout.split("JOB ", 1)[1].split()[0]
     assert "ENQUEUE_ERROR True" in result.stdout, result.stdout  # the publish was lost
+    return result.stdout.split("JOB ", 1)[1].split()[0]
+
+
+def job_state(stack, job_id: str) -> str:
+    with owner_db(stack) as conn:
+        return conn.execute("SELECT state FROM jobs_editjob WHERE id = %s", [job_id]).fetchone()[0]
+
+
+def test_the_sweeper_on_the_default_worker_sends_a_job_whose_publish_was_lost(deployment, api_key):
+    job_id = submit_losing_the_publish(deployment, api_key)
 
     def done():
         with owner_db(deployment) as conn:
@@ -325,5 +333,18 @@ def test_readyz_names_the_queue_whose_consumer_is_gone(deployment):
     down = requests.get(url, headers={"Host": "web"}, timeout=30)
     assert down.status_code == 503
     assert down.json()["checks"]["consumers"] == "no consumer on queue default"
-    values = __import__("editplatform.monitoring.metrics", fromlist=["parse"]).parse(scrape(deployment).text)
+    from editplatform.monitoring.metrics import parse
+
+    values = parse(scrape(deployment).text)
     assert values[("styleledger_queue_consumers", (("queue", "default"),))] == 0
+
+
+def test_without_the_default_worker_a_lost_job_stays_lost(deployment, api_key):
+    """What the old compose file did: beat still fires, nobody consumes `default`."""
+    assert "worker-cpu" not in deployment.running  # stopped by the test above
+    job_id = submit_losing_the_publish(deployment, api_key)
+    time.sleep(20)  # ten sweep periods
+    assert job_state(deployment, job_id) == "queued"
+    deployment.start("worker-cpu")  # the consumer is back: the job is sent and runs
+    assert wait_until(lambda: job_state(deployment, job_id) in {"succeeded", "failed"} and
+                      job_state(deployment, job_id), 300, "the swept job", interval=2) == "succeeded"

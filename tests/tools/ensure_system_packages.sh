@@ -33,3 +33,5 @@ apt-get install -y -qq --no-install-recommends "${missing[@]}" fonts-dejavu-core
 if command -v pg_ctlcluster >/dev/null 2>&1; then
   for c in $(ls /etc/postgresql 2>/dev/null); do pg_ctlcluster "$c" main stop >/dev/null 2>&1 || true; done
 fi
+# Debian's nginx package may start a server on port 80; tests/deploy runs its own.
+if command -v nginx >/dev/null 2>&1 && [ -f /run/nginx.pid ]; then nginx -s stop >/dev/null 2>&1 || true; fi
