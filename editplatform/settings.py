@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "editplatform.jobs",
     "editplatform.approvals",
     "editplatform.compliance",
+    "editplatform.monitoring",
 ]
 
 MIDDLEWARE = [
@@ -288,3 +289,33 @@ if PRODUCTION:
     SECURE_HSTS_PRELOAD = env.get_bool("SECURE_HSTS_PRELOAD", False)
     if env.get_bool("BEHIND_TLS_PROXY", False):
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- deployment & monitoring (docker/compose.yml, docs/operations.md) -------------
+# Prometheus metrics at /metrics: a bearer token (METRICS_TOKEN) or, without one, only
+# from loopback. /readyz also asks the workers which queues they consume when
+# READYZ_CONSUMER_QUEUES names some (compose: gpu,default).
+METRICS_TOKEN = env.get_str("METRICS_TOKEN", "")
+READYZ_CONSUMER_QUEUES = env.get_list("READYZ_CONSUMER_QUEUES", [])
+READYZ_CONSUMER_TIMEOUT = env.get_int("READYZ_CONSUMER_TIMEOUT_MS", 1000, minimum=100) / 1000
+# The app's database role (docs/audit.md): `manage.py deploy_init` creates it.
+APP_DATABASE_ROLE = env.get_str("APP_DATABASE_ROLE", "styleledger_app")
+APP_DATABASE_PASSWORD = env.get_str("APP_DATABASE_PASSWORD", "")
+FIRST_ADMIN_USERNAME = env.get_str("FIRST_ADMIN_USERNAME", "admin")
+TLS_CERT_DIR = env.get_str("TLS_CERT_DIR", "")
+TLS_SERVER_NAME = env.get_str("TLS_SERVER_NAME", ALLOWED_HOSTS[0] if ALLOWED_HOSTS else "localhost")
+if PRODUCTION:
+    # Probes and scrapers talk to the web process directly over plain HTTP inside the
+    # deployment's network; everything else is redirected to the TLS proxy.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+    # The placeholders of docker/env.example must never reach a running deployment.
+    _PLACEHOLDER = "change-me"
+    for _name, _value in (
+        ("SECRET_KEY", SECRET_KEY),
+        ("DATABASE_URL", DATABASES["default"].get("PASSWORD") or ""),
+        ("APP_DATABASE_PASSWORD", APP_DATABASE_PASSWORD),
+        ("METRICS_TOKEN", METRICS_TOKEN),
+        ("AWS_SECRET_ACCESS_KEY", env.get_str("AWS_SECRET_ACCESS_KEY", "")),
+    ):
+        if _PLACEHOLDER in _value.lower():
+            raise env.ConfigError(_name, "still holds the placeholder from docker/env.example; "
+                                         "generate a real secret (docs/operations.md)")
