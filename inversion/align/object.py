@@ -69,17 +69,30 @@ def _close(mask: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def _components(mask: torch.Tensor) -> torch.Tensor:
-    """8-connected labels of a (H, W) 0/1 mask (0 = background), by max propagation."""
+    """8-connected labels of a (H, W) 0/1 mask (0 = background), by max propagation.
+
+    Every foreground pixel starts with its own index and takes the largest label of
+    its 3x3 neighbourhood until nothing changes: the work is confined to the mask's
+    bounding box, and the number of rounds is the longest path inside a component.
+    """
     h, w = mask.shape
-    m = mask.double()
-    labels = (torch.arange(1, h * w + 1, dtype=torch.float64).reshape(h, w) * m)[None, None]
-    mm = m[None, None]
-    for i in range(h * w):
-        new = F.max_pool2d(labels, 3, 1, 1) * mm
-        if i % 8 == 0 and torch.equal(new, labels):
+    out = torch.zeros((h, w), dtype=torch.long)
+    ys, xs = torch.nonzero(mask > 0, as_tuple=True)
+    if ys.numel() == 0:
+        return out
+    y0, y1, x0, x1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
+    m = (mask[y0:y1, x0:x1] > 0)[None, None]
+    ch, cw = y1 - y0, x1 - x0
+    # float32 holds every index exactly below 2**24 (work images are far smaller)
+    labels = torch.arange(1, ch * cw + 1, dtype=torch.float32).reshape(1, 1, ch, cw)
+    labels = torch.where(m, labels, torch.zeros(()))
+    for i in range(ch * cw):
+        new = torch.where(m, F.max_pool2d(labels, 3, 1, 1), labels)
+        if i % 16 == 15 and torch.equal(new, labels):
             break
         labels = new
-    return labels[0, 0].long()
+    out[y0:y1, x0:x1] = labels[0, 0].long()
+    return out
 
 
 def find_subject(
