@@ -286,13 +286,13 @@ class DomainGate:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> DomainGate:
-        from safetensors import safe_open
+        from safetensors import SafetensorError, safe_open
 
         try:
             with safe_open(str(path), framework="pt") as f:
                 meta = json.loads((f.metadata() or {})["domain_gate"])
                 mean, precision = f.get_tensor("mean"), f.get_tensor("precision")
-        except (OSError, KeyError, ValueError, RuntimeError) as exc:
+        except (OSError, KeyError, ValueError, RuntimeError, SafetensorError) as exc:
             raise DomainError(f"cannot read domain gate {str(path)!r}: {exc}") from None
         return cls.from_parts(mean, precision, meta)
 
