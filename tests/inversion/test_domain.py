@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-import numpy as np
 import pytest
 import torch
-from PIL import Image, ImageDraw
 
 from inversion.domain import (
     DomainError,
@@ -18,6 +15,7 @@ from inversion.domain import (
     fidelity,
     latent_features,
     ledoit_wolf,
+    out_of_domain_probes,
     reports_to_json,
 )
 from inversion.evaluate import recon_metrics
@@ -74,24 +72,6 @@ def test_fidelity_reuses_the_evaluation_metrics():
 # -- the demo bundle -------------------------------------------------------------------
 
 
-def _out_of_domain() -> dict[str, list[Image.Image]]:
-    rng = np.random.default_rng(0)
-    noise = [Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)) for _ in range(8)]
-    grey_noise = [Image.fromarray(np.repeat(rng.integers(0, 256, (64, 64, 1), dtype=np.uint8), 3, 2))
-                  for _ in range(4)]
-    portrait = Image.open(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg")
-    photos = [portrait.convert("RGB"), portrait.convert("L").convert("RGB"),
-              portrait.convert("RGB").crop((100, 150, 400, 450))]
-    texts = []
-    for i in range(6):
-        im = Image.new("RGB", (128, 128), (255, 255, 255))
-        draw = ImageDraw.Draw(im)
-        for line in range(6):
-            draw.text((4, 4 + 20 * line), f"Invoice {i} line {line}: 12.{line}0", fill=(0, 0, 0))
-        texts.append(im)
-    return {"noise": noise + grey_noise, "photo": photos, "text": texts}
-
-
 @pytest.fixture(scope="module")
 def demo():
     inv = Inverter.from_path(DEMO, "cpu", batch_size=400)
@@ -135,7 +115,9 @@ def test_demo_gate_flags_out_of_domain_inputs_and_passes_held_out_items(demo, ga
     held_out = gate.model.score(demo["test"])
     flagged_in = float((held_out > th.ood_max).float().mean())
     assert flagged_in <= 0.05, flagged_in
-    for kind, images in _out_of_domain().items():
+    probes = out_of_domain_probes()
+    assert set(probes) == {"noise", "text", "photo"}
+    for kind, images in probes.items():
         scores = gate.model.score(demo["encode"](images))
         assert (scores > th.ood_max).all(), (kind, scores, th.ood_max)
         assert scores.min() > 1.5 * th.ood_max, (kind, scores, th.ood_max)
@@ -144,7 +126,7 @@ def test_demo_gate_flags_out_of_domain_inputs_and_passes_held_out_items(demo, ga
 @pytest.mark.slow
 def test_demo_reports_explain_in_plain_words(demo, gate):
     inv = demo["inverter"]
-    portrait = _out_of_domain()["photo"][:1]
+    portrait = out_of_domain_probes()["photo"][:1]
     bad = inv.invert(portrait)
     good = demo["calib"][:1]
     reports = gate.assess(torch.cat([good.wplus, bad.wplus]),
