@@ -69,7 +69,7 @@ def approval_satisfied(job: EditJob, *, now=None) -> bool:
     """May this job run now? (Worker-side re-check.)"""
     if not job.needs_approval:
         return True
-    if job.params_sha256 != current_params_sha256(job):
+    if policy.is_tampered(job):
         return False  # the row was altered after submission
     if job.approved_params_sha256 != job.params_sha256:
         return False

@@ -9,6 +9,7 @@ worker's pool process sleep that long after it was written.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 
@@ -17,6 +18,7 @@ from celery.signals import worker_process_init
 from editplatform.celery import app
 
 __all__ = ("app",)
+logger = logging.getLogger(__name__)
 
 DELAY_ENV = "TEST_PROGRESS_DELAY_MS"
 
@@ -25,11 +27,12 @@ DELAY_ENV = "TEST_PROGRESS_DELAY_MS"
 def _slow_progress(**_kwargs) -> None:
     from editplatform.jobs import execution  # Django is set up only once the worker runs
 
-    delay = int(os.environ.get(DELAY_ENV, "0")) / 1000.0
+    delay_ms = int(os.environ.get(DELAY_ENV, "0"))
     report = execution.report_progress
 
     def report_then_wait(run, stage: str, percent: int) -> None:
         report(run, stage, percent)
-        time.sleep(delay)
+        time.sleep(delay_ms / 1000.0)
 
     execution.report_progress = report_then_wait
+    logger.warning("test worker: each progress report waits %d ms", delay_ms)

@@ -72,6 +72,7 @@ def test_worker_killed_mid_job_the_job_still_completes_exactly_once(start_worker
         wait_for(lambda: EditJob.objects.filter(pk=job.pk, state="running", progress__gt=0).exists(),
                  timeout=60, interval=0.05, what="the job to be running with progress")
         victim.kill()  # SIGKILL the worker and its pool child mid-job
+        assert "each progress report waits 700 ms" in victim.log()
         job.refresh_from_db()
         assert job.state == "running" and 0 < job.progress < 100 and job.worker.startswith("victim@")
         rescuer = start_worker("rescuer", queues="gpu", env=worker_env_with(JOB_LEASE_SECONDS=3))
