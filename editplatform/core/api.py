@@ -21,6 +21,7 @@ from rest_framework import permissions, serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
 
 from editplatform.core.errors import DomainError
 
@@ -34,11 +35,13 @@ class ApiErrorSerializer(serializers.Serializer):
 
 def exception_handler(exc, context):
     if isinstance(exc, DomainError):
+        set_rollback()  # a refused request leaves nothing half-stored (ATOMIC_REQUESTS or not)
         return Response(exc.as_dict(), status=exc.status)
     if isinstance(exc, ValidationError) and isinstance(exc.detail, dict) and exc.detail:
         field, problems = next(iter(exc.detail.items()))
         problems = problems if isinstance(problems, list) else [problems]
         message = " ".join(str(problem) for problem in problems)
+        set_rollback()
         return Response({"detail": f"{field}: {message}", "code": "invalid", "field": field},
                         status=exc.status_code)
     response = drf_exception_handler(exc, context)
