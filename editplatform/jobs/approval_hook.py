@@ -32,6 +32,8 @@ def is_approved(job) -> bool:
     """The registered check's answer; False (fail closed) when none is registered."""
     check = _check
     if check is None:
-        logger.error("job %s needs an approval but no approval hook is registered; it will not run", job.pk)
+        logger.error(
+            "job %s needs an approval but no approval hook is registered; it will not run", job.pk
+        )
         return False
     return bool(check(job))

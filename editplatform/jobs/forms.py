@@ -21,16 +21,25 @@ class RangeInput(forms.NumberInput):
 
 class NewJobForm(forms.Form):
     image = forms.FileField(
-        label="Photo", help_text="JPEG, PNG or WebP", required=False,
+        label="Photo",
+        help_text="JPEG, PNG or WebP",
+        required=False,
         widget=forms.ClearableFileInput(attrs={"accept": "image/jpeg,image/png,image/webp"}),
     )
     purpose = forms.CharField(
         required=False,
-        widget=forms.Textarea(attrs={"rows": 3, "minlength": PURPOSE_MIN, "maxlength": PURPOSE_MAX,
-                                     "placeholder": "Why is this edit needed? (recorded in the audit log)"}),
+        widget=forms.Textarea(
+            attrs={
+                "rows": 3,
+                "minlength": PURPOSE_MIN,
+                "maxlength": PURPOSE_MAX,
+                "placeholder": "Why is this edit needed? (recorded in the audit log)",
+            }
+        ),
     )
     consent = forms.BooleanField(
-        required=False, label="I confirm that the person shown has consented to this edit of their photo.",
+        required=False,
+        label="I confirm that the person shown has consented to this edit of their photo.",
     )
 
     def __init__(self, *args, catalog=None, **kwargs):
@@ -39,15 +48,22 @@ class NewJobForm(forms.Form):
         for spec in self.edit_specs:
             step = (spec.max_strength - spec.min_strength) / 100
             self.fields[EDIT_PREFIX + spec.name] = forms.CharField(
-                label=spec.name.replace("_", " ").capitalize(), required=False,
+                label=spec.name.replace("_", " ").capitalize(),
+                required=False,
                 # Every slider starts at "no change"; the catalog's default strength is the
                 # recommended amount once someone chooses the edit, shown as a hint.
-                initial=neutral_strength(spec), help_text=spec.description,
-                widget=RangeInput(attrs={
-                    "min": f"{spec.min_strength:g}", "max": f"{spec.max_strength:g}", "step": f"{step:g}",
-                    "class": "edit-slider", "data-sensitive": "true" if spec.sensitive else "false",
-                    "data-recommended": f"{spec.default_strength:g}",
-                }),
+                initial=neutral_strength(spec),
+                help_text=spec.description,
+                widget=RangeInput(
+                    attrs={
+                        "min": f"{spec.min_strength:g}",
+                        "max": f"{spec.max_strength:g}",
+                        "step": f"{step:g}",
+                        "class": "edit-slider",
+                        "data-sensitive": "true" if spec.sensitive else "false",
+                        "data-recommended": f"{spec.default_strength:g}",
+                    }
+                ),
             )
 
     @classmethod

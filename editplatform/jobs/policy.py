@@ -21,8 +21,14 @@ from editplatform.jobs import approval_hook
 def params_sha256(original_sha256: str, edits: Mapping[str, float], purpose: str) -> str:
     """Canonical hash of what a job will do (what an approver approves)."""
     canonical = json.dumps(
-        {"original_sha256": original_sha256, "edits": dict(sorted(edits.items())), "purpose": purpose},
-        sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+        {
+            "original_sha256": original_sha256,
+            "edits": dict(sorted(edits.items())),
+            "purpose": purpose,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
 

@@ -25,8 +25,12 @@ SWEEP = "jobs.sweep"
 def register() -> None:
     register_periodic("jobs-sweep", SWEEP, settings.JOB_SWEEP_INTERVAL_SECONDS)
     routes = dict(app.conf.task_routes or {})
-    routes.update({RUN_EDIT_JOB: {"queue": "gpu", "routing_key": "gpu"},
-                   SWEEP: {"queue": "default", "routing_key": "default"}})
+    routes.update(
+        {
+            RUN_EDIT_JOB: {"queue": "gpu", "routing_key": "gpu"},
+            SWEEP: {"queue": "default", "routing_key": "default"},
+        }
+    )
     app.conf.task_routes = routes
     worker_process_init.connect(_preload_model, weak=False, dispatch_uid="jobs.preload_model")
 

@@ -26,7 +26,11 @@ def no_model(settings, tmp_path):
 def test_a_service_refusal_is_the_one_error_shape(requester):
     response = api_client_for(requester).get("/api/v1/jobs", {"state": "finished,queued"})
     assert response.status_code == 400
-    assert response.json() == {"detail": response.json()["detail"], "code": "invalid", "field": "state"}
+    assert response.json() == {
+        "detail": response.json()["detail"],
+        "code": "invalid",
+        "field": "state",
+    }
     assert "unknown state(s) ['finished']" in response.json()["detail"]
 
 

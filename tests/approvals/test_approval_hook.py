@@ -53,8 +53,14 @@ def test_without_a_hook_an_approved_sensitive_job_never_runs(people):  # noqa: F
 
 
 def test_without_a_hook_a_job_that_needs_no_approval_still_may_run(people):  # noqa: F811
-    job, _ = job_services.submit(user=people["req"], image=png(3), edits=catalog.request(),
-                                 purpose="plain retouch, nothing sensitive", consent=True, source="api")
+    job, _ = job_services.submit(
+        user=people["req"],
+        image=png(3),
+        edits=catalog.request(),
+        purpose="plain retouch, nothing sensitive",
+        consent=True,
+        source="api",
+    )
     assert job.state == State.QUEUED
     with no_hook():
         assert policy.may_run(EditJob.objects.get(pk=job.pk), engine.get_catalog().catalog)

@@ -21,27 +21,37 @@ PACKAGES = ("editplatform", "audit", "inversion")
 
 
 def lint(root: Path) -> subprocess.CompletedProcess:
-    args = [str(LINT_IMPORTS), "--no-cache", "--no-logo", *(f"--contract={c}" for c in CONTRACTS),
-            str(root / "pyproject.toml")]
+    args = [
+        str(LINT_IMPORTS),
+        "--no-cache",
+        "--no-logo",
+        *(f"--contract={c}" for c in CONTRACTS),
+        str(root / "pyproject.toml"),
+    ]
     env = {**os.environ, "PYTHONPATH": str(root)}
     return subprocess.run(args, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+
+
+def _not_source(folder: str, names: list[str]) -> list[str]:
+    """copytree's ignore: everything but Python files and folders, and no caches."""
+    keep = [n for n in names if n.endswith(".py") or (Path(folder) / n).is_dir()]
+    return [n for n in names if n not in keep or n == "__pycache__"]
 
 
 def copy_sources(target: Path) -> None:
     """The project's Python sources and config, without weights, caches or data."""
     for package in PACKAGES:
-        shutil.copytree(ROOT / package, target / package,
-                        ignore=lambda folder, names: [n for n in names if not (n.endswith(".py") or
-                                                                             (Path(folder) / n).is_dir())
-                                                      or n == "__pycache__"])
+        shutil.copytree(ROOT / package, target / package, ignore=_not_source)
     shutil.copy(ROOT / "pyproject.toml", target / "pyproject.toml")
 
 
 def test_the_app_layer_contracts_are_kept():
     result = lint(ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
-    for contract in ("apps: portal > approvals > jobs > accounts > core",
-                     "the web side of jobs sends tasks by name"):
+    for contract in (
+        "apps: portal > approvals > jobs > accounts > core",
+        "the web side of jobs sends tasks by name",
+    ):
         assert contract in result.stdout
 
 

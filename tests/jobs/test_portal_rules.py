@@ -16,21 +16,31 @@ def post_new_job(client, user, **fields):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     spec = catalog.plain()
-    data = {"image": SimpleUploadedFile("photo.png", images.png()), "purpose": "Portal rules: a real purpose",
-            "consent": "on", "EDIT": str(catalog.strength(spec)), **fields}
+    data = {
+        "image": SimpleUploadedFile("photo.png", images.png()),
+        "purpose": "Portal rules: a real purpose",
+        "consent": "on",
+        "EDIT": str(catalog.strength(spec)),
+        **fields,
+    }
     data[f"edit_{spec.name}"] = data.pop("EDIT")  # the slider of the catalog's first plain edit
     client.force_login(user)
     return client.post("/jobs/new/", data)
 
 
-@pytest.mark.parametrize(("fields", "message"), [
-    ({"purpose": "too short"}, "purpose is required: say in at least 10 characters"),
-    ({"consent": ""}, "consent must be attested"),
-    ({"EDIT": "lots"}, "strength"),
-    ({"EDIT": "1e9"}, "allowed:"),
-], ids=["purpose", "consent", "not-a-number", "out-of-range"])
-def test_the_services_rules_refuse_a_portal_request(fields, message, client, requester, isolated_storage,
-                                                    model_bundle):
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"purpose": "too short"}, "purpose is required: say in at least 10 characters"),
+        ({"consent": ""}, "consent must be attested"),
+        ({"EDIT": "lots"}, "strength"),
+        ({"EDIT": "1e9"}, "allowed:"),
+    ],
+    ids=["purpose", "consent", "not-a-number", "out-of-range"],
+)
+def test_the_services_rules_refuse_a_portal_request(
+    fields, message, client, requester, isolated_storage, model_bundle
+):
     response = post_new_job(client, requester, **fields)
     assert response.status_code == 400
     assert message in response.content.decode()
