@@ -179,11 +179,6 @@ JOB_SWEEP_INTERVAL_SECONDS = env.get_int("JOB_SWEEP_INTERVAL_SECONDS", 30, minim
 JOB_APPROVAL_FOR_ALL = env.get_bool("JOB_APPROVAL_FOR_ALL", False)
 JOB_DEVICE = env.get_str("JOB_DEVICE", "auto")
 JOB_TORCH_THREADS = env.get_int("JOB_TORCH_THREADS", 0, minimum=0)
-# Test-only: milliseconds a worker sleeps after each pipeline stage, so a test can
-# kill it mid-job deterministically. Refused in production.
-JOB_TEST_DELAY_MS = env.get_int("JOB_TEST_DELAY_MS", 0, minimum=0)
-if PRODUCTION and JOB_TEST_DELAY_MS:
-    raise env.ConfigError("JOB_TEST_DELAY_MS", "is a test knob and must be 0 in production")
 
 # --- audit log (docs/audit.md) ---------------------------------------------------
 AUDIT_LOG_ORIGIN = env.get_str("AUDIT_LOG_ORIGIN", "styleledger.local/audit")

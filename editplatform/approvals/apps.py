@@ -1,5 +1,7 @@
 from django.apps import AppConfig
 
+from editplatform.jobs import approval_hook
+
 
 class ApprovalsConfig(AppConfig):
     name = "editplatform.approvals"
@@ -8,3 +10,9 @@ class ApprovalsConfig(AppConfig):
 
     def ready(self) -> None:
         from editplatform.approvals import audit_actions  # noqa: F401 - registers its audit names
+        # The jobs layer asks "is this job approved?" through its hook; without this
+        # registration every job that needs an approval stays unapproved (fail closed).
+        # Imported here: the rules use models, which exist only once apps are ready.
+        from editplatform.approvals import services
+
+        approval_hook.register(services.approval_satisfied)

@@ -22,6 +22,8 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import connection
 
+from editplatform.celery import app
+
 
 def check_database() -> str | None:
     try:
@@ -34,8 +36,6 @@ def check_database() -> str | None:
 
 
 def check_broker() -> str | None:
-    from editplatform.celery import app
-
     try:
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
