@@ -7,9 +7,11 @@ SQLite: a write to that row takes the database's write lock first), which keeps
 sequence numbers gap-free and contiguous under any number of writers. Hold the lock
 briefly: call `append_event` near the end of your transaction.
 
-Each append stores the event (its canonical JSON entry and leaf hash), the complete
-subtrees it closes (so proofs read O(log n) rows) and the new right edge and root in
-the head row. Every AUDIT_CHECKPOINT_EVERY events or AUDIT_CHECKPOINT_SECONDS seconds,
+Each append stores the event (its canonical JSON entry and leaf hash), a copy of the
+leaf hash with the tree (level 0, so a rewritten entry + leaf hash is still located),
+the complete subtrees it closes (so proofs read O(log n) rows) and the new right edge
+and root in the head row. A row planted beyond the head never blocks an append: it is
+moved to `audit_quarantine` and the append goes on (see `_execute_writes`). Every AUDIT_CHECKPOINT_EVERY events or AUDIT_CHECKPOINT_SECONDS seconds,
 whichever comes first, the append also signs a checkpoint; it is written to the
 export file outside the database once the transaction commits (never for a
 transaction that rolls back). A periodic task (`audit.tasks.checkpoint`) covers the

@@ -14,6 +14,11 @@ are for. See docs/audit.md for revoking the privileges as well.
 
 SQLite (embedded mode): equivalent BEFORE UPDATE / BEFORE DELETE triggers (SQLite
 has no TRUNCATE; its truncate optimisation is disabled when a delete trigger exists).
+
+This is the schema of migration 0001 only. Migration 0002 (its DDL written out in the
+migration) adds `audit_quarantine`, lets exactly the rows beyond the head be deleted
+(into the quarantine), and on SQLite refuses INSERT OR REPLACE / REPLACE / upserts
+over rows of the log; a fresh install runs both migrations.
 """
 
 from __future__ import annotations
