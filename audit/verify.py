@@ -33,6 +33,7 @@ attacker lacks the signing key and cannot reach the exported checkpoints.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import threading
@@ -197,7 +198,7 @@ def verify_log(using: str = DEFAULT_DB_ALIAS, *, exported: list[dict] | None = N
     postgres = connection.vendor == "postgresql"
 
     outermost = not connection.in_atomic_block
-    with transaction.atomic(using=using):
+    with _snapshot(connection, outermost):
         with connection.cursor() as cursor:
             if postgres and outermost:  # one consistent snapshot while appends go on
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -316,6 +317,29 @@ def verify_log(using: str = DEFAULT_DB_ALIAS, *, exported: list[dict] | None = N
             _locate_rewrite(result, connection, head.size)
     result.seconds = time.perf_counter() - started
     return result
+
+
+@contextlib.contextmanager
+def _snapshot(connection, outermost: bool):
+    """One consistent read of the log that does not hold up appends.
+
+    PostgreSQL: a REPEATABLE READ transaction (set by the caller). SQLite: embedded mode
+    begins every Django transaction IMMEDIATE (it takes the write lock), which would
+    stall writers for as long as a verify runs; a plain deferred read transaction gives
+    the same snapshot under WAL while writers go on.
+    """
+    if connection.vendor != "sqlite" or not outermost:
+        with transaction.atomic(using=connection.alias):
+            yield
+        return
+    connection.ensure_connection()
+    with connection.cursor() as cursor:
+        cursor.execute("BEGIN DEFERRED")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("ROLLBACK")  # read only: nothing to keep
 
 
 def _open_exported(result: VerifyResult, exported: list[dict], verifier, origin: str) -> list:
