@@ -256,3 +256,27 @@ def test_export_needs_a_proof_from_the_verifiers_trusted_size(fresh_log, tmp_pat
     assert not report.ok and "no consistency proof from your trusted size 9" in report.problems[0]
     call_command("audit", "export", "--since-seq", "11", "--trusted-size", "9", "-o", str(out))
     assert verify_export.verify_file(str(out), _vkey(), [note.read_text()]).ok
+
+
+@pytest.mark.django_db
+def test_planted_rows_are_not_listed_on_the_pages_or_the_api(fresh_log, client):
+    from tests.audit.helpers import make_user, sign_in
+    from tests.conftest import api_client_for
+
+    fill(4, subject="real")
+    template = AuditEvent.objects.get(seq=1)
+    tamper("INSERT INTO audit_event (seq, created_at, actor_name, action, subject, request_id, entry, leaf_hash) "
+           "VALUES (50, %s, '', %s, 'planted', '', %s, %s)",
+           [template.created_at, template.action, template.entry, template.leaf_hash])
+    reviewer = make_user("rev-planted", "reviewer")
+    sign_in(client, reviewer)
+    page = client.get("/audit/", {"subject": "planted"})
+    assert page.status_code == 200 and list(page.context["events"]) == []
+    listed = [e.seq for e in client.get("/audit/").context["events"]]
+    assert 50 not in listed and {0, 1, 2, 3} <= set(listed)  # (signing in logged events too)
+    api = api_client_for(reviewer)
+    assert api.get("/api/v1/audit/events", {"subject": "planted"}).json()["results"] == []
+    listed = [e["seq"] for e in api.get("/api/v1/audit/events").json()["results"]]
+    assert 50 not in listed and {0, 1, 2, 3} <= set(listed)
+    detail = api.get("/api/v1/audit/events/50").json()
+    assert detail["inclusion"]["verified"] is False and "beyond the log's head" in detail["inclusion"]["reason"]
