@@ -101,6 +101,12 @@ def _consistency(trusted_sizes, size: int, root_hash: bytes, reader) -> list[dic
     return out
 
 
+def _witnessed_size(size: int) -> list[int]:
+    """The newest checkpoint in the export file that this tree can extend (none if none)."""
+    sizes = [r["size"] for r in audit_log.read_exported() if isinstance(r.get("size"), int) and 0 < r["size"] <= size]
+    return [max(sizes)] if sizes else []
+
+
 def iter_export(*, fmt: str = "jsonl", using: str = DEFAULT_DB_ALIAS, since: dt.datetime | None = None,
                 until: dt.datetime | None = None, since_seq: int | None = None, subject: str = "",
                 action: str = "", actor: str = "", trusted_sizes: list[int] | None = None,
@@ -108,8 +114,10 @@ def iter_export(*, fmt: str = "jsonl", using: str = DEFAULT_DB_ALIAS, since: dt.
     """Yield the export's text in chunks (for a file or a streaming HTTP response).
 
     `trusted_sizes`: tree sizes the recipient already trusts; the export carries a
-    consistency proof from each. `trusted_roots` (size -> root, from a trusted
-    checkpoint): refuse to export a tree that does not extend it.
+    consistency proof from each (None, with no `trusted_roots` either: from the newest
+    checkpoint already exported off the database, what witnesses last saw).
+    `trusted_roots` (size -> root, from a trusted checkpoint): refuse to export a tree
+    that does not extend it.
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r} (use {' or '.join(FORMATS)})")
@@ -122,6 +130,8 @@ def iter_export(*, fmt: str = "jsonl", using: str = DEFAULT_DB_ALIAS, since: dt.
         if old > size or tlog.tree_hash(old, reader) != old_root:
             raise ExportError(f"this database does not extend the trusted checkpoint of size {old}: "
                               "it was rewritten or rolled back")
+    if trusted_sizes is None and not trusted_roots:
+        trusted_sizes = _witnessed_size(size)
     consistency = _consistency([*(trusted_sizes or ()), *(trusted_roots or {})], size, root_hash, reader)
     start = max(int(since_seq or 0), 0)
     complete = not any(filters[k] for k in ("since", "until", "subject", "action", "actor_name"))

@@ -152,9 +152,7 @@ class Command(BaseCommand):
                 _trusted_notes(trusted_checkpoint, None), signing.get_verifier(), signing.origin())}
         except TrustError as exc:
             raise CommandError(str(exc)) from None
-        sizes = list(trusted_size)
-        if not sizes and not trusted_roots:
-            sizes = _last_exported_size()
+        sizes = list(trusted_size) or None  # None: from the newest checkpoint already exported
         with transaction.atomic():
             audit_log.append_event(actions.AUDIT_EXPORTED, actor_name="cli", payload={
                 "format": format, **{k: (v.isoformat() if isinstance(v, dt.datetime) else v)
@@ -200,14 +198,6 @@ def _trusted_notes(files, state) -> list[str]:
     except TrustError as exc:
         raise CommandError(str(exc)) from None
     return notes
-
-
-def _last_exported_size() -> list[int]:
-    """The newest checkpoint already written outside the database: what witnesses last saw."""
-    sizes = [r["size"] for r in audit_log.read_exported() if isinstance(r.get("size"), int)]
-    head = audit_log.read_head().size
-    sizes = [s for s in sizes if s <= head]
-    return [max(sizes)] if sizes else []
 
 
 def _json(value) -> str:
