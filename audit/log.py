@@ -11,10 +11,10 @@ Each append stores the event (its canonical JSON entry and leaf hash), a copy of
 leaf hash with the tree (level 0, so a rewritten entry + leaf hash is still located),
 the complete subtrees it closes (so proofs read O(log n) rows) and the new right edge
 and root in the head row. A row planted beyond the head never blocks an append: it is
-moved to `audit_quarantine` and the append goes on (see `_execute_writes`). Every AUDIT_CHECKPOINT_EVERY events or AUDIT_CHECKPOINT_SECONDS seconds,
-whichever comes first, the append also signs a checkpoint; it is written to the
-export file outside the database once the transaction commits (never for a
-transaction that rolls back). A periodic task (`audit.tasks.checkpoint`) covers the
+moved to `audit_quarantine` and the append goes on (see `_execute_writes`). Every
+AUDIT_CHECKPOINT_EVERY events or AUDIT_CHECKPOINT_SECONDS seconds, whichever comes
+first, the append also signs a checkpoint; it is written to the export file outside
+the database once the transaction commits (never for a transaction that rolls back). A periodic task (`audit.tasks.checkpoint`) covers the
 quiet tail and re-exports any checkpoint a crash kept from the file.
 """
 
@@ -244,7 +244,8 @@ def _execute_writes(cursor, connection, head: Head, statements: list[str], param
 
     Rows at or beyond the head (events with seq >= size, subtrees that end past it,
     checkpoints past the head's checkpoint size) are not part of the log: only someone
-    who bypassed the append-only triggers can have written them. Refusing to append
+    who went around this function (an INSERT out of turn, or triggers switched off by a
+    superuser) can have written them. Refusing to append
     would let one such row stop every audited action, and appending elsewhere would
     break the tree's contiguity (seq is the leaf index). So the append removes them:
     the database's delete triggers allow exactly these rows to go and copy each into
