@@ -98,6 +98,13 @@ TEMPLATES = [
 
 # --- database -------------------------------------------------------------------
 DATABASES = {"default": env.get_database("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Embedded mode: every transaction takes SQLite's write lock when it begins (BEGIN
+    # IMMEDIATE). A deferred transaction that reads and then writes cannot wait for the
+    # lock (under WAL it fails at once with "database is locked"); an immediate one
+    # waits up to the busy timeout (env.py) and then proceeds, so concurrent submits
+    # queue instead of answering 500.
+    DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- auth -----------------------------------------------------------------------

@@ -242,7 +242,7 @@ def test_prove_export_and_offline_verification(fresh_log, tmp_path):
     assert bad.returncode == 1 and "FAILED" in bad.stderr
     raw_csv = csv_export.read_text()
     flipped = tmp_path / "tampered.csv"
-    flipped.write_text(raw_csv.replace("job-y", "job-z", 1))
+    flipped.write_text(raw_csv.replace(",job-y,", ",job-z,", 1))  # an event row's subject column
     assert offline(flipped).returncode == 1
     # The offline verifier imported no Django settings.
     probe = subprocess.run([sys.executable, "-c", "import sys, audit.verify_export; print('django.conf' in sys.modules)"],
