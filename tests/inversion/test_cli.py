@@ -15,6 +15,9 @@ from PIL import Image
 
 from inversion.bundle import load_bundle
 from inversion.cli import COMMANDS, Command, main
+from inversion.errors import LatentFormatError
+from inversion.inverter import Inversion
+from inversion.latent import LATENT_FORMAT, read_latent, write_latent
 from inversion.modules.stylegan2 import Generator, GeneratorConfig
 
 REPO = Path(__file__).resolve().parents[2]
@@ -85,10 +88,15 @@ def test_invert_and_edit(random_bundle_dir: Path, tmp_path: Path,
                "--device", "cpu", "--batch-size", "1"])
     assert rc == 0
     bundle = load_bundle(random_bundle_dir)
-    assert sorted(p.name for p in out.iterdir()) == ["a.png", "a.pt", "b.png", "b.pt"]
-    lat = torch.load(out / "a.pt", weights_only=True)
-    assert lat["wplus"].shape == (1, bundle.n_latent, bundle.generator_config.style_dim)
-    assert lat["bundle_version"] == bundle.version
+    assert sorted(p.name for p in out.iterdir()) == [
+        "a.png", "a.safetensors", "b.png", "b.safetensors"]
+    # the one latent format: safetensors with metadata, no pickle
+    tensors, metadata = read_latent((out / "a.safetensors").read_bytes())
+    assert tensors["wplus"].shape == (1, bundle.n_latent, bundle.generator_config.style_dim)
+    assert metadata["format"] == LATENT_FORMAT and metadata["model_version"] == bundle.version
+    assert metadata["wplus_shape"] == f"1,{bundle.n_latent},{bundle.generator_config.style_dim}"
+    assert tuple(tensors["detail"].shape) == tuple(
+        int(n) for n in metadata["detail_shape"].split(","))
     assert Image.open(out / "a.png").size == (bundle.generator_config.size,) * 2
 
     name = bundle.catalog.names[0]
@@ -96,11 +104,17 @@ def test_invert_and_edit(random_bundle_dir: Path, tmp_path: Path,
     rc = main(["edit", "--bundle", str(random_bundle_dir), str(a), "--edit", f"{name}=1.5",
                "--out", str(edited), "--device", "cpu", "--size", "64"])
     assert rc == 0 and Image.open(edited).size == (64, 64)
-    # editing from saved latents with no edits gives back the reconstruction
+    # editing from a saved latent with no edits gives back the reconstruction
     same = tmp_path / "same.png"
-    assert main(["edit", "--bundle", str(random_bundle_dir), str(out / "a.pt"), "--out",
+    assert main(["edit", "--bundle", str(random_bundle_dir), str(out / "a.safetensors"), "--out",
                  str(same), "--device", "cpu"]) == 0
     assert np.array_equal(np.asarray(Image.open(same)), np.asarray(Image.open(out / "a.png")))
+    # ... and with an edit, the same image as editing the photo itself
+    from_latent = tmp_path / "from_latent.png"
+    assert main(["edit", "--bundle", str(random_bundle_dir), str(out / "a.safetensors"),
+                 "--edit", f"{name}=1.5", "--out", str(from_latent), "--device", "cpu",
+                 "--size", "64"]) == 0
+    assert np.array_equal(np.asarray(Image.open(from_latent)), np.asarray(Image.open(edited)))
     capsys.readouterr()
 
     assert main(["edit", "--bundle", str(random_bundle_dir), str(a), "--edit", "beard=1",
@@ -116,6 +130,43 @@ def test_invert_and_edit(random_bundle_dir: Path, tmp_path: Path,
     with pytest.raises(SystemExit):
         main(["edit", "--bundle", str(random_bundle_dir), str(a), "--edit", "smile",
               "--out", str(edited)])
+
+
+def test_edit_refuses_old_and_foreign_latents(random_bundle_dir: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    bundle = load_bundle(random_bundle_dir)
+    wplus = torch.zeros(1, bundle.n_latent, bundle.generator_config.style_dim)
+    edited = tmp_path / "edited.png"
+
+    def edit(latent: Path, *extra: str) -> int:
+        return main(["edit", "--bundle", str(random_bundle_dir), str(latent), "--out",
+                     str(edited), "--device", "cpu", *extra])
+
+    # the first CLI's torch.save latents: refused (never unpickled), the format named
+    old = tmp_path / "old.pt"
+    torch.save({"wplus": wplus, "detail": None, "bundle_version": bundle.version}, old)
+    assert edit(old) == 1
+    err = capsys.readouterr().err
+    assert "torch.save (pickle) file" in err and LATENT_FORMAT in err and not edited.exists()
+    with pytest.raises(LatentFormatError, match="torch.save"):
+        Inversion.load(old)
+    # a latent of another model version: refused unless asked for
+    other = tmp_path / "other.safetensors"
+    other.write_bytes(write_latent(wplus, None, "f" * 64))
+    assert edit(other) == 1
+    assert "--allow-other-model" in capsys.readouterr().err and not edited.exists()
+    assert edit(other, "--allow-other-model") == 0 and edited.exists()
+    # shapes that do not fit this model: a typed error naming them
+    wrong = tmp_path / "wrong.safetensors"
+    wrong.write_bytes(write_latent(torch.zeros(1, 3, 7), None, bundle.version))
+    assert edit(wrong) == 1
+    assert "latent W+ codes are 3x7" in capsys.readouterr().err
+    # a safetensors file that is not a latent
+    from safetensors.torch import save
+
+    (tmp_path / "weights.safetensors").write_bytes(save({"w": torch.zeros(2)}))
+    assert edit(tmp_path / "weights.safetensors") == 1
+    assert f"is not '{LATENT_FORMAT}'" in capsys.readouterr().err
 
 
 def test_directions_ganspace(random_bundle_dir: Path, tmp_path: Path) -> None:
