@@ -593,17 +593,17 @@ def build_bundle(
     avg = avg.detach().float().reshape(-1).cpu().contiguous().clone()
 
     arch = registry.get(encoder_arch)
+    has_fuser_parts = (fuser_state is not None, fuser_cfg is not None)
+    if arch.fuser is not None and not all(has_fuser_parts):
+        raise BundleError(f"a {arch.name} bundle needs the Fuser's weights and config")
+    if arch.fuser is None and any(has_fuser_parts):
+        raise BundleError(f"a {arch.name} encoder has no Fuser; pass no Fuser weights or config")
     enc_cfg = _config(arch, encoder_cfg, "encoder")
-    enc_state = _state_from(encoder_state, "encoder")
-    states = {ENCODER_FILE: (arch, enc_cfg, enc_state)}
+    states = {ENCODER_FILE: (arch, enc_cfg, _state_from(encoder_state, "encoder"))}
     fus_cfg = None
     if arch.fuser is not None:
-        if fuser_state is None or fuser_cfg is None:
-            raise BundleError(f"a {arch.name} bundle needs the Fuser's weights and config")
         fus_cfg = _config(arch.fuser, fuser_cfg, "fuser")
-        states[FUSER_FILE] = (arch.fuser, fus_cfg, _state_from(fuser_state, "fuser"))
-    elif fuser_state is not None or fuser_cfg is not None:
-        raise BundleError(f"a {arch.name} encoder has no Fuser; pass no Fuser weights or config")
+        states[FUSER_FILE] = (arch.fuser, fus_cfg, _state_from(fuser_state, "fuser"))  # type: ignore[arg-type]
 
     if isinstance(directions, Mapping):
         dirs = {n: validate_direction(d, name=f"direction {n!r}") for n, d in directions.items()}
