@@ -280,7 +280,7 @@ def test_train_steps_evaluate_and_bundle_through_main(
     def train(*argv: str) -> None:
         assert main(["train", *argv]) == 0, argv
 
-    train("generator", "--out", str(r / "generator"), "--preset", "tiny", "--steps", "2",
+    train("generator", "--out", str(r / "generator"), "--preset", "tiny", "--steps", "1",
           "--batch", "4", "--data-limit", "16", "--ckpt-every", "0", "--sample-every", "0",
           "--device", "cpu", "--no-amp")
     assert (r / "generator" / "generator.pt").is_file()
@@ -288,18 +288,21 @@ def test_train_steps_evaluate_and_bundle_through_main(
           "--width", "8", "--data-limit", "64")
     train("directions", "--generator", str(r / "generator" / "generator.pt"), "--classifier",
           str(r / "classifier" / "classifier.pt"), "--out", str(r / "directions"),
-          "--samples", "64", "--calib-samples", "16", "--components", "2")
+          "--samples", "64", "--calib-samples", "16", "--components", "2",
+          "--max-strength", "1")
     assert (r / "directions" / "catalog.json").is_file()
     for arch, out in (("mambastyle", "encoder"), ("psp", "psp")):
         train("encoder", "--arch", arch, "--generator", str(r / "generator" / "generator.pt"),
               "--directions", str(r / "directions" / "directions.safetensors"),
-              "--out", str(r / out), "--steps", "2", "--batch", "4", "--gen-batch", "2",
+              "--out", str(r / out), "--steps", "1", "--batch", "4", "--gen-batch", "2",
               "--data-limit", "16", "--device", "cpu")
         assert json.loads((r / out / "summary.json").read_text())["arch"] == arch
     train("recipe", "--run", str(r), "--bundle", str(bundle), "--eval-dir", str(ev),
-          "--report", str(r / "quality.md"), "--grid", str(r / "grid.png"), "--only", "package")
+          "--report", str(r / "quality.md"), "--grid", str(r / "grid.png"), "--calib-images", "16",
+          "--only", "package")
     b = load_bundle(bundle)
     assert b.encoder_arch == "mambastyle" and (ev / "psp_encoder.pt").is_file()
+    assert b.provenance["catalog_calibration"]["data"].startswith("fashion-mnist:val[0:16]")
 
     capsys.readouterr()
     assert main(["evaluate", "--bundle", str(bundle), "--classifier", str(ev / "classifier.pt"),
