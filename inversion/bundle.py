@@ -94,7 +94,6 @@ DIRECTIONS_FILE = "directions.safetensors"
 CATALOG_FILE = "catalog.json"
 
 
-
 def required_files(encoder_arch: str = registry.DEFAULT_ARCH) -> tuple[str, ...]:
     """The files a bundle with this encoder must hold (the Fuser's only if it has one)."""
     fuser = (FUSER_FILE,) if registry.get(encoder_arch).fuser is not None else ()
