@@ -136,10 +136,12 @@ class ConsistencySerializer(serializers.Serializer):
 
 
 class EventQuery(serializers.Serializer):
-    actor = serializers.CharField(required=False, max_length=150, help_text="exact username")
+    # Exact matches: not trimmed (a stored subject may begin or end with a space).
+    actor = serializers.CharField(required=False, max_length=150, trim_whitespace=False, help_text="exact username")
     action = serializers.ChoiceField(required=False, choices=())
-    subject = serializers.CharField(required=False, max_length=200, help_text="exact subject, e.g. job:<uuid>")
-    request_id = serializers.CharField(required=False, max_length=64)
+    subject = serializers.CharField(required=False, max_length=200, trim_whitespace=False,
+                                    help_text="exact subject, e.g. job:<uuid>")
+    request_id = serializers.CharField(required=False, max_length=64, trim_whitespace=False)
     since = serializers.DateTimeField(required=False, help_text="events at or after this instant (ISO 8601)")
     until = serializers.DateTimeField(required=False, help_text="events before this instant (ISO 8601)")
     seq = serializers.IntegerField(required=False, min_value=0, max_value=MAX_SEQ, help_text="one event by number")
