@@ -8,8 +8,12 @@ reversing a path converter with the subject.
 
 from __future__ import annotations
 
+import html as html_lib
+import re
+
 import pytest
 from django.test import Client
+from django.utils.html import escape
 
 from audit.models import AuditEvent
 from tests.audit import action_names as actions
@@ -37,7 +41,10 @@ def test_a_failed_sign_in_with_a_slash_does_not_break_the_reviewer_pages(fresh_l
     for event in failed:
         detail = client.get(f"/audit/events/{event.seq}/")
         assert detail.status_code == 200 and b"<script>alert" not in detail.content
-        linked = client.get("/audit/", {"subject": event.subject})
+        # Follow the subject's link exactly as rendered on the list page.
+        match = re.search(r'href="([^"]*)">' + re.escape(escape(event.subject)) + "</a>", html)
+        assert match, event.subject
+        linked = client.get(html_lib.unescape(match.group(1)))
         assert linked.status_code == 200 and [e.seq for e in linked.context["events"]] == [event.seq]
         api = client.get("/api/v1/audit/events", {"subject": event.subject})
         assert api.status_code == 200 and [e["subject"] for e in api.json()["results"]] == [event.subject]
