@@ -24,6 +24,7 @@ import base64
 import datetime as dt
 import fcntl
 import json
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,6 +41,8 @@ from audit.checkpoint import Checkpoint as CheckpointBody
 from audit.checkpoint import sign_checkpoint
 from audit.models import AuditEvent, Checkpoint, TreeNode
 from editplatform.core.middleware import current_request_id
+
+logger = logging.getLogger(__name__)
 
 ENTRY_VERSION = 1
 EXPORT_FILE = "checkpoints.jsonl"
