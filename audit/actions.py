@@ -32,6 +32,17 @@ ACTIONS: tuple[str, ...] = (
     JOB_CANCELLED, JOB_APPROVAL_REQUIRED, ARTIFACT_VIEWED, ARTIFACT_DOWNLOADED, USER_LOGIN, USER_LOGOUT, USER_LOGIN_FAILED,
     ROLE_CHANGED, APIKEY_CREATED, APIKEY_REVOKED, AUDIT_EXPORTED, AUDIT_VERIFIED, AUDIT_CHECKPOINT,
 )
+# --- account governance (issue 11): listed and described in
+# editplatform/accounts/audit_events.py; move there with per-app registration.
+ACCOUNT_ACTIONS: tuple[str, ...] = (
+    "account.created", "account.changed", "account.deleted", "account.password_changed",
+    "account.permissions_changed", "account.superuser_created", "account.recovery_opened",
+    "account.recovery_confirmed", "account.recovery_completed", "account.enrolment_code_issued",
+    "group.changed", "apikey.changed", "user.2fa_failed", "user.2fa_enrolled", "user.2fa_reset",
+    "user.2fa_device_changed", "user.locked_out",
+)
+ACTIONS += ACCOUNT_ACTIONS
+# --- end account governance
 ACTION_SET = frozenset(ACTIONS)
 
 

@@ -9,7 +9,15 @@ class AccountsConfig(AppConfig):
     def ready(self):
         from django.db.models.signals import post_migrate
 
-        from editplatform.accounts import schema, signals  # noqa: F401 - audit hook, OpenAPI scheme
+        from editplatform.accounts import (  # noqa: F401 - audit hooks, OpenAPI scheme
+            account_signals,
+            audit_events,
+            schema,
+            signals,
+            sign_in,
+        )
+
+        audit_events.register()
 
         post_migrate.connect(_sync_roles, sender=self)
 
