@@ -151,7 +151,7 @@ def test_reviewer_2fa_reset_needs_re_enrolment_and_a_second_admin(make_user):
     assert recovery.confirmed_by == second and recovery.completed_at is not None
     assert as_rosa.get("/audit/").status_code == 200
     assert [e.action for e in AuditEvent.objects.filter(subject=f"user:{reviewer.pk}",
-                                                        action__startswith="account.recovery")] == [
+                                                        action__startswith="account.recovery").order_by("seq")] == [
         "account.recovery_opened", "account.recovery_confirmed", "account.recovery_completed"]
 
 
