@@ -92,12 +92,13 @@ def confirm_recovery(recovery: AccountRecovery, *, by) -> AccountRecovery:
 def note_enrolment(user) -> None:
     """The owner enrolled a new device: satisfies the enrolment half of open 2FA recoveries."""
     now = timezone.now()
-    for recovery in AccountRecovery.objects.select_for_update().filter(
-        user=user, kind=AccountRecovery.Kind.TWO_FACTOR, re_enrolled_at__isnull=True, completed_at__isnull=True,
-    ):
-        recovery.re_enrolled_at = now
-        recovery.save(update_fields=["re_enrolled_at"])
-        _complete_if_done(recovery)
+    with transaction.atomic():
+        for recovery in AccountRecovery.objects.select_for_update().filter(
+            user=user, kind=AccountRecovery.Kind.TWO_FACTOR, re_enrolled_at__isnull=True, completed_at__isnull=True,
+        ):
+            recovery.re_enrolled_at = now
+            recovery.save(update_fields=["re_enrolled_at"])
+            _complete_if_done(recovery)
     forget_roles(user)
 
 
