@@ -22,7 +22,12 @@ from rest_framework_api_key.admin import APIKeyModelAdmin
 
 from editplatform.accounts.forms import IntegrationKeyAdminForm, RoleGroupsMixin
 from editplatform.accounts.models import AccountRecovery, IntegrationKey
-from editplatform.accounts.recovery import RecoveryError, confirm_recovery, issue_enrolment_code, reset_two_factor
+from editplatform.accounts.recovery import (
+    RecoveryError,
+    confirm_recovery,
+    issue_enrolment_code,
+    reset_two_factor,
+)
 from editplatform.accounts.services import AccountError, create_api_key, revoke_api_key
 
 User = get_user_model()

@@ -13,8 +13,8 @@ class AccountsConfig(AppConfig):
             account_signals,
             audit_events,
             schema,
-            signals,
             sign_in,
+            signals,
         )
 
         audit_events.register()

@@ -137,6 +137,9 @@ class EnrolmentCode(models.Model):
     class Meta:
         verbose_name = "2FA enrolment code"
 
+    def __str__(self) -> str:
+        return f"enrolment code for {self.user} ({'used' if self.used_at else 'unused'})"
+
 
 class SignInFailureWindow(models.Model):
     """Failed sign-ins counted per client address and time window.
@@ -153,3 +156,6 @@ class SignInFailureWindow(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["address", "window_start", "kind"], name="signin_window_once")]
+
+    def __str__(self) -> str:
+        return f"{self.count} {self.kind} failure(s) from {self.address} from {self.window_start:%Y-%m-%d %H:%M}"

@@ -25,7 +25,13 @@ from django.utils import timezone
 from editplatform.accounts import audit_events as events
 from editplatform.accounts.actor import acting_as, current_actor
 from editplatform.accounts.models import AccountRecovery, EnrolmentCode
-from editplatform.accounts.roles import ADMIN, PRIVILEGED_ROLE_NAMES, forget_roles, has_role, held_roles
+from editplatform.accounts.roles import (
+    ADMIN,
+    PRIVILEGED_ROLE_NAMES,
+    forget_roles,
+    has_role,
+    held_roles,
+)
 
 ENROLMENT_CODE_TTL = timedelta(hours=72)
 

@@ -14,7 +14,13 @@ from django.db import transaction
 
 from editplatform.accounts.actor import acting_as
 from editplatform.accounts.models import IntegrationKey, validate_networks, validate_scopes
-from editplatform.accounts.roles import HUMAN_ROLE_NAMES, INTEGRATION, ROLE_NAMES, ensure_groups, held_roles
+from editplatform.accounts.roles import (
+    HUMAN_ROLE_NAMES,
+    INTEGRATION,
+    ROLE_NAMES,
+    ensure_groups,
+    held_roles,
+)
 
 User = get_user_model()
 
@@ -100,7 +106,6 @@ def create_api_key(
         raise AccountError("jobs_per_hour must be at least 1 (or empty for unlimited)")
     from audit import actions
     from audit.log import append_event
-
     from editplatform.accounts.account_signals import key_service
 
     with transaction.atomic(), key_service():
@@ -122,7 +127,6 @@ def create_api_key(
 def revoke_api_key(key: IntegrationKey, *, by=None, reason: str = "") -> bool:
     from audit import actions
     from audit.log import append_event
-
     from editplatform.accounts.account_signals import key_service
 
     with transaction.atomic(), key_service():
