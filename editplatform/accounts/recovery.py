@@ -57,6 +57,12 @@ def is_suspended(user) -> bool:
     return cached
 
 
+def suspended_user_ids():
+    """Ids of accounts under an open recovery, as a subquery (e.g. to exclude their
+    approvals: `.exclude(approver_id__in=suspended_user_ids())`)."""
+    return AccountRecovery.objects.filter(completed_at__isnull=True).values("user_id")
+
+
 def open_recovery(user, kind: str, *, by=None) -> AccountRecovery | None:
     """Open a recovery for a privileged account reset by someone else (no-op otherwise)."""
     if by is not None and by.pk == user.pk:

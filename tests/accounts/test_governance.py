@@ -255,3 +255,17 @@ def test_issuing_an_enrolment_code_is_audited_and_only_its_hash_is_kept(make_use
     code = issue_enrolment_code(user, by=make_user("admin"))
     stored = EnrolmentCode.objects.filter(user=user).values().get()
     assert all(code not in str(value) for value in stored.values())
+
+
+@pytest.mark.django_db
+def test_operator_issues_the_first_admins_enrolment_code(make_user, capsys):
+    ann = staff_admin(make_user, "ann")
+    call_command("enrolment_code", "ann")
+    code = capsys.readouterr().out.strip().splitlines()[-1]
+    client = Client()
+    assert client.post("/login/", {"username": "ann", "password": PASSWORD}).status_code == 302
+    assert client.post("/account/2fa/", {"enrolment_code": code}).status_code == 302
+    client.get("/account/2fa/")
+    assert client.post("/account/2fa/", {"token": current_code(ann, confirmed=False)}).status_code == 302
+    assert client.get("/admin/auth/user/").status_code == 200
+    assert events("account.enrolment_code_issued", ann)[0].actor_name == "system/shell"
