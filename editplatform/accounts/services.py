@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from editplatform.accounts.actor import acting_as
+from editplatform.accounts.actor import acting_as, current_actor
 from editplatform.accounts.models import IntegrationKey, validate_networks, validate_scopes
 from editplatform.accounts.roles import (
     HUMAN_ROLE_NAMES,
@@ -115,7 +115,8 @@ def create_api_key(
             jobs_per_hour=jobs_per_hour, created_by=created_by,
         )
         append_event(
-            actions.APIKEY_CREATED, actor=created_by, actor_name=None if created_by else "system",
+            actions.APIKEY_CREATED, actor=created_by or current_actor(),
+            actor_name=None if (created_by or current_actor()) else "system/shell",
             subject=f"apikey:{key.prefix}",
             payload={"prefix": key.prefix, "name": key.name, "service_account": service_account.get_username(),
                      "scopes": key.scopes, "allowed_networks": key.allowed_networks,
@@ -136,7 +137,8 @@ def revoke_api_key(key: IntegrationKey, *, by=None, reason: str = "") -> bool:
         locked.revoked = True
         locked.save(update_fields=["revoked"])
         append_event(
-            actions.APIKEY_REVOKED, actor=by, actor_name=None if by else "system",
+            actions.APIKEY_REVOKED, actor=by or current_actor(),
+            actor_name=None if (by or current_actor()) else "system/shell",
             subject=f"apikey:{locked.prefix}",
             payload={"prefix": locked.prefix, "name": locked.name, "reason": reason},
         )

@@ -28,7 +28,7 @@ def _record(user, added: list[str], removed: list[str]) -> None:
     append_event(
         actions.ROLE_CHANGED,
         actor=actor,
-        actor_name=None if actor is not None else "system",
+        actor_name=None if actor is not None else "system/shell",
         subject=f"user:{user.pk}",
         payload={"user": user.get_username(), "user_id": user.pk, "added": sorted(added), "removed": sorted(removed)},
     )

@@ -19,7 +19,7 @@ def test_roles_command_grants_and_revokes_with_audit_events():
     assert roles_of(get_user_model().objects.get(pk=user.pk)) == set()
     events = list(AuditEvent.objects.filter(action="role.changed", subject=f"user:{user.pk}").order_by("seq"))
     assert [(e.payload["added"], e.payload["removed"]) for e in events] == [(["approver"], []), ([], ["approver"])]
-    assert events[0].actor_name == "system"
+    assert events[0].actor_name == "system/shell"
 
 
 @pytest.mark.django_db
