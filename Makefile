@@ -11,7 +11,7 @@ PIP        := $(PY) -m pip
 TORCH_SPEC ?= torch==2.13.0
 EXTRAS     ?=
 
-.PHONY: run test venv install install-dev system-deps lint bench compose-check clean
+.PHONY: run test venv install install-dev system-deps lint bench gpu-check compose-check clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,12 @@ lint: install-dev
 
 bench: install
 	$(PY) -m inversion bench
+
+# On a CUDA machine, e.g. make gpu-check EXTRAS=gpu TORCH_SPEC="torch==2.5.1 --index-url ...":
+# mamba-ssm's scan vs the torch and CPU scans, bf16/fp16 vs fp32 PSNR, throughput at
+# batch 1/8/32 for 256 and 1024 FFHQ shapes. Exits 1 (after writing the CPU part) without CUDA.
+gpu-check: install
+	$(PY) -m inversion gpucheck --out gpu-check.json
 
 compose-check:
 	docker-compose -f docker/compose.yml config -q

@@ -1,52 +1,73 @@
-"""The audit log's vocabulary: every action an event may record.
+"""The audit log's vocabulary: a registry of every action an event may record.
 
-`append_event` refuses any other name, so a typo cannot create an action that the
-reviewer's filters and reports do not know about.
+The log knows no domain words. Each app registers the actions it writes (as NetBox
+registers event types and Wagtail its log actions), from a module its
+`AppConfig.ready()` imports (here: `<app>/audit_actions.py`):
+
+    ITEM_SOLD = register("shop.item_sold", "an item was sold")
+
+`append_event` refuses any unregistered name (`UnknownActionError`), so a typo cannot
+create an action that the reviewer's filters and reports do not know about. The only
+names defined here are the log's own.
 """
 
 from __future__ import annotations
 
-JOB_SUBMITTED = "job.submitted"
-JOB_APPROVED = "job.approved"
-JOB_REJECTED = "job.rejected"
-JOB_QUEUED = "job.queued"
-JOB_STARTED = "job.started"
-JOB_SUCCEEDED = "job.succeeded"
-JOB_FAILED = "job.failed"
-JOB_CANCELLED = "job.cancelled"
-JOB_APPROVAL_REQUIRED = "job.approval_required"  # the worker's re-check sent it back for approval
-ARTIFACT_VIEWED = "artifact.viewed"
-ARTIFACT_DOWNLOADED = "artifact.downloaded"
-USER_LOGIN = "user.login"
-USER_LOGOUT = "user.logout"
-USER_LOGIN_FAILED = "user.login_failed"
-ROLE_CHANGED = "role.changed"
-APIKEY_CREATED = "apikey.created"
-APIKEY_REVOKED = "apikey.revoked"
-AUDIT_EXPORTED = "audit.exported"
-AUDIT_VERIFIED = "audit.verified"
-AUDIT_CHECKPOINT = "audit.checkpoint"
+import re
+from dataclasses import dataclass
 
-ACTIONS: tuple[str, ...] = (
-    JOB_SUBMITTED, JOB_APPROVED, JOB_REJECTED, JOB_QUEUED, JOB_STARTED, JOB_SUCCEEDED, JOB_FAILED,
-    JOB_CANCELLED, JOB_APPROVAL_REQUIRED, ARTIFACT_VIEWED, ARTIFACT_DOWNLOADED, USER_LOGIN, USER_LOGOUT, USER_LOGIN_FAILED,
-    ROLE_CHANGED, APIKEY_CREATED, APIKEY_REVOKED, AUDIT_EXPORTED, AUDIT_VERIFIED, AUDIT_CHECKPOINT,
-)
-# --- account governance (issue 11): listed and described in
-# editplatform/accounts/audit_events.py; move there with per-app registration.
-ACCOUNT_ACTIONS: tuple[str, ...] = (
-    "account.created", "account.changed", "account.deleted", "account.password_changed",
-    "account.permissions_changed", "account.superuser_created", "account.recovery_opened",
-    "account.recovery_confirmed", "account.recovery_completed", "account.enrolment_code_issued",
-    "group.changed", "apikey.changed", "user.2fa_failed", "user.2fa_enrolled", "user.2fa_reset",
-    "user.2fa_device_changed", "user.locked_out",
-)
-ACTIONS += ACCOUNT_ACTIONS
-# --- end account governance
-ACTION_SET = frozenset(ACTIONS)
+# Later words may start with a digit ("user.2fa_failed", issue 11's event names).
+_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9][a-z0-9_]*)+$")
+MAX_LENGTH = 64  # audit_event.action is varchar(64)
 
 
-def validate(action: str) -> str:
-    if action not in ACTION_SET:
-        raise ValueError(f"unknown audit action {action!r}; known: {', '.join(ACTIONS)}")
-    return action
+class UnknownActionError(ValueError):
+    """An event names an action no app registered."""
+
+
+class ActionRegistrationError(ValueError):
+    """A malformed action name, or one registered twice with different meanings."""
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    description: str
+
+
+class ActionRegistry:
+    """Action name -> description; registration is idempotent for identical entries."""
+
+    def __init__(self) -> None:
+        self._actions: dict[str, Action] = {}
+
+    def register(self, name: str, description: str) -> str:
+        if not isinstance(name, str) or len(name) > MAX_LENGTH or not _NAME.match(name):
+            raise ActionRegistrationError(
+                f"audit action {name!r} must be dotted lower-case words ('app.verb'), "
+                f"at most {MAX_LENGTH} characters")
+        existing = self._actions.get(name)
+        if existing is not None and existing.description != description:
+            raise ActionRegistrationError(
+                f"audit action {name!r} is already registered as {existing.description!r}")
+        self._actions[name] = Action(name, description)
+        return name
+
+    def validate(self, name: str) -> str:
+        if name not in self._actions:
+            raise UnknownActionError(
+                f"unknown audit action {name!r}; registered: {', '.join(self.names())}")
+        return name
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(sorted(self._actions))
+
+
+registry = ActionRegistry()
+register = registry.register
+validate = registry.validate
+
+# The log's own actions.
+AUDIT_EXPORTED = register("audit.exported", "a reviewer or operator exported events with proofs")
+AUDIT_VERIFIED = register("audit.verified", "the whole log was verified")
+AUDIT_CHECKPOINT = register("audit.checkpoint", "a checkpoint was signed on request")

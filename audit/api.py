@@ -1,8 +1,10 @@
 """REST API v1 for the audit log: events, inclusion proofs, checkpoints, consistency.
 
 Read-only. Who may read:
-- integrations, through an API key holding the `audit:read` scope (`HasScope`);
-- compliance reviewers, through their portal session (with its second factor).
+- integrations, through an API key holding the `audit:read` scope (checked by the
+  project's default DRF permission classes, which these views keep);
+- people holding `audit.view_auditevent` (`audit.access`), through their portal
+  session (with its second factor).
 Everyone else gets 403. Reading the log is not itself logged (an event per read
 would grow the log with its own reads); artifact reads stay on their audited paths.
 
@@ -22,16 +24,16 @@ from django.http import Http404
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import permissions, serializers, status
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
-from audit import actions, signing, tlog
+from audit import access, actions, signing, tlog
 from audit import log as audit_log
 from audit.models import AuditEvent
 from audit.queries import filter_events, inclusion_status
-from editplatform.accounts.models import SCOPE_AUDIT_READ, IntegrationKey
-from editplatform.accounts.permissions import HasScope
-from editplatform.accounts.roles import REVIEWER, has_role
 from editplatform.core.api import ApiErrorSerializer
+
+SCOPE_AUDIT_READ = "audit:read"  # the API-key scope these views declare
 
 MAX_SEQ = 2**63 - 1  # audit_event.seq is a BIGINT
 DEFAULT_LIMIT = 100
@@ -45,18 +47,27 @@ def b64(value: bytes) -> str:
 # --- access --------------------------------------------------------------------------
 
 class IsAuditReader(permissions.BasePermission):
-    """Keys pass here (their `audit:read` scope is HasScope's job); people need the reviewer role."""
+    """Credentials other than a session (API keys: `request.auth` is the key, its scope
+    checked by the default permission classes) pass here; people need the permission."""
 
-    message = "the audit API is for compliance reviewers and API keys with the 'audit:read' scope"
+    message = ("the audit API is for holders of the audit.view_auditevent permission "
+               "and API keys with the 'audit:read' scope")
 
     def has_permission(self, request, view) -> bool:
-        if isinstance(request.auth, IntegrationKey):
+        if request.auth is not None:
             return True
-        return has_role(request.user, REVIEWER)
+        if not access.can_read(request.user):
+            return False
+        if not access.second_factor_ok(request.user):
+            self.message = access.UNVERIFIED_MESSAGE
+            return False
+        return True
 
 
 class AuditAPIView(APIView):
-    permission_classes = [permissions.IsAuthenticated, HasScope, IsAuditReader]
+    # The defaults (authenticated; an API key must hold the view's declared scope),
+    # narrowed to audit readers.
+    permission_classes = [*api_settings.DEFAULT_PERMISSION_CLASSES, IsAuditReader]
     required_scopes = {"GET": SCOPE_AUDIT_READ}
 
     def finalize_response(self, request, response, *args, **kwargs):
@@ -126,7 +137,7 @@ class ConsistencySerializer(serializers.Serializer):
 
 class EventQuery(serializers.Serializer):
     actor = serializers.CharField(required=False, max_length=150, help_text="exact username")
-    action = serializers.ChoiceField(required=False, choices=actions.ACTIONS)
+    action = serializers.ChoiceField(required=False, choices=())
     subject = serializers.CharField(required=False, max_length=200, help_text="exact subject, e.g. job:<uuid>")
     request_id = serializers.CharField(required=False, max_length=64)
     since = serializers.DateTimeField(required=False, help_text="events at or after this instant (ISO 8601)")
@@ -139,6 +150,10 @@ class EventQuery(serializers.Serializer):
     order = serializers.ChoiceField(required=False, choices=["asc", "desc"], default="asc",
                                     help_text="asc: oldest first (default, for syncing); desc: newest first")
     limit = serializers.IntegerField(required=False, min_value=1, max_value=MAX_LIMIT, default=DEFAULT_LIMIT)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["action"].choices = actions.registry.names()  # as registered by then
 
 
 class ConsistencyQuery(serializers.Serializer):
@@ -157,7 +172,8 @@ def invalid(serializer: serializers.Serializer) -> Response:
 
 DENIED = {
     401: OpenApiResponse(ApiErrorSerializer, description="no credentials, or an invalid, expired or revoked key"),
-    403: OpenApiResponse(ApiErrorSerializer, description="a key without 'audit:read', or a person who is not a reviewer"),
+    403: OpenApiResponse(ApiErrorSerializer, description="a key without 'audit:read', or a person without the "
+                                                     "audit.view_auditevent permission or second factor"),
 }
 
 

@@ -1,4 +1,4 @@
-"""The audit app: signals for sign-in events, the periodic checkpoint, start-up checks."""
+"""The audit app: the periodic checkpoint and the start-up check of the signing key."""
 
 from __future__ import annotations
 
@@ -13,8 +13,6 @@ class AuditConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from audit import signals  # noqa: F401  (connects the auth signal receivers)
-
         checks.register(check_signing_key, "audit")
         self._register_beat()
 

@@ -102,10 +102,6 @@ def canonical_text(value) -> str:
     return "".join(out)
 
 
-def canonical_bytes(value) -> bytes:
-    return canonical_text(value).encode("utf-8")
-
-
 def is_canonical(text: str) -> bool:
     """True when `text` is exactly the canonical form of the JSON it holds."""
     try:

@@ -11,7 +11,7 @@
   serialises them.
 
 The tables are created by this app's migrations with hand-written SQL (see
-`audit/schema.py`) and are *unmanaged* for Django: PostgreSQL/SQLite triggers
+`audit/migrations/0001_initial.py`) and are *unmanaged* for Django: PostgreSQL/SQLite triggers
 refuse UPDATE, DELETE and TRUNCATE, and keeping them out of Django's table list
 means `manage.py flush` (and the test runner's flush between transactional tests)
 leaves the audit log alone instead of failing on it. The Python-side guards below

@@ -1,52 +1,43 @@
-"""The compliance reviewer's audit-trail browser (read-only, reviewer role only).
+"""The audit-trail browser (read-only; `audit.access.reader_required` on every page).
 
 Pages: the event list (filters, keyset pagination by sequence number), event detail
 (hashes and a "verified" mark from an inclusion proof against the latest signed
-checkpoint), a per-job timeline linking original -> latent -> outputs, the verify
-action and export. Viewing an artifact through these pages is itself an audit event.
+checkpoint), the verify action, export and the public key. Pages about what the
+events describe (a job's timeline and artifacts) belong to the apps that own those
+things; `audit.subjects` links subjects to them.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
-import functools
 import json
 
 from django import forms
-from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
-from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from audit import actions, signing
 from audit import log as audit_log
+from audit.access import reader_required
 from audit.models import AuditEvent
 from audit.queries import filter_events, inclusion_status
-from editplatform.accounts.roles import REVIEWER, has_role
 
 PAGE_SIZE = 50
 
 
-def reviewer_required(view):
-    @functools.wraps(view)
-    def wrapper(request, *args, **kwargs):
-        if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
-        if not has_role(request.user, REVIEWER):
-            raise PermissionDenied("the audit trail is for compliance reviewers")
-        return view(request, *args, **kwargs)
-
-    return wrapper
+def _action_choices() -> list[tuple[str, str]]:
+    """Read when a form is built, so actions registered after import are offered too."""
+    return [("", "any action")] + [(name, name) for name in actions.registry.names()]
 
 
 class FilterForm(forms.Form):
     actor = forms.CharField(required=False, max_length=150)
-    action = forms.ChoiceField(required=False, choices=[("", "any action")] + [(a, a) for a in actions.ACTIONS])
+    action = forms.ChoiceField(required=False, choices=_action_choices)
     subject = forms.CharField(required=False, max_length=200, label="Job / subject")
     request_id = forms.CharField(required=False, max_length=64, label="Request id")
     date_from = forms.DateField(required=False, label="From (UTC)", widget=forms.DateInput(attrs={"type": "date"}))
@@ -69,7 +60,7 @@ def filtered_events(data: dict):
 
 
 @require_GET
-@reviewer_required
+@reader_required
 def event_list(request):
     form = FilterForm(request.GET or None)
     data = form.cleaned_data if form.is_bound and form.is_valid() else {}
@@ -98,7 +89,7 @@ def event_list(request):
 
 
 @require_GET
-@reviewer_required
+@reader_required
 def event_detail(request, seq: int):
     event = AuditEvent.objects.filter(seq=seq).first()
     if event is None:
@@ -110,90 +101,8 @@ def event_detail(request, seq: int):
     })
 
 
-def _job(subject: str):
-    """The job an event subject names: `job:<uuid>` (what the jobs app writes) or a bare id."""
-    try:
-        from editplatform.jobs.models import EditJob
-    except ImportError:
-        return None
-    job_id = subject.removeprefix("job:")
-    try:
-        return EditJob.objects.select_related("original", "reconstruction", "edited", "latent").filter(pk=job_id).first()
-    except (ValueError, ValidationError):  # not a job id
-        return None
-
-
-def _job_artifact_kinds(job) -> dict[str, str]:
-    """sha256 -> kind for the job's image artifacts that can be shown as thumbnails."""
-    out = {}
-    for kind in ("original", "reconstruction", "edited"):
-        artifact = getattr(job, kind, None)
-        if artifact is not None and str(getattr(artifact, "media_type", "")).startswith("image/"):
-            out[artifact.sha256] = kind
-    return out
-
-
-def lineage(events: list[AuditEvent]) -> dict:
-    """original -> latent -> outputs, from the hashes recorded in the events' payloads."""
-    chain = {"original": None, "latent": None, "outputs": {}, "model": None}
-    for event in events:
-        payload = event.payload if isinstance(event.payload, dict) else {}
-        if payload.get("original_sha256") and chain["original"] is None:
-            chain["original"] = {"sha256": payload["original_sha256"], "seq": event.seq}
-        if payload.get("latent_sha256"):
-            chain["latent"] = {"sha256": payload["latent_sha256"], "seq": event.seq}
-        outputs = payload.get("outputs")
-        if isinstance(outputs, dict):
-            for name, sha in outputs.items():
-                if isinstance(sha, str):
-                    chain["outputs"][name] = {"sha256": sha, "seq": event.seq}
-        for key in ("model_bundle", "model_version", "bundle_sha256"):
-            if payload.get(key):
-                chain["model"] = {"value": payload[key], "seq": event.seq}
-    return chain
-
-
-@require_GET
-@reviewer_required
-def job_timeline(request, subject: str):
-    events = list(AuditEvent.objects.filter(subject=subject).order_by("seq")[:2000])
-    job = _job(subject)
-    chain = lineage(events)
-    thumbs = _job_artifact_kinds(job) if job is not None else {}
-    for node in [chain["original"], chain["latent"], *chain["outputs"].values()]:
-        if node and node["sha256"] in thumbs:
-            node["thumbnail"] = reverse("audit:artifact", args=[subject, node["sha256"]])
-    return render(request, "audit/job_timeline.html", {
-        "subject": subject, "events": events, "job": job, "chain": chain,
-        "outputs": sorted(chain["outputs"].items()),
-    })
-
-
-@require_GET
-@reviewer_required
-def artifact_view(request, subject: str, sha256: str):
-    """Serve a job's image artifact to a reviewer; every view is an `artifact.viewed` event."""
-    job = _job(subject)
-    if job is None:
-        raise Http404("no such job")
-    kinds = _job_artifact_kinds(job)
-    if sha256 not in kinds:
-        raise Http404("no such artifact for this job")
-    artifact = getattr(job, kinds[sha256])
-    from editplatform.jobs import artifacts
-
-    with transaction.atomic():
-        audit_log.append_event(actions.ARTIFACT_VIEWED, actor=request.user, subject=subject, payload={
-            "sha256": sha256, "kind": kinds[sha256], "via": "audit-trail"})
-    data = artifacts.read(artifact)
-    response = HttpResponse(data, content_type=artifact.media_type)
-    response["Cache-Control"] = "private, no-store"
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
-
-
 @require_http_methods(["GET", "POST"])
-@reviewer_required
+@reader_required
 def verify_view(request):
     result = None
     if request.method == "POST":
@@ -212,13 +121,13 @@ def verify_view(request):
 
 
 @require_GET
-@reviewer_required
+@reader_required
 def public_key(request):
     return HttpResponse(signing.get_verifier().vkey() + "\n", content_type="text/plain; charset=utf-8")
 
 
 @require_POST
-@reviewer_required
+@reader_required
 def export_view(request):
     from audit.export import iter_export
 

@@ -39,7 +39,8 @@ CSRF_TRUSTED_ORIGINS = env.get_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
     # First, so its `createsuperuser` (refused: superusers come only from the audited
-    # `create_operator_superuser`) overrides django.contrib.auth's.
+    # `create_operator_superuser`) overrides django.contrib.auth's. Its post_migrate
+    # creates every app's permissions before granting them to the roles.
     "editplatform.accounts",
     "django.contrib.admin",
     "django.contrib.auth",
@@ -50,17 +51,18 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "pgtrigger",
     "axes",
     "django_otp",
     "django_otp.plugins.otp_totp",
     "rest_framework_api_key",
     "csp",
     "editplatform.core",
-    "editplatform.portal",
     "audit",
+    "editplatform.portal",
     "editplatform.jobs",
     "editplatform.approvals",
+    "editplatform.compliance",
+    "editplatform.monitoring",
 ]
 
 MIDDLEWARE = [
@@ -101,6 +103,13 @@ TEMPLATES = [
 
 # --- database -------------------------------------------------------------------
 DATABASES = {"default": env.get_database("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Embedded mode: every transaction takes SQLite's write lock when it begins (BEGIN
+    # IMMEDIATE). A deferred transaction that reads and then writes cannot wait for the
+    # lock (under WAL it fails at once with "database is locked"); an immediate one
+    # waits up to the busy timeout (env.py) and then proceeds, so concurrent submits
+    # queue instead of answering 500.
+    DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- auth -----------------------------------------------------------------------
@@ -201,11 +210,6 @@ JOB_SWEEP_INTERVAL_SECONDS = env.get_int("JOB_SWEEP_INTERVAL_SECONDS", 30, minim
 JOB_APPROVAL_FOR_ALL = env.get_bool("JOB_APPROVAL_FOR_ALL", False)
 JOB_DEVICE = env.get_str("JOB_DEVICE", "auto")
 JOB_TORCH_THREADS = env.get_int("JOB_TORCH_THREADS", 0, minimum=0)
-# Test-only: milliseconds a worker sleeps after each pipeline stage, so a test can
-# kill it mid-job deterministically. Refused in production.
-JOB_TEST_DELAY_MS = env.get_int("JOB_TEST_DELAY_MS", 0, minimum=0)
-if PRODUCTION and JOB_TEST_DELAY_MS:
-    raise env.ConfigError("JOB_TEST_DELAY_MS", "is a test knob and must be 0 in production")
 
 # --- audit log (docs/audit.md) ---------------------------------------------------
 AUDIT_LOG_ORIGIN = env.get_str("AUDIT_LOG_ORIGIN", "styleledger.local/audit")
@@ -311,3 +315,33 @@ if PRODUCTION:
     SECURE_HSTS_PRELOAD = env.get_bool("SECURE_HSTS_PRELOAD", False)
     if env.get_bool("BEHIND_TLS_PROXY", False):
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- deployment & monitoring (docker/compose.yml, docs/operations.md) -------------
+# Prometheus metrics at /metrics: a bearer token (METRICS_TOKEN) or, without one, only
+# from loopback. /readyz also asks the workers which queues they consume when
+# READYZ_CONSUMER_QUEUES names some (compose: gpu,default).
+METRICS_TOKEN = env.get_str("METRICS_TOKEN", "")
+READYZ_CONSUMER_QUEUES = env.get_list("READYZ_CONSUMER_QUEUES", [])
+READYZ_CONSUMER_TIMEOUT = env.get_int("READYZ_CONSUMER_TIMEOUT_MS", 1000, minimum=100) / 1000
+# The app's database role (docs/audit.md): `manage.py deploy_init` creates it.
+APP_DATABASE_ROLE = env.get_str("APP_DATABASE_ROLE", "styleledger_app")
+APP_DATABASE_PASSWORD = env.get_str("APP_DATABASE_PASSWORD", "")
+FIRST_ADMIN_USERNAME = env.get_str("FIRST_ADMIN_USERNAME", "admin")
+TLS_CERT_DIR = env.get_str("TLS_CERT_DIR", "")
+TLS_SERVER_NAME = env.get_str("TLS_SERVER_NAME", ALLOWED_HOSTS[0] if ALLOWED_HOSTS else "localhost")
+if PRODUCTION:
+    # Probes and scrapers talk to the web process directly over plain HTTP inside the
+    # deployment's network; everything else is redirected to the TLS proxy.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+    # The placeholders of docker/env.example must never reach a running deployment.
+    _PLACEHOLDER = "change-me"
+    for _name, _value in (
+        ("SECRET_KEY", SECRET_KEY),
+        ("DATABASE_URL", DATABASES["default"].get("PASSWORD") or ""),
+        ("APP_DATABASE_PASSWORD", APP_DATABASE_PASSWORD),
+        ("METRICS_TOKEN", METRICS_TOKEN),
+        ("AWS_SECRET_ACCESS_KEY", env.get_str("AWS_SECRET_ACCESS_KEY", "")),
+    ):
+        if _PLACEHOLDER in _value.lower():
+            raise env.ConfigError(_name, "still holds the placeholder from docker/env.example; "
+                                         "generate a real secret (docs/operations.md)")

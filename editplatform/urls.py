@@ -11,6 +11,7 @@ from editplatform.core import views as core_views
 urlpatterns = [
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),
+    path("", include("editplatform.monitoring.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/schema", SpectacularAPIView.as_view(), name="api-schema"),
     # Swagger UI sets style attributes in its markup; scripts stay 'self'-only even here.
@@ -22,6 +23,7 @@ urlpatterns = [
     path("jobs/", include("editplatform.jobs.urls")),
     path("approvals/", include("editplatform.approvals.urls")),
     path("account/", include("editplatform.accounts.urls")),
+    path("audit/jobs/", include("editplatform.compliance.urls")),
     path("audit/", include("audit.urls")),
     path("", include("editplatform.portal.urls")),
 ]

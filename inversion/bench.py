@@ -1,5 +1,6 @@
-"""``python -m inversion bench``: the lean MambaStyle encoder + Fuser against pSp, and
-the chunked selective scan against the per-step loop, side by side in one run.
+"""``python -m inversion bench``: the lean MambaStyle encoder + Fuser against pSp, the
+encoder + Fuser with the torch scan against the fused CPU scan, and the scan backends
+against the per-step loop, side by side in one run.
 
 What each column measures
 -------------------------
@@ -14,10 +15,16 @@ What each column measures
   activations + allocator slack at the process's high-water mark. Honest but coarse:
   it includes the FLOP-counting pass, which runs the same forward.
 
+The MambaStyle row runs with the scan backend ``auto`` picks for inference (the fused
+CPU kernel when numba imports); it is measured a second time with the torch scan forced
+(``STYLELEDGER_SCAN_BACKEND=torch`` in its worker), so the end-to-end gain of the fused
+kernel is a ratio of two rows of the same run.
+
 The scan rows time the same inputs (L = 4096 = 64x64 tokens, D = 512, N = 16, the
 encoder's 64^2 VSS scan: 4 directions x d_inner 128) through mamba_ssm's reference loop
-(``selective_scan_ref``: exps precomputed, one Python step per token) and through
-:func:`inversion.ops.selective_scan.selective_scan`, and report the speed-up.
+(``selective_scan_ref``: exps precomputed, one Python step per token), the chunked torch
+backend and the fused CPU backend of :func:`inversion.ops.selective_scan.selective_scan`,
+and report each one's speed-up over the loop.
 """
 
 from __future__ import annotations
@@ -117,6 +124,8 @@ def _worker(name: str, quick: bool, warmup: int, repeats: int) -> dict[str, Any]
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
+    from inversion.ops.selective_scan import scan_backend_report
+
     base_rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     torch.manual_seed(0)
     modules, forward, size = _build(name, quick)
@@ -138,10 +147,15 @@ def _worker(name: str, quick: bool, warmup: int, repeats: int) -> dict[str, Any]
         "latency_s": latency,
         "peak_rss_mb": (peak_kb - base_rss_kb) / 1024,
         "threads": torch.get_num_threads(),
+        "scan_backend": scan_backend_report(device="cpu"),  # inference: no gradient
     }
 
 
-def _measure_in_subprocess(name: str, args: argparse.Namespace, warmup: int, repeats: int) -> dict[str, Any]:
+def _measure_in_subprocess(
+    name: str, args: argparse.Namespace, warmup: int, repeats: int, scan_backend: str | None = None
+) -> dict[str, Any]:
+    from inversion.ops.selective_scan import ENV_VAR
+
     cmd = [sys.executable, "-m", "inversion.bench", "--worker", name,
            "--warmup", str(warmup), "--repeats", str(repeats)]
     if args.quick:
@@ -149,6 +163,8 @@ def _measure_in_subprocess(name: str, args: argparse.Namespace, warmup: int, rep
     if args.threads:
         cmd += ["--threads", str(args.threads)]
     env = dict(os.environ)
+    if scan_backend:
+        env[ENV_VAR] = scan_backend
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO_ROOT, check=False)
     if proc.returncode != 0:
@@ -160,6 +176,7 @@ def _scan_comparison(quick: bool, repeats: int) -> dict[str, Any]:
     import torch
 
     from inversion.ops.selective_scan import selective_scan
+    from inversion.ops.selective_scan_cpu import available
 
     b, d, L, n = (1, 32, 256, 8) if quick else (1, 512, 4096, 16)
     g = torch.Generator().manual_seed(0)
@@ -168,16 +185,30 @@ def _scan_comparison(quick: bool, repeats: int) -> dict[str, Any]:
     A = -torch.arange(1, n + 1, dtype=torch.float32).repeat(d, 1)
     Bm = torch.randn(b, n, L, generator=g)
     Cm = torch.randn(b, n, L, generator=g)
+    def rel_err(got: Any) -> float:
+        return (got - want).abs().max().item() / max(1e-12, want.abs().max().item())
+
+    def timed(backend: str) -> float:
+        return _median_seconds(lambda: selective_scan(u, delta, A, Bm, Cm, backend=backend), 2,
+                               max(3, repeats))
+
+    fused, why = available()
     with torch.inference_mode():
         want = naive_selective_scan(u, delta, A, Bm, Cm)
-        got = selective_scan(u, delta, A, Bm, Cm, backend="torch")
-        err = (got - want).abs().max().item() / max(1e-12, want.abs().max().item())
+        err = rel_err(selective_scan(u, delta, A, Bm, Cm, backend="torch"))
         naive_s = _median_seconds(lambda: naive_selective_scan(u, delta, A, Bm, Cm), 1,
                                   max(1, min(repeats, 5)))
-        fast_s = _median_seconds(lambda: selective_scan(u, delta, A, Bm, Cm, backend="torch"), 2,
-                                 max(3, repeats))
-    return {"shape": {"batch": b, "d": d, "L": L, "n": n}, "naive_s": naive_s, "chunked_s": fast_s,
-            "speedup": naive_s / fast_s, "max_rel_err": err}
+        fast_s = timed("torch")
+        result = {"shape": {"batch": b, "d": d, "L": L, "n": n}, "naive_s": naive_s,
+                  "chunked_s": fast_s, "speedup": naive_s / fast_s, "max_rel_err": err,
+                  "fused": why}
+        if fused:  # the first call compiles (or loads numba's cache): outside the timing
+            result["fused_max_rel_err"] = rel_err(selective_scan(u, delta, A, Bm, Cm,
+                                                                 backend="cpu_fused"))
+            fused_s = timed("cpu_fused")
+            result.update(fused_s=fused_s, fused_speedup=naive_s / fused_s,
+                          fused_over_chunked=fast_s / fused_s)
+    return result
 
 
 # ---------------------------------------------------------------------------------------
@@ -206,8 +237,14 @@ def run(args: argparse.Namespace) -> int:
     from inversion.ops.selective_scan import scan_backend_report
 
     models = {name: _measure_in_subprocess(name, args, warmup, repeats) for name in MODELS}
+    # the same encoder + Fuser with the torch scan forced: the fused kernel's end-to-end gain
+    ms_torch = _measure_in_subprocess("mambastyle", args, warmup, repeats, scan_backend="torch")
     scan = _scan_comparison(args.quick, repeats)
     ms, psp = models["mambastyle"], models["psp"]
+    backends = {
+        "auto": ms, "torch": ms_torch,
+        "gain_latency_torch_over_auto": ms_torch["latency_s"] / ms["latency_s"],
+    }
     ratios = {
         "params": ms["params"] / psp["params"],
         "gmacs": ms["gmacs"] / psp["gmacs"] if psp["gmacs"] else float("nan"),
@@ -221,6 +258,7 @@ def run(args: argparse.Namespace) -> int:
         "scan_backend": scan_backend_report(device="cpu"),
         "models": models,
         "ratios_mambastyle_over_psp": ratios,
+        "mambastyle_scan_backends": backends,
         "scan": scan,
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
@@ -235,15 +273,31 @@ def run(args: argparse.Namespace) -> int:
     rows.append(["ratio MambaStyle / pSp", f"{ratios['params']:.3f}", f"{ratios['gmacs']:.3f}",
                  f"{ratios['latency']:.3f}", f"{ratios['peak_rss']:.3f}"])
     print(_table(rows))
+    print(f"\n{LABELS['mambastyle']}, by scan backend (same run):")
+    print(_table([
+        ["scan backend", "latency (ms, median)", "peak RSS (MB)"],
+        [ms_torch["scan_backend"], f"{ms_torch['latency_s'] * 1e3:.1f}",
+         f"{ms_torch['peak_rss_mb']:.0f}"],
+        [ms["scan_backend"], f"{ms['latency_s'] * 1e3:.1f}", f"{ms['peak_rss_mb']:.0f}"],
+        ["gain (torch / auto)", f"{backends['gain_latency_torch_over_auto']:.2f}x", ""],
+    ]))
     s = scan["shape"]
     print(f"\nselective scan, b={s['batch']} D={s['d']} L={s['L']} N={s['n']} (float32):")
-    print(_table([
-        ["implementation", "median (ms)"],
-        ["per-step loop (mamba_ssm selective_scan_ref)", f"{scan['naive_s'] * 1e3:.1f}"],
-        ["chunked two-level scan (torch backend)", f"{scan['chunked_s'] * 1e3:.1f}"],
-        ["speed-up", f"{scan['speedup']:.1f}x"],
-    ]))
-    print(f"max relative difference: {scan['max_rel_err']:.2e}")
+    scan_rows = [
+        ["implementation", "median (ms)", "speed-up vs loop", "max rel. diff"],
+        ["per-step loop (mamba_ssm selective_scan_ref)", f"{scan['naive_s'] * 1e3:.1f}", "1.0x",
+         "-"],
+        ["chunked two-level scan (torch backend)", f"{scan['chunked_s'] * 1e3:.1f}",
+         f"{scan['speedup']:.1f}x", f"{scan['max_rel_err']:.1e}"],
+    ]
+    if "fused_s" in scan:
+        scan_rows.append(["fused CPU kernel (cpu_fused backend)", f"{scan['fused_s'] * 1e3:.1f}",
+                          f"{scan['fused_speedup']:.1f}x", f"{scan['fused_max_rel_err']:.1e}"])
+    else:
+        scan_rows.append(["fused CPU kernel (cpu_fused backend)", "unavailable", scan["fused"], ""])
+    print(_table(scan_rows))
+    if "fused_s" in scan:
+        print(f"fused / chunked: {scan['fused_over_chunked']:.1f}x")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     return 0

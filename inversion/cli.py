@@ -58,6 +58,8 @@ for _command in (
     Command("bundle", "build, create (random) or verify model bundles", __name__,
             "add_bundle_arguments", "run_bundle"),
     Command("bench", "benchmark encoders (speed, parameters)", "inversion.bench"),
+    Command("gpucheck", "CUDA checks: mamba-ssm scan, half precision, throughput (JSON)",
+            "inversion.gpucheck"),
     Command("train", "train the generator, classifier, directions, encoders", "inversion.training.cli"),
     Command("evaluate", "evaluate a bundle (reconstruction and edit quality)",
             "inversion.evaluate"),

@@ -63,13 +63,14 @@ def test_pass() -> str:
 class WorkerProcess:
     """A real `celery worker` subprocess bound to the test database and broker."""
 
-    def __init__(self, env: dict[str, str], name: str, queues: str = "gpu,default", log_path: Path | None = None):
+    def __init__(self, env: dict[str, str], name: str, queues: str = "gpu,default", log_path: Path | None = None,
+                 app: str = "editplatform"):
         self.name = name
         self.log_path = log_path or OUTPUT / f"worker-{name}.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         cmd = [
-            sys.executable, "-m", "celery", "-A", "editplatform", "worker",
+            sys.executable, "-m", "celery", "-A", app, "worker",
             "-Q", queues, "--concurrency", "1", "--pool", "prefork",
             "--hostname", f"{name}@%h", "--loglevel", "INFO",
             "--without-gossip", "--without-mingle",
@@ -141,9 +142,11 @@ def start_worker(django_db_setup, django_db_blocker):
     """Factory: start a worker process on the test database; all are stopped at the end."""
     started: list[WorkerProcess] = []
 
-    def _start(name: str | None = None, queues: str = "gpu,default", env: dict[str, str] | None = None) -> WorkerProcess:
+    def _start(name: str | None = None, queues: str = "gpu,default", env: dict[str, str] | None = None,
+               app: str = "editplatform") -> WorkerProcess:
+        """`app` is the Celery app module (tests.jobs.slow_worker for deliberately slow jobs)."""
         with django_db_blocker.unblock():
-            worker = WorkerProcess(env or worker_env(), name or f"w{uuid.uuid4().hex[:6]}", queues)
+            worker = WorkerProcess(env or worker_env(), name or f"w{uuid.uuid4().hex[:6]}", queues, app=app)
         started.append(worker)
         worker.wait_ready()
         return worker

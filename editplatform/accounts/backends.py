@@ -3,8 +3,8 @@
 Django's ModelBackend grants a group's permissions to every member. An account under
 an open recovery (someone else reset its password or 2FA) must not use the admin
 role's permissions until a second admin confirmed it, so this backend grants nothing
-to a suspended account. Per-user permissions are ignored: only roles grant (an
-operator's audited `create_operator_superuser` is the one way past the roles).
+to a suspended account. (Per-user permissions are not editable in the admin; one
+granted in a shell is an `account.permissions_changed` event.)
 """
 
 from __future__ import annotations
@@ -19,7 +19,3 @@ class GovernedModelBackend(ModelBackend):
         if user_obj.is_active and not user_obj.is_anonymous and obj is None and is_suspended(user_obj):
             return set()
         return super().get_all_permissions(user_obj, obj)
-
-    def get_user_permissions(self, user_obj, obj=None):
-        # Per-user permissions are not part of the role model: only roles (groups) grant.
-        return set()

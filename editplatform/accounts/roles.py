@@ -29,10 +29,12 @@ ROLES: tuple[Role, ...] = (REQUESTER, APPROVER, REVIEWER, INTEGRATION, ADMIN)
 ROLE_NAMES = tuple(role.name for role in ROLES)
 
 
-# Django model permissions per role (used by the admin). Object-level rules for jobs,
-# approvals and the audit log live in their querysets and services, not here: the
-# admin role manages people and keys, and gets no permission on jobs or the log.
+# Django model permissions per role. Object-level rules for jobs and approvals live in
+# their querysets and services, not here: the admin role manages people and keys, and
+# gets no permission on jobs or the log. Reading the audit trail is the permission
+# `audit.view_auditevent` (the audit app names no roles).
 ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
+    REVIEWER.name: ("audit.view_auditevent",),
     ADMIN.name: (
         "auth.view_user", "auth.add_user", "auth.change_user",
         "auth.view_group",

@@ -104,8 +104,8 @@ def create_api_key(
         raise AccountError("; ".join(exc.messages)) from None
     if jobs_per_hour is not None and jobs_per_hour < 1:
         raise AccountError("jobs_per_hour must be at least 1 (or empty for unlimited)")
-    from audit import actions
     from audit.log import append_event
+    from editplatform.accounts import audit_actions as actions
     from editplatform.accounts.account_signals import key_service
 
     with transaction.atomic(), key_service():
@@ -126,8 +126,8 @@ def create_api_key(
 
 
 def revoke_api_key(key: IntegrationKey, *, by=None, reason: str = "") -> bool:
-    from audit import actions
     from audit.log import append_event
+    from editplatform.accounts import audit_actions as actions
     from editplatform.accounts.account_signals import key_service
 
     with transaction.atomic(), key_service():

@@ -23,6 +23,7 @@ from django.db.models import F
 from django.dispatch import receiver
 from django.utils import timezone
 
+from editplatform.accounts import audit_actions as actions
 from editplatform.accounts import audit_events as events
 from editplatform.accounts.models import SignInFailureWindow
 from editplatform.accounts.two_factor import requires_two_factor
@@ -46,8 +47,6 @@ def _append(action: str, **kwargs) -> None:
 
 
 def record_login(request, user, *, second_factor: str | None) -> None:
-    from audit import actions
-
     _append(actions.USER_LOGIN, actor=user, subject=f"user:{user.pk}",
             payload={**client(request), "second_factor": second_factor})
 
@@ -61,8 +60,6 @@ def on_login(sender, request, user, **kwargs):
 
 @receiver(user_logged_out, dispatch_uid="accounts.user_logged_out")
 def on_logout(sender, request, user, **kwargs):
-    from audit import actions
-
     if user is None or not getattr(user, "is_authenticated", False):
         return
     _append(actions.USER_LOGOUT, actor=user, subject=f"user:{user.pk}", payload=client(request))
@@ -114,8 +111,6 @@ def _window_payload(row: SignInFailureWindow) -> dict:
 
 @receiver(user_login_failed, dispatch_uid="accounts.user_login_failed")
 def on_login_failed(sender, credentials, request=None, **kwargs):
-    from audit import actions
-
     # Django has already masked secrets in `credentials`; keep only the name tried.
     attempted = str(credentials.get("username") or credentials.get("email") or "")[:_USERNAME_LIMIT]
     info = client(request)

@@ -21,8 +21,8 @@ User = get_user_model()
 def _record(user, added: list[str], removed: list[str]) -> None:
     if not added and not removed:
         return
-    from audit import actions
     from audit.log import append_event
+    from editplatform.accounts import audit_actions as actions
 
     actor = current_actor()
     append_event(

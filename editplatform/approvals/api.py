@@ -1,11 +1,14 @@
-"""REST endpoints for approvers: approve or reject a job (session auth; keys have no scope)."""
+"""REST endpoints for approvers: approve or reject a job (session auth; keys have no scope).
+
+Refusals (a serializer's, or the services' DomainError and PermissionDenied) are
+rendered by the project's one exception handler (editplatform.core.api).
+"""
 
 from __future__ import annotations
 
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -45,18 +48,8 @@ class _DecisionView(APIView):
 
     def post(self, request, job_id):
         payload = self.serializer_class(data=request.data)
-        if not payload.is_valid():
-            field, messages = next(iter(payload.errors.items()))
-            return Response({"detail": f"{field}: {' '.join(str(m) for m in messages)}", "code": "invalid",
-                             "field": field}, status=status.HTTP_400_BAD_REQUEST)
-        job = self._job(request, job_id)
-        try:
-            job = self.decide(job, request.user, payload.validated_data)
-        except DjangoPermissionDenied as exc:
-            raise PermissionDenied(str(exc)) from None
-        except services.ApprovalError as exc:
-            code = {400: "invalid", 403: "permission_denied"}.get(exc.status, "conflict")
-            return Response({"detail": str(exc), "code": code}, status=exc.status)
+        payload.is_valid(raise_exception=True)
+        job = self.decide(self._job(request, job_id), request.user, payload.validated_data)
         return Response({"id": str(job.pk), "state": job.state}, status=status.HTTP_200_OK)
 
 

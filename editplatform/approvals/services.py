@@ -8,7 +8,10 @@
   it even if its stored hash was not updated).
 - A rejection needs a reason and ends the job.
 - Every decision is an audit event in the same transaction as the decision.
-The worker calls `approval_satisfied` right before running.
+The worker re-checks `approval_satisfied` right before running, through the jobs
+layer's approval hook (registered by ApprovalsConfig.ready()). Refusals are
+DomainErrors: 403 for the four-eyes rule, 409 ("conflict") for a decision that no
+longer applies, 400 for a missing reason.
 """
 
 from __future__ import annotations
@@ -20,21 +23,19 @@ from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from audit.actions import JOB_APPROVED, JOB_REJECTED  # noqa: E402
 from editplatform.accounts.roles import APPROVER, has_role
+from editplatform.approvals.audit_actions import JOB_APPROVED, JOB_REJECTED
 from editplatform.approvals.models import Decision
+from editplatform.core.errors import DomainError
 from editplatform.jobs import events, policy
 from editplatform.jobs import services as job_services
 from editplatform.jobs.models import EditJob
 from editplatform.jobs.states import State
 
 
-class ApprovalError(Exception):
-    """A decision that cannot be taken; `status` is the HTTP status to answer with."""
-
-    def __init__(self, message: str, status: int = 409):
-        super().__init__(message)
-        self.status = status
+def _conflict(message: str) -> DomainError:
+    """A decision that no longer applies (state moved, parameters changed, already decided)."""
+    return DomainError(message, "conflict", status=409)
 
 
 def required_approvals() -> int:
@@ -68,7 +69,7 @@ def approval_satisfied(job: EditJob, *, now=None) -> bool:
     """May this job run now? (Worker-side re-check.)"""
     if not job.needs_approval:
         return True
-    if job.params_sha256 != current_params_sha256(job):
+    if policy.is_tampered(job):
         return False  # the row was altered after submission
     if job.approved_params_sha256 != job.params_sha256:
         return False
@@ -92,13 +93,13 @@ def _check_decider(job: EditJob, approver) -> None:
     if not has_role(approver, APPROVER):
         raise PermissionDenied("only approvers may approve or reject jobs")
     if job.requester_id == approver.pk:
-        raise ApprovalError("you cannot decide on your own job (four-eyes rule)", status=403)
+        raise DomainError("you cannot decide on your own job (four-eyes rule)", "permission_denied", status=403)
 
 
 def _lock(job: EditJob) -> EditJob:
     locked = EditJob.objects.select_for_update().get(pk=job.pk)
     if locked.state != State.AWAITING_APPROVAL:
-        raise ApprovalError(f"the job is {locked.state}, not awaiting approval")
+        raise _conflict(f"the job is {locked.state}, not awaiting approval")
     return locked
 
 
@@ -109,7 +110,7 @@ def approve(job: EditJob, approver, *, params_sha256: str, comment: str = "") ->
         job = _lock(job)
         digest = current_params_sha256(job)
         if params_sha256 != digest or job.params_sha256 != digest:
-            raise ApprovalError("the job's parameters changed since you looked at it; reload and review again")
+            raise _conflict("the job's parameters changed since you looked at it; reload and review again")
         ttl = timedelta(hours=settings.APPROVAL_TTL_HOURS)
         try:
             with transaction.atomic():
@@ -117,7 +118,7 @@ def approve(job: EditJob, approver, *, params_sha256: str, comment: str = "") ->
                                                    params_sha256=digest, reason=comment[:2000],
                                                    expires_at=timezone.now() + ttl)
         except IntegrityError:
-            raise ApprovalError("you have already decided on this job") from None
+            raise _conflict("you have already decided on this job") from None
         count = len(valid_approvals(job))
         events.emit(JOB_APPROVED, actor=approver, subject=events.job_subject(job), payload={
             "params_sha256": digest, "original_sha256": job.original_id, "edits": job.edits,
@@ -125,7 +126,7 @@ def approve(job: EditJob, approver, *, params_sha256: str, comment: str = "") ->
             "comment": comment[:2000],
         })
         if count >= required_approvals():
-            job_services.approve(job, approver=approver, params_sha256=digest)
+            job_services.queue_approved(job, approver=approver, params_sha256=digest)
     job.refresh_from_db()
     return job
 
@@ -133,7 +134,7 @@ def approve(job: EditJob, approver, *, params_sha256: str, comment: str = "") ->
 def reject(job: EditJob, approver, *, reason: str) -> EditJob:
     reason = (reason or "").strip()
     if not reason:
-        raise ApprovalError("a rejection needs a reason", status=400)
+        raise DomainError("a rejection needs a reason", "invalid", field="reason")
     _check_decider(job, approver)
     with transaction.atomic():
         job = _lock(job)
@@ -143,10 +144,10 @@ def reject(job: EditJob, approver, *, reason: str) -> EditJob:
                 Decision.objects.create(job=job, approver=approver, verdict=Decision.Verdict.REJECT,
                                         params_sha256=digest, reason=reason[:2000])
         except IntegrityError:
-            raise ApprovalError("you have already decided on this job") from None
+            raise _conflict("you have already decided on this job") from None
         events.emit(JOB_REJECTED, actor=approver, subject=events.job_subject(job), payload={
             "params_sha256": digest, "original_sha256": job.original_id, "edits": job.edits, "reason": reason[:2000],
         })
-        job_services.reject(job, approver=approver, reason=reason)
+        job_services.close_rejected(job, reason=reason)
     job.refresh_from_db()
     return job

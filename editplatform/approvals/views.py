@@ -12,6 +12,8 @@ from django.views.decorators.http import require_POST
 from editplatform.accounts.roles import APPROVER, has_role
 from editplatform.approvals import services
 from editplatform.approvals.models import Decision
+from editplatform.core.errors import DomainError
+from editplatform.core.portal import show_error
 from editplatform.jobs.models import EditJob
 
 
@@ -69,7 +71,7 @@ def decide(request, job_id):
         else:
             messages.error(request, "Choose approve or reject.")
             return redirect("approvals:review", job_id=job.pk)
-    except services.ApprovalError as exc:
-        messages.error(request, str(exc))
+    except DomainError as exc:
+        show_error(request, exc)
         return redirect("approvals:review", job_id=job.pk)
     return redirect("approvals:queue")

@@ -1,9 +1,12 @@
 """Project-wide REST conventions: one error shape, and a schema that documents it.
 
 Every API error body is `{"detail": str, "code": str}` (plus `field` when one input is
-to blame): the views' own errors already are; `exception_handler` gives DRF's
-framework errors (401, 403, 404, 405, 415, 429, ...) the same `code`, taken from DRF's
-error code (`not_authenticated`, `permission_denied`, `not_found`, `throttled`, ...).
+to blame), rendered here and nowhere else (settings REST_FRAMEWORK EXCEPTION_HANDLER):
+
+* a :class:`~editplatform.core.errors.DomainError` raised by a service, as it is;
+* a serializer's ValidationError, as its first error (`code` "invalid", `field` set);
+* DRF's framework errors (401, 403, 404, 405, 415, 429, ...) with DRF's error code
+  (`not_authenticated`, `permission_denied`, `not_found`, `throttled`, ...).
 
 `AutoSchema` documents those framework answers on every operation that can give them,
 unless the view documents the status itself: 401 and 403 where permissions apply, 404
@@ -15,7 +18,12 @@ from __future__ import annotations
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import permissions, serializers
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
+
+from editplatform.core.errors import DomainError
 
 
 class ApiErrorSerializer(serializers.Serializer):
@@ -26,6 +34,16 @@ class ApiErrorSerializer(serializers.Serializer):
 
 
 def exception_handler(exc, context):
+    if isinstance(exc, DomainError):
+        set_rollback()  # a refused request leaves nothing half-stored (ATOMIC_REQUESTS or not)
+        return Response(exc.as_dict(), status=exc.status)
+    if isinstance(exc, ValidationError) and isinstance(exc.detail, dict) and exc.detail:
+        field, problems = next(iter(exc.detail.items()))
+        problems = problems if isinstance(problems, list) else [problems]
+        message = " ".join(str(problem) for problem in problems)
+        set_rollback()
+        return Response({"detail": f"{field}: {message}", "code": "invalid", "field": field},
+                        status=exc.status_code)
     response = drf_exception_handler(exc, context)
     if response is not None and isinstance(response.data, dict) and isinstance(response.data.get("detail"), str) \
             and "code" not in response.data:

@@ -1,7 +1,13 @@
-"""Readiness checks behind /readyz: database, broker, storage, model bundle.
+"""Readiness checks behind /readyz: database, broker, storage, model bundle, consumers.
 
 Each check returns None when healthy or a short reason string. They are plain
 functions so the run orchestrator and tests can call them without HTTP.
+
+`consumers` is checked only for the queues named in READYZ_CONSUMER_QUEUES (the
+compose deployment names `gpu,default`): a queue nobody consumes silently stops jobs
+or the sweeper and checkpoints, so readiness says which queue has no worker. Asking
+the workers costs one broadcast round trip (READYZ_CONSUMER_TIMEOUT seconds), hence
+opt-in. `consumers_by_queue` and `queue_depths` are shared with the metrics endpoint.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import connection
 
+from editplatform.celery import app
+
 
 def check_database() -> str | None:
     try:
@@ -28,8 +36,6 @@ def check_database() -> str | None:
 
 
 def check_broker() -> str | None:
-    from editplatform.celery import app
-
     try:
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
@@ -87,12 +93,59 @@ def check_model_bundle() -> str | None:
         return result
 
 
+def consumers_by_queue(timeout: float | None = None) -> dict[str, int]:
+    """How many live workers consume each queue, from a broadcast to all workers."""
+    from editplatform.celery import app
+
+    wait = settings.READYZ_CONSUMER_TIMEOUT if timeout is None else timeout
+    replies = app.control.inspect(timeout=wait).active_queues() or {}
+    counts: dict[str, int] = {queue.name: 0 for queue in app.conf.task_queues or ()}
+    for queues in replies.values():
+        for name in {queue["name"] for queue in queues}:
+            counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def queue_depths() -> dict[str, int]:
+    """Messages waiting in each declared queue (passive declare: creates nothing)."""
+    from editplatform.celery import app
+
+    depths: dict[str, int] = {}
+    with app.connection_for_read() as conn:
+        channel = conn.default_channel
+        for queue in app.conf.task_queues or ():
+            try:
+                depths[queue.name] = int(channel.queue_declare(queue=queue.name, passive=True).message_count)
+            except Exception:  # a queue never declared yet holds nothing
+                depths[queue.name] = 0
+    return depths
+
+
+def check_consumers() -> str | None:
+    wanted = list(settings.READYZ_CONSUMER_QUEUES)
+    if not wanted:
+        return None
+    counts = consumers_by_queue()
+    missing = [name for name in wanted if not counts.get(name)]
+    if missing:
+        return "no consumer on queue " + ", ".join(missing)
+    return None
+
+
 CHECKS = {
     "database": check_database,
     "broker": check_broker,
     "storage": check_storage,
     "model_bundle": check_model_bundle,
 }
+
+
+def active_checks() -> dict:
+    """The checks to run: consumers only where the deployment asked for it."""
+    checks = dict(CHECKS)
+    if settings.READYZ_CONSUMER_QUEUES:
+        checks["consumers"] = check_consumers
+    return checks
 
 
 def _safe(check) -> str:
@@ -104,4 +157,4 @@ def _safe(check) -> str:
 
 
 def run_checks() -> dict[str, str]:
-    return {name: _safe(check) for name, check in CHECKS.items()}
+    return {name: _safe(check) for name, check in active_checks().items()}

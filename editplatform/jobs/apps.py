@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.apps import AppConfig
 
+from editplatform.jobs import worker_hooks
+
 
 class JobsConfig(AppConfig):
     name = "editplatform.jobs"
@@ -14,6 +16,6 @@ class JobsConfig(AppConfig):
     def ready(self) -> None:
         # The sweeper's beat entry and the worker-process hooks live with the app so a
         # deployment that installs the app gets them without editing celery.py.
-        from editplatform.jobs import worker_hooks
+        from editplatform.jobs import audit_actions  # noqa: F401 - registers its audit names
 
         worker_hooks.register()

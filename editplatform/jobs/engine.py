@@ -22,14 +22,23 @@ from pathlib import Path
 
 from django.conf import settings
 
+from editplatform.core.errors import DomainError
+
 logger = logging.getLogger(__name__)
 _lock = threading.Lock()
 _catalog_cache: dict[tuple[str, float], CatalogInfo] = {}
 _inverter_cache: dict[tuple[str, float], object] = {}
 
 
-class ModelUnavailable(RuntimeError):
-    """The configured model bundle cannot be used (missing, corrupt): an operator problem."""
+class ModelUnavailable(DomainError):
+    """The configured model bundle cannot be used (missing, corrupt): an operator problem.
+
+    A request that needs the model answers 503; the worker treats it as transient.
+    """
+
+    def __init__(self, problem: str):
+        super().__init__(f"the model is not available: {problem}", "model_unavailable", status=503)
+        self.problem = problem
 
 
 @dataclass(frozen=True)

@@ -7,19 +7,19 @@ event cannot be written does not happen.
 
 from __future__ import annotations
 
-from audit import actions
 from audit.log import append_event
 from editplatform.core.middleware import current_request_id
-
-JOB_SUBMITTED = actions.JOB_SUBMITTED
-JOB_QUEUED = actions.JOB_QUEUED
-JOB_STARTED = actions.JOB_STARTED
-JOB_SUCCEEDED = actions.JOB_SUCCEEDED
-JOB_FAILED = actions.JOB_FAILED
-JOB_CANCELLED = actions.JOB_CANCELLED
-JOB_APPROVAL_REQUIRED = actions.JOB_APPROVAL_REQUIRED
-ARTIFACT_DOWNLOADED = actions.ARTIFACT_DOWNLOADED
-ARTIFACT_VIEWED = actions.ARTIFACT_VIEWED
+from editplatform.jobs.audit_actions import (  # noqa: F401 - re-exported for callers
+    ARTIFACT_DOWNLOADED,
+    ARTIFACT_VIEWED,
+    JOB_APPROVAL_REQUIRED,
+    JOB_CANCELLED,
+    JOB_FAILED,
+    JOB_QUEUED,
+    JOB_STARTED,
+    JOB_SUBMITTED,
+    JOB_SUCCEEDED,
+)
 
 
 def emit(action: str, *, actor=None, subject: str = "", payload: dict | None = None,

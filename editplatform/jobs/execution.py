@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -65,7 +64,7 @@ def _refuse_unapproved(job: EditJob, where: dict) -> None:
     approved, approvals expired, an approver lost the role) goes back to the approval
     queue when it can, and fails when it was already running.
     """
-    tampered = job.params_sha256 != policy.params_sha256(job.original_id, job.edits, job.purpose)
+    tampered = policy.is_tampered(job)
     payload = {**_payload_base(job), "params_sha256": job.params_sha256}
     with transaction.atomic():
         if not tampered and job.state == State.QUEUED:
@@ -108,7 +107,7 @@ def claim(job_id, worker: str, catalog) -> Run | None:
                 events.emit(events.JOB_CANCELLED, subject=events.job_subject(job), request_id=job.request_id, actor_name=_actor(job),
                             payload={**_payload_base(job), "by": "requester", "while": "queued"})
         return None
-    if not policy.approval_satisfied(job, catalog):
+    if not policy.may_run(job, catalog):
         _refuse_unapproved(job, where)
         return None
     if job.attempts >= settings.JOB_MAX_ATTEMPTS:
@@ -142,8 +141,6 @@ def report_progress(run: Run, stage: str, percent: int) -> None:
     ).update(progress=max(0, min(99, percent)), stage=stage[:40], heartbeat_at=now, updated_at=now)
     if not updated:
         _raise_why_stopped(run)
-    if settings.JOB_TEST_DELAY_MS:
-        time.sleep(settings.JOB_TEST_DELAY_MS / 1000.0)
 
 
 def _raise_why_stopped(run: Run) -> None:

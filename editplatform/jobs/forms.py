@@ -1,7 +1,9 @@
 """The portal's new-job form: image, one slider per catalog edit, purpose, consent.
 
-The form only shapes the input; the rules (edit ranges, purpose, consent, image
-checks) are the services' and uploads' so the portal and the API agree exactly.
+The form only shapes the input (text to numbers, a checkbox to a boolean); every rule
+(edit names and ranges, purpose, consent, image checks) is the one in
+:func:`editplatform.jobs.services.submit`, so the portal and the API agree exactly.
+The HTML attributes (slider ranges, lengths) only guide the person filling it in.
 """
 
 from __future__ import annotations
@@ -19,15 +21,25 @@ class RangeInput(forms.NumberInput):
 
 class NewJobForm(forms.Form):
     image = forms.FileField(
-        label="Photo", help_text="JPEG, PNG or WebP",
+        label="Photo",
+        help_text="JPEG, PNG or WebP",
+        required=False,
         widget=forms.ClearableFileInput(attrs={"accept": "image/jpeg,image/png,image/webp"}),
     )
     purpose = forms.CharField(
-        min_length=PURPOSE_MIN, max_length=PURPOSE_MAX,
-        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "Why is this edit needed? (recorded in the audit log)"}),
+        required=False,
+        widget=forms.Textarea(
+            attrs={
+                "rows": 3,
+                "minlength": PURPOSE_MIN,
+                "maxlength": PURPOSE_MAX,
+                "placeholder": "Why is this edit needed? (recorded in the audit log)",
+            }
+        ),
     )
     consent = forms.BooleanField(
-        required=True, label="I confirm that the person shown has consented to this edit of their photo.",
+        required=False,
+        label="I confirm that the person shown has consented to this edit of their photo.",
     )
 
     def __init__(self, *args, catalog=None, **kwargs):
@@ -35,26 +47,46 @@ class NewJobForm(forms.Form):
         self.edit_specs = list(catalog or [])
         for spec in self.edit_specs:
             step = (spec.max_strength - spec.min_strength) / 100
-            self.fields[EDIT_PREFIX + spec.name] = forms.FloatField(
-                label=spec.name.replace("_", " ").capitalize(), required=False,
+            self.fields[EDIT_PREFIX + spec.name] = forms.CharField(
+                label=spec.name.replace("_", " ").capitalize(),
+                required=False,
                 # Every slider starts at "no change"; the catalog's default strength is the
                 # recommended amount once someone chooses the edit, shown as a hint.
-                min_value=spec.min_strength, max_value=spec.max_strength, initial=neutral_strength(spec),
+                initial=neutral_strength(spec),
                 help_text=spec.description,
-                widget=RangeInput(attrs={
-                    "min": f"{spec.min_strength:g}", "max": f"{spec.max_strength:g}", "step": f"{step:g}",
-                    "class": "edit-slider", "data-sensitive": "true" if spec.sensitive else "false",
-                    "data-recommended": f"{spec.default_strength:g}",
-                }),
+                widget=RangeInput(
+                    attrs={
+                        "min": f"{spec.min_strength:g}",
+                        "max": f"{spec.max_strength:g}",
+                        "step": f"{step:g}",
+                        "class": "edit-slider",
+                        "data-sensitive": "true" if spec.sensitive else "false",
+                        "data-recommended": f"{spec.default_strength:g}",
+                    }
+                ),
             )
+
+    @classmethod
+    def neutral_data(cls, catalog) -> dict[str, str]:
+        """Form data with every slider at "no change" (a bound form that was never filled in)."""
+        return {EDIT_PREFIX + spec.name: f"{neutral_strength(spec):g}" for spec in catalog}
 
     def edit_fields(self):
         return [(self[EDIT_PREFIX + spec.name], spec) for spec in self.edit_specs]
 
-    def requested_edits(self) -> dict[str, float]:
-        return {
-            spec.name: self.cleaned_data.get(EDIT_PREFIX + spec.name) or 0.0 for spec in self.edit_specs
-        }
+    def requested_edits(self) -> dict[str, object]:
+        """{edit name: strength} of the sliders that were sent; text that is not a number is
+        passed on as it is, for the service to refuse by name."""
+        edits: dict[str, object] = {}
+        for spec in self.edit_specs:
+            raw = (self.cleaned_data.get(EDIT_PREFIX + spec.name) or "").strip()
+            if not raw:
+                continue
+            try:
+                edits[spec.name] = float(raw)
+            except ValueError:
+                edits[spec.name] = raw
+        return edits
 
 
 def neutral_strength(spec) -> float:

@@ -20,7 +20,7 @@ from django.db import models
 from django.db.models import Q
 
 from editplatform.accounts.roles import APPROVER, REVIEWER, has_role
-from editplatform.jobs.states import State
+from editplatform.jobs.states import TERMINAL, State
 
 
 class Artifact(models.Model):
@@ -158,8 +158,6 @@ class EditJob(models.Model):
 
     @property
     def is_terminal(self) -> bool:
-        from editplatform.jobs.states import TERMINAL
-
         return self.state in TERMINAL
 
     def artifact(self, kind: str) -> Artifact | None:

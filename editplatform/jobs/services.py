@@ -1,8 +1,12 @@
-"""Business rules of edit jobs on the web side: submit, enqueue, cancel, approve.
+"""Business rules of edit jobs on the web side: submit, enqueue, cancel, and the
+outcome of an approval decision.
 
-Views (portal and API) stay thin: they parse input, call these functions and map the
-typed errors below to HTTP answers. Every state change goes through
+:func:`submit` is the one validator of a new job: the portal and the API hand it the
+request as they received it (the uploaded file, the edits as a mapping or JSON text,
+purpose, consent) and get the job back or a :class:`DomainError` naming the problem,
+which they render with the project's one handler. Every state change goes through
 :mod:`editplatform.jobs.states` and writes its audit event in the same transaction.
+Publishing sends the worker's task by name, so this module never imports the worker.
 """
 
 from __future__ import annotations
@@ -18,48 +22,20 @@ from django.db.models import F
 from django.utils import timezone
 
 from editplatform.accounts.roles import INTEGRATION, REQUESTER, has_role
+from editplatform.celery import app as celery_app
+from editplatform.core.errors import DomainError
 from editplatform.core.middleware import current_request_id
-from editplatform.jobs import artifacts, engine, events, policy
+from editplatform.jobs import artifacts, engine, events, policy, uploads
 from editplatform.jobs.models import Artifact, EditJob
 from editplatform.jobs.states import ACTIVE, State, transition
-from editplatform.jobs.uploads import ValidatedImage
+from editplatform.jobs.worker_hooks import RUN_EDIT_JOB
+from inversion.errors import EditError, StrengthOutOfRange, UnknownEdit
 
 logger = logging.getLogger(__name__)
 
 PURPOSE_MIN, PURPOSE_MAX = 10, 1000
 IDEMPOTENCY_KEY_MAX = 255
-
-
-class JobError(Exception):
-    """A request the job rules refuse; ``status`` is the HTTP status to answer with."""
-
-    status = 400
-    code = "invalid"
-
-    def __init__(self, message: str, *, field: str | None = None, code: str | None = None, status: int | None = None):
-        super().__init__(message)
-        self.message = message
-        self.field = field
-        if code:
-            self.code = code
-        if status:
-            self.status = status
-
-    def as_dict(self) -> dict:
-        data = {"detail": self.message, "code": self.code}
-        if self.field:
-            data["field"] = self.field
-        return data
-
-
-class IdempotencyConflict(JobError):
-    status = 422
-    code = "idempotency_key_reused"
-
-
-class NotCancellable(JobError):
-    status = 409
-    code = "not_cancellable"
+CONSENT_WORDS = frozenset({"true", "1", "yes", "on"})
 
 
 # --- input rules -------------------------------------------------------------------
@@ -74,45 +50,45 @@ def parse_edits(raw, catalog) -> dict[str, float]:
     Zero strengths are dropped: a slider left at 0 is no edit, and the parameter hash
     an approval binds to should not depend on untouched sliders.
     """
-    from inversion.errors import EditError, StrengthOutOfRange, UnknownEdit
-
     if raw in (None, ""):
         raw = {}
     if isinstance(raw, str | bytes):
         try:
             raw = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise JobError(f"edits must be a JSON object of edit name to strength: {exc}", field="edits",
-                           code="edits_not_json") from None
+            raise DomainError(f"edits must be a JSON object of edit name to strength: {exc}",
+                              "edits_not_json", field="edits") from None
     if not isinstance(raw, Mapping):
-        raise JobError("edits must be a JSON object of edit name to strength, e.g. {\"smile\": 1.5}",
-                       field="edits", code="edits_not_object")
+        raise DomainError("edits must be a JSON object of edit name to strength, e.g. {\"smile\": 1.5}",
+                          "edits_not_object", field="edits")
     try:
         checked = catalog.validate_request(raw)
     except UnknownEdit as exc:
-        raise JobError(str(exc), field="edits", code="unknown_edit") from None
+        raise DomainError(str(exc), "unknown_edit", field="edits") from None
     except StrengthOutOfRange as exc:
-        raise JobError(str(exc), field="edits", code="strength_out_of_range") from None
+        raise DomainError(str(exc), "strength_out_of_range", field="edits") from None
     except EditError as exc:
-        raise JobError(str(exc), field="edits", code="invalid_edits") from None
+        raise DomainError(str(exc), "invalid_edits", field="edits") from None
     return {name: strength for name, strength in checked.items() if strength != 0.0}
 
 
 def clean_purpose(purpose) -> str:
     text = (purpose or "").strip() if isinstance(purpose, str) else ""
     if len(text) < PURPOSE_MIN:
-        raise JobError(f"purpose is required: say in at least {PURPOSE_MIN} characters why this edit is needed",
-                       field="purpose", code="purpose_required")
+        raise DomainError(f"purpose is required: say in at least {PURPOSE_MIN} characters why this edit is needed",
+                          "purpose_required", field="purpose")
     if len(text) > PURPOSE_MAX:
-        raise JobError(f"purpose is too long ({len(text)} characters; at most {PURPOSE_MAX})",
-                       field="purpose", code="purpose_too_long")
+        raise DomainError(f"purpose is too long ({len(text)} characters; at most {PURPOSE_MAX})",
+                          "purpose_too_long", field="purpose")
     return text
 
 
 def require_consent(consent) -> None:
-    if consent is not True:
-        raise JobError("consent must be attested: confirm you have the consent of the person shown",
-                       field="consent", code="consent_required")
+    """Consent is attested by True, or by a form's "true" / "1" / "yes" / "on"."""
+    if consent is True or (isinstance(consent, str) and consent.strip().lower() in CONSENT_WORDS):
+        return
+    raise DomainError("consent must be attested: confirm you have the consent of the person shown",
+                      "consent_required", field="consent")
 
 
 def idempotency_fingerprint(upload_sha256: str, edits: Mapping[str, float], purpose: str) -> str:
@@ -124,8 +100,8 @@ def clean_idempotency_key(key: str | None) -> str | None:
     if key is None or key == "":
         return None
     if len(key) > IDEMPOTENCY_KEY_MAX or not key.isprintable():
-        raise JobError(f"Idempotency-Key must be printable and at most {IDEMPOTENCY_KEY_MAX} characters",
-                       field="Idempotency-Key", code="bad_idempotency_key")
+        raise DomainError(f"Idempotency-Key must be printable and at most {IDEMPOTENCY_KEY_MAX} characters",
+                          "bad_idempotency_key", field="Idempotency-Key")
     return key
 
 
@@ -135,36 +111,55 @@ def find_replay(user, key: str | None, fingerprint: str) -> EditJob | None:
         return None
     job = EditJob.objects.filter(requester=user, idempotency_key=key).first()
     if job is not None and job.idempotency_fingerprint != fingerprint:
-        raise IdempotencyConflict(
+        raise DomainError(
             "this Idempotency-Key was already used for a different request (other image, edits or purpose)",
-            field="Idempotency-Key",
+            "idempotency_key_reused", status=422, field="Idempotency-Key",
         )
     return job
 
 
 # --- submit ------------------------------------------------------------------------
 
-def submit(*, user, image: ValidatedImage, edits: Mapping[str, float], purpose: str, consent: bool,
-           source: str, idempotency_key: str | None = None, api_key=None) -> tuple[EditJob, bool]:
-    """Store the original and create the job with its audit events in one transaction.
+def submit(*, user, image, edits, purpose, consent, source: str, idempotency_key: str | None = None,
+           api_key=None) -> tuple[EditJob, bool]:
+    """Validate a request for a new job, then store the original and create the job.
 
-    Returns (job, created); created is False when an Idempotency-Key replays an earlier
-    request. The job is enqueued after commit (publishing never happens for a job that
-    was rolled back); if the broker is down the job stays queued and the sweeper sends
-    it later.
+    ``image`` is the uploaded file (or its bytes), or an image that
+    :func:`uploads.validate_image` already accepted; ``edits`` a mapping or its JSON
+    text. Checks run cheapest first and a replayed Idempotency-Key answers before the
+    image is decoded. Returns (job, created); created is False when an
+    Idempotency-Key replays an earlier request.
     """
     if not can_submit(user):
-        raise PermissionDenied("only requesters and integrations may submit edit jobs")
+        raise DomainError("only requesters and integrations may submit edit jobs", "forbidden", status=403)
+    if isinstance(image, uploads.ValidatedImage):
+        data, upload_sha256 = None, image.upload_sha256
+    else:
+        data = image if isinstance(image, bytes) else uploads.read_upload(image)
+        upload_sha256 = hashlib.sha256(data).hexdigest()
     catalog_info = engine.get_catalog()
+    edits = parse_edits(edits, catalog_info.catalog)
     purpose = clean_purpose(purpose)
     require_consent(consent)
     key = clean_idempotency_key(idempotency_key)
-    fingerprint = idempotency_fingerprint(image.upload_sha256, edits, purpose)
+    fingerprint = idempotency_fingerprint(upload_sha256, edits, purpose)
     replay = find_replay(user, key, fingerprint)
     if replay is not None:
         return replay, False
+    if data is not None:
+        image = uploads.validate_image(data)
+    return _create(user=user, image=image, edits=edits, purpose=purpose, source=source, key=key,
+                   fingerprint=fingerprint, api_key=api_key, catalog_info=catalog_info)
 
-    edits = dict(edits)
+
+def _create(*, user, image: uploads.ValidatedImage, edits: dict[str, float], purpose: str, source: str,
+            key: str | None, fingerprint: str, api_key, catalog_info) -> tuple[EditJob, bool]:
+    """Store the original and create the job with its audit events in one transaction.
+
+    The job is enqueued after commit (publishing never happens for a job that was
+    rolled back); if the broker is down the job stays queued and the sweeper sends it
+    later.
+    """
     needs_approval = policy.needs_approval(catalog_info.catalog, edits)
     digest = artifacts.write_blob(image.png)  # bytes first; removed again if the rows roll back
     try:
@@ -191,7 +186,7 @@ def submit(*, user, image: ValidatedImage, edits: Mapping[str, float], purpose: 
             if needs_approval:
                 transition(job, State.AWAITING_APPROVAL, stage="awaiting approval")
             else:
-                _queue(job, actor=user)
+                _queue(job, actor=user, source_state=State.SUBMITTED)
     except IntegrityError:
         artifacts.discard_blob_if_unreferenced(digest)
         if key:  # a concurrent request with the same key won the race
@@ -205,21 +200,23 @@ def submit(*, user, image: ValidatedImage, edits: Mapping[str, float], purpose: 
     return job, True
 
 
-def _queue(job: EditJob, *, actor=None) -> None:
-    """Enter `queued` (inside the caller's transaction) and publish after commit."""
-    transition(job, State.QUEUED, stage="queued")
-    events.emit(events.JOB_QUEUED, actor=actor, subject=events.job_subject(job),
-                payload={"original_sha256": job.original_id, "edits": job.edits, "params_sha256": job.params_sha256})
+def _queue(job: EditJob, *, actor, source_state: State, **fields) -> bool:
+    """Enter `queued` from ``source_state`` (inside the caller's transaction), publish after commit."""
+    if not transition(job, State.QUEUED, sources=frozenset({source_state}), stage="queued", **fields):
+        return False
+    payload = {"original_sha256": job.original_id, "edits": job.edits, "params_sha256": job.params_sha256}
+    if source_state == State.AWAITING_APPROVAL:
+        payload["approved"] = True
+    events.emit(events.JOB_QUEUED, actor=actor, subject=events.job_subject(job), payload=payload)
     job_id = job.pk
     transaction.on_commit(lambda: enqueue(job_id))
+    return True
 
 
 def enqueue(job_id) -> bool:
     """Publish the job's task to the `gpu` queue; on failure leave it for the sweeper."""
-    from editplatform.jobs.tasks import run_edit_job
-
     try:
-        run_edit_job.apply_async(args=[str(job_id)], queue="gpu", routing_key="gpu")
+        celery_app.send_task(RUN_EDIT_JOB, args=[str(job_id)], queue="gpu", routing_key="gpu")
     except Exception as exc:  # broker down, DNS, full disk...: the job row keeps the intent
         logger.warning("job %s: publishing to the broker failed (%s); the sweeper will retry", job_id, exc)
         EditJob.objects.filter(pk=job_id, state=State.QUEUED).update(
@@ -230,7 +227,7 @@ def enqueue(job_id) -> bool:
     return True
 
 
-# --- cancel, approve, reject ----------------------------------------------------------
+# --- cancel, and the outcome of an approval decision -----------------------------------
 
 def cancel(job: EditJob, user) -> EditJob:
     """Cancel one's own job: at once if not running, else ask the worker to stop."""
@@ -239,7 +236,7 @@ def cancel(job: EditJob, user) -> EditJob:
     for _ in range(3):  # the state may move under us (e.g. queued -> running)
         job.refresh_from_db()
         if job.state not in ACTIVE:
-            raise NotCancellable(f"the job is already {job.state}")
+            raise DomainError(f"the job is already {job.state}", "not_cancellable", status=409)
         if job.state == State.RUNNING:
             EditJob.objects.filter(pk=job.pk, state=State.RUNNING).update(cancel_requested=True,
                                                                           updated_at=timezone.now())
@@ -259,30 +256,30 @@ def cancel(job: EditJob, user) -> EditJob:
     return job
 
 
-def approve(job: EditJob, *, approver, params_sha256: str) -> EditJob:
-    """Hook for the approvals app: release an approved job to the queue.
+def _not_awaiting(job: EditJob) -> DomainError:
+    return DomainError(f"the job is {job.state}, not awaiting approval", "not_awaiting_approval", status=409)
 
-    The approval binds to ``params_sha256``; a mismatch (parameters changed since the
-    approver looked) is refused. Four-eyes rules live in the approvals app.
+
+def queue_approved(job: EditJob, *, approver, params_sha256: str) -> EditJob:
+    """Release a job whose approvals are complete to the queue.
+
+    Called by the approvals app once its four-eyes rules are met. The release binds to
+    ``params_sha256``; a mismatch (parameters changed since the approvers looked) is
+    refused.
     """
     if params_sha256 != job.params_sha256:
-        raise JobError("the approval is for different job parameters", code="approval_mismatch", status=409)
+        raise DomainError("the approval is for different job parameters", "approval_mismatch", status=409)
     with transaction.atomic():
-        if not transition(job, State.QUEUED, sources=frozenset({State.AWAITING_APPROVAL}),
-                          approved_params_sha256=params_sha256, stage="queued"):
-            raise JobError(f"the job is {job.state}, not awaiting approval", code="not_awaiting_approval", status=409)
-        events.emit(events.JOB_QUEUED, actor=approver, subject=events.job_subject(job),
-                    payload={"original_sha256": job.original_id, "edits": job.edits,
-                             "params_sha256": job.params_sha256, "approved": True})
-        job_id = job.pk
-        transaction.on_commit(lambda: enqueue(job_id))
+        if not _queue(job, actor=approver, source_state=State.AWAITING_APPROVAL,
+                      approved_params_sha256=params_sha256):
+            raise _not_awaiting(job)
     return job
 
 
-def reject(job: EditJob, *, approver, reason: str) -> EditJob:
-    """Hook for the approvals app: the job will never run."""
+def close_rejected(job: EditJob, *, reason: str) -> EditJob:
+    """End a job an approver rejected: it will never run."""
     with transaction.atomic():
         if not transition(job, State.REJECTED, sources=frozenset({State.AWAITING_APPROVAL}),
                           error=reason[:2000], error_code="rejected", stage="rejected"):
-            raise JobError(f"the job is {job.state}, not awaiting approval", code="not_awaiting_approval", status=409)
+            raise _not_awaiting(job)
     return job

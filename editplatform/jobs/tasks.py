@@ -23,6 +23,8 @@ from django.db import DatabaseError, InterfaceError, OperationalError
 
 from editplatform.jobs import artifacts, engine, execution, pipeline
 from editplatform.jobs.sweeper import sweep
+from editplatform.jobs.worker_hooks import RUN_EDIT_JOB, SWEEP
+from inversion.errors import EditError, InvalidImage
 
 logger = logging.getLogger(__name__)
 MAX_RETRIES = 5
@@ -40,12 +42,10 @@ def backoff_seconds(retries: int) -> float:
     return min(60.0, 2.0 ** retries) * (0.5 + random.random() / 2)
 
 
-@shared_task(bind=True, name="jobs.run_edit_job", acks_late=True, reject_on_worker_lost=True,
+@shared_task(bind=True, name=RUN_EDIT_JOB, acks_late=True, reject_on_worker_lost=True,
              soft_time_limit=settings.JOB_SOFT_TIME_LIMIT, time_limit=settings.JOB_HARD_TIME_LIMIT,
              max_retries=MAX_RETRIES, ignore_result=True)
 def run_edit_job(self, job_id: str) -> str:
-    from inversion.errors import EditError, InvalidImage
-
     try:
         catalog = engine.get_catalog().catalog
         run = execution.claim(job_id, self.request.hostname or "worker", catalog)
@@ -102,6 +102,6 @@ def _release(run, exc) -> None:
         logger.warning("job %s: could not release the lease", run.job.pk, exc_info=True)
 
 
-@shared_task(name="jobs.sweep", ignore_result=True)
+@shared_task(name=SWEEP, ignore_result=True)
 def sweep_jobs() -> dict:
     return sweep()

@@ -23,25 +23,18 @@ from dataclasses import dataclass
 from django.conf import settings
 from PIL import Image, ImageCms, ImageOps
 
+from editplatform.core.errors import DomainError
 from inversion.errors import ImageTooLarge, InvalidImage, UnsupportedImageFormat
 from inversion.preprocess import load_image_bytes, to_rgb
 
 ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP"})
 ALLOWED_LABEL = "JPEG, PNG or WebP"
+FORM_OVERHEAD_BYTES = 1024 * 1024  # room for the other fields of a multipart request
 
 
-class UploadRejected(Exception):
-    """An upload that must be refused; ``status`` is the HTTP status to answer with."""
-
-    def __init__(self, status: int, code: str, message: str, field: str = "image"):
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.field = field
-
-    def as_dict(self) -> dict:
-        return {"detail": self.message, "code": self.code, "field": self.field}
+def rejected(status: int, code: str, message: str) -> DomainError:
+    """The domain error of an unusable upload (the `image` field is to blame)."""
+    return DomainError(message, code, status=status, field="image")
 
 
 @dataclass(frozen=True)
@@ -94,13 +87,25 @@ def check_declared_size(size: int | None) -> None:
     """Refuse a body or file larger than UPLOAD_MAX_BYTES before reading it."""
     limit = settings.UPLOAD_MAX_BYTES
     if size is not None and size > limit:
-        raise UploadRejected(413, "file_too_large", f"the image has {size} bytes; the limit is {limit} bytes")
+        raise rejected(413, "file_too_large", f"the image has {size} bytes; the limit is {limit} bytes")
+
+
+def check_request_size(content_length) -> None:
+    """Refuse a request whose declared body cannot hold an image within the limit.
+
+    Called before the multipart body is parsed, so an oversized upload costs nothing.
+    """
+    try:
+        declared = int(content_length or 0)
+    except (TypeError, ValueError):
+        return  # no usable declaration: the file's own size is checked when read
+    check_declared_size(declared - FORM_OVERHEAD_BYTES if declared > FORM_OVERHEAD_BYTES else None)
 
 
 def read_upload(uploaded) -> bytes:
     """Read a Django UploadedFile, refusing it on size before reading."""
     if uploaded is None:
-        raise UploadRejected(400, "missing", "no image was uploaded (multipart field 'image')")
+        raise rejected(400, "missing", "no image was uploaded (multipart field 'image')")
     check_declared_size(getattr(uploaded, "size", None))
     uploaded.seek(0)
     data = uploaded.read(settings.UPLOAD_MAX_BYTES + 1)
@@ -123,23 +128,22 @@ def _to_srgb(img: Image.Image) -> Image.Image:
 
 
 def validate_image(data: bytes) -> ValidatedImage:
-    """Validate and normalise uploaded bytes; raise :class:`UploadRejected`."""
+    """Validate and normalise uploaded bytes; raise a :class:`DomainError` naming the problem."""
     check_declared_size(len(data))
     if not data:
-        raise UploadRejected(400, "empty", "the uploaded file is empty")
+        raise rejected(400, "empty", "the uploaded file is empty")
     announced = sniff(data)
     if announced is None:
-        raise UploadRejected(
-            415, "unsupported_type", f"the file is {describe(data)}; only {ALLOWED_LABEL} images are accepted",
-        )
+        raise rejected(415, "unsupported_type",
+                       f"the file is {describe(data)}; only {ALLOWED_LABEL} images are accepted")
     try:
         img = load_image_bytes(data, settings.UPLOAD_MAX_PIXELS, ALLOWED_FORMATS)
     except ImageTooLarge as exc:
-        raise UploadRejected(413, "too_many_pixels", str(exc)) from None
+        raise rejected(413, "too_many_pixels", str(exc)) from None
     except UnsupportedImageFormat as exc:
-        raise UploadRejected(415, "unsupported_type", str(exc)) from None
+        raise rejected(415, "unsupported_type", str(exc)) from None
     except InvalidImage as exc:
-        raise UploadRejected(400, "invalid_image", f"the {announced} image cannot be used: {exc}") from None
+        raise rejected(400, "invalid_image", f"the {announced} image cannot be used: {exc}") from None
     try:
         # Orientation first (to_rgb applies it too, but the profile step drops EXIF).
         img = ImageOps.exif_transpose(img) or img
@@ -148,7 +152,7 @@ def validate_image(data: bytes) -> ValidatedImage:
     try:
         rgb = to_rgb(_to_srgb(img))
     except InvalidImage as exc:
-        raise UploadRejected(400, "invalid_image", f"the {announced} image cannot be used: {exc}") from None
+        raise rejected(400, "invalid_image", f"the {announced} image cannot be used: {exc}") from None
     # A fresh image carries no info dict: no EXIF, XMP, ICC or text chunks reach storage.
     clean = Image.frombytes("RGB", rgb.size, rgb.tobytes())
     buffer = io.BytesIO()

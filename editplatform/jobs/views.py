@@ -10,6 +10,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from editplatform.accounts.roles import APPROVER, REVIEWER, has_role
+from editplatform.core.errors import DomainError
+from editplatform.core.portal import show_error
 from editplatform.jobs import access, engine, services, uploads
 from editplatform.jobs.forms import NewJobForm
 from editplatform.jobs.models import EditJob
@@ -23,40 +25,30 @@ def new_job(request):
     try:
         info = engine.get_catalog()
     except engine.ModelUnavailable as exc:
-        return render(request, "jobs/unavailable.html", {"problem": str(exc)}, status=503)
+        return render(request, "jobs/unavailable.html", {"problem": exc.problem}, status=503)
     status = 200
     if request.method == "POST":
-        form = NewJobForm(request.POST, request.FILES, catalog=info.catalog)
         try:
-            declared = int(request.META.get("CONTENT_LENGTH") or 0)
-            uploads.check_declared_size(declared - (1 << 20) if declared > (1 << 20) else None)
-        except uploads.UploadRejected as exc:
-            form = NewJobForm(catalog=info.catalog)
-            form.add_error("image", exc.message)
-            return render(request, "jobs/new.html", {"form": form, "model_version": info.version}, status=exc.status)
-        if form.is_valid():
-            try:
-                data = uploads.read_upload(form.cleaned_data["image"])
-                edits = services.parse_edits(form.requested_edits(), info.catalog)
-                image = uploads.validate_image(data)
-                job, _ = services.submit(user=request.user, image=image, edits=edits,
-                                         purpose=form.cleaned_data["purpose"], consent=form.cleaned_data["consent"],
-                                         source=EditJob.Source.PORTAL)
-            except uploads.UploadRejected as exc:
-                form.add_error("image", exc.message)
-                status = exc.status
-            except services.JobError as exc:
-                target = exc.field if exc.field in form.fields else None
-                form.add_error(target, exc.message)
-                status = exc.status
-            else:
-                if job.state == State.AWAITING_APPROVAL:
-                    messages.info(request, "Submitted. A sensitive edit needs an approver's decision before it runs.")
-                else:
-                    messages.success(request, "Submitted. The job is queued for a GPU worker.")
-                return redirect("jobs:detail", job_id=job.pk)
+            uploads.check_request_size(request.META.get("CONTENT_LENGTH"))  # before the body is parsed
+        except DomainError as exc:
+            form = NewJobForm(NewJobForm.neutral_data(info.catalog), catalog=info.catalog)
+            form.full_clean()
+            status = show_error(request, exc, form)
+            return render(request, "jobs/new.html", {"form": form, "model_version": info.version}, status=status)
+        form = NewJobForm(request.POST, request.FILES, catalog=info.catalog)
+        form.full_clean()  # the form only shapes the input; the service decides
+        try:
+            job, _ = services.submit(user=request.user, image=form.cleaned_data.get("image"),
+                                     edits=form.requested_edits(), purpose=form.cleaned_data.get("purpose"),
+                                     consent=form.cleaned_data.get("consent"), source=EditJob.Source.PORTAL)
+        except DomainError as exc:
+            status = show_error(request, exc, form)
         else:
-            status = 400
+            if job.state == State.AWAITING_APPROVAL:
+                messages.info(request, "Submitted. A sensitive edit needs an approver's decision before it runs.")
+            else:
+                messages.success(request, "Submitted. The job is queued for a GPU worker.")
+            return redirect("jobs:detail", job_id=job.pk)
     else:
         form = NewJobForm(catalog=info.catalog)
     return render(request, "jobs/new.html", {"form": form, "model_version": info.version}, status=status)
@@ -101,8 +93,8 @@ def job_cancel(request, job_id):
     job = access.get_visible_job(request.user, job_id)
     try:
         job = services.cancel(job, request.user)
-    except services.NotCancellable as exc:
-        messages.error(request, exc.message)
+    except DomainError as exc:
+        show_error(request, exc)
     else:
         if job.state == State.CANCELLED:
             messages.success(request, "The job was cancelled.")

@@ -1,34 +1,42 @@
-"""Celery wiring owned by the jobs app: the sweeper's beat entry, model preloading.
+"""Celery wiring owned by the jobs app: task names and routes, the sweeper's beat entry,
+model preloading.
 
-Registered from ``JobsConfig.ready()`` so editplatform/celery.py stays generic.
+Registered from ``JobsConfig.ready()`` so editplatform/celery.py stays generic. The
+task names live here (not in the task module) so the web side can send a task by name
+without importing the worker's code.
 """
 
 from __future__ import annotations
 
 import logging
 
+from celery.signals import worker_process_init
 from django.conf import settings
+
+from editplatform.celery import app, register_periodic
+from editplatform.jobs import engine
 
 logger = logging.getLogger(__name__)
 
+RUN_EDIT_JOB = "jobs.run_edit_job"
+SWEEP = "jobs.sweep"
+
 
 def register() -> None:
-    from celery.signals import worker_process_init
-
-    from editplatform.celery import app, register_periodic
-
-    register_periodic("jobs-sweep", "jobs.sweep", settings.JOB_SWEEP_INTERVAL_SECONDS)
+    register_periodic("jobs-sweep", SWEEP, settings.JOB_SWEEP_INTERVAL_SECONDS)
     routes = dict(app.conf.task_routes or {})
-    routes.update({"jobs.run_edit_job": {"queue": "gpu", "routing_key": "gpu"},
-                   "jobs.sweep": {"queue": "default", "routing_key": "default"}})
+    routes.update(
+        {
+            RUN_EDIT_JOB: {"queue": "gpu", "routing_key": "gpu"},
+            SWEEP: {"queue": "default", "routing_key": "default"},
+        }
+    )
     app.conf.task_routes = routes
     worker_process_init.connect(_preload_model, weak=False, dispatch_uid="jobs.preload_model")
 
 
 def _preload_model(**_kwargs) -> None:
     """Load the bundle in each pool child at start, so the first job does not pay for it."""
-    from editplatform.jobs import engine
-
     try:
         engine.get_inverter()
     except Exception:  # the task reports it as a transient fault, with retries

@@ -37,9 +37,23 @@ per-step loop in float64); half precision is computed in float32.
 Backends
 --------
 ``"torch"`` (this file), ``"cuda"`` (``mamba_ssm``'s kernel, imported lazily, only for
-CUDA tensors) and ``"auto"`` (cuda when the inputs are on CUDA and mamba_ssm imports,
-else torch). Force one with ``backend=`` or the ``STYLELEDGER_SCAN_BACKEND`` variable;
-:func:`scan_backend_report` says which one would run and why.
+CUDA tensors), ``"cpu_fused"`` (the numba kernel of :mod:`inversion.ops.selective_scan_cpu`:
+CPU tensors, forward only) and ``"auto"``: cuda when the inputs are on CUDA and mamba_ssm
+imports; on CPU, cpu_fused when numba imports and no gradient is needed (grad mode off or
+no input requires grad); else torch, which is also the one that serves autograd. Force one
+with ``backend=`` or the ``STYLELEDGER_SCAN_BACKEND`` variable; :func:`scan_backend_report`
+says which one would run and why.
+
+Contract with mamba_ssm's ``selective_scan_fn``
+-----------------------------------------------
+B and C may each be input-dependent, (b, n, L) or grouped (b, g, n, L), or constant,
+(d, n). y comes back in u's dtype; the last state in the compute dtype (float32 for
+float32, float16 and bfloat16 inputs -- as mamba_ssm returns it -- float64 for float64).
+Gradients through ``last_state`` differ: mamba_ssm's CUDA autograd function ignores the
+gradient of the last state in its backward (its docstring says so; ``backward(ctx, dout,
+*args)`` drops it), so a loss on the last state alone gives no gradient there. The torch
+backend here builds the last state from ordinary differentiable ops, so its gradient
+flows into u, delta, A, B, C and delta_bias. The cpu_fused backend has no backward at all.
 """
 
 from __future__ import annotations
@@ -63,7 +77,7 @@ __all__ = [
 ]
 
 ENV_VAR = "STYLELEDGER_SCAN_BACKEND"
-BACKENDS = ("auto", "torch", "cuda")
+BACKENDS = ("auto", "torch", "cuda", "cpu_fused")
 
 # Elements of one (T, b, chunk, d_block, n) work buffer: ~2M floats = 8 MB in float32.
 _BLOCK_ELEMENTS = 1 << 21
@@ -97,10 +111,15 @@ def _requested(backend: str | None) -> str:
     return name
 
 
-def resolve_backend(backend: str | None = None, device: torch.device | str | None = None) -> tuple[str, str]:
+def resolve_backend(
+    backend: str | None = None,
+    device: torch.device | str | None = None,
+    needs_grad: bool = False,
+) -> tuple[str, str]:
     """Return (backend that runs, reason) for inputs on ``device`` (default: CUDA if present).
 
-    Raises :class:`ScanBackendUnavailable` when "cuda" is forced but cannot run.
+    ``needs_grad``: a gradient will be asked for (rules out cpu_fused). Raises
+    :class:`ScanBackendUnavailable` when "cuda" or "cpu_fused" is forced but cannot run.
     """
     name = _requested(backend)
     if device is None:
@@ -109,6 +128,8 @@ def resolve_backend(backend: str | None = None, device: torch.device | str | Non
     source = "argument" if backend else (f"${ENV_VAR}" if os.environ.get(ENV_VAR) else "auto")
     if name == "torch":
         return "torch", f"torch (forced by {source})"
+    if name == "cpu_fused" or (name == "auto" and not on_cuda):
+        return _resolve_cpu(name, source, device, needs_grad)
     kernel, why = _cuda_kernel()
     if name == "cuda":
         if not on_cuda:
@@ -123,13 +144,40 @@ def resolve_backend(backend: str | None = None, device: torch.device | str | Non
     return "cuda", f"cuda ({why})"
 
 
-def scan_backend_report(backend: str | None = None, device: torch.device | str | None = None) -> str:
-    """One line naming the backend that would run and why, e.g. "torch (mamba_ssm not installed)".
+def _resolve_cpu(name: str, source: str, device: Any, needs_grad: bool) -> tuple[str, str]:
+    """cpu_fused (forced, or auto on CPU) when it can run, else torch or an error if forced."""
+    from inversion.ops.selective_scan_cpu import available
+
+    ok, why = available()
+    if name == "cpu_fused":
+        if torch.device(device).type != "cpu":
+            raise ScanBackendUnavailable(
+                f"scan backend 'cpu_fused' forced by {source}, but inputs are on {device}")
+        if not ok:
+            raise ScanBackendUnavailable(f"scan backend 'cpu_fused' forced by {source}, but {why}")
+        if needs_grad:
+            raise ScanBackendUnavailable(
+                f"scan backend 'cpu_fused' forced by {source} has no backward, but a gradient "
+                "is needed (use 'torch' or 'auto', or run under torch.no_grad())")
+        return "cpu_fused", f"cpu_fused (forced by {source}: {why})"
+    if not ok:
+        return "torch", f"torch ({why})"
+    if needs_grad:
+        return "torch", "torch (a gradient is needed; the fused CPU kernel is forward only)"
+    return "cpu_fused", f"cpu_fused ({why})"
+
+
+def scan_backend_report(
+    backend: str | None = None,
+    device: torch.device | str | None = None,
+    needs_grad: bool = False,
+) -> str:
+    """One line naming the backend that would run and why, e.g. "cpu_fused (numba kernel)".
 
     Never raises for an unavailable forced backend: the report says so instead.
     """
     try:
-        return resolve_backend(backend, device)[1]
+        return resolve_backend(backend, device, needs_grad)[1]
     except ScanBackendUnavailable as exc:
         return f"unavailable: {exc}"
 
@@ -155,12 +203,22 @@ def selective_scan(
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Selective scan with mamba_ssm's ``selective_scan_fn`` contract.
 
-    Shapes: u, delta, z (b, d, L); A (d, n); B, C (b, n, L) or grouped (b, g, n, L) with
-    d divisible by g (channel c uses group c // (d // g)); D, delta_bias (d,).
-    Returns y (b, d, L) in u's dtype, and the final state (b, d, n) when
-    ``return_last_state``. ``chunk_size`` overrides the torch backend's chunk length.
+    Shapes: u, delta, z (b, d, L); A (d, n); B, C (b, n, L), grouped (b, g, n, L) with
+    d divisible by g (channel c uses group c // (d // g)), or constant (d, n); D,
+    delta_bias (d,). Returns y (b, d, L) in u's dtype, and the final state (b, d, n) in
+    the compute dtype (float32 for half precision) when ``return_last_state``.
+    ``chunk_size`` overrides the torch backend's chunk length.
     """
-    name, _ = resolve_backend(backend, u.device)
+    needs_grad = torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad for t in (u, delta, A, B, C, D, z, delta_bias)
+    )
+    name, _ = resolve_backend(backend, u.device, needs_grad)
+    if name == "cpu_fused":
+        from inversion.ops.selective_scan_cpu import selective_scan_cpu
+
+        return selective_scan_cpu(
+            u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state
+        )
     if name == "cuda":
         kernel, _ = _cuda_kernel()
         assert kernel is not None
@@ -197,12 +255,9 @@ def selective_scan_torch(
     n = A.shape[1]
     if A.shape != (d, n):
         raise ValueError(f"A must be (d={d}, n); got {tuple(A.shape)}")
-    grouped_B, grouped_C = B.dim() == 4, C.dim() == 4
-    Bg = B if grouped_B else B.unsqueeze(1)  # (b, g, n, L)
-    Cg = C if grouped_C else C.unsqueeze(1)
-    for name, t in (("B", Bg), ("C", Cg)):
-        if t.shape[0] != b or t.shape[2] != n or t.shape[3] != L or d % t.shape[1]:
-            raise ValueError(f"{name} must be (b, n, L) or (b, g, n, L) with g | d; got {tuple(t.shape)}")
+    const_B, const_C = B.dim() == 2, C.dim() == 2  # constant (d, n), as mamba_ssm allows
+    Bg = _check_bc("B", B, b, d, n, L)  # (b, g, n, L), or (d, n) when constant
+    Cg = _check_bc("C", C, b, d, n, L)
 
     out_dtype = u.dtype
     dtype = torch.float64 if u.dtype == torch.float64 else torch.float32
@@ -224,22 +279,24 @@ def selective_scan_torch(
         # the final state are unchanged.
         delta_ = F.pad(delta_, (0, pad))
         du = F.pad(du, (0, pad))
-        Bg = F.pad(Bg, (0, pad))
-        Cg = F.pad(Cg, (0, pad))
+        Bg = Bg if const_B else F.pad(Bg, (0, pad))
+        Cg = Cg if const_C else F.pad(Cg, (0, pad))
 
     # (b, d, chunk*T) -> (T, b, chunk, d): one time step of every chunk is one slice
     dl = delta_.view(b, d, n_chunks, T).permute(3, 0, 2, 1).contiguous()
     dut = du.view(b, d, n_chunks, T).permute(3, 0, 2, 1).contiguous()
-    g_B, g_C = Bg.shape[1], Cg.shape[1]
-    Bt = Bg.view(b, g_B, n, n_chunks, T).permute(4, 0, 3, 1, 2).contiguous()  # T b c g n
-    Ct = Cg.view(b, g_C, n, n_chunks, T).permute(4, 0, 3, 1, 2).contiguous()  # T b c g n
+    # channels per B / C group (a constant B or C constrains no block)
+    per_B = d if const_B else d // Bg.shape[1]
+    per_C = d if const_C else d // Cg.shape[1]
+    Bt = Bg if const_B else _time_major(Bg, n_chunks, T)  # T b c g n, or d n
+    Ct = Cg if const_C else _time_major(Cg, n_chunks, T)
 
     inplace = not (
         torch.is_grad_enabled()
         and any(t is not None and t.requires_grad for t in (u, delta, A, B, C, delta_bias))
     )
     # channel blocks never straddle a B or C group
-    group = math.gcd(d // g_B, d // g_C)
+    group = math.gcd(per_B, per_C)
     block = max(1, min(group, _BLOCK_ELEMENTS // max(1, T * b * n_chunks * n)))
     while group % block:
         block -= 1
@@ -252,10 +309,9 @@ def selective_scan_torch(
         buffers = (u_.new_empty(shape), u_.new_empty(shape))
     for i in range(0, d, block):
         j = i + block
-        gb, gc = i // (d // g_B), i // (d // g_C)
-        y_blk, h_blk = _scan_block(
-            dl[..., i:j], dut[..., i:j], A_[i:j], Bt[:, :, :, gb], Ct[:, :, :, gc], buffers
-        )
+        B_blk = Bt[i:j] if const_B else Bt[:, :, :, i // per_B]
+        C_blk = Ct[i:j] if const_C else Ct[:, :, :, i // per_C]
+        y_blk, h_blk = _scan_block(dl[..., i:j], dut[..., i:j], A_[i:j], B_blk, C_blk, buffers)
         ys.append(y_blk)
         states.append(h_blk)
     y = torch.cat(ys, dim=-1) if len(ys) > 1 else ys[0]  # T b c d
@@ -267,14 +323,35 @@ def selective_scan_torch(
     y = y.to(out_dtype)
     if return_last_state:
         last = torch.cat(states, dim=1) if len(states) > 1 else states[0]
-        return y, last.to(out_dtype)
+        return y, last  # compute dtype: float32 for half inputs, as mamba_ssm
     return y
+
+
+def _check_bc(name: str, M: Tensor, b: int, d: int, n: int, L: int) -> Tensor:
+    """B or C as (b, g, n, L) (input-dependent) or (d, n) (constant); refuse other shapes."""
+    if M.dim() == 2:
+        if M.shape != (d, n):
+            raise ValueError(f"constant {name} must be (d={d}, n={n}); got {tuple(M.shape)}")
+        return M
+    G = M if M.dim() == 4 else M.unsqueeze(1)
+    if G.dim() != 4 or G.shape[0] != b or G.shape[2] != n or G.shape[3] != L or d % G.shape[1]:
+        raise ValueError(
+            f"{name} must be (d, n), (b, n, L) or (b, g, n, L) with g | d; got {tuple(M.shape)}"
+        )
+    return G
+
+
+def _time_major(G: Tensor, n_chunks: int, T: int) -> Tensor:
+    """(b, g, n, n_chunks*T) -> (T, b, n_chunks, g, n), contiguous."""
+    b, g, n, _ = G.shape
+    return G.reshape(b, g, n, n_chunks, T).permute(4, 0, 3, 1, 2).contiguous()
 
 
 def _scan_block(
     dl: Tensor, du: Tensor, A: Tensor, B: Tensor, C: Tensor, buffers: tuple[Tensor, Tensor] | None
 ) -> tuple[Tensor, Tensor]:
-    """Scan one channel block. dl, du (T, b, c, d); A (d, n); B, C (T, b, c, n).
+    """Scan one channel block. dl, du (T, b, c, d); A (d, n); B, C (T, b, c, n) or
+    constant (d, n).
 
     Returns y (T, b, c, d) and the final state (b, d, n). With ``buffers`` (no autograd)
     everything runs in place in them; otherwise out of place.
@@ -285,14 +362,14 @@ def _scan_block(
         a = buffers[0][..., :d, :]
         x = buffers[1][..., :d, :]
         torch.mul(dl.unsqueeze(-1), A, out=a).exp_()  # decays, (T, b, c, d, n)
-        torch.mul(du.unsqueeze(-1), B.unsqueeze(3), out=x)  # inputs delta*B*u
+        torch.mul(du.unsqueeze(-1), _bc(B), out=x)  # inputs delta*B*u
         for t in range(1, T):
             x[t].addcmul_(a[t], x[t - 1])  # states within the chunk, zero start
             a[t].mul_(a[t - 1])  # decay products since the chunk start
         P = a
     else:
         a = torch.exp(dl.unsqueeze(-1) * A)
-        x0 = du.unsqueeze(-1) * B.unsqueeze(3)
+        x0 = du.unsqueeze(-1) * _bc(B)
         xs, ps = [x0[0]], [a[0]]
         for t in range(1, T):
             xs.append(torch.addcmul(x0[t], a[t], xs[-1]))
@@ -310,5 +387,13 @@ def _scan_block(
         x.addcmul_(P, H)
     else:
         x = torch.addcmul(x, P, H)
-    y = torch.matmul(x, C.unsqueeze(-1)).squeeze(-1)  # T b c d
+    if C.dim() == 2:  # constant (d, n)
+        y = (x * C).sum(-1)
+    else:
+        y = torch.matmul(x, C.unsqueeze(-1)).squeeze(-1)  # T b c d
     return y, h
+
+
+def _bc(M: Tensor) -> Tensor:
+    """B for broadcasting against (T, b, c, d, n): (T, b, c, 1, n), or a constant (d, n)."""
+    return M if M.dim() == 2 else M.unsqueeze(3)

@@ -15,6 +15,7 @@ from audit.models import AuditEvent
 from editplatform.accounts.roles import ensure_groups
 from editplatform.approvals import services
 from editplatform.approvals.models import Decision
+from editplatform.core.errors import DomainError
 from editplatform.jobs import services as job_services
 from editplatform.jobs.models import EditJob
 from editplatform.jobs.states import State
@@ -59,7 +60,7 @@ def test_a_plain_edit_needs_no_approval(people):
 
 def test_self_approval_is_refused(people):
     job = sensitive_job(people["req"])
-    with pytest.raises(services.ApprovalError, match="own job"):
+    with pytest.raises(DomainError, match="own job"):
         services.approve(job, people["req"], params_sha256=job.params_sha256)
     job.refresh_from_db()
     assert job.state == State.AWAITING_APPROVAL and not Decision.objects.exists()
@@ -83,7 +84,7 @@ def test_n_approvals_are_required_when_configured(people, settings):
     job = sensitive_job(people["req"])
     job = services.approve(job, people["ap1"], params_sha256=job.params_sha256)
     assert job.state == State.AWAITING_APPROVAL
-    with pytest.raises(services.ApprovalError, match="already decided"):
+    with pytest.raises(DomainError, match="already decided"):
         services.approve(job, people["ap1"], params_sha256=job.params_sha256)
     job = services.approve(job, people["ap2"], params_sha256=job.params_sha256)
     assert job.state == State.QUEUED and services.approval_satisfied(job)
@@ -92,7 +93,7 @@ def test_n_approvals_are_required_when_configured(people, settings):
 def test_an_approval_for_other_parameters_is_refused(people):
     job = sensitive_job(people["req"])
     stale = "0" * 64
-    with pytest.raises(services.ApprovalError, match="changed"):
+    with pytest.raises(DomainError, match="changed"):
         services.approve(job, people["ap1"], params_sha256=stale)
     assert job.state == State.AWAITING_APPROVAL
 
@@ -105,7 +106,7 @@ def test_a_parameter_change_voids_approvals(people, settings):
     EditJob.objects.filter(pk=job.pk).update(edits=catalog.request(catalog.sensitive(), fraction=1.0))
     job.refresh_from_db()
     assert services.valid_approvals(job) == []
-    with pytest.raises(services.ApprovalError, match="changed"):
+    with pytest.raises(DomainError, match="changed"):
         services.approve(job, people["ap2"], params_sha256=job.params_sha256)
 
 
@@ -135,11 +136,11 @@ def test_an_approver_who_lost_the_role_no_longer_counts(people):
 
 def test_rejection_needs_a_reason_and_ends_the_job(people):
     job = sensitive_job(people["req"])
-    with pytest.raises(services.ApprovalError, match="reason"):
+    with pytest.raises(DomainError, match="reason"):
         services.reject(job, people["ap1"], reason="  ")
     job = services.reject(job, people["ap1"], reason="no consent record for this person")
     assert job.state == State.REJECTED
-    with pytest.raises(services.ApprovalError):
+    with pytest.raises(DomainError):
         services.approve(job, people["ap2"], params_sha256=job.params_sha256)
 
 

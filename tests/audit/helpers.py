@@ -10,6 +10,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from PIL import Image
 
 from editplatform.accounts.roles import ensure_groups
+from tests.audit import action_names as actions
 
 PASSWORD = "reviewer-pass-phrase-1"
 
@@ -43,7 +44,6 @@ def png(color: tuple[int, int, int]) -> bytes:
 
 def make_job_with_outputs(requester):
     """A finished job with real stored artifacts, and the events the jobs code writes."""
-    from audit import actions
     from audit.log import append_event
     from editplatform.jobs import artifacts
     from editplatform.jobs.models import EditJob
@@ -57,7 +57,7 @@ def make_job_with_outputs(requester):
         upload_format="png", edits={"brightness": 0.5}, purpose="audit test", consent=True,
         params_sha256="0" * 64, state="succeeded", reconstruction=reconstruction, edited=edited, latent=latent,
     )
-    subject = str(job.pk)
+    subject = f"job:{job.pk}"  # as editplatform.jobs.events.job_subject writes it
     append_event(actions.JOB_SUBMITTED, actor=requester, subject=subject,
                  payload={"original_sha256": original.sha256, "edits": {"brightness": 0.5}})
     append_event(actions.JOB_STARTED, subject=subject, payload={})

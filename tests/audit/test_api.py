@@ -12,9 +12,10 @@ import uuid
 
 import pytest
 
-from audit import actions, signing, tlog
 from audit import log as audit_log
+from audit import signing, tlog
 from audit.checkpoint import open_checkpoint
+from tests.audit import action_names as actions
 from tests.audit.helpers import make_user
 from tests.conftest import api_client_for
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from audit import actions
 from audit import log as audit_log
 from audit.models import AuditEvent
+from tests.audit import action_names as actions
 from tests.audit.helpers import PASSWORD, current_code, make_job_with_outputs, make_user
 from tests.conftest import login
 
@@ -29,7 +29,8 @@ def test_reviewer_filters_opens_a_job_timeline_and_verifies_the_log(fresh_log, l
     page.wait_for_load_state("networkidle")
 
     page.click("header nav >> text=Audit trail")
-    page.fill("#id_subject", str(job.pk))
+    subject = f"job:{job.pk}"
+    page.fill("#id_subject", subject)
     page.click("#apply-filters")
     page.wait_for_load_state("networkidle")
     rows = page.locator("table.audit-events tbody tr")
@@ -37,7 +38,7 @@ def test_reviewer_filters_opens_a_job_timeline_and_verifies_the_log(fresh_log, l
     assert set(page.locator("table.audit-events tbody .badge").all_inner_texts()) == {
         "job.submitted", "job.started", "job.succeeded"}
 
-    page.locator(f"table.audit-events a:text-is('{job.pk}')").first.click()
+    page.locator(f"table.audit-events a:text-is('{subject}')").first.click()  # -> the job's timeline
     page.wait_for_load_state("networkidle")
     assert page.locator("#lineage").is_visible()
     lineage = page.locator("#lineage").inner_text()
@@ -47,7 +48,7 @@ def test_reviewer_filters_opens_a_job_timeline_and_verifies_the_log(fresh_log, l
     assert images.count() == 3
     for i in range(3):  # each thumbnail really loaded
         assert images.nth(i).evaluate("img => img.complete && img.naturalWidth") == 16
-    assert AuditEvent.objects.filter(action=actions.ARTIFACT_VIEWED, subject=str(job.pk)).count() == 3
+    assert AuditEvent.objects.filter(action=actions.ARTIFACT_VIEWED, subject=subject).count() == 3
 
     page.click("text=Verify the log")
     page.click("#run-verify")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from django.db import DatabaseError, connection, transaction
 
-from audit import actions
 from audit import log as audit_log
 from audit.models import AuditEvent
 from audit.verify import verify_log
+from tests.audit import action_names as actions
 
 pytestmark = pytest.mark.embedded
 

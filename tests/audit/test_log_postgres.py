@@ -15,12 +15,14 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import DatabaseError, connection, connections, transaction
 
-from audit import actions, tlog
 from audit import log as audit_log
+from audit import tlog
+from audit.actions import UnknownActionError
 from audit.checkpoint import Checkpoint as Body
 from audit.checkpoint import Signer, sign_checkpoint
 from audit.models import AppendOnlyError, AuditEvent
 from audit.verify import verify_log
+from tests.audit import action_names as actions
 from tests.audit.conftest import triggers_disabled, wipe_log
 from tests.conftest import ROOT
 
@@ -48,7 +50,7 @@ def test_append_is_contiguous_canonical_and_joins_the_callers_transaction(fresh_
     assert second.seq == 1  # no gap left by the rolled-back append
     assert list(AuditEvent.objects.order_by("seq").values_list("seq", "action")) == [
         (0, "job.submitted"), (1, "job.approved")]
-    with pytest.raises(ValueError, match="unknown audit action"):
+    with pytest.raises(UnknownActionError, match="unknown audit action"):
         audit_log.append_event("job.teleported")
     assert audit_log.read_head().size == 2
     assert verify_log().ok
@@ -242,7 +244,7 @@ def test_prove_export_and_offline_verification(fresh_log, tmp_path):
     assert bad.returncode == 1 and "FAILED" in bad.stderr
     raw_csv = csv_export.read_text()
     flipped = tmp_path / "tampered.csv"
-    flipped.write_text(raw_csv.replace("job-y", "job-z", 1))
+    flipped.write_text(raw_csv.replace(",job-y,", ",job-z,", 1))  # an event row's subject column
     assert offline(flipped).returncode == 1
     # The offline verifier imported no Django settings.
     probe = subprocess.run([sys.executable, "-c", "import sys, audit.verify_export; print('django.conf' in sys.modules)"],

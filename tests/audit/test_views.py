@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 
-from audit import actions
 from audit import log as audit_log
 from audit.models import AuditEvent
+from tests.audit import action_names as actions
 from tests.audit.conftest import triggers_disabled
 from tests.audit.helpers import make_job_with_outputs, make_user, sign_in
 
@@ -86,7 +87,7 @@ def test_job_timeline_links_original_latent_outputs_and_logs_each_thumbnail_view
     job = make_job_with_outputs(requester)
     reviewer = make_user("rev", "reviewer")
     sign_in(client, reviewer)
-    page = client.get(f"/audit/jobs/{job.pk}/")
+    page = client.get(f"/audit/jobs/job:{job.pk}/")
     assert page.status_code == 200
     chain = page.context["chain"]
     assert chain["original"]["sha256"] == job.original.sha256
@@ -99,8 +100,8 @@ def test_job_timeline_links_original_latent_outputs_and_logs_each_thumbnail_view
     assert image.status_code == 200 and image["Content-Type"] == "image/png" and image.content.startswith(b"\x89PNG")
     viewed = AuditEvent.objects.filter(action=actions.ARTIFACT_VIEWED).order_by("-seq").first()
     assert AuditEvent.objects.filter(action=actions.ARTIFACT_VIEWED).count() == before + 1
-    assert viewed.subject == str(job.pk) and viewed.actor_name == "rev" and viewed.payload["sha256"] == job.edited.sha256
-    assert client.get(f"/audit/jobs/{job.pk}/artifacts/{'f' * 64}").status_code == 404
+    assert viewed.subject == f"job:{job.pk}" and viewed.actor_name == "rev" and viewed.payload["sha256"] == job.edited.sha256
+    assert client.get(f"/audit/jobs/job:{job.pk}/artifacts/{'f' * 64}").status_code == 404
 
 
 @pytest.mark.django_db
@@ -113,6 +114,39 @@ def test_verify_action_and_export_download(fresh_log, client):
     assert AuditEvent.objects.filter(action=actions.AUDIT_VERIFIED, actor_name="rev").exists()
     export = client.post("/audit/export/", {"format": "jsonl", "subject": "j"})
     body = b"".join(export.streaming_content).decode()
-    assert export.status_code == 200 and body.startswith('{"format": "styleledger-audit-export/1"')
+    assert export.status_code == 200
+    assert json.loads(body.split("\n", 1)[0])["format"] == "styleledger-audit-export/2"
     assert body.count('"type": "event"') == 5
     assert client.get("/audit/public-key").content.decode().startswith("styleledger.local/audit+")
+
+
+@pytest.mark.django_db
+def test_access_is_the_view_auditevent_permission_with_a_second_factor(fresh_log, client):
+    """The reviewer role reads through the role table's grant; anyone granted the
+    permission directly reads too, but only once the session passed a second factor."""
+    from django.contrib.auth.models import Group, Permission
+
+    from tests.conftest import mark_two_factor_verified
+
+    assert Group.objects.get(name="reviewer").permissions.filter(
+        content_type__app_label="audit", codename="view_auditevent").exists()
+    auditor = make_user("outside-auditor", None)  # no role at all
+    sign_in(client, auditor)
+    assert client.get("/audit/").status_code == 403
+    auditor.user_permissions.add(Permission.objects.get(content_type__app_label="audit", codename="view_auditevent"))
+    assert client.get("/audit/").status_code == 403
+    unverified = client.get("/api/v1/audit/events")
+    assert unverified.status_code == 403 and "second factor" in unverified.json()["detail"]
+    mark_two_factor_verified(client, auditor)
+    assert client.get("/audit/").status_code == 200
+    assert client.get("/api/v1/audit/events").status_code == 200
+
+
+@pytest.mark.django_db
+def test_subjects_link_to_the_page_their_app_registered(fresh_log, client):
+    sign_in(client, make_user("rev", "reviewer"))
+    audit_log.append_event(actions.JOB_QUEUED, subject="job:1234")
+    audit_log.append_event(actions.USER_LOGIN, subject="user:7")
+    page = client.get("/audit/").content.decode()
+    assert 'href="/audit/jobs/job:1234/"' in page  # the compliance app's job timeline
+    assert 'href="/audit/?subject=user%3A7"' in page  # everything else: the filtered list

@@ -1,22 +1,30 @@
-"""The compose file is valid for docker-compose (v1 syntax)."""
+"""The compose file is valid for docker-compose (v1 syntax) and its example env file.
+
+The services' commands themselves are run in tests/deploy.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
+import yaml
 
 from tests.conftest import ROOT
 
 # What an operator puts in docker/.env (see docker/env.example).
-OPERATOR_ENV = dict(os.environ, SECRET_KEY="s" * 50, POSTGRES_PASSWORD="pw", ALLOWED_HOSTS="edit.example.org")
+OPERATOR_ENV = dict(os.environ, SECRET_KEY="s" * 50, POSTGRES_PASSWORD="pw", APP_DB_PASSWORD="apw",
+                    METRICS_TOKEN="token", ALLOWED_HOSTS="edit.example.org")
+EXAMPLE = ROOT / "docker" / "env.example"
 
 
-def compose(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(["docker-compose", "-f", "docker/compose.yml", *args], cwd=ROOT, env=env or OPERATOR_ENV,
-                          capture_output=True, text=True, timeout=60)
+def compose(*args: str, env: dict[str, str] | None = None, env_file=None) -> subprocess.CompletedProcess:
+    extra = ["--env-file", str(env_file)] if env_file else []
+    return subprocess.run(["docker-compose", *extra, "-f", "docker/compose.yml", *args], cwd=ROOT,
+                          env=env or OPERATOR_ENV, capture_output=True, text=True, timeout=60)
 
 
 def test_compose_file_validates():
@@ -27,23 +35,58 @@ def test_compose_file_validates():
     assert result.returncode == 0, result.stderr
 
 
+def test_compose_validates_with_the_example_env_file():
+    clean = {k: v for k, v in os.environ.items() if k not in OPERATOR_ENV or k in ("PATH", "HOME")}
+    for profile in ([], ["--profile", "s3"]):
+        result = compose(*profile, "config", "-q", env=clean, env_file=EXAMPLE)
+        assert result.returncode == 0, result.stderr
+
+
 def test_compose_refuses_to_start_without_secrets():
-    env = {k: v for k, v in OPERATOR_ENV.items() if k not in ("SECRET_KEY", "POSTGRES_PASSWORD")}
-    result = compose("config", "-q", env=env)
+    for missing in ("SECRET_KEY", "POSTGRES_PASSWORD", "APP_DB_PASSWORD", "METRICS_TOKEN"):
+        env = {k: v for k, v in OPERATOR_ENV.items() if k != missing}
+        result = compose("config", "-q", env=env)
+        assert result.returncode != 0
+        assert missing in result.stderr
+
+
+def test_the_app_refuses_the_example_placeholders_in_production(tmp_path):
+    """Start-up with docker/env.example's values as they stand stops and says why."""
+    clean = {k: v for k, v in os.environ.items() if k not in OPERATOR_ENV or k in ("PATH", "HOME")}
+    config = yaml.safe_load(compose("config", env=clean, env_file=EXAMPLE).stdout)
+    web_env = {k: str(v) for k, v in config["services"]["web"]["environment"].items()}
+    base = {"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), "STYLELEDGER_VAR_DIR": str(tmp_path)}
+
+    def start(env):
+        return subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=base | env,
+                              capture_output=True, text=True, timeout=120)
+
+    result = start(web_env)
     assert result.returncode != 0
-    assert "POSTGRES_PASSWORD" in result.stderr or "SECRET_KEY" in result.stderr
+    assert "SECRET_KEY" in result.stderr and "placeholder from docker/env.example" in result.stderr
+    # Replace the secrets one by one: each remaining placeholder is named in turn.
+    fixed = dict(web_env, SECRET_KEY="x" * 50)
+    result = start(fixed)
+    assert "DATABASE_URL" in result.stderr and "placeholder" in result.stderr
+    fixed["DATABASE_URL"] = fixed["DATABASE_URL"].replace("change-me-too", "real-password")
+    result = start(fixed)
+    assert "METRICS_TOKEN" in result.stderr and "placeholder" in result.stderr
 
 
 def test_compose_scales_workers_and_reserves_gpus():
     result = compose("config")
     assert result.returncode == 0, result.stderr
-    import yaml
-
     config = yaml.safe_load(result.stdout)
     services = config["services"]
-    assert {"postgres", "redis", "web", "worker", "migrate"} <= set(services)
+    assert {"postgres", "redis", "init", "migrate", "web", "proxy", "worker", "worker-cpu", "scheduler"} <= set(services)
     worker = services["worker"]
     assert "container_name" not in worker  # --scale worker=N needs unnamed containers
     devices = worker["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["capabilities"] == ["gpu"]
-    assert "-Q" in worker["command"] and "gpu" in worker["command"]
+    assert "-Q" in worker["command"] and worker["command"][worker["command"].index("-Q") + 1] == "gpu"
+    cpu = services["worker-cpu"]["command"]
+    assert cpu[cpu.index("-Q") + 1] == "default"
+    # Only the proxy is published; web talks plain HTTP inside the network.
+    assert "ports" not in services["web"] and services["proxy"]["ports"]
+    assert services["web"]["environment"]["BEHIND_TLS_PROXY"] == "true"
+    assert services["web"]["environment"]["DATABASE_URL"].startswith("postgres://styleledger_app:")

@@ -52,4 +52,8 @@ def test_bench_quick_runs_and_reports(tmp_path, capsys):
         assert m["params"] > 0 and m["gmacs"] > 0 and m["latency_s"] > 0
     assert result["ratios_mambastyle_over_psp"]["params"] < 1
     assert result["scan"]["max_rel_err"] < 1e-4
-    assert result["scan_backend"].startswith("torch")
+    assert result["scan_backend"].startswith("cpu_fused")  # auto, inference, numba present
+    assert result["scan"]["fused_max_rel_err"] < 1e-4 and result["scan"]["fused_speedup"] > 0
+    by_backend = result["mambastyle_scan_backends"]
+    assert by_backend["torch"]["scan_backend"].startswith("torch (forced")
+    assert by_backend["auto"]["scan_backend"].startswith("cpu_fused")

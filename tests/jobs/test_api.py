@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from editplatform.approvals import services as approvals
+from editplatform.core.errors import DomainError
 from editplatform.jobs import services
 from editplatform.jobs.models import EditJob
 from editplatform.jobs.states import State
@@ -101,9 +103,9 @@ def test_sensitive_edit_waits_for_approval_and_approval_binds_parameters(request
     job = EditJob.objects.get(pk=response.json()["id"])
     # The approver sees it while it awaits approval; another requester does not.
     assert api_client(approver).get(f"/api/v1/jobs/{job.pk}").status_code == 200
-    with pytest.raises(services.JobError):
-        services.approve(job, approver=approver, params_sha256="0" * 64)
-    services.approve(job, approver=approver, params_sha256=job.params_sha256)
+    with pytest.raises(DomainError, match="parameters changed"):
+        approvals.approve(job, approver, params_sha256="0" * 64)
+    approvals.approve(job, approver, params_sha256=job.params_sha256)
     job.refresh_from_db()
     assert job.state == State.QUEUED and job.approved_params_sha256 == job.params_sha256
 

@@ -9,7 +9,7 @@ import contextlib
 import pytest
 from django.conf import settings
 
-from editplatform.jobs import sweeper
+from editplatform.jobs import services, sweeper
 from editplatform.jobs.models import EditJob
 from tests import catalog
 from tests.jobs import images
@@ -25,6 +25,8 @@ from tests.jobs.conftest import (
 )
 from tests.jobs.helpers import assert_job_produced_everything
 from tests.services import free_port, redis_server
+
+SLOW_APP = "tests.jobs.slow_worker"  # progress reports sleep TEST_PROGRESS_DELAY_MS (test-only)
 
 
 def _submit(user, **kwargs) -> EditJob:
@@ -63,13 +65,14 @@ def test_api_job_runs_on_a_worker_over_the_embedded_broker(worker, requester, bu
 @pytest.mark.django_db(transaction=True)
 def test_worker_killed_mid_job_the_job_still_completes_exactly_once(start_worker, requester, bundle, settings):
     settings.JOB_LEASE_SECONDS = 3
-    slow = worker_env_with(JOB_TEST_DELAY_MS=700, JOB_LEASE_SECONDS=3)
+    slow = worker_env_with(TEST_PROGRESS_DELAY_MS=700, JOB_LEASE_SECONDS=3)
     with gpu_queue_to_ourselves():
-        victim = start_worker("victim", queues="gpu", env=slow)
+        victim = start_worker("victim", queues="gpu", env=slow, app=SLOW_APP)
         job = _submit(requester)
         wait_for(lambda: EditJob.objects.filter(pk=job.pk, state="running", progress__gt=0).exists(),
                  timeout=60, interval=0.05, what="the job to be running with progress")
         victim.kill()  # SIGKILL the worker and its pool child mid-job
+        assert "each progress report waits 700 ms" in victim.log()
         job.refresh_from_db()
         assert job.state == "running" and 0 < job.progress < 100 and job.worker.startswith("victim@")
         rescuer = start_worker("rescuer", queues="gpu", env=worker_env_with(JOB_LEASE_SECONDS=3))
@@ -109,11 +112,9 @@ def test_broker_down_at_submit_the_job_is_kept_and_runs_when_it_is_back(start_wo
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_drain_one_queue_and_no_job_runs_twice(start_worker, requester, bundle):
-    from editplatform.jobs import services
-
-    env = worker_env_with(JOB_TEST_DELAY_MS=50)
+    env = worker_env_with(TEST_PROGRESS_DELAY_MS=50)
     with gpu_queue_to_ourselves():
-        workers = [start_worker(name, queues="gpu", env=env) for name in ("left", "right")]
+        workers = [start_worker(name, queues="gpu", env=env, app=SLOW_APP) for name in ("left", "right")]
         jobs = [_submit(requester, edits=catalog.request_json(fraction=0.5 + i / 20)) for i in range(1, 9)]
         for job in jobs:  # every job delivered twice: at-least-once delivery, exactly-once effects
             assert services.enqueue(job.pk)

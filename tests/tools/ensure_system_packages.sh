@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make sure the servers and browser the test suite drives are installed:
 # PostgreSQL (initdb/pg_ctl), redis-server, Chromium, and docker-compose (to
-# validate the compose file). As root, missing ones are installed with apt-get;
+# validate the compose file), nginx, curl and wget (tests/deploy). As root, missing ones are installed with apt-get;
 # otherwise we stop with the list of Debian packages to install.
 set -euo pipefail
 
@@ -11,6 +11,10 @@ pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || tr
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+# tests/deploy runs the compose file's TLS proxy and healthchecks with these.
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v wget >/dev/null 2>&1 || missing+=(wget)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
@@ -29,3 +33,5 @@ apt-get install -y -qq --no-install-recommends "${missing[@]}" fonts-dejavu-core
 if command -v pg_ctlcluster >/dev/null 2>&1; then
   for c in $(ls /etc/postgresql 2>/dev/null); do pg_ctlcluster "$c" main stop >/dev/null 2>&1 || true; done
 fi
+# Debian's nginx package may start a server on port 80; tests/deploy runs its own.
+if command -v nginx >/dev/null 2>&1 && [ -f /run/nginx.pid ]; then nginx -s stop >/dev/null 2>&1 || true; fi

@@ -80,9 +80,3 @@ class EditSpecSerializer(serializers.Serializer):
 class CatalogSerializer(serializers.Serializer):
     model_version = serializers.CharField()
     edits = EditSpecSerializer(many=True)
-
-
-class ErrorSerializer(serializers.Serializer):
-    detail = serializers.CharField()
-    code = serializers.CharField()
-    field = serializers.CharField(required=False)

@@ -1,9 +1,12 @@
-"""REST API v1 for edit jobs: thin views over services, access and uploads."""
+"""REST API v1 for edit jobs: thin views over services and access.
+
+Refusals are :class:`DomainError`s raised by the services; the project's exception
+handler renders them (editplatform.core.api), so no view maps errors itself.
+"""
 
 from __future__ import annotations
 
 import datetime
-import hashlib
 
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
@@ -17,18 +20,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from editplatform.accounts.models import SCOPE_JOBS_READ, SCOPE_JOBS_WRITE, IntegrationKey
-from editplatform.accounts.throttling import KeyJobQuotaThrottle
+from editplatform.core.api import ApiErrorSerializer
+from editplatform.core.errors import DomainError
 from editplatform.jobs import access, engine, services, uploads
-from editplatform.jobs.api.serializers import (
-    CatalogSerializer,
-    ErrorSerializer,
-    JobCreateSerializer,
-    JobSerializer,
-)
+from editplatform.jobs.api.serializers import CatalogSerializer, JobCreateSerializer, JobSerializer
+from editplatform.jobs.api.throttling import KeyJobQuotaThrottle
 from editplatform.jobs.models import EditJob
 from editplatform.jobs.states import State
-
-FORM_OVERHEAD_BYTES = 1024 * 1024  # room for the other multipart fields
 
 
 class JobsAPIView(APIView):
@@ -37,15 +35,6 @@ class JobsAPIView(APIView):
     CSRF; object-level access comes from `EditJob.objects.visible_to`."""
 
     required_scopes: dict[str, str | tuple[str, ...]] = {"GET": SCOPE_JOBS_READ}
-
-
-def error_response(exc) -> Response:
-    return Response(exc.as_dict(), status=exc.status)
-
-
-def model_unavailable(exc) -> Response:
-    return Response({"detail": f"the model is not available: {exc}", "code": "model_unavailable"},
-                    status=status.HTTP_503_SERVICE_UNAVAILABLE)
 
 
 class JobCursorPagination(CursorPagination):
@@ -57,16 +46,15 @@ class JobCursorPagination(CursorPagination):
         try:
             return super().decode_cursor(request)
         except NotFound:  # DRF answers 404 for a malformed cursor; it is a bad parameter
-            raise services.JobError("cursor is not one this API returned", field="cursor", code="invalid_cursor") \
-                from None
+            raise DomainError("cursor is not one this API returned", "invalid_cursor", field="cursor") from None
 
 
 ERRORS = {
-    400: OpenApiResponse(ErrorSerializer, description="invalid image, edits, purpose or consent"),
-    403: OpenApiResponse(ErrorSerializer, description="the user may not submit jobs"),
-    413: OpenApiResponse(ErrorSerializer, description="too many bytes or pixels"),
-    415: OpenApiResponse(ErrorSerializer, description="not a JPEG, PNG or WebP image"),
-    422: OpenApiResponse(ErrorSerializer, description="Idempotency-Key reused for a different request"),
+    400: OpenApiResponse(ApiErrorSerializer, description="invalid image, edits, purpose or consent"),
+    403: OpenApiResponse(ApiErrorSerializer, description="the user may not submit jobs"),
+    413: OpenApiResponse(ApiErrorSerializer, description="too many bytes or pixels"),
+    415: OpenApiResponse(ApiErrorSerializer, description="not a JPEG, PNG or WebP image"),
+    422: OpenApiResponse(ApiErrorSerializer, description="Idempotency-Key reused for a different request"),
 }
 
 
@@ -84,17 +72,14 @@ class JobListCreateView(JobsAPIView):
             OpenApiParameter("created_before", OpenApiTypes.DATETIME, description="ISO 8601 date or datetime"),
             OpenApiParameter("cursor", str), OpenApiParameter("page_size", int),
         ],
-        responses={200: JobSerializer(many=True), 400: ErrorSerializer},
+        responses={200: JobSerializer(many=True), 400: ApiErrorSerializer},
     )
     def get(self, request):
         jobs = EditJob.objects.visible_to(request.user).select_related(
             "requester", "original", "reconstruction", "edited", "latent")
         paginator = self.pagination_class()
-        try:
-            jobs = filter_jobs(jobs, request.query_params)
-            page = paginator.paginate_queryset(jobs, request, view=self)
-        except services.JobError as exc:
-            return error_response(exc)
+        jobs = filter_jobs(jobs, request.query_params)
+        page = paginator.paginate_queryset(jobs, request, view=self)
         return paginator.get_paginated_response(JobSerializer(page, many=True).data)
 
     @extend_schema(
@@ -106,32 +91,13 @@ class JobListCreateView(JobsAPIView):
                    **ERRORS},
     )
     def post(self, request):
-        if not services.can_submit(request.user):
-            return Response({"detail": "only requesters and integrations may submit edit jobs", "code": "forbidden"},
-                            status=status.HTTP_403_FORBIDDEN)
-        try:
-            declared = int(request.META.get("CONTENT_LENGTH") or 0)
-            uploads.check_declared_size(declared - FORM_OVERHEAD_BYTES if declared > FORM_OVERHEAD_BYTES else None)
-            data = uploads.read_upload(request.FILES.get("image"))
-            catalog = engine.get_catalog().catalog
-            edits = services.parse_edits(request.data.get("edits"), catalog)
-            purpose = services.clean_purpose(request.data.get("purpose"))
-            consent = str(request.data.get("consent", "")).strip().lower() in ("true", "1", "yes", "on")
-            services.require_consent(consent)
-            key = services.clean_idempotency_key(request.headers.get("Idempotency-Key"))
-            if key:  # a replay answers before the image is decoded again
-                replay = services.find_replay(request.user, key, services.idempotency_fingerprint(
-                    hashlib.sha256(data).hexdigest(), edits, purpose))
-                if replay is not None:
-                    return self._answer(replay, created=False)
-            image = uploads.validate_image(data)
-            job, created = services.submit(user=request.user, image=image, edits=edits, purpose=purpose,
-                                           consent=consent, source=EditJob.Source.API, idempotency_key=key,
-                                           api_key=request.auth if isinstance(request.auth, IntegrationKey) else None)
-        except (uploads.UploadRejected, services.JobError) as exc:
-            return error_response(exc)
-        except engine.ModelUnavailable as exc:
-            return model_unavailable(exc)
+        uploads.check_request_size(request.META.get("CONTENT_LENGTH"))  # before the body is parsed
+        job, created = services.submit(
+            user=request.user, image=request.FILES.get("image"), edits=request.data.get("edits"),
+            purpose=request.data.get("purpose"), consent=request.data.get("consent"),
+            source=EditJob.Source.API, idempotency_key=request.headers.get("Idempotency-Key"),
+            api_key=request.auth if isinstance(request.auth, IntegrationKey) else None,
+        )
         return self._answer(job, created=created)
 
     def _answer(self, job, *, created: bool) -> Response:
@@ -147,7 +113,8 @@ def filter_jobs(jobs, params):
     states = [s for s in params.get("state", "").split(",") if s]
     unknown = sorted(set(states) - set(State.values))
     if unknown:
-        raise services.JobError(f"unknown state(s) {unknown}; known: {', '.join(State.values)}", field="state")
+        raise DomainError(f"unknown state(s) {unknown}; known: {', '.join(State.values)}", "invalid",
+                          field="state")
     if states:
         jobs = jobs.filter(state__in=states)
     for name, lookup in (("created_after", "created_at__gte"), ("created_before", "created_at__lt")):
@@ -156,7 +123,8 @@ def filter_jobs(jobs, params):
             continue
         value = parse_datetime(raw) or parse_date(raw)
         if value is None:
-            raise services.JobError(f"{name} must be an ISO 8601 date or datetime, got {raw!r}", field=name)
+            raise DomainError(f"{name} must be an ISO 8601 date or datetime, got {raw!r}", "invalid",
+                              field=name)
         if not isinstance(value, datetime.datetime):
             value = datetime.datetime.combine(value, datetime.time.min)
         if timezone.is_naive(value):
@@ -166,7 +134,7 @@ def filter_jobs(jobs, params):
 
 
 class JobDetailView(JobsAPIView):
-    @extend_schema(operation_id="jobs_retrieve", responses={200: JobSerializer, 404: ErrorSerializer})
+    @extend_schema(operation_id="jobs_retrieve", responses={200: JobSerializer, 404: ApiErrorSerializer})
     def get(self, request, job_id):
         return Response(JobSerializer(access.get_visible_job(request.user, job_id)).data)
 
@@ -175,13 +143,9 @@ class JobCancelView(JobsAPIView):
     required_scopes = {"POST": SCOPE_JOBS_WRITE}
 
     @extend_schema(operation_id="jobs_cancel", request=None,
-                   responses={200: JobSerializer, 403: ErrorSerializer, 404: ErrorSerializer, 409: ErrorSerializer})
+                   responses={200: JobSerializer, 403: ApiErrorSerializer, 404: ApiErrorSerializer, 409: ApiErrorSerializer})
     def post(self, request, job_id):
-        job = access.get_visible_job(request.user, job_id)
-        try:
-            job = services.cancel(job, request.user)
-        except services.JobError as exc:
-            return error_response(exc)
+        job = services.cancel(access.get_visible_job(request.user, job_id), request.user)
         return Response(JobSerializer(access.get_visible_job(request.user, job.pk)).data)
 
 
@@ -192,7 +156,7 @@ class JobArtifactView(JobsAPIView):
         # originals and outputs are stored as PNG; the latent as safetensors (access.EXTENSIONS)
         responses={(200, "image/png"): OpenApiTypes.BINARY,
                    (200, "application/vnd.styleledger.latent+safetensors"): OpenApiTypes.BINARY,
-                   404: ErrorSerializer},
+                   404: ApiErrorSerializer},
     )
     def get(self, request, job_id, kind):
         job = access.get_visible_job(request.user, job_id)
@@ -204,10 +168,7 @@ class EditCatalogView(JobsAPIView):
     required_scopes = {"GET": (SCOPE_JOBS_READ, SCOPE_JOBS_WRITE)}
     @extend_schema(operation_id="edits_list", responses={200: CatalogSerializer})
     def get(self, request):
-        try:
-            info = engine.get_catalog()
-        except engine.ModelUnavailable as exc:
-            return model_unavailable(exc)
+        info = engine.get_catalog()
         edits = [
             {"name": s.name, "description": s.description, "min_strength": s.min_strength,
              "max_strength": s.max_strength, "default_strength": s.default_strength, "sensitive": s.sensitive}

@@ -261,8 +261,6 @@ class Command(BaseCommand):
         from django.db import connection
         from django.utils import timezone
 
-        from editplatform.jobs import engine
-
         one, two = f["one"], f["two"]
         cpu = platform.processor() or platform.machine()
         try:

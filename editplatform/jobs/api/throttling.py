@@ -1,5 +1,7 @@
 """Per-key hourly job quota for integrations, answered with 429 and Retry-After.
 
+It lives with the jobs API (not with the keys in accounts) because it counts jobs.
+
 The count comes from the jobs table (jobs submitted through this key in the last
 hour), so it is exact across any number of web processes and survives restarts — no
 shared cache needed. Under concurrent submits with the same key the count may be
@@ -15,6 +17,7 @@ from django.utils import timezone
 from rest_framework.throttling import BaseThrottle
 
 from editplatform.accounts.models import IntegrationKey
+from editplatform.jobs.models import EditJob
 
 WINDOW = timedelta(hours=1)
 
@@ -29,8 +32,6 @@ class KeyJobQuotaThrottle(BaseThrottle):
         key = request.auth
         if request.method != "POST" or not isinstance(key, IntegrationKey) or key.jobs_per_hour is None:
             return True
-        from editplatform.jobs.models import EditJob
-
         now = timezone.now()
         recent = list(
             EditJob.objects.filter(api_key=key, created_at__gt=now - WINDOW)

@@ -1,0 +1,32 @@
+"""Where a subject links to in the reviewer's pages: a registry of subject pages.
+
+An event's subject is free text to the log (`job:<id>`, `user:<id>`, ...). Apps that
+own a kind of subject register a page for its prefix (the compliance app registers
+`job:` -> its per-job timeline); every other subject links to the event list
+filtered by that subject.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from django.urls import NoReverseMatch, reverse
+
+_PAGES: dict[str, str] = {}
+
+
+def register_page(prefix: str, url_name: str) -> None:
+    """Link subjects starting with `prefix` to the view `url_name` (one argument: the subject)."""
+    if not prefix:
+        raise ValueError("a subject page needs a non-empty prefix")
+    _PAGES[prefix] = url_name
+
+
+def url_for(subject: str) -> str:
+    for prefix in sorted(_PAGES, key=len, reverse=True):
+        if subject.startswith(prefix):
+            try:
+                return reverse(_PAGES[prefix], args=[subject])
+            except NoReverseMatch:  # e.g. a '/' in the subject: fall back to the filter
+                break
+    return reverse("audit:events") + "?" + urlencode({"subject": subject})

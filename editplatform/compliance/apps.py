@@ -1,0 +1,14 @@
+from django.apps import AppConfig
+
+
+class ComplianceConfig(AppConfig):
+    """Pages layer: reads jobs and the audit log; nothing below imports it."""
+
+    name = "editplatform.compliance"
+    label = "compliance"
+    verbose_name = "Compliance views of jobs"
+
+    def ready(self) -> None:
+        from audit import subjects
+
+        subjects.register_page("job:", "compliance:job")

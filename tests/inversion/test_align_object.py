@@ -1,0 +1,116 @@
+"""Object alignment on generated catalogue photos: Fashion-MNIST items on large canvases."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from inversion.align import NoObjectFound, align
+from inversion.align.object import DEMO_MARGIN, align_object, find_subject
+from inversion.training.data import FASHION_FILES, ensure_fashion_mnist, read_idx
+
+# (background RGB, item tint RGB): white, light grey, mid grey, black, beige, navy
+TONES = [
+    ((250, 250, 250), (40, 40, 40)),
+    ((215, 215, 212), (120, 30, 30)),
+    ((128, 128, 128), (250, 250, 250)),
+    ((8, 8, 8), (255, 255, 255)),
+    ((236, 222, 196), (30, 60, 140)),
+    ((20, 30, 70), (240, 200, 60)),
+]
+
+
+@pytest.fixture(scope="module")
+def items() -> np.ndarray:
+    root = ensure_fashion_mnist()
+    return read_idx(root / FASHION_FILES["test"][0])[:60]  # held-out test split, 28x28 uint8
+
+
+def _canvas(item: np.ndarray, bg, tint, size=(512, 512), scale=8, pos=(0.3, 0.6),
+            noise=3.0, seed=0, gradient=0.0):
+    """Composite an item (intensity = opacity) on a plain canvas; JPEG-compress it."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    big = np.asarray(Image.fromarray(item).resize((28 * scale, 28 * scale), Image.Resampling.BICUBIC),
+                     dtype=np.float64) / 255
+    alpha = np.zeros((h, w))
+    x0 = int(pos[0] * (w - 28 * scale))
+    y0 = int(pos[1] * (h - 28 * scale))
+    alpha[y0:y0 + 28 * scale, x0:x0 + 28 * scale] = big.clip(0, 1)
+    base = np.broadcast_to(np.asarray(bg, dtype=np.float64), (h, w, 3)).copy()
+    base += gradient * np.linspace(-1, 1, h)[:, None, None]
+    img = base * (1 - alpha[..., None]) + np.asarray(tint, dtype=np.float64) * alpha[..., None]
+    img += rng.normal(0, noise, img.shape)
+    buf = io.BytesIO()
+    Image.fromarray(np.clip(np.rint(img), 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=90)
+    ys, xs = np.nonzero(alpha > 0.25)
+    truth = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+    return Image.open(io.BytesIO(buf.getvalue())).convert("RGB"), truth
+
+
+def _iou(a, b) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    area = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / area
+
+
+def test_finds_items_on_catalogue_canvases(items):
+    rng = np.random.default_rng(0)
+    ious = []
+    for i in range(24):
+        bg, tint = TONES[i % len(TONES)]
+        size = (512, 512) if i % 3 else (640, 480)
+        scale = int(rng.integers(4, 11))
+        canvas, truth = _canvas(items[i], bg, tint, size=size, scale=scale,
+                                pos=tuple(rng.uniform(0.02, 0.98, 2)), seed=i,
+                                gradient=6.0 if i % 4 == 0 else 0.0)
+        found = find_subject(canvas)
+        ious.append(_iou(found.box, truth))
+        assert np.abs(np.array(found.background) - bg).max() <= 6
+    ious = np.array(ious)
+    assert ious.min() > 0.8, ious.round(3)
+    assert np.median(ious) > 0.9, ious.round(3)
+
+
+def test_transform_frames_the_item_like_the_demo_domain(items):
+    canvas, truth = _canvas(items[3], (250, 250, 250), (40, 40, 40), scale=6, pos=(0.9, 0.1))
+    t = align(canvas, "object", 32)
+    assert t.method == "object" and t.pad_mode == "constant" and t.output_size == 32
+    assert np.abs(np.array(t.fill) - 250).max() <= 6
+    assert abs(t.angle_degrees) < 1e-9
+    # the item's box, mapped into the crop, fills (1 - 2 margin) of it along its long side
+    (u0, v0), (u1, v1) = t.to_crop([truth[0], truth[1]]), t.to_crop([truth[2], truth[3]])
+    long_side = max(u1 - u0, v1 - v0)
+    assert long_side == pytest.approx(32 * (1 - 2 * DEMO_MARGIN), abs=1.0)
+    assert (u0 + u1) / 2 == pytest.approx(16, abs=1.0) and (v0 + v1) / 2 == pytest.approx(16, abs=1.0)
+    crop = np.asarray(t.crop(canvas))
+    assert crop.shape == (32, 32, 3)
+    assert crop[:2].min() > 200 and crop[-2:].min() > 200  # margins are background
+
+
+def test_item_near_the_edge_is_padded_with_the_background(items):
+    canvas, _ = _canvas(items[5], (128, 128, 128), (250, 250, 250), scale=10, pos=(0.0, 1.0))
+    t = align_object(canvas, 64, margin=0.2)
+    assert t.quad_array[:, 0].min() < 0 or t.quad_array[:, 1].max() > canvas.size[1]
+    crop = np.asarray(t.crop(canvas)).astype(int)
+    assert np.abs(crop[:3, :3] - 128).max() <= 12  # padded corner is background grey, not black
+
+
+def test_plain_canvas_is_a_typed_error():
+    rng = np.random.default_rng(0)
+    for tone in (250, 128, 10):
+        arr = np.clip(tone + rng.normal(0, 3, (400, 600, 3)), 0, 255).astype(np.uint8)
+        with pytest.raises(NoObjectFound, match="no subject"):
+            align(Image.fromarray(arr), "object", 32)
+
+
+def test_a_speck_is_too_small_to_be_a_subject():
+    arr = np.full((512, 512, 3), 240, dtype=np.uint8)
+    arr[100:110, 200:210] = 0  # survives the opening, but 0.04 % of the photo
+    with pytest.raises(NoObjectFound, match="larger"):
+        find_subject(Image.fromarray(arr), min_area=0.001)
