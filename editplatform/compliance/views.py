@@ -8,6 +8,8 @@ the bytes leave.
 
 from __future__ import annotations
 
+import uuid
+
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import Http404, HttpResponse
@@ -27,14 +29,35 @@ TIMELINE_LIMIT = 2000
 THUMBNAIL_KINDS = ("original", "reconstruction", "edited")
 
 
+SUBJECT_LIMIT = 200  # audit_event.subject's length
+
+
 def _job(subject: str) -> EditJob | None:
     """The job an event subject names: `job:<uuid>` (what the jobs app writes) or a bare id."""
-    job_id = subject.removeprefix("job:")
+    try:
+        job_id = uuid.UUID(subject.removeprefix("job:"))
+    except ValueError:  # not a job id: a timeline without lineage
+        return None
     related = EditJob.objects.select_related("original", "reconstruction", "edited", "latent")
     try:
         return related.filter(pk=job_id).first()
-    except (ValueError, ValidationError):  # not a job id
+    except (ValueError, ValidationError):  # not this model's kind of id
         return None
+
+
+def _subject_problem(subject: str | None) -> str:
+    """Why `subject` cannot name anything in the log ('' when it can)."""
+    if not subject:
+        return "Which subject? Give ?subject=<subject>, e.g. job:<id>."
+    if len(subject) > SUBJECT_LIMIT:
+        return f"A subject has at most {SUBJECT_LIMIT} characters."
+    if "\x00" in subject:
+        return "A subject cannot contain NUL characters."
+    return ""
+
+
+def _bad_request(request, message: str):
+    return render(request, "audit/bad_request.html", {"message": message, "problems": []}, status=400)
 
 
 def _image_kinds(job: EditJob) -> dict[str, str]:
@@ -49,14 +72,20 @@ def _image_kinds(job: EditJob) -> dict[str, str]:
 
 @require_GET
 @reader_required
-def job_timeline(request, subject: str):
+def job_timeline(request, subject: str | None = None):
+    """The timeline of `subject` (from the query string, or the older path form)."""
+    if subject is None:
+        subject = request.GET.get("subject")
+    if problem := _subject_problem(subject):
+        return _bad_request(request, problem)
     events = list(AuditEvent.objects.filter(subject=subject).order_by("seq")[:TIMELINE_LIMIT])
     job = _job(subject)
     chain = lineage(events)
     thumbs = _image_kinds(job) if job is not None else {}
     for node in [chain["original"], chain["latent"], *chain["outputs"].values()]:
         if node and node["sha256"] in thumbs:
-            node["thumbnail"] = reverse("compliance:artifact", args=[subject, node["sha256"]])
+            # Built from the job's own id and a stored artifact's hash, never the subject as given.
+            node["thumbnail"] = reverse("compliance:artifact", args=[f"job:{job.pk}", node["sha256"]])
     return render(request, "compliance/job_timeline.html", {
         "subject": subject, "events": events, "job": job, "chain": chain,
         "outputs": sorted(chain["outputs"].items()),
@@ -67,7 +96,7 @@ def job_timeline(request, subject: str):
 @reader_required
 def artifact_view(request, subject: str, sha256: str):
     """Serve a job's image artifact; every view is an `artifact.viewed` event."""
-    job = _job(subject)
+    job = _job(subject) if not _subject_problem(subject) else None
     if job is None:
         raise Http404("no such job")
     kinds = _image_kinds(job)

@@ -116,6 +116,7 @@ MATRIX: dict[tuple[str, str, str], dict[str, int]] = {
     # --- portal: audit trail (compliance reviewers only) --------------------------
     ("GET", "audit/", "-"): only({"reviewer": 200}, others=403, **PORTAL),
     ("GET", "audit/events/<int:seq>/", "other"): only({"reviewer": 200}, others=403, **PORTAL),
+    ("GET", "audit/jobs/", "-"): only({"reviewer": 400}, others=403, **PORTAL),  # no ?subject=
     ("GET", "audit/jobs/<str:subject>/", "other"): only({"reviewer": 200}, others=403, **PORTAL),
     ("GET", "audit/jobs/<str:subject>/artifacts/<str:sha256>", "other"): only({"reviewer": 200}, others=403, **PORTAL),
     ("GET", "audit/verify/", "-"): only({"reviewer": 200}, others=403, **PORTAL),

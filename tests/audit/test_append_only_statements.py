@@ -15,7 +15,7 @@ import textwrap
 import pytest
 from django.db import DatabaseError, connection, transaction
 
-from audit import actions
+from tests.audit import action_names as actions
 from audit import log as audit_log
 from audit.verify import verify_log
 from tests.conftest import ROOT, worker_env
@@ -168,7 +168,8 @@ def run_django(env: dict, code: str, timeout: int = 300) -> subprocess.Completed
 WRITER = """
 import sys, time
 from django.db import connection, transaction
-from audit import actions, log
+from audit import log
+from tests.audit import action_names as actions
 from audit.models import AuditEvent
 n = int(sys.argv[1])
 failures = []
@@ -214,7 +215,8 @@ def sqlite_digest(db: sqlite3.Connection) -> dict:
 def test_sqlite_refuses_every_statement_that_alters_or_removes_a_row(sqlite_file):
     path, env = sqlite_file
     made = run_django(env, """
-        from audit import actions, log
+        from audit import log
+        from tests.audit import action_names as actions
         for i in range(6):
             log.append_event(actions.JOB_SUBMITTED, subject="s", payload={"i": i})
         log.make_checkpoint()
