@@ -164,3 +164,18 @@ def test_the_queue_shows_others_jobs_only(people):
     services.approve(own, people["ap1"], params_sha256=own.params_sha256)
     assert list(services.awaiting_for(people["ap2"])) == []
     assert list(services.awaiting_for(people["rev"])) == []
+
+
+def test_an_approval_stops_counting_when_the_approvers_account_is_reset(people, settings):
+    """Four-eyes on account recovery: approvals given before someone else reset the
+    approver's second factor do not count until a second admin confirms the reset."""
+    from editplatform.accounts.recovery import open_recovery
+
+    settings.APPROVALS_REQUIRED = 2
+    job = sensitive_job(people["req"])
+    job = services.approve(job, people["ap1"], params_sha256=job.params_sha256)
+    assert [d.approver for d in services.valid_approvals(job)] == [people["ap1"]]
+    admin = get_user_model().objects.create_user("adm", password="x" * 20)
+    admin.groups.add(ensure_groups()["admin"])
+    assert open_recovery(people["ap1"], "2fa", by=admin) is not None
+    assert services.valid_approvals(job) == []
