@@ -57,7 +57,7 @@ class JobListCreateView(JobsAPIView):
     parser_classes = [BoundedJSONParser, MultiPartParser, FormParser]
     required_scopes = {"GET": SCOPE_JOBS_READ, "POST": SCOPE_JOBS_WRITE}
     throttle_classes = [KeyJobQuotaThrottle]
-    pagination_class = JobCursorPagination  # GET pages (and documents) the list: next, previous, results
+    pagination_class = JobCursorPagination  # GET pages (and documents) the list: cursors, links, results
 
     @extend_schema(
         operation_id="jobs_list",
