@@ -76,6 +76,18 @@ def test_bad_list_parameters_are_400_on_the_embedded_database_too(key_client):
         assert assert_error_shape(key_client.get("/api/v1/jobs", params), 400)["field"] == field, params
 
 
+@pytest.mark.parametrize("path", ["/api/v1/jobs/not-a-uuid", "/api/v1/jobs/1e999/cancel", "/api/v1/nope",
+                                  "/api/v1/jobs/00000000-0000-0000-0000-000000000000/artifacts/nope",
+                                  "/api/v1/jobs/00000000-0000-0000-0000-000000000000"])
+def test_unknown_api_paths_are_404_json(key_client, path):
+    assert assert_error_shape(key_client.get(path), 404)["code"] == "not_found"
+
+
+def test_unknown_portal_paths_are_still_a_page(client):
+    response = client.get("/no-such-page/")
+    assert response.status_code == 404 and response["Content-Type"].startswith("text/html")
+
+
 def test_impossible_dates_name_the_problem(key_client):
     body = assert_error_shape(key_client.get("/api/v1/jobs", {"created_after": "2026-02-30"}), 400)
     assert "2026-02-30" in body["detail"] and "day is out of range" in body["detail"]
