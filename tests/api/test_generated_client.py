@@ -42,7 +42,10 @@ def generate_client(schema: str, workdir: Path):
         capture_output=True, text=True, timeout=300)
     output = run.stdout + run.stderr
     assert run.returncode == 0, output
-    assert "Warning" not in output, output  # e.g. an operation left out for an unsupported content type
+    # every jobs operation generated whole (an unsupported content type makes the generator leave a
+    # response out with a warning naming the operation, as the artifact download once was)
+    warned = [line for line in output.splitlines() if line.startswith("WARNING") and "/api/v1/" in line]
+    assert not [line for line in warned if "/api/v1/jobs" in line or "/api/v1/edits" in line], output
     sys.path.insert(0, str(workdir))
     try:
         return importlib.import_module(package), package
