@@ -26,6 +26,21 @@ def key_client(integration_account):
     return api_client_for(integration_account, scopes=("jobs:read", "jobs:write"))
 
 
+@pytest.fixture
+def make_person(db):
+    """A person with one role (by its name)."""
+    from django.contrib.auth import get_user_model
+
+    from editplatform.accounts.roles import ensure_groups
+
+    def make(role: str):
+        user = get_user_model().objects.create_user(f"{role}-{uuid.uuid4().hex[:6]}", password=None)
+        user.groups.add(ensure_groups()[role])
+        return user
+
+    return make
+
+
 def assert_error_shape(response, status: int | None = None) -> dict:
     """A 4xx answer in the one error shape: {detail: str, code: str[, field: str]}."""
     assert 400 <= response.status_code < 500, (response.status_code, response.content[:500])

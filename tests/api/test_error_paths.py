@@ -169,6 +169,14 @@ def test_wrong_types_in_a_json_body_are_4xx(key_client, model_bundle, body, stat
     assert not EditJob.objects.exists()
 
 
+def test_a_json_body_from_someone_who_may_not_submit_is_403_before_anything_is_decoded(make_person):
+    from tests.conftest import api_client_for
+
+    reviewer = api_client_for(make_person("reviewer"))
+    body = {"image_base64": "***not base64***", "edits": {}, "purpose": PURPOSE, "consent": True}
+    assert assert_error_shape(post_json(reviewer, body), 403)["code"] == "forbidden"
+
+
 def test_json_size_limits_apply_before_decoding(key_client, model_bundle, settings):
     settings.UPLOAD_MAX_BYTES = 4096
     # a declared body too long for any image within the limit: refused before it is parsed

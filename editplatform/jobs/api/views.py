@@ -103,7 +103,9 @@ class JobListCreateView(JobsAPIView):
         data = request.data
         if not hasattr(data, "get"):
             raise DomainError(f"the body must be a JSON object, got {type(data).__name__}", "invalid_body")
-        image = inline_image.decode(data.get(inline_image.FIELD)) if json_body else request.FILES.get("image")
+        image = request.FILES.get("image")
+        if json_body and services.can_submit(request.user):  # (submit answers 403 to the others first)
+            image = inline_image.decode(data.get(inline_image.FIELD))
         job, created = services.submit(  # the one validator, for both body formats
             user=request.user, image=image, edits=data.get("edits"),
             purpose=data.get("purpose"), consent=data.get("consent"),
