@@ -365,7 +365,9 @@ EDIT_PLANS: dict[str, dict[str, Any]] = {
                        "positive strength, and footwear into clothing or a bag at negative "
                        "strength.",
         "changes": "the product category (footwear <-> not footwear)",
-        "preserves": "roughly the item's tone (mean brightness within the stated tolerance)",
+        "preserves": "the framing and the black background; the item's tone is NOT "
+                     "promised (the measured share within the tone tolerance says how often "
+                     "it is kept)",
     },
     "brightness": {
         "attribute": "brightness", "kind": "measured", "conditions": [("classes", "others")],
