@@ -617,7 +617,8 @@ def _timing_lines(result: dict[str, Any]) -> list[str]:
                     f"({m['ours']['ms_per_image']:.2f} ms/img) | {tp} |")
     opt = m.get("optimisation")
     if opt and "ms_per_image" in opt:
-        rows.append(f"| optimisation ceiling ({opt['n']} images, batched) | "
+        when = " - previous run, quieter machine" if opt.get("reused_from") else ""
+        rows.append(f"| optimisation ceiling ({opt['n']} images, batched{when}) | "
                     f"{opt['ms_per_image']:.0f} ms/img | - |")
     lines += rows
     lines += ["", "Wall clock on the CPU machine described below (no GPU), "
