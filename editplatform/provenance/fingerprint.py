@@ -20,6 +20,7 @@ from PIL import Image, ImageDraw, ImageFilter
 BITS = 256
 CHUNK_BITS = 16
 CHUNKS = BITS // CHUNK_BITS
+WORDS = BITS // 64
 DISC_SIDE = 128
 
 
@@ -67,3 +68,8 @@ def distance(a: bytes, b: bytes) -> int:
 def chunks(value: bytes) -> list[int]:
     """CHUNKS unsigned 16-bit integers (stored as signed smallints by the index)."""
     return [int.from_bytes(value[i:i + 2], "big") for i in range(0, len(value), 2)]
+
+
+def words(value: bytes) -> list[int]:
+    """WORDS signed 64-bit integers (a bigint each)."""
+    return [int.from_bytes(value[i:i + 8], "big", signed=True) for i in range(0, len(value), 8)]

@@ -5,7 +5,8 @@ each an indexed smallint column. If two hashes differ in at most d bits, the pig
 principle puts at most floor(d / 16) differing bits in at least one chunk; for d <= 31
 that is 0 or 1, so probing every chunk for its own value and its 16 one-bit neighbours
 (17 x 16 = 272 equality probes, OR-ed bitmap index scans) returns a superset of all
-matches. Candidates are then measured exactly in Python. Expected candidates per query
+matches. PostgreSQL then measures each candidate exactly (bit_count of the XOR of four
+bigint words, PostgreSQL 14+) and returns only the matches. Expected candidates per query
 for random data: 272 x N / 65536 (about 4,200 at N = 1,000,000).
 
 Elsewhere (SQLite, the embedded default) the fallback reads all hashes of the kind and
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from django.db import connection
 
-from editplatform.provenance.fingerprint import CHUNK_BITS, CHUNKS, chunks
+from editplatform.provenance.fingerprint import CHUNK_BITS, CHUNKS, WORDS, chunks, words
 from editplatform.provenance.models import Fingerprint
 
 OFFSET = 1 << (CHUNK_BITS - 1)  # chunk value -> signed smallint
@@ -35,7 +36,10 @@ class Match:
 
 
 def chunk_columns(value: bytes) -> dict[str, int]:
-    return {f"c{i}": part - OFFSET for i, part in enumerate(chunks(value))}
+    """The indexed columns of a stored hash: 16-bit chunks (c0..c15) and 64-bit words (h0..h3)."""
+    columns = {f"c{i}": part - OFFSET for i, part in enumerate(chunks(value))}
+    columns.update({f"h{i}": word for i, word in enumerate(words(value))})
+    return columns
 
 
 def _popcount_rows(values: np.ndarray, query: bytes) -> np.ndarray:
@@ -78,9 +82,12 @@ def _search_mih(kind: str, query: bytes, max_distance: int, limit: int) -> list[
         clauses.append(f"c{i} = ANY(%s)")
         params.append(probes)
     table = Fingerprint._meta.db_table
-    sql = (f"SELECT id, job_id, marked_sha256, value FROM {table} "
-           f"WHERE kind = %s AND ({' OR '.join(clauses)})")
+    distance = " + ".join(f"bit_count((h{i} # %s)::bit(64))" for i in range(WORDS))
+    sql = (f"SELECT id, job_id, marked_sha256, distance FROM ("
+           f"SELECT id, job_id, marked_sha256, {distance} AS distance FROM {table} "
+           f"WHERE kind = %s AND ({' OR '.join(clauses)})) AS candidates "
+           f"WHERE distance <= %s ORDER BY distance, id LIMIT %s")
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, [*words(query), *params, max_distance, limit])
         rows = cursor.fetchall()
-    return _measure(rows, query, max_distance, limit)
+    return [Match(row[0], row[1], row[2], int(row[3])) for row in rows]

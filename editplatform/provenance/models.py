@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from editplatform.provenance.fingerprint import CHUNKS
+from editplatform.provenance.fingerprint import CHUNKS, WORDS
 
 
 class WatermarkKey(models.Model):
@@ -42,6 +42,9 @@ class Fingerprint(models.Model):
     value = models.BinaryField(help_text="256 bits")
     # c0..c15: the hash's 16-bit chunks, minus 32768 so they fit a smallint.
     locals().update({f"c{i}": models.SmallIntegerField(db_index=True) for i in range(CHUNKS)})
+    # h0..h3: the same 256 bits as four signed 64-bit words, so PostgreSQL measures the
+    # distance itself (bit_count of the XOR) and returns only the matches.
+    locals().update({f"h{i}": models.BigIntegerField(default=0) for i in range(WORDS)})
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

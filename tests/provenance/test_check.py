@@ -80,7 +80,8 @@ def test_api_and_page_answer_with_the_job_and_record_every_check(worker, request
 
     # The reviewer's page.
     page = api_client_for(reviewer)
-    assert page.get("/provenance/check").status_code == 200
+    form = page.get("/provenance/check")
+    assert form.status_code == 200 and b'href="/provenance/check"' in form.content  # in the portal's nav
     html = page.post("/provenance/check", _upload(marked.data), format="multipart").content.decode()
     assert "Made here" in html and str(big.pk) in html and requester.username in html and "Trusted" in html
     assert _checks() == before + 2

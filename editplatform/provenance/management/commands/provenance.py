@@ -58,7 +58,7 @@ class Command(BaseCommand):
         rng = random.Random(11)
         have = Fingerprint.objects.filter(marked_sha256=BENCH_TAG).count()
         started = time.perf_counter()
-        columns = ["kind", "value", "marked_sha256", "created_at"] + [f"c{i}" for i in range(16)]
+        columns = ["kind", "value", "marked_sha256", "created_at"] + [f"c{i}" for i in range(16)] + [f"h{i}" for i in range(4)]
         sample: list[bytes] = []
         while have < rows:
             batch = min(20_000, rows - have)
@@ -69,7 +69,7 @@ class Command(BaseCommand):
                     sample.append(value)
                 chunks = index.chunk_columns(value)
                 buffer.write("\t".join(["pdq", "\\\\x" + value.hex(), BENCH_TAG, "2026-01-01 00:00:00+00"]
-                                       + [str(chunks[f"c{i}"]) for i in range(16)]) + "\n")
+                                       + [str(chunks[f"c{i}"]) for i in range(16)] + [str(chunks[f"h{i}"]) for i in range(4)]) + "\n")
             buffer.seek(0)
             with transaction.atomic(), connection.cursor() as cursor:
                 with cursor.copy(f"COPY {Fingerprint._meta.db_table} ({', '.join(columns)}) FROM STDIN") as copy:
