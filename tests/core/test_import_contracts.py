@@ -52,7 +52,7 @@ def project_contracts(ids: tuple[str, ...]) -> str:
 def test_the_contracts_fail_when_an_arrow_is_reversed(tmp_path):
     """The project's own contracts, on a tree where audit imports jobs and inversion Django."""
     write(tmp_path / "pyproject.toml", project_contracts(LAYER_CONTRACTS))
-    for app in ("core", "accounts", "jobs", "approvals", "portal", "compliance"):
+    for app in ("core", "accounts", "jobs", "approvals", "portal", "compliance", "monitoring", "provenance"):
         write(tmp_path / "editplatform" / app / "__init__.py")
     write(tmp_path / "editplatform" / "__init__.py")
     write(tmp_path / "editplatform" / "jobs" / "models.py", "class EditJob:\n    pass\n")
