@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "editplatform.approvals",
     "editplatform.compliance",
     "editplatform.monitoring",
+    "editplatform.provenance",
 ]
 
 MIDDLEWARE = [
@@ -361,3 +362,20 @@ if PRODUCTION:
         if _PLACEHOLDER in _value.lower():
             raise env.ConfigError(_name, "still holds the placeholder from docker/env.example; "
                                          "generate a real secret (docs/operations.md)")
+
+# --- provenance: C2PA manifests, watermark, fingerprints (docs/provenance.md) ---------
+# Production: the operator's signing key, certificate chain (signer + intermediates, PEM)
+# and the trust anchors checks accept (PEM roots). Development: a local root ->
+# intermediate -> signer chain generated once into PROVENANCE_DEV_CA_DIR (refused in
+# production: marking without the three files raises ImproperlyConfigured).
+C2PA_SIGNING_KEY_FILE = env.get_str("C2PA_SIGNING_KEY_FILE")
+C2PA_CERT_CHAIN_FILE = env.get_str("C2PA_CERT_CHAIN_FILE")
+C2PA_TRUST_ANCHORS_FILE = env.get_str("C2PA_TRUST_ANCHORS_FILE")
+# RFC 3161 timestamp authority. None in development: signatures then stop validating
+# once the signing certificate expires (docs/provenance.md).
+C2PA_TSA_URL = env.get_str("C2PA_TSA_URL") or None
+PROVENANCE_DEV_CA_DIR = Path(env.get_str("PROVENANCE_DEV_CA_DIR", str(VAR_DIR / "provenance-ca"))).resolve()
+PROVENANCE_WATERMARK_SEED = env.get_int("PROVENANCE_WATERMARK_SEED", 0x5719E1ED, minimum=0)
+PROVENANCE_WATERMARK_STRENGTH = float(env.get_str("PROVENANCE_WATERMARK_STRENGTH", "3.0"))
+PROVENANCE_MATCH_DISTANCE = env.get_int("PROVENANCE_MATCH_DISTANCE", 31, minimum=0)
+PROVENANCE_PUBLIC_CHECK = env.get_bool("PROVENANCE_PUBLIC_CHECK", False)

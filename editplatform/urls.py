@@ -29,5 +29,6 @@ urlpatterns = [
     path("account/", include("editplatform.accounts.urls")),
     path("audit/jobs/", include("editplatform.compliance.urls")),
     path("audit/", include("audit.urls")),
+    path("", include("editplatform.provenance.urls")),
     path("", include("editplatform.portal.urls")),
 ]
