@@ -80,7 +80,7 @@ def witnessed(path: Path) -> Witnessed | None:
     best: Witnessed | None = None
     try:
         handle = path.open(encoding="utf-8")
-    except FileNotFoundError:
+    except OSError:
         return None
     with handle:
         for number, line in enumerate(handle, 1):
@@ -99,7 +99,7 @@ def witnessed(path: Path) -> Witnessed | None:
 def _stat_key(path: Path):
     try:
         st = path.stat()
-    except FileNotFoundError:
+    except OSError:  # missing, or its folder replaced/unreadable: the export is down, not the log
         return None
     return (st.st_ino, st.st_size, st.st_mtime_ns)
 

@@ -252,8 +252,8 @@ class Soak:
 
     # --- faults -------------------------------------------------------------------------
 
-    def running_worker(self, timeout: float = 30) -> str | None:
-        """A live worker that is in the middle of a job."""
+    def running_worker(self, timeout: float = 30) -> tuple[str, str | None, str | None]:
+        """A live worker in the middle of a job: (worker, job id, lease id); else any live worker."""
         from django.db import close_old_connections
 
         from editplatform.jobs.models import EditJob
@@ -261,27 +261,46 @@ class Soak:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             close_old_connections()
-            hosts = set(EditJob.objects.filter(state="running").values_list("worker", flat=True))
-            for name, proc in self.workers.items():
-                if proc.poll() is None and f"{name}@soak" in hosts:
-                    return name
+            running = EditJob.objects.filter(state="running").values_list("worker", "pk", "lease_id")
+            for host, pk, lease in running:
+                name = host.split("@", 1)[0]
+                if name in self.workers and self.workers[name].poll() is None:
+                    return name, str(pk), str(lease)
             time.sleep(0.1)
-        return None
+        return next(n for n, p in self.workers.items() if p.poll() is None), None, None
+
+    def wait_taken_over(self, job_id: str | None, lease: str | None, cap: float = 90) -> None:
+        """Past the lease, and until another worker holds (or finished) the stopped worker's job."""
+        from django.db import close_old_connections
+
+        from editplatform.jobs.models import EditJob
+
+        time.sleep(LEASE_SECONDS + 2)
+        deadline = time.monotonic() + cap
+        while job_id and time.monotonic() < deadline:
+            close_old_connections()
+            now = EditJob.objects.filter(pk=job_id).values_list("lease_id", "state").first()
+            if now is None or str(now[0]) != lease:
+                self.say(f"  job {job_id} taken over (now {now[1] if now else '?'})")
+                return
+            time.sleep(0.5)
 
     def fault(self, kind: str) -> None:
         start = time.monotonic()
         self.say(f"fault {kind}: begin")
         if kind == "sigkill":
-            name = self.running_worker() or next(n for n, p in self.workers.items() if p.poll() is None)
+            name, _job, _lease = self.running_worker()
             os.killpg(self.workers[name].pid, signal.SIGKILL)
             self.workers[name].wait()
             self.say(f"  SIGKILL {name}; starting a replacement")
             self.wait_worker_ready(self.start_worker())
         elif kind == "sigstop":
-            name = self.running_worker() or next(n for n, p in self.workers.items() if p.poll() is None)
+            name, job_id, lease = self.running_worker(timeout=60)
+            if job_id is None:
+                self.errors.append("sigstop: no worker was running a job to stop mid-job")
             os.killpg(self.workers[name].pid, signal.SIGSTOP)
-            self.say(f"  SIGSTOP {name} for {LEASE_SECONDS + 8} s (lease {LEASE_SECONDS} s)")
-            time.sleep(LEASE_SECONDS + 8)
+            self.say(f"  SIGSTOP {name} (running job {job_id}) past its lease ({LEASE_SECONDS} s)")
+            self.wait_taken_over(job_id, lease)
             os.killpg(self.workers[name].pid, signal.SIGCONT)
         elif kind in ("redis_persistent", "redis_empty"):
             self.redis.stop(persistent=kind == "redis_persistent")

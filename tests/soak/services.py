@@ -13,7 +13,14 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from tests.services import ServiceError, _as_postgres, _pg_bin, _wait_port, create_database, free_port
+from tests.services import (
+    ServiceError,
+    _as_postgres,
+    _pg_bin,
+    _wait_port,
+    create_database,
+    free_port,
+)
 
 
 class Postgres:

@@ -36,11 +36,11 @@ def _install_faults(**_kwargs) -> None:
 
 def _refuse_writes_while(flag: Path) -> None:
     from django.core.files.storage import default_storage
+    from django.utils.functional import empty
 
-    storage = default_storage._wrapped if default_storage._wrapped is not None else None
-    if storage is None:
+    if default_storage._wrapped is empty:
         default_storage._setup()
-        storage = default_storage._wrapped
+    storage = default_storage._wrapped
     original_save = storage._save
 
     def save(name, content):
@@ -49,17 +49,22 @@ def _refuse_writes_while(flag: Path) -> None:
         return original_save(name, content)
 
     storage._save = save
+    logger.warning("soak worker: artifact writes fail while %s exists", flag)
 
 
 def _break_lease_fence() -> None:
+    from django.utils import timezone
+
     from editplatform.jobs import execution
     from editplatform.jobs.models import EditJob
-
-    from django.utils import timezone
+    from editplatform.jobs.states import _STAMPS
 
     def unfenced(job, target, *, sources=None, fence=None, where=None, now=None, **fields):
         # Broken on purpose: an unconditional UPDATE (no lease, no source state).
-        values = {"state": target, "updated_at": now or timezone.now(), **fields}
+        now = now or timezone.now()
+        values = {"state": target, "updated_at": now, **fields}
+        if _STAMPS.get(target) and _STAMPS[target] not in values:
+            values[_STAMPS[target]] = now
         type(job).objects.filter(pk=job.pk).update(**values)
         job.refresh_from_db(fields=list(values))
         return True
