@@ -45,6 +45,7 @@ def fresh_log(settings, tmp_path, django_db_blocker):
     settings.AUDIT_CHECKPOINT_EVERY = 1000
     settings.AUDIT_CHECKPOINT_SECONDS = 3600
     wipe_log(connection)
+    session_export.unlink(missing_ok=True)
     yield tmp_path / "checkpoints"
     wipe_log(connection)  # leave no planted or quarantined rows for later tests
     # The wipe is a rollback of the session's log: its exported checkpoints go with it,
