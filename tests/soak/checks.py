@@ -33,8 +33,11 @@ def job_checks(accepted: dict[str, dict]) -> tuple[dict[str, list[str]], dict]:
     for seq, subject, action, entry in rows.iterator():
         events[subject[4:]].append((seq, action, json.loads(entry)["payload"]))
     states: dict[str, int] = defaultdict(int)
+    failed: dict[str, int] = defaultdict(int)
     for job_id, job in jobs.items():
         states[job.state] += 1
+        if job.state == "failed":
+            failed[job.error_code or "?"] += 1
         chain = events.get(job_id, [])
         actions = [a for _, a, _ in chain]
         if job.state not in TERMINAL:
@@ -60,7 +63,7 @@ def job_checks(accepted: dict[str, dict]) -> tuple[dict[str, list[str]], dict]:
         if job.needs_approval and "job.started" in actions and (
                 "job.approved" not in actions or actions.index("job.approved") > actions.index("job.started")):
             problems["complete event chain"].append(f"job {job_id} needs approval but started before job.approved")
-    return problems, {"states": dict(states), "jobs": len(jobs)}
+    return problems, {"states": dict(states), "jobs": len(jobs), "failed_by_code": dict(failed)}
 
 
 def audit_check(witnessed: Path) -> tuple[list[str], dict]:

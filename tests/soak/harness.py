@@ -487,6 +487,7 @@ class Soak:
                                                                           "duplicate", "bad")},
             "accepted": len(accepted),
             "job_states": job_counts["states"],
+            "failed_by_code": job_counts["failed_by_code"],
             "faults": [{"kind": k, "seconds": round(e - s, 1)} for k, s, e in self.windows],
             "checks": checks,
             "audit": audit,
@@ -501,7 +502,7 @@ class Soak:
 def print_report(report: dict) -> None:
     print("\n=== soak report ===")
     print(f"jobs planned {report['jobs_planned']} {report['ops_by_kind']}, accepted {report['accepted']}, "
-          f"states {report['job_states']}")
+          f"states {report['job_states']}, failed by code {report['failed_by_code']}")
     print("faults: " + ", ".join(f"{f['kind']} ({f['seconds']} s)" for f in report["faults"]))
     for name, check in report["checks"].items():
         print(f"  [{'PASS' if check['ok'] else 'FAIL'}] {name}"
