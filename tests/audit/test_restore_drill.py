@@ -23,11 +23,29 @@ import pytest
 from tests.conftest import ROOT, require_env
 from tests.services import _pg_bin, create_database
 
+MAKE_CLIENT = """
+from django.contrib.auth import get_user_model
+from editplatform.accounts.roles import INTEGRATION, ensure_groups
+from editplatform.accounts.services import create_api_key
+user = get_user_model().objects.create_user(username="drill")
+user.groups.add(ensure_groups()[INTEGRATION.name])
+print(create_api_key(user, name="drill", scopes=["jobs:read", "jobs:write"])[1])
+"""
+
+DOWNLOAD = """
+from rest_framework.test import APIClient
+client = APIClient()
+client.credentials(HTTP_AUTHORIZATION="Api-Key %(key)s")
+response = client.get("/api/v1/jobs/%(job)s/artifacts/edited")
+print("HTTP", response.status_code, response.get("Content-Type"))
+print(response.content.decode(errors="replace")[:400] if response.status_code != 200 else "")
+"""
+
 MAKE_JOB = """
 from django.contrib.auth import get_user_model
 from editplatform.jobs import artifacts
 from editplatform.jobs.models import EditJob
-user, _ = get_user_model().objects.get_or_create(username="drill")
+user = get_user_model().objects.get(username="drill")
 original = artifacts.store(b"original photo bytes %(tag)s", "image/jpeg")
 edited = artifacts.store(b"edited output bytes %(tag)s", "image/png")
 job = EditJob.objects.create(requester=user, source="api", original=original, upload_sha256=original.sha256,
@@ -45,7 +63,8 @@ class Drill:
         self.checkpoints = root / "checkpoints"
         self.env = dict(os.environ, DATABASE_URL=database_url, STYLELEDGER_VAR_DIR=str(root / "var"),
                         STORAGE_ROOT=str(self.storage), AUDIT_CHECKPOINT_DIR=str(self.checkpoints),
-                        AUDIT_CHECKPOINT_EVERY="1", PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+                        AUDIT_CHECKPOINT_EVERY="1", ALLOWED_HOSTS="127.0.0.1,localhost,testserver",
+                        PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
 
     def manage(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
         done = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=self.env,
@@ -61,6 +80,9 @@ class Drill:
     def make_job(self, tag: str) -> tuple[str, dict[str, str]]:
         out = self.manage("shell", "-c", MAKE_JOB % {"tag": tag}).stdout.split()
         return out[-3], {"original": out[-2], "edited": out[-1]}
+
+    def download(self, key: str, job: str) -> str:
+        return self.manage("shell", "-c", DOWNLOAD % {"key": key, "job": job}).stdout
 
     def head_size(self) -> int:
         import psycopg
@@ -83,6 +105,7 @@ def test_restore_drill(tmp_path, test_pass):
     drill.manage("migrate", "--no-input")
 
     # 1. The platform works: events, checkpoints exported, one job with stored outputs.
+    key = drill.manage("shell", "-c", MAKE_CLIENT).stdout.split()[-1]
     drill.work(3)
     storage_backup = tmp_path / "backup-storage"
     early_job, _ = drill.make_job("early")
@@ -129,6 +152,9 @@ def test_restore_drill(tmp_path, test_pass):
         "except LogRolledBack as exc:\n"
         "    print('REFUSED', exc.status, exc.code)\n"))
     assert "REFUSED 503 audit_log_rolled_back" in in_app.stdout
+    refused_download = drill.download(key, early_job)  # a download is an audited action
+    assert "HTTP 503" in refused_download and "audit_log_rolled_back" in refused_download, refused_download
+    assert f"events {backup_size}..{witnessed_size - 1}" in refused_download
     without_reason = drill.manage("audit", "acknowledge-rollback", "--reason", "oops", ok=False)
     assert without_reason.returncode != 0 and drill.head_size() == backup_size
 
@@ -143,6 +169,8 @@ def test_restore_drill(tmp_path, test_pass):
     assert exported[-1]["fork"]["lost_events"] == [backup_size, witnessed_size - 1]
     again = drill.manage("audit", "acknowledge-rollback", "--reason", "acknowledge the same rollback twice", ok=False)
     assert "no rollback to acknowledge" in again.stderr
+
+    assert "HTTP 200" in drill.download(key, early_job)
 
     # 8. Appends resume; verification with the witnessed copy names the acknowledged fork.
     drill.work(1)
