@@ -219,6 +219,8 @@ AUDIT_SIGNING_KEY = env.get_str("AUDIT_SIGNING_KEY")
 AUDIT_CHECKPOINT_DIR = Path(env.get_str("AUDIT_CHECKPOINT_DIR", str(VAR_DIR / "audit-checkpoints"))).resolve()
 AUDIT_CHECKPOINT_EVERY = env.get_int("AUDIT_CHECKPOINT_EVERY", 1000, minimum=1)
 AUDIT_CHECKPOINT_SECONDS = env.get_int("AUDIT_CHECKPOINT_SECONDS", 60, minimum=1)
+# Refuse appends on a log shorter than its exported checkpoints (a restore): docs/operations-restore.md
+AUDIT_ROLLBACK_GUARD = env.get_bool("AUDIT_ROLLBACK_GUARD", True)
 
 # --- Celery ---------------------------------------------------------------------
 CELERY_BROKER_URL = env.get_broker_url("CELERY_BROKER_URL", "filesystem://")
