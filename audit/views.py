@@ -64,7 +64,8 @@ def filtered_events(data: dict):
 def event_list(request):
     form = FilterForm(request.GET or None)
     data = form.cleaned_data if form.is_bound and form.is_valid() else {}
-    events = filtered_events(data).only("seq", "created_at", "actor_name", "action", "subject", "request_id")
+    events = filtered_events(data).only("seq", "created_at", "actor_name", "action", "subject", "request_id",
+                                         "entry")  # the entry renders each row's summary
     before, after = request.GET.get("before"), request.GET.get("after")
     if after and after.isdigit():
         page = list(events.filter(seq__gt=int(after)).order_by("seq")[:PAGE_SIZE + 1])

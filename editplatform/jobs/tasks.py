@@ -21,9 +21,9 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError
 
-from editplatform.jobs import artifacts, engine, execution, pipeline
+from editplatform.jobs import artifacts, engine, execution, holding, pipeline
 from editplatform.jobs.sweeper import sweep
-from editplatform.jobs.worker_hooks import RUN_EDIT_JOB, SWEEP
+from editplatform.jobs.worker_hooks import EXPIRE_HELD, RUN_EDIT_JOB, SWEEP
 from inversion.errors import EditError, InvalidImage
 
 logger = logging.getLogger(__name__)
@@ -105,3 +105,9 @@ def _release(run, exc) -> None:
 @shared_task(name=SWEEP, ignore_result=True)
 def sweep_jobs() -> dict:
     return sweep()
+
+
+@shared_task(name=EXPIRE_HELD, ignore_result=True)
+def expire_held_jobs() -> int:
+    """Destroy the held outputs of jobs no approver decided within APPROVAL_TTL_HOURS."""
+    return holding.expire_held()
