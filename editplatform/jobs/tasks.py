@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError
 
 from editplatform.jobs import artifacts, engine, execution, holding, pipeline
+from editplatform.jobs.states import State
 from editplatform.jobs.sweeper import sweep
 from editplatform.jobs.worker_hooks import EXPIRE_HELD, RUN_EDIT_JOB, SWEEP
 from inversion.errors import EditError, InvalidImage
@@ -60,7 +61,9 @@ def run_edit_job(self, job_id: str) -> str:
         result = pipeline.run(inverter, original, run.job.edits,
                               lambda stage, pct: execution.report_progress(run, stage, pct))
         beat.stop()
-        return "succeeded" if execution.succeed(run, result) else "superseded"
+        if not execution.succeed(run, result):
+            return "superseded"
+        return "held" if run.job.state == State.AWAITING_APPROVAL else "succeeded"
     except execution.LeaseLost:
         logger.warning("job %s: lease lost (taken over or finished elsewhere); stopping", job_id)
         return "superseded"

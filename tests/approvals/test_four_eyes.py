@@ -65,7 +65,7 @@ def submitted_sensitive(user, seed=1, **kwargs) -> EditJob:
 def sensitive_job(user, seed=1, **kwargs) -> EditJob:
     """A sensitive job computed by the real task: its outputs are held."""
     job = submitted_sensitive(user, seed, **kwargs)
-    assert run_edit_job.apply(args=[str(job.pk)]).get() == "succeeded"
+    assert run_edit_job.apply(args=[str(job.pk)]).get() == "held"
     job.refresh_from_db()
     assert job.state == State.AWAITING_APPROVAL, job.error
     assert job.edited_id and job.reconstruction_id and job.latent_id and job.held_at
