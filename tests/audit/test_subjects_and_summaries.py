@@ -16,6 +16,7 @@ from django.db import DatabaseError, connection, transaction
 from audit import actions, subjects, tlog
 from audit import log as audit_log
 from audit.models import AuditEvent, AuditEventSubject
+from audit.export import iter_export
 from audit.queries import filter_events
 from audit.verify import verify_log
 from tests.audit import action_names as names
@@ -50,6 +51,12 @@ def _check_several_subjects():
     assert set(filter_events(subject=UUID).values_list("seq", flat=True)) == by_job
     assert set(filter_events(subject=SHA).values_list("seq", flat=True)) == {event.seq}
     assert other.seq not in by_job
+    # The export (with proofs) selects the same events, by prefixed or bare subject.
+    for wanted in (f"artifact:{SHA}", SHA):
+        records = [json.loads(line) for line in "".join(iter_export(subject=wanted)).splitlines()]
+        assert [r["seq"] for r in records if r["type"] == "event"] == [event.seq]
+    exported = [json.loads(line) for line in "".join(iter_export(subject=UUID)).splitlines()]
+    assert {r["seq"] for r in exported if r["type"] == "event"} == by_job
     for statement in ("UPDATE audit_event_subject SET subject = 'x'", "DELETE FROM audit_event_subject"):
         with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(statement)
