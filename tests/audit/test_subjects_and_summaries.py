@@ -15,8 +15,8 @@ from django.db import DatabaseError, connection, transaction
 
 from audit import actions, subjects, tlog
 from audit import log as audit_log
-from audit.models import AuditEvent, AuditEventSubject
 from audit.export import iter_export
+from audit.models import AuditEvent, AuditEventSubject
 from audit.queries import filter_events
 from audit.verify import verify_log
 from tests.audit import action_names as names
