@@ -71,6 +71,9 @@ MATRIX: dict[tuple[str, str, str], dict[str, int]] = {
     # --- health -----------------------------------------------------------------
     ("GET", "healthz", "-"): every(200),
     ("GET", "readyz", "-"): every(200),
+    # Loopback callers without METRICS_TOKEN (the test client); the token and proxy rules
+    # are in tests/deploy/test_metrics_view.py.
+    ("GET", "metrics", "-"): every(200),
     # --- API: schema and docs ---------------------------------------------------
     ("GET", "api/v1/schema", "-"): every(200, anon=API_ANON),
     ("GET", "api/v1/docs", "-"): every(200, anon=API_ANON),

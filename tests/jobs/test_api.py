@@ -140,8 +140,11 @@ def test_artifact_download_streams_bytes_and_is_audited(alice_job, reviewer):
     import hashlib
 
     assert hashlib.sha256(data).hexdigest() == alice_job.original_id
-    event = AuditEvent.objects.get(action="artifact.downloaded", subject=f"artifact:{alice_job.original_id}")
+    # The job is the event's subject (its timeline lists the download); the artifact is named too.
+    event = AuditEvent.objects.get(action="artifact.downloaded", subject=f"job:{alice_job.pk}")
     assert event.actor_name == "rita" and event.payload["job"] == str(alice_job.pk)
+    assert event.subjects == [f"job:{alice_job.pk}", f"artifact:{alice_job.original_id}"]
+    assert event.summary == f"rita downloaded the original of job {str(alice_job.pk)[:8]} (api download)"
     assert api_client(reviewer).get(f"/api/v1/jobs/{alice_job.pk}/artifacts/edited").status_code == 404
     assert api_client(reviewer).get(f"/api/v1/jobs/{alice_job.pk}/artifacts/secrets").status_code == 404
 
