@@ -24,7 +24,8 @@ import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+# Later words may start with a digit ("user.2fa_failed", issue 11's event names).
+_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9][a-z0-9_]*)+$")
 MAX_LENGTH = 64  # audit_event.action is varchar(64)
 
 

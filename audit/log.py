@@ -7,12 +7,14 @@ SQLite: a write to that row takes the database's write lock first), which keeps
 sequence numbers gap-free and contiguous under any number of writers. Hold the lock
 briefly: call `append_event` near the end of your transaction.
 
-Each append stores the event (its canonical JSON entry and leaf hash), the complete
-subtrees it closes (so proofs read O(log n) rows) and the new right edge and root in
-the head row. Every AUDIT_CHECKPOINT_EVERY events or AUDIT_CHECKPOINT_SECONDS seconds,
-whichever comes first, the append also signs a checkpoint; it is written to the
-export file outside the database once the transaction commits (never for a
-transaction that rolls back). A periodic task (`audit.tasks.checkpoint`) covers the
+Each append stores the event (its canonical JSON entry and leaf hash), a copy of the
+leaf hash with the tree (level 0, so a rewritten entry + leaf hash is still located),
+the complete subtrees it closes (so proofs read O(log n) rows) and the new right edge
+and root in the head row. A row planted beyond the head never blocks an append: it is
+moved to `audit_quarantine` and the append goes on (see `_execute_writes`). Every
+AUDIT_CHECKPOINT_EVERY events or AUDIT_CHECKPOINT_SECONDS seconds, whichever comes
+first, the append also signs a checkpoint; it is written to the export file outside
+the database once the transaction commits (never for a transaction that rolls back). A periodic task (`audit.tasks.checkpoint`) covers the
 quiet tail and re-exports any checkpoint a crash kept from the file.
 """
 
@@ -22,13 +24,14 @@ import base64
 import datetime as dt
 import fcntl
 import json
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -38,6 +41,8 @@ from audit.checkpoint import Checkpoint as CheckpointBody
 from audit.checkpoint import sign_checkpoint
 from audit.models import AuditEvent, Checkpoint, TreeNode
 from editplatform.core.middleware import current_request_id
+
+logger = logging.getLogger(__name__)
 
 ENTRY_VERSION = 1
 EXPORT_FILE = "checkpoints.jsonl"
@@ -181,14 +186,12 @@ def append_event(action: str, *, actor=None, subject: str = "", payload: dict | 
                             subject=subject, request_id=request_id, payload=payload, subjects=subjects)
         leaf_hash = tlog.hash_leaf(entry.encode("utf-8"))
         frontier = tlog.Frontier.from_bytes(seq, head.frontier)
-        created = frontier.append(leaf_hash)
+        # The leaf hash is also kept with the tree (level 0): an entry rewritten together
+        # with its `leaf_hash` column is then still located by index (`audit verify`).
+        created = [((0, seq), leaf_hash), *frontier.append(leaf_hash)]
         db_now = connection.ops.adapt_datetimefield_value(now)
         root_hash = frontier.root()
         checkpoint_size, checkpoint_at = head.checkpoint_size, head.checkpoint_at
-        if _checkpoint_due(frontier.size, now, head):
-            _write_checkpoint(cursor, connection, frontier.size, root_hash, now, using)
-            checkpoint_size, checkpoint_at = frontier.size, now
-        # One round trip for all the writes (client-side binding allows several statements).
         statements = [
             "INSERT INTO audit_event (seq, created_at, actor_id, actor_name, action, subject, request_id, entry, leaf_hash) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
@@ -199,24 +202,24 @@ def append_event(action: str, *, actor=None, subject: str = "", payload: dict | 
                               + ", ".join(["(%s, %s)"] * len(subjects)))
             for value in subjects:
                 params += [value, seq]
-        if created:
-            statements.append("INSERT INTO audit_treenode (key, hash) VALUES " + ", ".join(["(%s, %s)"] * len(created)))
-            for (level, index), value in created:
-                params += [TreeNode.key_for(level, index), value]
+        statements.append("INSERT INTO audit_treenode (key, hash) VALUES " + ", ".join(["(%s, %s)"] * len(created)))
+        for (level, index), value in created:
+            params += [TreeNode.key_for(level, index), value]
+        signed = None
+        if _checkpoint_due(frontier.size, now, head):
+            sql, sql_params, signed = _checkpoint_insert(connection, frontier.size, root_hash, now)
+            statements.append(sql)
+            params += sql_params
+            checkpoint_size, checkpoint_at = frontier.size, now
         statements.append(
             "UPDATE audit_loghead SET size = %s, frontier = %s, root_hash = %s, last_time = %s, "
             "checkpoint_size = %s, checkpoint_at = %s WHERE id = 1"
         )
         params += [frontier.size, frontier.to_bytes(), root_hash, db_now, checkpoint_size,
                    connection.ops.adapt_datetimefield_value(checkpoint_at)]
-        if connection.vendor == "postgresql":
-            cursor.execute("; ".join(statements), params)
-        else:  # sqlite3 runs one statement per execute
-            offset = 0
-            for statement in statements:
-                count = statement.count("%s")
-                cursor.execute(statement, params[offset:offset + count])
-                offset += count
+        _execute_writes(cursor, connection, head, statements, params)
+        if signed is not None:
+            _export_on_commit(signed, frontier.size, root_hash, using)
     event = AuditEvent(seq=seq, created_at=now, actor_id=actor_id, actor_name=actor_name, action=action,
                        subject=subject, request_id=request_id, entry=entry, leaf_hash=leaf_hash)
     event._state.adding = False
@@ -234,14 +237,14 @@ def _checkpoint_due(size: int, now: dt.datetime, head: Head) -> bool:
     return (now - head.checkpoint_at).total_seconds() >= settings.AUDIT_CHECKPOINT_SECONDS
 
 
-def _write_checkpoint(cursor, connection, size: int, root_hash: bytes, now: dt.datetime, using: str) -> str:
+def _checkpoint_insert(connection, size: int, root_hash: bytes, now: dt.datetime) -> tuple[str, list, str]:
     note = sign_checkpoint(CheckpointBody(signing.origin(), size, root_hash), signing.get_signer())
-    cursor.execute(
-        "INSERT INTO audit_checkpoint (size, root_hash, note, created_at) VALUES (%s, %s, %s, %s)",
-        [size, root_hash, note, connection.ops.adapt_datetimefield_value(now)],
-    )
+    return ("INSERT INTO audit_checkpoint (size, root_hash, note, created_at) VALUES (%s, %s, %s, %s)",
+            [size, root_hash, note, connection.ops.adapt_datetimefield_value(now)], note)
+
+
+def _export_on_commit(note: str, size: int, root_hash: bytes, using: str) -> None:
     transaction.on_commit(lambda: export_checkpoint(note, size, root_hash), using=using, robust=True)
-    return note
 
 
 def make_checkpoint(using: str = DEFAULT_DB_ALIAS) -> Checkpoint:
@@ -252,12 +255,95 @@ def make_checkpoint(using: str = DEFAULT_DB_ALIAS) -> Checkpoint:
         if head.size == head.checkpoint_size and Checkpoint.objects.using(using).filter(size=head.size).exists():
             return Checkpoint.objects.using(using).get(size=head.size)
         now = timezone.now()
-        _write_checkpoint(cursor, connection, head.size, head.root_hash, now, using)
-        cursor.execute(
-            "UPDATE audit_loghead SET checkpoint_size = %s, checkpoint_at = %s WHERE id = 1",
-            [head.size, connection.ops.adapt_datetimefield_value(now)],
-        )
+        sql, params, note = _checkpoint_insert(connection, head.size, head.root_hash, now)
+        _execute_writes(cursor, connection, head, [
+            sql, "UPDATE audit_loghead SET checkpoint_size = %s, checkpoint_at = %s WHERE id = 1",
+        ], [*params, head.size, connection.ops.adapt_datetimefield_value(now)])
+        _export_on_commit(note, head.size, head.root_hash, using)
     return Checkpoint.objects.using(using).get(size=head.size)
+
+
+# --- rows beyond the head ------------------------------------------------------------------
+
+def _execute_writes(cursor, connection, head: Head, statements: list[str], params: list) -> None:
+    """Run an append's writes; if a row planted beyond the head blocks them, clear it and retry.
+
+    Rows at or beyond the head (events with seq >= size, subtrees that end past it,
+    checkpoints past the head's checkpoint size) are not part of the log: only someone
+    who went around this function (an INSERT out of turn, or triggers switched off by a
+    superuser) can have written them. Refusing to append
+    would let one such row stop every audited action, and appending elsewhere would
+    break the tree's contiguity (seq is the leaf index). So the append removes them:
+    the database's delete triggers allow exactly these rows to go and copy each into
+    `audit_quarantine`, where `audit verify` keeps reporting it. The savepoint keeps
+    the caller's transaction usable; the happy path costs no extra round trip.
+    """
+    try:
+        if connection.vendor == "postgresql":
+            cursor.execute("SAVEPOINT audit_append; " + "; ".join(statements) + "; RELEASE SAVEPOINT audit_append",
+                           params)
+        else:
+            with transaction.atomic(using=connection.alias):
+                _execute_each(cursor, statements, params)
+        return
+    except IntegrityError:
+        if connection.vendor == "postgresql":
+            cursor.execute("ROLLBACK TO SAVEPOINT audit_append")
+        if not clear_beyond_head(cursor, head):
+            raise
+    if connection.vendor == "postgresql":
+        cursor.execute("; ".join(statements) + "; RELEASE SAVEPOINT audit_append", params)
+    else:
+        _execute_each(cursor, statements, params)
+
+
+def _execute_each(cursor, statements: list[str], params: list) -> None:
+    offset = 0  # sqlite3 runs one statement per execute
+    for statement in statements:
+        count = statement.count("%s")
+        cursor.execute(statement, params[offset:offset + count])
+        offset += count
+
+
+def beyond_head_node_ranges(size: int) -> list[tuple[int, int | None]]:
+    """Key ranges [lo, hi) of `audit_treenode` rows that no tree of `size` leaves contains.
+
+    Node (level L, index k) belongs to the tree iff (k + 1) * 2**L <= size; keys are
+    L << 56 | k, so per level the strangers form one key range (hi None: unbounded).
+    """
+    shift = TreeNode.LEVEL_SHIFT
+    top = size.bit_length() + 1
+    ranges: list[tuple[int, int | None]] = [((level << shift) + (size >> level), (level + 1) << shift)
+                                            for level in range(top)]
+    ranges.append((top << shift, None))
+    return ranges
+
+
+def beyond_head_node_sql(size: int) -> tuple[str, list[int]]:
+    clauses, params = [], []
+    for lo, hi in beyond_head_node_ranges(size):
+        if hi is None:
+            clauses.append("key >= %s")
+            params.append(lo)
+        else:
+            clauses.append("(key >= %s AND key < %s)")
+            params += [lo, hi]
+    return " OR ".join(clauses), params
+
+
+def clear_beyond_head(cursor, head: Head) -> int:
+    """Move every row beyond the head into `audit_quarantine` (by its delete triggers)."""
+    cursor.execute("DELETE FROM audit_event WHERE seq >= %s", [head.size])
+    moved = max(cursor.rowcount, 0)
+    where, params = beyond_head_node_sql(head.size)
+    cursor.execute(f"DELETE FROM audit_treenode WHERE {where}", params)
+    moved += max(cursor.rowcount, 0)
+    cursor.execute("DELETE FROM audit_checkpoint WHERE size > %s", [head.checkpoint_size])
+    moved += max(cursor.rowcount, 0)
+    if moved:
+        logger.error("audit log: %d rows beyond the head (size %d) were written around the append-only "
+                     "triggers; moved to audit_quarantine so appends continue", moved, head.size)
+    return moved
 
 
 def latest_checkpoint(using: str = DEFAULT_DB_ALIAS) -> Checkpoint | None:

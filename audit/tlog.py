@@ -104,6 +104,21 @@ class Frontier:
         self.size += 1
         return created
 
+    def append_subtree(self, level: int, value: bytes) -> None:
+        """Add a complete aligned subtree of 2**level leaves starting at leaf `self.size`.
+
+        Rebuilds a root from a left-to-right *cover* of a tree (single leaves and whole
+        subtrees, as an export carries them) exactly as if every leaf had been appended.
+        """
+        if level < 0 or self.size & ((1 << level) - 1):
+            raise ValueError(f"a subtree of level {level} cannot start at leaf {self.size} (not aligned)")
+        current, bit = value, level
+        while self.size >> bit & 1:
+            current = hash_node(self.hashes.pop(), current)
+            bit += 1
+        self.hashes.append(current)
+        self.size += 1 << level
+
     def root(self) -> bytes:
         if not self.hashes:
             return EMPTY_ROOT
@@ -121,8 +136,9 @@ class Frontier:
 def subtree_nodes(lo: int, hi: int) -> list[Node]:
     """The maximal complete aligned subtrees covering leaves [lo, hi), left to right.
 
-    Valid for the ranges RFC 9162's recursion produces (lo is a multiple of the
-    largest power of two not above hi - lo, or hi - lo is itself such a range tail).
+    Greedy from the left (the largest aligned block that starts at lo and fits), so it
+    covers any range; for the ranges RFC 9162's recursion produces it is that
+    recursion's decomposition. Exports use it to stand in for runs of events they omit.
     """
     if not 0 <= lo < hi:
         raise ValueError(f"bad range [{lo}, {hi})")

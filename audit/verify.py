@@ -13,7 +13,16 @@ all in one read-only snapshot of the database:
 6. every checkpoint exported outside the database has a valid signature and is
    consistent with the current tree: a consistency proof built from the stored
    subtree hashes verifies from its root to the recomputed root. A tree smaller
-   than an exported checkpoint is a rollback; a different root is a rewrite.
+   than an exported checkpoint is a rollback; a different root is a rewrite;
+7. every *trusted* checkpoint (given by the verifier from outside the database: a
+   file, or its state file, see audit/trust.py) the same way. This is the check
+   that holds against whoever controls the database and the server's disk;
+8. no row lies at or beyond the head (events with seq >= size, subtrees that end
+   past it) and nothing was ever moved to `audit_quarantine`: such rows can only
+   come from someone who bypassed the append-only triggers, and each is named;
+9. when a root differs, the stored tree (the leaf hashes and subtree hashes kept
+   at append time) is compared with the recomputed one to name the index of an
+   entry rewritten together with its leaf hash.
 
 A tampered row therefore shows up as the index it sits at, whether the attacker
 edited the entry (2), a column (3), deleted a row (1) or swapped two (1/3); a
@@ -24,6 +33,7 @@ attacker lacks the signing key and cannot reach the exported checkpoints.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import threading
@@ -35,6 +45,7 @@ from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
 from audit import log as audit_log
 from audit import signing, tlog
 from audit.checkpoint import CheckpointError, open_checkpoint
+from audit.models import TreeNode
 
 MAX_PROBLEMS = 50
 _FETCH = 20_000
@@ -55,6 +66,10 @@ class VerifyResult:
     root_hash: bytes = b""
     checkpoints_checked: int = 0
     exported_checked: int = 0
+    trusted_checked: int = 0
+    # The newest signed checkpoint that verified against the recomputed tree (for the
+    # verifier's state file): (note, opened checkpoint).
+    newest_verified: tuple | None = None
     seconds: float = 0.0
     problems: list[Problem] = field(default_factory=list)
 
@@ -74,8 +89,8 @@ class VerifyResult:
     def summary(self) -> str:
         if self.ok:
             return (f"OK: {self.size} events, root {base64.b64encode(self.root_hash).decode()}, "
-                    f"{self.checkpoints_checked} signed checkpoints and {self.exported_checked} exported "
-                    f"checkpoints verified in {self.seconds:.2f} s")
+                    f"{self.checkpoints_checked} signed checkpoints, {self.exported_checked} exported and "
+                    f"{self.trusted_checked} trusted checkpoints verified in {self.seconds:.2f} s")
         first = self.first_bad_index
         where = f"first bad index {first}" if first is not None else "no single index"
         return f"FAILED ({where}): {self.problems[0]}"
@@ -84,6 +99,7 @@ class VerifyResult:
         return {
             "ok": self.ok, "size": self.size, "root_hash": base64.b64encode(self.root_hash).decode(),
             "checkpoints_checked": self.checkpoints_checked, "exported_checked": self.exported_checked,
+            "trusted_checked": self.trusted_checked,
             "first_bad_index": self.first_bad_index, "problems": [str(p) for p in self.problems],
             "seconds": round(self.seconds, 3),
         }
@@ -167,8 +183,12 @@ def _python_column_problem(row, index: int) -> str | None:
     return None
 
 
-def verify_log(using: str = DEFAULT_DB_ALIAS, *, exported: list[dict] | None = None) -> VerifyResult:
-    """Verify everything listed in the module docstring; never raises for a bad log."""
+def verify_log(using: str = DEFAULT_DB_ALIAS, *, exported: list[dict] | None = None,
+               trusted: list[str] | None = None) -> VerifyResult:
+    """Verify everything listed in the module docstring; never raises for a bad log.
+
+    `trusted`: signed checkpoint notes the caller kept outside this database.
+    """
     started = time.perf_counter()
     result = VerifyResult()
     verifier = signing.get_verifier()
@@ -178,7 +198,7 @@ def verify_log(using: str = DEFAULT_DB_ALIAS, *, exported: list[dict] | None = N
     postgres = connection.vendor == "postgresql"
 
     outermost = not connection.in_atomic_block
-    with transaction.atomic(using=using):
+    with _snapshot(connection, outermost):
         with connection.cursor() as cursor:
             if postgres and outermost:  # one consistent snapshot while appends go on
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -206,12 +226,21 @@ def verify_log(using: str = DEFAULT_DB_ALIAS, *, exported: list[dict] | None = N
             if size > head.size:
                 result.add(f"database checkpoint at size {size} is beyond the log's size {head.size}")
                 continue
-            wanted.setdefault(size, []).append(("database checkpoint", signed.root_hash))
+            wanted.setdefault(size, []).append(("database checkpoint", signed.root_hash, note))
             result.checkpoints_checked += 1
 
         signed_exports = _open_exported(result, exported, verifier, origin)
-        for signed in signed_exports:
-            wanted.setdefault(signed.size, []).append(("exported checkpoint", signed.root_hash))
+        for signed, note in signed_exports:
+            wanted.setdefault(signed.size, []).append(("exported checkpoint", signed.root_hash, note))
+        signed_trusted = []
+        for note in trusted or []:
+            try:
+                signed_trusted.append(open_checkpoint(note, verifier, origin))
+            except CheckpointError as exc:
+                result.add(f"trusted checkpoint: {exc}")
+                continue
+            wanted.setdefault(signed_trusted[-1].size, []).append(
+                ("trusted checkpoint", signed_trusted[-1].root_hash, note))
 
         frontier = tlog.Frontier()
         roots_at: dict[int, bytes] = {0: tlog.EMPTY_ROOT}
@@ -250,24 +279,71 @@ def verify_log(using: str = DEFAULT_DB_ALIAS, *, exported: list[dict] | None = N
             for seq, problem in column_rows:
                 result.add(problem, seq)
 
+        root_mismatch = False
         if result.root_hash != head.root_hash or frontier.size != head.size:
             result.add("recomputed root differs from the head row's root")
+            root_mismatch = True
+        matched: list[int] = [0]
+        mismatched: list[int] = []
         for size, sources in sorted(wanted.items()):
-            for source, root_hash in sources:
+            for source, root_hash, note in sources:
                 if size > result.size:
                     result.add(f"{source} of size {size} is larger than the log ({result.size} events): "
-                               "the database was rolled back")
+                               f"the database was rolled back or events {result.size}..{size - 1} deleted",
+                               result.size)
                 elif roots_at.get(size) != root_hash:
+                    root_mismatch = True
+                    mismatched.append(size)
                     result.add(f"{source} at size {size}: recomputed root differs (the log was rewritten)")
-                elif source == "exported checkpoint":
-                    result.exported_checked += 1
-        if signed_exports:
-            _check_stored_tree(result, max(signed_exports, key=lambda c: c.size), using)
+                else:
+                    matched.append(size)
+                    result.exported_checked += source == "exported checkpoint"
+                    result.trusted_checked += source == "trusted checkpoint"
+                    if result.newest_verified is None or size >= result.newest_verified[1].size:
+                        try:
+                            result.newest_verified = (note, open_checkpoint(note, verifier, origin))
+                        except CheckpointError:
+                            pass
+        if mismatched:
+            first_bad = min(mismatched)
+            good = max(m for m in matched if m < first_bad)
+            result.add(f"signed roots agree up to size {good} and differ from size {first_bad}: the rewrite "
+                       f"lies in events {good}..{first_bad - 1}")
+        outside = [c for c, _ in signed_exports] + signed_trusted
+        if outside:
+            _check_stored_tree(result, max(outside, key=lambda c: c.size), using)
+        _check_beyond_head(result, connection, head)
+        if root_mismatch:
+            _locate_rewrite(result, connection, head.size)
     result.seconds = time.perf_counter() - started
     return result
 
 
+@contextlib.contextmanager
+def _snapshot(connection, outermost: bool):
+    """One consistent read of the log that does not hold up appends.
+
+    PostgreSQL: a REPEATABLE READ transaction (set by the caller). SQLite: embedded mode
+    begins every Django transaction IMMEDIATE (it takes the write lock), which would
+    stall writers for as long as a verify runs; a plain deferred read transaction gives
+    the same snapshot under WAL while writers go on.
+    """
+    if connection.vendor != "sqlite" or not outermost:
+        with transaction.atomic(using=connection.alias):
+            yield
+        return
+    connection.ensure_connection()
+    with connection.cursor() as cursor:
+        cursor.execute("BEGIN DEFERRED")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("ROLLBACK")  # read only: nothing to keep
+
+
 def _open_exported(result: VerifyResult, exported: list[dict], verifier, origin: str) -> list:
+    """(opened checkpoint, note) for each exported record that verifies."""
     opened = []
     for record in exported:
         where = f"exported checkpoint (line {record.get('line', '?')})"
@@ -275,7 +351,7 @@ def _open_exported(result: VerifyResult, exported: list[dict], verifier, origin:
             result.add(record["invalid"])
             continue
         try:
-            opened.append(open_checkpoint(record["note"], verifier, origin))
+            opened.append((open_checkpoint(record["note"], verifier, origin), record["note"]))
         except CheckpointError as exc:
             result.add(f"{where}: {exc}")
     return opened
@@ -289,4 +365,65 @@ def _check_stored_tree(result: VerifyResult, signed, using: str) -> None:
         proof = audit_log.consistency_proof(signed.size, result.size, using)
         tlog.verify_consistency(signed.size, result.size, signed.root_hash, result.root_hash, proof)
     except (tlog.ProofError, audit_log.TreeError) as exc:
-        result.add(f"stored tree hashes do not prove the exported checkpoint of size {signed.size}: {exc}")
+        result.add(f"stored tree hashes do not prove the outside checkpoint of size {signed.size}: {exc}")
+
+
+def _check_beyond_head(result: VerifyResult, connection, head) -> None:
+    """Rows the log does not contain must not exist; name each (and what was quarantined)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT seq, action FROM audit_event WHERE seq >= %s ORDER BY seq LIMIT %s",
+                       [head.size, MAX_PROBLEMS])
+        for seq, action in cursor.fetchall():
+            result.add(f"row {action!r} at seq {seq} lies beyond the head (the log has {head.size} events): "
+                       "not part of the log; written around the append-only triggers", int(seq))
+        where, params = audit_log.beyond_head_node_sql(head.size)
+        cursor.execute(f"SELECT key FROM audit_treenode WHERE {where} ORDER BY key LIMIT %s", [*params, MAX_PROBLEMS])
+        for (key,) in cursor.fetchall():
+            level, index = int(key) >> TreeNode.LEVEL_SHIFT, int(key) & ((1 << TreeNode.LEVEL_SHIFT) - 1)
+            result.add(f"stored subtree (level {level}, index {index}) lies beyond the head: not part of the tree",
+                       index << level)
+        cursor.execute("SELECT table_name, row_key FROM audit_quarantine ORDER BY id LIMIT %s", [MAX_PROBLEMS])
+        for table, key in cursor.fetchall():
+            where_ = f"seq {key}" if table == "audit_event" else f"key {key}"
+            result.add(f"{table} row at {where_} was planted beyond the head around the append-only triggers "
+                       "and moved to audit_quarantine by an append",
+                       int(key) if table == "audit_event" else None)
+
+
+def _locate_rewrite(result: VerifyResult, connection, size: int) -> None:
+    """Compare the stored tree with the one recomputed from the stored leaf hashes.
+
+    Entries already agree with their leaf hashes (or were reported); a root differs,
+    so someone rewrote an entry together with its leaf hash. The leaf hash copy and
+    the subtree hashes written at append time still hold the old values unless they
+    were rewritten too: the lowest level that disagrees names the index (level 0:
+    the exact event; above: the range under that subtree).
+    """
+    level_hashes: list[bytes] = []
+    with connection.chunked_cursor() as cursor:
+        cursor.execute("SELECT leaf_hash FROM audit_event WHERE seq < %s ORDER BY seq", [size])
+        while rows := cursor.fetchmany(_FETCH):
+            level_hashes.extend(bytes(h) for (h,) in rows)
+    if len(level_hashes) != size:
+        return  # missing rows were already named
+    level, shift = 0, TreeNode.LEVEL_SHIFT
+    while level_hashes:
+        stored: dict[int, bytes] = {}
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT key, hash FROM audit_treenode WHERE key >= %s AND key < %s",
+                           [level << shift, (level << shift) + len(level_hashes)])
+            stored = {int(k) & ((1 << shift) - 1): bytes(h) for k, h in cursor.fetchall()}
+        differing = sorted(i for i, h in stored.items() if h != level_hashes[i])
+        for index in differing[:MAX_PROBLEMS]:
+            if level == 0:
+                result.add("entry and leaf hash were rewritten together: the leaf hash kept with the tree at "
+                           "append time differs", index)
+            else:
+                lo, hi = index << level, min((index + 1) << level, size)
+                result.add(f"events {lo}..{hi - 1} were rewritten together with their leaf hashes: the stored "
+                           f"subtree hash (level {level}, index {index}) differs", lo)
+        if differing:
+            return
+        level_hashes = [tlog.hash_node(level_hashes[i], level_hashes[i + 1])
+                        for i in range(0, len(level_hashes) - 1, 2)]
+        level += 1

@@ -8,12 +8,14 @@ Redis + N GPU workers by setting DATABASE_URL and CELERY_BROKER_URL: no code cha
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 
 from csp.constants import NONE, SELF
 
 from editplatform import env
+from editplatform.core.middleware import add_static_security_headers
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env.get_str("STYLELEDGER_VAR_DIR", str(BASE_DIR / "var"))).resolve()
@@ -36,6 +38,10 @@ ALLOWED_HOSTS = env.get_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"
 CSRF_TRUSTED_ORIGINS = env.get_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
+    # First, so its `createsuperuser` (refused: superusers come only from the audited
+    # `create_operator_superuser`) overrides django.contrib.auth's. Its post_migrate
+    # creates every app's permissions before granting them to the roles.
+    "editplatform.accounts",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -51,8 +57,7 @@ INSTALLED_APPS = [
     "rest_framework_api_key",
     "csp",
     "editplatform.core",
-    "audit",  # before accounts: its permissions exist when accounts' post_migrate grants them
-    "editplatform.accounts",
+    "audit",
     "editplatform.portal",
     "editplatform.jobs",
     "editplatform.approvals",
@@ -98,12 +103,21 @@ TEMPLATES = [
 
 # --- database -------------------------------------------------------------------
 DATABASES = {"default": env.get_database("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Embedded mode: every transaction takes SQLite's write lock when it begins (BEGIN
+    # IMMEDIATE). A deferred transaction that reads and then writes cannot wait for the
+    # lock (under WAL it fails at once with "database is locked"); an immediate one
+    # waits up to the busy timeout (env.py) and then proceeds, so concurrent submits
+    # queue instead of answering 500.
+    DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- auth -----------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",  # brute-force lockout, must come first
-    "django.contrib.auth.backends.ModelBackend",
+    # ModelBackend without per-user permissions, granting nothing to an account whose
+    # password or 2FA someone else reset until a second admin confirms (docs/access.md).
+    "editplatform.accounts.backends.GovernedModelBackend",
 ]
 AXES_FAILURE_LIMIT = env.get_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
 AXES_COOLOFF_TIME = timedelta(minutes=env.get_int("LOGIN_LOCKOUT_MINUTES", 30, minimum=1))
@@ -114,6 +128,20 @@ AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "portal/locked_out.html"
 AXES_VERBOSE = False
 OTP_TOTP_ISSUER = "StyleLedger"
+
+# --- account governance (issue 11; docs/access.md) ----------------------------------
+# Reverse proxies whose X-Forwarded-For is believed (comma-separated CIDRs). Empty: the
+# socket's peer is the client and X-Forwarded-For is ignored. Decides the address used
+# by the lockout, API key allow-lists and sign-in events.
+TRUSTED_PROXY_CIDRS = env.get_list("TRUSTED_PROXY_CIDRS", [])
+for _cidr in TRUSTED_PROXY_CIDRS:
+    try:
+        ipaddress.ip_network(_cidr, strict=False)
+    except ValueError:
+        raise env.ConfigError("TRUSTED_PROXY_CIDRS", f"{_cidr!r} is not an IP network") from None
+AXES_CLIENT_IP_CALLABLE = "editplatform.core.middleware.client_ip"
+# Failed sign-ins write one `user.login_failed` per client address per window.
+LOGIN_FAILURE_EVENT_WINDOW_SECONDS = env.get_int("LOGIN_FAILURE_EVENT_WINDOW_SECONDS", 900, minimum=1)
 
 # --- four-eyes approval -----------------------------------------------------------
 APPROVALS_REQUIRED = env.get_int("APPROVALS_REQUIRED", 1, minimum=1)
@@ -156,6 +184,9 @@ if STORAGE_BACKEND == "s3":
             "file_overwrite": False,
         },
     }
+# Static files (Swagger UI's HTML included) leave before the CSP and frame middleware
+# run; whitenoise adds the same security headers itself.
+WHITENOISE_ADD_HEADERS_FUNCTION = add_static_security_headers
 WHITENOISE_USE_FINDERS = True  # serve app static files without collectstatic in dev
 if not PRODUCTION:
     STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns about a missing root

@@ -3,7 +3,8 @@
 Photos are encoded into W+ codes of a StyleGAN2 generator plus a detail feature map,
 moved along named edit directions, and rendered again; a Fuser adds the detail back
 into the generator's features so that edits keep the photo's specifics. The package
-also reads and writes hash-verified model bundles and has a command line
+also reads and writes hash-verified model bundles and latent files (one format for the
+platform and the command line) and has a command line
 (``python -m inversion``). It never imports Django: the web platform calls it.
 
 Importing the package is cheap: the public names below are resolved on first use, so
@@ -30,6 +31,10 @@ _EXPORTS: dict[str, str] = {
     "InvalidDirection": "inversion.errors",
     "CheckpointError": "inversion.errors",
     "BundleError": "inversion.errors",
+    "ConfigError": "inversion.errors",
+    "UnknownConfigKey": "inversion.errors",
+    "LatentError": "inversion.errors",
+    "LatentFormatError": "inversion.errors",
     # generator
     "Generator": "inversion.modules.stylegan2",
     "GeneratorConfig": "inversion.modules.stylegan2",
@@ -55,6 +60,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "BundleError",
     "CheckpointError",
+    "ConfigError",
     "EditCatalog",
     "EditError",
     "EditSpec",
@@ -64,10 +70,13 @@ __all__ = [
     "InvalidDirection",
     "InvalidImage",
     "Inversion",
+    "LatentError",
+    "LatentFormatError",
     "InversionError",
     "Inverter",
     "ModelBundle",
     "StrengthOutOfRange",
+    "UnknownConfigKey",
     "UnknownEdit",
     "UnsupportedImageFormat",
     "build_bundle",
@@ -102,12 +111,16 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from inversion.errors import (
         BundleError,
         CheckpointError,
+        ConfigError,
         EditError,
         ImageTooLarge,
         InvalidDirection,
         InvalidImage,
         InversionError,
+        LatentError,
+        LatentFormatError,
         StrengthOutOfRange,
+        UnknownConfigKey,
         UnknownEdit,
         UnsupportedImageFormat,
     )

@@ -41,11 +41,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from inversion import registry
+
 __all__ = ["add_arguments", "main", "naive_selective_scan", "run"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-MODELS = ("mambastyle", "psp")
-LABELS = {"mambastyle": "MambaStyle encoder + Fuser (lean)", "psp": "pSp GradualStyleEncoder"}
+MODELS = ("mambastyle", "psp")  # names in inversion.registry
+LABELS = {name: registry.get(name).label for name in MODELS}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -97,19 +99,14 @@ def _build(name: str, quick: bool) -> tuple[list[Any], Callable[[Any], Any], int
     """(modules, forward(x), input size) for a model name."""
     import torch
 
-    if name == "psp":
-        from inversion.baselines.psp import GradualStyleEncoder, PSPConfig
+    arch, preset = registry.get(name), "tiny" if quick else "full"
+    ecfg = arch.preset(preset)
+    enc = arch.build(ecfg).eval()
+    if arch.fuser is None:
+        return [enc], lambda x: enc(x).wplus, ecfg.input_size
 
-        cfg = PSPConfig.tiny() if quick else PSPConfig.full()
-        psp = GradualStyleEncoder(cfg).eval()
-        return [psp], lambda x: psp(x).wplus, cfg.input_size
-
-    from inversion.modules.encoder import EncoderConfig, MambaStyleEncoder
-    from inversion.modules.fuser import Fuser, FuserConfig
-
-    ecfg = EncoderConfig.tiny() if quick else EncoderConfig.full()
-    fcfg = FuserConfig.tiny() if quick else FuserConfig.full()
-    enc, fus = MambaStyleEncoder(ecfg).eval(), Fuser(fcfg).eval()
+    fcfg = arch.fuser.preset(preset)
+    fus = arch.fuser.build(fcfg).eval()
     direction = torch.randn(1, fcfg.n_latent, fcfg.style_dim, generator=torch.Generator().manual_seed(0))
 
     def forward(x: Any) -> Any:

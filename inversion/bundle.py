@@ -4,13 +4,18 @@ Layout (every file except ``manifest.json`` is listed in the manifest with its S
 and size; nothing else may be in the directory)::
 
     <bundle>/
-      manifest.json             format_version, configs, files, provenance, metrics
+      manifest.json             format_version, encoder_arch, configs, files, provenance,
+                                metrics
       generator.safetensors     StyleGAN2 g_ema state dict, rosinality key names
-      encoder.safetensors       MambaStyle (or pSp) encoder state dict
-      fuser.safetensors         Fuser state dict
+      encoder.safetensors       the encoder's state dict (MambaStyle or pSp)
+      fuser.safetensors         Fuser state dict (only for encoders with a detail map)
       latent_avg.safetensors    {"latent_avg": (style_dim,)}
       directions.safetensors    {direction name: (style_dim,) or (n_latent, style_dim)}
       catalog.json              the edit catalog (names, ranges, sensitivity)
+
+``encoder_arch`` names the encoder in :mod:`inversion.registry` (``"mambastyle"``,
+``"psp"``); manifests written before the field existed hold a MambaStyle encoder, so a
+missing field reads as ``"mambastyle"`` and their bytes (and versions) stay valid.
 
 The bundle's *version* is the SHA-256 of ``manifest.json``'s bytes. Because the manifest
 holds every file's hash, the version identifies the exact weights, directions and
@@ -25,7 +30,6 @@ only when complete: a crashed build never leaves a half bundle under the real na
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -42,6 +46,7 @@ from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 from torch import Tensor
 
+from inversion import registry
 from inversion.editing.catalog import EditCatalog
 from inversion.errors import (
     BundleContentError,
@@ -50,6 +55,7 @@ from inversion.errors import (
     BundleIntegrityError,
     BundleNotFound,
     CheckpointError,
+    ConfigError,
     EditError,
     ManifestError,
     UnexpectedBundleFile,
@@ -70,6 +76,7 @@ __all__ = [
     "MANIFEST_NAME",
     "REQUIRED_FILES",
     "ModelBundle",
+    "required_files",
     "load_bundle",
     "build_bundle",
     "build_random_bundle",
@@ -85,14 +92,15 @@ FUSER_FILE = "fuser.safetensors"
 LATENT_AVG_FILE = "latent_avg.safetensors"
 DIRECTIONS_FILE = "directions.safetensors"
 CATALOG_FILE = "catalog.json"
-REQUIRED_FILES = (
-    GENERATOR_FILE,
-    ENCODER_FILE,
-    FUSER_FILE,
-    LATENT_AVG_FILE,
-    DIRECTIONS_FILE,
-    CATALOG_FILE,
-)
+
+
+def required_files(encoder_arch: str = registry.DEFAULT_ARCH) -> tuple[str, ...]:
+    """The files a bundle with this encoder must hold (the Fuser's only if it has one)."""
+    fuser = (FUSER_FILE,) if registry.get(encoder_arch).fuser is not None else ()
+    return (GENERATOR_FILE, ENCODER_FILE, *fuser, LATENT_AVG_FILE, DIRECTIONS_FILE, CATALOG_FILE)
+
+
+REQUIRED_FILES = required_files()  # a MambaStyle bundle's
 UNTRAINED = "untrained: seeded random weights"
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -102,42 +110,22 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-# --- config classes of the encoder and Fuser (part of the package, imported late) ---
+# --- configs ------------------------------------------------------------------------
 
 
-def _encoder_config_cls() -> type:
-    from inversion.modules.encoder import EncoderConfig
-
-    return EncoderConfig
-
-
-def _fuser_config_cls() -> type:
-    from inversion.modules.fuser import FuserConfig
-
-    return FuserConfig
-
-
-def _config_to_dict(cfg: Any) -> dict[str, Any]:
-    if hasattr(cfg, "to_dict"):
-        d = cfg.to_dict()
-    elif dataclasses.is_dataclass(cfg):
-        d = dataclasses.asdict(cfg)
-    elif isinstance(cfg, Mapping):
-        d = dict(cfg)
-    else:
-        raise TypeError(f"cannot serialise config of type {type(cfg).__name__}")
-    return json.loads(json.dumps(d))  # plain JSON types (tuples -> lists)
-
-
-def _config_from_dict(cls: type, d: Any, what: str) -> Any:
-    if isinstance(d, cls):
-        return d
-    if not isinstance(d, Mapping):
-        raise ManifestError(f"manifest.json: configs.{what} must be an object")
+def _config(component: registry.Component, d: Any, what: str) -> Any:
+    """The config object of ``configs.<what>``; ManifestError naming it when invalid."""
     try:
-        return cls.from_dict(d)
-    except (TypeError, ValueError, KeyError) as exc:
-        raise ManifestError(f"manifest.json: configs.{what} is invalid: {exc}") from None
+        return component.config_from_dict(d)
+    except ConfigError as exc:
+        raise ManifestError(f"{MANIFEST_NAME}: configs.{what} is invalid: {exc}") from None
+
+
+def _architecture(name: Any) -> registry.Architecture:
+    try:
+        return registry.get(name)
+    except ConfigError as exc:
+        raise ManifestError(f"{MANIFEST_NAME}: encoder_arch: {exc}") from None
 
 
 # --- the loaded bundle --------------------------------------------------------------
@@ -150,9 +138,10 @@ class ModelBundle:
     path: Path
     version: str
     manifest: dict[str, Any]
+    encoder_arch: str
     generator_config: GeneratorConfig
     encoder_config: Any
-    fuser_config: Any
+    fuser_config: Any | None
     latent_avg: Tensor
     directions: dict[str, Tensor]
     catalog: EditCatalog
@@ -176,6 +165,7 @@ class ModelBundle:
             "version": self.version,
             "path": str(self.path),
             "format_version": self.manifest["format_version"],
+            "encoder_arch": self.encoder_arch,
             "configs": self.manifest["configs"],
             "provenance": self.provenance,
             "metrics": self.metrics,
@@ -188,29 +178,33 @@ class ModelBundle:
         g = generator_from_state_dict(self.state_dicts["generator"], self.generator_config)
         return g.to(device=device, dtype=dtype).eval()
 
+    @property
+    def architecture(self) -> registry.Architecture:
+        return registry.get(self.encoder_arch)
+
     def build_encoder(
         self, device: torch.device | str | None = None, dtype: torch.dtype | None = None
     ) -> nn.Module:
-        from inversion.modules.encoder import MambaStyleEncoder
-
         return _build_strict(
-            MambaStyleEncoder, self.encoder_config, self.state_dicts["encoder"], ENCODER_FILE,
+            self.architecture, self.encoder_config, self.state_dicts["encoder"], ENCODER_FILE,
             device, dtype,
         )
 
     def build_fuser(
         self, device: torch.device | str | None = None, dtype: torch.dtype | None = None
-    ) -> nn.Module:
-        from inversion.modules.fuser import Fuser
-
+    ) -> nn.Module | None:
+        """The Fuser, or None for an encoder without a detail map (e.g. pSp)."""
+        fuser = self.architecture.fuser
+        if fuser is None:
+            return None
         return _build_strict(
-            Fuser, self.fuser_config, self.state_dicts["fuser"], FUSER_FILE, device, dtype
+            fuser, self.fuser_config, self.state_dicts["fuser"], FUSER_FILE, device, dtype
         )
 
     def build_models(
         self, device: torch.device | str | None = None, dtype: torch.dtype | None = None
-    ) -> tuple[Generator, nn.Module, nn.Module]:
-        """(generator, encoder, fuser) in eval mode, weights loaded strictly."""
+    ) -> tuple[Generator, nn.Module, nn.Module | None]:
+        """(generator, encoder, fuser or None) in eval mode, weights loaded strictly."""
         return (
             self.build_generator(device, dtype),
             self.build_encoder(device, dtype),
@@ -219,7 +213,7 @@ class ModelBundle:
 
 
 def _build_strict(
-    cls: type,
+    component: registry.Component,
     cfg: Any,
     state: Mapping[str, Tensor],
     filename: str,
@@ -228,7 +222,7 @@ def _build_strict(
 ) -> nn.Module:
     target = torch.device(device) if device is not None else torch.device("cpu")
     with torch.device(target):
-        model = cls(cfg)
+        model = component.build(cfg)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
@@ -270,10 +264,13 @@ def _check_manifest_shape(manifest: Mapping[str, Any]) -> None:
     for key in ("configs", "files", "provenance", "metrics"):
         if not isinstance(manifest.get(key), dict):
             raise ManifestError(f"{MANIFEST_NAME}: '{key}' must be an object")
+    arch = _architecture(manifest.get("encoder_arch", registry.DEFAULT_ARCH))
     configs = manifest["configs"]
-    for key in ("generator", "encoder", "fuser"):
+    for key in ("generator", "encoder", *(("fuser",) if arch.fuser else ())):
         if not isinstance(configs.get(key), dict):
             raise ManifestError(f"{MANIFEST_NAME}: configs.{key} must be an object")
+    if arch.fuser is None and configs.get("fuser") is not None:
+        raise ManifestError(f"{MANIFEST_NAME}: a {arch.name} encoder has no Fuser config")
     files = manifest["files"]
     for name, entry in files.items():
         if not _SAFE_NAME.match(name) or name == MANIFEST_NAME or name in (".", ".."):
@@ -285,7 +282,7 @@ def _check_manifest_shape(manifest: Mapping[str, Any]) -> None:
             raise ManifestError(f"{MANIFEST_NAME}: files.{name}.sha256 is not a SHA-256 hex")
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise ManifestError(f"{MANIFEST_NAME}: files.{name}.size is not a byte count")
-    missing = [n for n in REQUIRED_FILES if n not in files]
+    missing = [n for n in required_files(arch.name) if n not in files]
     if missing:
         raise ManifestError(f"{MANIFEST_NAME} does not list required files: {missing}")
 
@@ -342,16 +339,18 @@ def load_bundle(path: str | os.PathLike[str]) -> ModelBundle:
     raw, manifest = _read_manifest(root)
     contents = _read_verified(root, manifest)
     configs = manifest["configs"]
-    try:
-        gen_cfg = GeneratorConfig.from_dict(configs["generator"])
-    except (TypeError, ValueError) as exc:
-        raise ManifestError(f"{MANIFEST_NAME}: configs.generator is invalid: {exc}") from None
-    enc_cfg = _config_from_dict(_encoder_config_cls(), configs["encoder"], "encoder")
-    fus_cfg = _config_from_dict(_fuser_config_cls(), configs["fuser"], "fuser")
+    arch = _architecture(manifest.get("encoder_arch", registry.DEFAULT_ARCH))
+    gen_cfg = _config(_GENERATOR, configs["generator"], "generator")
+    enc_cfg = _config(arch, configs["encoder"], "encoder")
+    fus_cfg = _config(arch.fuser, configs["fuser"], "fuser") if arch.fuser else None
 
     generator_state = _parse_tensors(GENERATOR_FILE, contents[GENERATOR_FILE])
     encoder_state = _parse_tensors(ENCODER_FILE, contents[ENCODER_FILE])
-    fuser_state = _parse_tensors(FUSER_FILE, contents[FUSER_FILE])
+    state_dicts = {"generator": generator_state, "encoder": encoder_state}
+    _check_state_shapes(ENCODER_FILE, encoder_state, _expected_shapes(arch, enc_cfg))
+    if arch.fuser is not None:
+        state_dicts["fuser"] = _parse_tensors(FUSER_FILE, contents[FUSER_FILE])
+        _check_state_shapes(FUSER_FILE, state_dicts["fuser"], _expected_shapes(arch.fuser, fus_cfg))
     latent = _parse_tensors(LATENT_AVG_FILE, contents[LATENT_AVG_FILE])
     directions = _parse_tensors(DIRECTIONS_FILE, contents[DIRECTIONS_FILE])
     try:
@@ -362,30 +361,33 @@ def load_bundle(path: str | os.PathLike[str]) -> ModelBundle:
     latent_avg = _check_contents(
         gen_cfg, enc_cfg, fus_cfg, generator_state, latent, directions, catalog
     )
-    from inversion.modules.encoder import MambaStyleEncoder
-    from inversion.modules.fuser import Fuser
-
-    _check_state_shapes(ENCODER_FILE, encoder_state, _expected_shapes(MambaStyleEncoder, enc_cfg))
-    _check_state_shapes(FUSER_FILE, fuser_state, _expected_shapes(Fuser, fus_cfg))
     return ModelBundle(
         path=root,
         version=sha256_hex(raw),
         manifest=manifest,
+        encoder_arch=arch.name,
         generator_config=gen_cfg,
         encoder_config=enc_cfg,
         fuser_config=fus_cfg,
         latent_avg=latent_avg,
         directions=directions,
         catalog=catalog,
-        state_dicts={"generator": generator_state, "encoder": encoder_state, "fuser": fuser_state},
+        state_dicts=state_dicts,
     )
 
 
-def _expected_shapes(cls: type, cfg: Any) -> dict[str, tuple[int, ...]] | None:
-    """Parameter/buffer shapes of ``cls(cfg)``, built on the meta device (no memory)."""
+_GENERATOR = registry.Component(
+    "inversion.modules.stylegan2:GeneratorConfig", "inversion.modules.stylegan2:Generator"
+)
+
+
+def _expected_shapes(
+    component: registry.Component, cfg: Any
+) -> dict[str, tuple[int, ...]] | None:
+    """Parameter/buffer shapes of the module for ``cfg``, built on the meta device."""
     try:
         with torch.device("meta"):
-            model = cls(cfg)
+            model = component.build(cfg)
     except Exception:  # a module that cannot be built on meta: checked at build time
         return None
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
@@ -543,9 +545,9 @@ def build_bundle(
     out_dir: str | os.PathLike[str],
     generator_ckpt: str | os.PathLike[str] | Mapping[str, Any],
     encoder_state: Mapping[str, Tensor] | str | os.PathLike[str],
-    fuser_state: Mapping[str, Tensor] | str | os.PathLike[str],
+    fuser_state: Mapping[str, Tensor] | str | os.PathLike[str] | None,
     encoder_cfg: Any,
-    fuser_cfg: Any,
+    fuser_cfg: Any | None,
     directions: Mapping[str, Tensor] | str | os.PathLike[str],
     catalog: EditCatalog | Mapping[str, Any] | str | os.PathLike[str],
     provenance: Mapping[str, Any],
@@ -553,6 +555,7 @@ def build_bundle(
     *,
     latent_avg: Tensor | None = None,
     overwrite: bool = False,
+    encoder_arch: str = registry.DEFAULT_ARCH,
 ) -> ModelBundle:
     """Validate the parts, write a bundle atomically and return it loaded.
 
@@ -560,11 +563,13 @@ def build_bundle(
         generator_ckpt: a rosinality checkpoint path, or ``{"g_ema": ..., "latent_avg": ...}``.
         encoder_state / fuser_state: state dicts, or ``.safetensors`` / ``.pt`` paths.
         encoder_cfg / fuser_cfg: config objects or their dicts.
+            ``fuser_state`` and ``fuser_cfg`` are None for an encoder without a Fuser.
         directions: ``{name: tensor}`` or a file (see ``editing.directions.load_directions``).
         catalog: an :class:`EditCatalog`, its dict, or a ``catalog.json`` path.
         provenance: commands, data, seeds, notes (free-form JSON object).
         latent_avg: overrides (or supplies a missing) checkpoint ``latent_avg``.
         overwrite: replace an existing bundle at ``out_dir``.
+        encoder_arch: the encoder's name in :mod:`inversion.registry`.
     """
     from inversion.editing.directions import load_directions, validate_direction
 
@@ -586,10 +591,18 @@ def build_bundle(
         raise BundleError("the generator checkpoint has no latent_avg; pass latent_avg=")
     avg = avg.detach().float().reshape(-1).cpu().contiguous().clone()
 
-    enc_cfg = _config_from_dict(_encoder_config_cls(), _as_cfg_dict(encoder_cfg), "encoder")
-    fus_cfg = _config_from_dict(_fuser_config_cls(), _as_cfg_dict(fuser_cfg), "fuser")
-    enc_state = _state_from(encoder_state, "encoder")
-    fus_state = _state_from(fuser_state, "fuser")
+    arch = registry.get(encoder_arch)
+    has_fuser_parts = (fuser_state is not None, fuser_cfg is not None)
+    if arch.fuser is not None and not all(has_fuser_parts):
+        raise BundleError(f"a {arch.name} bundle needs the Fuser's weights and config")
+    if arch.fuser is None and any(has_fuser_parts):
+        raise BundleError(f"a {arch.name} encoder has no Fuser; pass no Fuser weights or config")
+    enc_cfg = _config(arch, encoder_cfg, "encoder")
+    states = {ENCODER_FILE: (arch, enc_cfg, _state_from(encoder_state, "encoder"))}
+    fus_cfg = None
+    if arch.fuser is not None:
+        fus_cfg = _config(arch.fuser, fuser_cfg, "fuser")
+        states[FUSER_FILE] = (arch.fuser, fus_cfg, _state_from(fuser_state, "fuser"))  # type: ignore[arg-type]
 
     if isinstance(directions, Mapping):
         dirs = {n: validate_direction(d, name=f"direction {n!r}") for n, d in directions.items()}
@@ -604,27 +617,23 @@ def build_bundle(
 
     # Same checks as loading, before anything is written; then strict weight loads.
     _check_contents(gen_cfg, enc_cfg, fus_cfg, gen_state, {"latent_avg": avg}, dirs, cat)
-    from inversion.modules.encoder import MambaStyleEncoder
-    from inversion.modules.fuser import Fuser
-
-    _build_strict(MambaStyleEncoder, enc_cfg, enc_state, ENCODER_FILE, None, None)
-    _build_strict(Fuser, fus_cfg, fus_state, FUSER_FILE, None, None)
+    for name, (component, cfg, state) in states.items():
+        _build_strict(component, cfg, state, name, None, None)
 
     payloads: dict[str, bytes] = {
         GENERATOR_FILE: save_safetensors_bytes(gen_state),
-        ENCODER_FILE: save_safetensors_bytes(enc_state),
-        FUSER_FILE: save_safetensors_bytes(fus_state),
+        **{name: save_safetensors_bytes(state) for name, (_, _, state) in states.items()},
         LATENT_AVG_FILE: save_safetensors_bytes({"latent_avg": avg}),
         DIRECTIONS_FILE: save_safetensors_bytes(dirs),
         CATALOG_FILE: cat.to_json().encode("utf-8"),
     }
+    configs = {"generator": gen_cfg.to_dict(), "encoder": enc_cfg.to_dict()}
+    if fus_cfg is not None:
+        configs["fuser"] = fus_cfg.to_dict()
     manifest = {
         "format_version": FORMAT_VERSION,
-        "configs": {
-            "generator": gen_cfg.to_dict(),
-            "encoder": _config_to_dict(enc_cfg),
-            "fuser": _config_to_dict(fus_cfg),
-        },
+        "encoder_arch": arch.name,
+        "configs": configs,
         "files": {
             name: {"sha256": sha256_hex(data), "size": len(data)}
             for name, data in sorted(payloads.items())
@@ -655,10 +664,6 @@ def build_bundle(
     return load_bundle(out)
 
 
-def _as_cfg_dict(cfg: Any) -> Any:
-    return cfg if isinstance(cfg, Mapping) else _config_to_dict(cfg)
-
-
 def build_random_bundle(
     out_dir: str | os.PathLike[str],
     preset: str = "tiny",
@@ -666,6 +671,7 @@ def build_random_bundle(
     *,
     overwrite: bool = False,
     ganspace_samples: int = 4096,
+    encoder_arch: str = registry.DEFAULT_ARCH,
 ) -> ModelBundle:
     """A complete bundle of *untrained* networks with seeded random weights.
 
@@ -676,16 +682,15 @@ def build_random_bundle(
     """
     from inversion.editing.catalog import EditSpec
     from inversion.editing.ganspace import compute_ganspace
-    from inversion.modules.encoder import MambaStyleEncoder
-    from inversion.modules.fuser import Fuser
     from inversion.presets import model_configs
 
-    gen_cfg, enc_cfg, fus_cfg = model_configs(preset)
+    arch = registry.get(encoder_arch)
+    gen_cfg, enc_cfg, fus_cfg = model_configs(preset, arch.name)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         g = Generator(gen_cfg).eval()
-        encoder = MambaStyleEncoder(enc_cfg)
-        fuser = Fuser(fus_cfg)
+        encoder = arch.build(enc_cfg)
+        fuser = arch.fuser.build(fus_cfg) if arch.fuser is not None else None
     rng = torch.Generator().manual_seed(seed)
     latent_avg = g.mean_latent(ganspace_samples, generator=rng)[0]
     space = compute_ganspace(g, n_samples=ganspace_samples, n_components=4, seed=seed + 1)
@@ -715,10 +720,13 @@ def build_random_bundle(
             ),
         ]
     )
+    command = f"python -m inversion bundle random --out DIR --preset {preset} --seed {seed}"
+    if arch.name != registry.DEFAULT_ARCH:
+        command += f" --arch {arch.name}"
     provenance = {
         "training": UNTRAINED,
         "notes": (
-            f"{UNTRAINED}. Generator, encoder and Fuser are freshly initialised with "
+            f"{UNTRAINED}. Generator, encoder (and Fuser) are freshly initialised with "
             f"torch.manual_seed({seed}); outputs are not meaningful images. Directions: "
             f"GANSpace on {ganspace_samples} samples (seed {seed + 1}) plus one random W+ "
             "direction."
@@ -726,13 +734,13 @@ def build_random_bundle(
         "preset": preset,
         "seeds": {"weights": seed, "ganspace": seed + 1, "latent_avg": seed},
         "data": None,
-        "commands": [f"python -m inversion bundle random --out DIR --preset {preset} --seed {seed}"],
+        "commands": [command],
     }
     return build_bundle(
         out_dir,
         {"g_ema": g.state_dict(), "latent_avg": latent_avg},
         encoder.state_dict(),
-        fuser.state_dict(),
+        fuser.state_dict() if fuser is not None else None,
         enc_cfg,
         fus_cfg,
         directions,
@@ -740,4 +748,5 @@ def build_random_bundle(
         provenance,
         metrics={},
         overwrite=overwrite,
+        encoder_arch=arch.name,
     )

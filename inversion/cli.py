@@ -3,10 +3,13 @@
 Commands come from a registry: each entry names a module that provides
 ``add_arguments(parser)`` and ``run(args) -> int`` (the built-in ones live here under
 other function names). Only the chosen command's module is imported, so
-``python -m inversion --help`` is instant and a command whose module is not there yet
-(``train``, ``evaluate`` until they land) fails with a clear message instead of
-breaking the others. Errors the package raises on purpose (:class:`InversionError`)
-print one line and exit 1; usage errors exit 2.
+``python -m inversion --help`` is instant and a command whose module cannot be
+imported fails with a clear message instead of breaking the others. Errors the package
+raises on purpose (:class:`InversionError`) print one line and exit 1; usage errors
+exit 2.
+
+Latents (``invert``'s output, ``edit``'s input, a job's latent downloaded from the
+platform) are files in the one latent format, :mod:`inversion.latent`.
 """
 
 from __future__ import annotations
@@ -21,7 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from inversion.errors import InversionError
+from inversion import registry
+from inversion.errors import InversionError, LatentMismatch
+from inversion.latent import SUFFIX as LATENT_SUFFIX
+from inversion.latent import looks_like_latent
 
 __all__ = ["Command", "COMMANDS", "register", "build_parser", "main"]
 
@@ -147,14 +153,17 @@ def _inverter(args: argparse.Namespace) -> Any:
     )
 
 
-def _open_image(path: Path) -> Any:
-    from inversion.preprocess import load_image_bytes
-
+def _read_bytes(path: Path) -> bytes:
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise InversionError(f"cannot read {str(path)!r}: {exc}") from None
-    return load_image_bytes(data)
+
+
+def _open_image(path: Path, data: bytes | None = None) -> Any:
+    from inversion.preprocess import load_image_bytes
+
+    return load_image_bytes(_read_bytes(path) if data is None else data)
 
 
 def _progress_bar(total: int, desc: str) -> Any:
@@ -169,7 +178,9 @@ def _progress_bar(total: int, desc: str) -> Any:
 def add_invert_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bundle", required=True, type=Path, help="model bundle directory")
     parser.add_argument("images", nargs="+", type=Path, help="JPEG / PNG / WEBP files")
-    parser.add_argument("--out", required=True, type=Path, help="output directory")
+    parser.add_argument("--out", required=True, type=Path,
+                        help="output directory: NAME.png (reconstruction) and NAME"
+                             f"{LATENT_SUFFIX} (the latent) per image")
     parser.add_argument("--size", type=int, default=None, help="output image size (px)")
     _add_runtime(parser)
 
@@ -189,7 +200,7 @@ def run_invert(args: argparse.Namespace) -> int:
                 zip(paths, inverter.to_pil(inv.reconstruction, size=args.size), strict=True)
             ):
                 pil.save(args.out / f"{path.stem}.png")
-                inv[i].save(args.out / f"{path.stem}.pt")
+                inv[i].save(args.out / f"{path.stem}{LATENT_SUFFIX}")
             bar.update(len(paths))
     print(f"bundle {inverter.version}: {len(args.images)} image(s) -> {args.out}")
     return 0
@@ -210,7 +221,8 @@ def _parse_edit(text: str) -> tuple[str, float]:
 
 def add_edit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bundle", required=True, type=Path, help="model bundle directory")
-    parser.add_argument("image", type=Path, help="the photo (or latents .pt from `invert`)")
+    parser.add_argument("image", type=Path,
+                        help="a photo, or a latent file (from `invert` or a platform job)")
     parser.add_argument("--edit", action="append", type=_parse_edit, default=[],
                         metavar="NAME=STRENGTH", help="a catalog edit; repeatable")
     parser.add_argument("--out", required=True, type=Path, help="output image file")
@@ -218,6 +230,8 @@ def add_edit_arguments(parser: argparse.ArgumentParser) -> None:
                         help="render from the edited W+ codes only (no detail residual)")
     parser.add_argument("--size", type=int, default=None, help="output image size (px)")
     parser.add_argument("--list", action="store_true", help="print the catalog and exit")
+    parser.add_argument("--allow-other-model", action="store_true",
+                        help="edit a latent made by another bundle version (same shapes)")
     _add_runtime(parser)
 
 
@@ -230,10 +244,17 @@ def run_edit(args: argparse.Namespace) -> int:
         return 0
     request = dict(args.edit)
     inverter.catalog.validate_request(request)
-    if args.image.suffix == ".pt":
-        inv = Inversion.load(args.image)
+    data = _read_bytes(args.image)
+    if looks_like_latent(data):
+        inv = Inversion.from_bytes(data, what=repr(str(args.image)))
+        if inv.bundle_version != inverter.version and not args.allow_other_model:
+            raise LatentMismatch(
+                f"{str(args.image)!r} was made by model {inv.bundle_version or 'unknown'}, "
+                f"not by this bundle ({inverter.version}); pass --allow-other-model to edit "
+                "it anyway"
+            )
     else:
-        inv = inverter.invert([_open_image(args.image)], seed=args.seed)
+        inv = inverter.invert([_open_image(args.image, data)], seed=args.seed)
     out = inverter.edit(inv, request, use_fuser=not args.no_fuser, seed=args.seed)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     inverter.to_pil(out, size=args.size)[0].save(args.out)
@@ -287,11 +308,13 @@ def add_bundle_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     b = sub.add_parser("build", help="assemble a bundle from trained parts")
+    b.add_argument("--arch", default=registry.DEFAULT_ARCH, choices=registry.names(),
+                   help="the encoder's architecture (default: %(default)s)")
     b.add_argument("--generator", required=True, type=Path, help="rosinality checkpoint (.pt)")
     b.add_argument("--encoder", required=True, type=Path, help="encoder state (.safetensors)")
-    b.add_argument("--fuser", required=True, type=Path, help="fuser state (.safetensors)")
+    b.add_argument("--fuser", type=Path, help="fuser state (.safetensors; encoders with one)")
     b.add_argument("--encoder-config", required=True, type=Path, help="JSON file")
-    b.add_argument("--fuser-config", required=True, type=Path, help="JSON file")
+    b.add_argument("--fuser-config", type=Path, help="JSON file (encoders with a Fuser)")
     b.add_argument("--directions", required=True, type=Path, help=".pt / .safetensors / .npz")
     b.add_argument("--catalog", required=True, type=Path, help="catalog.json")
     b.add_argument("--provenance", type=Path, help="JSON file: commands, data, seeds, notes")
@@ -303,6 +326,7 @@ def add_bundle_arguments(parser: argparse.ArgumentParser) -> None:
     r = sub.add_parser("random", help="a bundle of untrained, seeded random networks")
     r.add_argument("--out", required=True, type=Path)
     r.add_argument("--preset", default="tiny", help="tiny or full")
+    r.add_argument("--arch", default=registry.DEFAULT_ARCH, choices=registry.names())
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--overwrite", action="store_true")
 
@@ -335,14 +359,14 @@ def run_bundle(args: argparse.Namespace) -> int:
         return 0
     if args.action == "random":
         b = bundles.build_random_bundle(
-            args.out, preset=args.preset, seed=args.seed, overwrite=args.overwrite
+            args.out, preset=args.preset, seed=args.seed, overwrite=args.overwrite,
+            encoder_arch=args.arch,
         )
         print(f"{b.version}  {args.out}  ({bundles.UNTRAINED})")
         return 0
 
     provenance = _read_json(args.provenance, "provenance")
-    argv = getattr(args, "_argv", sys.argv[1:])
-    provenance.setdefault("commands", []).append("python -m inversion " + shlex.join(argv))
+    provenance.setdefault("commands", []).append("python -m inversion " + shlex.join(args._argv))
     if args.note:
         provenance.setdefault("notes", [])
         if isinstance(provenance["notes"], str):
@@ -354,12 +378,13 @@ def run_bundle(args: argparse.Namespace) -> int:
         encoder_state=args.encoder,
         fuser_state=args.fuser,
         encoder_cfg=_read_json(args.encoder_config, "encoder config"),
-        fuser_cfg=_read_json(args.fuser_config, "fuser config"),
+        fuser_cfg=_read_json(args.fuser_config, "fuser config") if args.fuser_config else None,
         directions=args.directions,
         catalog=args.catalog,
         provenance=provenance,
         metrics=_read_json(args.metrics, "metrics"),
         overwrite=args.overwrite,
+        encoder_arch=args.arch,
     )
     print(f"{b.version}  {args.out}")
     return 0

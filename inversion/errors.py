@@ -66,6 +66,52 @@ class InvalidDirection(EditError):
     """A direction file or tensor has the wrong shape, dtype or non-finite values."""
 
 
+# --- model configs and architectures ----------------------------------------------
+
+
+class ConfigError(InversionError, ValueError):
+    """A model config (or its dict form) is not acceptable: wrong types or values."""
+
+
+class UnknownConfigKey(ConfigError):
+    """A config dict holds keys the config class does not define (a typo, or a newer
+    format): refused rather than ignored, so a config never silently means less."""
+
+    def __init__(self, config: str, keys: list[str] | tuple[str, ...]) -> None:
+        self.config = config
+        self.keys = tuple(keys)
+        super().__init__(f"unknown {config} keys: {list(self.keys)}")
+
+
+class UnknownArchitecture(ConfigError, KeyError):
+    """An encoder architecture name that the registry does not know."""
+
+    def __init__(self, name: object, known: list[str] | tuple[str, ...] = ()) -> None:
+        self.name = name
+        self.known = tuple(known)
+        super().__init__(f"unknown encoder architecture {name!r}; known: {list(self.known)}")
+
+    def __str__(self) -> str:  # KeyError would repr() the message otherwise
+        return str(self.args[0])
+
+
+# --- latents ------------------------------------------------------------------------
+
+
+class LatentError(InversionError, ValueError):
+    """A latent file cannot be used: not the latent format, malformed, or not for this
+    model."""
+
+
+class LatentFormatError(LatentError):
+    """The bytes are not a ``styleledger-latent/1`` safetensors file (e.g. an old
+    ``torch.save`` latent, which is refused rather than unpickled)."""
+
+
+class LatentMismatch(LatentError):
+    """A well-formed latent whose shapes (or model version) do not fit the model."""
+
+
 # --- model bundles and checkpoints --------------------------------------------------
 
 

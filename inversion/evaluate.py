@@ -26,6 +26,7 @@ import json
 import math
 import os
 import platform
+import shlex
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -497,8 +498,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
-
     extra = json.loads(Path(args.extra).read_text()) if args.extra else None
     if args.from_json:
         result = json.loads(Path(args.from_json).read_text())
@@ -510,7 +509,8 @@ def run(args: argparse.Namespace) -> int:
                       args.psp if args.psp and Path(args.psp).exists() else None,
                       n=args.n, opt_n=args.opt_n, opt_steps=args.opt_steps,
                       opt_lr=args.opt_lr, seed=args.seed, batch=args.batch, grid_path=args.grid)
-    command = "python -m inversion evaluate " + " ".join(sys.argv[2:])
+    # the arguments as given to inversion.cli.main (not sys.argv: main may be called in-process)
+    command = "python -m inversion " + shlex.join(getattr(args, "_argv", ["evaluate"]))
     result["command"] = command
     write_report(result, args.out, extra=extra, command=command)
     if args.json:

@@ -7,6 +7,9 @@ photo's detail follows the edit, and renders. Both steps use the same determinis
 rendering (stored noise by default), so an edit with every strength 0 reproduces the
 reconstruction exactly. Work is done in batches, under ``torch.inference_mode``, on
 CUDA when available; a ``progress(stage, fraction)`` callback lets a worker report.
+An :class:`Inversion` is stored in the one latent format (:mod:`inversion.latent`) by
+:meth:`Inversion.to_bytes` / :meth:`Inversion.save` and read back by
+:meth:`Inversion.from_bytes` / :meth:`Inversion.load`.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from PIL import Image
 from torch import Tensor
 
 from inversion.bundle import ModelBundle, load_bundle
-from inversion.errors import InvalidImage, InversionError
+from inversion.errors import InvalidImage, LatentError, LatentMismatch
+from inversion.latent import read_latent, write_latent
 from inversion.preprocess import image_to_tensor, tensor_to_images
 
 __all__ = ["Inversion", "Inverter", "ProgressCallback", "resolve_device"]
@@ -44,12 +48,13 @@ class Inversion:
 
     ``wplus`` are absolute W+ codes (latent_avg added), (B, n_latent, style_dim);
     ``detail`` the encoder's detail map (None for encoders without one);
-    ``reconstruction`` the rendered images (B, 3, size, size) in about [-1, 1].
+    ``reconstruction`` the rendered images (B, 3, size, size) in about [-1, 1] (None
+    when read from a latent file: it is re-rendered from the codes, not stored).
     """
 
     wplus: Tensor
     detail: Tensor | None
-    reconstruction: Tensor
+    reconstruction: Tensor | None = None
     bundle_version: str | None = None
 
     def __len__(self) -> int:
@@ -60,7 +65,7 @@ class Inversion:
         return Inversion(
             wplus=self.wplus[idx],
             detail=self.detail[idx] if self.detail is not None else None,
-            reconstruction=self.reconstruction[idx],
+            reconstruction=self.reconstruction[idx] if self.reconstruction is not None else None,
             bundle_version=self.bundle_version,
         )
 
@@ -68,11 +73,13 @@ class Inversion:
     def cat(parts: Sequence[Inversion]) -> Inversion:
         if not parts:
             raise ValueError("nothing to concatenate")
-        details = [p.detail for p in parts]
+        def cat(tensors: list[Tensor | None]) -> Tensor | None:
+            return None if any(t is None for t in tensors) else torch.cat(tensors)  # type: ignore[arg-type]
+
         return Inversion(
             wplus=torch.cat([p.wplus for p in parts]),
-            detail=None if any(d is None for d in details) else torch.cat(details),  # type: ignore[arg-type]
-            reconstruction=torch.cat([p.reconstruction for p in parts]),
+            detail=cat([p.detail for p in parts]),
+            reconstruction=cat([p.reconstruction for p in parts]),
             bundle_version=parts[0].bundle_version,
         )
 
@@ -85,30 +92,32 @@ class Inversion:
             reconstruction=move(self.reconstruction),
         )
 
-    def state(self) -> dict[str, Any]:
-        """What is stored as "the latent" of a job (CPU tensors, weights_only-loadable)."""
-        return {
-            "wplus": self.wplus.detach().cpu().clone(),
-            "detail": None if self.detail is None else self.detail.detach().cpu().clone(),
-            "reconstruction": self.reconstruction.detach().cpu().clone(),
-            "bundle_version": self.bundle_version,
-        }
+    def to_bytes(self) -> bytes:
+        """The latent file (:mod:`inversion.latent`): codes, detail map, model version."""
+        return write_latent(self.wplus, self.detail, self.bundle_version)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, what: str = "latent") -> Inversion:
+        """Read a latent file; LatentFormatError (naming ``what``) when it is not one."""
+        tensors, metadata = read_latent(data, what)
+        return cls(
+            wplus=tensors["wplus"],
+            detail=tensors.get("detail"),
+            bundle_version=metadata.get("model_version") or None,
+        )
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        torch.save(self.state(), path)
+        with open(path, "wb") as f:
+            f.write(self.to_bytes())
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Inversion:
         try:
-            data = torch.load(path, map_location="cpu", weights_only=True)
-            return cls(
-                wplus=data["wplus"],
-                detail=data.get("detail"),
-                reconstruction=data["reconstruction"],
-                bundle_version=data.get("bundle_version"),
-            )
-        except (OSError, KeyError, TypeError, RuntimeError) as exc:
-            raise InversionError(f"cannot read latents {str(path)!r}: {exc}") from None
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as exc:
+            raise LatentError(f"cannot read latent {str(path)!r}: {exc}") from None
+        return cls.from_bytes(data, what=repr(str(path)))
 
 
 class Inverter:
@@ -140,7 +149,9 @@ class Inverter:
         self.catalog = bundle.catalog
         self.version = bundle.version
         self.input_size = int(bundle.encoder_config.input_size)
-        self.fuser_resolution = int(bundle.fuser_config.resolution)
+        self.fuser_resolution = (
+            int(bundle.fuser_config.resolution) if bundle.fuser_config is not None else None
+        )
 
     @classmethod
     def from_path(
@@ -195,7 +206,7 @@ class Inverter:
         offset: int,
     ) -> Tensor:
         residual = None
-        if detail is not None and delta is not None:
+        if self.fuser is not None and detail is not None and delta is not None:
             residual = {self.fuser_resolution: self.fuser(delta, detail)}
         return self.generator.synthesis(
             wplus, noise=self._noise(wplus.shape[0], seed, offset), feature_residual=residual
@@ -253,6 +264,7 @@ class Inverter:
         """
         report = progress or (lambda stage, fraction: None)
         request = self.catalog.validate_request(edits)
+        self.check_fits(inversion)
         wplus_all = inversion.wplus.to(self.device, self.dtype)
         detail_all = inversion.detail.to(self.device, self.dtype) if inversion.detail is not None else None
         images = []
@@ -264,6 +276,24 @@ class Inverter:
             images.append(self._render(edited, detail, edited - wplus, seed, sl.start))
             report("edit", (k + 1) / len(chunks))
         return torch.cat(images)
+
+    def check_fits(self, inversion: Inversion) -> None:
+        """LatentMismatch unless ``inversion``'s shapes fit this model (e.g. a latent file
+        from another bundle); a different model version with the same shapes is allowed
+        here (the CLI asks for confirmation, the platform never mixes them)."""
+        want = (self.generator.n_latent, self.generator.style_dim)
+        got = tuple(inversion.wplus.shape[1:])
+        if got != want:
+            raise LatentMismatch(
+                f"latent W+ codes are {got[0]}x{got[1]} but this model uses {want[0]}x{want[1]}"
+            )
+        detail_channels = getattr(self.bundle.fuser_config, "detail_channels", None)
+        detail = inversion.detail
+        if detail is not None and detail_channels is not None and detail.shape[1] != detail_channels:
+            raise LatentMismatch(
+                f"latent detail map has {detail.shape[1]} channels but this model's Fuser "
+                f"takes {detail_channels}"
+            )
 
     def to_pil(self, images: Tensor, size: int | None = None) -> list[Image.Image]:
         """Generator outputs -> RGB PIL images (native size unless ``size``)."""

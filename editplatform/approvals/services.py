@@ -28,6 +28,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from editplatform.accounts.recovery import suspended_user_ids
 from editplatform.accounts.roles import APPROVER, has_role
 from editplatform.approvals.audit_actions import JOB_APPROVED, JOB_REJECTED
 from editplatform.approvals.models import Decision
@@ -66,6 +67,9 @@ def valid_approvals(job: EditJob, *, now=None):
                                 approver__groups__name=APPROVER.name)
         .exclude(approver_id=job.requester_id)
         .exclude(expires_at__lte=now)
+        # an approver whose password or 2FA was reset by someone else no longer counts
+        # until the recovery is confirmed by a second admin (accounts.recovery)
+        .exclude(approver_id__in=suspended_user_ids())
         .select_related("approver")
     )
     seen, valid = set(), []

@@ -14,6 +14,7 @@ served with `?full=1` and logged as `artifact.viewed` under the job's subject.
 from __future__ import annotations
 
 import io
+import uuid
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -38,14 +39,35 @@ THUMBNAIL_PIXELS = 192
 ACCESS_ACTIONS = (ARTIFACT_VIEWED, ARTIFACT_DOWNLOADED)
 
 
+SUBJECT_LIMIT = 200  # audit_event.subject's length
+
+
 def _job(subject: str) -> EditJob | None:
     """The job an event subject names: `job:<uuid>` (what the jobs app writes) or a bare id."""
-    job_id = subject.removeprefix("job:")
+    try:
+        job_id = uuid.UUID(subject.removeprefix("job:"))
+    except ValueError:  # not a job id: a timeline without lineage
+        return None
     related = EditJob.objects.select_related("original", "reconstruction", "edited", "latent", "requester")
     try:
         return related.filter(pk=job_id).first()
-    except (ValueError, ValidationError):  # not a job id
+    except (ValueError, ValidationError):  # not this model's kind of id
         return None
+
+
+def _subject_problem(subject: str | None) -> str:
+    """Why `subject` cannot name anything in the log ('' when it can)."""
+    if not subject:
+        return "Which subject? Give ?subject=<subject>, e.g. job:<id>."
+    if len(subject) > SUBJECT_LIMIT:
+        return f"A subject has at most {SUBJECT_LIMIT} characters."
+    if "\x00" in subject:
+        return "A subject cannot contain NUL characters."
+    return ""
+
+
+def _bad_request(request, message: str):
+    return render(request, "audit/bad_request.html", {"message": message, "problems": []}, status=400)
 
 
 def _image_kinds(job: EditJob) -> dict[str, str]:
@@ -60,7 +82,12 @@ def _image_kinds(job: EditJob) -> dict[str, str]:
 
 @require_GET
 @reader_required
-def job_timeline(request, subject: str):
+def job_timeline(request, subject: str | None = None):
+    """The timeline of `subject` (from the query string, or the older path form)."""
+    if subject is None:
+        subject = request.GET.get("subject")
+    if problem := _subject_problem(subject):
+        return _bad_request(request, problem)
     job = _job(subject)
     canonical = f"job:{job.pk}" if job is not None else subject
     events = list(filter_events(subject=canonical).order_by("seq")[:TIMELINE_LIMIT])
@@ -69,7 +96,8 @@ def job_timeline(request, subject: str):
     shown = {}
     for node in [chain["original"], chain["latent"], *chain["outputs"].values()]:
         if node and node["sha256"] in thumbs:
-            node["thumbnail"] = reverse("compliance:artifact", args=[canonical, node["sha256"]])
+            # Built from the job's own id and a stored artifact's hash, never the subject as given.
+            node["thumbnail"] = reverse("compliance:artifact", args=[f"job:{job.pk}", node["sha256"]])
             shown[thumbs[node["sha256"]]] = node["sha256"]
     with transaction.atomic():
         append_event(TIMELINE_VIEWED, actor=request.user, subject=canonical,
@@ -95,15 +123,14 @@ def _thumbnail(data: bytes) -> bytes:
 def artifact_view(request, subject: str, sha256: str):
     """A thumbnail of a job's image artifact (logged with the timeline view), or the full
     image with ``?full=1`` (an `artifact.viewed` event under the job's subject)."""
-    job = _job(subject)
+    job = _job(subject) if not _subject_problem(subject) else None
     if job is None:
         raise Http404("no such job")
     kinds = _image_kinds(job)
     if sha256 not in kinds:
         raise Http404("no such artifact for this job")
     artifact = getattr(job, kinds[sha256])
-    full = request.GET.get("full") == "1"
-    if full:
+    if request.GET.get("full") == "1":
         with transaction.atomic():
             append_event(ARTIFACT_VIEWED, actor=request.user, subject=f"job:{job.pk}",
                          subjects=[f"artifact:{sha256}"],

@@ -9,7 +9,6 @@ to stop the work between steps).
 from __future__ import annotations
 
 import io
-import json
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -18,9 +17,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
+from inversion.latent import read_latent  # noqa: F401  (the one latent reader, for callers)
 from inversion.preprocess import load_image_bytes, prepare_image
 
-LATENT_FORMAT = "styleledger-latent/1"
 Report = Callable[[str, int], None]
 
 
@@ -41,16 +40,6 @@ def png_bytes(img: Image.Image) -> bytes:
     buffer = io.BytesIO()
     clean.save(buffer, format="PNG", compress_level=6)
     return buffer.getvalue()
-
-
-def latent_bytes(inversion, model_version: str) -> bytes:
-    """The W+ codes (and detail map) as safetensors: safe to load anywhere, no pickle."""
-    from safetensors.torch import save
-
-    tensors = {"wplus": inversion.wplus.detach().float().cpu().contiguous()}
-    if inversion.detail is not None:
-        tensors["detail"] = inversion.detail.detach().float().cpu().contiguous()
-    return save(tensors, metadata={"format": LATENT_FORMAT, "model_version": model_version})
 
 
 def image_metrics(original: Image.Image, reconstruction: Image.Image, edited: Image.Image) -> dict:
@@ -98,7 +87,7 @@ def run(inverter, original_png: bytes, edits: Mapping[str, float], report: Repor
     result = PipelineResult(
         reconstruction_png=png_bytes(rec_img),
         edited_png=png_bytes(edit_img),
-        latent=latent_bytes(inversion, inverter.version),
+        latent=inversion.to_bytes(),  # the one latent format (inversion.latent)
         size=rec_img.size[0],
         model_version=inverter.version,
         metrics=image_metrics(original, rec_img, edit_img),
@@ -108,12 +97,3 @@ def run(inverter, original_png: bytes, edits: Mapping[str, float], report: Repor
     result.timings = {k: round(v, 4) for k, v in timings.items()}
     report("store", 90)
     return result
-
-
-def read_latent(data: bytes) -> tuple[dict, dict]:
-    """(tensors, metadata) of a stored latent file (metadata read from the header)."""
-    from safetensors.torch import load
-
-    header_len = int.from_bytes(data[:8], "little")
-    metadata = json.loads(data[8 : 8 + header_len]).get("__metadata__", {})
-    return load(data), metadata

@@ -11,24 +11,23 @@ offsets relative to latent_avg, and no detail map.
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from inversion.modules.encoder import EncoderOutput, config_from_dict
+from inversion.config import ModelConfig
+from inversion.errors import ConfigError
+from inversion.modules.encoder import EncoderOutput
 from inversion.modules.irse import input_layer, irse_stages
 
 __all__ = ["EqualLinear", "GradualStyleBlock", "GradualStyleEncoder", "PSPConfig"]
 
 
 @dataclass
-class PSPConfig:
+class PSPConfig(ModelConfig):
     """``coarse``/``middle``: code indices where the middle and fine groups start (3, 7)."""
 
     input_size: int = 256
@@ -39,11 +38,15 @@ class PSPConfig:
     coarse: int = 3
     middle: int = 7
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
         self.body_channels = list(self.body_channels)
         self.body_units = list(self.body_units)
+        if len(self.body_channels) != 4 or len(self.body_units) != 4:
+            raise ConfigError("body_channels and body_units need 4 stages")
         if self.body_channels[-1] != self.style_dim:
-            raise ValueError("pSp's last stage width must equal style_dim")
+            raise ConfigError("pSp's last stage width must equal style_dim")
+        if not 0 < self.coarse < self.middle < self.n_latent:
+            raise ConfigError("pSp needs 0 < coarse < middle < n_latent")
 
     @classmethod
     def full(cls) -> PSPConfig:
@@ -56,12 +59,6 @@ class PSPConfig:
         return cls(input_size=64, n_latent=8, style_dim=64, body_channels=[8, 16, 32, 64],
                    body_units=[1, 1, 1, 1], coarse=2, middle=4)
 
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> PSPConfig:
-        return config_from_dict(cls, d)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 class EqualLinear(nn.Module):

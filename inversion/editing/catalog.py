@@ -184,9 +184,6 @@ class EditCatalog:
         checked = self.validate_request(request)
         return [n for n, s in checked.items() if self._specs[n].sensitive and s != 0.0]
 
-    def requires_approval(self, request: Mapping[str, object]) -> bool:
-        return bool(self.sensitive_edits(request))
-
     def defaults(self) -> dict[str, float]:
         return {s.name: s.default_strength for s in self}
 

@@ -21,34 +21,23 @@ docs/benchmarks.md for the measured parameters, MACs and latency against pSp.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from inversion.config import ModelConfig
+from inversion.errors import ConfigError
 from inversion.modules.irse import input_layer, irse_stages
 from inversion.modules.ss2d import VSSBlock
 
 __all__ = ["EncoderConfig", "EncoderOutput", "MambaStyleEncoder", "split_codes"]
 
 
-def config_from_dict(cls: Any, d: Mapping[str, Any]) -> Any:
-    """Build dataclass ``cls`` from a mapping; unknown keys are a ValueError naming them."""
-    if not isinstance(d, Mapping):
-        raise ValueError(f"{cls.__name__} must be built from a mapping, got {type(d).__name__}")
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - known)
-    if unknown:
-        raise ValueError(f"unknown {cls.__name__} keys: {unknown}")
-    return cls(**{k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()})
-
-
 @dataclass
-class EncoderConfig:
+class EncoderConfig(ModelConfig):
     """Hyper-parameters of :class:`MambaStyleEncoder` (JSON-serialisable fields only).
 
     ``body_channels``/``body_units``: four IR-SE stages, each halving the resolution;
@@ -71,18 +60,20 @@ class EncoderConfig:
     head_pool: int = 2
     detail_channels: int = 64
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
         self.body_channels = list(self.body_channels)
         self.body_units = list(self.body_units)
         self.fpn_channels = list(self.fpn_channels)
         if len(self.body_channels) != 4 or len(self.body_units) != 4:
-            raise ValueError("body_channels and body_units need 4 stages")
+            raise ConfigError("body_channels and body_units need 4 stages")
         if len(self.fpn_channels) != 3:
-            raise ValueError("fpn_channels needs 3 levels (input/4, /8, /16)")
+            raise ConfigError("fpn_channels needs 3 levels (input/4, /8, /16)")
         if self.input_size % 16 or self.input_size < 32:
-            raise ValueError(f"input_size must be a multiple of 16 and >= 32, got {self.input_size}")
+            raise ConfigError(
+                f"input_size must be a multiple of 16 and >= 32, got {self.input_size}"
+            )
         if self.n_latent < 3:
-            raise ValueError("n_latent must be >= 3 (one code per level at least)")
+            raise ConfigError("n_latent must be >= 3 (one code per level at least)")
 
     @classmethod
     def full(cls) -> EncoderConfig:
@@ -104,13 +95,6 @@ class EncoderConfig:
             head_pool=1,
             detail_channels=16,
         )
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> EncoderConfig:
-        return config_from_dict(cls, d)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 class EncoderOutput(NamedTuple):

@@ -21,23 +21,20 @@ adds almost nothing.
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from inversion.modules.encoder import config_from_dict
+from inversion.config import ModelConfig
 from inversion.modules.ss2d import VSSBlock
 
 __all__ = ["Fuser", "FuserConfig"]
 
 
 @dataclass
-class FuserConfig:
+class FuserConfig(ModelConfig):
     """Hyper-parameters of :class:`Fuser` (JSON-serialisable fields only).
 
     ``out_channels`` and ``resolution`` must match the generator block the residual is
@@ -75,13 +72,6 @@ class FuserConfig:
             hidden_channels=16,
             d_state=4,
         )
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> FuserConfig:
-        return config_from_dict(cls, d)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 class Fuser(nn.Module):

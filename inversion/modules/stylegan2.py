@@ -22,7 +22,6 @@ no CUDA kernels: ``inversion.ops`` has the plain-PyTorch upfirdn2d and fused lea
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import re
@@ -34,7 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from inversion.errors import CheckpointError
+from inversion.config import ModelConfig
+from inversion.errors import CheckpointError, ConfigError
 from inversion.ops.fused_act import FusedLeakyReLU, fused_leaky_relu
 from inversion.ops.upfirdn import upfirdn2d
 
@@ -68,7 +68,7 @@ def default_channels(channel_multiplier: int = 2) -> dict[int, int]:
 
 
 @dataclass
-class GeneratorConfig:
+class GeneratorConfig(ModelConfig):
     """Hyper-parameters of :class:`Generator` (JSON-serialisable via :meth:`to_dict`).
 
     ``channels`` overrides the channel table (keys: resolutions 4..size); tiny test and
@@ -82,12 +82,6 @@ class GeneratorConfig:
     lr_mlp: float = 0.01
     blur_kernel: tuple[int, ...] = (1, 3, 3, 1)
     channels: dict[int, int] | None = field(default=None)
-
-    def __post_init__(self) -> None:
-        self.blur_kernel = tuple(int(k) for k in self.blur_kernel)
-        if self.channels is not None:
-            self.channels = {int(k): int(v) for k, v in self.channels.items()}
-        self.validate()
 
     # -- presets ---------------------------------------------------------------------
 
@@ -119,39 +113,22 @@ class GeneratorConfig:
             raise ValueError(f"unknown generator preset {name!r}; known: {sorted(presets)}")
         return presets[name]()
 
-    # -- (de)serialisation -----------------------------------------------------------
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> GeneratorConfig:
-        """Build from a dict (e.g. a manifest); unknown keys are an error, not ignored."""
-        if not isinstance(d, Mapping):
-            raise ValueError(f"generator config must be a mapping, got {type(d).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown generator config keys: {unknown}")
-        return cls(**dict(d))
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["blur_kernel"] = list(self.blur_kernel)
-        if self.channels is not None:
-            d["channels"] = {str(k): v for k, v in sorted(self.channels.items())}
-        return d
-
-    # -- derived ---------------------------------------------------------------------
+    # -- validation and derived values -------------------------------------------
 
     def validate(self) -> None:
+        self.blur_kernel = tuple(int(k) for k in self.blur_kernel)
+        if self.channels is not None:
+            self.channels = {int(k): int(v) for k, v in self.channels.items()}
         if self.size < 8 or self.size & (self.size - 1):
-            raise ValueError(f"size must be a power of two >= 8, got {self.size}")
+            raise ConfigError(f"size must be a power of two >= 8, got {self.size}")
         if self.style_dim <= 0 or self.n_mlp < 0:
-            raise ValueError("style_dim must be > 0 and n_mlp >= 0")
+            raise ConfigError("style_dim must be > 0 and n_mlp >= 0")
         if self.channels is not None:
             missing = [r for r in self.resolutions if r not in self.channels]
             if missing:
-                raise ValueError(f"channels override lacks resolutions {missing}")
+                raise ConfigError(f"channels override lacks resolutions {missing}")
         elif self.size > 1024:
-            raise ValueError("sizes above 1024 need an explicit channels table")
+            raise ConfigError("sizes above 1024 need an explicit channels table")
 
     @property
     def log_size(self) -> int:

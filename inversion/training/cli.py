@@ -4,6 +4,11 @@ Steps: ``generator`` (StyleGAN2), ``classifier`` (attribute classifier on real l
 ``directions`` (InterFaceGAN boundaries + GANSpace, and the edit catalog), ``encoder``
 (MambaStyle encoder + Fuser, or the pSp baseline with ``--arch psp``), ``recipe`` (the
 whole demo, end to end). Each step's module provides ``add_arguments``/``run``.
+
+The ``train`` parser only takes the step's name and hands the rest of the arguments to
+the step's own parser, built in :func:`run`: so only the chosen step's module is
+imported, and the parse depends on the arguments given (``main(argv)``), never on
+``sys.argv``.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-__all__ = ["STEPS", "add_arguments", "run"]
+__all__ = ["STEPS", "add_arguments", "run", "main"]
 
 STEPS = {
     "generator": ("inversion.training.train_generator", "train the StyleGAN2 generator"),
@@ -20,30 +25,27 @@ STEPS = {
     "encoder": ("inversion.training.train_encoder", "train an encoder (+ Fuser) or pSp"),
     "recipe": ("inversion.training.recipe", "run the whole demo recipe end to end"),
 }
+PROG = "python -m inversion train"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    import sys
-
-    sub = parser.add_subparsers(dest="step", metavar="STEP", required=True)
-    argv = sys.argv[1:]
-    for name, (module, help_text) in STEPS.items():
-        sp = sub.add_parser(name, help=help_text, description=help_text)
-        # import a step's module only when it is the one being run (fast --help)
-        if name in argv:
-            importlib.import_module(module).add_arguments(sp)
-        sp.set_defaults(_step_module=module)
+    steps = "; ".join(f"{name}: {help_text}" for name, (_, help_text) in STEPS.items())
+    parser.add_argument("step", metavar="STEP", choices=list(STEPS), help=steps)
+    parser.add_argument("step_args", nargs=argparse.REMAINDER, metavar="...",
+                        help="the step's options (`STEP --help` lists them)")
 
 
 def run(args: argparse.Namespace) -> int:
-    return int(importlib.import_module(args._step_module).run(args) or 0)
+    module_name, help_text = STEPS[args.step]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"{PROG} {args.step}", description=help_text)
+    module.add_arguments(parser)
+    step_args = parser.parse_args(args.step_args)
+    return int(module.run(step_args) or 0)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m inversion.training STEP ...`` (same as ``python -m inversion train``)."""
     parser = argparse.ArgumentParser(prog="python -m inversion.training")
-    sub = parser.add_subparsers(dest="step", metavar="STEP", required=True)
-    for name, (module, help_text) in STEPS.items():
-        sp = sub.add_parser(name, help=help_text)
-        importlib.import_module(module).add_arguments(sp)
-        sp.set_defaults(_step_module=module)
+    add_arguments(parser)
     return run(parser.parse_args(argv))

@@ -19,7 +19,6 @@ import os
 import shutil
 import subprocess
 import zipfile
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -297,7 +296,3 @@ def batch_from(dataset: Dataset, indices: Tensor) -> tuple[Tensor, Tensor]:
         return dataset.batch(indices)
     items = [dataset[int(i)] for i in indices]
     return torch.stack([x for x, _ in items]), torch.tensor([y for _, y in items])
-
-
-def sequence_batches(n: int, batch_size: int) -> Sequence[slice]:
-    return [slice(i, min(i + batch_size, n)) for i in range(0, n, batch_size)]

@@ -222,6 +222,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calib-samples", type=int, default=512)
     p.add_argument("--target-success", type=float, default=0.85)
     p.add_argument("--components", type=int, default=3)
+    p.add_argument("--max-strength", type=float, default=8.0,
+                   help="edit range of the supervised directions (and calibration's limit)")
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -233,7 +235,7 @@ def run(args: argparse.Namespace) -> int:
     dirs, catalog, report = fit_directions(
         g, clf, n_samples=args.samples, keep=args.keep, seed=args.seed,
         calib_samples=args.calib_samples, target_success=args.target_success,
-        ganspace_components=args.components,
+        ganspace_components=args.components, max_strength=args.max_strength,
     )
     args.out.mkdir(parents=True, exist_ok=True)
     save_directions(dirs, args.out / "directions.safetensors")

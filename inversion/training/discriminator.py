@@ -10,12 +10,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from inversion.config import ModelConfig
+from inversion.errors import ConfigError
 from inversion.modules.stylegan2 import Blur, EqualLinear
 from inversion.ops.fused_act import FusedLeakyReLU
 
@@ -23,38 +24,27 @@ __all__ = ["DiscriminatorConfig", "Discriminator"]
 
 
 @dataclass
-class DiscriminatorConfig:
+class DiscriminatorConfig(ModelConfig):
     size: int = 256
     channels: dict[int, int] = field(default_factory=dict)
     stddev_group: int = 4
     blur_kernel: tuple[int, ...] = (1, 3, 3, 1)
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
         self.channels = {int(k): int(v) for k, v in self.channels.items()}
         self.blur_kernel = tuple(int(k) for k in self.blur_kernel)
+        if self.size < 8 or self.size & (self.size - 1):
+            raise ConfigError(f"discriminator size must be a power of two >= 8, got {self.size}")
         log = int(math.log2(self.size))
-        if 2**log != self.size or self.size < 8:
-            raise ValueError(f"discriminator size must be a power of two >= 8, got {self.size}")
         missing = [2**i for i in range(2, log + 1) if 2**i not in self.channels]
         if missing:
-            raise ValueError(f"discriminator channels lack resolutions {missing}")
+            raise ConfigError(f"discriminator channels lack resolutions {missing}")
 
     @classmethod
     def matching(cls, gen_channels: Mapping[int, int], size: int) -> DiscriminatorConfig:
         """The same channel table as the generator (the usual StyleGAN2 symmetry)."""
         return cls(size=size, channels={int(k): int(v) for k, v in gen_channels.items()})
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "size": self.size,
-            "channels": {str(k): v for k, v in sorted(self.channels.items())},
-            "stddev_group": self.stddev_group,
-            "blur_kernel": list(self.blur_kernel),
-        }
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> DiscriminatorConfig:
-        return cls(**dict(d))
 
 
 class EqualConv2d(nn.Module):

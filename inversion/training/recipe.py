@@ -36,7 +36,7 @@ __all__ = ["STAGES", "stage_commands", "package_bundle", "ci_reconstruction_psnr
 
 STAGES = ("generator", "classifier", "directions", "encoder", "psp", "package", "evaluate",
           "finalize")
-CALIB_IMAGES = 256  # val images used to calibrate the catalog's default strengths
+CALIB_IMAGES = 256  # val images used to calibrate the catalog's default strengths (default)
 CI_SUBSET = 64  # first N official test images: the bundle's reproducible PSNR check
 DATA_SOURCE = ("Debian package dataset-fashion-mnist (Zalando Fashion-MNIST, MIT licence): "
                "train = first 55,000 of the official training split, val = last 5,000, "
@@ -70,7 +70,8 @@ def stage_commands(a: argparse.Namespace) -> dict[str, list[str]]:
         "psp": [*py, "train", "encoder", "--arch", "psp", "--out", str(r / "psp"),
                 *enc_common],
         "package": [*py, "train", "recipe", "--run", str(r), "--bundle", str(a.bundle),
-                    "--eval-dir", str(a.eval_dir), "--only", "package"],
+                    "--eval-dir", str(a.eval_dir), "--calib-images", str(a.calib_images),
+                    "--only", "package"],
         "evaluate": [*py, "evaluate", "--bundle", str(a.bundle), "--classifier",
                      str(Path(a.eval_dir) / "classifier.pt"), "--psp",
                      str(Path(a.eval_dir) / "psp_encoder.pt"), "--out", str(a.report),
@@ -78,7 +79,8 @@ def stage_commands(a: argparse.Namespace) -> dict[str, list[str]]:
                      "--n", str(a.eval_n), "--opt-n", str(a.opt_n), "--opt-steps",
                      str(a.opt_steps), "--extra", str(r / "report_extra.json")],
         "finalize": [*py, "train", "recipe", "--run", str(r), "--bundle", str(a.bundle),
-                     "--eval-dir", str(a.eval_dir), "--only", "finalize"],
+                     "--eval-dir", str(a.eval_dir), "--calib-images", str(a.calib_images),
+                     "--only", "finalize"],
     }
 
 
@@ -102,7 +104,8 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def package_bundle(run_dir: str | Path, bundle: str | Path, eval_dir: str | Path,
                    metrics: dict[str, Any] | None = None,
-                   commands: list[str] | None = None, calibrate: bool = False) -> Any:
+                   commands: list[str] | None = None, calibrate: bool = False,
+                   calib_images: int = CALIB_IMAGES) -> Any:
     """Build the bundle from a recipe run's outputs; copy evaluation extras."""
     from inversion.bundle import build_bundle
     from inversion.training.directions import load_generator
@@ -148,7 +151,7 @@ def package_bundle(run_dir: str | Path, bundle: str | Path, eval_dir: str | Path
         from inversion.training.data import load_fashion_mnist
         from inversion.training.directions import calibrate_on_real, with_fine_layer_edits
 
-        x, _ = load_fashion_mnist("val", size=g.size, limit=CALIB_IMAGES)
+        x, _ = load_fashion_mnist("val", size=g.size, limit=calib_images)
         inverter = Inverter(b, device="cpu", batch_size=256)
         inverter.catalog = with_fine_layer_edits(inverter.catalog, g.n_latent)
         catalog, calib = calibrate_on_real(inverter, x,
@@ -161,7 +164,7 @@ def package_bundle(run_dir: str | Path, bundle: str | Path, eval_dir: str | Path
         provenance["catalog_sensitivity"] = _read_json(r / "directions/sensitivity.json")
     if calib_path.exists():
         provenance["catalog_calibration"] = {
-            "data": f"fashion-mnist:val[0:{CALIB_IMAGES}] (held out of training and of "
+            "data": f"fashion-mnist:val[0:{calib_images}] (held out of training and of "
                     "evaluation)",
             "rule": "smallest strength (0.5 steps) flipping the classifier label of >= 85% "
                     "of inversions moved towards the other side",
@@ -282,6 +285,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="train the encoder and the pSp baseline one after the other "
                         "(default: at the same time, one thread each)")
     p.add_argument("--encoder-budget", type=float, default=None)
+    p.add_argument("--calib-images", type=int, default=CALIB_IMAGES,
+                   help="held-out val images that calibrate the edits' default strengths")
     p.add_argument("--eval-n", type=int, default=1000)
     p.add_argument("--opt-n", type=int, default=200)
     p.add_argument("--opt-steps", type=int, default=500)
@@ -316,11 +321,13 @@ def run(args: argparse.Namespace) -> int:
             state_path.write_text(json.dumps(state, indent=2))
             continue
         if stage == "package" and args.only:
-            package_bundle(run_dir, args.bundle, args.eval_dir, calibrate=True)
+            package_bundle(run_dir, args.bundle, args.eval_dir, calibrate=True,
+                           calib_images=args.calib_images)
         elif stage == "finalize" and args.only:
             mark_sensitive_by_measurement(run_dir)
             metrics = _final_metrics(run_dir, Path(args.bundle))
-            package_bundle(run_dir, args.bundle, args.eval_dir, metrics=metrics)
+            package_bundle(run_dir, args.bundle, args.eval_dir, metrics=metrics,
+                           calib_images=args.calib_images)
             _rerender_report(run_dir, args, state)
         else:
             if stage == "evaluate":

@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from inversion import registry
 from inversion.training import ddp
 from inversion.training.checkpoint import Resumable, requires_grad, save_checkpoint
 from inversion.training.data import InfiniteSampler, batch_from, make_dataset
@@ -48,7 +49,6 @@ __all__ = [
     "PluggableLoss",
     "demo_encoder_configs",
     "demo_psp_config",
-    "build_encoder",
     "load_encoder_export",
     "add_arguments",
     "run",
@@ -83,30 +83,11 @@ def demo_psp_config(gen_cfg: Any) -> Any:
     )
 
 
-def build_encoder(arch: str, cfg: Any) -> nn.Module:
-    if arch == "mambastyle":
-        from inversion.modules.encoder import MambaStyleEncoder
-
-        return MambaStyleEncoder(cfg)
-    if arch == "psp":
-        from inversion.baselines.psp import GradualStyleEncoder
-
-        return GradualStyleEncoder(cfg)
-    raise ValueError(f"unknown encoder arch {arch!r} (mambastyle, psp)")
-
-
-def _config_cls(arch: str, part: str) -> Any:
-    if part == "fuser":
-        from inversion.modules.fuser import FuserConfig
-
-        return FuserConfig
-    if arch == "psp":
-        from inversion.baselines.psp import PSPConfig
-
-        return PSPConfig
-    from inversion.modules.encoder import EncoderConfig
-
-    return EncoderConfig
+# architecture -> (encoder config, fuser config or None) scaled to a demo generator
+DEMO_CONFIGS = {
+    "mambastyle": demo_encoder_configs,
+    "psp": lambda gen_cfg: (demo_psp_config(gen_cfg), None),
+}
 
 
 class PluggableLoss(nn.Module):
@@ -130,7 +111,7 @@ class PluggableLoss(nn.Module):
 
 @dataclass
 class EncoderTrainConfig:
-    arch: str = "mambastyle"
+    arch: str = registry.DEFAULT_ARCH
     generator: str = ""
     directions: str | None = None
     data: str = "fashion-mnist:train"
@@ -186,21 +167,17 @@ class EncoderTrainer(Resumable):
             use_fast_ops(self.g)
         self.latent_avg = avg.to(dev).reshape(1, 1, -1)
         gen_cfg = self.g.cfg
+        arch = registry.get(cfg.arch)
         if not cfg.encoder:
-            if cfg.arch == "psp":
-                cfg.encoder = demo_psp_config(gen_cfg).to_dict()
-            else:
-                e, f = demo_encoder_configs(gen_cfg)
-                cfg.encoder, cfg.fuser = e.to_dict(), f.to_dict()
-        self.enc_cfg = _config_cls(cfg.arch, "encoder").from_dict(cfg.encoder)
-        self.encoder = build_encoder(cfg.arch, self.enc_cfg).to(dev)
+            e, f = DEMO_CONFIGS[arch.name](gen_cfg)
+            cfg.encoder, cfg.fuser = e.to_dict(), f.to_dict() if f is not None else None
+        self.enc_cfg = arch.config_from_dict(cfg.encoder)
+        self.encoder = arch.build(self.enc_cfg).to(dev)
         self.fuser: nn.Module | None = None
         self.fus_cfg = None
-        if cfg.arch == "mambastyle" and cfg.fuser is not None:
-            from inversion.modules.fuser import Fuser
-
-            self.fus_cfg = _config_cls(cfg.arch, "fuser").from_dict(cfg.fuser)
-            self.fuser = Fuser(self.fus_cfg).to(dev)
+        if arch.fuser is not None and cfg.fuser is not None:
+            self.fus_cfg = arch.fuser.config_from_dict(cfg.fuser)
+            self.fuser = arch.fuser.build(self.fus_cfg).to(dev)
         params = list(self.encoder.parameters()) + (
             list(self.fuser.parameters()) if self.fuser is not None else [])
         self.optim = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -404,23 +381,21 @@ def load_encoder_export(path: str | Path, device: str | torch.device = "cpu"
                         ) -> tuple[str, nn.Module, nn.Module | None, Any, Any]:
     """(arch, encoder, fuser | None, encoder_cfg, fuser_cfg | None) from ``encoder.pt``."""
     ck = torch.load(path, map_location=device, weights_only=False)
-    arch = ck["arch"]
-    ecfg = _config_cls(arch, "encoder").from_dict(ck["encoder_config"])
-    enc = build_encoder(arch, ecfg).to(device)
+    arch = registry.get(ck["arch"])
+    ecfg = arch.config_from_dict(ck["encoder_config"])
+    enc = arch.build(ecfg).to(device)
     enc.load_state_dict(ck["encoder"])
     fus, fcfg = None, None
-    if ck.get("fuser") is not None:
-        from inversion.modules.fuser import Fuser
-
-        fcfg = _config_cls(arch, "fuser").from_dict(ck["fuser_config"])
-        fus = Fuser(fcfg).to(device)
+    if arch.fuser is not None and ck.get("fuser") is not None:
+        fcfg = arch.fuser.config_from_dict(ck["fuser_config"])
+        fus = arch.fuser.build(fcfg).to(device)
         fus.load_state_dict(ck["fuser"])
         fus.eval()
-    return arch, enc.eval(), fus, ecfg, fcfg
+    return arch.name, enc.eval(), fus, ecfg, fcfg
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--arch", default="mambastyle", choices=["mambastyle", "psp"])
+    p.add_argument("--arch", default=registry.DEFAULT_ARCH, choices=registry.names())
     p.add_argument("--generator", required=True, type=Path, help="generator.pt")
     p.add_argument("--directions", type=Path, default=None,
                    help="directions file for edit consistency (e.g. directions.safetensors)")

@@ -129,6 +129,7 @@ MATRIX: dict[tuple[str, str, str], dict[str, int]] = {
     # --- portal: audit trail (compliance reviewers only) --------------------------
     ("GET", "audit/", "-"): only({"reviewer": 200}, others=403, **PORTAL),
     ("GET", "audit/events/<int:seq>/", "other"): only({"reviewer": 200}, others=403, **PORTAL),
+    ("GET", "audit/jobs/", "-"): only({"reviewer": 400}, others=403, **PORTAL),  # no ?subject=
     ("GET", "audit/jobs/<str:subject>/", "other"): only({"reviewer": 200}, others=403, **PORTAL),
     ("GET", "audit/jobs/<str:subject>/artifacts/<str:sha256>", "other"): only({"reviewer": 200}, others=403, **PORTAL),
     ("GET", "audit/verify/", "-"): only({"reviewer": 200}, others=403, **PORTAL),
@@ -334,3 +335,86 @@ def _as_api_client(client: Client):
     api = APIClient()
     api.cookies = client.cookies
     return api
+
+
+# --- admin escalation (issue 11) ---------------------------------------------------------
+# The admin role manages people, roles, keys and 2FA resets: the admin pages it may use,
+# and the ones an admin used to reach by making themselves superuser. Other people are
+# sent to the admin's sign-in page (302); so is an integration (its key is no session).
+
+ADMIN_PAGES: dict[tuple[str, str], dict[str, int]] = {
+    ("GET", "admin/"): only({"admin": 200}, others=302, anon=302, integration=302),
+    ("GET", "admin/auth/user/"): only({"admin": 200}, others=302, anon=302, integration=302),
+    ("GET", "admin/accounts/integrationkey/"): only({"admin": 200}, others=302, anon=302, integration=302),
+    ("GET", "admin/accounts/accountrecovery/"): only({"admin": 200}, others=302, anon=302, integration=302),
+    ("GET", "admin/otp_totp/totpdevice/"): only({"admin": 200}, others=302, anon=302, integration=302),
+    ("GET", "admin/axes/accessattempt/"): only({"admin": 200}, others=302, anon=302, integration=302),
+    # Escalation targets: the audit tables, groups' permissions, adding TOTP devices.
+    ("GET", "admin/audit/auditevent/"): only({"admin": 403}, others=302, anon=302, integration=302),
+    ("GET", "admin/audit/checkpoint/"): only({"admin": 403}, others=302, anon=302, integration=302),
+    ("GET", "admin/auth/group/"): only({"admin": 404}, others=302, anon=302, integration=302),
+    ("GET", "admin/auth/permission/"): only({"admin": 404}, others=302, anon=302, integration=302),
+    ("GET", "admin/otp_totp/totpdevice/add/"): only({"admin": 403}, others=302, anon=302, integration=302),
+    ("GET", "admin/accounts/accountrecovery/add/"): only({"admin": 403}, others=302, anon=302, integration=302),
+}
+
+
+@pytest.mark.django_db
+def test_admin_pages_and_escalation_rows(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    world = World()
+    mismatches = []
+    for (method, route), row in ADMIN_PAGES.items():
+        for role, expected in row.items():
+            response = world.client(role).get("/" + route)
+            if response.status_code != expected:
+                mismatches.append(f"{role:<11} {method} /{route} -> {response.status_code}, expected {expected}")
+    assert mismatches == [], "admin page mismatches:\n" + "\n".join(mismatches)
+    # The admin ticks "superuser" on their own account: the field is not there, the POST
+    # is ignored, and the audit tables stay closed.
+    admin = world.users["admin"]
+    client = world.client("admin")
+    form = client.get(f"/admin/auth/user/{admin.pk}/change/").context["adminform"].form
+    data = {name: form.initial.get(name) for name in form.fields if name not in ("password", "groups")}
+    data = {k: ("on" if v is True else v) for k, v in data.items() if v not in (None, False)}
+    data.update(groups=[g.pk for g in admin.groups.all()], is_superuser="on")
+    assert client.post(f"/admin/auth/user/{admin.pk}/change/", data).status_code == 302
+    admin.refresh_from_db()
+    assert not admin.is_superuser
+    assert client.get("/admin/audit/auditevent/").status_code == 403
+
+
+# --- service accounts (issue 11) -----------------------------------------------------------
+
+@pytest.mark.django_db
+def test_service_account_rows(model_bundle, settings):
+    """A service account that holds a human role (rows written past every guard) gets
+    nothing through its key: every API route answers 403; the portal sees it anonymous."""
+    from django.db import connection
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    world = World()
+    mixed = world.users["integration"]
+    client = world.client("integration")
+    with connection.cursor() as cursor:
+        cursor.execute("INSERT INTO auth_user_groups (user_id, group_id) VALUES (%s, %s)",
+                       [mixed.pk, ensure_groups()["reviewer"].pk])
+    mismatches = []
+    for (method, route, obj), row in MATRIX.items():
+        if "integration" not in row or obj == "own":
+            continue
+        expected = 403 if route.startswith("api/") else row["integration"]
+        job = world.job(obj, "integration", fresh=route.endswith(("/approve", "/reject", "/decide")))
+        url = _url(route, job)
+        body = _body(method, route, job, world)
+        response = client.get(url) if method == "GET" else client.post(url, body.get("data"), format=body.get("format"))
+        if response.status_code != expected:
+            mismatches.append(f"integration+reviewer {method} /{route} [{obj}] -> {response.status_code}, "
+                              f"expected {expected}")
+    assert mismatches == [], "service account mismatches:\n" + "\n".join(mismatches)
+    # And the mix cannot be made through the product's own paths.
+    from editplatform.accounts.services import AccountError, grant_role
+
+    svc = _user("m-svc-2", "integration")
+    with pytest.raises(AccountError, match="integration-only"):
+        grant_role(svc, "approver")

@@ -306,3 +306,18 @@ def test_a_rejected_job_can_be_resubmitted_with_changes_linked_to_it(people):
     with pytest.raises(DomainError, match="only the requester"):
         job_services.submit(user=stranger, image=validate_image(png(1)), edits=catalog.request(),
                             purpose="not mine to revise", consent=True, source="portal", resubmitted_from=rejected)
+
+
+def test_an_approval_stops_counting_when_the_approvers_account_is_reset(people, settings):
+    """Four-eyes on account recovery: approvals given before someone else reset the
+    approver's second factor do not count until a second admin confirms the reset."""
+    from editplatform.accounts.recovery import open_recovery
+
+    settings.APPROVALS_REQUIRED = 2
+    job = sensitive_job(people["req"])
+    job = approve(job, people["ap1"])
+    assert [d.approver for d in services.valid_approvals(job)] == [people["ap1"]]
+    admin = get_user_model().objects.create_user("adm", password="x" * 20)
+    admin.groups.add(ensure_groups()["admin"])
+    assert open_recovery(people["ap1"], "2fa", by=admin) is not None
+    assert services.valid_approvals(job) == []

@@ -27,6 +27,7 @@ def wipe_log(connection) -> None:
         cursor.execute("DELETE FROM audit_event_subject")
         cursor.execute("DELETE FROM audit_treenode")
         cursor.execute("DELETE FROM audit_checkpoint")
+        cursor.execute("DELETE FROM audit_quarantine")
         cursor.execute(
             "UPDATE audit_loghead SET size = 0, frontier = %s, root_hash = %s, last_time = NULL, "
             "checkpoint_size = 0, checkpoint_at = NULL",
@@ -44,3 +45,4 @@ def fresh_log(settings, tmp_path, django_db_blocker):
     settings.AUDIT_CHECKPOINT_SECONDS = 3600
     wipe_log(connection)
     yield tmp_path / "checkpoints"
+    wipe_log(connection)  # leave no planted or quarantined rows for later tests

@@ -11,12 +11,14 @@ import pytest
 import torch
 
 from inversion.bundle import (
+    FUSER_FILE,
     MANIFEST_NAME,
     REQUIRED_FILES,
     UNTRAINED,
     build_bundle,
     build_random_bundle,
     load_bundle,
+    required_files,
     verify_bundle_files,
 )
 from inversion.errors import (
@@ -60,6 +62,7 @@ def test_random_bundle_layout_and_contents(random_bundle_dir: Path) -> None:
         assert m["files"][name] == {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
     assert UNTRAINED in m["provenance"]["training"] and m["provenance"]["seeds"]["weights"] == 0
     assert set(m["configs"]) == {"generator", "encoder", "fuser"}
+    assert m["encoder_arch"] == b.encoder_arch == "mambastyle"
     assert len(b.catalog) >= 3 and any(s.sensitive for s in b.catalog)
     assert b.latent_avg.shape == (b.generator_config.style_dim,)
     b.catalog.check_directions(
@@ -218,3 +221,121 @@ def test_build_refuses_inconsistent_parts_and_leaves_nothing(random_bundle_dir: 
     again = build_bundle(out, **{**parts, "provenance": {"notes": "v2"}}, overwrite=True)
     assert again.version != built.version and again.provenance["notes"] == "v2"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+# --- encoder architectures ------------------------------------------------------------
+
+DEMO = Path(__file__).resolve().parents[2] / "inversion" / "bundles" / "demo"
+
+
+def test_manifests_without_encoder_arch_load_as_mambastyle(bundle_copy: Path) -> None:
+    # the shipped demo bundle predates the field: it loads, and its version is unchanged
+    raw = (DEMO / MANIFEST_NAME).read_bytes()
+    assert "encoder_arch" not in json.loads(raw)
+    demo = load_bundle(DEMO)
+    assert demo.encoder_arch == "mambastyle" and demo.version == hashlib.sha256(raw).hexdigest()
+    assert demo.summary()["encoder_arch"] == "mambastyle"
+    m = _manifest(bundle_copy)
+    del m["encoder_arch"]
+    _write_manifest(bundle_copy, m)
+    assert load_bundle(bundle_copy).encoder_arch == "mambastyle"
+
+
+def test_unknown_or_inconsistent_architectures_are_refused(bundle_copy: Path) -> None:
+    original = _manifest(bundle_copy)
+    for mutate, message in (
+        (lambda m: m.__setitem__("encoder_arch", "e4e"), "unknown encoder architecture 'e4e'"),
+        (lambda m: m.__setitem__("encoder_arch", 1), "unknown encoder architecture 1"),
+        # a pSp manifest over MambaStyle files: the fuser config has no place in it
+        (lambda m: m.__setitem__("encoder_arch", "psp"), "a psp encoder has no Fuser config"),
+        (lambda m: m["configs"]["encoder"].__setitem__("typo", 1),
+         r"configs.encoder is invalid: unknown EncoderConfig keys: \['typo'\]"),
+    ):
+        m = json.loads(json.dumps(original))
+        mutate(m)
+        _write_manifest(bundle_copy, m)
+        with pytest.raises(ManifestError, match=message):
+            load_bundle(bundle_copy)
+
+
+@pytest.fixture(scope="module")
+def psp_bundle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("psp") / "bundle"
+    build_random_bundle(out, preset="tiny", seed=0, encoder_arch="psp", ganspace_samples=512)
+    return out
+
+
+def test_a_psp_bundle_builds_loads_and_inverts(psp_bundle_dir: Path) -> None:
+    from inversion.baselines.psp import GradualStyleEncoder, PSPConfig
+    from inversion.inverter import Inverter
+
+    b = load_bundle(psp_bundle_dir)
+    assert b.manifest["encoder_arch"] == b.encoder_arch == "psp"
+    assert FUSER_FILE not in b.manifest["files"] and "fuser" not in b.manifest["configs"]
+    assert sorted(p.name for p in psp_bundle_dir.iterdir()) == sorted(
+        [MANIFEST_NAME, *required_files("psp")])
+    assert isinstance(b.encoder_config, PSPConfig) and b.fuser_config is None
+    g, enc, fus = b.build_models("cpu")
+    assert isinstance(enc, GradualStyleEncoder) and fus is None
+    inverter = Inverter(b, device="cpu")
+    inv = inverter.invert(torch.rand(2, 3, 48, 40) * 2 - 1)
+    assert inv.wplus.shape == (2, b.n_latent, b.generator_config.style_dim) and inv.detail is None
+    # no Fuser: zero-strength edits are the reconstruction, and rendering is W+ only
+    assert torch.equal(inverter.edit(inv, {}), inv.reconstruction)
+    with torch.inference_mode():
+        assert torch.equal(inv.reconstruction, g.synthesis(inv.wplus))
+    edited = inverter.edit(inv, {b.catalog.names[0]: 2.0})
+    assert not torch.allclose(edited, inv.reconstruction)
+    # a flipped byte is refused like in any bundle
+    verify_bundle_files(psp_bundle_dir)
+
+
+def test_psp_bundle_refuses_fuser_parts(psp_bundle_dir: Path, tmp_path: Path) -> None:
+    b = load_bundle(psp_bundle_dir)
+    parts = dict(
+        generator_ckpt={"g_ema": b.state_dicts["generator"], "latent_avg": b.latent_avg},
+        encoder_state=b.state_dicts["encoder"], fuser_state=None,
+        encoder_cfg=b.encoder_config, fuser_cfg=None, directions=b.directions,
+        catalog=b.catalog, provenance={"notes": "test"},
+    )
+    with pytest.raises(BundleError, match="a psp encoder has no Fuser"):
+        build_bundle(tmp_path / "x", **{**parts, "fuser_cfg": {"resolution": 16}},
+                     encoder_arch="psp")
+    with pytest.raises(BundleError, match="needs the Fuser"):
+        build_bundle(tmp_path / "x", **parts)  # default architecture: MambaStyle
+    with pytest.raises(ManifestError, match="configs.encoder is invalid"):
+        build_bundle(tmp_path / "x", **{**parts, "encoder_cfg": {"input_size": "64"}},
+                     encoder_arch="psp")
+    assert list(tmp_path.iterdir()) == []
+    again = build_bundle(tmp_path / "x", **parts, encoder_arch="psp")
+    assert (tmp_path / "x" / "encoder.safetensors").read_bytes() == (
+        psp_bundle_dir / "encoder.safetensors").read_bytes()
+    assert again.encoder_arch == "psp"
+
+
+def test_the_trained_demo_psp_bundles_with_the_demo_generator(tmp_path: Path) -> None:
+    """The recipe's trained pSp baseline (demo_eval) + the demo bundle's generator,
+    directions and catalog make a working pSp bundle that reconstructs real images."""
+    from inversion.inverter import Inverter
+    from inversion.training.train_encoder import load_encoder_export
+
+    demo = load_bundle(DEMO)
+    arch, enc, fus, ecfg, fcfg = load_encoder_export(DEMO.parent / "demo_eval" / "psp_encoder.pt")
+    assert arch == "psp" and fus is None and fcfg is None
+    b = build_bundle(
+        tmp_path / "psp", {"g_ema": demo.state_dicts["generator"], "latent_avg": demo.latent_avg},
+        enc.state_dict(), None, ecfg, None, demo.directions, demo.catalog,
+        {"notes": "demo pSp baseline"}, encoder_arch="psp",
+    )
+    loaded = load_bundle(tmp_path / "psp")
+    assert loaded.version == b.version and loaded.encoder_arch == "psp"
+    # the generator renders product-like images; inverting them with the trained pSp
+    # must land much closer than the mean latent does
+    g = loaded.build_generator()
+    with torch.no_grad():
+        w = g.get_latent(torch.randn(8, g.style_dim, generator=torch.Generator().manual_seed(0)))
+        images = g.synthesis(w.unsqueeze(1).repeat(1, g.n_latent, 1))
+        mean = g.synthesis(loaded.latent_avg.expand(1, g.n_latent, -1))
+    rec = Inverter(loaded, device="cpu").invert(images).reconstruction
+    err = float(((rec - images) ** 2).mean())
+    assert err < 0.5 * float(((mean - images) ** 2).mean()), err

@@ -132,8 +132,8 @@ def test_catalog_validation_messages() -> None:
     # both are EditErrors, so the platform can catch one class for a 400
     assert issubclass(UnknownEdit, EditError) and issubclass(StrengthOutOfRange, EditError)
     assert cat.sensitive_edits({"smile": 1.0, "age": 0.5}) == ["age"]
-    assert not cat.requires_approval({"smile": 1.0, "age": 0.0})
-    assert cat.requires_approval({"age": 1.0})
+    assert not cat.sensitive_edits({"smile": 1.0, "age": 0.0})
+    assert cat.sensitive_edits({"age": 1.0}) == ["age"]
 
 
 def test_catalog_json_round_trip_and_rejects_bad_specs() -> None:

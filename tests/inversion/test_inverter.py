@@ -9,8 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from inversion.errors import StrengthOutOfRange, UnknownEdit
+from inversion.errors import LatentFormatError, StrengthOutOfRange, UnknownEdit
 from inversion.inverter import Inversion, Inverter
+from inversion.latent import LATENT_FORMAT, write_latent
 
 
 @pytest.fixture(scope="module")
@@ -125,11 +126,39 @@ def test_invalid_requests(inverter: Inverter, inversion: Inversion) -> None:
 
 
 def test_latents_round_trip(inverter: Inverter, inversion: Inversion, tmp_path: Path) -> None:
-    inversion[1].save(tmp_path / "lat.pt")
-    back = Inversion.load(tmp_path / "lat.pt")
+    inversion[1].save(tmp_path / "lat.safetensors")
+    back = Inversion.load(tmp_path / "lat.safetensors")
     assert torch.equal(back.wplus, inversion.wplus[1:2])
+    assert torch.equal(back.detail, inversion.detail[1:2])
     assert back.bundle_version == inversion.bundle_version
+    assert back.reconstruction is None  # re-rendered from the codes, never stored
+    assert Inversion.from_bytes(inversion.to_bytes()).wplus.shape == inversion.wplus.shape
     # a batch of one renders like the batch of two up to float rounding
     torch.testing.assert_close(
         inverter.edit(back, {}), inversion.reconstruction[1:2], atol=1e-5, rtol=0
     )
+
+
+def test_latent_files_are_checked(inversion: Inversion) -> None:
+    data = inversion.to_bytes()
+    for bad, message in (
+        (b"", "no safetensors header"),
+        (b"\x89PNG\r\n\x1a\n" + bytes(32), "no safetensors header"),
+        (data[: len(data) // 2], "unreadable safetensors data"),
+        (write_latent(torch.zeros(2, 8), None, "v"), "wplus must be"),
+        (write_latent(torch.zeros(1, 8, 64), torch.zeros(2, 4, 4, 4), "v"), "detail must be"),
+        (write_latent(torch.full((1, 8, 64), float("nan")), None, "v"), "finite"),
+    ):
+        with pytest.raises(LatentFormatError, match=message):
+            Inversion.from_bytes(bad)
+    # metadata that contradicts the tensors
+    from safetensors.torch import save
+
+    lying = save({"wplus": torch.zeros(1, 8, 64)},
+                 metadata={"format": LATENT_FORMAT, "wplus_shape": "2,8,64"})
+    with pytest.raises(LatentFormatError, match="metadata says 2,8,64"):
+        Inversion.from_bytes(lying)
+    # the platform's first latents (no shape metadata) still read
+    legacy = save({"wplus": inversion.wplus[:1].contiguous()},
+                  metadata={"format": LATENT_FORMAT, "model_version": "abc"})
+    assert Inversion.from_bytes(legacy).bundle_version == "abc"

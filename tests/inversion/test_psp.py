@@ -32,28 +32,3 @@ def test_tiny_psp_forward_backward_and_determinism():
     with torch.no_grad():
         torch.testing.assert_close(m(x).wplus, m(x).wplus)
 
-
-def test_bench_quick_runs_and_reports(tmp_path, capsys):
-    """``bench --quick``: both models in fresh processes, the scan comparison, JSON out."""
-    import argparse
-    import json
-
-    from inversion import bench
-
-    parser = argparse.ArgumentParser()
-    bench.add_arguments(parser)
-    out = tmp_path / "bench.json"
-    assert bench.run(parser.parse_args(["--quick", "--repeats", "1", "--json", str(out)])) == 0
-    printed = capsys.readouterr().out
-    assert "pSp GradualStyleEncoder" in printed and "speed-up" in printed
-    result = json.loads(out.read_text())
-    assert set(result["models"]) == {"mambastyle", "psp"}
-    for m in result["models"].values():
-        assert m["params"] > 0 and m["gmacs"] > 0 and m["latency_s"] > 0
-    assert result["ratios_mambastyle_over_psp"]["params"] < 1
-    assert result["scan"]["max_rel_err"] < 1e-4
-    assert result["scan_backend"].startswith("cpu_fused")  # auto, inference, numba present
-    assert result["scan"]["fused_max_rel_err"] < 1e-4 and result["scan"]["fused_speedup"] > 0
-    by_backend = result["mambastyle_scan_backends"]
-    assert by_backend["torch"]["scan_backend"].startswith("torch (forced")
-    assert by_backend["auto"]["scan_backend"].startswith("cpu_fused")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from inversion.errors import CheckpointError
+from inversion.errors import CheckpointError, ConfigError, UnknownConfigKey
 from inversion.modules.stylegan2 import (
     Generator,
     GeneratorConfig,
@@ -174,9 +174,9 @@ def test_config_round_trip_and_rejects_unknown_keys() -> None:
     cfg = GeneratorConfig.tiny()
     d = json.loads(json.dumps(cfg.to_dict()))
     assert GeneratorConfig.from_dict(d) == cfg
-    with pytest.raises(ValueError, match="unknown generator config keys"):
+    with pytest.raises(UnknownConfigKey, match=r"unknown GeneratorConfig keys: \['bogus'\]"):
         GeneratorConfig.from_dict({**d, "bogus": 1})
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="power of two"):
         GeneratorConfig(size=48)
 
 

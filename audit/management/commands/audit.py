@@ -14,6 +14,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from audit import actions, signing, tlog
 from audit import log as audit_log
+from audit.trust import TrustError, load_state, open_trusted, read_notes, save_state
 
 
 def _when(value: str) -> dt.datetime:
@@ -37,6 +38,12 @@ class Command(BaseCommand):
         verify = sub.add_parser("verify", help="recompute every leaf and the tree; check all checkpoints")
         verify.add_argument("--json", action="store_true", help="print the result as JSON")
         verify.add_argument("--record", action="store_true", help="append an audit.verified event afterwards")
+        verify.add_argument("--trusted-checkpoint", action="append", default=[], metavar="FILE",
+                            help="a signed checkpoint kept outside this database (note text, or lines of a "
+                                 "checkpoints.jsonl copied off the machine); may be repeated")
+        verify.add_argument("--state", metavar="FILE",
+                            help="the verifier's own state (e.g. ~/.styleledger-verifier, on the verifying "
+                                 "host): its checkpoint is trusted, and advanced after a successful run")
 
         prove = sub.add_parser("prove", help="inclusion proof (JSON) of one event")
         prove.add_argument("seq", type=int, help="the event's sequence number")
@@ -55,6 +62,12 @@ class Command(BaseCommand):
         export.add_argument("--action", default="")
         export.add_argument("--actor", default="")
         export.add_argument("--output", "-o", help="file to write (default: standard output)")
+        export.add_argument("--trusted-size", type=int, action="append", default=[], metavar="N",
+                            help="tree size the recipient trusts: the export carries a consistency proof from "
+                                 "it (default: the newest checkpoint in the export file)")
+        export.add_argument("--trusted-checkpoint", action="append", default=[], metavar="FILE",
+                            help="a trusted signed checkpoint: refuse to export a log that does not extend "
+                                 "it, and carry the consistency proof from its size")
 
         sub.add_parser("checkpoint", help="sign a checkpoint now and re-export any missing from the export file")
 
@@ -73,10 +86,14 @@ class Command(BaseCommand):
 
     # --- subcommands -------------------------------------------------------------------
 
-    def handle_verify(self, *, json: bool = False, record: bool = False, **_):
+    def handle_verify(self, *, json: bool = False, record: bool = False, trusted_checkpoint=(), state=None, **_):
         from audit.verify import verify_log
 
-        result = verify_log()
+        trusted = _trusted_notes(trusted_checkpoint, state)
+        result = verify_log(trusted=trusted)
+        if result.ok and state and result.newest_verified is not None:
+            note, checkpoint = result.newest_verified
+            save_state(state, note, checkpoint)
         if record:
             with transaction.atomic():
                 audit_log.append_event(actions.AUDIT_VERIFIED, actor_name="cli", payload=result.as_dict())
@@ -125,19 +142,27 @@ class Command(BaseCommand):
         }))
 
     def handle_export(self, *, format: str, output: str | None = None, since=None, until=None, since_seq=None,
-                      subject="", action="", actor="", **_):
-        from audit.export import iter_export
+                      subject="", action="", actor="", trusted_size=(), trusted_checkpoint=(), **_):
+        from audit.export import ExportError, iter_export
 
         filters = {"since": _when(since) if since else None, "until": _when(until) if until else None,
                    "since_seq": since_seq, "subject": subject, "action": action, "actor": actor}
+        try:
+            trusted_roots = {c.size: c.root_hash for c in open_trusted(
+                _trusted_notes(trusted_checkpoint, None), signing.get_verifier(), signing.origin())}
+        except TrustError as exc:
+            raise CommandError(str(exc)) from None
+        sizes = list(trusted_size) or None  # None: from the newest checkpoint already exported
         with transaction.atomic():
             audit_log.append_event(actions.AUDIT_EXPORTED, actor_name="cli", payload={
                 "format": format, **{k: (v.isoformat() if isinstance(v, dt.datetime) else v)
                                      for k, v in filters.items() if v not in (None, "")}})
         target = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout  # noqa: SIM115
         try:
-            for chunk in iter_export(fmt=format, **filters):
+            for chunk in iter_export(fmt=format, trusted_sizes=sizes, trusted_roots=trusted_roots, **filters):
                 target.write(chunk)
+        except ExportError as exc:
+            raise CommandError(str(exc)) from None
         finally:
             if output:
                 target.close()
@@ -163,6 +188,16 @@ class Command(BaseCommand):
         results = run_bench(appends=options["appends"], writers=[int(w) for w in options["writers"].split(",") if w],
                             size=options["size"], page_requests=options["page_requests"], out=self.stderr)
         self.stdout.write(_json(results) if options["json"] else "\n".join(f"{k}: {v}" for k, v in results.items()))
+
+
+def _trusted_notes(files, state) -> list[str]:
+    try:
+        notes = [note for path in files for note in read_notes(path)]
+        if state:
+            notes += load_state(state)
+    except TrustError as exc:
+        raise CommandError(str(exc)) from None
+    return notes
 
 
 def _json(value) -> str:

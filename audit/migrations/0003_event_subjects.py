@@ -3,7 +3,9 @@
 `append_event(..., subjects=[...])` writes the entry's `subjects` list (covered by the
 leaf hash) and one row per extra subject here, in the same transaction, so the
 reviewer's subject filter, timelines and export find the event under any of them with
-an indexed lookup. Append-only like the other audit tables (triggers, no switch).
+an indexed lookup. Append-only like the other audit tables (triggers, no switch). No
+unique key on purpose: a row planted out of turn can then never make an append fail
+(the entry's `subjects` list is the authority; the table only indexes it).
 
 Frozen: the DDL is written out here, not imported (see 0001_initial).
 """
@@ -14,10 +16,10 @@ POSTGRESQL = [
     """
     CREATE TABLE audit_event_subject (
         subject varchar(200) NOT NULL,
-        seq bigint NOT NULL CHECK (seq >= 0),
-        PRIMARY KEY (subject, seq)
+        seq bigint NOT NULL CHECK (seq >= 0)
     )
     """,
+    """CREATE INDEX audit_extra_subject_subject_seq ON audit_event_subject (subject, seq)""",
     """CREATE INDEX audit_extra_subject_seq ON audit_event_subject (seq)""",
     """
     CREATE TRIGGER audit_event_subject_no_update BEFORE UPDATE ON audit_event_subject
@@ -37,10 +39,10 @@ SQLITE = [
     """
     CREATE TABLE audit_event_subject (
         subject varchar(200) NOT NULL,
-        seq integer NOT NULL CHECK (seq >= 0),
-        PRIMARY KEY (subject, seq)
+        seq integer NOT NULL CHECK (seq >= 0)
     )
     """,
+    """CREATE INDEX audit_extra_subject_subject_seq ON audit_event_subject (subject, seq)""",
     """CREATE INDEX audit_extra_subject_seq ON audit_event_subject (seq)""",
     """
     CREATE TRIGGER audit_event_subject_no_update BEFORE UPDATE ON audit_event_subject
@@ -68,7 +70,7 @@ def create_table(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("audit", "0001_initial"),
+        ("audit", "0002_guard_every_statement"),
     ]
 
     operations = [
