@@ -88,7 +88,8 @@ def test_bare_values_expand_to_the_registered_prefixes():
     subjects.register_prefix("artifact:")
     assert subjects.expand(f"artifact:{SHA}") == [f"artifact:{SHA}"]
     assert f"artifact:{SHA}" in subjects.expand(SHA) and subjects.expand(SHA)[0] == SHA
-    assert f"job:{UUID}" in subjects.expand(f" {UUID} ")
+    assert f"job:{UUID}" in subjects.expand(UUID)
+    assert subjects.expand(f" {UUID}") == [f" {UUID}", *(p + f" {UUID}" for p in sorted(subjects._PREFIXES))]
 
 
 def test_summaries_render_from_the_entry_and_never_hide_a_row():
