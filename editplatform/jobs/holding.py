@@ -71,7 +71,7 @@ def destroy_outputs(job: EditJob, *, reason: str, actor=None, actor_name: str | 
     kwargs = {"actor": actor} if actor is not None else {"actor_name": actor_name or "system"}
     events.emit(events.JOB_OUTPUTS_DESTROYED, subject=events.job_subject(job), request_id=job.request_id,
                 subjects=events.artifact_subjects(hashes.values()), payload={
-                    "outputs": hashes, "destroyed": destroyed, "kept_shared": kept, "reason": reason,
+                    "held_outputs": hashes, "destroyed": destroyed, "kept_shared": kept, "reason": reason,
                 }, **kwargs)
     return destroyed
 

@@ -304,7 +304,7 @@ def release_approved(job: EditJob, *, approver, params_sha256: str, outputs_sha2
         hashes = policy.output_hashes(job)
         events.emit(events.JOB_RELEASED, actor=approver, subject=events.job_subject(job),
                     subjects=events.artifact_subjects(hashes.values()), payload={
-                        "params_sha256": params_sha256, "outputs_sha256": outputs_sha256, "outputs": hashes,
+                        "params_sha256": params_sha256, "outputs_sha256": outputs_sha256, "held_outputs": hashes,
                         "original_sha256": job.original_id, "edits": job.edits,
                     })
     return job

@@ -225,7 +225,7 @@ def test_rejection_needs_a_reason_ends_the_job_and_destroys_the_held_outputs(peo
     assert not Artifact.objects.filter(sha256__in=held.values()).exists()
     assert stored(job.original_id)  # the requester's upload stays
     destroyed = events_of(job, "job.outputs_destroyed")
-    assert len(destroyed) == 1 and destroyed[0].payload["outputs"] == held  # hashes stay in the log
+    assert len(destroyed) == 1 and destroyed[0].payload["held_outputs"] == held  # hashes stay in the log
     with pytest.raises(DomainError):
         approve(job, people["ap2"])
 

@@ -92,7 +92,7 @@ def test_a_rejected_jobs_held_outputs_are_gone_from_storage(celery_worker, peopl
     wait_for(lambda: not any(default_storage.exists(storage_name(sha)) for sha in held.values()),
              timeout=10, what="held outputs deleted from storage")
     destroyed = AuditEvent.objects.get(subject=f"job:{job.pk}", action="job.outputs_destroyed")
-    assert destroyed.payload["outputs"] == held
+    assert destroyed.payload["held_outputs"] == held
     # The requester sees the decision and may resubmit with changes (the form is pre-filled).
     requester = portal(people["req"])
     page = requester.get(f"/jobs/{job.pk}/").content.decode()
