@@ -81,6 +81,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "axes.middleware.AxesMiddleware",
+    "editplatform.core.middleware.DomainErrorPageMiddleware",
 ]
 
 ROOT_URLCONF = "editplatform.urls"
