@@ -13,6 +13,6 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
             "in": "header",
             "name": "Authorization",
             "description": "`Api-Key <prefix>.<secret>` — keys are created by an administrator for an "
-                           "integration account, carry scopes (jobs:read, jobs:write, audit:read) and may "
-                           "be limited by IP and an hourly job quota.",
+            "integration account, carry scopes (jobs:read, jobs:write, audit:read) and may "
+            "be limited by IP and an hourly job quota.",
         }

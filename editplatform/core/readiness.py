@@ -65,7 +65,11 @@ _bundle_cache: dict[tuple, str | None] = {}
 
 def _bundle_fingerprint(path: Path) -> tuple:
     manifest = path / "manifest.json"
-    stats = [(p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(path.iterdir()) if p.is_file()]
+    stats = [
+        (p.name, p.stat().st_mtime_ns, p.stat().st_size)
+        for p in sorted(path.iterdir())
+        if p.is_file()
+    ]
     return (str(manifest), tuple(stats))
 
 
@@ -115,7 +119,9 @@ def queue_depths() -> dict[str, int]:
         channel = conn.default_channel
         for queue in app.conf.task_queues or ():
             try:
-                depths[queue.name] = int(channel.queue_declare(queue=queue.name, passive=True).message_count)
+                depths[queue.name] = int(
+                    channel.queue_declare(queue=queue.name, passive=True).message_count
+                )
             except Exception:  # a queue never declared yet holds nothing
                 depths[queue.name] = 0
     return depths

@@ -69,7 +69,9 @@ def _numba() -> tuple[Any | None, str]:
     try:
         import numba  # noqa: F401
     except Exception as exc:  # ImportError, or a numba/numpy mismatch at import
-        kind = "not installed" if isinstance(exc, ModuleNotFoundError) else f"failed to import: {exc}"
+        kind = (
+            "not installed" if isinstance(exc, ModuleNotFoundError) else f"failed to import: {exc}"
+        )
         return None, f"numba {kind}"
     from inversion.ops import _scan_numba
 
@@ -117,9 +119,19 @@ def selective_scan_cpu(
     if A.is_complex():
         raise NotImplementedError("complex A is not supported by the CPU scan")
     if u.dim() != 3 or delta.shape != u.shape:
-        raise ValueError(f"u and delta must both be (b, d, L); got {tuple(u.shape)}, {tuple(delta.shape)}")
-    for name, t in (("u", u), ("delta", delta), ("A", A), ("B", B), ("C", C), ("D", D), ("z", z),
-                    ("delta_bias", delta_bias)):
+        raise ValueError(
+            f"u and delta must both be (b, d, L); got {tuple(u.shape)}, {tuple(delta.shape)}"
+        )
+    for name, t in (
+        ("u", u),
+        ("delta", delta),
+        ("A", A),
+        ("B", B),
+        ("C", C),
+        ("D", D),
+        ("z", z),
+        ("delta_bias", delta_bias),
+    ):
         if t is not None and t.device.type != "cpu":
             raise ValueError(f"the fused CPU scan needs CPU tensors; {name} is on {t.device}")
     b, d, L = u.shape
@@ -146,13 +158,23 @@ def selective_scan_cpu(
 
         y = torch.empty(b, d, L, dtype=dtype)
         last = torch.empty(b, d, n, dtype=dtype)
-        flags = np.array([D is not None, z is not None, delta_bias is not None, bool(delta_softplus)])
+        flags = np.array(
+            [D is not None, z is not None, delta_bias is not None, bool(delta_softplus)]
+        )
         with _LOCK:
             _set_threads(b * d * L * n)
             kernels["scan"](
-                arr(u, (0,)), arr(delta, (0,)), arr(A, (0,)), Bb.numpy(), Cb.numpy(),
-                arr(D, (1,)), arr(z, (1, 1, 1)), arr(delta_bias, (1,)), flags,
-                y.numpy(), last.numpy(),
+                arr(u, (0,)),
+                arr(delta, (0,)),
+                arr(A, (0,)),
+                Bb.numpy(),
+                Cb.numpy(),
+                arr(D, (1,)),
+                arr(z, (1, 1, 1)),
+                arr(delta_bias, (1,)),
+                flags,
+                y.numpy(),
+                last.numpy(),
             )
     y = y.to(u.dtype)
     return (y, last) if return_last_state else y

@@ -16,9 +16,16 @@ PASSWORD = "correct horse battery staple 42"
 
 @pytest.fixture
 def make_user(db):
-    def _make(role: str | None, username: str | None = None, *, with_totp: bool = False, password: str = PASSWORD):
-        user = get_user_model().objects.create_user(username=username or f"{role or 'nobody'}-{secrets.token_hex(3)}",
-                                                    password=password)
+    def _make(
+        role: str | None,
+        username: str | None = None,
+        *,
+        with_totp: bool = False,
+        password: str = PASSWORD,
+    ):
+        user = get_user_model().objects.create_user(
+            username=username or f"{role or 'nobody'}-{secrets.token_hex(3)}", password=password
+        )
         if role:
             user.groups.add(ensure_groups()[role])
         if with_totp:

@@ -23,8 +23,12 @@ class Command(BaseCommand):
 
     def handle(self, *args, force: bool = False, **options):
         if settings.PRODUCTION:
-            raise CommandError("production signs with the operator's CA (C2PA_SIGNING_KEY_FILE, "
-                               "C2PA_CERT_CHAIN_FILE, C2PA_TRUST_ANCHORS_FILE), never a generated one")
+            raise CommandError(
+                "production signs with the operator's CA (C2PA_SIGNING_KEY_FILE, "
+                "C2PA_CERT_CHAIN_FILE, C2PA_TRUST_ANCHORS_FILE), never a generated one"
+            )
         directory = Path(settings.PROVENANCE_DEV_CA_DIR)
         files = ca.generate_chain(directory) if force else ca.ensure_chain(directory)
-        self.stdout.write(f"signing key: {files.key}\ncertificate chain: {files.chain}\ntrust anchor: {files.root}")
+        self.stdout.write(
+            f"signing key: {files.key}\ncertificate chain: {files.chain}\ntrust anchor: {files.root}"
+        )
