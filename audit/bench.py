@@ -84,7 +84,8 @@ def _bulk_load(target: int, out) -> None:
             chunk_end = min(target, seq + 50_000)
             nodes = []
             with raw.copy(
-                "COPY audit_event (seq, created_at, actor_name, action, subject, request_id, entry, leaf_hash) FROM STDIN"
+                "COPY audit_event (seq, created_at, actor_name, action, subject, request_id, "
+                "entry, leaf_hash) FROM STDIN"
             ) as copy:
                 for s in range(seq, chunk_end):
                     actor, action, subject = actors[s % 200], action_list[s % 6], f"job-{s // 7}"
@@ -107,7 +108,8 @@ def _bulk_load(target: int, out) -> None:
             seq = chunk_end
             out.write(f"  loaded {seq} events\n")
         cursor.execute(
-            "UPDATE audit_loghead SET size = %s, frontier = %s, root_hash = %s, last_time = %s WHERE id = 1",
+            "UPDATE audit_loghead SET size = %s, frontier = %s, root_hash = %s, last_time = %s "
+            "WHERE id = 1",
             [frontier.size, frontier.to_bytes(), frontier.root(), now],
         )
     connection.cursor().execute("ANALYZE audit_event")

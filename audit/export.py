@@ -90,7 +90,8 @@ def _event_rows(filters: dict, size: int, using: str) -> Iterator[tuple[int, str
             params.append(filters[column])
     with connections[using].chunked_cursor() as cursor:
         cursor.execute(
-            f"SELECT seq, entry, leaf_hash FROM audit_event WHERE {' AND '.join(where)} ORDER BY seq",
+            f"SELECT seq, entry, leaf_hash FROM audit_event WHERE {' AND '.join(where)} ORDER BY "
+            "seq",
             params,
         )
         while rows := cursor.fetchmany(_BATCH):

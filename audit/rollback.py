@@ -122,9 +122,9 @@ def check(head_size: int, hash_reader, path: Path | None = None) -> None:
     if seen.size > head_size:
         raise LogRolledBack(
             f"the audit log was rolled back: the database holds {head_size} events but checkpoint "
-            f"{seen.size} was already exported ({path}, line {seen.line}); events {head_size}..{seen.size - 1} "
-            "are missing. Nothing is recorded until an operator runs `manage.py audit acknowledge-rollback "
-            "--reason ...`",
+            f"{seen.size} was already exported ({path}, line {seen.line}); events "
+            f"{head_size}..{seen.size - 1} are missing. Nothing is recorded until an operator "
+            "runs `manage.py audit acknowledge-rollback --reason ...`",
             head_size=head_size,
             witnessed_size=seen.size,
         )
@@ -135,10 +135,10 @@ def check(head_size: int, hash_reader, path: Path | None = None) -> None:
             root = f"unreadable: {exc}"
         if root != seen.root_hash:
             raise LogRolledBack(
-                f"the audit log forked: the database's tree at size {seen.size} does not have the root of the "
-                f"checkpoint exported at {path} line {seen.line} (the database was restored and written to, "
-                "or replaced). Nothing is recorded until an operator runs `manage.py audit "
-                "acknowledge-rollback --reason ...`",
+                f"the audit log forked: the database's tree at size {seen.size} does not have the "
+                f"root of the checkpoint exported at {path} line {seen.line} (the database was "
+                "restored and written to, or replaced). Nothing is recorded until an operator "
+                "runs `manage.py audit acknowledge-rollback --reason ...`",
                 head_size=head_size,
                 witnessed_size=seen.size,
             )

@@ -71,7 +71,8 @@ def _note_of(record, path: Path, number: int) -> str:
 def open_trusted(
     notes: list[str], verifier: Verifier, origin: str | None = None
 ) -> list[Checkpoint]:
-    """Open every note with the log's key; a note that does not verify is an error, never skipped."""
+    """Open every note with the log's key; a note that does not verify is an error, never
+    skipped."""
     opened = []
     for note in notes:
         try:

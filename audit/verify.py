@@ -96,8 +96,9 @@ class VerifyResult:
             )
             return (
                 f"OK: {self.size} events, root {base64.b64encode(self.root_hash).decode()}, "
-                f"{self.checkpoints_checked} signed checkpoints, {self.exported_checked} exported and "
-                f"{self.trusted_checked} trusted checkpoints verified in {self.seconds:.2f} s{forks}"
+                f"{self.checkpoints_checked} signed checkpoints, {self.exported_checked} exported "
+                f"and {self.trusted_checked} trusted checkpoints verified in {self.seconds:.2f} "
+                f"s{forks}"
             )
         first = self.first_bad_index
         where = f"first bad index {first}" if first is not None else "no single index"
@@ -124,14 +125,20 @@ SELECT seq, problem FROM (
         CASE
             WHEN e IS NULL THEN 'entry is not valid JSON'
             WHEN e->>'seq' IS DISTINCT FROM seq::text
-                THEN 'entry belongs at index ' || coalesce(e->>'seq', '?') || ' (rows moved or swapped)'
-            WHEN e->>'action' IS DISTINCT FROM action THEN 'action column differs from the hashed entry'
-            WHEN e->>'actor' IS DISTINCT FROM actor_name THEN 'actor column differs from the hashed entry'
+                THEN 'entry belongs at index ' || coalesce(e->>'seq', '?')
+                    || ' (rows moved or swapped)'
+            WHEN e->>'action' IS DISTINCT FROM action
+                THEN 'action column differs from the hashed entry'
+            WHEN e->>'actor' IS DISTINCT FROM actor_name
+                THEN 'actor column differs from the hashed entry'
             WHEN actor_id IS NOT NULL AND (e->>'actor_id') IS DISTINCT FROM actor_id::text
                 THEN 'actor id column differs from the hashed entry'
-            WHEN e->>'subject' IS DISTINCT FROM subject THEN 'subject column differs from the hashed entry'
-            WHEN e->>'request_id' IS DISTINCT FROM request_id THEN 'request id column differs from the hashed entry'
-            WHEN e->>'time' IS DISTINCT FROM to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+            WHEN e->>'subject' IS DISTINCT FROM subject
+                THEN 'subject column differs from the hashed entry'
+            WHEN e->>'request_id' IS DISTINCT FROM request_id
+                THEN 'request id column differs from the hashed entry'
+            WHEN e->>'time' IS DISTINCT FROM
+                    to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
                 THEN 'time column differs from the hashed entry'
         END AS problem
     FROM (
@@ -285,7 +292,8 @@ def verify_log(
             "seq, entry, leaf_hash"
             if postgres
             else (
-                "seq, entry, leaf_hash, created_at, actor_id, actor_name, action, subject, request_id"
+                "seq, entry, leaf_hash, created_at, actor_id, actor_name, action, subject, "
+                "request_id"
             )
         )
         expected = 0
@@ -341,8 +349,8 @@ def verify_log(
                     superseded.add(size)
                     message = (
                         f"{source} of size {size} belongs to the history abandoned at index {base} "
-                        f"(events {base}..{from_size - 1} of it lost; signed fork checkpoint of size "
-                        f"{fork_size})"
+                        f"(events {base}..{from_size - 1} of it lost; signed fork checkpoint of "
+                        f"size {fork_size})"
                     )
                     if message not in result.acknowledged_forks:
                         result.acknowledged_forks.append(message)
@@ -372,8 +380,8 @@ def verify_log(
             first_bad = min(mismatched)
             good = max(m for m in matched if m < first_bad)
             result.add(
-                f"signed roots agree up to size {good} and differ from size {first_bad}: the rewrite "
-                f"lies in events {good}..{first_bad - 1}"
+                f"signed roots agree up to size {good} and differ from size {first_bad}: the "
+                f"rewrite lies in events {good}..{first_bad - 1}"
             )
         outside = [
             c for c in [c for c, _ in signed_exports] + signed_trusted if c.size not in superseded
@@ -390,7 +398,8 @@ def verify_log(
 def _signed_forks(
     notes: list[str], verifier, origin: str
 ) -> list[tuple[int, int, bytes, int, bytes]]:
-    """(base index, abandoned size, abandoned root, fork size, fork root) of each signed fork note."""
+    """(base index, abandoned size, abandoned root, fork size, fork root) of each signed fork
+    note."""
     from audit.rollback import fork_of
 
     forks = []
@@ -480,8 +489,8 @@ def _check_beyond_head(result: VerifyResult, connection, head) -> None:
         )
         for seq, action in cursor.fetchall():
             result.add(
-                f"row {action!r} at seq {seq} lies beyond the head (the log has {head.size} events): "
-                "not part of the log; written around the append-only triggers",
+                f"row {action!r} at seq {seq} lies beyond the head (the log has {head.size} "
+                "events): not part of the log; written around the append-only triggers",
                 int(seq),
             )
         where, params = audit_log.beyond_head_node_sql(head.size)
@@ -495,7 +504,8 @@ def _check_beyond_head(result: VerifyResult, connection, head) -> None:
                 int(key) & ((1 << TreeNode.LEVEL_SHIFT) - 1),
             )
             result.add(
-                f"stored subtree (level {level}, index {index}) lies beyond the head: not part of the tree",
+                f"stored subtree (level {level}, index {index}) lies beyond the head: not part of "
+                "the tree",
                 index << level,
             )
         cursor.execute(
@@ -504,8 +514,8 @@ def _check_beyond_head(result: VerifyResult, connection, head) -> None:
         for table, key in cursor.fetchall():
             where_ = f"seq {key}" if table == "audit_event" else f"key {key}"
             result.add(
-                f"{table} row at {where_} was planted beyond the head around the append-only triggers "
-                "and moved to audit_quarantine by an append",
+                f"{table} row at {where_} was planted beyond the head around the append-only "
+                "triggers and moved to audit_quarantine by an append",
                 int(key) if table == "audit_event" else None,
             )
 
@@ -539,15 +549,15 @@ def _locate_rewrite(result: VerifyResult, connection, size: int) -> None:
         for index in differing[:MAX_PROBLEMS]:
             if level == 0:
                 result.add(
-                    "entry and leaf hash were rewritten together: the leaf hash kept with the tree at "
-                    "append time differs",
+                    "entry and leaf hash were rewritten together: the leaf hash kept with the "
+                    "tree at append time differs",
                     index,
                 )
             else:
                 lo, hi = index << level, min((index + 1) << level, size)
                 result.add(
-                    f"events {lo}..{hi - 1} were rewritten together with their leaf hashes: the stored "
-                    f"subtree hash (level {level}, index {index}) differs",
+                    f"events {lo}..{hi - 1} were rewritten together with their leaf hashes: the "
+                    f"stored subtree hash (level {level}, index {index}) differs",
                     lo,
                 )
         if differing:

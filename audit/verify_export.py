@@ -452,7 +452,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"OK: {report.events} events verified against the signed checkpoint of {report.origin} "
             f"(tree size {report.size}, root {base64.b64encode(report.root_hash).decode()}); "
-            f"{report.omitted} left out as hashes; consistent with {report.trusted_checked} trusted checkpoint(s)"
+            f"{report.omitted} left out as hashes; consistent with {report.trusted_checked} "
+            "trusted checkpoint(s)"
         )
     return 0
 

@@ -154,8 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     a = report.assertion or {}
     print(
-        f"OK: manifest {report.state}; job {a.get('job_id')}; audit leaf {a['event']['seq']} included "
-        f"in signed checkpoint of size {a['checkpoint']['size']}"
+        f"OK: manifest {report.state}; job {a.get('job_id')}; audit leaf {a['event']['seq']} "
+        f"included in signed checkpoint of size {a['checkpoint']['size']}"
     )
     return 0
 

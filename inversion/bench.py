@@ -302,7 +302,8 @@ def run(args: argparse.Namespace) -> int:
 
     mode = "quick (tiny configs)" if args.quick else "full configs, 256x256"
     print(
-        f"inversion bench: {mode}, batch 1, fp32, {result['threads']} threads, torch {torch.__version__}"
+        f"inversion bench: {mode}, batch 1, fp32, {result['threads']} threads, torch "
+        f"{torch.__version__}"
     )
     print(f"scan backend: {result['scan_backend']}")
     rows = [["model", "params (M)", "GMACs", "latency (ms, median)", "peak RSS (MB)"]]

@@ -55,7 +55,8 @@ def _pg_bin() -> Path:
     if found:
         return Path(found).parent
     raise ServiceError(
-        "PostgreSQL server binaries (initdb, pg_ctl) not found: install the Debian package postgresql"
+        "PostgreSQL server binaries (initdb, pg_ctl) not found: install the Debian package "
+        "postgresql"
     )
 
 
@@ -97,7 +98,10 @@ def postgres_server() -> Iterator[str]:
     if init.returncode != 0:
         shutil.rmtree(root, ignore_errors=True)
         raise ServiceError(f"initdb failed: {init.stderr.strip()[-2000:]}")
-    opts = f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+    opts = (
+        f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off -c synchronous_commit=off "
+        "-c full_page_writes=off -c max_connections=200"
+    )
     start = subprocess.run(
         _as_postgres(
             [

@@ -48,7 +48,8 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if held_roles(user) & HUMAN_ROLE_NAMES:
             # Integration accounts are integration-only; a key never carries a person's role.
             raise exceptions.PermissionDenied(
-                "this API key's service account also holds a human role; keys of such accounts are refused"
+                "this API key's service account also holds a human role; keys of such accounts are "
+                "refused"
             )
         address = client_ip(request)
         if not key.allows_ip(address):

@@ -191,4 +191,7 @@ class SignInFailureWindow(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.count} {self.kind} failure(s) from {self.address} from {self.window_start:%Y-%m-%d %H:%M}"
+        return (
+            f"{self.count} {self.kind} failure(s) from {self.address} from "
+            f"{self.window_start:%Y-%m-%d %H:%M}"
+        )

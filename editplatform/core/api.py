@@ -102,7 +102,8 @@ class AutoSchema(SpectacularAutoSchema):
                 ("401", "no credentials, or an invalid, expired or revoked API key"),
                 (
                     "403",
-                    "not allowed: the API key lacks the scope, or the person's role does not permit it",
+                    "not allowed: the API key lacks the scope, or the person's role does not "
+                    "permit it",
                 ),
             ]
         if "{" in self.path:

@@ -31,7 +31,8 @@ def check_database() -> str | None:
             cursor.execute("SELECT 1")
             cursor.fetchone()
     except Exception as exc:
-        return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else 'unreachable'}"
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreachable"
+        return f"{type(exc).__name__}: {first_line}"
     return None
 
 

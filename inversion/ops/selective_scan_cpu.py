@@ -23,8 +23,9 @@ time, unlike ``torch.utils.cpp_extension`` (a compiler on every worker, ABI tied
 exact torch build) or a hand-written CPython extension (a build matrix we would have to
 keep). It compiles the loop (in :mod:`inversion.ops._scan_numba`) to vectorised machine
 code for the host CPU on first use and caches it on disk (``cache=True``), and
-``prange`` gives a parallel loop with no OpenMP plumbing. It is a main dependency (CPU users get it), but imported lazily:
-without it :func:`available` says why and the torch scan runs instead.
+``prange`` gives a parallel loop with no OpenMP plumbing. It is a main dependency (CPU
+users get it), but imported lazily: without it :func:`available` says why and the torch
+scan runs instead.
 
 The exp
 -------

@@ -38,4 +38,7 @@ def make_user(db):
 def current_code(user, *, confirmed: bool = True) -> str:
     """The code an authenticator app would show now for the user's TOTP device."""
     device = TOTPDevice.objects.get(user=user, confirmed=confirmed)
-    return f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits, drift=device.drift):06d}"
+    code = totp(
+        device.bin_key, step=device.step, t0=device.t0, digits=device.digits, drift=device.drift
+    )
+    return f"{code:06d}"

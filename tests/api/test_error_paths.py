@@ -264,7 +264,8 @@ def test_json_size_limits_apply_before_decoding(key_client, model_bundle, settin
     # a declared body too long for any image within the limit: refused before it is parsed
     unparsable = "x" * (4 * 4096 // 3 + 64 * 1024 + 1024)
     assert assert_error_shape(post_json(key_client, unparsable), 413)["code"] == "file_too_large"
-    # base64 text longer than the limit's encoding: refused before it is decoded (it is not even base64)
+    # base64 text longer than the limit's encoding: refused before it is decoded (it is not
+    # even base64)
     body = {
         "image_base64": "*" * (4 * 4096 // 3 + 8),
         "edits": {},

@@ -26,7 +26,10 @@ def make_user(username: str, role: str | None):
 
 def current_code(user) -> str:
     device = TOTPDevice.objects.get(user=user, confirmed=True)
-    return f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits, drift=device.drift):06d}"
+    code = totp(
+        device.bin_key, step=device.step, t0=device.t0, digits=device.digits, drift=device.drift
+    )
+    return f"{code:06d}"
 
 
 def sign_in(client, user) -> None:

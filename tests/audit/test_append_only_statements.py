@@ -36,20 +36,24 @@ POSTGRES_FORMS = [
     "DELETE FROM {t}",
     "TRUNCATE {t}",
     "TRUNCATE {t} RESTART IDENTITY CASCADE",
-    "INSERT INTO {t} SELECT * FROM {t} WHERE {k} = {v} ON CONFLICT ({k}) DO UPDATE SET {k} = EXCLUDED.{k}",
-    "MERGE INTO {t} AS x USING (SELECT {v} AS k) AS s ON x.{k} = s.k WHEN MATCHED THEN UPDATE SET {k} = x.{k}",
+    "INSERT INTO {t} SELECT * FROM {t} WHERE {k} = {v} ON CONFLICT ({k}) DO UPDATE SET {k} = "
+    "EXCLUDED.{k}",
+    "MERGE INTO {t} AS x USING (SELECT {v} AS k) AS s ON x.{k} = s.k WHEN MATCHED THEN UPDATE SET "
+    "{k} = x.{k}",
     "MERGE INTO {t} AS x USING (SELECT {v} AS k) AS s ON x.{k} = s.k WHEN MATCHED THEN DELETE",
     "DELETE FROM {t} AS x USING audit_loghead AS h WHERE x.{k} = {v} AND h.id = 1",
     "UPDATE {t} AS x SET {k} = x.{k} FROM audit_loghead AS h WHERE x.{k} = {v} AND h.id = 1",
     "WITH gone AS (DELETE FROM {t} WHERE {k} = {v} RETURNING *) SELECT count(*) FROM gone",
 ]
 POSTGRES_EXTRA = [
-    "UPDATE audit_event SET actor_id = NULL, subject = 'x' WHERE seq = 1",  # the allowed UPDATE's shape, abused
+    # the allowed UPDATE's shape, abused
+    "UPDATE audit_event SET actor_id = NULL, subject = 'x' WHERE seq = 1",
     "UPDATE audit_event SET entry = entry || ' ' WHERE seq = 1",
     "UPDATE audit_event SET leaf_hash = leaf_hash WHERE seq = 1",
     "UPDATE audit_loghead SET size = 0",
     "INSERT INTO audit_loghead SELECT * FROM audit_loghead ON CONFLICT (id) DO UPDATE SET size = 0",
-    "MERGE INTO audit_loghead AS x USING (SELECT 1 AS k) AS s ON x.id = s.k WHEN MATCHED THEN UPDATE SET size = 0",
+    "MERGE INTO audit_loghead AS x USING (SELECT 1 AS k) AS s ON x.id = s.k WHEN MATCHED THEN "
+    "UPDATE SET size = 0",
     "UPDATE audit_checkpoint SET note = note || ' '",
     "UPDATE audit_treenode SET hash = hash",
     "UPDATE audit_quarantine SET row_data = ''",
@@ -64,8 +68,10 @@ SQLITE_FORMS = [
     "DELETE FROM {t} WHERE {k} = {v} RETURNING *",
     "INSERT OR REPLACE INTO {t} SELECT * FROM {t} WHERE {k} = {v}",
     "REPLACE INTO {t} SELECT * FROM {t} WHERE {k} = {v}",
-    "INSERT INTO {t} SELECT * FROM {t} WHERE {k} = {v} ON CONFLICT ({k}) DO UPDATE SET {k} = excluded.{k}",
-    "INSERT INTO {t} SELECT * FROM {t} WHERE {k} = {v} ON CONFLICT DO UPDATE SET {k} = excluded.{k}",
+    "INSERT INTO {t} SELECT * FROM {t} WHERE {k} = {v} ON CONFLICT ({k}) DO UPDATE SET {k} = "
+    "excluded.{k}",
+    "INSERT INTO {t} SELECT * FROM {t} WHERE {k} = {v} ON CONFLICT DO UPDATE SET {k} = "
+    "excluded.{k}",
 ]
 SQLITE_EXTRA = [
     "UPDATE audit_event SET actor_id = NULL, subject = 'x' WHERE seq = 1",
@@ -74,8 +80,10 @@ SQLITE_EXTRA = [
     "INSERT OR REPLACE INTO audit_treenode (key, hash) VALUES (1, zeroblob(32))",
     "INSERT OR REPLACE INTO audit_loghead (id, size, frontier, root_hash, checkpoint_size) "
     "VALUES (1, 0, X'', zeroblob(32), 0)",
-    "REPLACE INTO audit_loghead (id, size, frontier, root_hash, checkpoint_size) VALUES (1, 0, X'', zeroblob(32), 0)",
-    "INSERT INTO audit_loghead SELECT * FROM audit_loghead WHERE true ON CONFLICT (id) DO UPDATE SET size = 0",
+    "REPLACE INTO audit_loghead (id, size, frontier, root_hash, checkpoint_size) VALUES (1, 0, "
+    "X'', zeroblob(32), 0)",
+    "INSERT INTO audit_loghead SELECT * FROM audit_loghead WHERE true ON CONFLICT (id) DO UPDATE "
+    "SET size = 0",
     "UPDATE audit_loghead SET size = 0",
     "UPDATE audit_checkpoint SET note = note || ' '",
 ]
@@ -110,8 +118,8 @@ def test_postgres_refuses_every_statement_that_alters_or_removes_a_row(fresh_log
     audit_log.make_checkpoint()
     with connection.cursor() as cursor:  # evidence already in the quarantine
         cursor.execute(
-            "INSERT INTO audit_quarantine (table_name, row_key, row_data) VALUES ('audit_event', 99, '{}')"
-            " RETURNING id"
+            "INSERT INTO audit_quarantine (table_name, row_key, row_data) VALUES ('audit_event', "
+            "99, '{}') RETURNING id"
         )
         quarantine_id = cursor.fetchone()[0]
     values = {
@@ -175,7 +183,8 @@ def test_postgres_lets_only_rows_beyond_the_head_go_and_keeps_them(fresh_log):
 
 @pytest.fixture(scope="module")
 def sqlite_file(tmp_path_factory, django_db_setup, django_db_blocker):
-    """A migrated SQLite file of its own (the walk plants rows; the shared test database stays clean)."""
+    """A migrated SQLite file of its own (the walk plants rows; the shared test database stays
+    clean)."""
     folder = tmp_path_factory.mktemp("embedded-log")
     with django_db_blocker.unblock():
         env = worker_env()
@@ -199,8 +208,8 @@ def sqlite_file(tmp_path_factory, django_db_setup, django_db_blocker):
 
 def run_django(env: dict, code: str, timeout: int = 300) -> subprocess.CompletedProcess:
     prelude = (
-        "import django, os\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'editplatform.settings')\n"
-        "django.setup()\n"
+        "import django, os\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', "
+        "'editplatform.settings')\ndjango.setup()\n"
     )
     return subprocess.run(
         [sys.executable, "-c", prelude + textwrap.dedent(code)],
@@ -222,7 +231,8 @@ n = int(sys.argv[1])
 failures = []
 for i in range(int(sys.argv[2])):
     try:
-        with transaction.atomic():  # a submit: read first, then write (the lock upgrade that used to fail)
+        # a submit: read first, then write (the lock upgrade that used to fail)
+        with transaction.atomic():
             AuditEvent.objects.count()
             time.sleep(0.002)
             log.append_event(actions.JOB_SUBMITTED, subject=f"w{n}", payload={"i": i})
@@ -237,8 +247,8 @@ sys.exit(1 if failures else 0)
 def test_sqlite_concurrent_writers_queue_instead_of_failing(sqlite_file):
     path, env = sqlite_file
     prelude = (
-        "import django, os\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'editplatform.settings')\n"
-        "django.setup()\n"
+        "import django, os\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', "
+        "'editplatform.settings')\ndjango.setup()\n"
     )
     writers, each = 6, 20
     procs = [

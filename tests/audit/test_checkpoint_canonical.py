@@ -15,7 +15,8 @@ def test_go_note_vector_verifies():
         "If you think cryptography is the answer to your problem,\n"
         "then you don't know what your problem is.\n"
         "\n"
-        "\u2014 PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n"
+        "\u2014 PeterNeumann "
+        "x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n"
     )
     verifier = cp.Verifier.from_vkey(vkey)
     assert verifier.vkey() == vkey
@@ -32,7 +33,8 @@ def test_checkpoint_round_trip_and_rejections(tmp_path):
     body = cp.Checkpoint("example.org/log", 42, b"\x07" * 32)
     note = cp.sign_checkpoint(body, signer)
     assert note.startswith(
-        "example.org/log\n42\nBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=\n\n\u2014 example.org/log "
+        "example.org/log\n42\nBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=\n\n\u2014 "
+        "example.org/log "
     )
     assert cp.open_checkpoint(note, signer.verifier, "example.org/log") == body
     # Through the exported verifier key and through a PEM file.

@@ -137,7 +137,8 @@ def test_modified_payload_is_detected_at_its_index(fresh_log):
         call_command("audit", "verify")
     # Rewriting the stored leaf hash as well only moves the failure to the signed roots.
     _tamper(
-        "UPDATE audit_event SET leaf_hash = sha256(convert_to('\\x00', 'UTF8') || convert_to(entry, 'UTF8')) WHERE seq = 17"
+        "UPDATE audit_event SET leaf_hash = sha256(convert_to('\\x00', 'UTF8') || "
+        "convert_to(entry, 'UTF8')) WHERE seq = 17"
     )
     _tamper(
         "UPDATE audit_event SET leaf_hash = %s WHERE seq = 17",

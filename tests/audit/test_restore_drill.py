@@ -48,9 +48,11 @@ from editplatform.jobs.models import EditJob
 user = get_user_model().objects.get(username="drill")
 original = artifacts.store(b"original photo bytes %(tag)s", "image/jpeg")
 edited = artifacts.store(b"edited output bytes %(tag)s", "image/png")
-job = EditJob.objects.create(requester=user, source="api", original=original, upload_sha256=original.sha256,
-                             upload_format="jpeg", edits={}, purpose="restore drill", params_sha256="0" * 64,
-                             state="succeeded", edited=edited)
+job = EditJob.objects.create(
+    requester=user, source="api", original=original, upload_sha256=original.sha256,
+    upload_format="jpeg", edits={}, purpose="restore drill", params_sha256="0" * 64,
+    state="succeeded", edited=edited,
+)
 print(job.pk, original.sha256, edited.sha256)
 """
 
@@ -84,7 +86,8 @@ class Drill:
         )
         if ok and done.returncode != 0:
             pytest.fail(
-                f"manage.py {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}"
+                f"manage.py {' '.join(args)} failed "
+                f"({done.returncode}):\n{done.stdout}\n{done.stderr}"
             )
         return done
 

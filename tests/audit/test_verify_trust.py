@@ -36,7 +36,8 @@ def tamper(sql: str, params=()) -> None:
 
 
 def witness(tmp_path, name: str = "witness.note") -> tuple:
-    """Sign a checkpoint now and keep a copy off the machine (here: a file the attacker never touches)."""
+    """Sign a checkpoint now and keep a copy off the machine (here: a file the attacker never
+    touches)."""
     checkpoint = audit_log.make_checkpoint()
     path = tmp_path / name
     path.write_text(checkpoint.note)
@@ -68,8 +69,8 @@ def rebuild_tree(size: int) -> tlog.MemoryTree:
     with triggers_disabled(connection), connection.cursor() as cursor:
         cursor.executemany("INSERT INTO audit_treenode (key, hash) VALUES (%s, %s)", rows)
         cursor.execute(
-            "UPDATE audit_loghead SET size = %s, frontier = %s, root_hash = %s, checkpoint_size = 0, "
-            "checkpoint_at = NULL",
+            "UPDATE audit_loghead SET size = %s, frontier = %s, root_hash = %s, checkpoint_size = "
+            "0, checkpoint_at = NULL",
             [size, tree.frontier.to_bytes(), tree.root()],
         )
     return tree
@@ -174,8 +175,8 @@ def test_rows_beyond_the_head_are_named_hidden_and_cannot_block_appends(fresh_lo
     template = AuditEvent.objects.get(seq=3)
     for seq in (10, 25):  # planted with the triggers off: a copy of a genuine row
         tamper(
-            "INSERT INTO audit_event (seq, created_at, actor_name, action, subject, request_id, entry, leaf_hash) "
-            "VALUES (%s, %s, '', %s, %s, '', %s, %s)",
+            "INSERT INTO audit_event (seq, created_at, actor_name, action, subject, request_id, "
+            "entry, leaf_hash) VALUES (%s, %s, '', %s, %s, '', %s, %s)",
             [
                 seq,
                 template.created_at,
@@ -190,7 +191,8 @@ def test_rows_beyond_the_head_are_named_hidden_and_cannot_block_appends(fresh_lo
         [TreeNode.key_for(1, 5), b"\x07" * 32],
     )
     tamper(
-        "INSERT INTO audit_checkpoint (size, root_hash, note, created_at) VALUES (12, %s, 'forged', now())",
+        "INSERT INTO audit_checkpoint (size, root_hash, note, created_at) VALUES (12, %s, "
+        "'forged', now())",
         [b"\x07" * 32],
     )
 
@@ -328,8 +330,8 @@ def test_planted_rows_are_not_listed_on_the_pages_or_the_api(fresh_log, client):
     fill(4, subject="real")
     template = AuditEvent.objects.get(seq=1)
     tamper(
-        "INSERT INTO audit_event (seq, created_at, actor_name, action, subject, request_id, entry, leaf_hash) "
-        "VALUES (50, %s, '', %s, 'planted', '', %s, %s)",
+        "INSERT INTO audit_event (seq, created_at, actor_name, action, subject, request_id, "
+        "entry, leaf_hash) VALUES (50, %s, '', %s, 'planted', '', %s, %s)",
         [template.created_at, template.action, template.entry, template.leaf_hash],
     )
     reviewer = make_user("rev-planted", "reviewer")

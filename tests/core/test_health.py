@@ -13,8 +13,8 @@ from tests.conftest import ROOT
 from tests.services import free_port
 
 READYZ_IN_SUBPROCESS = (
-    "import django, json; django.setup(); from django.test import Client; "
-    "r = Client(HTTP_HOST='127.0.0.1').get('/readyz'); print(r.status_code); print(r.content.decode())"
+    "import django, json; django.setup(); from django.test import Client; r = "
+    "Client(HTTP_HOST='127.0.0.1').get('/readyz'); print(r.status_code); print(r.content.decode())"
 )
 
 

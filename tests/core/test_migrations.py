@@ -125,5 +125,8 @@ def test_the_frozen_migration_check_catches_an_import_of_live_code():
     assert project_imports_outside_references(aliased) == [
         "line 3: uses audit outside a field's validators"
     ]
-    validator = "import editplatform.accounts.models\nf = models.JSONField(validators=[editplatform.accounts.models.v])\n"
+    validator = (
+        "import editplatform.accounts.models\nf = "
+        "models.JSONField(validators=[editplatform.accounts.models.v])\n"
+    )
     assert project_imports_outside_references(validator) == []

@@ -53,7 +53,8 @@ def test_production_turns_on_secure_cookies_and_hsts():
     env.update(STYLELEDGER_ENV="production", SECRET_KEY="x" * 50, ALLOWED_HOSTS="edit.example.org")
     code = (
         "import django, json; django.setup(); from django.conf import settings as s; "
-        "print(json.dumps([s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SECURE_HSTS_SECONDS, s.DEBUG, s.ALLOWED_HOSTS]))"
+        "print(json.dumps([s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SECURE_HSTS_SECONDS, "
+        "s.DEBUG, s.ALLOWED_HOSTS]))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
@@ -69,7 +70,10 @@ def test_development_secret_key_is_generated_once(tmp_path):
         SECRET_KEY="",
         DATABASE_URL=f"sqlite:///{tmp_path}/db.sqlite3",
     )
-    code = "import django; django.setup(); from django.conf import settings; print(settings.SECRET_KEY)"
+    code = (
+        "import django; django.setup(); from django.conf import settings; "
+        "print(settings.SECRET_KEY)"
+    )
     first = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
     )

@@ -43,8 +43,12 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from tests.jobs import images
 from tests import catalog
-data = {"image": SimpleUploadedFile("p.jpg", images.jpeg((96, 72), seed=3)), "edits": catalog.request_json(),
-        "purpose": "compose sweeper test", "consent": "true"}
+data = {
+    "image": SimpleUploadedFile("p.jpg", images.jpeg((96, 72), seed=3)),
+    "edits": catalog.request_json(),
+    "purpose": "compose sweeper test",
+    "consent": "true",
+}
 response = Client().post("/api/v1/jobs", data, secure=True, HTTP_HOST="edit.example.org",
                          HTTP_AUTHORIZATION="Api-Key " + sys.argv[1])
 print("STATUS", response.status_code)
@@ -361,7 +365,8 @@ def test_metrics_show_the_deployment(deployment):
         columns = [
             r[0]
             for r in conn.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_name = 'jobs_editjob'"
+                "SELECT column_name FROM information_schema.columns WHERE table_name = "
+                "'jobs_editjob'"
             )
         ]
         forced = {

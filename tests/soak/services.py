@@ -24,7 +24,8 @@ from tests.services import (
 
 
 class Postgres:
-    """A PostgreSQL server with a fixed port and data directory; `restart()` = fast shutdown + start."""
+    """A PostgreSQL server with a fixed port and data directory; `restart()` = fast shutdown +
+    start."""
 
     def __init__(self, root: Path):
         self.bin = _pg_bin()

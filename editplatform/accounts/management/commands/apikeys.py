@@ -39,8 +39,9 @@ class Command(BaseCommand):
             ):
                 state = "revoked" if key.revoked else ("expired" if key.has_expired else "active")
                 self.stdout.write(
-                    f"{key.prefix}  {key.name:<24} {key.service_account.username:<20} {','.join(key.scopes):<28} "
-                    f"{state:<8} last used {key.last_used_at or 'never'}"
+                    f"{key.prefix}  {key.name:<24} {key.service_account.username:<20} "
+                    f"{','.join(key.scopes):<28} {state:<8} last used "
+                    f"{key.last_used_at or 'never'}"
                 )
             return
         if action == "revoke":

@@ -77,14 +77,16 @@ class Command(BaseCommand):
         for row in created:
             if row.get("api_key"):
                 self.stdout.write(
-                    f"  {row['role']:<12} {row['username']:<18} API key {row['api_key']}  (jobs:read, jobs:write)"
+                    f"  {row['role']:<12} {row['username']:<18} API key {row['api_key']}  "
+                    "(jobs:read, jobs:write)"
                 )
                 continue
             totp = f"  TOTP secret {row['totp_secret']}" if "totp_secret" in row else ""
             self.stdout.write(f"  {row['role']:<12} {row['username']:<18} {row['password']}{totp}")
         if any("totp_uri" in row for row in created):
             self.stdout.write(
-                "Approver, reviewer and admin sign in with a TOTP code; add these to an authenticator app:"
+                "Approver, reviewer and admin sign in with a TOTP code; add these to an "
+                "authenticator app:"
             )
             for row in created:
                 if "totp_uri" in row:

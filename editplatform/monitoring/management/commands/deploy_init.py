@@ -24,7 +24,10 @@ from django.db import connection, transaction
 
 
 class Command(BaseCommand):
-    help = "Prepare a deployment (signing key, TLS cert, DB role, bucket) or migrate it (grants, first admin)."
+    help = (
+        "Prepare a deployment (signing key, TLS cert, DB role, bucket) or migrate it (grants, "
+        "first admin)."
+    )
     requires_system_checks: list = []  # the key may not exist yet; `migrate` runs them itself
 
     def add_arguments(self, parser):
@@ -74,8 +77,9 @@ class Command(BaseCommand):
 
         if ensure_self_signed(Path(settings.TLS_CERT_DIR), settings.TLS_SERVER_NAME):
             self.stdout.write(
-                f"tls: self-signed certificate for {settings.TLS_SERVER_NAME} in {settings.TLS_CERT_DIR} "
-                "(replace tls.crt/tls.key with your own to use a real one)"
+                f"tls: self-signed certificate for {settings.TLS_SERVER_NAME} in "
+                f"{settings.TLS_CERT_DIR} (replace tls.crt/tls.key with your own to use a real "
+                "one)"
             )
 
     def _app_role(self) -> None:

@@ -16,7 +16,10 @@ from editplatform.provenance import ca
 
 
 class Command(BaseCommand):
-    help = "Generate the development C2PA root -> intermediate -> signer chain into PROVENANCE_DEV_CA_DIR."
+    help = (
+        "Generate the development C2PA root -> intermediate -> signer chain into "
+        "PROVENANCE_DEV_CA_DIR."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--force", action="store_true", help="replace an existing chain")
@@ -30,5 +33,6 @@ class Command(BaseCommand):
         directory = Path(settings.PROVENANCE_DEV_CA_DIR)
         files = ca.generate_chain(directory) if force else ca.ensure_chain(directory)
         self.stdout.write(
-            f"signing key: {files.key}\ncertificate chain: {files.chain}\ntrust anchor: {files.root}"
+            f"signing key: {files.key}\ncertificate chain: {files.chain}\ntrust anchor: "
+            f"{files.root}"
         )
