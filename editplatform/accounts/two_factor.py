@@ -49,6 +49,11 @@ class RequireTwoFactorMiddleware:
             and not request.path.startswith(_EXEMPT_PREFIXES)
         ):
             if request.path.startswith("/api/"):
-                return JsonResponse({"detail": "two-factor verification required: verify at /account/2fa/"}, status=403)
-            return redirect(f"{reverse('accounts:two-factor')}?{urlencode({'next': request.get_full_path()})}")
+                return JsonResponse(
+                    {"detail": "two-factor verification required: verify at /account/2fa/"},
+                    status=403,
+                )
+            return redirect(
+                f"{reverse('accounts:two-factor')}?{urlencode({'next': request.get_full_path()})}"
+            )
         return self.get_response(request)

@@ -16,21 +16,38 @@ import yaml
 from tests.conftest import ROOT
 
 # What an operator puts in docker/.env (see docker/env.example).
-OPERATOR_ENV = dict(os.environ, SECRET_KEY="s" * 50, POSTGRES_PASSWORD="pw", APP_DB_PASSWORD="apw",
-                    METRICS_TOKEN="token", ALLOWED_HOSTS="edit.example.org")
+OPERATOR_ENV = dict(
+    os.environ,
+    SECRET_KEY="s" * 50,
+    POSTGRES_PASSWORD="pw",
+    APP_DB_PASSWORD="apw",
+    METRICS_TOKEN="token",
+    ALLOWED_HOSTS="edit.example.org",
+)
 EXAMPLE = ROOT / "docker" / "env.example"
 
 
-def compose(*args: str, env: dict[str, str] | None = None, env_file=None) -> subprocess.CompletedProcess:
+def compose(
+    *args: str, env: dict[str, str] | None = None, env_file=None
+) -> subprocess.CompletedProcess:
     extra = ["--env-file", str(env_file)] if env_file else []
-    return subprocess.run(["docker-compose", *extra, "-f", "docker/compose.yml", *args], cwd=ROOT,
-                          env=env or OPERATOR_ENV, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        ["docker-compose", *extra, "-f", "docker/compose.yml", *args],
+        cwd=ROOT,
+        env=env or OPERATOR_ENV,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_compose_file_validates():
     exe = shutil.which("docker-compose")
     if exe is None:
-        pytest.fail("docker-compose not installed (make test installs Debian's docker-compose)", pytrace=False)
+        pytest.fail(
+            "docker-compose not installed (make test installs Debian's docker-compose)",
+            pytrace=False,
+        )
     result = compose("config", "-q")
     assert result.returncode == 0, result.stderr
 
@@ -55,11 +72,21 @@ def test_the_app_refuses_the_example_placeholders_in_production(tmp_path):
     clean = {k: v for k, v in os.environ.items() if k not in OPERATOR_ENV or k in ("PATH", "HOME")}
     config = yaml.safe_load(compose("config", env=clean, env_file=EXAMPLE).stdout)
     web_env = {k: str(v) for k, v in config["services"]["web"]["environment"].items()}
-    base = {"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), "STYLELEDGER_VAR_DIR": str(tmp_path)}
+    base = {
+        "PATH": os.environ["PATH"],
+        "PYTHONPATH": str(ROOT),
+        "STYLELEDGER_VAR_DIR": str(tmp_path),
+    }
 
     def start(env):
-        return subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=base | env,
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "manage.py", "check"],
+            cwd=ROOT,
+            env=base | env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     result = start(web_env)
     assert result.returncode != 0
@@ -78,12 +105,24 @@ def test_compose_scales_workers_and_reserves_gpus():
     assert result.returncode == 0, result.stderr
     config = yaml.safe_load(result.stdout)
     services = config["services"]
-    assert {"postgres", "redis", "init", "migrate", "web", "proxy", "worker", "worker-cpu", "scheduler"} <= set(services)
+    assert {
+        "postgres",
+        "redis",
+        "init",
+        "migrate",
+        "web",
+        "proxy",
+        "worker",
+        "worker-cpu",
+        "scheduler",
+    } <= set(services)
     worker = services["worker"]
     assert "container_name" not in worker  # --scale worker=N needs unnamed containers
     devices = worker["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["capabilities"] == ["gpu"]
-    assert "-Q" in worker["command"] and worker["command"][worker["command"].index("-Q") + 1] == "gpu"
+    assert (
+        "-Q" in worker["command"] and worker["command"][worker["command"].index("-Q") + 1] == "gpu"
+    )
     cpu = services["worker-cpu"]["command"]
     assert cpu[cpu.index("-Q") + 1] == "default"
     # Only the proxy is published; web talks plain HTTP inside the network.

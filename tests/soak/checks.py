@@ -11,8 +11,12 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-TERMINAL_EVENT = {"succeeded": "job.succeeded", "failed": "job.failed", "cancelled": "job.cancelled",
-                  "rejected": "job.rejected"}
+TERMINAL_EVENT = {
+    "succeeded": "job.succeeded",
+    "failed": "job.failed",
+    "cancelled": "job.cancelled",
+    "rejected": "job.rejected",
+}
 
 
 def job_checks(accepted: dict[str, dict]) -> tuple[dict[str, list[str]], dict]:
@@ -21,15 +25,27 @@ def job_checks(accepted: dict[str, dict]) -> tuple[dict[str, list[str]], dict]:
     from editplatform.jobs.models import EditJob
     from editplatform.jobs.states import TERMINAL
 
-    problems: dict[str, list[str]] = {name: [] for name in (
-        "every job terminal", "no accepted job lost", "ran to success at most once", "complete event chain")}
+    problems: dict[str, list[str]] = {
+        name: []
+        for name in (
+            "every job terminal",
+            "no accepted job lost",
+            "ran to success at most once",
+            "complete event chain",
+        )
+    }
     jobs = {str(j.pk): j for j in EditJob.objects.filter(pk__in=list(accepted))}
     for job_id in accepted:
         if job_id not in jobs:
-            problems["no accepted job lost"].append(f"job {job_id} was accepted (201/200) but is not stored")
+            problems["no accepted job lost"].append(
+                f"job {job_id} was accepted (201/200) but is not stored"
+            )
     events: dict[str, list[tuple[int, str, dict]]] = defaultdict(list)
-    rows = AuditEvent.objects.filter(subject__startswith="job:").order_by("seq").values_list("seq", "subject", "action",
-                                                                                           "entry")
+    rows = (
+        AuditEvent.objects.filter(subject__startswith="job:")
+        .order_by("seq")
+        .values_list("seq", "subject", "action", "entry")
+    )
     for seq, subject, action, entry in rows.iterator():
         events[subject[4:]].append((seq, action, json.loads(entry)["payload"]))
     states: dict[str, int] = defaultdict(int)
@@ -45,24 +61,45 @@ def job_checks(accepted: dict[str, dict]) -> tuple[dict[str, list[str]], dict]:
         successes = [p for _, a, p in chain if a == "job.succeeded"]
         if len(successes) > 1:
             problems["ran to success at most once"].append(
-                f"job {job_id} has {len(successes)} job.succeeded events (attempts {job.attempts})")
+                f"job {job_id} has {len(successes)} job.succeeded events (attempts {job.attempts})"
+            )
         if job.state == "succeeded":
             if not successes:
-                problems["ran to success at most once"].append(f"job {job_id} succeeded without job.succeeded")
+                problems["ran to success at most once"].append(
+                    f"job {job_id} succeeded without job.succeeded"
+                )
             elif successes[-1].get("outputs", {}).get("edited") != job.edited_id:
                 problems["ran to success at most once"].append(
-                    f"job {job_id}: the row's output differs from the logged one (written twice)")
+                    f"job {job_id}: the row's output differs from the logged one (written twice)"
+                )
         elif successes:
-            problems["ran to success at most once"].append(f"job {job_id} is {job.state} but logged job.succeeded")
+            problems["ran to success at most once"].append(
+                f"job {job_id} is {job.state} but logged job.succeeded"
+            )
         if not actions or actions[0] != "job.submitted" or actions.count("job.submitted") != 1:
-            problems["complete event chain"].append(f"job {job_id}: chain does not start with one job.submitted "
-                                                    f"({actions[:3]})")
+            problems["complete event chain"].append(
+                f"job {job_id}: chain does not start with one job.submitted ({actions[:3]})"
+            )
         want = TERMINAL_EVENT.get(job.state)
-        if want and actions.count(want) != 1 and not (want == "job.succeeded" and len(successes) > 1):
-            problems["complete event chain"].append(f"job {job_id} is {job.state} with {actions.count(want)} {want}")
-        if job.needs_approval and "job.started" in actions and (
-                "job.approved" not in actions or actions.index("job.approved") > actions.index("job.started")):
-            problems["complete event chain"].append(f"job {job_id} needs approval but started before job.approved")
+        if (
+            want
+            and actions.count(want) != 1
+            and not (want == "job.succeeded" and len(successes) > 1)
+        ):
+            problems["complete event chain"].append(
+                f"job {job_id} is {job.state} with {actions.count(want)} {want}"
+            )
+        if (
+            job.needs_approval
+            and "job.started" in actions
+            and (
+                "job.approved" not in actions
+                or actions.index("job.approved") > actions.index("job.started")
+            )
+        ):
+            problems["complete event chain"].append(
+                f"job {job_id} needs approval but started before job.approved"
+            )
     return problems, {"states": dict(states), "jobs": len(jobs), "failed_by_code": dict(failed)}
 
 
@@ -75,7 +112,11 @@ def audit_check(witnessed: Path) -> tuple[list[str], dict]:
     problems = [str(p) for p in result.problems]
     if not notes:
         problems.append("no checkpoint was exported: nothing witnessed the log")
-    return problems, {"summary": result.summary(), "size": result.size, "trusted_checked": result.trusted_checked}
+    return problems, {
+        "summary": result.summary(),
+        "size": result.size,
+        "trusted_checked": result.trusted_checked,
+    }
 
 
 def storage_check() -> tuple[list[str], dict]:
