@@ -5,6 +5,7 @@ The services' commands themselves are run in tests/deploy.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
 import subprocess
@@ -129,3 +130,35 @@ def test_compose_scales_workers_and_reserves_gpus():
     assert "ports" not in services["web"] and services["proxy"]["ports"]
     assert services["web"]["environment"]["BEHIND_TLS_PROXY"] == "true"
     assert services["web"]["environment"]["DATABASE_URL"].startswith("postgres://styleledger_app:")
+
+
+def test_the_app_trusts_the_proxy_and_only_the_proxy_for_the_client_address():
+    """nginx writes X-Forwarded-For; without the proxy in TRUSTED_PROXY_CIDRS every client
+    would look like the proxy (one shared lockout, allow-lists useless)."""
+    config = yaml.safe_load(compose("config").stdout)
+    subnet = ipaddress.ip_network(config["networks"]["default"]["ipam"]["config"][0]["subnet"])
+    proxy = ipaddress.ip_address(config["services"]["proxy"]["networks"]["default"]["ipv4_address"])
+    assert proxy in subnet
+    for name in ("web", "worker", "worker-cpu", "migrate"):
+        cidrs = config["services"][name]["environment"]["TRUSTED_PROXY_CIDRS"].split(",")
+        trusted = [ipaddress.ip_network(c.strip()) for c in cidrs]
+        assert any(proxy in net for net in trusted), name
+        # The gateway (clients NATed through a published port) is not vouched for.
+        assert not any(next(subnet.hosts()) in net for net in trusted), name
+
+
+def test_migrate_checkpoints_into_the_same_storage_as_web_and_workers():
+    services = yaml.safe_load(compose("config").stdout)["services"]
+
+    def storage_mount(name):
+        for spec in services[name]["volumes"]:
+            if isinstance(spec, dict) and spec.get("source") == "storage":
+                return spec["target"]
+            if isinstance(spec, str) and spec.split(":")[0] == "storage":
+                return spec.split(":")[1]
+        return None
+
+    targets = {name: storage_mount(name) for name in ("migrate", "web", "worker", "worker-cpu")}
+    assert len(set(targets.values())) == 1 and None not in targets.values(), targets
+    checkpoints = services["migrate"]["environment"]["AUDIT_CHECKPOINT_DIR"]
+    assert checkpoints.startswith(targets["migrate"] + "/"), (checkpoints, targets)
