@@ -98,6 +98,10 @@ MATRIX: dict[tuple[str, str, str], dict[str, int]] = {
     ("POST", "logout/", "-"): every(302),
     # Verified 2FA roles are sent on; a requester may enrol a second factor voluntarily.
     ("GET", "account/2fa/", "-"): people(302, requester=200, **PORTAL),
+    ("GET", "account/", "-"): people(200, **PORTAL),
+    # --- portal: notifications (each person's own) ----------------------------------
+    ("GET", "notifications/", "-"): people(200, **PORTAL),
+    ("POST", "notifications/read/", "-"): people(302, **PORTAL),
     # --- portal: jobs -----------------------------------------------------------
     ("GET", "jobs/", "-"): people(200, **PORTAL),
     ("GET", "jobs/new/", "-"): people(403, requester=200, **PORTAL),
