@@ -67,7 +67,7 @@ class NewJobForm(forms.Form):
                 # Every edit starts at "no change"; the catalog's default strength is the
                 # recommended amount once someone chooses the edit (the "Recommended" button).
                 initial=f"{neutral_strength(spec):g}",
-                help_text=spec.description,
+                help_text=spec.summary,
                 widget=forms.NumberInput(
                     attrs={
                         "min": f"{spec.min_strength:g}",

@@ -102,6 +102,14 @@ class EditSpec:
         return self.display_name or self.name.replace("_", " ").capitalize()
 
     @property
+    def summary(self) -> str:
+        """One line for staff: the description's first sentence (the rest, and any
+        ``technical`` text, sits behind the portal's "Technical detail" disclosure)."""
+        text = " ".join(self.description.split())
+        match = re.search(r"[.;](\s|$)", text)
+        return text[: match.start()] + "." if match else text
+
+    @property
     def technical_detail(self) -> str:
         """The model-level detail behind the portal's disclosure (else the description)."""
         return self.technical or self.description

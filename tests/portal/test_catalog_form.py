@@ -27,6 +27,9 @@ def test_old_catalog_entries_load_with_derived_display_fields():
     spec = EditSpec.from_dict(OLD_ENTRY)
     assert spec.label == "Component 0"
     assert spec.technical_detail == OLD_ENTRY["description"]
+    long = EditSpec.from_dict({**OLD_ENTRY, "description": "Makes it darker (negative); keeps shape.\nMeasured on 1000 images."})
+    assert long.summary == "Makes it darker (negative)."
+    assert long.technical_detail == long.description
     assert spec.to_dict() == OLD_ENTRY  # nothing new written for an old entry
     assert not spec.offered_to_staff  # an unnamed GANSpace component
 
@@ -83,6 +86,7 @@ def test_recommended_strength_is_submitted_exactly(live_server, page, model_bund
     spec = catalog.sensitive()
     row = page.locator(f'.slider-row[data-edit="{spec.name}"]')
     assert row.locator("label").first.inner_text().startswith(spec.label)
+    assert row.locator(".edit-description").inner_text() == spec.summary
     assert not row.locator("details.technical p").first.is_visible()
     row.locator("details.technical summary").click()
     assert row.locator("details.technical p").first.inner_text() == spec.technical_detail
