@@ -71,3 +71,5 @@ validate = registry.validate
 AUDIT_EXPORTED = register("audit.exported", "a reviewer or operator exported events with proofs")
 AUDIT_VERIFIED = register("audit.verified", "the whole log was verified")
 AUDIT_CHECKPOINT = register("audit.checkpoint", "a checkpoint was signed on request")
+AUDIT_ROLLBACK_ACKNOWLEDGED = register(
+    "audit.rollback_acknowledged", "an operator acknowledged a restored (rolled-back) log; the fork is signed")

@@ -35,7 +35,7 @@ from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from audit import actions, signing, tlog
+from audit import actions, rollback, signing, tlog
 from audit.canonical import canonical_text
 from audit.checkpoint import Checkpoint as CheckpointBody
 from audit.checkpoint import sign_checkpoint
@@ -157,6 +157,7 @@ def append_event(action: str, *, actor=None, subject: str = "", payload: dict | 
     connection = connections[using]
     with transaction.atomic(using=using), connection.cursor() as cursor:
         head = _lock_head(cursor, connection.vendor)
+        rollback.check(head.size, hash_reader(using))  # refuse to fork a restored log
         seq = head.size
         now = timezone.now()
         if head.last_time is not None and now < head.last_time:
@@ -229,6 +230,7 @@ def make_checkpoint(using: str = DEFAULT_DB_ALIAS) -> Checkpoint:
     connection = connections[using]
     with transaction.atomic(using=using), connection.cursor() as cursor:
         head = _lock_head(cursor, connection.vendor)
+        rollback.check(head.size, hash_reader(using))
         if head.size == head.checkpoint_size and Checkpoint.objects.using(using).filter(size=head.size).exists():
             return Checkpoint.objects.using(using).get(size=head.size)
         now = timezone.now()

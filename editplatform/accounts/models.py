@@ -19,7 +19,8 @@ from rest_framework_api_key.models import AbstractAPIKey
 SCOPE_JOBS_WRITE = "jobs:write"
 SCOPE_JOBS_READ = "jobs:read"
 SCOPE_AUDIT_READ = "audit:read"
-SCOPES = (SCOPE_JOBS_WRITE, SCOPE_JOBS_READ, SCOPE_AUDIT_READ)
+SCOPE_PROVENANCE_CHECK = "provenance:check"
+SCOPES = (SCOPE_JOBS_WRITE, SCOPE_JOBS_READ, SCOPE_AUDIT_READ, SCOPE_PROVENANCE_CHECK)
 
 
 def validate_scopes(value) -> None:

@@ -34,7 +34,7 @@ ROLE_NAMES = tuple(role.name for role in ROLES)
 # gets no permission on jobs or the log. Reading the audit trail is the permission
 # `audit.view_auditevent` (the audit app names no roles).
 ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
-    REVIEWER.name: ("audit.view_auditevent",),
+    REVIEWER.name: ("audit.view_auditevent", "provenance.check_provenance"),
     ADMIN.name: (
         "auth.view_user", "auth.add_user", "auth.change_user",
         "auth.view_group",

@@ -14,3 +14,5 @@ JOB_APPROVAL_REQUIRED = register(
     "job.approval_required", "the worker's re-check sent a job back for approval")
 ARTIFACT_VIEWED = register("artifact.viewed", "someone viewed a job's artifact")
 ARTIFACT_DOWNLOADED = register("artifact.downloaded", "someone downloaded a job's artifact")
+JOB_ARTIFACTS_MISSING = register(
+    "job.artifacts_missing", "a job's stored bytes are gone (e.g. after a restore); named by kind and hash")

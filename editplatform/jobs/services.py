@@ -55,11 +55,12 @@ def parse_edits(raw, catalog) -> dict[str, float]:
     if isinstance(raw, str | bytes):
         try:
             raw = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        # ValueError: also integers over 4300 digits; RecursionError: nesting deeper than the stack
+        except (ValueError, RecursionError) as exc:
             raise DomainError(f"edits must be a JSON object of edit name to strength: {exc}",
                               "edits_not_json", field="edits") from None
     if not isinstance(raw, Mapping):
-        raise DomainError("edits must be a JSON object of edit name to strength, e.g. {\"smile\": 1.5}",
+        raise DomainError("edits must be a JSON object of edit name to strength (names: GET /api/v1/edits)",
                           "edits_not_object", field="edits")
     try:
         checked = catalog.validate_request(raw)
@@ -69,6 +70,9 @@ def parse_edits(raw, catalog) -> dict[str, float]:
         raise DomainError(str(exc), "strength_out_of_range", field="edits") from None
     except EditError as exc:
         raise DomainError(str(exc), "invalid_edits", field="edits") from None
+    except (OverflowError, RecursionError):  # a number beyond float range; a value too deep to describe
+        raise DomainError("edits: each strength must be a number within the edit's range", "invalid_edits",
+                          field="edits") from None
     return {name: strength for name, strength in checked.items() if strength != 0.0}
 
 
