@@ -15,7 +15,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from editplatform.accounts.models import SCOPE_PROVENANCE_CHECK, IntegrationKey
-from editplatform.jobs.uploads import UploadRejected, read_upload
+from editplatform.core.errors import DomainError
+from editplatform.jobs.uploads import read_upload
 from editplatform.provenance import services
 from editplatform.provenance.access import can_check
 
@@ -33,14 +34,11 @@ class ProvenanceCheckView(APIView):
                               400: _ERROR, 413: _ERROR, 415: _ERROR})
     def post(self, request):
         if not isinstance(request.auth, IntegrationKey) and not can_check(request.user):
-            return Response({"detail": "checking provenance needs the provenance.check_provenance "
-                                       "permission", "code": "permission_denied"},
-                            status=status.HTTP_403_FORBIDDEN)
-        try:
-            data = read_upload(request.FILES.get("image"))
-            result = services.check_image(data, actor=request.user, channel="api")
-        except UploadRejected as exc:
-            return Response(exc.as_dict(), status=exc.status)
+            raise DomainError("checking provenance needs the provenance.check_provenance permission",
+                              "permission_denied", status=status.HTTP_403_FORBIDDEN)
+        # bad uploads raise DomainError (4xx), rendered by the project's exception handler
+        data = read_upload(request.FILES.get("image"))
+        result = services.check_image(data, actor=request.user, channel="api")
         return Response(result.as_dict())
 
 
@@ -57,9 +55,6 @@ class PublicCheckView(APIView):
         if not settings.PROVENANCE_PUBLIC_CHECK:
             return Response({"detail": "the public check is off (PROVENANCE_PUBLIC_CHECK)", "code": "not_found"},
                             status=status.HTTP_404_NOT_FOUND)
-        try:
-            data = read_upload(request.FILES.get("image"))
-            result = services.check_image(data, actor=None, channel="public")
-        except UploadRejected as exc:
-            return Response(exc.as_dict(), status=exc.status)
+        data = read_upload(request.FILES.get("image"))
+        result = services.check_image(data, actor=None, channel="public")
         return Response(result.public_dict())

@@ -231,7 +231,7 @@ def check_image(data: bytes, *, actor=None, channel: str = "portal") -> CheckRes
     """Validate an upload, analyse it and record the check in the audit log."""
     from editplatform.jobs.uploads import validate_image
 
-    validated = validate_image(data)  # raises UploadRejected (4xx) for bad input
+    validated = validate_image(data)  # raises DomainError (4xx) for bad input
     pixels = Image.open(io.BytesIO(validated.png)).convert("RGB")
     result = analyse(data, pixels)
     with transaction.atomic():

@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.shortcuts import render
 from django.views.decorators.http import require_http_methods
 
-from editplatform.jobs.uploads import UploadRejected, read_upload
+from editplatform.core.errors import DomainError
+from editplatform.jobs.uploads import read_upload
 from editplatform.provenance import services
 from editplatform.provenance.access import checker_required
 
@@ -19,7 +20,7 @@ def check(request):
         try:
             data = read_upload(request.FILES.get("image"))
             context["result"] = services.check_image(data, actor=request.user, channel="portal").as_dict()
-        except UploadRejected as exc:
+        except DomainError as exc:
             context["error"] = exc.message
             status = exc.status
     return render(request, "provenance/check.html", context, status=status)
