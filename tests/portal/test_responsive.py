@@ -57,7 +57,7 @@ def _world():
         "approver": ["/", "/jobs/", "/approvals/", f"/approvals/{pending.pk}/", f"/jobs/{pending.pk}/",
                      "/notifications/", "/account/"],
         "reviewer": ["/", "/jobs/?scope=all", f"/jobs/{done.pk}/", "/audit/", f"/audit/events/{seq}/",
-                     f"/audit/jobs/job:{done.pk}/", "/audit/verify/", "/notifications/", "/account/"],
+                     f"/audit/jobs/job:{done.pk}/", "/audit/verify/", "/provenance/check", "/notifications/", "/account/"],
         "admin": ["/", "/jobs/", "/notifications/", "/account/"],
     }
     return people, pages
