@@ -103,6 +103,9 @@ class EventSerializer(serializers.Serializer):
     action = serializers.CharField()
     actor = serializers.CharField(source="actor_name", help_text="username at the time (empty for the system)")
     subject = serializers.CharField(help_text="what the event is about, e.g. job:<uuid>")
+    subjects = serializers.ListField(child=serializers.CharField(), read_only=True,
+                                     help_text="every subject the event names: the main one first, then the others")
+    summary = serializers.CharField(read_only=True, help_text="a readable one-line summary of the event")
     request_id = serializers.CharField()
     payload = serializers.DictField(help_text="the event's canonical payload (hashes, edits, metrics, ...)")
     leaf_hash = serializers.SerializerMethodField(help_text="hex SHA-256(0x00 || entry)")
@@ -159,7 +162,8 @@ class EventQuery(serializers.Serializer):
     actor = serializers.CharField(required=False, max_length=150, trim_whitespace=False, help_text="exact username")
     action = serializers.ChoiceField(required=False, choices=())
     subject = serializers.CharField(required=False, max_length=200, trim_whitespace=False,
-                                    help_text="exact subject, e.g. job:<uuid>")
+                                    help_text="a subject the event names (main or other), e.g. job:<uuid>; "
+                                              "a bare id or SHA-256 also matches its prefixed subject")
     request_id = serializers.CharField(required=False, max_length=64, trim_whitespace=False)
     since = serializers.DateTimeField(required=False, help_text="events at or after this instant (ISO 8601)")
     until = serializers.DateTimeField(required=False, help_text="events before this instant (ISO 8601)")

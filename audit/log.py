@@ -120,8 +120,10 @@ def _resolve_actor(actor, actor_name: str | None) -> tuple[object | None, str, i
 
 
 def build_entry(*, seq: int, time: dt.datetime, action: str, actor_name: str, actor_id: int | None,
-                subject: str, request_id: str, payload: dict) -> str:
+                subject: str, request_id: str, payload: dict, subjects: Sequence[str] = ()) -> str:
+    extra = {"subjects": list(subjects)} if subjects else {}  # absent when none: old entries unchanged
     return canonical_text({
+        **extra,
         "v": ENTRY_VERSION,
         "seq": seq,
         "time": format_time(time),
@@ -134,10 +136,29 @@ def build_entry(*, seq: int, time: dt.datetime, action: str, actor_name: str, ac
     })
 
 
+def _extra_subjects(subject: str, subjects: Sequence[str]) -> list[str]:
+    """The extra subjects, de-duplicated in order, without the main subject or blanks."""
+    if isinstance(subjects, str):
+        raise TypeError("subjects must be a list of strings, not one string")
+    out: list[str] = []
+    for value in subjects:
+        value = str(value)
+        if len(value) > _LIMITS["subject"]:
+            raise ValueError(f"subject is longer than {_LIMITS['subject']} characters")
+        if value and value != subject and value not in out:
+            out.append(value)
+    return out
+
+
 def append_event(action: str, *, actor=None, subject: str = "", payload: dict | None = None,
                  request_id: str | None = None, actor_name: str | None = None,
-                 using: str = DEFAULT_DB_ALIAS) -> AuditEvent:
-    """Append one event to the log inside the caller's transaction; return it."""
+                 subjects: Sequence[str] = (), using: str = DEFAULT_DB_ALIAS) -> AuditEvent:
+    """Append one event to the log inside the caller's transaction; return it.
+
+    ``subjects`` names further subjects the event is about (besides ``subject``): they
+    go into the hashed entry and into the `audit_event_subject` index, so the event is
+    found under each of them.
+    """
     actions.validate(action)
     if payload is None:
         payload = {}
@@ -153,6 +174,7 @@ def append_event(action: str, *, actor=None, subject: str = "", payload: dict | 
         if len(value) > _LIMITS[name]:
             raise ValueError(f"{name} is longer than {_LIMITS[name]} characters")
     canonical_text(payload)  # refuse a non-canonicalisable payload before taking the lock
+    subjects = _extra_subjects(subject, subjects)
 
     connection = connections[using]
     with transaction.atomic(using=using), connection.cursor() as cursor:
@@ -163,7 +185,7 @@ def append_event(action: str, *, actor=None, subject: str = "", payload: dict | 
         if head.last_time is not None and now < head.last_time:
             now = head.last_time  # times never go backwards along the log
         entry = build_entry(seq=seq, time=now, action=action, actor_name=actor_name, actor_id=actor_id,
-                            subject=subject, request_id=request_id, payload=payload)
+                            subject=subject, request_id=request_id, payload=payload, subjects=subjects)
         leaf_hash = tlog.hash_leaf(entry.encode("utf-8"))
         frontier = tlog.Frontier.from_bytes(seq, head.frontier)
         # The leaf hash is also kept with the tree (level 0): an entry rewritten together
@@ -177,6 +199,11 @@ def append_event(action: str, *, actor=None, subject: str = "", payload: dict | 
             "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
         ]
         params = [seq, db_now, actor_id, actor_name, action, subject, request_id, entry, leaf_hash]
+        if subjects:
+            statements.append("INSERT INTO audit_event_subject (subject, seq) VALUES "
+                              + ", ".join(["(%s, %s)"] * len(subjects)))
+            for value in subjects:
+                params += [value, seq]
         statements.append("INSERT INTO audit_treenode (key, hash) VALUES " + ", ".join(["(%s, %s)"] * len(created)))
         for (level, index), value in created:
             params += [TreeNode.key_for(level, index), value]

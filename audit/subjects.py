@@ -9,6 +9,10 @@ The subject always travels in the query string (`?subject=...`, urlencoded), nev
 a path argument: a path converter cannot carry every string (a `/` in a user name
 tried at sign-in would make the link impossible to build), and a subject is written
 by whoever can reach the sign-in form.
+
+Apps also register the prefixes of the subjects they write (:func:`register_prefix`;
+a page's prefix counts too), so a bare id or hash pasted into the subject filter finds
+`<prefix><value>` (:func:`expand`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,22 @@ from urllib.parse import urlencode
 from django.urls import reverse
 
 _PAGES: dict[str, str] = {}
+_PREFIXES: set[str] = set()
+
+
+def register_prefix(prefix: str) -> None:
+    """Declare a subject prefix an app writes (e.g. `order:`), for bare-value searches."""
+    if not prefix:
+        raise ValueError("a subject prefix must not be empty")
+    _PREFIXES.add(prefix)
+
+
+def expand(value: str) -> list[str]:
+    """The subjects a search for ``value`` means: itself, and prefix+value when bare."""
+    known = sorted(_PREFIXES | set(_PAGES))
+    if not value or any(value.startswith(prefix) for prefix in known):
+        return [value]
+    return [value, *(prefix + value for prefix in known)]
 
 
 def register_page(prefix: str, url_name: str) -> None:
@@ -28,6 +48,7 @@ def register_page(prefix: str, url_name: str) -> None:
     if not prefix:
         raise ValueError("a subject page needs a non-empty prefix")
     _PAGES[prefix] = url_name
+    _PREFIXES.add(prefix)
 
 
 def page_name(subject: str) -> str:

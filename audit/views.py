@@ -101,7 +101,7 @@ def event_list(request):
         # The form shows its errors; no rows, since none match a filter that means nothing.
         return render(request, "audit/event_list.html", context, status=400)
     events = filtered_events(form.cleaned_data if form.is_bound else {}) \
-        .only("seq", "created_at", "actor_name", "action", "subject", "request_id")
+        .only("seq", "created_at", "actor_name", "action", "subject", "request_id", "entry")  # entry: the summary
     before, after = cursors.cleaned_data["before"], cursors.cleaned_data["after"]
     if after is not None:
         page = list(events.filter(seq__gt=after).order_by("seq")[:PAGE_SIZE + 1])

@@ -51,6 +51,7 @@ class NewJobForm(forms.Form):
             }
         ),
     )
+    resubmit_from = forms.UUIDField(required=False, widget=forms.HiddenInput)
     consent = forms.BooleanField(
         required=False,
         label=GENERIC_CONSENT,

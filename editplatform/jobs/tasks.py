@@ -21,9 +21,10 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError
 
-from editplatform.jobs import artifacts, engine, execution, pipeline
+from editplatform.jobs import artifacts, engine, execution, holding, pipeline
+from editplatform.jobs.states import State
 from editplatform.jobs.sweeper import sweep
-from editplatform.jobs.worker_hooks import RUN_EDIT_JOB, SWEEP
+from editplatform.jobs.worker_hooks import EXPIRE_HELD, RUN_EDIT_JOB, SWEEP
 from inversion.errors import EditError, InvalidImage
 
 logger = logging.getLogger(__name__)
@@ -60,7 +61,9 @@ def run_edit_job(self, job_id: str) -> str:
         result = pipeline.run(inverter, original, run.job.edits,
                               lambda stage, pct: execution.report_progress(run, stage, pct))
         beat.stop()
-        return "succeeded" if execution.succeed(run, result) else "superseded"
+        if not execution.succeed(run, result):
+            return "superseded"
+        return "held" if run.job.state == State.AWAITING_APPROVAL else "succeeded"
     except execution.LeaseLost:
         logger.warning("job %s: lease lost (taken over or finished elsewhere); stopping", job_id)
         return "superseded"
@@ -105,3 +108,9 @@ def _release(run, exc) -> None:
 @shared_task(name=SWEEP, ignore_result=True)
 def sweep_jobs() -> dict:
     return sweep()
+
+
+@shared_task(name=EXPIRE_HELD, ignore_result=True)
+def expire_held_jobs() -> int:
+    """Destroy the held outputs of jobs no approver decided within APPROVAL_TTL_HOURS."""
+    return holding.expire_held()

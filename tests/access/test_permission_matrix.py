@@ -7,7 +7,11 @@ may use it. `test_permission_matrix` then drives every row through the real stac
 
 Objects: `own` = a finished job the acting user submitted (requesters and the
 integration only), `other` = a finished job of another requester, `pending` = another
-requester's sensitive job awaiting approval, `-` = no object. A role missing from a
+requester's sensitive job, computed and held for approval, `held` = the acting user's
+own held job, `decided` = a job the acting approver approved (released), `-` = no
+object. Artifact rows read the `original` of own/other jobs and the held `edited`
+output of pending/held/decided jobs: held outputs are 404 to the requester and to
+integrations, 200 to approvers and reviewers (compute, then release). A role missing from a
 row's mapping means the combination does not exist (e.g. an approver has no own job).
 
 Statuses worth reading twice: 404 (not 403) for jobs a user may not see — no existence
@@ -26,6 +30,8 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from PIL import Image
 
 from editplatform.accounts.roles import ensure_groups
+from editplatform.approvals import services as approval_services
+from editplatform.jobs import policy
 from editplatform.jobs import services as job_services
 from editplatform.jobs.models import EditJob
 from editplatform.jobs.states import State
@@ -83,6 +89,8 @@ MATRIX: dict[tuple[str, str, str], dict[str, int]] = {
     ("GET", "api/v1/jobs/<uuid:job_id>/artifacts/<str:kind>", "own"): {"requester": 200, "integration": 200},
     ("GET", "api/v1/jobs/<uuid:job_id>/artifacts/<str:kind>", "other"): people(404, reviewer=200, anon=API_ANON, integration=404),
     ("GET", "api/v1/jobs/<uuid:job_id>/artifacts/<str:kind>", "pending"): people(404, reviewer=200, approver=200, anon=API_ANON, integration=404),
+    ("GET", "api/v1/jobs/<uuid:job_id>/artifacts/<str:kind>", "held"): {"requester": 404, "integration": 404},
+    ("GET", "api/v1/jobs/<uuid:job_id>", "held"): {"requester": 200, "integration": 200},
     ("GET", "api/v1/edits", "-"): every(200, anon=API_ANON),
     # --- API: approvals (people only; no key scope opens them) -------------------
     ("POST", "api/v1/jobs/<uuid:job_id>/approve", "pending"): people(404, approver=200, reviewer=403, anon=API_ANON, integration=403),
@@ -113,9 +121,14 @@ MATRIX: dict[tuple[str, str, str], dict[str, int]] = {
     ("GET", "jobs/<uuid:job_id>/artifacts/<str:kind>", "own"): {"requester": 200},
     ("GET", "jobs/<uuid:job_id>/artifacts/<str:kind>", "other"): people(404, reviewer=200, **PORTAL),
     ("GET", "jobs/<uuid:job_id>/artifacts/<str:kind>", "pending"): people(404, reviewer=200, approver=200, **PORTAL),
+    ("GET", "jobs/<uuid:job_id>/artifacts/<str:kind>", "held"): {"requester": 404},
+    ("GET", "jobs/<uuid:job_id>/artifacts/<str:kind>", "decided"): {"approver": 200},
+    ("GET", "jobs/<uuid:job_id>/", "held"): {"requester": 200},
+    ("GET", "jobs/<uuid:job_id>/", "decided"): {"approver": 200},
     # --- portal: approvals ------------------------------------------------------
     ("GET", "approvals/", "-"): only({"approver": 200}, others=403, **PORTAL),
     ("GET", "approvals/<uuid:job_id>/", "pending"): only({"approver": 200}, others=403, **PORTAL),
+    ("GET", "approvals/<uuid:job_id>/", "decided"): {"approver": 200},
     ("POST", "approvals/<uuid:job_id>/decide", "pending"): only({"approver": 302}, others=403, **PORTAL),
     # --- portal: audit trail (compliance reviewers only) --------------------------
     ("GET", "audit/", "-"): only({"reviewer": 200}, others=403, **PORTAL),
@@ -178,10 +191,19 @@ def _finished_job(user, shade: int) -> EditJob:
 
 
 def _pending_job(user, shade: int) -> EditJob:
+    """A sensitive job computed by the real task: its outputs are held for approval."""
     job, _ = job_services.submit(user=user, image=validate_image(_png(shade)), edits=catalog.request(catalog.sensitive()),
                                  purpose="matrix fixture sensitive job", consent=True, source="portal")
-    assert job.state == State.AWAITING_APPROVAL
+    run_edit_job.apply(args=[str(job.pk)])
+    job.refresh_from_db()
+    assert job.state == State.AWAITING_APPROVAL and job.edited_id, job.error
     return job
+
+
+def _decided_job(requester, approver, shade: int) -> EditJob:
+    job = _pending_job(requester, shade)
+    return approval_services.approve(job, approver, params_sha256=job.params_sha256,
+                                     outputs_sha256=policy.outputs_sha256(job), comment="matrix approves")
 
 
 def _user(username: str, role: str):
@@ -221,13 +243,17 @@ class World:
         finished job is refused); a row that decides on a pending job gets a fresh one."""
         if obj == "-":
             return None
-        key = (obj, role if obj == "own" else "")
+        key = (obj, role if obj in ("own", "held", "decided") else "")
         if not fresh and key in self._cache:
             return self._cache[key]
         if obj == "own":
             job = _finished_job(self.users[role], self.next_shade())
         elif obj == "other":
             job = _finished_job(self.alice, self.next_shade())
+        elif obj == "held":
+            job = _pending_job(self.users[role], self.next_shade())
+        elif obj == "decided":
+            job = _decided_job(self.alice, self.users[role], self.next_shade())
         else:
             job = _pending_job(self.alice, self.next_shade())
         if not fresh:
@@ -235,13 +261,13 @@ class World:
         return job
 
 
-def _url(route: str, job: EditJob | None) -> str:
+def _url(route: str, job: EditJob | None, obj: str = "-") -> str:
     def value(match: re.Match) -> str:
         converter, name = match.group(1), match.group(2)
         if name == "job_id":
             return str(job.pk)
         if name == "kind":
-            return "original"
+            return "edited" if obj in ("pending", "held", "decided") else "original"
         if name == "subject":
             return f"job:{job.pk}"
         if name == "sha256":
@@ -273,11 +299,13 @@ def _body(method: str, route: str, job: EditJob | None, world: World) -> dict:
         return {"data": {"image": io.BytesIO(_png(world.next_shade())), "edits": catalog.request_json(fraction=0.6),
                          "purpose": "matrix submission", "consent": "true"}, "format": "multipart"}
     if route.endswith("/approve"):
-        return {"data": {"params_sha256": job.params_sha256}, "format": "json"}
+        return {"data": {"params_sha256": job.params_sha256, "outputs_sha256": policy.outputs_sha256(job)},
+                "format": "json"}
     if route.endswith("/reject"):
         return {"data": {"reason": "matrix says no"}, "format": "json"}
     if route.endswith("/decide"):
-        return {"data": {"verdict": "approve", "params_sha256": job.params_sha256}}
+        return {"data": {"verdict": "approve", "params_sha256": job.params_sha256,
+                         "outputs_sha256": policy.outputs_sha256(job)}}
     if route == "audit/export/":
         return {"data": {"format": "jsonl"}}
     return {}
@@ -293,7 +321,7 @@ def test_permission_matrix(model_bundle, settings):
             job = world.job(obj, role, fresh=route.endswith(("/approve", "/reject", "/decide")))
             client = world.client(role)
             body = _body(method, route, job, world)
-            url = _url(route, job)
+            url = _url(route, job, obj)
             if method == "GET":
                 response = client.get(url)
             elif hasattr(client, "credentials") or "format" in body:

@@ -25,6 +25,7 @@ def triggers_disabled(connection):
 def wipe_log(connection) -> None:
     with triggers_disabled(connection), connection.cursor() as cursor:
         cursor.execute("DELETE FROM audit_event")
+        cursor.execute("DELETE FROM audit_event_subject")
         cursor.execute("DELETE FROM audit_treenode")
         cursor.execute("DELETE FROM audit_checkpoint")
         cursor.execute("DELETE FROM audit_quarantine")

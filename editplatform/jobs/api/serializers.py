@@ -8,7 +8,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from editplatform.jobs import services
+from editplatform.jobs import access, services
 from editplatform.jobs.models import Artifact, EditJob
 from editplatform.jobs.states import State
 
@@ -43,8 +43,10 @@ class JobSerializer(serializers.ModelSerializer):
     @extend_schema_field(serializers.DictField(child=ArtifactSerializer()))
     def get_artifacts(self, job: EditJob) -> dict:
         out = {}
+        request = self.context.get("request")
         for kind in Artifact.Kind.values:
-            artifact = getattr(job, kind)
+            # Held outputs are not listed to who may not read them (compute, then release).
+            artifact = access.readable_artifact(getattr(request, "user", None), job, kind)
             if artifact is None:
                 continue
             out[kind] = {
