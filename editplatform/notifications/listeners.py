@@ -14,10 +14,14 @@ from editplatform.notifications import services
 
 log = logging.getLogger(__name__)
 
-# audit action -> notice kind
+# audit action -> notice kind. A job that needs approval is computed first and held
+# (job.held: nothing to tell; the requester cannot see it yet); its result reaches the
+# requester with job.released, or never (job.rejected, job.expired).
 ACTIONS = {
     "job.approved": "approved",
     "job.rejected": "rejected",
+    "job.expired": "expired",
+    "job.released": "succeeded",
     "job.succeeded": "succeeded",
     "job.failed": "failed",
 }

@@ -10,6 +10,7 @@ class Notification(models.Model):
     class Kind(models.TextChoices):
         APPROVED = "approved", "Approved"
         REJECTED = "rejected", "Rejected"
+        EXPIRED = "expired", "Expired"
         SUCCEEDED = "succeeded", "Result ready"
         FAILED = "failed", "Failed"
 

@@ -11,6 +11,7 @@ from PIL import Image
 
 from audit.models import AuditEvent
 from editplatform.approvals import services as approvals
+from editplatform.jobs import policy
 from editplatform.jobs import services as job_services
 from editplatform.jobs.tasks import run_edit_job
 from editplatform.jobs.uploads import validate_image
@@ -27,9 +28,13 @@ def _png(shade: int) -> bytes:
 
 
 def _sensitive_job(user, shade: int = 10):
+    """Computed by the real task (in this process); its outputs are held for approval."""
     job, _ = job_services.submit(user=user, image=validate_image(_png(shade)),
                                  edits=catalog.request(catalog.sensitive()), purpose="notification test job",
                                  consent=True, source="portal")
+    run_edit_job.apply(args=[str(job.pk)])
+    job.refresh_from_db()
+    assert job.state == "awaiting_approval", job.error
     return job
 
 
@@ -38,7 +43,7 @@ def test_rejection_reaches_the_requester_in_the_portal_and_by_email(model_bundle
     requester = person("nora", "requester", email="nora@example.org")
     approver = person("abel", "approver")
     job = _sensitive_job(requester)
-    assert Notification.objects.count() == 0 and mail.outbox == []
+    assert Notification.objects.count() == 0 and mail.outbox == []  # held: nothing to tell yet
     approvals.reject(job, approver, reason="no consent form on file")
     notice = Notification.objects.get()
     assert (notice.recipient, notice.job_id, notice.kind) == (requester, job.pk, "rejected")
@@ -54,17 +59,17 @@ def test_approval_and_result_are_notified_once_each(model_bundle):
     requester = person("otto", "requester")  # no email address: the portal only
     approver = person("anke", "approver")
     job = _sensitive_job(requester, shade=30)
-    approvals.approve(job, approver, params_sha256=job.params_sha256, comment="consent form #12 checked")
-    run_edit_job.apply(args=[str(job.pk)])  # the real task, in this process
+    approvals.approve(job, approver, params_sha256=job.params_sha256, outputs_sha256=policy.outputs_sha256(job),
+                      comment="consent form #12 checked")
     job.refresh_from_db()
-    assert job.state == "succeeded", job.error
+    assert job.state == "succeeded", job.error  # the approval released the held result
     kinds = list(Notification.objects.filter(recipient=requester).order_by("id").values_list("kind", flat=True))
     assert kinds == ["approved", "succeeded"]
     approved = Notification.objects.get(kind="approved")
     assert "approved by anke" in approved.message and "consent form #12 checked" in approved.message
     assert mail.outbox == [] and not approved.emailed
     # The signal is delivered once per commit; a redelivery still tells nobody twice.
-    event = AuditEvent.objects.get(action="job.succeeded", subject=f"job:{job.pk}")
+    event = AuditEvent.objects.get(action="job.released", subject=f"job:{job.pk}")
     on_event_appended(sender=AuditEvent, event=event)
     assert Notification.objects.filter(kind="succeeded").count() == 1
 
@@ -79,6 +84,11 @@ def test_integration_accounts_are_not_notified_and_rolled_back_events_notify_nob
     run_edit_job.apply(args=[str(job.pk)])
     assert Notification.objects.count() == 0
     requester = person("ruth", "requester")
+    plain, _ = job_services.submit(user=requester, image=validate_image(_png(55)), edits=catalog.request(),
+                                   purpose="a plain job runs and is done", consent=True, source="portal")
+    run_edit_job.apply(args=[str(plain.pk)])
+    assert list(Notification.objects.values_list("recipient__username", "kind")) == [("ruth", "succeeded")]
+    Notification.objects.all().delete()
     approver = person("anna", "approver")
     pending = _sensitive_job(requester, shade=70)
     with pytest.raises(RuntimeError), transaction.atomic():

@@ -48,6 +48,10 @@ def _world():
     rejected, _ = job_services.submit(user=requester, image=validate_image(_png(100)),
                                       edits=catalog.request(catalog.sensitive()),
                                       purpose="A sensitive job that was rejected", consent=True, source="portal")
+    for job in (pending, rejected):  # computed first, outputs held for the approver
+        run_edit_job.apply(args=[str(job.pk)])
+        job.refresh_from_db()
+        assert job.state == "awaiting_approval", job.error
     approvals.reject(rejected, people["approver"], reason="A long reason that wraps: " + "no-consent-form " * 6)
     seq = AuditEvent.objects.filter(subject=f"job:{done.pk}").order_by("seq").values_list("seq", flat=True)[0]
     pages = {
