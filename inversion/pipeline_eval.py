@@ -236,7 +236,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--section", type=Path, default=None,
                    help="append/replace the section in this markdown file (docs/quality.md)")
+    p.add_argument("--from-json", type=Path, default=None,
+                   help="no measuring: write --section from a saved --json result")
     args = p.parse_args(argv)
+    if args.from_json:
+        result = json.loads(args.from_json.read_text())
+        if args.section:
+            append_section(args.section, section_lines(result, result["command"]), SECTION)
+        return 0
     if args.threads:
         torch.set_num_threads(args.threads)
     result = evaluate_pipeline(args.bundle, args.classifier, n=args.n, seed=args.seed,
