@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
 from PIL import Image
 
 from inversion.align import NoObjectFound, align
 from inversion.align.object import DEMO_MARGIN, align_object, find_subject
+from inversion.align.synthetic import CANVAS_TONES, catalogue_canvas
 from inversion.training.data import FASHION_FILES, ensure_fashion_mnist, read_idx
 
-# (background RGB, item tint RGB): white, light grey, mid grey, black, beige, navy
-TONES = [
-    ((250, 250, 250), (40, 40, 40)),
-    ((215, 215, 212), (120, 30, 30)),
-    ((128, 128, 128), (250, 250, 250)),
-    ((8, 8, 8), (255, 255, 255)),
-    ((236, 222, 196), (30, 60, 140)),
-    ((20, 30, 70), (240, 200, 60)),
-]
+TONES = CANVAS_TONES
 
 
 @pytest.fixture(scope="module")
@@ -29,40 +20,7 @@ def items() -> np.ndarray:
     return read_idx(root / FASHION_FILES["test"][0])[:60]  # held-out test split, 28x28 uint8
 
 
-def _canvas(
-    item: np.ndarray,
-    bg,
-    tint,
-    size=(512, 512),
-    scale=8,
-    pos=(0.3, 0.6),
-    noise=3.0,
-    seed=0,
-    gradient=0.0,
-):
-    """Composite an item (intensity = opacity) on a plain canvas; JPEG-compress it."""
-    rng = np.random.default_rng(seed)
-    w, h = size
-    big = (
-        np.asarray(
-            Image.fromarray(item).resize((28 * scale, 28 * scale), Image.Resampling.BICUBIC),
-            dtype=np.float64,
-        )
-        / 255
-    )
-    alpha = np.zeros((h, w))
-    x0 = int(pos[0] * (w - 28 * scale))
-    y0 = int(pos[1] * (h - 28 * scale))
-    alpha[y0 : y0 + 28 * scale, x0 : x0 + 28 * scale] = big.clip(0, 1)
-    base = np.broadcast_to(np.asarray(bg, dtype=np.float64), (h, w, 3)).copy()
-    base += gradient * np.linspace(-1, 1, h)[:, None, None]
-    img = base * (1 - alpha[..., None]) + np.asarray(tint, dtype=np.float64) * alpha[..., None]
-    img += rng.normal(0, noise, img.shape)
-    buf = io.BytesIO()
-    Image.fromarray(np.clip(np.rint(img), 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=90)
-    ys, xs = np.nonzero(alpha > 0.25)
-    truth = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
-    return Image.open(io.BytesIO(buf.getvalue())).convert("RGB"), truth
+_canvas = catalogue_canvas
 
 
 def _iou(a, b) -> float:
@@ -80,16 +38,9 @@ def test_finds_items_on_catalogue_canvases(items):
         bg, tint = TONES[i % len(TONES)]
         size = (512, 512) if i % 3 else (640, 480)
         scale = int(rng.integers(4, 11))
-        canvas, truth = _canvas(
-            items[i],
-            bg,
-            tint,
-            size=size,
-            scale=scale,
-            pos=tuple(rng.uniform(0.02, 0.98, 2)),
-            seed=i,
-            gradient=6.0 if i % 4 == 0 else 0.0,
-        )
+        canvas, truth = _canvas(items[i], bg, tint, size=size, scale=scale,
+                                pos=tuple(rng.uniform(0.02, 0.98, 2)), seed=i,
+                                gradient=6.0 if i % 4 == 0 else 0.0)
         found = find_subject(canvas)
         ious.append(_iou(found.box, truth))
         assert np.abs(np.array(found.background) - bg).max() <= 6
@@ -108,9 +59,7 @@ def test_transform_frames_the_item_like_the_demo_domain(items):
     (u0, v0), (u1, v1) = t.to_crop([truth[0], truth[1]]), t.to_crop([truth[2], truth[3]])
     long_side = max(u1 - u0, v1 - v0)
     assert long_side == pytest.approx(32 * (1 - 2 * DEMO_MARGIN), abs=1.0)
-    assert (u0 + u1) / 2 == pytest.approx(16, abs=1.0) and (v0 + v1) / 2 == pytest.approx(
-        16, abs=1.0
-    )
+    assert (u0 + u1) / 2 == pytest.approx(16, abs=1.0) and (v0 + v1) / 2 == pytest.approx(16, abs=1.0)
     crop = np.asarray(t.crop(canvas))
     assert crop.shape == (32, 32, 3)
     assert crop[:2].min() > 200 and crop[-2:].min() > 200  # margins are background
