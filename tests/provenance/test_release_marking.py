@@ -15,7 +15,8 @@ from editplatform.jobs.models import EditJob
 from editplatform.provenance import manifest, release, signing
 from editplatform.provenance.apps import check_signing_files
 from editplatform.provenance.models import WatermarkKey
-from tests.jobs.conftest import api_client, wait_for
+from tests.jobs import images
+from tests.jobs.conftest import api_client, submit_via_api, wait_for, wait_for_state
 from tests.provenance.conftest import clone_job, run_real_job
 
 
@@ -86,6 +87,32 @@ def test_a_failed_marking_keeps_the_job_and_the_sweep_marks_it(worker, requester
     assert AuditEvent.objects.get(subject=f"job:{clone.pk}", action="provenance.marked").payload[
         "marked_sha256"] == clone.marked_id
     assert release.sweep() == 0  # nothing left; already marked jobs are not marked again
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_held_job_is_marked_when_an_approval_releases_it(worker, requester, approver, bundle, dev_ca):
+    from editplatform.approvals import services as approvals
+    from editplatform.jobs import policy
+
+    sensitive = next(spec.name for spec in bundle.catalog if spec.sensitive)
+    response = submit_via_api(api_client(requester), images.png(), edits=f'{{"{sensitive}": 1}}')
+    assert response.status_code == 201, response.content
+    job = wait_for_state(response.json()["id"], "awaiting_approval")
+    assert job.marked_id is None  # held outputs are not released, so not marked
+    approvals.approve(job, approver, params_sha256=job.params_sha256, outputs_sha256=policy.outputs_sha256(job))
+
+    job = _marked(job)
+    report = manifest.read_image(artifacts.read(job.marked), anchors_pem=signing.trust_anchors())
+    assert report.state == "Trusted", report.failures
+    released = AuditEvent.objects.get(subject=f"job:{job.pk}", action="job.released")
+    assert report.audit["job_id"] == str(job.pk) and report.audit["event"]["seq"] == released.seq
+    assert AuditEvent.objects.get(subject=f"job:{job.pk}", action="provenance.marked").payload[
+        "marked_sha256"] == job.marked_id
+    assert api_client(requester).get(f"/api/v1/jobs/{job.pk}").json()["artifacts"]["edited"]["sha256"] \
+        == job.marked_id
 
 
 def test_production_refuses_to_start_without_the_c2pa_files(settings, tmp_path):
