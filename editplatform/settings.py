@@ -396,3 +396,6 @@ PROVENANCE_WATERMARK_SEED = env.get_int("PROVENANCE_WATERMARK_SEED", 0x5719E1ED,
 PROVENANCE_WATERMARK_STRENGTH = float(env.get_str("PROVENANCE_WATERMARK_STRENGTH", "3.0"))
 PROVENANCE_MATCH_DISTANCE = env.get_int("PROVENANCE_MATCH_DISTANCE", 31, minimum=0)
 PROVENANCE_PUBLIC_CHECK = env.get_bool("PROVENANCE_PUBLIC_CHECK", False)
+# Released jobs whose marking failed are retried by a periodic sweep: how often, how many a run.
+PROVENANCE_SWEEP_SECONDS = env.get_int("PROVENANCE_SWEEP_SECONDS", 300, minimum=1)
+PROVENANCE_SWEEP_BATCH = env.get_int("PROVENANCE_SWEEP_BATCH", 20, minimum=1)

@@ -2,7 +2,8 @@
 
 Object-level access is decided by ``EditJob.objects.visible_to(user)`` only; an id the
 user may not see answers 404 exactly like an id that does not exist (no IDOR, no
-existence oracle). A job's *held* outputs (computed, awaiting approval) answer 404 to
+existence oracle). Once released and marked (provenance), "edited" is served as the
+marked copy: watermarked, with a signed C2PA manifest. A job's *held* outputs (computed, awaiting approval) answer 404 to
 everyone but eligible approvers and reviewers (:func:`holding.may_read_outputs`): the
 requester and the API see them only once released. Every artifact read is an audit
 event whose subject is the job (so the job's timeline lists who saw what) and which
@@ -22,7 +23,7 @@ EXTENSIONS = {"image/png": "png", "application/vnd.styleledger.latent+safetensor
 
 def get_visible_job(user, job_id) -> EditJob:
     try:
-        return EditJob.objects.visible_to(user).select_related("original", "reconstruction", "edited", "latent",
+        return EditJob.objects.visible_to(user).select_related("original", "reconstruction", "edited", "marked", "latent",
                                                                "requester").get(pk=job_id)
     except (EditJob.DoesNotExist, ValueError, TypeError):
         raise Http404("no such job") from None
@@ -31,6 +32,8 @@ def get_visible_job(user, job_id) -> EditJob:
 def readable_artifact(user, job: EditJob, kind: str):
     """The artifact of ``kind`` if ``user`` may read it now, else None (held outputs included)."""
     artifact = job.artifact(kind)
+    if kind == Artifact.Kind.EDITED and job.marked_id:  # released and marked: what leaves is the marked copy
+        artifact = job.marked
     if artifact is None or (kind != Artifact.Kind.ORIGINAL and not holding.may_read_outputs(user, job)):
         return None
     return artifact

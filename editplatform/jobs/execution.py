@@ -23,7 +23,7 @@ from django.db import close_old_connections, connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from editplatform.jobs import artifacts, events, policy
+from editplatform.jobs import artifacts, events, policy, release_hook
 from editplatform.jobs.models import EditJob
 from editplatform.jobs.states import State, transition
 
@@ -169,6 +169,8 @@ def succeed(run: Run, result) -> bool:
             "attempt": run.attempt,
             **({"outputs_sha256": policy.outputs_sha256(job)} if hold else {}),
         })
+        if not hold:
+            release_hook.after_release(job)
     return True
 
 

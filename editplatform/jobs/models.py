@@ -128,6 +128,9 @@ class EditJob(models.Model):
     reconstruction = models.ForeignKey(Artifact, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     edited = models.ForeignKey(Artifact, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     latent = models.ForeignKey(Artifact, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    # The released edited image as it leaves the platform: watermarked and carrying a signed
+    # C2PA manifest (set by the provenance app after release; downloads of "edited" serve it).
+    marked = models.ForeignKey(Artifact, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     metrics = models.JSONField(default=dict, blank=True)
 
     # Timings.

@@ -25,7 +25,7 @@ from editplatform.accounts.roles import INTEGRATION, REQUESTER, has_role
 from editplatform.celery import app as celery_app
 from editplatform.core.errors import DomainError
 from editplatform.core.middleware import current_request_id
-from editplatform.jobs import artifacts, engine, events, holding, policy, uploads
+from editplatform.jobs import artifacts, engine, events, holding, policy, release_hook, uploads
 from editplatform.jobs.models import Artifact, EditJob
 from editplatform.jobs.states import ACTIVE, State, transition
 from editplatform.jobs.worker_hooks import RUN_EDIT_JOB
@@ -318,6 +318,7 @@ def release_approved(job: EditJob, *, approver, params_sha256: str, outputs_sha2
                         "params_sha256": params_sha256, "outputs_sha256": outputs_sha256, "held_outputs": hashes,
                         "original_sha256": job.original_id, "edits": job.edits,
                     })
+        release_hook.after_release(job)
     return job
 
 

@@ -12,6 +12,7 @@ from PIL import Image
 
 from tests.jobs.conftest import (  # noqa: F401  (fixtures)
     api_client,
+    approver,
     bundle,
     fast_password_hasher,
     integration,

@@ -12,9 +12,11 @@ import io
 import pytest
 from PIL import Image
 
+from editplatform.jobs.models import EditJob
 from editplatform.provenance import attacks, corpus, index
 from editplatform.provenance.models import Fingerprint
 from editplatform.provenance.services import analyse, mark_output
+from tests.jobs.conftest import wait_for
 from tests.provenance.conftest import clone_job, png_bytes, run_real_job
 
 OUTPUTS = 20
@@ -44,6 +46,11 @@ def test_lookup_finds_the_right_job_after_attacks_and_nothing_for_unrelated_imag
         job, event = clone_job(template)
         marked = mark_output(job, png_bytes(image), audit_event=event)
         released.append((job, Image.open(io.BytesIO(marked.data)).convert("RGB")))
+    # The worker marks the template job's own (32x32 demo) output on release; this test
+    # measures the lookup among its OUTPUTS only, so that output leaves the index once marked.
+    wait_for(lambda: EditJob.objects.filter(pk=template.pk, marked__isnull=False).exists(), 60,
+             what="the template job to be marked")
+    Fingerprint.objects.filter(job=template).delete()
     assert Fingerprint.objects.count() == 2 * OUTPUTS
 
     found: dict[str, int] = {}

@@ -186,6 +186,9 @@ class JobArtifactView(JobsAPIView):
         summary="Download an artifact",
         description="The bytes of one artifact of a job: images are PNG, the latent is a safetensors file. "
                     "Send `Accept: application/octet-stream` to get any of them under that generic type. "
+                    "Once released, `edited` is the marked copy: invisibly watermarked and carrying a signed "
+                    "C2PA manifest that names the job (its `sha256` in the job's `artifacts` is that copy's; "
+                    "until marking completes, the unmarked output). "
                     "Every download is recorded in the audit log.",
         parameters=[OpenApiParameter("kind", str, OpenApiParameter.PATH, enum=list(access.ARTIFACT_KINDS))],
         # originals and outputs are stored as PNG; the latent as safetensors (access.EXTENSIONS)

@@ -1,0 +1,107 @@
+"""Marking released outputs: the release hook provenance registers with jobs, and its sweep.
+
+When a job's outputs are released (``job.succeeded`` for plain jobs, ``job.released`` for
+held ones) the jobs layer calls :func:`mark_released` after commit. It marks the edited
+output (:func:`services.mark_output`), stores the marked bytes as a content-addressed
+artifact, links it as ``EditJob.marked`` (what downloads of "edited" serve from then on)
+and records ``provenance.marked`` with the marked bytes' SHA-256.
+
+A failure never loses the job: it is logged, recorded as ``provenance.mark_failed`` and
+left for :func:`sweep`, which the beat runs periodically over a bounded batch of
+released jobs that have no mark yet.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+
+from django.conf import settings
+from django.db import transaction
+from PIL import Image
+
+from audit.log import append_event
+from audit.models import AuditEvent
+from editplatform.jobs import artifacts
+from editplatform.jobs.models import EditJob
+from editplatform.jobs.states import State
+from editplatform.provenance.audit_actions import PROVENANCE_MARK_FAILED, PROVENANCE_MARKED
+
+logger = logging.getLogger(__name__)
+
+RELEASE_ACTIONS = ("job.succeeded", "job.released")
+SWEEP_BATCH = 20
+
+
+def release_event(job: EditJob) -> AuditEvent | None:
+    """The committed event that released the job's outputs (the latest of the two kinds)."""
+    return (AuditEvent.objects.filter(subject=f"job:{job.pk}", action__in=RELEASE_ACTIONS)
+            .order_by("-seq").first())
+
+
+def mark_job(job: EditJob) -> bool:
+    """Mark one released job's edited output; True when this call linked a mark.
+
+    False (and nothing recorded) when the job is not released, has no edited output, or
+    is already marked. Raises what marking raises; :func:`mark_released` catches it.
+    """
+    from editplatform.provenance.services import mark_output
+
+    job = EditJob.objects.select_related("original", "edited").get(pk=job.pk)
+    if job.state != State.SUCCEEDED or job.edited_id is None or job.marked_id is not None:
+        return False
+    event = release_event(job)
+    if event is None:
+        raise RuntimeError(f"job {job.pk} has no job.succeeded or job.released event")
+    marked = mark_output(job, artifacts.read(job.edited), audit_event=event)
+    width, height = Image.open(io.BytesIO(marked.data)).size
+    media_type = "image/jpeg" if marked.data[:3] == b"\xff\xd8\xff" else "image/png"
+    artifact = artifacts.store(marked.data, media_type, width=width, height=height)
+    with transaction.atomic():
+        linked = EditJob.objects.filter(pk=job.pk, marked__isnull=True, edited_id=job.edited_id).update(
+            marked=artifact)
+        if not linked:  # another worker marked it meanwhile: its mark stands
+            return False
+        append_event(PROVENANCE_MARKED, subject=f"job:{job.pk}", actor_name="provenance",
+                     subjects=[f"artifact:{job.edited_id}", f"artifact:{artifact.sha256}"], payload={
+                         "job": str(job.pk), "edited_sha256": job.edited_id, "marked_sha256": artifact.sha256,
+                         "watermark_key": f"{marked.watermark_key:08x}", "release_event_seq": event.seq,
+                         "manifest_job_id": marked.manifest_info["job_id"],
+                     })
+    return True
+
+
+def mark_released(job) -> None:
+    """The release hook: mark `job` now; on failure log and record it, for the sweep to retry."""
+    try:
+        mark_job(job)
+    except Exception as exc:  # noqa: BLE001 - the job stays released; the sweep retries
+        logger.exception("could not mark the released output of job %s", job.pk)
+        _record_failure(job, exc)
+
+
+def _record_failure(job, exc: Exception) -> None:
+    try:
+        with transaction.atomic():
+            append_event(PROVENANCE_MARK_FAILED, subject=f"job:{job.pk}", actor_name="provenance", payload={
+                "job": str(job.pk), "error": f"{type(exc).__name__}: {exc}"[:500]})
+    except Exception:  # noqa: BLE001 - the log itself unreachable: the sweep still retries
+        logger.exception("could not record the marking failure of job %s", job.pk)
+
+
+def pending(limit: int = SWEEP_BATCH):
+    """Released jobs with an edited output and no mark yet, oldest first, at most `limit`."""
+    return (EditJob.objects.filter(state=State.SUCCEEDED, edited__isnull=False, marked__isnull=True)
+            .order_by("finished_at")[:limit])
+
+
+def sweep(limit: int | None = None) -> int:
+    """Mark up to `limit` released jobs that have no mark yet; return how many were marked."""
+    done = 0
+    for job in list(pending(limit or settings.PROVENANCE_SWEEP_BATCH)):
+        try:
+            done += mark_job(job)
+        except Exception as exc:  # noqa: BLE001 - one job's failure must not stop the batch
+            logger.exception("sweep: could not mark job %s", job.pk)
+            _record_failure(job, exc)
+    return done

@@ -1,0 +1,135 @@
+"""Released outputs are marked by the release hook: a plain job run on a real worker ends
+with a watermarked, C2PA-signed edited output naming the job; downloads serve it; the
+audit log records it; a failed marking leaves the job released and the sweep marks it."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from django.core import checks
+
+from audit.models import AuditEvent
+from editplatform.jobs import artifacts
+from editplatform.jobs.models import EditJob
+from editplatform.provenance import manifest, release, signing
+from editplatform.provenance.apps import check_signing_files
+from editplatform.provenance.models import WatermarkKey
+from tests.jobs import images
+from tests.jobs.conftest import api_client, submit_via_api, wait_for, wait_for_state
+from tests.provenance.conftest import clone_job, run_real_job
+
+
+@pytest.fixture
+def dev_ca(settings):
+    """The worker's development chain (its var dir), so this process verifies what it signed."""
+    settings.C2PA_SIGNING_KEY_FILE = settings.C2PA_CERT_CHAIN_FILE = settings.C2PA_TRUST_ANCHORS_FILE = None
+    return settings.PROVENANCE_DEV_CA_DIR
+
+
+def _marked(job) -> EditJob:
+    return wait_for(lambda: EditJob.objects.filter(pk=job.pk, marked__isnull=False).select_related(
+        "marked", "edited").first(), 60, what=f"job {job.pk} to be marked")
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_plain_job_on_a_worker_is_released_marked(worker, requester, dev_ca):
+    job = _marked(run_real_job(requester))
+    data = artifacts.read(job.marked)
+    assert hashlib.sha256(data).hexdigest() == job.marked_id != job.edited_id
+
+    report = manifest.read_image(data, anchors_pem=signing.trust_anchors())
+    assert report.state == "Trusted", report.failures
+    released = AuditEvent.objects.get(subject=f"job:{job.pk}", action="job.succeeded")
+    assert report.audit["job_id"] == str(job.pk) and report.audit["original_sha256"] == job.original_id
+    assert report.audit["event"]["seq"] == released.seq
+    assert WatermarkKey.objects.get(job=job, marked_sha256=job.marked_id).manifest == report.audit
+
+    event = AuditEvent.objects.get(subject=f"job:{job.pk}", action="provenance.marked")
+    assert event.payload["marked_sha256"] == job.marked_id and event.payload["edited_sha256"] == job.edited_id
+    assert event.seq > released.seq
+
+    # The requester's API lists and downloads the marked bytes as "edited".
+    client = api_client(requester)
+    listed = client.get(f"/api/v1/jobs/{job.pk}").json()["artifacts"]["edited"]
+    assert listed["sha256"] == job.marked_id and listed["size"] == len(data)
+    response = client.get(f"/api/v1/jobs/{job.pk}/artifacts/edited")
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == data
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_marking_keeps_the_job_and_the_sweep_marks_it(worker, requester, dev_ca, settings, tmp_path):
+    job = _marked(run_real_job(requester))
+    clone, _ = clone_job(job, marked=None)
+
+    settings.C2PA_SIGNING_KEY_FILE = str(tmp_path / "missing.key")  # half-configured: refused
+    release.mark_released(clone)
+    clone.refresh_from_db()
+    assert clone.state == "succeeded" and clone.marked_id is None
+    failed = AuditEvent.objects.get(subject=f"job:{clone.pk}", action="provenance.mark_failed")
+    assert "C2PA_CERT_CHAIN_FILE" in failed.payload["error"]
+    assert list(release.pending()) == [clone]
+    # A download meanwhile serves the unmarked edited output (the job is not lost).
+    assert api_client(requester).get(f"/api/v1/jobs/{clone.pk}").json()["artifacts"]["edited"]["sha256"] \
+        == clone.edited_id
+
+    settings.C2PA_SIGNING_KEY_FILE = None
+    assert release.sweep() == 1
+    clone.refresh_from_db()
+    assert clone.marked_id and not list(release.pending())
+    assert AuditEvent.objects.get(subject=f"job:{clone.pk}", action="provenance.marked").payload[
+        "marked_sha256"] == clone.marked_id
+    assert release.sweep() == 0  # nothing left; already marked jobs are not marked again
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_held_job_is_marked_when_an_approval_releases_it(worker, requester, approver, bundle, dev_ca):
+    from editplatform.approvals import services as approvals
+    from editplatform.jobs import policy
+
+    sensitive = next(spec.name for spec in bundle.catalog if spec.sensitive)
+    response = submit_via_api(api_client(requester), images.png(), edits=f'{{"{sensitive}": 1}}')
+    assert response.status_code == 201, response.content
+    job = wait_for_state(response.json()["id"], "awaiting_approval")
+    assert job.marked_id is None  # held outputs are not released, so not marked
+    approvals.approve(job, approver, params_sha256=job.params_sha256, outputs_sha256=policy.outputs_sha256(job))
+
+    job = _marked(job)
+    report = manifest.read_image(artifacts.read(job.marked), anchors_pem=signing.trust_anchors())
+    assert report.state == "Trusted", report.failures
+    released = AuditEvent.objects.get(subject=f"job:{job.pk}", action="job.released")
+    assert report.audit["job_id"] == str(job.pk) and report.audit["event"]["seq"] == released.seq
+    assert AuditEvent.objects.get(subject=f"job:{job.pk}", action="provenance.marked").payload[
+        "marked_sha256"] == job.marked_id
+    assert api_client(requester).get(f"/api/v1/jobs/{job.pk}").json()["artifacts"]["edited"]["sha256"] \
+        == job.marked_id
+
+
+def test_production_refuses_to_start_without_the_c2pa_files(settings, tmp_path):
+    settings.PRODUCTION = True
+    settings.C2PA_SIGNING_KEY_FILE = settings.C2PA_CERT_CHAIN_FILE = settings.C2PA_TRUST_ANCHORS_FILE = None
+    errors = check_signing_files()
+    assert [e.id for e in errors] == ["provenance.E001"] and "C2PA_SIGNING_KEY_FILE" in errors[0].msg
+    assert any(e.id == "provenance.E001" for e in checks.run_checks(tags=["provenance"]))
+
+    for name in ("key", "chain", "roots"):
+        (tmp_path / name).write_text("pem")
+    settings.C2PA_SIGNING_KEY_FILE = str(tmp_path / "key")
+    settings.C2PA_CERT_CHAIN_FILE = str(tmp_path / "chain")
+    settings.C2PA_TRUST_ANCHORS_FILE = str(tmp_path / "absent")
+    assert [e.id for e in check_signing_files()] == ["provenance.E002"]
+    settings.C2PA_TRUST_ANCHORS_FILE = str(tmp_path / "roots")
+    assert check_signing_files() == []
+    settings.PRODUCTION = False
+    settings.C2PA_SIGNING_KEY_FILE = None
+    assert check_signing_files() == []
