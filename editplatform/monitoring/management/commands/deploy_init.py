@@ -37,6 +37,7 @@ class Command(BaseCommand):
         if stage == "prepare":
             self._signing_key()
             self._tls()
+            self._c2pa()
             self._app_role()
             self._bucket()
         else:
@@ -81,6 +82,30 @@ class Command(BaseCommand):
                 f"{settings.TLS_CERT_DIR} (replace tls.crt/tls.key with your own to use a real "
                 "one)"
             )
+
+    def _c2pa(self) -> None:
+        """A local C2PA chain (root -> intermediate -> signer) next to the configured files
+        when the operator supplied none: released outputs are signed from the first job;
+        replace the three files with the operator's CA to be trusted outside."""
+        names = ("C2PA_SIGNING_KEY_FILE", "C2PA_CERT_CHAIN_FILE", "C2PA_TRUST_ANCHORS_FILE")
+        paths = [getattr(settings, name, None) for name in names]
+        if not all(paths) or any(Path(p).exists() for p in paths):
+            return
+        from editplatform.provenance import ca
+
+        directory = Path(paths[0]).parent
+        expected = [directory / ca.KEY_FILE, directory / ca.CHAIN_FILE, directory / ca.ROOT_FILE]
+        if [Path(p) for p in paths] != expected:
+            raise CommandError(
+                "C2PA_* files are configured but absent; put the operator's signing key, "
+                f"chain and trust anchors there, or name {', '.join(map(str, expected))} "
+                "to have a local chain made"
+            )
+        ca.ensure_chain(directory)
+        self.stdout.write(
+            f"c2pa: local signing chain created in {directory} (replace signer.key, chain.pem "
+            "and root.pem with your CA's to be trusted outside this deployment)"
+        )
 
     def _app_role(self) -> None:
         if connection.vendor != "postgresql":
