@@ -214,6 +214,7 @@ def _job_summary(job: EditJob, evidence: list[str]) -> dict:
 def analyse(data: bytes, pixels: Image.Image) -> CheckResult:
     """Read manifest, watermark and fingerprints of an image; resolve them to jobs."""
     evidence: dict[str, list[str]] = {}
+    closest: dict[str, int] = {}
     report = manifest.read_image(data, anchors_pem=signing.trust_anchors())
     manifest_info = report.as_dict()
     if report.trusted and report.audit and isinstance(report.audit.get("job_id"), str):
@@ -236,6 +237,7 @@ def analyse(data: bytes, pixels: Image.Image) -> CheckResult:
         if row is not None:
             watermark_info["resolved"] = True
             evidence.setdefault(str(row.job_id), []).append(f"watermark key {detection.key:08x}")
+            closest[str(row.job_id)] = -1  # a resolved key outranks any distance
 
     prints = fingerprint.compute(pixels)
     limit = settings.PROVENANCE_MATCH_DISTANCE
@@ -250,12 +252,16 @@ def analyse(data: bytes, pixels: Image.Image) -> CheckResult:
                 evidence.setdefault(str(match.job_id), []).append(
                     f"{kind} distance {match.distance}"
                 )
+                key = str(match.job_id)
+                closest[key] = min(closest.get(key, match.distance), match.distance)
     if not any(fp_info["nearest"].values()):
         fp_info["nearest_distance"] = _nearest_distances(prints)
 
     jobs = EditJob.objects.select_related("requester").filter(pk__in=list(evidence))
     summaries = [_job_summary(job, evidence[str(job.pk)]) for job in jobs]
-    summaries.sort(key=lambda s: -len(s["evidence"]))
+    # best first: the most independent pieces of evidence, then the closest match (near
+    # duplicates of one photo can all fall within the threshold)
+    summaries.sort(key=lambda s: (-len(s["evidence"]), closest.get(s["job_id"], 257)))
     return CheckResult(
         hashlib.sha256(data).hexdigest(), manifest_info, watermark_info, fp_info, summaries
     )

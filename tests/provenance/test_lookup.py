@@ -60,8 +60,13 @@ def test_lookup_finds_the_right_job_after_attacks_and_nothing_for_unrelated_imag
             seen = attacks.ATTACKS[name](image)
             result = analyse(_encode(seen, name), seen)
             ids = [j["job_id"] for j in result.jobs]
-            assert set(ids) <= {str(job.pk)}, f"{name}: traced to another job {ids}"
-            found[name] += ids == [str(job.pk)]
+            # The outputs are crops of one portrait, so a near duplicate may also fall
+            # within the threshold; the right job must then rank first, and only other
+            # outputs of this test may follow it.
+            assert set(ids) <= {str(j.pk) for j, _ in released}, f"{name}: traced outside {ids}"
+            if ids:
+                assert ids[0] == str(job.pk), f"{name}: another job ranked first {ids}"
+            found[name] += bool(ids) and ids[0] == str(job.pk)
     # Re-encoding drops the manifest: what was found came from watermark or fingerprints.
     assert all(count >= OUTPUTS - 1 for count in found.values()), found
     assert found["jpeg75"] == found["resize0.5"] == found["strip"] == OUTPUTS, found
