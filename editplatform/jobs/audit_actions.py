@@ -12,5 +12,7 @@ JOB_FAILED = register("job.failed", "a job failed")
 JOB_CANCELLED = register("job.cancelled", "a job was cancelled")
 JOB_APPROVAL_REQUIRED = register(
     "job.approval_required", "the worker's re-check sent a job back for approval")
+JOB_DOMAIN_CHECKED = register(
+    "job.domain_checked", "the domain gate judged a job's aligned photo; the report and the decision")
 ARTIFACT_VIEWED = register("artifact.viewed", "someone viewed a job's artifact")
 ARTIFACT_DOWNLOADED = register("artifact.downloaded", "someone downloaded a job's artifact")

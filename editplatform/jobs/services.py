@@ -120,8 +120,22 @@ def find_replay(user, key: str | None, fingerprint: str) -> EditJob | None:
 
 # --- submit ------------------------------------------------------------------------
 
+def clean_face_index(raw) -> int | None:
+    """The optional face index of a request (which detected face to edit, left to right)."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        raise DomainError("face_index must be a whole number (0 = the leftmost face)", "invalid_face_index",
+                          field="face_index") from None
+    if not 0 <= value <= 99:
+        raise DomainError("face_index must be between 0 and 99", "invalid_face_index", field="face_index")
+    return value
+
+
 def submit(*, user, image, edits, purpose, consent, source: str, idempotency_key: str | None = None,
-           api_key=None) -> tuple[EditJob, bool]:
+           api_key=None, face_index=None) -> tuple[EditJob, bool]:
     """Validate a request for a new job, then store the original and create the job.
 
     ``image`` is the uploaded file (or its bytes), or an image that
@@ -141,6 +155,7 @@ def submit(*, user, image, edits, purpose, consent, source: str, idempotency_key
     edits = parse_edits(edits, catalog_info.catalog)
     purpose = clean_purpose(purpose)
     require_consent(consent)
+    face_index = clean_face_index(face_index)
     key = clean_idempotency_key(idempotency_key)
     fingerprint = idempotency_fingerprint(upload_sha256, edits, purpose)
     replay = find_replay(user, key, fingerprint)
@@ -149,11 +164,12 @@ def submit(*, user, image, edits, purpose, consent, source: str, idempotency_key
     if data is not None:
         image = uploads.validate_image(data)
     return _create(user=user, image=image, edits=edits, purpose=purpose, source=source, key=key,
-                   fingerprint=fingerprint, api_key=api_key, catalog_info=catalog_info)
+                   fingerprint=fingerprint, api_key=api_key, catalog_info=catalog_info, face_index=face_index)
 
 
 def _create(*, user, image: uploads.ValidatedImage, edits: dict[str, float], purpose: str, source: str,
-            key: str | None, fingerprint: str, api_key, catalog_info) -> tuple[EditJob, bool]:
+            key: str | None, fingerprint: str, api_key, catalog_info,
+            face_index: int | None = None) -> tuple[EditJob, bool]:
     """Store the original and create the job with its audit events in one transaction.
 
     The job is enqueued after commit (publishing never happens for a job that was
@@ -174,7 +190,7 @@ def _create(*, user, image: uploads.ValidatedImage, edits: dict[str, float], pur
                 edits=edits, purpose=purpose, consent=True,
                 params_sha256=policy.params_sha256(digest, edits, purpose), needs_approval=needs_approval,
                 idempotency_key=key, idempotency_fingerprint=fingerprint if key else "",
-                state=State.SUBMITTED, stage="submitted", api_key=api_key,
+                state=State.SUBMITTED, stage="submitted", api_key=api_key, face_index=face_index,
             )
             events.emit(events.JOB_SUBMITTED, actor=user, subject=events.job_subject(job), payload={
                 "original_sha256": digest, "upload_sha256": image.upload_sha256, "edits": edits,
@@ -182,6 +198,7 @@ def _create(*, user, image: uploads.ValidatedImage, edits: dict[str, float], pur
                 "source": source, "api_key": api_key.prefix if api_key is not None else None,
                 "model_version": catalog_info.version, "needs_approval": needs_approval,
                 "sensitive_edits": policy.sensitive_edits(catalog_info.catalog, edits),
+                "face_index": face_index,
             })
             if needs_approval:
                 transition(job, State.AWAITING_APPROVAL, stage="awaiting approval")

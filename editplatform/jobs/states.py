@@ -4,6 +4,7 @@
                   awaiting_approval -> rejected | cancelled
                   queued -> cancelled | failed | awaiting_approval (approval re-check)
                   running -> queued (transient fault, retried)
+                  running -> awaiting_approval (computed, out of domain: outputs held)
 
 A transition is a single conditional UPDATE (`... WHERE state IN (allowed sources)`),
 so two processes racing for the same job cannot both win: the loser sees 0 rows and
@@ -35,7 +36,9 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     State.SUBMITTED: frozenset({State.AWAITING_APPROVAL, State.QUEUED, State.CANCELLED}),
     State.AWAITING_APPROVAL: frozenset({State.QUEUED, State.REJECTED, State.CANCELLED}),
     State.QUEUED: frozenset({State.RUNNING, State.CANCELLED, State.FAILED, State.AWAITING_APPROVAL}),
-    State.RUNNING: frozenset({State.SUCCEEDED, State.FAILED, State.CANCELLED, State.QUEUED, State.RUNNING}),
+    # running -> awaiting_approval: computed, found out of domain, outputs held (domain gate).
+    State.RUNNING: frozenset({State.SUCCEEDED, State.FAILED, State.CANCELLED, State.QUEUED, State.RUNNING,
+                              State.AWAITING_APPROVAL}),
     State.SUCCEEDED: frozenset(),
     State.FAILED: frozenset(),
     State.CANCELLED: frozenset(),

@@ -34,13 +34,15 @@ def new_job(request):
             form = NewJobForm(NewJobForm.neutral_data(info.catalog), catalog=info.catalog)
             form.full_clean()
             status = show_error(request, exc, form)
-            return render(request, "jobs/new.html", {"form": form, "model_version": info.version}, status=status)
+            return render(request, "jobs/new.html", {"form": form, "model_version": info.version,
+                                                  "domain": info.domain}, status=status)
         form = NewJobForm(request.POST, request.FILES, catalog=info.catalog)
         form.full_clean()  # the form only shapes the input; the service decides
         try:
             job, _ = services.submit(user=request.user, image=form.cleaned_data.get("image"),
                                      edits=form.requested_edits(), purpose=form.cleaned_data.get("purpose"),
-                                     consent=form.cleaned_data.get("consent"), source=EditJob.Source.PORTAL)
+                                     consent=form.cleaned_data.get("consent"), source=EditJob.Source.PORTAL,
+                                     face_index=request.POST.get("face_index"))
         except DomainError as exc:
             status = show_error(request, exc, form)
         else:
@@ -51,7 +53,8 @@ def new_job(request):
             return redirect("jobs:detail", job_id=job.pk)
     else:
         form = NewJobForm(catalog=info.catalog)
-    return render(request, "jobs/new.html", {"form": form, "model_version": info.version}, status=status)
+    return render(request, "jobs/new.html", {"form": form, "model_version": info.version,
+                                                  "domain": info.domain}, status=status)
 
 
 @login_required
@@ -74,8 +77,9 @@ def job_detail(request, job_id):
     job = access.get_visible_job(request.user, job_id)
     return render(request, "jobs/detail.html", {
         "job": job, "can_cancel": job.requester_id == request.user.pk and not job.is_terminal,
-        "panels": [("original", "Original", job.original), ("reconstruction", "Reconstruction", job.reconstruction),
-                   ("edited", "Edited", job.edited)],
+        "panels": [("aligned", "Aligned crop (model input)", job.aligned),
+                   ("reconstruction", "Reconstruction", job.reconstruction), ("edited", "Edited crop", job.edited)],
+        "report": job.domain_report or {},
     })
 
 

@@ -20,8 +20,30 @@ class ArtifactSerializer(serializers.Serializer):
     url = serializers.CharField(help_text="permission-checked download URL (each read is audited)")
 
 
+class DomainReportSerializer(serializers.Serializer):
+    """The domain gate's report on the job's aligned photo (empty object until computed)."""
+
+    gated = serializers.BooleanField(help_text="false: the model declares no domain gate (not judged)")
+    in_domain = serializers.BooleanField(help_text="false: the model cannot represent this photo well")
+    explanation = serializers.CharField(help_text="plain-language verdict with the numbers, for the requester")
+    reasons = serializers.ListField(child=serializers.CharField(),
+                                    help_text="failed checks: ood (unusual latent), psnr, ssim")
+    ood_score = serializers.FloatField(allow_null=True, help_text="Mahalanobis distance of the W+ code")
+    ood_max = serializers.FloatField(allow_null=True, help_text="calibrated limit of ood_score")
+    psnr = serializers.FloatField(allow_null=True, help_text="reconstruction PSNR (dB) on the aligned crop")
+    psnr_min = serializers.FloatField(allow_null=True)
+    ssim = serializers.FloatField(allow_null=True, help_text="reconstruction SSIM on the aligned crop")
+    ssim_min = serializers.FloatField(allow_null=True)
+    domain = serializers.CharField(help_text="what the model was trained on")
+    alignment = serializers.CharField(help_text="ffhq, object or center")
+
+
 class JobSerializer(serializers.ModelSerializer):
     requester = serializers.CharField(source="requester.username", read_only=True)
+    domain_report = DomainReportSerializer(read_only=True, help_text="the domain gate's report (see its fields)")
+    out_of_domain = serializers.SerializerMethodField(
+        help_text="true when the domain gate found the photo outside what the model represents "
+                  "(the job is then flagged, held for an approver or refused per JOB_OUT_OF_DOMAIN)")
     artifacts = serializers.SerializerMethodField()
     queue_to_start_seconds = serializers.SerializerMethodField()
     state = serializers.ChoiceField(choices=State.choices, read_only=True)
@@ -32,7 +54,7 @@ class JobSerializer(serializers.ModelSerializer):
             "id", "state", "progress", "stage", "requester", "source", "edits", "purpose", "consent",
             "needs_approval", "params_sha256", "upload_sha256", "model_version", "metrics", "error", "error_code",
             "cancel_requested", "attempts", "artifacts", "created_at", "queued_at", "started_at", "finished_at",
-            "timings", "queue_to_start_seconds",
+            "timings", "queue_to_start_seconds", "face_index", "domain_report", "out_of_domain",
         ]
         read_only_fields = fields
 
@@ -50,6 +72,14 @@ class JobSerializer(serializers.ModelSerializer):
             }
         return out
 
+    def to_representation(self, job: EditJob) -> dict:
+        data = super().to_representation(job)
+        data["domain_report"] = job.domain_report or {}  # the stored report as is ({} until computed)
+        return data
+
+    def get_out_of_domain(self, job: EditJob) -> bool:
+        return (job.domain_report or {}).get("in_domain") is False
+
     def get_queue_to_start_seconds(self, job: EditJob) -> float | None:
         return job.queue_to_start_seconds()
 
@@ -66,6 +96,10 @@ class JobCreateSerializer(serializers.Serializer):
     edits = serializers.CharField(help_text='JSON object {edit name: strength}, e.g. {"smile": 1.5}; see GET /api/v1/edits')
     purpose = serializers.CharField(help_text="why this edit is needed (recorded in the audit log)")
     consent = serializers.BooleanField(help_text="attests consent of the person shown; must be true")
+    face_index = serializers.IntegerField(
+        required=False, min_value=0, max_value=99,
+        help_text="face models: which detected face to edit (0 = leftmost); without it a photo "
+                  "with several faces fails with error_code multiple_faces")
 
 
 class EditSpecSerializer(serializers.Serializer):
