@@ -128,7 +128,7 @@ def test_catalogue_photo_comes_back_full_size_with_only_the_subject_changed(phot
     from inversion.bundle import load_bundle
 
     bundle = load_bundle(settings.MODEL_BUNDLE)
-    canvas = catalogue_canvas(index=7)
+    canvas = catalogue_canvas(index=0)
     with gpu_queue_to_ourselves():
         photo_worker("approve")
         job = _submit(requester, canvas)

@@ -40,7 +40,8 @@ class DomainReportSerializer(serializers.Serializer):
 
 class JobSerializer(serializers.ModelSerializer):
     requester = serializers.CharField(source="requester.username", read_only=True)
-    domain_report = DomainReportSerializer(read_only=True, help_text="the domain gate's report (see its fields)")
+    domain_report = serializers.SerializerMethodField(
+        help_text="the domain gate's report on the aligned photo ({} until the worker computed it)")
     out_of_domain = serializers.SerializerMethodField(
         help_text="true when the domain gate found the photo outside what the model represents "
                   "(the job is then flagged, held for an approver or refused per JOB_OUT_OF_DOMAIN)")
@@ -72,10 +73,9 @@ class JobSerializer(serializers.ModelSerializer):
             }
         return out
 
-    def to_representation(self, job: EditJob) -> dict:
-        data = super().to_representation(job)
-        data["domain_report"] = job.domain_report or {}  # the stored report as is ({} until computed)
-        return data
+    @extend_schema_field(DomainReportSerializer)
+    def get_domain_report(self, job: EditJob) -> dict:
+        return job.domain_report or {}
 
     def get_out_of_domain(self, job: EditJob) -> bool:
         return (job.domain_report or {}).get("in_domain") is False
