@@ -77,7 +77,7 @@ def job_detail(request, job_id):
     job = access.get_visible_job(request.user, job_id)
     return render(request, "jobs/detail.html", {
         "job": job, "can_cancel": job.requester_id == request.user.pk and not job.is_terminal,
-        "panels": [("aligned", "Aligned crop (model input)", job.aligned),
+        "panels": [("original", "Original", job.original), ("aligned", "Aligned crop (model input)", job.aligned),
                    ("reconstruction", "Reconstruction", job.reconstruction), ("edited", "Edited crop", job.edited)],
         "report": job.domain_report or {},
     })
