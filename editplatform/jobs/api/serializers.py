@@ -21,21 +21,22 @@ class ArtifactSerializer(serializers.Serializer):
 
 
 class DomainReportSerializer(serializers.Serializer):
-    """The domain gate's report on the job's aligned photo (empty object until computed)."""
+    """The domain gate's report on the job's aligned photo (an empty object until computed,
+    so every field is optional)."""
 
-    gated = serializers.BooleanField(help_text="false: the model declares no domain gate (not judged)")
-    in_domain = serializers.BooleanField(help_text="false: the model cannot represent this photo well")
-    explanation = serializers.CharField(help_text="plain-language verdict with the numbers, for the requester")
-    reasons = serializers.ListField(child=serializers.CharField(),
+    gated = serializers.BooleanField(required=False, help_text="false: the model declares no domain gate (not judged)")
+    in_domain = serializers.BooleanField(required=False, help_text="false: the model cannot represent this photo well")
+    explanation = serializers.CharField(required=False, help_text="plain-language verdict with the numbers, for the requester")
+    reasons = serializers.ListField(required=False, child=serializers.CharField(),
                                     help_text="failed checks: ood (unusual latent), psnr, ssim")
-    ood_score = serializers.FloatField(allow_null=True, help_text="Mahalanobis distance of the W+ code")
-    ood_max = serializers.FloatField(allow_null=True, help_text="calibrated limit of ood_score")
-    psnr = serializers.FloatField(allow_null=True, help_text="reconstruction PSNR (dB) on the aligned crop")
-    psnr_min = serializers.FloatField(allow_null=True)
-    ssim = serializers.FloatField(allow_null=True, help_text="reconstruction SSIM on the aligned crop")
-    ssim_min = serializers.FloatField(allow_null=True)
-    domain = serializers.CharField(help_text="what the model was trained on")
-    alignment = serializers.CharField(help_text="ffhq, object or center")
+    ood_score = serializers.FloatField(required=False, allow_null=True, help_text="Mahalanobis distance of the W+ code")
+    ood_max = serializers.FloatField(required=False, allow_null=True, help_text="calibrated limit of ood_score")
+    psnr = serializers.FloatField(required=False, allow_null=True, help_text="reconstruction PSNR (dB) on the aligned crop")
+    psnr_min = serializers.FloatField(required=False, allow_null=True)
+    ssim = serializers.FloatField(required=False, allow_null=True, help_text="reconstruction SSIM on the aligned crop")
+    ssim_min = serializers.FloatField(required=False, allow_null=True)
+    domain = serializers.CharField(required=False, help_text="what the model was trained on")
+    alignment = serializers.CharField(required=False, help_text="ffhq, object or center")
 
 
 class JobSerializer(serializers.ModelSerializer):
