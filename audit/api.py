@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 
 from django.http import Http404
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import permissions, serializers, status
+from rest_framework import exceptions, permissions, serializers, status
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
@@ -64,11 +64,30 @@ class IsAuditReader(permissions.BasePermission):
         return True
 
 
+class UnknownFormat(exceptions.APIException):
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_detail = "format: unknown response format (this API answers JSON: format=json or leave it out)"
+    default_code = "invalid"
+
+
 class AuditAPIView(APIView):
     # The defaults (authenticated; an API key must hold the view's declared scope),
     # narrowed to audit readers.
     permission_classes = [*api_settings.DEFAULT_PERMISSION_CLASSES, IsAuditReader]
     required_scopes = {"GET": SCOPE_AUDIT_READ}
+
+    def perform_content_negotiation(self, request, force=False):
+        """An unknown `?format=` is the caller's mistake (400 naming the field), not a missing page."""
+        try:
+            return super().perform_content_negotiation(request, force)
+        except Http404:
+            raise UnknownFormat() from None
+
+    def handle_exception(self, exc):
+        response = super().handle_exception(exc)
+        if isinstance(exc, UnknownFormat) and isinstance(response.data, dict):
+            response.data["field"] = "format"
+        return response
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
@@ -84,6 +103,9 @@ class EventSerializer(serializers.Serializer):
     action = serializers.CharField()
     actor = serializers.CharField(source="actor_name", help_text="username at the time (empty for the system)")
     subject = serializers.CharField(help_text="what the event is about, e.g. job:<uuid>")
+    subjects = serializers.ListField(child=serializers.CharField(), read_only=True,
+                                     help_text="every subject the event names: the main one first, then the others")
+    summary = serializers.CharField(read_only=True, help_text="a readable one-line summary of the event")
     request_id = serializers.CharField()
     payload = serializers.DictField(help_text="the event's canonical payload (hashes, edits, metrics, ...)")
     leaf_hash = serializers.SerializerMethodField(help_text="hex SHA-256(0x00 || entry)")
@@ -136,10 +158,13 @@ class ConsistencySerializer(serializers.Serializer):
 
 
 class EventQuery(serializers.Serializer):
-    actor = serializers.CharField(required=False, max_length=150, help_text="exact username")
+    # Exact matches: not trimmed (a stored subject may begin or end with a space).
+    actor = serializers.CharField(required=False, max_length=150, trim_whitespace=False, help_text="exact username")
     action = serializers.ChoiceField(required=False, choices=())
-    subject = serializers.CharField(required=False, max_length=200, help_text="exact subject, e.g. job:<uuid>")
-    request_id = serializers.CharField(required=False, max_length=64)
+    subject = serializers.CharField(required=False, max_length=200, trim_whitespace=False,
+                                    help_text="a subject the event names (main or other), e.g. job:<uuid>; "
+                                              "a bare id or SHA-256 also matches its prefixed subject")
+    request_id = serializers.CharField(required=False, max_length=64, trim_whitespace=False)
     since = serializers.DateTimeField(required=False, help_text="events at or after this instant (ISO 8601)")
     until = serializers.DateTimeField(required=False, help_text="events before this instant (ISO 8601)")
     seq = serializers.IntegerField(required=False, min_value=0, max_value=MAX_SEQ, help_text="one event by number")

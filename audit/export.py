@@ -35,7 +35,7 @@ from collections.abc import Iterator
 from django.db import DEFAULT_DB_ALIAS, connections
 
 from audit import log as audit_log
-from audit import tlog
+from audit import subjects, tlog
 from audit.canonical import canonical_text
 
 FORMAT = "styleledger-audit-export/2"
@@ -73,7 +73,12 @@ def _event_rows(filters: dict, size: int, using: str) -> Iterator[tuple[int, str
     if filters.get("since_seq") is not None:
         where.append("seq >= %s")
         params.append(int(filters["since_seq"]))
-    for column in ("subject", "action", "actor_name"):
+    if filters.get("subject"):  # main or extra subject; a bare id/hash matches its prefixed forms
+        names = subjects.expand(filters["subject"])
+        marks = ", ".join(["%s"] * len(names))
+        where.append(f"(subject IN ({marks}) OR seq IN (SELECT seq FROM audit_event_subject WHERE subject IN ({marks})))")
+        params.extend(names + names)
+    for column in ("action", "actor_name"):
         if filters.get(column):
             where.append(f"{column} = %s")
             params.append(filters[column])

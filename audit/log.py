@@ -24,6 +24,7 @@ import base64
 import datetime as dt
 import fcntl
 import json
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,12 +35,14 @@ from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from audit import actions, signing, tlog
+from audit import actions, rollback, signing, tlog
 from audit.canonical import canonical_text
 from audit.checkpoint import Checkpoint as CheckpointBody
 from audit.checkpoint import sign_checkpoint
 from audit.models import AuditEvent, Checkpoint, TreeNode
 from editplatform.core.middleware import current_request_id
+
+logger = logging.getLogger(__name__)
 
 ENTRY_VERSION = 1
 EXPORT_FILE = "checkpoints.jsonl"
@@ -116,8 +119,10 @@ def _resolve_actor(actor, actor_name: str | None) -> tuple[object | None, str, i
 
 
 def build_entry(*, seq: int, time: dt.datetime, action: str, actor_name: str, actor_id: int | None,
-                subject: str, request_id: str, payload: dict) -> str:
+                subject: str, request_id: str, payload: dict, subjects: Sequence[str] = ()) -> str:
+    extra = {"subjects": list(subjects)} if subjects else {}  # absent when none: old entries unchanged
     return canonical_text({
+        **extra,
         "v": ENTRY_VERSION,
         "seq": seq,
         "time": format_time(time),
@@ -130,10 +135,29 @@ def build_entry(*, seq: int, time: dt.datetime, action: str, actor_name: str, ac
     })
 
 
+def _extra_subjects(subject: str, subjects: Sequence[str]) -> list[str]:
+    """The extra subjects, de-duplicated in order, without the main subject or blanks."""
+    if isinstance(subjects, str):
+        raise TypeError("subjects must be a list of strings, not one string")
+    out: list[str] = []
+    for value in subjects:
+        value = str(value)
+        if len(value) > _LIMITS["subject"]:
+            raise ValueError(f"subject is longer than {_LIMITS['subject']} characters")
+        if value and value != subject and value not in out:
+            out.append(value)
+    return out
+
+
 def append_event(action: str, *, actor=None, subject: str = "", payload: dict | None = None,
                  request_id: str | None = None, actor_name: str | None = None,
-                 using: str = DEFAULT_DB_ALIAS) -> AuditEvent:
-    """Append one event to the log inside the caller's transaction; return it."""
+                 subjects: Sequence[str] = (), using: str = DEFAULT_DB_ALIAS) -> AuditEvent:
+    """Append one event to the log inside the caller's transaction; return it.
+
+    ``subjects`` names further subjects the event is about (besides ``subject``): they
+    go into the hashed entry and into the `audit_event_subject` index, so the event is
+    found under each of them.
+    """
     actions.validate(action)
     if payload is None:
         payload = {}
@@ -149,16 +173,18 @@ def append_event(action: str, *, actor=None, subject: str = "", payload: dict | 
         if len(value) > _LIMITS[name]:
             raise ValueError(f"{name} is longer than {_LIMITS[name]} characters")
     canonical_text(payload)  # refuse a non-canonicalisable payload before taking the lock
+    subjects = _extra_subjects(subject, subjects)
 
     connection = connections[using]
     with transaction.atomic(using=using), connection.cursor() as cursor:
         head = _lock_head(cursor, connection.vendor)
+        rollback.check(head.size, hash_reader(using))  # refuse to fork a restored log
         seq = head.size
         now = timezone.now()
         if head.last_time is not None and now < head.last_time:
             now = head.last_time  # times never go backwards along the log
         entry = build_entry(seq=seq, time=now, action=action, actor_name=actor_name, actor_id=actor_id,
-                            subject=subject, request_id=request_id, payload=payload)
+                            subject=subject, request_id=request_id, payload=payload, subjects=subjects)
         leaf_hash = tlog.hash_leaf(entry.encode("utf-8"))
         frontier = tlog.Frontier.from_bytes(seq, head.frontier)
         # The leaf hash is also kept with the tree (level 0): an entry rewritten together
@@ -172,6 +198,11 @@ def append_event(action: str, *, actor=None, subject: str = "", payload: dict | 
             "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
         ]
         params = [seq, db_now, actor_id, actor_name, action, subject, request_id, entry, leaf_hash]
+        if subjects:
+            statements.append("INSERT INTO audit_event_subject (subject, seq) VALUES "
+                              + ", ".join(["(%s, %s)"] * len(subjects)))
+            for value in subjects:
+                params += [value, seq]
         statements.append("INSERT INTO audit_treenode (key, hash) VALUES " + ", ".join(["(%s, %s)"] * len(created)))
         for (level, index), value in created:
             params += [TreeNode.key_for(level, index), value]
@@ -222,6 +253,7 @@ def make_checkpoint(using: str = DEFAULT_DB_ALIAS) -> Checkpoint:
     connection = connections[using]
     with transaction.atomic(using=using), connection.cursor() as cursor:
         head = _lock_head(cursor, connection.vendor)
+        rollback.check(head.size, hash_reader(using))
         if head.size == head.checkpoint_size and Checkpoint.objects.using(using).filter(size=head.size).exists():
             return Checkpoint.objects.using(using).get(size=head.size)
         now = timezone.now()

@@ -26,6 +26,8 @@ from functools import cached_property
 from django.conf import settings
 from django.db import models
 
+from audit import actions
+
 
 class AppendOnlyError(Exception):
     """An attempt to change or remove audit data."""
@@ -92,6 +94,36 @@ class AuditEvent(AppendOnlyModel):
     @property
     def leaf_hex(self) -> str:
         return bytes(self.leaf_hash).hex()
+
+    @property
+    def subjects(self) -> list[str]:
+        """Every subject the event names: the main one, then the entry's extra subjects."""
+        extra = self.data.get("subjects") or []
+        return [s for s in [self.subject, *extra] if s]
+
+    @cached_property
+    def summary(self) -> str:
+        """A readable one-line summary, rendered from the entry by the action's registration."""
+        return actions.summarize(self.data)
+
+
+class AuditEventSubject(AppendOnlyModel):
+    """An extra subject of an event (the entry's `subjects` list), indexed for lookups.
+
+    Written by `append_event` in the same transaction as its event; the entry (and so
+    the leaf hash) holds the same list, which is the authority.
+    """
+
+    pk = models.CompositePrimaryKey("subject", "seq")
+    subject = models.CharField(max_length=200)
+    seq = models.BigIntegerField()
+
+    class Meta:
+        managed = False
+        db_table = "audit_event_subject"
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.subject}"
 
 
 class TreeNode(AppendOnlyModel):

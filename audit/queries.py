@@ -9,12 +9,12 @@ from __future__ import annotations
 import base64
 import datetime as dt
 
-from django.db.models import Subquery
+from django.db.models import Q, Subquery
 
 from audit import log as audit_log
-from audit import signing, tlog
+from audit import signing, subjects, tlog
 from audit.checkpoint import CheckpointError, open_checkpoint
-from audit.models import AuditEvent, LogHead
+from audit.models import AuditEvent, AuditEventSubject, LogHead
 
 
 def seq_bound(first_at_or_after: dt.datetime) -> int:
@@ -22,6 +22,18 @@ def seq_bound(first_at_or_after: dt.datetime) -> int:
     found = AuditEvent.objects.filter(created_at__gte=first_at_or_after).order_by("created_at", "seq") \
         .values_list("seq", flat=True).first()
     return found if found is not None else audit_log.read_head().size
+
+
+def subject_filter(subject: str) -> Q:
+    """Events naming ``subject`` as their main subject or as one of their extra subjects.
+
+    A bare value (no registered prefix, e.g. a job's UUID or an artifact's SHA-256)
+    also matches every registered prefix followed by it, so reviewers can paste an id
+    or a hash as they find it.
+    """
+    candidates = subjects.expand(subject)
+    extra = AuditEventSubject.objects.filter(subject__in=candidates).values("seq")
+    return Q(subject__in=candidates) | Q(seq__in=extra)
 
 
 def filter_events(*, seq: int | None = None, actor: str = "", action: str = "", subject: str = "",
@@ -42,7 +54,7 @@ def filter_events(*, seq: int | None = None, actor: str = "", action: str = "", 
     if action:
         events = events.filter(action=action)
     if subject:
-        events = events.filter(subject=subject)
+        events = events.filter(subject_filter(subject))
     if request_id:
         events = events.filter(request_id=request_id)
     if since is not None:

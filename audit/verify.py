@@ -72,6 +72,9 @@ class VerifyResult:
     newest_verified: tuple | None = None
     seconds: float = 0.0
     problems: list[Problem] = field(default_factory=list)
+    # Outside checkpoints of a history an operator abandoned (restore) and acknowledged
+    # with a signed fork checkpoint (audit/rollback.py): reported, not failed.
+    acknowledged_forks: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -88,9 +91,10 @@ class VerifyResult:
 
     def summary(self) -> str:
         if self.ok:
+            forks = "".join(f"\n  acknowledged rollback: {fork}" for fork in self.acknowledged_forks)
             return (f"OK: {self.size} events, root {base64.b64encode(self.root_hash).decode()}, "
                     f"{self.checkpoints_checked} signed checkpoints, {self.exported_checked} exported and "
-                    f"{self.trusted_checked} trusted checkpoints verified in {self.seconds:.2f} s")
+                    f"{self.trusted_checked} trusted checkpoints verified in {self.seconds:.2f} s{forks}")
         first = self.first_bad_index
         where = f"first bad index {first}" if first is not None else "no single index"
         return f"FAILED ({where}): {self.problems[0]}"
@@ -101,7 +105,7 @@ class VerifyResult:
             "checkpoints_checked": self.checkpoints_checked, "exported_checked": self.exported_checked,
             "trusted_checked": self.trusted_checked,
             "first_bad_index": self.first_bad_index, "problems": [str(p) for p in self.problems],
-            "seconds": round(self.seconds, 3),
+            "seconds": round(self.seconds, 3), "acknowledged_forks": list(self.acknowledged_forks),
         }
 
 
@@ -242,6 +246,7 @@ def verify_log(using: str = DEFAULT_DB_ALIAS, *, exported: list[dict] | None = N
             wanted.setdefault(signed_trusted[-1].size, []).append(
                 ("trusted checkpoint", signed_trusted[-1].root_hash, note))
 
+        forks = _signed_forks([n for _, n in signed_exports] + list(trusted or []), verifier, origin)
         frontier = tlog.Frontier()
         roots_at: dict[int, bytes] = {0: tlog.EMPTY_ROOT}
         sha256 = hashlib.sha256
@@ -285,8 +290,19 @@ def verify_log(using: str = DEFAULT_DB_ALIAS, *, exported: list[dict] | None = N
             root_mismatch = True
         matched: list[int] = [0]
         mismatched: list[int] = []
+        superseded: set[int] = set()
         for size, sources in sorted(wanted.items()):
             for source, root_hash, note in sources:
+                fork = _covering_fork(forks, size, root_hash, roots_at, result.size)
+                if source != "database checkpoint" and fork is not None:
+                    base, from_size, fork_size = fork
+                    superseded.add(size)
+                    message = (f"{source} of size {size} belongs to the history abandoned at index {base} "
+                               f"(events {base}..{from_size - 1} of it lost; signed fork checkpoint of size "
+                               f"{fork_size})")
+                    if message not in result.acknowledged_forks:
+                        result.acknowledged_forks.append(message)
+                    continue
                 if size > result.size:
                     result.add(f"{source} of size {size} is larger than the log ({result.size} events): "
                                f"the database was rolled back or events {result.size}..{size - 1} deleted",
@@ -309,7 +325,7 @@ def verify_log(using: str = DEFAULT_DB_ALIAS, *, exported: list[dict] | None = N
             good = max(m for m in matched if m < first_bad)
             result.add(f"signed roots agree up to size {good} and differ from size {first_bad}: the rewrite "
                        f"lies in events {good}..{first_bad - 1}")
-        outside = [c for c, _ in signed_exports] + signed_trusted
+        outside = [c for c in [c for c, _ in signed_exports] + signed_trusted if c.size not in superseded]
         if outside:
             _check_stored_tree(result, max(outside, key=lambda c: c.size), using)
         _check_beyond_head(result, connection, head)
@@ -317,6 +333,33 @@ def verify_log(using: str = DEFAULT_DB_ALIAS, *, exported: list[dict] | None = N
             _locate_rewrite(result, connection, head.size)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _signed_forks(notes: list[str], verifier, origin: str) -> list[tuple[int, int, bytes, int, bytes]]:
+    """(base index, abandoned size, abandoned root, fork size, fork root) of each signed fork note."""
+    from audit.rollback import fork_of
+
+    forks = []
+    for note in notes:
+        declared = fork_of(note)
+        if declared is None:
+            continue
+        try:
+            signed = open_checkpoint(note, verifier, origin)
+        except CheckpointError:
+            continue  # reported where the note is checked
+        forks.append((signed.size - 1, declared[0], declared[1], signed.size, signed.root_hash))
+    return forks
+
+
+def _covering_fork(forks, size: int, root_hash: bytes, roots_at: dict, log_size: int):
+    """The acknowledged fork that abandoned a checkpoint of (size, root) the tree does not match."""
+    if size <= log_size and roots_at.get(size) == root_hash:
+        return None  # it matches the current history
+    for base, from_size, _from_root, fork_size, fork_root in forks:
+        if base < size <= from_size and fork_size <= log_size and roots_at.get(fork_size) == fork_root:
+            return base, from_size, fork_size
+    return None
 
 
 @contextlib.contextmanager

@@ -8,12 +8,14 @@ Redis + N GPU workers by setting DATABASE_URL and CELERY_BROKER_URL: no code cha
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 
 from csp.constants import NONE, SELF
 
 from editplatform import env
+from editplatform.core.middleware import add_static_security_headers
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env.get_str("STYLELEDGER_VAR_DIR", str(BASE_DIR / "var"))).resolve()
@@ -36,6 +38,10 @@ ALLOWED_HOSTS = env.get_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"
 CSRF_TRUSTED_ORIGINS = env.get_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
+    # First, so its `createsuperuser` (refused: superusers come only from the audited
+    # `create_operator_superuser`) overrides django.contrib.auth's. Its post_migrate
+    # creates every app's permissions before granting them to the roles.
+    "editplatform.accounts",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -51,13 +57,13 @@ INSTALLED_APPS = [
     "rest_framework_api_key",
     "csp",
     "editplatform.core",
-    "audit",  # before accounts: its permissions exist when accounts' post_migrate grants them
-    "editplatform.accounts",
+    "audit",
     "editplatform.portal",
     "editplatform.jobs",
     "editplatform.approvals",
     "editplatform.compliance",
     "editplatform.monitoring",
+    "editplatform.provenance",
 ]
 
 MIDDLEWARE = [
@@ -110,7 +116,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- auth -----------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",  # brute-force lockout, must come first
-    "django.contrib.auth.backends.ModelBackend",
+    # ModelBackend without per-user permissions, granting nothing to an account whose
+    # password or 2FA someone else reset until a second admin confirms (docs/access.md).
+    "editplatform.accounts.backends.GovernedModelBackend",
 ]
 AXES_FAILURE_LIMIT = env.get_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
 AXES_COOLOFF_TIME = timedelta(minutes=env.get_int("LOGIN_LOCKOUT_MINUTES", 30, minimum=1))
@@ -121,6 +129,20 @@ AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "portal/locked_out.html"
 AXES_VERBOSE = False
 OTP_TOTP_ISSUER = "StyleLedger"
+
+# --- account governance (issue 11; docs/access.md) ----------------------------------
+# Reverse proxies whose X-Forwarded-For is believed (comma-separated CIDRs). Empty: the
+# socket's peer is the client and X-Forwarded-For is ignored. Decides the address used
+# by the lockout, API key allow-lists and sign-in events.
+TRUSTED_PROXY_CIDRS = env.get_list("TRUSTED_PROXY_CIDRS", [])
+for _cidr in TRUSTED_PROXY_CIDRS:
+    try:
+        ipaddress.ip_network(_cidr, strict=False)
+    except ValueError:
+        raise env.ConfigError("TRUSTED_PROXY_CIDRS", f"{_cidr!r} is not an IP network") from None
+AXES_CLIENT_IP_CALLABLE = "editplatform.core.middleware.client_ip"
+# Failed sign-ins write one `user.login_failed` per client address per window.
+LOGIN_FAILURE_EVENT_WINDOW_SECONDS = env.get_int("LOGIN_FAILURE_EVENT_WINDOW_SECONDS", 900, minimum=1)
 
 # --- four-eyes approval -----------------------------------------------------------
 APPROVALS_REQUIRED = env.get_int("APPROVALS_REQUIRED", 1, minimum=1)
@@ -163,6 +185,9 @@ if STORAGE_BACKEND == "s3":
             "file_overwrite": False,
         },
     }
+# Static files (Swagger UI's HTML included) leave before the CSP and frame middleware
+# run; whitenoise adds the same security headers itself.
+WHITENOISE_ADD_HEADERS_FUNCTION = add_static_security_headers
 WHITENOISE_USE_FINDERS = True  # serve app static files without collectstatic in dev
 if not PRODUCTION:
     STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns about a missing root
@@ -197,6 +222,8 @@ AUDIT_SIGNING_KEY = env.get_str("AUDIT_SIGNING_KEY")
 AUDIT_CHECKPOINT_DIR = Path(env.get_str("AUDIT_CHECKPOINT_DIR", str(VAR_DIR / "audit-checkpoints"))).resolve()
 AUDIT_CHECKPOINT_EVERY = env.get_int("AUDIT_CHECKPOINT_EVERY", 1000, minimum=1)
 AUDIT_CHECKPOINT_SECONDS = env.get_int("AUDIT_CHECKPOINT_SECONDS", 60, minimum=1)
+# Refuse appends on a log shorter than its exported checkpoints (a restore): docs/operations-restore.md
+AUDIT_ROLLBACK_GUARD = env.get_bool("AUDIT_ROLLBACK_GUARD", True)
 
 # --- Celery ---------------------------------------------------------------------
 CELERY_BROKER_URL = env.get_broker_url("CELERY_BROKER_URL", "filesystem://")
@@ -254,11 +281,27 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "StyleLedger API",
-    "DESCRIPTION": "Governed image editing: submit attribute edits of photos, poll jobs, fetch results.",
+    "DESCRIPTION": (
+        "Governed image editing: submit attribute edits of photos, poll jobs, fetch results.\n\n"
+        "**Authentication**: every operation needs an API key, sent as the header "
+        "`Authorization: Api-Key <key>` (the word `Api-Key`, a space, then the key). With a client "
+        "generated by openapi-python-client: `AuthenticatedClient(base_url=..., token=key, "
+        "prefix=\"Api-Key\")` (its default prefix is `Bearer`, which this API refuses).\n\n"
+        "**Submitting**: POST /api/v1/jobs takes either a JSON object (`image_base64`, `edits` as an "
+        "object) or a multipart form (`image` file, `edits` as JSON text). Edit names and ranges: "
+        "GET /api/v1/edits.\n\n"
+        "**Errors** are JSON `{detail, code, field}`; `field` names the input to blame."
+    ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
-    # Any signed-in person or API key may read the schema and the docs; no scope needed.
-    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # The schema and the docs hold no data: anyone may read them, without credentials
+    # (and a stale key or session does not lock an integrator out of the docs).
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "editplatform.jobs.api.schema.catalog_examples",
+    ],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
@@ -324,3 +367,20 @@ if PRODUCTION:
         if _PLACEHOLDER in _value.lower():
             raise env.ConfigError(_name, "still holds the placeholder from docker/env.example; "
                                          "generate a real secret (docs/operations.md)")
+
+# --- provenance: C2PA manifests, watermark, fingerprints (docs/provenance.md) ---------
+# Production: the operator's signing key, certificate chain (signer + intermediates, PEM)
+# and the trust anchors checks accept (PEM roots). Development: a local root ->
+# intermediate -> signer chain generated once into PROVENANCE_DEV_CA_DIR (refused in
+# production: marking without the three files raises ImproperlyConfigured).
+C2PA_SIGNING_KEY_FILE = env.get_str("C2PA_SIGNING_KEY_FILE")
+C2PA_CERT_CHAIN_FILE = env.get_str("C2PA_CERT_CHAIN_FILE")
+C2PA_TRUST_ANCHORS_FILE = env.get_str("C2PA_TRUST_ANCHORS_FILE")
+# RFC 3161 timestamp authority. None in development: signatures then stop validating
+# once the signing certificate expires (docs/provenance.md).
+C2PA_TSA_URL = env.get_str("C2PA_TSA_URL") or None
+PROVENANCE_DEV_CA_DIR = Path(env.get_str("PROVENANCE_DEV_CA_DIR", str(VAR_DIR / "provenance-ca"))).resolve()
+PROVENANCE_WATERMARK_SEED = env.get_int("PROVENANCE_WATERMARK_SEED", 0x5719E1ED, minimum=0)
+PROVENANCE_WATERMARK_STRENGTH = float(env.get_str("PROVENANCE_WATERMARK_STRENGTH", "3.0"))
+PROVENANCE_MATCH_DISTANCE = env.get_int("PROVENANCE_MATCH_DISTANCE", 31, minimum=0)
+PROVENANCE_PUBLIC_CHECK = env.get_bool("PROVENANCE_PUBLIC_CHECK", False)

@@ -8,11 +8,15 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from editplatform.core import views as core_views
 
+# An unmatched /api/ path answers JSON {detail, code}; other paths get the 404 page.
+handler404 = "editplatform.core.api.not_found"
+
 urlpatterns = [
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),
     path("", include("editplatform.monitoring.urls")),
     path("admin/", admin.site.urls),
+    # Schema and docs are readable without credentials (SPECTACULAR_SETTINGS SERVE_PERMISSIONS).
     path("api/v1/schema", SpectacularAPIView.as_view(), name="api-schema"),
     # Swagger UI sets style attributes in its markup; scripts stay 'self'-only even here.
     path("api/v1/docs", csp_update({"style-src": [UNSAFE_INLINE]})(SpectacularSwaggerSplitView.as_view(url_name="api-schema")),
@@ -25,5 +29,6 @@ urlpatterns = [
     path("account/", include("editplatform.accounts.urls")),
     path("audit/jobs/", include("editplatform.compliance.urls")),
     path("audit/", include("audit.urls")),
+    path("", include("editplatform.provenance.urls")),
     path("", include("editplatform.portal.urls")),
 ]

@@ -11,11 +11,17 @@ test split, never used in training):
   the same recipe and budget, (c) optimisation-based inversion (Adam on W+ from
   ``latent_avg``, batched) on a seeded random subset -- the quality ceiling of the
   generator;
-* for each supervised catalog edit at its default strength: success (the classifier's
-  label for the attribute flips, moving each image towards the other side) and
-  preservation (labels of the other supervised attributes unchanged), with and without
-  the Fuser;
+* trivial baselines: downsample to 16x16 / 8x8 and scale back up (bilinear and bicubic,
+  antialiased downsampling), the floor any encoder must clear;
+* single-image latency (batch 1, one PIL upload, invert and invert + edit) separately
+  from batch throughput, with the machine's load average at measurement;
+* for each catalog edit with a measurable attribute, at its default strength
+  (:mod:`inversion.training.edit_measures`): success on its own attribute, class kept,
+  the attribute's measured change and the tone change, with and without the Fuser;
 * an image grid (inputs, reconstructions by each method, edits).
+
+``--reuse-optimisation`` takes the optimisation ceiling from an earlier evaluation of the
+same generator (a manifest or evaluation JSON) instead of re-running it; the report says so.
 """
 
 from __future__ import annotations
@@ -151,6 +157,60 @@ def _timed(fn: Callable[[], Tensor]) -> tuple[Tensor, float]:
     return out, time.perf_counter() - t0
 
 
+BASELINE_SIZES = (16, 8)
+BASELINE_MODES = ("bilinear", "bicubic")
+
+
+def downsample_upsample(images: Tensor, size: int, mode: str) -> Tensor:
+    """The trivial baseline: antialiased downsampling to ``size`` and back up (``mode``)."""
+    small = F.interpolate(images, size=(size, size), mode=mode, align_corners=False,
+                          antialias=True)
+    return F.interpolate(small, size=images.shape[-2:], mode=mode,
+                         align_corners=False).clamp(-1, 1)
+
+
+def machine_load() -> dict[str, Any]:
+    """Load averages (1, 5, 15 min) and ``uptime``'s line, as the measurement saw them."""
+    import subprocess
+
+    try:
+        line = subprocess.run(["uptime"], capture_output=True, text=True,
+                              timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        line = ""
+    return {"loadavg": [round(v, 2) for v in os.getloadavg()], "uptime": line}
+
+
+@torch.no_grad()
+def single_image_latency(inverter: Any, images: Tensor, edit: dict[str, float] | None,
+                         repeats: int = 20, warmup: int = 3) -> dict[str, Any]:
+    """Wall time of one upload: a PIL image through ``invert`` (batch 1), and + ``edit``.
+
+    Median and 90th percentile over ``repeats`` different images, after ``warmup`` runs.
+    """
+    pils = inverter.to_pil(images[: repeats + warmup])
+    t_inv, t_both = [], []
+    for i, pil in enumerate(pils):
+        t0 = time.perf_counter()
+        inv = inverter.invert(pil, batch_size=1)
+        t1 = time.perf_counter()
+        if edit:
+            inverter.edit(inv, edit, batch_size=1)
+        t2 = time.perf_counter()
+        if i >= warmup:
+            t_inv.append((t1 - t0) * 1000)
+            t_both.append((t2 - t0) * 1000)
+
+    def stats(v: list[float]) -> dict[str, float]:
+        t = torch.tensor(v)
+        return {"median_ms": round(float(t.median()), 2),
+                "p90_ms": round(float(t.quantile(0.9)), 2)}
+
+    return {"repeats": len(t_inv), "invert": stats(t_inv),
+            "invert_and_edit": stats(t_both) if edit else None,
+            "edit": edit, "load": machine_load()}
+
+
 # -- edits -------------------------------------------------------------------------------
 
 
@@ -165,44 +225,62 @@ def _supervised_edits(catalog: Any, attributes: tuple[str, ...]) -> list[tuple[s
     return out
 
 
+def _measured_edits(catalog: Any, attributes: tuple[str, ...]) -> list[tuple[Any, str]]:
+    """(spec, attribute) for catalog edits whose attribute the classifier can measure."""
+    from inversion.training.edit_measures import attribute_of
+
+    out = []
+    for spec in catalog:
+        attr = attribute_of(spec)
+        if attr in attributes:
+            out.append((spec, attr))
+    return out
+
+
 @torch.no_grad()
 def edit_metrics(inverter: Any, inversion: Any, clf: Any, attributes: tuple[str, ...],
                  catalog: Any, batch: int) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    """Per measurable edit at its default strength: :func:`edit_measures.measure_edit`."""
+    from inversion.training.classifier import CATEGORY_GROUPS
+    from inversion.training.edit_measures import MIN_CHANGE, TONE_TOLERANCE, measure_edit
+    from inversion.training.edit_measures import summarise as summarise_effects
+
     recon = inversion.reconstruction
     s0 = clf.attributes(recon)
     results: dict[str, Any] = {}
     samples: dict[str, Tensor] = {}
-    for name, attr, strength in _supervised_edits(catalog, attributes):
-        pos = s0[attr] > 0
-        row: dict[str, Any] = {"attribute": attr, "strength": strength,
-                               "sensitive": bool(catalog[name].sensitive)}
+    for spec, attr in _measured_edits(catalog, attributes):
+        category = attr in CATEGORY_GROUPS
+        row: dict[str, Any] = {
+            "attribute": attr, "kind": "category" if category else "attribute",
+            "strength": spec.default_strength, "sensitive": bool(spec.sensitive),
+            "layers": list(spec.layers) if spec.layers is not None else None,
+            "success_rule": ("the classifier's group label flips" if category else
+                             f"{attr} moves in the requested direction by >= "
+                             f"{MIN_CHANGE[attr]:g}"),
+            "tone_tolerance": TONE_TOLERANCE,
+        }
         for use_fuser in (True, False):
-            edited = torch.empty_like(recon)
-            for mask, sign in ((pos, -1.0), (~pos, 1.0)):
-                idx = mask.nonzero().flatten()
-                if len(idx) == 0:
-                    continue
-                edited[idx] = inverter.edit(inversion[idx] if len(idx) > 1 else
-                                            inversion[int(idx[0]) : int(idx[0]) + 1],
-                                            {name: sign * strength}, use_fuser=use_fuser,
-                                            batch_size=batch).to(recon.dtype)
-            s1 = clf.attributes(edited)
-            success = ((s1[attr] > 0) != pos).float()
-            others = [a for a in attributes if a != attr]
-            kept = torch.stack([((s1[a] > 0) == (s0[a] > 0)).float() for a in others])
-            same_class = (s1["class"] == s0["class"]).float()
-            key = "fuser" if use_fuser else "no_fuser"
-            row[key] = {
-                "success": float(success.mean()),
-                "preservation": float(kept.mean()),
-                "class_kept": float(same_class.mean()),
-                "ssim_to_input": float(ssim(edited.clamp(-1, 1).add(1).div(2),
-                                            inversion_input(inversion).add(1).div(2)).mean())
-                if getattr(inversion, "_input", None) is not None else None,
-            }
+            def render(signed: Tensor, use_fuser: bool = use_fuser,
+                       name: str = spec.name) -> Tensor:
+                out = torch.empty_like(recon)
+                for value in signed.unique().tolist():
+                    idx = (signed == value).nonzero().flatten()
+                    out[idx] = inverter.edit(inversion[idx], {name: value},
+                                             use_fuser=use_fuser,
+                                             batch_size=batch).to(recon.dtype)
+                return out
+
+            effects, edited = measure_edit(render, recon, clf, attr, spec.default_strength, s0)
+            r = summarise_effects(effects)
+            r["ssim_to_input"] = (
+                float(ssim(edited.clamp(-1, 1).add(1).div(2),
+                           inversion_input(inversion).add(1).div(2)).mean())
+                if getattr(inversion, "_input", None) is not None else None)
+            row["fuser" if use_fuser else "no_fuser"] = r
             if use_fuser:
-                samples[name] = edited
-        results[name] = row
+                samples[spec.name] = edited
+        results[spec.name] = row
     return results, samples
 
 
@@ -237,6 +315,8 @@ def evaluate(
     images: Tensor | None = None,
     grid_path: str | Path | None = None,
     progress: bool = True,
+    reuse_optimisation: str | Path | None = None,
+    latency_repeats: int = 20,
 ) -> dict[str, Any]:
     from inversion.bundle import load_bundle
     from inversion.inverter import Inverter
@@ -265,6 +345,7 @@ def evaluate(
         if progress:
             print(msg, flush=True)
 
+    load_before = machine_load()
     # (a) ours
     inv, t_ours = _timed(lambda: inverter.invert(images, batch_size=batch))
     inv._input = images
@@ -275,7 +356,7 @@ def evaluate(
     methods: dict[str, Any] = {
         "ours": {"label": "MambaStyle encoder + Fuser (ours)", **_summary(m_ours),
                  "ms_per_image": t_ours / n * 1000, "parameters": params_ours + params_fuser,
-                 "n": n},
+                 "n": n, "batch": batch},
     }
     # ours without the Fuser (W+ only), for reference
     with torch.no_grad():
@@ -285,6 +366,15 @@ def evaluate(
                                 **_summary(recon_metrics(rec_nf, images)),
                                 "parameters": params_ours, "n": n}
     recs = {"ours": inv.reconstruction}
+    # trivial baselines: what an encoder must beat to be worth its parameters
+    for size in BASELINE_SIZES:
+        for mode in BASELINE_MODES:
+            rec_b = downsample_upsample(images, size, mode)
+            methods[f"down{size}_{mode}"] = {
+                "label": f"downsample to {size}x{size} and back ({mode})",
+                **_summary(recon_metrics(rec_b, images)), "n": n}
+            if mode == "bilinear":
+                recs[f"down{size}"] = rec_b
 
     # (b) pSp
     if psp_path is not None:
@@ -293,14 +383,21 @@ def evaluate(
         _, psp, _, _, _ = load_encoder_export(psp_path)
         rec_psp, t_psp = _timed(lambda: _encode_render(psp, g, latent_avg, images, batch))
         m_psp = recon_metrics(rec_psp, images)
-        methods["psp"] = {"label": "pSp baseline (same data and budget)", **_summary(m_psp),
-                          "ms_per_image": t_psp / n * 1000,
+        methods["psp"] = {"label": "pSp baseline (same data and step budget as ours; "
+                                   "not converged)", **_summary(m_psp),
+                          "ms_per_image": t_psp / n * 1000, "batch": batch,
                           "parameters": sum(p.numel() for p in psp.parameters()), "n": n}
         recs["psp"] = rec_psp
         log(f"psp: {methods['psp']}")
 
     # (c) optimisation on a subset (and ours on the same subset, for the gap)
-    if opt_n > 0 and opt_steps > 0:
+    if reuse_optimisation is not None:
+        methods.update(_reused_optimisation(reuse_optimisation, m_ours, opt_idx))
+        if "psp" in methods:
+            methods["psp_on_opt_subset"] = {
+                "label": "pSp on the optimisation subset",
+                **{k: float(v[opt_idx].mean()) for k, v in m_psp.items()}, "n": opt_n}
+    elif opt_n > 0 and opt_steps > 0:
         bar = None
         if progress:
             from tqdm import tqdm
@@ -330,9 +427,17 @@ def evaluate(
     # edits
     edits, samples = edit_metrics(inverter, inv, clf, ATTRIBUTES, bundle.catalog, batch)
     log(f"edits: {json.dumps(edits)}")
+    first = next(iter(edits), None)
+    latency = single_image_latency(
+        inverter, images, {first: bundle.catalog[first].default_strength} if first else None,
+        repeats=min(latency_repeats, max(1, n - 3)))
+    log(f"latency: {latency}")
 
     result = {
-        "bundle": {"path": str(bundle_path), "version": bundle.version},
+        "bundle": {"path": str(bundle_path), "version": bundle.version,
+                   "files": bundle.manifest["files"]},
+        "latency": latency,
+        "load": {"before": load_before, "after": machine_load()},
         "data": source,
         "n_images": n,
         "opt_subset": {"n": opt_n, "seed": seed + 1, "steps": opt_steps, "lr": opt_lr},
@@ -349,6 +454,31 @@ def evaluate(
     return result
 
 
+def _reused_optimisation(path: str | Path, m_ours: dict[str, Tensor],
+                         opt_idx: Tensor) -> dict[str, Any]:
+    """The optimisation rows of an earlier evaluation of the same generator.
+
+    Accepts a bundle manifest (``metrics.reconstruction``) or an evaluation JSON
+    (``methods``). The subset must be the same images (same ``--seed``, ``--n``,
+    ``--opt-n``); ours is re-measured on it here.
+    """
+    data = json.loads(Path(path).read_text())
+    rows = data.get("methods") or data.get("metrics", {}).get("reconstruction", {})
+    if "optimisation" not in rows:
+        raise ValueError(f"{path}: no optimisation figures to reuse")
+    opt = dict(rows["optimisation"])
+    if int(opt["n"]) != len(opt_idx):
+        raise ValueError(f"{path}: optimisation ran on {opt['n']} images, this subset has "
+                         f"{len(opt_idx)}")
+    opt["label"] += " [reused: previous evaluation run of this generator]"
+    opt["reused_from"] = str(path)
+    out = {"optimisation": opt,
+           "ours_on_opt_subset": {"label": "ours on the optimisation subset",
+                                  **{k: float(v[opt_idx].mean()) for k, v in m_ours.items()},
+                                  "n": len(opt_idx)}}
+    return out
+
+
 def save_quality_grid(path: str | Path, images: Tensor, recs: dict[str, Tensor],
                       edits: dict[str, Tensor], opt_idx: Tensor, catalog: Any,
                       n_cols: int = 8) -> Path:
@@ -357,7 +487,7 @@ def save_quality_grid(path: str | Path, images: Tensor, recs: dict[str, Tensor],
 
     cols = opt_idx[:n_cols] if "optimisation" in recs else torch.arange(min(n_cols, len(images)))
     rows = [images[cols]]
-    for key in ("ours", "psp"):
+    for key in ("ours", "psp", "down16"):
         if key in recs:
             rows.append(recs[key][cols])
     if "optimisation" in recs:
@@ -371,67 +501,87 @@ def _row_names(result: dict[str, Any]) -> list[str]:
     names = ["input", "ours"]
     if "psp" in result["methods"]:
         names.append("pSp")
-    if "optimisation" in result["methods"]:
+    if "down16_bilinear" in result["methods"]:
+        names.append("16x16 downsample-upsample (bilinear)")
+    if "optimisation" in result["methods"] and "reused_from" not in result["methods"][
+            "optimisation"]:
         names.append("optimisation")
     names += [f"edit: {k}" for k in result["edits"]]
     return names
+
+
+RECON_ROWS = ("ours", "ours_no_fuser", "psp", "down16_bilinear", "down16_bicubic",
+              "down8_bilinear", "down8_bicubic", "optimisation", "ours_on_opt_subset",
+              "psp_on_opt_subset")
 
 
 def write_report(result: dict[str, Any], out: str | Path, extra: dict[str, Any] | None = None,
                  command: str | None = None) -> Path:
     out = Path(out)
     m = result["methods"]
+    b = result["bundle"]
     lines = ["# Quality report: demo bundle", ""]
     lines += [
-        f"Bundle `{result['bundle']['path']}` (version `{result['bundle']['version'][:16]}...`), "
-        f"evaluated on {result['data']}: held-out real images, never seen in training.",
+        f"Bundle `{b['path']}`, version `{b['version']}` (the SHA-256 of its manifest.json, "
+        f"as shipped), evaluated on {result['data']}: held-out real images, never seen in "
+        "training or in choosing the edits.",
         "",
     ]
+    if b.get("evaluated_version") and b["evaluated_version"] != b["version"]:
+        changed = b.get("files_changed_after_evaluation") or []
+        lines += [
+            f"The measurements ran on version `{b['evaluated_version']}`; the finalize step "
+            "then wrote these figures into the manifest (hence the new version). Files that "
+            "differ from the evaluated ones: "
+            + (", ".join(f"`{f}`" for f in changed) if changed else "none (only the "
+               "manifest's metrics)") + ".", ""]
     if command:
         lines += ["Produced by:", "", "```", command, "```", ""]
     lines += ["## Reconstruction", "",
-              "| method | images | MSE | PSNR (dB) | SSIM | time / image | parameters |",
-              "|---|---:|---:|---:|---:|---:|---:|"]
-    for key in ("ours", "ours_no_fuser", "psp", "optimisation", "ours_on_opt_subset",
-                "psp_on_opt_subset"):
+              "| method | images | MSE | PSNR (dB) | SSIM | parameters |",
+              "|---|---:|---:|---:|---:|---:|"]
+    for key in RECON_ROWS:
         if key not in m:
             continue
         r = m[key]
-        t = f"{r['ms_per_image']:.2f} ms" if "ms_per_image" in r else "-"
         p = f"{r['parameters'] / 1e6:.3f} M" if r.get("parameters") else "-"
         lines.append(f"| {r['label']} | {r['n']} | {r['mse']:.5f} | {r['psnr']:.2f} | "
-                     f"{r['ssim']:.4f} | {t} | {p} |")
+                     f"{r['ssim']:.4f} | {p} |")
     lines += ["", "MSE and PSNR on images scaled to [0, 1]; SSIM: 11x11 Gaussian window "
-              "(sigma 1.5), valid borders, per channel. Times: wall clock on the machine "
-              "below, batched, CPU, shared with other jobs (see notes).", ""]
-    lines += ["## Edits", "",
-              "Each image is moved towards the other side of the attribute's boundary "
-              "(positive images by -strength, negative by +strength) at the edit's default "
-              "strength. *Success*: the classifier's label for the attribute flips. "
-              "*Preservation*: fraction of the other supervised attributes whose label is "
-              "unchanged. *Class kept*: the 10-way class is unchanged. *SSIM to input*: "
-              "structural similarity of the edited image to the input photo.", "",
-              "| edit | sensitive | strength | Fuser | success | preservation | class kept "
-              "| SSIM to input |",
-              "|---|---|---:|---|---:|---:|---:|---:|"]
-    for name, row in result["edits"].items():
-        for key, label in (("fuser", "with"), ("no_fuser", "without")):
-            r = row[key]
-            s = f"{r['ssim_to_input']:.4f}" if r.get("ssim_to_input") is not None else "-"
-            lines.append(f"| {name} | {'yes' if row['sensitive'] else 'no'} | "
-                         f"{row['strength']:g} | {label} | {r['success'] * 100:.1f}% | "
-                         f"{r['preservation'] * 100:.1f}% | {r['class_kept'] * 100:.1f}% | {s} |")
+              "(sigma 1.5), valid borders, per channel. Downsample-upsample baselines: "
+              "antialiased downsampling with the named filter, then upsampling with the same "
+              "filter (PyTorch `interpolate`, align_corners=False).", ""]
+    if "psp" in m:
+        lines += ["The pSp baseline was trained with the same loop, data, batch and step "
+                  "budget as ours (1,000 steps), not to its own convergence; its loss was "
+                  "still falling, so it is a same-budget comparison, not pSp's best. Training "
+                  "it to convergence was out of scope for this evaluation.", ""]
+    opt = m.get("optimisation")
+    if opt and opt.get("reused_from"):
+        lines += [f"The optimisation ceiling row is reused from the previous evaluation run "
+                  f"of the same generator and the same {opt['n']} test images "
+                  f"(`{opt['reused_from']}`; the generator's weights are unchanged), not "
+                  "re-measured here; ours and pSp on that subset are re-measured.", ""]
+    lines += _timing_lines(result)
+    lines += _edit_lines(result)
     if "grid" in result:
         rel = os.path.relpath(result["grid"], out.parent)
         lines += ["", "## Samples", "", f"![quality grid]({rel})", "",
                   "Rows, top to bottom: " + ", ".join(_row_names(result)) + ". Columns: "
-                  "test images of the optimisation subset.", ""]
+                  "8 test images of the optimisation subset; each edit row shows the same "
+                  "items moved towards the other side of the edit's attribute at its default "
+                  "strength (with the Fuser).", ""]
     lines += ["", "## Goals", ""]
     lines += goal_lines(result)
     if extra:
-        lines += ["", "## Training and provenance", ""]
+        lines += ["", "## Notes and provenance", ""]
         for k, v in extra.items():
-            if isinstance(v, list | dict):
+            if isinstance(v, list) and all(isinstance(x, str) for x in v):
+                lines.append(f"### {k}")
+                lines.append("")
+                lines += [f"- {x}" for x in v]
+                lines.append("")
+            elif isinstance(v, list | dict):
                 lines.append(f"- **{k}**:")
                 lines += ["", "```json", json.dumps(v, indent=2), "```", ""]
             else:
@@ -443,33 +593,131 @@ def write_report(result: dict[str, Any], out: str | Path, extra: dict[str, Any] 
     return out
 
 
+def _timing_lines(result: dict[str, Any]) -> list[str]:
+    m = result["methods"]
+    lines = ["## Speed", ""]
+    load = result.get("load") or {}
+    lat = result.get("latency")
+    rows = ["| measurement | ours | pSp |", "|---|---:|---:|"]
+    if lat:
+        inv = lat["invert"]
+        rows.append(f"| single image, batch 1, one PIL upload: invert (median / p90 of "
+                    f"{lat['repeats']}) | {inv['median_ms']:.1f} / {inv['p90_ms']:.1f} ms | - |")
+        if lat.get("invert_and_edit"):
+            both = lat["invert_and_edit"]
+            edit = ", ".join(f"{k} {v:g}" for k, v in lat["edit"].items())
+            rows.append(f"| single image: invert + one edit ({edit}), median / p90 | "
+                        f"{both['median_ms']:.1f} / {both['p90_ms']:.1f} ms | - |")
+    if "ms_per_image" in m.get("ours", {}):
+        psp = m.get("psp", {})
+        bt = m["ours"].get("batch", "?")
+        tp = f"{1000 / psp['ms_per_image']:.0f} img/s ({psp['ms_per_image']:.2f} ms/img)" \
+            if "ms_per_image" in psp else "-"
+        rows.append(f"| batch throughput, batch {bt} ({m['ours']['n']} images) | "
+                    f"{1000 / m['ours']['ms_per_image']:.0f} img/s "
+                    f"({m['ours']['ms_per_image']:.2f} ms/img) | {tp} |")
+    opt = m.get("optimisation")
+    if opt and "ms_per_image" in opt:
+        when = " - previous run, quieter machine" if opt.get("reused_from") else ""
+        rows.append(f"| optimisation ceiling ({opt['n']} images, batched{when}) | "
+                    f"{opt['ms_per_image']:.0f} ms/img | - |")
+    lines += rows
+    lines += ["", "Wall clock on the CPU machine described below (no GPU), "
+              f"{result['machine'].get('threads')} torch threads. The machine is shared with "
+              "other developers' jobs, so every time here is inflated by their load:"]
+    for when in ("before", "after"):
+        if when in load:
+            lines.append(f"- load {when} measuring: `{load[when].get('uptime') or ''}` "
+                         f"(load average {load[when]['loadavg']})")
+    if lat and lat.get("load"):
+        lines.append(f"- load at the single-image timing: `{lat['load'].get('uptime')}`")
+    lines.append("")
+    return lines
+
+
+def _edit_lines(result: dict[str, Any]) -> list[str]:
+    lines = ["## Edits", "",
+             "Each test image is moved towards the other side of the edit's attribute at the "
+             "edit's default strength (images above the attribute's threshold by -strength, "
+             "the others by +strength), so both signs are exercised. *Success*: for category "
+             "edits the classifier's group label flips; for attribute edits the measured "
+             "attribute (brightness: mean grey of the item's pixels on [0, 1]; bulk: fraction "
+             "of the frame covered by the item, grey > 0.1) moves in the requested direction "
+             "by at least the stated minimum. *Class kept*: the 10-way class is unchanged. "
+             "*Change*: mean change of the attribute in the requested direction (category: "
+             "the success rate). *Tone*: mean |change of item brightness|, and the share "
+             "within the tolerance.", "",
+             "| edit | kind | sensitive | strength | layers | Fuser | success | class kept | "
+             "change | tone: mean abs change / kept | SSIM to input |",
+             "|---|---|---|---:|---|---|---:|---:|---:|---:|---:|"]
+    rules = []
+    for name, row in result["edits"].items():
+        layers = "all" if row.get("layers") is None else \
+            f"{row['layers'][0]}-{row['layers'][1] - 1}"
+        rules.append(f"- `{name}`: success = {row.get('success_rule', 'label flips')}.")
+        for key, label in (("fuser", "with"), ("no_fuser", "without")):
+            r = row[key]
+            s = f"{r['ssim_to_input']:.3f}" if r.get("ssim_to_input") is not None else "-"
+            change = (f"{r['mean_change']:+.3f}" if row.get("kind") == "attribute"
+                      else f"{r['success'] * 100:.1f}%")
+            lines.append(
+                f"| {name} | {row.get('kind', '-')} | {'yes' if row['sensitive'] else 'no'} "
+                f"| {row['strength']:g} | {layers} | {label} | {r['success'] * 100:.1f}% | "
+                f"{r['class_kept'] * 100:.1f}% | {change} | "
+                f"{r.get('mean_abs_tone_change', float('nan')):.3f} / "
+                f"{r.get('tone_kept', float('nan')) * 100:.0f}% | {s} |")
+    tol = next((row.get("tone_tolerance") for row in result["edits"].values()), None)
+    lines += ["", *rules]
+    if tol is not None:
+        lines.append(f"- tone tolerance: |change of mean item brightness| <= {tol:g}.")
+    lines.append("")
+    return lines
+
+
 def goal_lines(result: dict[str, Any]) -> list[str]:
     m = result["methods"]
     lines = []
     if "optimisation" in m and "ours_on_opt_subset" in m:
         gap = m["optimisation"]["psnr"] - m["ours_on_opt_subset"]["psnr"]
-        speed = m["optimisation"]["ms_per_image"] / max(m["ours"]["ms_per_image"], 1e-9)
-        ok = gap <= 1.5 and speed >= 100
         lines.append(
-            f"- Within 1.5 dB of the optimisation ceiling at >= 100x its speed: "
-            f"**{'met' if ok else 'missed'}** - gap {gap:.2f} dB on the same {m['optimisation']['n']} "
-            f"images ({'over by %.2f dB' % (gap - 1.5) if gap > 1.5 else 'within'}), "
-            f"speed-up {speed:.0f}x.")
+            f"- Encoder + Fuser within 1.5 dB of the optimisation ceiling: "
+            f"**{'met' if gap <= 1.5 else 'missed'}** - gap {gap:.2f} dB on the same "
+            f"{m['optimisation']['n']} images"
+            + (f" (over by {gap - 1.5:.2f} dB)" if gap > 1.5 else "") + ".")
+    if "down16_bilinear" in m:
+        base = max(m["down16_bilinear"]["psnr"], m.get("down16_bicubic", {}).get("psnr", -1e9))
+        d = m["ours"]["psnr"] - base
+        ds = m["ours"]["ssim"] - max(m["down16_bilinear"]["ssim"],
+                                     m.get("down16_bicubic", {}).get("ssim", -1e9))
+        lines.append(
+            f"- Encoder + Fuser >= 3 dB above the better 16x16 downsample baseline: "
+            f"**{'met' if d >= 3 else 'missed'}** - {d:+.2f} dB PSNR, {ds:+.4f} SSIM.")
     if "psp" in m:
         dp = m["ours"]["psnr"] - m["psp"]["psnr"]
         ds = m["ours"]["ssim"] - m["psp"]["ssim"]
-        fewer = m["ours"]["parameters"] < m["psp"]["parameters"]
-        ok = dp >= 0 and ds >= 0 and fewer
         lines.append(
-            f"- Ours >= pSp on PSNR and SSIM with fewer parameters: "
-            f"**{'met' if ok else 'missed'}** - PSNR {dp:+.2f} dB, SSIM {ds:+.4f}, parameters "
-            f"{m['ours']['parameters'] / 1e6:.2f} M vs {m['psp']['parameters'] / 1e6:.2f} M.")
+            f"- Ours vs the same-budget pSp baseline: PSNR {dp:+.2f} dB, SSIM {ds:+.4f}, "
+            f"parameters {m['ours']['parameters'] / 1e6:.2f} M vs "
+            f"{m['psp']['parameters'] / 1e6:.2f} M (pSp not converged, see above).")
     for name, row in result["edits"].items():
-        s = row["fuser"]["success"]
-        lines.append(
-            f"- Edit `{name}` succeeds on >= 80% at its default strength ({row['strength']:g}): "
-            f"**{'met' if s >= 0.8 else 'missed'}** - {s * 100:.1f}%"
-            + ("" if s >= 0.8 else f" ({(0.8 - s) * 100:.1f} points short)") + ".")
+        r = row["fuser"]
+        s = r["success"]
+        if row.get("kind") == "category":
+            ok = s >= 0.8
+            lines.append(
+                f"- Category edit `{name}` succeeds on >= 80% at its default strength "
+                f"({row['strength']:g}): **{'met' if ok else 'missed'}** - {s * 100:.1f}%; "
+                f"tone kept within {row.get('tone_tolerance', 0.1):g} for "
+                f"{r.get('tone_kept', 0) * 100:.0f}% (mean |change| "
+                f"{r.get('mean_abs_tone_change', 0):.3f}).")
+        else:
+            k = r["class_kept"]
+            ok = s >= 0.8 and k >= 0.8
+            lines.append(
+                f"- Edit `{name}` moves its attribute for >= 80% and keeps the class for "
+                f">= 80% at its default strength ({row['strength']:g}): "
+                f"**{'met' if ok else 'missed'}** - moved {s * 100:.1f}%, class kept "
+                f"{k * 100:.1f}%.")
     return lines
 
 
@@ -493,6 +741,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--extra", type=Path, default=None,
                    help="JSON object of training facts to include in the report")
+    p.add_argument("--reuse-optimisation", type=Path, default=None,
+                   help="take the optimisation ceiling from this earlier evaluation of the "
+                        "same generator (manifest.json or evaluation JSON) instead of "
+                        "re-running it")
+    p.add_argument("--latency-repeats", type=int, default=20)
     p.add_argument("--from-json", type=Path, default=None,
                    help="re-render the report from a saved --json result (no measuring)")
 
@@ -508,7 +761,9 @@ def run(args: argparse.Namespace) -> int:
     result = evaluate(args.bundle, args.classifier,
                       args.psp if args.psp and Path(args.psp).exists() else None,
                       n=args.n, opt_n=args.opt_n, opt_steps=args.opt_steps,
-                      opt_lr=args.opt_lr, seed=args.seed, batch=args.batch, grid_path=args.grid)
+                      opt_lr=args.opt_lr, seed=args.seed, batch=args.batch, grid_path=args.grid,
+                      reuse_optimisation=args.reuse_optimisation,
+                      latency_repeats=args.latency_repeats)
     # the arguments as given to inversion.cli.main (not sys.argv: main may be called in-process)
     command = "python -m inversion " + shlex.join(getattr(args, "_argv", ["evaluate"]))
     result["command"] = command

@@ -1,4 +1,8 @@
-"""`{{ subject|subject_url }}`: the page a subject links to (see audit.subjects)."""
+"""Links built from strings in events, always urlencoded into query strings (see audit.subjects).
+
+`{{ subject|subject_url }}`: the page a subject links to;
+`{{ value|events_url:"request_id" }}`: the event list filtered by that field.
+"""
 
 from django import template
 
@@ -8,5 +12,10 @@ register = template.Library()
 
 
 @register.filter
-def subject_url(subject: str) -> str:
+def subject_url(subject) -> str:
     return subjects.url_for(str(subject))
+
+
+@register.filter
+def events_url(value, field: str) -> str:
+    return subjects.events_url(**{field: str(value)})

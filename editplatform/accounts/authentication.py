@@ -2,7 +2,9 @@
 
 Outcomes, in the order they are checked:
 - unknown, malformed, revoked or expired key -> 401 (AuthenticationFailed);
-- request from an address outside the key's allow-list -> 403;
+- a service account that (against the rules) also holds a human role -> 403;
+- request from an address outside the key's allow-list (the client address behind
+  `TRUSTED_PROXY_CIDRS`) -> 403;
 - otherwise the request runs as the key's service account, with `request.auth` the
   key (scopes are checked by `HasScope`), and the key's last-used time is updated.
 """
@@ -14,6 +16,8 @@ from rest_framework import authentication, exceptions
 from rest_framework_api_key.permissions import KeyParser
 
 from editplatform.accounts.models import IntegrationKey
+from editplatform.accounts.roles import HUMAN_ROLE_NAMES, held_roles
+from editplatform.core.middleware import client_ip
 
 KEYWORD = "Api-Key"
 LAST_USED_RESOLUTION_SECONDS = 0  # write on every use; raise to throttle writes
@@ -37,7 +41,11 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         user = key.service_account
         if not user.is_active:
             raise exceptions.AuthenticationFailed("the API key's service account is disabled")
-        address = request.META.get("REMOTE_ADDR")
+        if held_roles(user) & HUMAN_ROLE_NAMES:
+            # Integration accounts are integration-only; a key never carries a person's role.
+            raise exceptions.PermissionDenied(
+                "this API key's service account also holds a human role; keys of such accounts are refused")
+        address = client_ip(request)
         if not key.allows_ip(address):
             raise exceptions.PermissionDenied(f"API key not allowed from address {address}")
         now = timezone.now()

@@ -34,13 +34,15 @@ ROLE_NAMES = tuple(role.name for role in ROLES)
 # gets no permission on jobs or the log. Reading the audit trail is the permission
 # `audit.view_auditevent` (the audit app names no roles).
 ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
-    REVIEWER.name: ("audit.view_auditevent",),
+    REVIEWER.name: ("audit.view_auditevent", "provenance.check_provenance"),
     ADMIN.name: (
         "auth.view_user", "auth.add_user", "auth.change_user",
         "auth.view_group",
         "accounts.view_integrationkey", "accounts.add_integrationkey", "accounts.change_integrationkey",
         "axes.view_accessattempt", "axes.delete_accessattempt",
+        # Deleting a device is a 2FA reset (accounts.admin): audited, four-eyes recovery.
         "otp_totp.view_totpdevice", "otp_totp.delete_totpdevice",
+        "accounts.view_accountrecovery", "accounts.change_accountrecovery",
     ),
 }
 
@@ -49,6 +51,13 @@ def ensure_groups() -> dict[str, Group]:
     """Create the role groups (idempotent) and give them their model permissions."""
     from django.contrib.auth.models import Permission
 
+    from editplatform.accounts.account_signals import role_table_sync
+
+    with role_table_sync():
+        return _ensure_groups(Permission)
+
+
+def _ensure_groups(Permission) -> dict[str, Group]:
     groups = {role.name: Group.objects.get_or_create(name=role.name)[0] for role in ROLES}
     for role_name, codes in ROLE_PERMISSIONS.items():
         wanted = []
@@ -61,14 +70,51 @@ def ensure_groups() -> dict[str, Group]:
     return groups
 
 
+PRIVILEGED_ROLE_NAMES = frozenset({APPROVER.name, REVIEWER.name, ADMIN.name})
+HUMAN_ROLE_NAMES = frozenset(ROLE_NAMES) - {INTEGRATION.name}
+
+
+def held_roles(user) -> set[str]:
+    """The role groups the account is a member of, whatever its recovery state."""
+    if not getattr(user, "is_authenticated", False):
+        return set()
+    cached = getattr(user, "_styleledger_held_roles", None)
+    if cached is None:
+        cached = set(user.groups.filter(name__in=ROLE_NAMES).values_list("name", flat=True))
+        user._styleledger_held_roles = cached
+    return cached
+
+
 def roles_of(user) -> set[str]:
+    """The roles the account may act in now.
+
+    An account under an open recovery (someone else reset its password or second
+    factor) loses its privileged roles until a second admin confirms the recovery and
+    the owner has re-enrolled: every `has_role` check (approvals, audit, jobs) sees that.
+    """
     if not getattr(user, "is_authenticated", False):
         return set()
     cached = getattr(user, "_styleledger_roles", None)
     if cached is None:
-        cached = set(user.groups.filter(name__in=ROLE_NAMES).values_list("name", flat=True))
+        cached = set(held_roles(user))
+        if cached & PRIVILEGED_ROLE_NAMES:
+            from editplatform.accounts.recovery import is_suspended
+
+            if is_suspended(user):
+                cached -= PRIVILEGED_ROLE_NAMES
         user._styleledger_roles = cached
     return cached
+
+
+def forget_roles(user) -> None:
+    """Drop the per-object role caches (after a change of groups or recovery state)."""
+    for name in ("_styleledger_roles", "_styleledger_held_roles", "_styleledger_suspended"):
+        user.__dict__.pop(name, None)
+
+
+def may_act_as(user, role: Role | str) -> bool:
+    """Whether the user may act in the role now (held and not suspended by a recovery)."""
+    return has_role(user, role)
 
 
 def has_role(user, role: Role | str) -> bool:

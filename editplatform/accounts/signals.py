@@ -13,7 +13,7 @@ from django.db.models.signals import m2m_changed
 from django.dispatch import receiver
 
 from editplatform.accounts.actor import current_actor
-from editplatform.accounts.roles import ROLE_NAMES
+from editplatform.accounts.roles import ROLE_NAMES, forget_roles, held_roles
 
 User = get_user_model()
 
@@ -28,14 +28,31 @@ def _record(user, added: list[str], removed: list[str]) -> None:
     append_event(
         actions.ROLE_CHANGED,
         actor=actor,
-        actor_name=None if actor is not None else "system",
+        actor_name=None if actor is not None else "system/shell",
         subject=f"user:{user.pk}",
         payload={"user": user.get_username(), "user_id": user.pk, "added": sorted(added), "removed": sorted(removed)},
     )
 
 
+def _guard(user, adding: set[str]) -> None:
+    from editplatform.accounts.services import check_roles
+
+    if adding:
+        check_roles(user, held_roles(user) | adding, by=current_actor())
+
+
 @receiver(m2m_changed, sender=User.groups.through)
 def record_role_change(sender, instance, action, reverse, pk_set, **kwargs):
+    if action == "pre_add":
+        # The same rules as the admin form and the command, for every other path (shell).
+        if reverse:
+            if instance.name in ROLE_NAMES:
+                for user in User.objects.filter(pk__in=pk_set or ()):
+                    _guard(user, {instance.name})
+        else:
+            _guard(instance, set(Group.objects.filter(pk__in=pk_set or (), name__in=ROLE_NAMES)
+                                 .values_list("name", flat=True)))
+        return
     if action == "pre_clear":
         if reverse:
             instance._cleared_role_members = list(instance.user_set.all()) if instance.name in ROLE_NAMES else []
@@ -54,12 +71,12 @@ def record_role_change(sender, instance, action, reverse, pk_set, **kwargs):
         else:
             users = list(User.objects.filter(pk__in=pk_set or ()))
         for user in users:
-            user.__dict__.pop("_styleledger_roles", None)
+            forget_roles(user)
             change = [group.name]
             _record(user, change if action == "post_add" else [], change if action != "post_add" else [])
         return
     user = instance
-    user.__dict__.pop("_styleledger_roles", None)
+    forget_roles(user)
     if action == "post_clear":
         _record(user, [], getattr(user, "_cleared_roles", []))
         return

@@ -3,7 +3,8 @@
 Approvers, compliance reviewers and administrators must prove a second factor in
 each session before any page or API call other than the 2FA pages themselves. Their
 first sign-in enrols a TOTP device (secret shown once with an otpauth:// URI and a QR
-code); later sign-ins ask for the current code.
+code) — for these roles only with a one-time enrolment code an administrator issued;
+later sign-ins ask for the current code.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.http import urlencode
 
-from editplatform.accounts.roles import ADMIN, APPROVER, REVIEWER, roles_of
+from editplatform.accounts.roles import ADMIN, APPROVER, REVIEWER, held_roles
 
 ROLES_REQUIRING_2FA = frozenset({APPROVER.name, REVIEWER.name, ADMIN.name})
 _EXEMPT_PREFIXES = ("/account/2fa/", "/login/", "/logout/", "/static/", "/healthz", "/readyz")
@@ -22,7 +23,9 @@ _EXEMPT_PREFIXES = ("/account/2fa/", "/login/", "/logout/", "/static/", "/health
 def requires_two_factor(user) -> bool:
     if not getattr(user, "is_authenticated", False):
         return False
-    return user.is_superuser or bool(roles_of(user) & ROLES_REQUIRING_2FA)
+    # Held, not effective, roles: an account whose roles are suspended by a recovery
+    # still proves a second factor (it must, to re-enrol).
+    return user.is_superuser or bool(held_roles(user) & ROLES_REQUIRING_2FA)
 
 
 def confirmed_totp_device(user):

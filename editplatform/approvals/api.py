@@ -19,12 +19,14 @@ from editplatform.jobs.models import EditJob
 ERRORS = {
     403: OpenApiResponse(ApiErrorSerializer, description="not an approver, or the requester's own job"),
     404: OpenApiResponse(ApiErrorSerializer, description="no such job (or not visible to you)"),
-    409: OpenApiResponse(ApiErrorSerializer, description="not awaiting approval, parameters changed, or already decided"),
+    409: OpenApiResponse(ApiErrorSerializer, description="not held for approval, parameters or outputs changed, or already decided"),
 }
 
 
 class ApproveSerializer(serializers.Serializer):
     params_sha256 = serializers.RegexField(r"^[0-9a-f]{64}$", help_text="the job's params_sha256 you reviewed")
+    outputs_sha256 = serializers.RegexField(r"^[0-9a-f]{64}$",
+                                            help_text="the hash of the held outputs you reviewed (outputs_sha256)")
     comment = serializers.CharField(required=False, allow_blank=True, max_length=2000)
 
 
@@ -61,7 +63,8 @@ class ApproveView(_DecisionView):
         return super().post(request, job_id)
 
     def decide(self, job, user, data):
-        return services.approve(job, user, params_sha256=data["params_sha256"], comment=data.get("comment", ""))
+        return services.approve(job, user, params_sha256=data["params_sha256"], outputs_sha256=data["outputs_sha256"],
+                                comment=data.get("comment", ""))
 
 
 class RejectView(_DecisionView):

@@ -1,8 +1,9 @@
-"""An approver's decision on a job, bound to the exact parameters they saw.
+"""An approver's decision on a job, bound to the exact parameters and outputs they saw.
 
 A decision records the SHA-256 of the job's canonical parameters (original hash,
-edits, purpose) at the moment of the decision. If any of those change, the hash no
-longer matches and the approval counts for nothing. Approvals also expire. Rows are
+edits, purpose) and of its held outputs (reconstruction, edited image, latent) at the
+moment of the decision. If any of those change, the hashes no longer match and the
+approval counts for nothing. Approvals also expire. Rows are
 never updated: a new decision is a new row.
 """
 
@@ -21,6 +22,8 @@ class Decision(models.Model):
     approver = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     verdict = models.CharField(max_length=10, choices=Verdict.choices)
     params_sha256 = models.CharField(max_length=64)
+    outputs_sha256 = models.CharField(max_length=64, blank=True,
+                                      help_text="hash of the held outputs the approver saw")
     reason = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(null=True, blank=True)

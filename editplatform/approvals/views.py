@@ -1,4 +1,9 @@
-"""Approver pages: the queue, and one job with approve / reject."""
+"""Approver pages: the queue, and one held job with its result, history and approve / reject.
+
+The review page shows what will be released (original and result side by side, the
+exact parameters, purpose, consent) and every decision on this job and on the job it
+revises; the approver keeps read access to jobs they decided.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from editplatform.approvals.models import Decision
 from editplatform.core.errors import DomainError
 from editplatform.core.portal import show_error
 from editplatform.jobs.models import EditJob
+from editplatform.jobs.states import State
 
 
 def _require_approver(user) -> None:
@@ -24,7 +30,8 @@ def _require_approver(user) -> None:
 
 def _job_for_approver(user, job_id) -> EditJob:
     try:
-        return EditJob.objects.visible_to(user).select_related("requester", "original").get(pk=job_id)
+        return EditJob.objects.visible_to(user).select_related(
+            "requester", "original", "reconstruction", "edited", "latent", "resubmitted_from").get(pk=job_id)
     except EditJob.DoesNotExist:
         raise Http404("no such job") from None
 
@@ -43,14 +50,24 @@ def review(request, job_id):
     _require_approver(request.user)
     job = _job_for_approver(request.user, job_id)
     decisions = Decision.objects.filter(job=job).select_related("approver")
+    earlier = []
+    previous = job.resubmitted_from
+    while previous is not None and len(earlier) < 10:  # the chain of revisions, newest first
+        earlier.append((previous, list(Decision.objects.filter(job=previous).select_related("approver"))))
+        previous = previous.resubmitted_from
+    held = job.state == State.AWAITING_APPROVAL
     return render(request, "approvals/review.html", {
         "job": job,
+        "held": held,
         "decisions": decisions,
+        "earlier": earlier,
         "own_job": job.requester_id == request.user.pk,
         "already_decided": decisions.filter(approver=request.user).exists(),
         "params_sha256": services.current_params_sha256(job),
-        "valid_approvals": len(services.valid_approvals(job)),
+        "outputs_sha256": services.current_outputs_sha256(job),
+        "valid_approvals": len(services.valid_approvals(job)) if held else 0,
         "required": services.required_approvals(),
+        "show_outputs": held or job.state == State.SUCCEEDED,
     })
 
 
@@ -63,11 +80,15 @@ def decide(request, job_id):
     try:
         if verdict == "approve":
             job = services.approve(job, request.user, params_sha256=request.POST.get("params_sha256", ""),
+                                   outputs_sha256=request.POST.get("outputs_sha256", ""),
                                    comment=request.POST.get("comment", ""))
-            messages.success(request, f"Approved. The job is now {job.get_state_display().lower()}.")
+            if job.state == State.SUCCEEDED:
+                messages.success(request, "Approved. The held result is released to the requester.")
+            else:
+                messages.success(request, "Approved. The result stays held until the remaining approvals.")
         elif verdict == "reject":
             services.reject(job, request.user, reason=request.POST.get("reason", ""))
-            messages.success(request, "Rejected; the requester sees your reason.")
+            messages.success(request, "Rejected; the held result was destroyed and the requester sees your reason.")
         else:
             messages.error(request, "Choose approve or reject.")
             return redirect("approvals:review", job_id=job.pk)

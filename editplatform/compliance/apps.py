@@ -10,5 +10,6 @@ class ComplianceConfig(AppConfig):
 
     def ready(self) -> None:
         from audit import subjects
+        from editplatform.compliance import audit_actions  # noqa: F401 - registers its audit names
 
         subjects.register_page("job:", "compliance:job")

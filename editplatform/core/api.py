@@ -8,6 +8,8 @@ to blame), rendered here and nowhere else (settings REST_FRAMEWORK EXCEPTION_HAN
 * DRF's framework errors (401, 403, 404, 405, 415, 429, ...) with DRF's error code
   (`not_authenticated`, `permission_denied`, `not_found`, `throttled`, ...).
 
+A path under /api/ that no route matches answers the same shape (:func:`not_found`).
+
 `AutoSchema` documents those framework answers on every operation that can give them,
 unless the view documents the status itself: 401 and 403 where permissions apply, 404
 where the path has parameters, 429 where a throttle applies.
@@ -15,6 +17,8 @@ where the path has parameters, 429 where a throttle applies.
 
 from __future__ import annotations
 
+from django.http import JsonResponse
+from django.views import defaults
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import permissions, serializers
@@ -49,6 +53,22 @@ def exception_handler(exc, context):
             and "code" not in response.data:
         response.data["code"] = getattr(response.data["detail"], "code", None) or "error"
     return response
+
+
+API_PREFIX = "/api/"
+
+
+def not_found(request, exception=None):
+    """The project's 404 (urls.handler404): the one error shape under /api/, a page elsewhere.
+
+    A path no API route matches (a malformed job id, a typo) never reaches DRF, so
+    without this an API client would get an HTML page.
+    """
+    if request.path.startswith(API_PREFIX):
+        return JsonResponse({"detail": f"no API endpoint at {request.path[:200]} (ids are UUIDs)",
+                             "code": "not_found"},
+                            status=404)
+    return defaults.page_not_found(request, exception)
 
 
 class AutoSchema(SpectacularAutoSchema):

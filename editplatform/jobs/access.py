@@ -2,7 +2,11 @@
 
 Object-level access is decided by ``EditJob.objects.visible_to(user)`` only; an id the
 user may not see answers 404 exactly like an id that does not exist (no IDOR, no
-existence oracle). Every artifact read is an audit event.
+existence oracle). A job's *held* outputs (computed, awaiting approval) answer 404 to
+everyone but eligible approvers and reviewers (:func:`holding.may_read_outputs`): the
+requester and the API see them only once released. Every artifact read is an audit
+event whose subject is the job (so the job's timeline lists who saw what) and which
+also names the artifact.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.http import FileResponse, Http404
 
-from editplatform.jobs import artifacts, events
+from editplatform.jobs import artifacts, events, holding
 from editplatform.jobs.models import Artifact, EditJob
 
 EXTENSIONS = {"image/png": "png", "application/json": "json", "application/vnd.styleledger.latent+safetensors": "safetensors"}
@@ -25,14 +29,23 @@ def get_visible_job(user, job_id) -> EditJob:
         raise Http404("no such job") from None
 
 
+def readable_artifact(user, job: EditJob, kind: str):
+    """The artifact of ``kind`` if ``user`` may read it now, else None (held outputs included)."""
+    artifact = job.artifact(kind)
+    if artifact is None or (kind != Artifact.Kind.ORIGINAL and not holding.may_read_outputs(user, job)):
+        return None
+    return artifact
+
+
 def artifact_response(user, job: EditJob, kind: str, *, download: bool, purpose: str = "") -> FileResponse:
     """Stream one artifact of a visible job (logged), or 404 when it does not exist."""
-    artifact = job.artifact(kind)
+    artifact = readable_artifact(user, job, kind)
     if artifact is None:
         raise Http404(f"the job has no {kind} artifact")
     action = events.ARTIFACT_DOWNLOADED if download else events.ARTIFACT_VIEWED
     with transaction.atomic():
-        events.emit(action, actor=user, subject=f"artifact:{artifact.sha256}", payload={
+        events.emit(action, actor=user, subject=events.job_subject(job),
+                    subjects=[events.artifact_subject(artifact.sha256)], payload={
             "job": str(job.pk), "kind": kind, "sha256": artifact.sha256, "purpose": purpose,
             "requester_is_reader": job.requester_id == user.pk,
         })

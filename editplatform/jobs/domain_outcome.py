@@ -1,13 +1,13 @@
 """What a job's domain report leads to, on the worker: release, flag, hold or refuse.
 
-Why apart from :mod:`editplatform.jobs.execution`: the lease bookkeeping there is being
-reworked (compute, then hold outputs until approved); the domain gate only needs three
-worker-side endings, each one fenced UPDATE plus its audit events in one transaction:
+Why apart from :mod:`editplatform.jobs.execution`: the domain gate adds outputs and one
+ending to the lease bookkeeping there, each a fenced UPDATE plus its audit events in one
+transaction:
 
-* released / flagged / approved: :func:`execution.succeed` (it calls :func:`emit_checked`);
-* held (policy ``approve``): :func:`hold` stores the outputs content-addressed but links
-  none of them to the job (nothing is released), and sends the job to
-  ``awaiting_approval``; once approved it runs again and is released (``approved``);
+* released / flagged / held: :func:`execution.succeed` stores the outputs
+  (:func:`store_outputs`) and emits :func:`emit_checked`; ``held`` (out of domain under
+  policy ``approve``) holds the outputs for an approver like a sensitive edit does
+  (compute, then release);
 * refused (policy ``refuse``): :func:`refuse` fails the job with ``out_of_domain``.
 
 The decision itself is :func:`editplatform.jobs.policy.out_of_domain_decision`.
@@ -64,28 +64,6 @@ def emit_checked(job, result, decision: str, stored: dict, *, actor_name: str) -
 
 def _actor(job) -> str:
     return f"worker:{job.worker}" if job.worker else "worker"
-
-
-def hold(run, result) -> bool:
-    """Out of domain under policy ``approve``: keep the outputs back, wait for an approver."""
-    stored = store_outputs(result)
-    job = run.job
-    with transaction.atomic():
-        won = transition(job, State.AWAITING_APPROVAL, sources=frozenset({State.RUNNING}), fence=run.lease_id,
-                         needs_approval=True, approved_params_sha256="", domain_report=result.domain,
-                         metrics=result.metrics, model_version=result.model_version, timings=result.timings,
-                         lease_id=None, progress=100, stage="awaiting approval")
-        if not won:
-            return False
-        emit_checked(job, result, "held", stored, actor_name=_actor(job))
-        events.emit(events.JOB_APPROVAL_REQUIRED, subject=events.job_subject(job), request_id=job.request_id,
-                    actor_name=_actor(job), payload={
-                        "original_sha256": job.original_id, "edits": job.edits, "purpose": job.purpose,
-                        "params_sha256": job.params_sha256, "reason": "out_of_domain",
-                        "explanation": result.domain.get("explanation", ""),
-                    })
-    logger.info("job %s is out of domain; held for approval", job.pk)
-    return True
 
 
 def refuse(run, result) -> bool:

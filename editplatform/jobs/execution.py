@@ -56,27 +56,12 @@ def _actor(job: EditJob) -> str:
     return f"worker:{job.worker}" if job.worker else "worker"
 
 
-def _refuse_unapproved(job: EditJob, where: dict) -> None:
-    """The worker's re-check failed: never run the job, and say why in the log.
-
-    A row whose parameters no longer match the hash it was submitted (and approved)
-    with was tampered with: it fails. A job that merely lacks valid approvals (never
-    approved, approvals expired, an approver lost the role) goes back to the approval
-    queue when it can, and fails when it was already running.
-    """
-    tampered = policy.is_tampered(job)
+def _refuse_tampered(job: EditJob, where: dict) -> None:
+    """The row no longer matches the parameter hash it was submitted with: never run it."""
+    code = "parameters_tampered"
+    message = "the job's parameters no longer match the hash they were submitted with"
     payload = {**_payload_base(job), "params_sha256": job.params_sha256}
     with transaction.atomic():
-        if not tampered and job.state == State.QUEUED:
-            if transition(job, State.AWAITING_APPROVAL, sources=frozenset({State.QUEUED}), where=where,
-                          needs_approval=True, approved_params_sha256="", stage="awaiting approval"):
-                events.emit(events.JOB_APPROVAL_REQUIRED, subject=events.job_subject(job), request_id=job.request_id,
-                            actor_name=_actor(job), payload={**payload, "reason": "no valid approval at run time"})
-                logger.warning("job %s reached a worker without a valid approval; sent back", job.pk)
-            return
-        code = "parameters_tampered" if tampered else "approval_invalid"
-        message = ("the job's parameters no longer match the hash they were submitted and approved with"
-                   if tampered else "the job's approval is no longer valid")
         if transition(job, State.FAILED, sources=frozenset({State(job.state)}), where=where, lease_id=None,
                       error_code=code, error=message, stage="failed"):
             events.emit(events.JOB_FAILED, subject=events.job_subject(job), request_id=job.request_id,
@@ -108,8 +93,10 @@ def claim(job_id, worker: str, catalog) -> Run | None:
                             payload={**_payload_base(job), "by": "requester", "while": "queued"})
         return None
     if not policy.may_run(job, catalog):
-        _refuse_unapproved(job, where)
+        _refuse_tampered(job, where)
         return None
+    # The catalog may have marked an edit sensitive since submission: hold its outputs.
+    hold = policy.needs_hold(job, catalog)
     if job.attempts >= settings.JOB_MAX_ATTEMPTS:
         with transaction.atomic():
             if transition(job, State.FAILED, sources=frozenset({State(job.state)}), where=where, lease_id=None,
@@ -124,7 +111,7 @@ def claim(job_id, worker: str, catalog) -> Run | None:
         won = transition(
             job, State.RUNNING, sources=frozenset({State(job.state)}), where=where, now=now,
             lease_id=lease_id, heartbeat_at=now, attempts=F("attempts") + 1, worker=worker[:200],
-            progress=0, stage="starting", error="", error_code="",
+            progress=0, stage="starting", error="", error_code="", needs_approval=hold,
         )
         if not won:
             return None
@@ -151,27 +138,34 @@ def _raise_why_stopped(run: Run) -> None:
 
 
 def succeed(run: Run, result, *, decision: str = "released") -> bool:
-    """Store outputs and commit success once; False when the lease was lost.
+    """Store outputs and commit success once (or hold them); False when the lease was lost.
 
+    A job that needs approval is not released here: it enters ``awaiting_approval``
+    with its outputs held (``job.held``), visible only to approvers and reviewers.
     ``decision`` is what the domain gate's policy made of the job's report (``released``,
-    ``flagged``, ``approved``); it goes into the ``job.domain_checked`` event, committed
-    with the success.
+    ``flagged``, ``held``): ``held`` (out of domain under JOB_OUT_OF_DOMAIN=approve) holds
+    the job too and marks it as needing approval. It goes into ``job.domain_checked``,
+    committed with the success or hold.
     """
     from editplatform.jobs import domain_outcome
 
     stored = domain_outcome.store_outputs(result)
     job = run.job
     with transaction.atomic():
+        hold = job.needs_approval or decision == "held"
         won = transition(
-            job, State.SUCCEEDED, sources=frozenset({State.RUNNING}), fence=run.lease_id,
-            **stored, metrics=result.metrics, domain_report=result.domain,
-            model_version=result.model_version, timings=result.timings, progress=100, stage="done",
-            lease_id=None,
+            job, State.AWAITING_APPROVAL if hold else State.SUCCEEDED, sources=frozenset({State.RUNNING}),
+            fence=run.lease_id, **stored, metrics=result.metrics, domain_report=result.domain,
+            needs_approval=hold, model_version=result.model_version, timings=result.timings, progress=100,
+            stage="held for approval" if hold else "done", lease_id=None,
         )
         if not won:
             return False
         domain_outcome.emit_checked(job, result, decision, stored, actor_name=_actor(job))
-        events.emit(events.JOB_SUCCEEDED, subject=events.job_subject(job), request_id=job.request_id, actor_name=_actor(job), payload={
+        action = events.JOB_HELD if hold else events.JOB_SUCCEEDED
+        outputs = [a.sha256 for a in stored.values()]
+        events.emit(action, subject=events.job_subject(job), request_id=job.request_id, actor_name=_actor(job),
+                    subjects=events.artifact_subjects(outputs), payload={
             **_payload_base(job),
             "latent_sha256": stored["latent"].sha256,
             "outputs": {kind: a.sha256 for kind, a in stored.items() if kind != "latent"},
@@ -179,6 +173,7 @@ def succeed(run: Run, result, *, decision: str = "released") -> bool:
             "metrics": result.metrics,
             "domain": {"in_domain": result.domain.get("in_domain"), "decision": decision},
             "attempt": run.attempt,
+            **({"outputs_sha256": policy.outputs_sha256(job)} if hold else {}),
         })
     return True
 

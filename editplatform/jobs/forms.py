@@ -37,6 +37,7 @@ class NewJobForm(forms.Form):
             }
         ),
     )
+    resubmit_from = forms.UUIDField(required=False, widget=forms.HiddenInput)
     consent = forms.BooleanField(
         required=False,
         label="I confirm that the person shown has consented to this edit of their photo.",

@@ -61,8 +61,10 @@ class EditJobQuerySet(models.QuerySet):
         """The one place that decides which jobs a user may see (list, detail, artifacts).
 
         Requesters and integrations see their own jobs; reviewers see every job
-        (their artifact reads are logged); approvers also see jobs awaiting approval.
-        Anonymous users see nothing. There is no superuser bypass.
+        (their artifact reads are logged); approvers also see jobs held for approval
+        and keep seeing the jobs they decided (their decision history). Anonymous users
+        see nothing. There is no superuser bypass. Whether a visible job's *held
+        outputs* may be read is a second question: :func:`editplatform.jobs.access.may_read`.
         """
         if not getattr(user, "is_authenticated", False):
             return self.none()
@@ -70,7 +72,9 @@ class EditJobQuerySet(models.QuerySet):
             return self.all()
         condition = Q(requester=user)
         if has_role(user, APPROVER):
-            condition |= Q(state=State.AWAITING_APPROVAL)
+            # `decisions` is the approvals app's reverse relation (no import: jobs sit below it).
+            decided = EditJob.objects.filter(decisions__approver=user).values("pk")
+            condition |= Q(state=State.AWAITING_APPROVAL) | Q(pk__in=decided)
         return self.filter(condition)
 
     def owned_by(self, user) -> EditJobQuerySet:
@@ -145,7 +149,13 @@ class EditJob(models.Model):
     queued_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    held_at = models.DateTimeField(null=True, blank=True,
+                                   help_text="when the outputs were computed and held for approval")
     timings = models.JSONField(default=dict, blank=True, help_text="seconds per pipeline stage")
+
+    # A rejected (or expired) job resubmitted with changes points back to it.
+    resubmitted_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT,
+                                         related_name="resubmissions")
 
     objects = EditJobQuerySet.as_manager()
 

@@ -1,10 +1,14 @@
-"""When a job needs an approval before it may run, and whether it may run now.
+"""When a job's outputs need an approval before release, and what an approval binds to.
 
 A job needs approval when any requested edit is marked ``sensitive`` in the model
 bundle's catalog (with a non-zero strength), or when the operator requires approval
-for every job (``JOB_APPROVAL_FOR_ALL``). An approval binds to the job's parameter hash
-(original, edits, purpose), so an approval can never be reused for different
-parameters; the worker re-checks this right before running (:func:`may_run`).
+for every job (``JOB_APPROVAL_FOR_ALL``). Such a job is computed first and its outputs
+held (compute, then release): the approver judges the result itself. An approval binds
+to the job's parameter hash (original, edits, purpose) *and* to the hash of its held
+outputs (:func:`outputs_sha256`), both recomputed from the row when the approver
+decides and again at release (:func:`may_release`), so an approval can never be reused
+for other parameters or swapped outputs. The worker only refuses a tampered row
+(:func:`may_run`): running is harmless now, releasing is what needs the approval.
 """
 
 from __future__ import annotations
@@ -75,9 +79,8 @@ def approval_reasons(job, catalog) -> list[str]:
 
 def out_of_domain_decision(job, domain_report: Mapping) -> str:
     """What the worker does with a computed job: ``released`` (in domain), ``flagged``
-    (policy ``flag``), ``refused`` (policy ``refuse``), ``held`` (policy ``approve``, not
-    yet approved) or ``approved`` (policy ``approve``, the approvals it holds suffice).
-    """
+    (policy ``flag``), ``refused`` (policy ``refuse``) or ``held`` (policy ``approve``:
+    computed, outputs held until an approver releases them, like a sensitive edit)."""
     if domain_report.get("in_domain", True):
         return "released"
     chosen = out_of_domain_policy()
@@ -85,8 +88,6 @@ def out_of_domain_decision(job, domain_report: Mapping) -> str:
         return "flagged"
     if chosen == "refuse":
         return "refused"
-    if job.needs_approval and not is_tampered(job) and approval_hook.is_approved(job):
-        return "approved"
     return "held"
 
 
@@ -95,16 +96,41 @@ def is_tampered(job) -> bool:
     return job.params_sha256 != params_sha256(job.original_id, job.edits, job.purpose)
 
 
-def may_run(job, catalog) -> bool:
-    """True when the worker may run the job now: untampered, and approved if it must be.
+OUTPUT_KINDS = ("reconstruction", "edited", "latent", "result", "aligned", "transform")
 
-    Whether the approvals suffice is the approval hook's answer (the approvals app's
-    four-eyes rules); with no hook registered, a job that needs approval never runs.
+
+def output_hashes(job) -> dict[str, str]:
+    """{kind: sha256} of the job's outputs as the row names them now."""
+    return {kind: getattr(job, f"{kind}_id") or "" for kind in OUTPUT_KINDS}
+
+
+def outputs_sha256(job) -> str:
+    """Canonical hash of the job's outputs (what an approver saw), read from the row."""
+    canonical = json.dumps(output_hashes(job), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def may_run(job, catalog) -> bool:
+    """True when the worker may run the job: its row still matches its parameter hash.
+
+    Approval is no longer a condition to run: a job that needs one is computed and its
+    outputs held; the approval is checked at release (:func:`may_release`).
+    """
+    return not is_tampered(job)
+
+
+def needs_hold(job, catalog) -> bool:
+    """Must this job's outputs be held for an approver (asked again when it finishes)?"""
+    return bool(job.needs_approval) or needs_approval(catalog, job.edits)
+
+
+def may_release(job) -> bool:
+    """True when held outputs may be released: untampered and approved for them.
+
+    Whether the approvals suffice (for these parameters and these output hashes) is
+    the approval hook's answer (the approvals app's four-eyes rules); with no hook
+    registered nothing is ever released: held outputs fail closed.
     """
     if is_tampered(job):
         return False
-    if not (job.needs_approval or needs_approval(catalog, job.edits)):
-        return True
-    if not job.needs_approval:
-        return False  # the catalog now marks an edit sensitive: the job was never approved
     return approval_hook.is_approved(job)

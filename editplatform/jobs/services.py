@@ -1,5 +1,5 @@
 """Business rules of edit jobs on the web side: submit, enqueue, cancel, and the
-outcome of an approval decision.
+outcome of an approval decision (release or destroy the held outputs).
 
 :func:`submit` is the one validator of a new job: the portal and the API hand it the
 request as they received it (the uploaded file, the edits as a mapping or JSON text,
@@ -25,7 +25,7 @@ from editplatform.accounts.roles import INTEGRATION, REQUESTER, has_role
 from editplatform.celery import app as celery_app
 from editplatform.core.errors import DomainError
 from editplatform.core.middleware import current_request_id
-from editplatform.jobs import artifacts, engine, events, policy, uploads
+from editplatform.jobs import artifacts, engine, events, holding, policy, uploads
 from editplatform.jobs.models import Artifact, EditJob
 from editplatform.jobs.states import ACTIVE, State, transition
 from editplatform.jobs.worker_hooks import RUN_EDIT_JOB
@@ -55,11 +55,12 @@ def parse_edits(raw, catalog) -> dict[str, float]:
     if isinstance(raw, str | bytes):
         try:
             raw = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        # ValueError: also integers over 4300 digits; RecursionError: nesting deeper than the stack
+        except (ValueError, RecursionError) as exc:
             raise DomainError(f"edits must be a JSON object of edit name to strength: {exc}",
                               "edits_not_json", field="edits") from None
     if not isinstance(raw, Mapping):
-        raise DomainError("edits must be a JSON object of edit name to strength, e.g. {\"smile\": 1.5}",
+        raise DomainError("edits must be a JSON object of edit name to strength (names: GET /api/v1/edits)",
                           "edits_not_object", field="edits")
     try:
         checked = catalog.validate_request(raw)
@@ -69,6 +70,9 @@ def parse_edits(raw, catalog) -> dict[str, float]:
         raise DomainError(str(exc), "strength_out_of_range", field="edits") from None
     except EditError as exc:
         raise DomainError(str(exc), "invalid_edits", field="edits") from None
+    except (OverflowError, RecursionError):  # a number beyond float range; a value too deep to describe
+        raise DomainError("edits: each strength must be a number within the edit's range", "invalid_edits",
+                          field="edits") from None
     return {name: strength for name, strength in checked.items() if strength != 0.0}
 
 
@@ -135,17 +139,20 @@ def clean_face_index(raw) -> int | None:
 
 
 def submit(*, user, image, edits, purpose, consent, source: str, idempotency_key: str | None = None,
-           api_key=None, face_index=None) -> tuple[EditJob, bool]:
+           api_key=None, resubmitted_from: EditJob | None = None, face_index=None) -> tuple[EditJob, bool]:
     """Validate a request for a new job, then store the original and create the job.
 
     ``image`` is the uploaded file (or its bytes), or an image that
     :func:`uploads.validate_image` already accepted; ``edits`` a mapping or its JSON
     text. Checks run cheapest first and a replayed Idempotency-Key answers before the
     image is decoded. Returns (job, created); created is False when an
-    Idempotency-Key replays an earlier request.
+    Idempotency-Key replays an earlier request. ``resubmitted_from`` links the new job
+    to the requester's own rejected or expired job it revises.
     """
     if not can_submit(user):
         raise DomainError("only requesters and integrations may submit edit jobs", "forbidden", status=403)
+    if resubmitted_from is not None:
+        check_resubmittable(resubmitted_from, user)
     if isinstance(image, uploads.ValidatedImage):
         data, upload_sha256 = None, image.upload_sha256
     else:
@@ -164,17 +171,30 @@ def submit(*, user, image, edits, purpose, consent, source: str, idempotency_key
     if data is not None:
         image = uploads.validate_image(data)
     return _create(user=user, image=image, edits=edits, purpose=purpose, source=source, key=key,
-                   fingerprint=fingerprint, api_key=api_key, catalog_info=catalog_info, face_index=face_index)
+                   fingerprint=fingerprint, api_key=api_key, catalog_info=catalog_info,
+                   resubmitted_from=resubmitted_from, face_index=face_index)
+
+
+RESUBMITTABLE = frozenset({State.REJECTED, State.EXPIRED})
+
+
+def check_resubmittable(job: EditJob, user) -> None:
+    if job.requester_id != getattr(user, "pk", None):
+        raise DomainError("only the requester may resubmit a job", "forbidden", status=403)
+    if job.state not in RESUBMITTABLE:
+        raise DomainError(f"only a rejected or expired job can be resubmitted; this one is {job.state}",
+                          "not_resubmittable", status=409)
 
 
 def _create(*, user, image: uploads.ValidatedImage, edits: dict[str, float], purpose: str, source: str,
             key: str | None, fingerprint: str, api_key, catalog_info,
-            face_index: int | None = None) -> tuple[EditJob, bool]:
+            resubmitted_from: EditJob | None = None, face_index: int | None = None) -> tuple[EditJob, bool]:
     """Store the original and create the job with its audit events in one transaction.
 
-    The job is enqueued after commit (publishing never happens for a job that was
-    rolled back); if the broker is down the job stays queued and the sweeper sends it
-    later.
+    Every job is queued, including those that need approval: they are computed first
+    and their outputs held for the approver (compute, then release). The job is
+    enqueued after commit (publishing never happens for a job that was rolled back);
+    if the broker is down the job stays queued and the sweeper sends it later.
     """
     needs_approval = policy.needs_approval(catalog_info.catalog, edits)
     digest = artifacts.write_blob(image.png)  # bytes first; removed again if the rows roll back
@@ -190,9 +210,13 @@ def _create(*, user, image: uploads.ValidatedImage, edits: dict[str, float], pur
                 edits=edits, purpose=purpose, consent=True,
                 params_sha256=policy.params_sha256(digest, edits, purpose), needs_approval=needs_approval,
                 idempotency_key=key, idempotency_fingerprint=fingerprint if key else "",
-                state=State.SUBMITTED, stage="submitted", api_key=api_key, face_index=face_index,
+                state=State.SUBMITTED, stage="submitted", api_key=api_key, resubmitted_from=resubmitted_from,
+                face_index=face_index,
             )
-            events.emit(events.JOB_SUBMITTED, actor=user, subject=events.job_subject(job), payload={
+            previous = {"resubmitted_from": str(resubmitted_from.pk)} if resubmitted_from is not None else {}
+            events.emit(events.JOB_SUBMITTED, actor=user, subject=events.job_subject(job),
+                        subjects=[events.job_subject(resubmitted_from)] if resubmitted_from is not None else [],
+                        payload={**previous,
                 "original_sha256": digest, "upload_sha256": image.upload_sha256, "edits": edits,
                 "purpose": purpose, "consent": True, "params_sha256": job.params_sha256,
                 "source": source, "api_key": api_key.prefix if api_key is not None else None,
@@ -200,10 +224,7 @@ def _create(*, user, image: uploads.ValidatedImage, edits: dict[str, float], pur
                 "sensitive_edits": policy.sensitive_edits(catalog_info.catalog, edits),
                 "face_index": face_index,
             })
-            if needs_approval:
-                transition(job, State.AWAITING_APPROVAL, stage="awaiting approval")
-            else:
-                _queue(job, actor=user, source_state=State.SUBMITTED)
+            _queue(job, actor=user, source_state=State.SUBMITTED)
     except IntegrityError:
         artifacts.discard_blob_if_unreferenced(digest)
         if key:  # a concurrent request with the same key won the race
@@ -221,9 +242,8 @@ def _queue(job: EditJob, *, actor, source_state: State, **fields) -> bool:
     """Enter `queued` from ``source_state`` (inside the caller's transaction), publish after commit."""
     if not transition(job, State.QUEUED, sources=frozenset({source_state}), stage="queued", **fields):
         return False
-    payload = {"original_sha256": job.original_id, "edits": job.edits, "params_sha256": job.params_sha256}
-    if source_state == State.AWAITING_APPROVAL:
-        payload["approved"] = True
+    payload = {"original_sha256": job.original_id, "edits": job.edits, "params_sha256": job.params_sha256,
+               "hold_for_approval": job.needs_approval}
     events.emit(events.JOB_QUEUED, actor=actor, subject=events.job_subject(job), payload=payload)
     job_id = job.pk
     transaction.on_commit(lambda: enqueue(job_id))
@@ -268,35 +288,54 @@ def cancel(job: EditJob, user) -> EditJob:
                 events.emit(events.JOB_CANCELLED, actor=user, subject=events.job_subject(job),
                             payload={"original_sha256": job.original_id, "edits": job.edits, "by": "requester",
                                      "while": previous})
+                if previous == State.AWAITING_APPROVAL:
+                    holding.destroy_outputs(job, reason="cancelled", actor=user)
                 return job
     job.refresh_from_db()
     return job
 
 
 def _not_awaiting(job: EditJob) -> DomainError:
-    return DomainError(f"the job is {job.state}, not awaiting approval", "not_awaiting_approval", status=409)
+    return DomainError(f"the job is {job.state}, not held for approval", "not_awaiting_approval", status=409)
 
 
-def queue_approved(job: EditJob, *, approver, params_sha256: str) -> EditJob:
-    """Release a job whose approvals are complete to the queue.
+def release_approved(job: EditJob, *, approver, params_sha256: str, outputs_sha256: str) -> EditJob:
+    """Release a held job's outputs to its requester once its approvals are complete.
 
-    Called by the approvals app once its four-eyes rules are met. The release binds to
-    ``params_sha256``; a mismatch (parameters changed since the approvers looked) is
-    refused.
+    Called by the approvals app inside its decision transaction. The release binds to
+    the parameters *and* the held outputs the approvers saw: both hashes are recomputed
+    from the row now, and the approval hook re-checks the four-eyes rules for them
+    (:func:`policy.may_release`). A mismatch is refused and nothing is released.
     """
-    if params_sha256 != job.params_sha256:
+    if params_sha256 != policy.params_sha256(job.original_id, job.edits, job.purpose) \
+            or params_sha256 != job.params_sha256:
         raise DomainError("the approval is for different job parameters", "approval_mismatch", status=409)
+    if outputs_sha256 != policy.outputs_sha256(job):
+        raise DomainError("the approval is for different outputs than the ones held", "approval_mismatch",
+                          status=409)
+    if not policy.may_release(job):
+        raise DomainError("the job's approvals do not cover these parameters and outputs", "approval_mismatch",
+                          status=409)
     with transaction.atomic():
-        if not _queue(job, actor=approver, source_state=State.AWAITING_APPROVAL,
-                      approved_params_sha256=params_sha256):
+        if not transition(job, State.SUCCEEDED, sources=frozenset({State.AWAITING_APPROVAL}), stage="done",
+                          approved_params_sha256=params_sha256,
+                          where={"reconstruction_id": job.reconstruction_id, "edited_id": job.edited_id,
+                                 "latent_id": job.latent_id}):
             raise _not_awaiting(job)
+        hashes = policy.output_hashes(job)
+        events.emit(events.JOB_RELEASED, actor=approver, subject=events.job_subject(job),
+                    subjects=events.artifact_subjects(hashes.values()), payload={
+                        "params_sha256": params_sha256, "outputs_sha256": outputs_sha256, "held_outputs": hashes,
+                        "original_sha256": job.original_id, "edits": job.edits,
+                    })
     return job
 
 
-def close_rejected(job: EditJob, *, reason: str) -> EditJob:
-    """End a job an approver rejected: it will never run."""
+def close_rejected(job: EditJob, *, reason: str, approver=None) -> EditJob:
+    """End a held job an approver rejected: its outputs are destroyed, never released."""
     with transaction.atomic():
         if not transition(job, State.REJECTED, sources=frozenset({State.AWAITING_APPROVAL}),
                           error=reason[:2000], error_code="rejected", stage="rejected"):
             raise _not_awaiting(job)
+        holding.destroy_outputs(job, reason="rejected", actor=approver)
     return job

@@ -1,10 +1,17 @@
 """The job state machine: every state change of an EditJob goes through here.
 
-    submitted -> [awaiting_approval ->] queued -> running -> succeeded | failed | cancelled
-                  awaiting_approval -> rejected | cancelled
-                  queued -> cancelled | failed | awaiting_approval (approval re-check)
-                  running -> queued (transient fault, retried)
-                  running -> awaiting_approval (computed, out of domain: outputs held)
+    submitted -> queued -> running -> succeeded | failed | cancelled
+                           running -> awaiting_approval ("held": computed, outputs held)
+                                      awaiting_approval -> succeeded (released by approval)
+                                                         | rejected | expired | cancelled
+                                                           (held outputs destroyed)
+                           running -> queued (transient fault, retried)
+
+Compute, then release: a job that needs approval runs like any other, but its
+outputs are *held* (state ``awaiting_approval``, ``held_at`` stamped) where only
+eligible approvers and reviewers can see them. Approval releases them (``succeeded``);
+rejection or expiry (APPROVAL_TTL_HOURS after ``held_at``) destroys their bytes. The
+approver therefore decides on the result that will be released, not on a description.
 
 A transition is a single conditional UPDATE (`... WHERE state IN (allowed sources)`),
 so two processes racing for the same job cannot both win: the loser sees 0 rows and
@@ -20,39 +27,45 @@ from django.utils import timezone
 
 class State(models.TextChoices):
     SUBMITTED = "submitted", "Submitted"
-    AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
+    # Computed, outputs held until an approver releases them (the value predates
+    # "compute, then release" and is kept so the API's state names do not change).
+    AWAITING_APPROVAL = "awaiting_approval", "Held for approval"
     QUEUED = "queued", "Queued"
     RUNNING = "running", "Running"
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"
     REJECTED = "rejected", "Rejected"
+    EXPIRED = "expired", "Expired"
 
 
-TERMINAL = frozenset({State.SUCCEEDED, State.FAILED, State.CANCELLED, State.REJECTED})
+TERMINAL = frozenset({State.SUCCEEDED, State.FAILED, State.CANCELLED, State.REJECTED, State.EXPIRED})
+HELD = State.AWAITING_APPROVAL
 ACTIVE = frozenset(State) - TERMINAL
 
 TRANSITIONS: dict[State, frozenset[State]] = {
-    State.SUBMITTED: frozenset({State.AWAITING_APPROVAL, State.QUEUED, State.CANCELLED}),
-    State.AWAITING_APPROVAL: frozenset({State.QUEUED, State.REJECTED, State.CANCELLED}),
-    State.QUEUED: frozenset({State.RUNNING, State.CANCELLED, State.FAILED, State.AWAITING_APPROVAL}),
-    # running -> awaiting_approval: computed, found out of domain, outputs held (domain gate).
-    State.RUNNING: frozenset({State.SUCCEEDED, State.FAILED, State.CANCELLED, State.QUEUED, State.RUNNING,
-                              State.AWAITING_APPROVAL}),
+    State.SUBMITTED: frozenset({State.QUEUED, State.CANCELLED}),
+    State.AWAITING_APPROVAL: frozenset({State.SUCCEEDED, State.REJECTED, State.EXPIRED, State.CANCELLED}),
+    State.QUEUED: frozenset({State.RUNNING, State.CANCELLED, State.FAILED}),
+    State.RUNNING: frozenset({State.SUCCEEDED, State.AWAITING_APPROVAL, State.FAILED, State.CANCELLED,
+                              State.QUEUED, State.RUNNING}),
     State.SUCCEEDED: frozenset(),
     State.FAILED: frozenset(),
     State.CANCELLED: frozenset(),
     State.REJECTED: frozenset(),
+    State.EXPIRED: frozenset(),
 }
 
 # The timestamp each target state stamps (when entered).
 _STAMPS = {
+    State.AWAITING_APPROVAL: "held_at",
     State.QUEUED: "queued_at",
     State.RUNNING: "started_at",
     State.SUCCEEDED: "finished_at",
     State.FAILED: "finished_at",
     State.CANCELLED: "finished_at",
     State.REJECTED: "finished_at",
+    State.EXPIRED: "finished_at",
 }
 
 

@@ -21,9 +21,18 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError
 
-from editplatform.jobs import artifacts, domain_outcome, engine, execution, pipeline, policy
+from editplatform.jobs import (
+    artifacts,
+    domain_outcome,
+    engine,
+    execution,
+    holding,
+    pipeline,
+    policy,
+)
+from editplatform.jobs.states import State
 from editplatform.jobs.sweeper import sweep
-from editplatform.jobs.worker_hooks import RUN_EDIT_JOB, SWEEP
+from editplatform.jobs.worker_hooks import EXPIRE_HELD, RUN_EDIT_JOB, SWEEP
 from inversion.align.errors import (
     AlignmentError,
     FaceIndexOutOfRange,
@@ -84,9 +93,9 @@ def run_edit_job(self, job_id: str) -> str:
         decision = policy.out_of_domain_decision(run.job, result.domain)
         if decision == "refused":
             return "failed" if domain_outcome.refuse(run, result) else "superseded"
-        if decision == "held":
-            return "held" if domain_outcome.hold(run, result) else "superseded"
-        return "succeeded" if execution.succeed(run, result, decision=decision) else "superseded"
+        if not execution.succeed(run, result, decision=decision):
+            return "superseded"
+        return "held" if run.job.state == State.AWAITING_APPROVAL else "succeeded"
     except execution.LeaseLost:
         logger.warning("job %s: lease lost (taken over or finished elsewhere); stopping", job_id)
         return "superseded"
@@ -135,3 +144,9 @@ def _release(run, exc) -> None:
 @shared_task(name=SWEEP, ignore_result=True)
 def sweep_jobs() -> dict:
     return sweep()
+
+
+@shared_task(name=EXPIRE_HELD, ignore_result=True)
+def expire_held_jobs() -> int:
+    """Destroy the held outputs of jobs no approver decided within APPROVAL_TTL_HOURS."""
+    return holding.expire_held()

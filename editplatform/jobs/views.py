@@ -1,4 +1,5 @@
-"""Portal pages for edit jobs: new edit, job page, my jobs, artifact view, cancel."""
+"""Portal pages for edit jobs: new edit (or a revision of a rejected one), job page with
+its decision history, my jobs, artifact view, cancel."""
 
 from __future__ import annotations
 
@@ -12,10 +13,31 @@ from django.views.decorators.http import require_POST
 from editplatform.accounts.roles import APPROVER, REVIEWER, has_role
 from editplatform.core.errors import DomainError
 from editplatform.core.portal import show_error
-from editplatform.jobs import access, engine, services, uploads
+from editplatform.jobs import access, artifacts, engine, holding, services, uploads
 from editplatform.jobs.forms import NewJobForm
 from editplatform.jobs.models import EditJob
-from editplatform.jobs.states import State
+from editplatform.jobs.states import HELD, State
+
+
+def _resubmitted(user, job_id) -> EditJob | None:
+    """The user's own rejected or expired job a new one revises (None when none is named)."""
+    if not job_id:
+        return None
+    job = access.get_visible_job(user, job_id)
+    try:
+        services.check_resubmittable(job, user)
+    except DomainError as exc:
+        raise PermissionDenied(exc.message) from None
+    return job
+
+
+def _prefilled(job: EditJob, catalog) -> dict:
+    """A new-job form's initial values taken from the job it revises (edits, purpose)."""
+    initial = {"purpose": job.purpose, "resubmit_from": job.pk}
+    for spec in catalog:
+        if spec.name in job.edits:
+            initial[f"edit_{spec.name}"] = f"{job.edits[spec.name]:g}"
+    return initial
 
 
 @login_required
@@ -38,23 +60,32 @@ def new_job(request):
                                                   "domain": info.domain}, status=status)
         form = NewJobForm(request.POST, request.FILES, catalog=info.catalog)
         form.full_clean()  # the form only shapes the input; the service decides
+        resubmit = _resubmitted(request.user, form.cleaned_data.get("resubmit_from"))
+        image = form.cleaned_data.get("image")
+        if image is None and resubmit is not None:
+            image = artifacts.read(resubmit.original)  # the revision reuses the rejected job's photo
         try:
-            job, _ = services.submit(user=request.user, image=form.cleaned_data.get("image"),
+            job, _ = services.submit(user=request.user, image=image,
                                      edits=form.requested_edits(), purpose=form.cleaned_data.get("purpose"),
                                      consent=form.cleaned_data.get("consent"), source=EditJob.Source.PORTAL,
+                                     resubmitted_from=resubmit,
                                      face_index=request.POST.get("face_index"))
         except DomainError as exc:
             status = show_error(request, exc, form)
         else:
-            if job.state == State.AWAITING_APPROVAL:
-                messages.info(request, "Submitted. A sensitive edit needs an approver's decision before it runs.")
+            if job.needs_approval:
+                messages.info(request, "Submitted. A sensitive edit is computed first; an approver then "
+                                       "decides on the result before you can see it.")
             else:
                 messages.success(request, "Submitted. The job is queued for a GPU worker.")
             return redirect("jobs:detail", job_id=job.pk)
     else:
-        form = NewJobForm(catalog=info.catalog)
-    return render(request, "jobs/new.html", {"form": form, "model_version": info.version,
-                                                  "domain": info.domain}, status=status)
+        resubmit = _resubmitted(request.user, request.GET.get("resubmit"))
+        initial = _prefilled(resubmit, info.catalog) if resubmit is not None else None
+        form = NewJobForm(initial=initial, catalog=info.catalog)
+    return render(request, "jobs/new.html", {"form": form, "model_version": info.version, "resubmit": resubmit,
+                                             "domain": info.domain},
+                  status=status)
 
 
 @login_required
@@ -75,10 +106,20 @@ def job_list(request):
 @login_required
 def job_detail(request, job_id):
     job = access.get_visible_job(request.user, job_id)
+    outputs = holding.may_read_outputs(request.user, job)
+    own = job.requester_id == request.user.pk
     return render(request, "jobs/detail.html", {
-        "job": job, "can_cancel": job.requester_id == request.user.pk and not job.is_terminal,
-        "panels": [("original", "Original", job.original), ("aligned", "Aligned crop (model input)", job.aligned),
-                   ("reconstruction", "Reconstruction", job.reconstruction), ("edited", "Edited crop", job.edited)],
+        "job": job, "can_cancel": own and not job.is_terminal,
+        "held": job.state == HELD, "outputs_visible": outputs,
+        "can_resubmit": own and job.state in services.RESUBMITTABLE and services.can_submit(request.user),
+        # `decisions` is the approvals app's reverse relation (no import: jobs sit below it).
+        "decisions": job.decisions.select_related("approver").order_by("created_at"),
+        "resubmissions": job.resubmissions.order_by("created_at"),
+        "panels": [("original", "Original", job.original),
+                   ("aligned", "Aligned crop (model input)", job.aligned if outputs else None),
+                   ("reconstruction", "Reconstruction", job.reconstruction if outputs else None),
+                   ("edited", "Edited crop", job.edited if outputs else None)],
+        "result": job.result if outputs else None,
         "report": job.domain_report or {},
     })
 

@@ -1,5 +1,5 @@
-"""Celery wiring owned by the jobs app: task names and routes, the sweeper's beat entry,
-model preloading.
+"""Celery wiring owned by the jobs app: task names and routes, the sweeper's and the
+held-output expiry's beat entries, model preloading.
 
 Registered from ``JobsConfig.ready()`` so editplatform/celery.py stays generic. The
 task names live here (not in the task module) so the web side can send a task by name
@@ -20,15 +20,19 @@ logger = logging.getLogger(__name__)
 
 RUN_EDIT_JOB = "jobs.run_edit_job"
 SWEEP = "jobs.sweep"
+EXPIRE_HELD = "jobs.expire_held"
 
 
 def register() -> None:
     register_periodic("jobs-sweep", SWEEP, settings.JOB_SWEEP_INTERVAL_SECONDS)
+    # Held outputs nobody decided within APPROVAL_TTL_HOURS are destroyed (same cadence).
+    register_periodic("jobs-expire-held", EXPIRE_HELD, settings.JOB_SWEEP_INTERVAL_SECONDS)
     routes = dict(app.conf.task_routes or {})
     routes.update(
         {
             RUN_EDIT_JOB: {"queue": "gpu", "routing_key": "gpu"},
             SWEEP: {"queue": "default", "routing_key": "default"},
+            EXPIRE_HELD: {"queue": "default", "routing_key": "default"},
         }
     )
     app.conf.task_routes = routes

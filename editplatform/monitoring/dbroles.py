@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
-AUDIT_TABLES = ("audit_event", "audit_treenode", "audit_checkpoint", "audit_loghead")
+AUDIT_TABLES = ("audit_event", "audit_treenode", "audit_checkpoint", "audit_loghead", "audit_event_subject")
 
 
 def ensure_role(cursor, role: str, password: str) -> bool:
@@ -37,7 +37,8 @@ def grant_app_privileges(cursor, role: str, database: str) -> None:
         sql.SQL("REVOKE INSERT, UPDATE, DELETE ON django_migrations FROM {}").format(ident),
         # docs/audit.md, "Revoking UPDATE/DELETE/TRUNCATE from the application's role".
         sql.SQL("REVOKE ALL ON {} FROM {}").format(tables, ident),
-        sql.SQL("GRANT SELECT, INSERT ON audit_event, audit_treenode, audit_checkpoint TO {}").format(ident),
+        sql.SQL("GRANT SELECT, INSERT ON audit_event, audit_treenode, audit_checkpoint, audit_event_subject TO {}"
+                ).format(ident),
         # DELETE only reaches the guard triggers, which refuse every row of the log and
         # move rows planted beyond the head into audit_quarantine (docs/audit.md).
         sql.SQL("GRANT DELETE ON audit_event, audit_treenode, audit_checkpoint TO {}").format(ident),

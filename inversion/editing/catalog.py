@@ -15,7 +15,7 @@ import numbers
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,12 @@ class EditSpec:
     ``direction`` names a tensor in the bundle's directions; ``layers`` is the W+ layer
     range [start, end) it acts on (``None``: all layers); strengths are limited to
     [min_strength, max_strength]; ``sensitive`` edits need an approval.
+
+    Optional, descriptive (the platform shows them; nothing is enforced from them):
+    ``changes`` says what the edit is meant to change and ``preserves`` what it is meant
+    to keep, in plain words; ``measured`` records how well it does both at its default
+    strength on held-out images (e.g. ``{"class_kept": 0.93, "moved": 0.88, ...}``), so
+    a catalog's claims travel with their evidence.
     """
 
     name: str
@@ -48,6 +54,9 @@ class EditSpec:
     max_strength: float = 3.0
     default_strength: float = 0.0
     sensitive: bool = False
+    changes: str = ""
+    preserves: str = ""
+    measured: Mapping[str, Any] | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
@@ -82,6 +91,16 @@ class EditSpec:
             raise EditError(f"edit {self.name!r}: default_strength outside its range")
         if not isinstance(self.sensitive, bool):
             raise EditError(f"edit {self.name!r}: sensitive must be true or false")
+        for field_name in ("changes", "preserves"):
+            if not isinstance(getattr(self, field_name), str):
+                raise EditError(f"edit {self.name!r}: {field_name} must be a string")
+        if self.measured is not None:
+            if not isinstance(self.measured, Mapping):
+                raise EditError(f"edit {self.name!r}: measured must be an object")
+            try:  # JSON-only content, copied so the frozen spec cannot change under us
+                object.__setattr__(self, "measured", json.loads(json.dumps(dict(self.measured))))
+            except (TypeError, ValueError):
+                raise EditError(f"edit {self.name!r}: measured must be plain JSON") from None
 
     def check_strength(self, strength: object) -> float:
         """Return ``strength`` as a float, or raise :class:`StrengthOutOfRange`."""
@@ -93,7 +112,7 @@ class EditSpec:
         return value
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "name": self.name,
             "description": self.description,
             "direction": self.direction,
@@ -104,6 +123,14 @@ class EditSpec:
             "default_strength": self.default_strength,
             "sensitive": self.sensitive,
         }
+        # the descriptive fields only when set, so older catalogs serialise unchanged
+        if self.changes:
+            d["changes"] = self.changes
+        if self.preserves:
+            d["preserves"] = self.preserves
+        if self.measured is not None:
+            d["measured"] = self.measured
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> EditSpec:

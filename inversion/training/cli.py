@@ -41,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     parser = argparse.ArgumentParser(prog=f"{PROG} {args.step}", description=help_text)
     module.add_arguments(parser)
     step_args = parser.parse_args(args.step_args)
+    step_args._argv = ["train", args.step, *args.step_args]  # recorded in provenance
     return int(module.run(step_args) or 0)
 
 

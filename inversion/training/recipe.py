@@ -14,6 +14,12 @@ Stages (each one a project command, recorded verbatim in the bundle's manifest):
 
 Every stage is resumable (the training stages resume from their checkpoints); ``--only``
 runs a subset. Wall times per stage go to ``<run>/recipe.json``.
+
+Re-fitting only the edits of a shipped bundle (generator, encoder and Fuser untouched):
+``train directions --bundle`` chooses disentangled edits on held-out val inversions, then
+``--only rebundle --edits DIR`` swaps the bundle's directions and catalog (weights copied
+unchanged), ``evaluate`` measures it and ``--only finalize --edits DIR`` writes the
+measured metrics into the manifest and re-renders the report with the shipped version.
 """
 
 from __future__ import annotations
@@ -187,10 +193,55 @@ def package_bundle(run_dir: str | Path, bundle: str | Path, eval_dir: str | Path
     return b
 
 
+def rebundle_with_edits(bundle: str | Path, edits_dir: str | Path,
+                        catalog_path: str | Path | None = None,
+                        metrics: dict[str, Any] | None = None,
+                        commands: list[str] | None = None) -> Any:
+    """Rebuild a trained bundle with the directions and catalog of ``edits_dir``.
+
+    Generator, encoder, Fuser and latent_avg come from the bundle itself, so their files
+    (and hashes) stay the same; provenance keeps its training record and gains an
+    ``edits`` section (the directions command and its val measurements) and the new
+    commands. ``metrics`` replaces the manifest's metrics when given (the old edit
+    figures describe edits that no longer exist, so they are dropped otherwise).
+    """
+    from inversion.bundle import build_bundle, load_bundle
+
+    old = load_bundle(bundle)
+    e = Path(edits_dir)
+    report = _read_json(e / "report.json")
+    provenance = json.loads(json.dumps(old.provenance))
+    history = provenance.setdefault("commands", [])
+    for cmd in [report.get("command"), *(commands or [])]:
+        if cmd and cmd not in history:
+            history.append(cmd)
+    provenance["edits"] = {
+        "how": "directions and catalog re-fitted for the trained generator/encoder/Fuser "
+               "(weights unchanged): conditional InterFaceGAN boundaries restricted to "
+               "W+ layers, chosen on held-out val inversions with the Fuser",
+        "command": report.get("command"),
+        "report": report,
+    }
+    provenance.pop("catalog_calibration", None)  # described the replaced catalog
+    provenance.pop("catalog_sensitivity", None)
+    sens = _read_json(e / "sensitivity.json")
+    if sens:
+        provenance["catalog_sensitivity"] = sens
+    kept_metrics = {k: v for k, v in old.metrics.items() if k != "edits"}
+    return build_bundle(
+        bundle, {"g_ema": old.state_dicts["generator"], "latent_avg": old.latent_avg},
+        old.state_dicts["encoder"], old.state_dicts["fuser"], old.encoder_config,
+        old.fuser_config, e / "directions.safetensors",
+        Path(catalog_path) if catalog_path else e / "catalog.json",
+        provenance, metrics=metrics if metrics is not None else kept_metrics, overwrite=True,
+    )
+
+
 CLASS_KEPT_MIN = 0.9  # an edit keeping the item's class less often than this is sensitive
 
 
-def mark_sensitive_by_measurement(run_dir: Path) -> dict[str, Any]:
+def mark_sensitive_by_measurement(run_dir: Path, src: Path | None = None,
+                                  out_dir: Path | None = None) -> dict[str, Any]:
     """Mark edits sensitive when the evaluation measured that they change the item's class.
 
     The approval policy reads ``sensitive``; an edit described as shape- or tone-only
@@ -206,7 +257,8 @@ def mark_sensitive_by_measurement(run_dir: Path) -> dict[str, Any]:
     r = Path(run_dir)
     ev_path = r / "evaluation.json"
     ev = _read_json(ev_path)
-    src = r / "directions/catalog_calibrated.json"
+    src = src or r / "directions/catalog_calibrated.json"
+    out_dir = out_dir or r / "directions"
     if not ev or not src.exists():
         return {}
     catalog = EditCatalog.load(src)
@@ -225,20 +277,24 @@ def mark_sensitive_by_measurement(run_dir: Path) -> dict[str, Any]:
                 row["sensitive"] = True
                 changed[spec.name] = {"class_kept": kept, "threshold": CLASS_KEPT_MIN}
         specs.append(spec)
-    EditCatalog(specs).save(r / "directions/catalog_final.json")
-    (r / "directions/sensitivity.json").write_text(json.dumps(
+    EditCatalog(specs).save(out_dir / "catalog_final.json")
+    (out_dir / "sensitivity.json").write_text(json.dumps(
         {"rule": f"sensitive if the class is kept for < {CLASS_KEPT_MIN:.0%} of test images "
                  "at the default strength (with the Fuser)", "marked": changed}, indent=2))
     ev_path.write_text(json.dumps(ev, indent=2))
     return changed
 
 
-def _rerender_report(run_dir: Path, args: argparse.Namespace, state: dict[str, Any]) -> None:
+def _rerender_report(run_dir: Path, args: argparse.Namespace, state: dict[str, Any],
+                     shipped: Any = None) -> None:
     from inversion.evaluate import write_report
 
     ev = _read_json(run_dir / "evaluation.json")
     if not ev:
         return
+    if shipped is not None:
+        _name_shipped_version(ev, shipped)
+        (run_dir / "evaluation.json").write_text(json.dumps(ev, indent=2))
     extra = _read_json(run_dir / "report_extra.json")
     extra["recipe stages (wall s)"] = {k: v.get("wall_s") for k, v in state["stages"].items()}
     extra["recipe total wall time (s)"] = _total(state)
@@ -248,6 +304,24 @@ def _rerender_report(run_dir: Path, args: argparse.Namespace, state: dict[str, A
     extra.update(_read_json(run_dir / "analysis.json"))
     cmd = ev.get("command") or shlex.join(stage_commands(args)["evaluate"])
     write_report(ev, args.report, extra=extra, command=cmd)
+
+
+def _name_shipped_version(ev: dict[str, Any], shipped: Any) -> None:
+    """Point the report at the bundle as shipped (finalize rewrites its manifest).
+
+    Finalize writes the measured metrics (and possibly sensitivity flags) into the
+    bundle after the evaluation, which changes the manifest and so the version; the
+    report names the shipped version and lists which files differ from the evaluated
+    ones (weights must not).
+    """
+    evaluated = ev["bundle"].get("files") or {}
+    now = shipped.manifest["files"]
+    differ = sorted(k for k in now if k in evaluated and evaluated[k]["sha256"] != now[k]["sha256"])
+    ev["bundle"]["evaluated_version"] = ev["bundle"].get("evaluated_version",
+                                                         ev["bundle"]["version"])
+    ev["bundle"]["version"] = shipped.version
+    ev["bundle"]["files"] = now
+    ev["bundle"]["files_changed_after_evaluation"] = differ
 
 
 def _final_metrics(run_dir: Path, bundle: Path) -> dict[str, Any]:
@@ -276,6 +350,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--report", default=Path("docs/quality.md"), type=Path)
     p.add_argument("--grid", default=Path("docs/images/quality_grid.png"), type=Path)
     p.add_argument("--only", default=None, help="comma-separated stages to run")
+    p.add_argument("--edits", default=None, type=Path,
+                   help="output of `train directions --bundle`: with --only rebundle, swap "
+                        "the bundle's directions and catalog; with --only finalize, finalize "
+                        "that bundle (no run folder needed)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--generator-steps", type=int, default=100_000)
     p.add_argument("--generator-budget", type=float, default=4200)
@@ -305,6 +383,8 @@ def run(args: argparse.Namespace) -> int:
     state["budget"] = {"generator_s": args.generator_budget, "encoder_steps": args.encoder_steps,
                        "encoder_s": args.encoder_budget, "target_total_s": 7200}
     _adopt_existing(state, run_dir)
+    if args.edits is not None:
+        return _run_edits_stages(args, stages)
     for stage in stages:
         if stage not in cmds:
             raise SystemExit(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
@@ -346,6 +426,36 @@ def run(args: argparse.Namespace) -> int:
                                   "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
         state["total_wall_s"] = _total(state)
         state_path.write_text(json.dumps(state, indent=2))
+    return 0
+
+
+def _run_edits_stages(args: argparse.Namespace, stages: list[str]) -> int:
+    """``--edits``: rebundle / finalize a shipped bundle whose weights stay as they are."""
+    edits, run_dir = Path(args.edits), Path(args.run)
+    me = shlex.join(["python", "-m", "inversion", "train", "recipe", *sys.argv[3:]])
+    for stage in stages:
+        if stage == "rebundle":
+            b = rebundle_with_edits(args.bundle, edits, commands=[me])
+        elif stage == "finalize":
+            mark_sensitive_by_measurement(run_dir, src=edits / "catalog.json", out_dir=edits)
+            ev = _read_json(run_dir / "evaluation.json")
+            cmds = [c for c in (ev.get("command"), me) if c]
+            b = rebundle_with_edits(args.bundle, edits,
+                                    catalog_path=edits / "catalog_final.json",
+                                    metrics=_final_metrics(run_dir, Path(args.bundle)),
+                                    commands=cmds)
+            _name_shipped_version(ev, b)
+            (run_dir / "evaluation.json").write_text(json.dumps(ev, indent=2))
+            extra = _read_json(run_dir / "report_extra.json")
+            sens = _read_json(edits / "sensitivity.json")
+            if sens.get("marked"):
+                extra["sensitivity set by measurement"] = sens
+            from inversion.evaluate import write_report
+
+            write_report(ev, args.report, extra=extra, command=ev.get("command"))
+        else:
+            raise SystemExit(f"--edits supports the stages rebundle and finalize, not {stage!r}")
+        print(f"{stage}: {args.bundle} version {b.version}", flush=True)
     return 0
 
 

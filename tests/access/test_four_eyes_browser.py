@@ -1,6 +1,12 @@
-"""The four-eyes flow in Chromium, three people, three browser contexts:
-a requester submits a sensitive edit, an approver (TOTP sign-in) approves it, a real
-worker runs it, and a compliance reviewer (TOTP sign-in) sees the chain of events."""
+"""Compute, then release, in Chromium: four people, four browser contexts.
+
+A requester submits a sensitive edit; a real worker computes it and holds the result;
+an approver (TOTP sign-in) sees the held result next to the original and approves it;
+the requester sees the decision (who, when, comment) and downloads the released
+result; a compliance reviewer (TOTP sign-in) finds every view and download of that
+job, by anyone, on the job's timeline, each with a readable summary. Screenshots of
+each step are kept in test-output/.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from audit.queries import filter_events
 from editplatform.accounts.roles import ensure_groups
 from editplatform.jobs.models import EditJob
 from editplatform.jobs.states import State
@@ -18,6 +25,7 @@ from tests.jobs import images
 from tests.jobs.conftest import wait_for_state
 
 PASSWORD = "four eyes see more 2026"
+ACCESS = ("artifact.viewed", "artifact.downloaded")
 
 
 def person(username: str, role: str, *, totp: bool = False):
@@ -37,19 +45,27 @@ def sign_in_with_totp(page, live_server, user) -> None:
     assert "/account/2fa/" not in page.url
 
 
+def images_loaded(page, selector: str) -> None:
+    page.wait_for_function(
+        "(sel) => { const img = document.querySelector(sel); return img && img.complete && img.naturalWidth > 0; }",
+        arg=selector)
+
+
 @pytest.mark.browser
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_sensitive_edit_is_approved_by_a_second_person_then_runs_and_is_traceable(
+def test_held_result_is_approved_released_downloaded_and_every_view_is_on_the_timeline(
         live_server, browser, celery_worker, model_bundle, tmp_path):
+    OUTPUT.mkdir(parents=True, exist_ok=True)
     requester = person("rhea", "requester")
     approver = person("arjun", "approver", totp=True)
     reviewer = person("rosa", "reviewer", totp=True)
     photo = tmp_path / "person.jpg"
     photo.write_bytes(images.jpeg((128, 128)))
-    contexts = [browser.new_context(viewport={"width": 1280, "height": 900}) for _ in range(3)]
+    contexts = [browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+                for _ in range(3)]
     try:
-        # 1. The requester asks for an edit the catalog marks sensitive.
+        # 1. The requester asks for an edit the catalog marks sensitive; it is computed and held.
         spec = catalog.sensitive()
         value = catalog.strength(spec)
         page = contexts[0].new_page()
@@ -63,10 +79,14 @@ def test_sensitive_edit_is_approved_by_a_second_person_then_runs_and_is_traceabl
         page.click("#submit-job")
         page.wait_for_url("**/jobs/*/")
         job = EditJob.objects.get()
-        assert job.state == State.AWAITING_APPROVAL and job.edits == {spec.name: value}
-        assert "awaiting" in page.locator("#job-state").inner_text().lower()
+        assert job.needs_approval and job.edits == {spec.name: value}
+        job = wait_for_state(job.pk, State.AWAITING_APPROVAL, timeout=120)
+        page.wait_for_selector("#held-notice", timeout=30_000)  # the page reloads once the result is held
+        assert "approver is reviewing" in page.locator("#held-notice").inner_text()
+        assert page.locator("#img-edited").count() == 0  # the held result is not shown to the requester
+        page.screenshot(path=str(OUTPUT / "release-1-requester-held.png"), full_page=True)
 
-        # 2. The approver signs in with TOTP, finds it in the queue, sees the request, approves.
+        # 2. The approver finds it in the queue and sees the held result itself, then approves.
         approver_page = contexts[1].new_page()
         sign_in_with_totp(approver_page, live_server, approver)
         approver_page.goto(f"{live_server.url}/approvals/")
@@ -74,35 +94,58 @@ def test_sensitive_edit_is_approved_by_a_second_person_then_runs_and_is_traceabl
         assert "rhea" in row.inner_text() and spec.name in row.inner_text()
         row.locator("a.button").click()
         assert approver_page.locator(".purpose").inner_text().startswith("Aged portrait")
-        approver_page.wait_for_function(
-            "() => { const img = document.querySelector('img[alt=\"Original photo\"]'); return img && img.naturalWidth > 0; }")
-        approver_page.fill("#comment", "consent form checked")
+        images_loaded(approver_page, 'img[alt="Original photo"]')
+        images_loaded(approver_page, "#held-result")
+        assert approver_page.locator("#outputs-hash").inner_text().strip()
+        approver_page.screenshot(path=str(OUTPUT / "release-2-approver-review.png"), full_page=True)
+        approver_page.fill("#comment", "result checked against consent form")
         approver_page.click("#approve")
         approver_page.wait_for_url("**/approvals/")
-        approver_page.screenshot(path=str(OUTPUT / "four-eyes-approver.png"), full_page=True)
+        assert wait_for_state(job.pk, State.SUCCEEDED, timeout=10)
 
-        # 3. The worker runs it; the requester's open page follows it (it polls the API and
-        #    reloads itself when the job ends) to the result.
-        wait_for_state(job.pk, State.SUCCEEDED, timeout=120)
+        # 3. The requester's open page follows the job to its release: the result, the decision, a download.
         page.wait_for_selector("#img-edited", timeout=60_000)
-        page.screenshot(path=str(OUTPUT / "four-eyes-requester.png"), full_page=True)
+        images_loaded(page, "#img-edited")
+        decision = page.locator("#decisions tr.decision")
+        assert decision.count() == 1
+        assert "arjun" in decision.inner_text() and "result checked against consent form" in decision.inner_text()
+        with page.expect_download() as download_info:
+            page.click("#download-edited")
+        saved = tmp_path / "released.png"
+        download_info.value.save_as(saved)
+        assert saved.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        page.screenshot(path=str(OUTPUT / "release-3-requester-released.png"), full_page=True)
 
-        # 4. The reviewer sees the whole chain, in order, with who did what.
+        # 4. The reviewer's timeline lists every view and download of this job, by anyone, with a summary.
         reviewer_page = contexts[2].new_page()
         sign_in_with_totp(reviewer_page, live_server, reviewer)
-        reviewer_page.goto(f"{live_server.url}/audit/jobs/job:{job.pk}/")
-        rows = reviewer_page.locator("#timeline tbody tr")
-        seen = [(rows.nth(i).locator("td").nth(2).inner_text(), rows.nth(i).locator(".badge").inner_text())
-                for i in range(rows.count())]
-        actions = [action for _actor, action in seen]
-        for earlier, later in [("job.submitted", "job.approved"), ("job.approved", "job.queued"),
-                               ("job.queued", "job.started"), ("job.started", "job.succeeded")]:
+        reviewer_page.goto(f"{live_server.url}/audit/jobs/{job.pk}/")  # a bare UUID finds the job
+        expected = list(filter_events(subject=f"job:{job.pk}").filter(action__in=ACCESS).order_by("seq"))
+        readers = {(event.actor_name, event.action) for event in expected}
+        assert {("rhea", "artifact.viewed"), ("rhea", "artifact.downloaded"), ("arjun", "artifact.viewed")} <= readers
+        rows = reviewer_page.locator("#access-log tbody tr")
+        assert rows.count() == len(expected)
+        for i, event in enumerate(expected):
+            cells = rows.nth(i).locator("td")
+            assert cells.nth(0).inner_text() == str(event.seq)
+            assert cells.nth(2).inner_text() == event.actor_name
+            summary = cells.nth(3).inner_text()
+            assert summary == event.summary and summary.startswith(event.actor_name), summary
+        timeline = reviewer_page.locator("#timeline tbody tr")
+        actions = [timeline.nth(i).get_attribute("data-action") for i in range(timeline.count())]
+        for earlier, later in [("job.submitted", "job.started"), ("job.started", "job.held"),
+                               ("job.held", "job.approved"), ("job.approved", "job.released")]:
             assert actions.index(earlier) < actions.index(later), actions
-        assert ("rhea", "job.submitted") in seen and ("arjun", "job.approved") in seen
+        summaries = [timeline.nth(i).locator("td.summary").inner_text() for i in range(timeline.count())]
+        assert all(summaries), summaries
         reviewer_page.wait_for_function(
             "() => [...document.querySelectorAll('#lineage img')].length >= 3"
             " && [...document.querySelectorAll('#lineage img')].every(img => img.complete && img.naturalWidth > 0)")
-        reviewer_page.screenshot(path=str(OUTPUT / "four-eyes-reviewer.png"), full_page=True)
+        reviewer_page.screenshot(path=str(OUTPUT / "release-4-reviewer-timeline.png"), full_page=True)
+        # The thumbnails were logged once, with the page view, not one event each.
+        viewed = filter_events(subject=f"job:{job.pk}").filter(action="compliance.timeline_viewed")
+        assert viewed.count() == 1 and len(viewed.get().payload["thumbnails"]) == 3
+        assert filter_events(subject=f"job:{job.pk}").filter(action__in=ACCESS, actor_name="rosa").count() == 0
     finally:
         for context in contexts:
             context.close()

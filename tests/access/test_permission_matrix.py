@@ -7,7 +7,11 @@ may use it. `test_permission_matrix` then drives every row through the real stac
 
 Objects: `own` = a finished job the acting user submitted (requesters and the
 integration only), `other` = a finished job of another requester, `pending` = another
-requester's sensitive job awaiting approval, `-` = no object. A role missing from a
+requester's sensitive job, computed and held for approval, `held` = the acting user's
+own held job, `decided` = a job the acting approver approved (released), `-` = no
+object. Artifact rows read the `original` of own/other jobs and the held `edited`
+output of pending/held/decided jobs: held outputs are 404 to the requester and to
+integrations, 200 to approvers and reviewers (compute, then release). A role missing from a
 row's mapping means the combination does not exist (e.g. an approver has no own job).
 
 Statuses worth reading twice: 404 (not 403) for jobs a user may not see — no existence
@@ -26,6 +30,8 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from PIL import Image
 
 from editplatform.accounts.roles import ensure_groups
+from editplatform.approvals import services as approval_services
+from editplatform.jobs import policy
 from editplatform.jobs import services as job_services
 from editplatform.jobs.models import EditJob
 from editplatform.jobs.states import State
@@ -65,9 +71,12 @@ MATRIX: dict[tuple[str, str, str], dict[str, int]] = {
     # --- health -----------------------------------------------------------------
     ("GET", "healthz", "-"): every(200),
     ("GET", "readyz", "-"): every(200),
+    # Loopback callers without METRICS_TOKEN (the test client); the token and proxy rules
+    # are in tests/deploy/test_metrics_view.py.
+    ("GET", "metrics", "-"): every(200),
     # --- API: schema and docs ---------------------------------------------------
-    ("GET", "api/v1/schema", "-"): every(200, anon=API_ANON),
-    ("GET", "api/v1/docs", "-"): every(200, anon=API_ANON),
+    ("GET", "api/v1/schema", "-"): every(200),  # the schema and docs hold no data (issue 13 item 7)
+    ("GET", "api/v1/docs", "-"): every(200),
     # --- API: jobs --------------------------------------------------------------
     ("GET", "api/v1/jobs", "-"): every(200, anon=API_ANON),
     ("POST", "api/v1/jobs", "-"): people(403, requester=201, anon=API_ANON, integration=201),
@@ -80,6 +89,8 @@ MATRIX: dict[tuple[str, str, str], dict[str, int]] = {
     ("GET", "api/v1/jobs/<uuid:job_id>/artifacts/<str:kind>", "own"): {"requester": 200, "integration": 200},
     ("GET", "api/v1/jobs/<uuid:job_id>/artifacts/<str:kind>", "other"): people(404, reviewer=200, anon=API_ANON, integration=404),
     ("GET", "api/v1/jobs/<uuid:job_id>/artifacts/<str:kind>", "pending"): people(404, reviewer=200, approver=200, anon=API_ANON, integration=404),
+    ("GET", "api/v1/jobs/<uuid:job_id>/artifacts/<str:kind>", "held"): {"requester": 404, "integration": 404},
+    ("GET", "api/v1/jobs/<uuid:job_id>", "held"): {"requester": 200, "integration": 200},
     ("GET", "api/v1/edits", "-"): every(200, anon=API_ANON),
     # --- API: approvals (people only; no key scope opens them) -------------------
     ("POST", "api/v1/jobs/<uuid:job_id>/approve", "pending"): people(404, approver=200, reviewer=403, anon=API_ANON, integration=403),
@@ -106,13 +117,19 @@ MATRIX: dict[tuple[str, str, str], dict[str, int]] = {
     ("GET", "jobs/<uuid:job_id>/artifacts/<str:kind>", "own"): {"requester": 200},
     ("GET", "jobs/<uuid:job_id>/artifacts/<str:kind>", "other"): people(404, reviewer=200, **PORTAL),
     ("GET", "jobs/<uuid:job_id>/artifacts/<str:kind>", "pending"): people(404, reviewer=200, approver=200, **PORTAL),
+    ("GET", "jobs/<uuid:job_id>/artifacts/<str:kind>", "held"): {"requester": 404},
+    ("GET", "jobs/<uuid:job_id>/artifacts/<str:kind>", "decided"): {"approver": 200},
+    ("GET", "jobs/<uuid:job_id>/", "held"): {"requester": 200},
+    ("GET", "jobs/<uuid:job_id>/", "decided"): {"approver": 200},
     # --- portal: approvals ------------------------------------------------------
     ("GET", "approvals/", "-"): only({"approver": 200}, others=403, **PORTAL),
     ("GET", "approvals/<uuid:job_id>/", "pending"): only({"approver": 200}, others=403, **PORTAL),
+    ("GET", "approvals/<uuid:job_id>/", "decided"): {"approver": 200},
     ("POST", "approvals/<uuid:job_id>/decide", "pending"): only({"approver": 302}, others=403, **PORTAL),
     # --- portal: audit trail (compliance reviewers only) --------------------------
     ("GET", "audit/", "-"): only({"reviewer": 200}, others=403, **PORTAL),
     ("GET", "audit/events/<int:seq>/", "other"): only({"reviewer": 200}, others=403, **PORTAL),
+    ("GET", "audit/jobs/", "-"): only({"reviewer": 400}, others=403, **PORTAL),  # no ?subject=
     ("GET", "audit/jobs/<str:subject>/", "other"): only({"reviewer": 200}, others=403, **PORTAL),
     ("GET", "audit/jobs/<str:subject>/artifacts/<str:sha256>", "other"): only({"reviewer": 200}, others=403, **PORTAL),
     ("GET", "audit/verify/", "-"): only({"reviewer": 200}, others=403, **PORTAL),
@@ -166,10 +183,19 @@ def _finished_job(user, shade: int) -> EditJob:
 
 
 def _pending_job(user, shade: int) -> EditJob:
+    """A sensitive job computed by the real task: its outputs are held for approval."""
     job, _ = job_services.submit(user=user, image=validate_image(_png(shade)), edits=catalog.request(catalog.sensitive()),
                                  purpose="matrix fixture sensitive job", consent=True, source="portal")
-    assert job.state == State.AWAITING_APPROVAL
+    run_edit_job.apply(args=[str(job.pk)])
+    job.refresh_from_db()
+    assert job.state == State.AWAITING_APPROVAL and job.edited_id, job.error
     return job
+
+
+def _decided_job(requester, approver, shade: int) -> EditJob:
+    job = _pending_job(requester, shade)
+    return approval_services.approve(job, approver, params_sha256=job.params_sha256,
+                                     outputs_sha256=policy.outputs_sha256(job), comment="matrix approves")
 
 
 def _user(username: str, role: str):
@@ -209,13 +235,17 @@ class World:
         finished job is refused); a row that decides on a pending job gets a fresh one."""
         if obj == "-":
             return None
-        key = (obj, role if obj == "own" else "")
+        key = (obj, role if obj in ("own", "held", "decided") else "")
         if not fresh and key in self._cache:
             return self._cache[key]
         if obj == "own":
             job = _finished_job(self.users[role], self.next_shade())
         elif obj == "other":
             job = _finished_job(self.alice, self.next_shade())
+        elif obj == "held":
+            job = _pending_job(self.users[role], self.next_shade())
+        elif obj == "decided":
+            job = _decided_job(self.alice, self.users[role], self.next_shade())
         else:
             job = _pending_job(self.alice, self.next_shade())
         if not fresh:
@@ -223,13 +253,13 @@ class World:
         return job
 
 
-def _url(route: str, job: EditJob | None) -> str:
+def _url(route: str, job: EditJob | None, obj: str = "-") -> str:
     def value(match: re.Match) -> str:
         converter, name = match.group(1), match.group(2)
         if name == "job_id":
             return str(job.pk)
         if name == "kind":
-            return "original"
+            return "edited" if obj in ("pending", "held", "decided") else "original"
         if name == "subject":
             return f"job:{job.pk}"
         if name == "sha256":
@@ -261,11 +291,13 @@ def _body(method: str, route: str, job: EditJob | None, world: World) -> dict:
         return {"data": {"image": io.BytesIO(_png(world.next_shade())), "edits": catalog.request_json(fraction=0.6),
                          "purpose": "matrix submission", "consent": "true"}, "format": "multipart"}
     if route.endswith("/approve"):
-        return {"data": {"params_sha256": job.params_sha256}, "format": "json"}
+        return {"data": {"params_sha256": job.params_sha256, "outputs_sha256": policy.outputs_sha256(job)},
+                "format": "json"}
     if route.endswith("/reject"):
         return {"data": {"reason": "matrix says no"}, "format": "json"}
     if route.endswith("/decide"):
-        return {"data": {"verdict": "approve", "params_sha256": job.params_sha256}}
+        return {"data": {"verdict": "approve", "params_sha256": job.params_sha256,
+                         "outputs_sha256": policy.outputs_sha256(job)}}
     if route == "audit/export/":
         return {"data": {"format": "jsonl"}}
     return {}
@@ -281,7 +313,7 @@ def test_permission_matrix(model_bundle, settings):
             job = world.job(obj, role, fresh=route.endswith(("/approve", "/reject", "/decide")))
             client = world.client(role)
             body = _body(method, route, job, world)
-            url = _url(route, job)
+            url = _url(route, job, obj)
             if method == "GET":
                 response = client.get(url)
             elif hasattr(client, "credentials") or "format" in body:
@@ -303,3 +335,86 @@ def _as_api_client(client: Client):
     api = APIClient()
     api.cookies = client.cookies
     return api
+
+
+# --- admin escalation (issue 11) ---------------------------------------------------------
+# The admin role manages people, roles, keys and 2FA resets: the admin pages it may use,
+# and the ones an admin used to reach by making themselves superuser. Other people are
+# sent to the admin's sign-in page (302); so is an integration (its key is no session).
+
+ADMIN_PAGES: dict[tuple[str, str], dict[str, int]] = {
+    ("GET", "admin/"): only({"admin": 200}, others=302, anon=302, integration=302),
+    ("GET", "admin/auth/user/"): only({"admin": 200}, others=302, anon=302, integration=302),
+    ("GET", "admin/accounts/integrationkey/"): only({"admin": 200}, others=302, anon=302, integration=302),
+    ("GET", "admin/accounts/accountrecovery/"): only({"admin": 200}, others=302, anon=302, integration=302),
+    ("GET", "admin/otp_totp/totpdevice/"): only({"admin": 200}, others=302, anon=302, integration=302),
+    ("GET", "admin/axes/accessattempt/"): only({"admin": 200}, others=302, anon=302, integration=302),
+    # Escalation targets: the audit tables, groups' permissions, adding TOTP devices.
+    ("GET", "admin/audit/auditevent/"): only({"admin": 403}, others=302, anon=302, integration=302),
+    ("GET", "admin/audit/checkpoint/"): only({"admin": 403}, others=302, anon=302, integration=302),
+    ("GET", "admin/auth/group/"): only({"admin": 404}, others=302, anon=302, integration=302),
+    ("GET", "admin/auth/permission/"): only({"admin": 404}, others=302, anon=302, integration=302),
+    ("GET", "admin/otp_totp/totpdevice/add/"): only({"admin": 403}, others=302, anon=302, integration=302),
+    ("GET", "admin/accounts/accountrecovery/add/"): only({"admin": 403}, others=302, anon=302, integration=302),
+}
+
+
+@pytest.mark.django_db
+def test_admin_pages_and_escalation_rows(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    world = World()
+    mismatches = []
+    for (method, route), row in ADMIN_PAGES.items():
+        for role, expected in row.items():
+            response = world.client(role).get("/" + route)
+            if response.status_code != expected:
+                mismatches.append(f"{role:<11} {method} /{route} -> {response.status_code}, expected {expected}")
+    assert mismatches == [], "admin page mismatches:\n" + "\n".join(mismatches)
+    # The admin ticks "superuser" on their own account: the field is not there, the POST
+    # is ignored, and the audit tables stay closed.
+    admin = world.users["admin"]
+    client = world.client("admin")
+    form = client.get(f"/admin/auth/user/{admin.pk}/change/").context["adminform"].form
+    data = {name: form.initial.get(name) for name in form.fields if name not in ("password", "groups")}
+    data = {k: ("on" if v is True else v) for k, v in data.items() if v not in (None, False)}
+    data.update(groups=[g.pk for g in admin.groups.all()], is_superuser="on")
+    assert client.post(f"/admin/auth/user/{admin.pk}/change/", data).status_code == 302
+    admin.refresh_from_db()
+    assert not admin.is_superuser
+    assert client.get("/admin/audit/auditevent/").status_code == 403
+
+
+# --- service accounts (issue 11) -----------------------------------------------------------
+
+@pytest.mark.django_db
+def test_service_account_rows(model_bundle, settings):
+    """A service account that holds a human role (rows written past every guard) gets
+    nothing through its key: every API route answers 403; the portal sees it anonymous."""
+    from django.db import connection
+
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    world = World()
+    mixed = world.users["integration"]
+    client = world.client("integration")
+    with connection.cursor() as cursor:
+        cursor.execute("INSERT INTO auth_user_groups (user_id, group_id) VALUES (%s, %s)",
+                       [mixed.pk, ensure_groups()["reviewer"].pk])
+    mismatches = []
+    for (method, route, obj), row in MATRIX.items():
+        if "integration" not in row or obj == "own":
+            continue
+        expected = 403 if route.startswith("api/") else row["integration"]
+        job = world.job(obj, "integration", fresh=route.endswith(("/approve", "/reject", "/decide")))
+        url = _url(route, job)
+        body = _body(method, route, job, world)
+        response = client.get(url) if method == "GET" else client.post(url, body.get("data"), format=body.get("format"))
+        if response.status_code != expected:
+            mismatches.append(f"integration+reviewer {method} /{route} [{obj}] -> {response.status_code}, "
+                              f"expected {expected}")
+    assert mismatches == [], "service account mismatches:\n" + "\n".join(mismatches)
+    # And the mix cannot be made through the product's own paths.
+    from editplatform.accounts.services import AccountError, grant_role
+
+    svc = _user("m-svc-2", "integration")
+    with pytest.raises(AccountError, match="integration-only"):
+        grant_role(svc, "approver")

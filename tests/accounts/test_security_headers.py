@@ -23,6 +23,19 @@ def test_pages_carry_csp_and_security_headers(client, path):
     assert response["Referrer-Policy"] == "same-origin"
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/static/portal/portal.css", "/static/drf_spectacular_sidecar/swagger-ui-dist/oauth2-redirect.html"])
+def test_static_files_carry_the_same_security_headers(client, path):
+    """Whitenoise answers before django-csp and the frame middleware run (issue 11)."""
+    response = client.get(path)
+    assert response.status_code == 200
+    csp = response["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp
+    assert response["X-Frame-Options"] == "DENY"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["Referrer-Policy"] == "same-origin"
+
+
 def test_no_template_contains_an_inline_script_or_handler():
     offenders = []
     for template in (ROOT / "templates").rglob("*.html"):

@@ -1,4 +1,5 @@
-"""The jobs layer asks the approvals app through a hook; with no hook, jobs fail closed."""
+"""The jobs layer asks the approvals app through a hook at release; with no hook, held
+outputs are never released (fail closed), while computing stays harmless."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ import pytest
 
 from audit.models import AuditEvent
 from editplatform.approvals import services
-from editplatform.jobs import approval_hook, engine, policy
+from editplatform.core.errors import DomainError
+from editplatform.jobs import access, approval_hook, engine, policy
 from editplatform.jobs import services as job_services
 from editplatform.jobs.models import EditJob
 from editplatform.jobs.states import State
-from editplatform.jobs.tasks import run_edit_job
 from tests import catalog
 from tests.approvals.test_four_eyes import people, png, sensitive_job  # noqa: F401 - fixture
 
@@ -38,18 +39,17 @@ def test_the_approvals_app_registers_its_four_eyes_check():
     assert approval_hook.get() == services.approval_satisfied
 
 
-def test_without_a_hook_an_approved_sensitive_job_never_runs(people):  # noqa: F811
-    job = sensitive_job(people["req"])
-    job = services.approve(job, people["ap1"], params_sha256=job.params_sha256)
-    assert job.state == State.QUEUED
-    catalog_now = engine.get_catalog().catalog
-    assert policy.may_run(job, catalog_now)  # the registered hook finds the approval
+def test_without_a_hook_held_outputs_are_never_released(people):  # noqa: F811
     with no_hook():
-        assert not policy.may_run(job, catalog_now)
-        assert run_edit_job.apply(args=[str(job.pk)]).get() == "skipped"
+        job = sensitive_job(people["req"])  # computing needs no approval: the job is held
+        assert not policy.may_release(job)
+        with pytest.raises(DomainError, match="approvals do not cover"):
+            services.approve(job, people["ap1"], params_sha256=job.params_sha256,
+                             outputs_sha256=policy.outputs_sha256(job))
     job.refresh_from_db()
-    assert job.state == State.AWAITING_APPROVAL and job.started_at is None and job.attempts == 0
-    assert events_of(job, "job.approval_required") == 1 and events_of(job, "job.started") == 0
+    assert job.state == State.AWAITING_APPROVAL and events_of(job, "job.released") == 0
+    assert access.readable_artifact(people["req"], job, "edited") is None
+    assert policy.may_release(job) is False  # no approval recorded: the refused one rolled back
 
 
 def test_without_a_hook_a_job_that_needs_no_approval_still_may_run(people):  # noqa: F811

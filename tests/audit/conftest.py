@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 
 import pytest
 
@@ -24,6 +25,7 @@ def triggers_disabled(connection):
 def wipe_log(connection) -> None:
     with triggers_disabled(connection), connection.cursor() as cursor:
         cursor.execute("DELETE FROM audit_event")
+        cursor.execute("DELETE FROM audit_event_subject")
         cursor.execute("DELETE FROM audit_treenode")
         cursor.execute("DELETE FROM audit_checkpoint")
         cursor.execute("DELETE FROM audit_quarantine")
@@ -39,9 +41,14 @@ def fresh_log(settings, tmp_path, django_db_blocker):
     """An empty log (the audit tables survive Django's flushes by design) and export dir."""
     from django.db import connection
 
+    session_export = Path(settings.AUDIT_CHECKPOINT_DIR) / "checkpoints.jsonl"
     settings.AUDIT_CHECKPOINT_DIR = tmp_path / "checkpoints"
     settings.AUDIT_CHECKPOINT_EVERY = 1000
     settings.AUDIT_CHECKPOINT_SECONDS = 3600
     wipe_log(connection)
+    session_export.unlink(missing_ok=True)
     yield tmp_path / "checkpoints"
     wipe_log(connection)  # leave no planted or quarantined rows for later tests
+    # The wipe is a rollback of the session's log: its exported checkpoints go with it,
+    # or the rollback guard (audit/rollback.py) would rightly refuse every later append.
+    session_export.unlink(missing_ok=True)

@@ -15,9 +15,9 @@ import textwrap
 import pytest
 from django.db import DatabaseError, connection, transaction
 
-from tests.audit import action_names as actions
 from audit import log as audit_log
 from audit.verify import verify_log
+from tests.audit import action_names as actions
 from tests.conftest import ROOT, worker_env
 
 TABLES = ("audit_event", "audit_treenode", "audit_checkpoint", "audit_loghead", "audit_quarantine")

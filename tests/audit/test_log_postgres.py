@@ -23,7 +23,7 @@ from audit.checkpoint import Signer, sign_checkpoint
 from audit.models import AppendOnlyError, AuditEvent
 from audit.verify import verify_log
 from tests.audit import action_names as actions
-from tests.audit.conftest import triggers_disabled
+from tests.audit.conftest import triggers_disabled, wipe_log
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.postgres
@@ -37,6 +37,7 @@ def fill(n: int, subject: str = "job-1") -> list[AuditEvent]:
 @pytest.mark.django_db
 def test_append_is_contiguous_canonical_and_joins_the_callers_transaction(fresh_log):
     user = get_user_model().objects.create_user("alice", password="x" * 16)
+    wipe_log(connection)  # creating an account is itself an event (account.created)
     first = audit_log.append_event(actions.JOB_SUBMITTED, actor=user, subject="j1", payload={"b": 2, "a": 1.0},
                                    request_id="req-12345678")
     assert first.seq == 0 and first.actor_name == "alice"
@@ -93,6 +94,7 @@ def test_database_refuses_update_delete_truncate(fresh_log):
 @pytest.mark.django_db
 def test_deleting_a_user_keeps_the_username_and_the_proof(fresh_log):
     user = get_user_model().objects.create_user("bob", password="x" * 16)
+    wipe_log(connection)  # creating an account is itself an event (account.created)
     audit_log.append_event(actions.JOB_SUBMITTED, actor=user, subject="j")
     user.delete()  # Django nulls actor_id: the one UPDATE the trigger allows
     event = AuditEvent.objects.get(seq=0)

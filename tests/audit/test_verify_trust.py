@@ -14,11 +14,12 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
-from audit import actions, tlog, verify_export
 from audit import log as audit_log
+from audit import tlog, verify_export
 from audit.models import AuditEvent, TreeNode
 from audit.queries import filter_events, inclusion_status
 from audit.verify import verify_log
+from tests.audit import action_names as actions
 from tests.audit.conftest import triggers_disabled
 
 pytestmark = pytest.mark.postgres

@@ -9,6 +9,7 @@ import pytest
 
 from audit import log as audit_log
 from audit.models import AuditEvent
+from editplatform.jobs import artifacts
 from tests.audit import action_names as actions
 from tests.audit.conftest import triggers_disabled
 from tests.audit.helpers import make_job_with_outputs, make_user, sign_in
@@ -80,14 +81,15 @@ def test_event_detail_shows_a_verified_mark_only_for_a_valid_proof(fresh_log, cl
 
 
 @pytest.mark.django_db
-def test_job_timeline_links_original_latent_outputs_and_logs_each_thumbnail_view(fresh_log, client, settings, tmp_path):
+def test_job_timeline_links_original_latent_outputs_and_logs_the_page_view_once(fresh_log, client, settings,
+                                                                                tmp_path):
     settings.STORAGES = {**settings.STORAGES, "default": {
         "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path / "s")}}}
     requester = make_user("req", "requester")
     job = make_job_with_outputs(requester)
     reviewer = make_user("rev", "reviewer")
     sign_in(client, reviewer)
-    page = client.get(f"/audit/jobs/job:{job.pk}/")
+    page = client.get(f"/audit/jobs/{job.pk}/")  # a bare job id finds the job's timeline
     assert page.status_code == 200
     chain = page.context["chain"]
     assert chain["original"]["sha256"] == job.original.sha256
@@ -95,12 +97,22 @@ def test_job_timeline_links_original_latent_outputs_and_logs_each_thumbnail_view
     assert chain["outputs"]["edited"]["sha256"] == job.edited.sha256
     thumbnail = chain["outputs"]["edited"]["thumbnail"]
     assert "thumbnail" not in chain["latent"]  # not an image
-    before = AuditEvent.objects.filter(action=actions.ARTIFACT_VIEWED).count()
+    # The page view is one event naming the thumbnails it shows; the renders are not logged.
+    shown = AuditEvent.objects.get(action="compliance.timeline_viewed")
+    assert shown.subject == f"job:{job.pk}" and shown.actor_name == "rev"
+    assert shown.payload["thumbnails"]["edited"] == job.edited.sha256
+    assert f"artifact:{job.edited.sha256}" in shown.subjects and "timeline of job" in shown.summary
+    before = AuditEvent.objects.count()
     image = client.get(thumbnail)
     assert image.status_code == 200 and image["Content-Type"] == "image/png" and image.content.startswith(b"\x89PNG")
+    assert AuditEvent.objects.count() == before
+    # The full image is a logged view under the job's subject.
+    full = client.get(thumbnail + "?full=1")
+    assert full.status_code == 200 and full.content == artifacts.read(job.edited)
     viewed = AuditEvent.objects.filter(action=actions.ARTIFACT_VIEWED).order_by("-seq").first()
-    assert AuditEvent.objects.filter(action=actions.ARTIFACT_VIEWED).count() == before + 1
+    assert AuditEvent.objects.count() == before + 1
     assert viewed.subject == f"job:{job.pk}" and viewed.actor_name == "rev" and viewed.payload["sha256"] == job.edited.sha256
+    assert viewed.summary.startswith("rev viewed the edited of job")
     assert client.get(f"/audit/jobs/job:{job.pk}/artifacts/{'f' * 64}").status_code == 404
 
 
@@ -148,5 +160,5 @@ def test_subjects_link_to_the_page_their_app_registered(fresh_log, client):
     audit_log.append_event(actions.JOB_QUEUED, subject="job:1234")
     audit_log.append_event(actions.USER_LOGIN, subject="user:7")
     page = client.get("/audit/").content.decode()
-    assert 'href="/audit/jobs/job:1234/"' in page  # the compliance app's job timeline
+    assert 'href="/audit/jobs/?subject=job%3A1234"' in page  # the compliance app's job timeline
     assert 'href="/audit/?subject=user%3A7"' in page  # everything else: the filtered list

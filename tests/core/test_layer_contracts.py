@@ -49,7 +49,7 @@ def test_the_app_layer_contracts_are_kept():
     result = lint(ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
     for contract in (
-        "apps: portal > approvals > jobs > accounts > core",
+        "layers: pages > approvals > jobs > accounts > audit > core > inversion",
         "the web side of jobs sends tasks by name",
     ):
         assert contract in result.stdout

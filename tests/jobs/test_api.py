@@ -8,9 +8,10 @@ import pytest
 
 from editplatform.approvals import services as approvals
 from editplatform.core.errors import DomainError
-from editplatform.jobs import services
+from editplatform.jobs import policy, services
 from editplatform.jobs.models import EditJob
 from editplatform.jobs.states import State
+from editplatform.jobs.tasks import run_edit_job
 from tests import catalog
 from tests.jobs import images
 from tests.jobs.conftest import api_client, submit_via_api
@@ -95,19 +96,26 @@ def test_idempotency_key_replays_and_refuses_reuse(requester, isolated_storage, 
     assert EditJob.objects.count() == 1
 
 
-def test_sensitive_edit_waits_for_approval_and_approval_binds_parameters(requester, approver, isolated_storage,
-                                                                          model_bundle, bundle):
+def test_sensitive_edit_is_held_for_approval_and_approval_binds_parameters(requester, approver, isolated_storage,
+                                                                           model_bundle, bundle):
     sensitive = next(spec.name for spec in bundle.catalog if spec.sensitive)
     response = submit_via_api(api_client(requester), images.png(), edits=f'{{"{sensitive}": 1}}')
-    assert response.status_code == 201 and response.json()["state"] == "awaiting_approval"
+    assert response.status_code == 201 and response.json()["state"] == "queued"  # computed first
     job = EditJob.objects.get(pk=response.json()["id"])
-    # The approver sees it while it awaits approval; another requester does not.
-    assert api_client(approver).get(f"/api/v1/jobs/{job.pk}").status_code == 200
-    with pytest.raises(DomainError, match="parameters changed"):
-        approvals.approve(job, approver, params_sha256="0" * 64)
-    approvals.approve(job, approver, params_sha256=job.params_sha256)
+    assert api_client(approver).get(f"/api/v1/jobs/{job.pk}").status_code == 404  # nothing to decide yet
+    run_edit_job.apply(args=[str(job.pk)])
     job.refresh_from_db()
-    assert job.state == State.QUEUED and job.approved_params_sha256 == job.params_sha256
+    assert job.state == State.AWAITING_APPROVAL
+    # The approver sees it while it is held; the requester's API sees no output yet.
+    assert api_client(approver).get(f"/api/v1/jobs/{job.pk}").status_code == 200
+    assert api_client(requester).get(f"/api/v1/jobs/{job.pk}/artifacts/edited").status_code == 404
+    assert set(api_client(requester).get(f"/api/v1/jobs/{job.pk}").json()["artifacts"]) == {"original"}
+    with pytest.raises(DomainError, match="parameters changed"):
+        approvals.approve(job, approver, params_sha256="0" * 64, outputs_sha256=policy.outputs_sha256(job))
+    approvals.approve(job, approver, params_sha256=job.params_sha256, outputs_sha256=policy.outputs_sha256(job))
+    job.refresh_from_db()
+    assert job.state == State.SUCCEEDED and job.approved_params_sha256 == job.params_sha256
+    assert api_client(requester).get(f"/api/v1/jobs/{job.pk}/artifacts/edited").status_code == 200
 
 
 def test_access_is_decided_by_visible_to(alice_job, other_requester, reviewer, approver):
@@ -132,8 +140,11 @@ def test_artifact_download_streams_bytes_and_is_audited(alice_job, reviewer):
     import hashlib
 
     assert hashlib.sha256(data).hexdigest() == alice_job.original_id
-    event = AuditEvent.objects.get(action="artifact.downloaded", subject=f"artifact:{alice_job.original_id}")
+    # The job is the event's subject (its timeline lists the download); the artifact is named too.
+    event = AuditEvent.objects.get(action="artifact.downloaded", subject=f"job:{alice_job.pk}")
     assert event.actor_name == "rita" and event.payload["job"] == str(alice_job.pk)
+    assert event.subjects == [f"job:{alice_job.pk}", f"artifact:{alice_job.original_id}"]
+    assert event.summary == f"rita downloaded the original of job {str(alice_job.pk)[:8]} (api download)"
     assert api_client(reviewer).get(f"/api/v1/jobs/{alice_job.pk}/artifacts/edited").status_code == 404
     assert api_client(reviewer).get(f"/api/v1/jobs/{alice_job.pk}/artifacts/secrets").status_code == 404
 

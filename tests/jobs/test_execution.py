@@ -30,6 +30,8 @@ def queued_job(requester, isolated_storage, model_bundle):
 def test_state_machine_allows_only_its_transitions():
     assert can_transition("queued", "running") and not can_transition("succeeded", "running")
     assert not can_transition("submitted", "running") and can_transition("awaiting_approval", "rejected")
+    assert can_transition("running", "awaiting_approval") and can_transition("awaiting_approval", "expired")
+    assert not can_transition("submitted", "awaiting_approval") and not can_transition("queued", "awaiting_approval")
     with pytest.raises(IllegalTransition):
         transition(EditJob(), State.SUCCEEDED, sources=frozenset({State.QUEUED}))
 
@@ -90,14 +92,16 @@ def test_unreadable_original_fails_without_retry(queued_job):
     assert audit_count(queued_job.pk, "job.failed") == 1
 
 
-def test_missing_approval_sends_the_job_back(requester, isolated_storage, model_bundle, bundle):
+def test_a_sensitive_job_is_computed_and_held_not_released(requester, isolated_storage, model_bundle, bundle):
     sensitive = next(spec.name for spec in bundle.catalog if spec.sensitive)
     job = EditJob.objects.get(pk=submit_via_api(api_client(requester), images.png(),
                                                 edits=f'{{"{sensitive}": 1}}').json()["id"])
-    EditJob.objects.filter(pk=job.pk).update(state=State.QUEUED)  # as if someone bypassed approval
-    assert run_edit_job.apply(args=[str(job.pk)]).get() == "skipped"
+    assert job.state == State.QUEUED and job.needs_approval
+    assert run_edit_job.apply(args=[str(job.pk)]).get() == "held"
     job.refresh_from_db()
-    assert job.state == "awaiting_approval" and job.attempts == 0
+    assert job.state == "awaiting_approval" and job.attempts == 1 and job.edited_id and job.held_at
+    assert audit_count(job.pk, "job.held") == 1 and audit_count(job.pk, "job.succeeded") == 0
+    assert run_edit_job.apply(args=[str(job.pk)]).get() == "skipped"  # a redelivery changes nothing
 
 
 def test_gives_up_after_max_attempts(queued_job, bundle, settings):

@@ -175,7 +175,7 @@ def test_catalogue_photo_comes_back_full_size_with_only_the_subject_changed(phot
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("policy", ["approve", "refuse", "flag"])
-def test_out_of_domain_photo_is_held_refused_or_flagged_per_policy(photo_worker, requester, policy):
+def test_out_of_domain_photo_is_held_refused_or_flagged_per_policy(photo_worker, requester, approver, policy):
     with gpu_queue_to_ourselves():
         photo_worker(policy)
         job = _submit(requester, portrait_on_canvas())
@@ -187,16 +187,24 @@ def test_out_of_domain_photo_is_held_refused_or_flagged_per_policy(photo_worker,
     body = api_client(requester).get(f"/api/v1/jobs/{job.pk}").json()
     assert body["out_of_domain"] is True and body["domain_report"]["reasons"] == report["reasons"]
     if policy == "approve":
-        # computed, then held: no output is linked to the job (nothing released) until approved
+        # computed, then held: the outputs exist but the requester cannot read them until released
         assert job.state == "awaiting_approval" and job.needs_approval, (job.state, job.error)
-        assert job.result_id is None and job.edited_id is None and job.latent_id is None
-        assert checked["decision"] == "held" and checked["outputs"]["result"]
-        assert audit_count(job.pk, "job.approval_required") == 1
-        assert "result" not in body["artifacts"]
+        assert job.result_id and checked["decision"] == "held" and checked["outputs"]["result"] == job.result_id
+        assert audit_count(job.pk, "job.held") == 1 and audit_count(job.pk, "job.succeeded") == 0
+        assert "result" not in body["artifacts"] and "edited" not in body["artifacts"]
         from editplatform.jobs import policy as job_policy
         from tests import catalog
 
         assert "out_of_domain" in job_policy.approval_reasons(job, catalog.catalog())
+        # An approver who saw the report releases it; then the requester gets the full-size result.
+        from editplatform.approvals import services as approvals
+
+        approvals.approve(job, approver, params_sha256=job.params_sha256,
+                          outputs_sha256=job_policy.outputs_sha256(job), comment="out of domain, acceptable")
+        job.refresh_from_db()
+        assert job.state == "succeeded"
+        body = api_client(requester).get(f"/api/v1/jobs/{job.pk}").json()
+        assert body["artifacts"]["result"]["sha256"] == job.result_id and body["out_of_domain"] is True
     elif policy == "refuse":
         assert job.state == "failed" and job.error_code == "out_of_domain"
         assert job.error == report["explanation"] and body["error_code"] == "out_of_domain"

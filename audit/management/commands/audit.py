@@ -71,6 +71,13 @@ class Command(BaseCommand):
 
         sub.add_parser("checkpoint", help="sign a checkpoint now and re-export any missing from the export file")
 
+        ack = sub.add_parser("acknowledge-rollback",
+                             help="after a database restore: record the lost events and sign the fork, so "
+                                  "appends resume (docs/operations-restore.md)")
+        ack.add_argument("--reason", required=True, help="why the log was rolled back (recorded and signed)")
+        ack.add_argument("--operator", default="cli", help="who acknowledges (recorded as the actor)")
+        ack.add_argument("--json", action="store_true")
+
         public_key = sub.add_parser("public-key", help="print the log's public (verifier) key")
         public_key.add_argument("--format", choices=("vkey", "pem"), default="vkey")
 
@@ -177,6 +184,23 @@ class Command(BaseCommand):
         self.stdout.write(checkpoint.note)
         self.stderr.write(f"checkpoint of size {checkpoint.size} signed; {exported} re-exported to "
                           f"{audit_log.export_path()}")
+
+    def handle_acknowledge_rollback(self, *, reason: str, operator: str, json: bool = False, **_):
+        from audit.rollback import acknowledge
+        from editplatform.core.errors import DomainError
+
+        try:
+            facts = acknowledge(reason, operator)
+        except DomainError as exc:
+            raise CommandError(exc.message) from None
+        if json:
+            self.stdout.write(_json(facts))
+            return
+        lost = facts["lost_events"]
+        self.stdout.write(f"rollback acknowledged as event {facts['event_seq']}: "
+                          + (f"events {lost[0]}..{lost[1]} of the witnessed log are lost; "
+                             if lost else "the database's history differs from the witnessed one; ")
+                          + f"fork checkpoint of size {facts['checkpoint_size']} exported:\n{facts['note']}")
 
     def handle_public_key(self, *, format: str, **_):
         verifier = signing.get_verifier()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from editplatform.jobs import access, services
 from editplatform.jobs.models import Artifact, EditJob
 from editplatform.jobs.states import State
 
@@ -46,6 +48,8 @@ class JobSerializer(serializers.ModelSerializer):
     out_of_domain = serializers.SerializerMethodField(
         help_text="true when the domain gate found the photo outside what the model represents "
                   "(the job is then flagged, held for an approver or refused per JOB_OUT_OF_DOMAIN)")
+    edits = serializers.DictField(child=serializers.FloatField(), read_only=True,
+                                  help_text="{edit name: strength} as accepted (zero strengths dropped)")
     artifacts = serializers.SerializerMethodField()
     queue_to_start_seconds = serializers.SerializerMethodField()
     state = serializers.ChoiceField(choices=State.choices, read_only=True)
@@ -63,8 +67,10 @@ class JobSerializer(serializers.ModelSerializer):
     @extend_schema_field(serializers.DictField(child=ArtifactSerializer()))
     def get_artifacts(self, job: EditJob) -> dict:
         out = {}
+        request = self.context.get("request")
         for kind in Artifact.Kind.values:
-            artifact = getattr(job, kind)
+            # Held outputs are not listed to who may not read them (compute, then release).
+            artifact = access.readable_artifact(getattr(request, "user", None), job, kind)
             if artifact is None:
                 continue
             out[kind] = {
@@ -90,17 +96,40 @@ class UploadField(serializers.FileField):
     """A file part of a multipart request (documented as binary, not as the URL FileField renders)."""
 
 
-class JobCreateSerializer(serializers.Serializer):
-    """Multipart form of POST /api/v1/jobs (validated by the services, documented here)."""
+def _limit_text() -> str:
+    return f"at most {settings.UPLOAD_MAX_BYTES} bytes and {settings.UPLOAD_MAX_PIXELS} pixels"
 
-    image = UploadField(help_text="JPEG, PNG or WebP (decided by content); at most UPLOAD_MAX_BYTES")
-    edits = serializers.CharField(help_text='JSON object {edit name: strength}, e.g. {"smile": 1.5}; see GET /api/v1/edits')
-    purpose = serializers.CharField(help_text="why this edit is needed (recorded in the audit log)")
-    consent = serializers.BooleanField(help_text="attests consent of the person shown; must be true")
-    face_index = serializers.IntegerField(
-        required=False, min_value=0, max_value=99,
-        help_text="face models: which detected face to edit (0 = leftmost); without it a photo "
-                  "with several faces fails with error_code multiple_faces")
+
+PURPOSE_HELP = f"why this edit is needed ({services.PURPOSE_MIN} to {services.PURPOSE_MAX} characters; recorded " \
+               "in the audit log)"
+CONSENT_HELP = "attests the consent of the person shown (or the rights holder); must be true"
+FACE_INDEX_HELP = ("face models: which detected face to edit (0 = leftmost); without it a photo with "
+                   "several faces fails with error_code multiple_faces")
+EDITS_HELP = "edit name to strength; names and allowed ranges: GET /api/v1/edits"
+
+
+class JobCreateSerializer(serializers.Serializer):
+    """A new job as a multipart form: the image as a file part, the edits as JSON text."""
+
+    image = UploadField(help_text=f"JPEG, PNG or WebP (decided by content), {_limit_text()}")
+    edits = serializers.CharField(help_text=f"a JSON object as text ({EDITS_HELP})")
+    purpose = serializers.CharField(min_length=services.PURPOSE_MIN, max_length=services.PURPOSE_MAX,
+                                    help_text=PURPOSE_HELP)
+    consent = serializers.BooleanField(help_text=CONSENT_HELP)
+    face_index = serializers.IntegerField(required=False, min_value=0, max_value=99, help_text=FACE_INDEX_HELP)
+
+
+class JobCreateJsonSerializer(serializers.Serializer):
+    """A new job as one JSON object: the image as base64 text, the edits as an object."""
+
+    image_base64 = serializers.CharField(
+        help_text=f"the image file (JPEG, PNG or WebP, {_limit_text()}) in standard base64; "
+                  "a `data:image/...;base64,` prefix is accepted")
+    edits = serializers.DictField(child=serializers.FloatField(), help_text=EDITS_HELP)
+    purpose = serializers.CharField(min_length=services.PURPOSE_MIN, max_length=services.PURPOSE_MAX,
+                                    help_text=PURPOSE_HELP)
+    consent = serializers.BooleanField(help_text=CONSENT_HELP)
+    face_index = serializers.IntegerField(required=False, min_value=0, max_value=99, help_text=FACE_INDEX_HELP)
 
 
 class EditSpecSerializer(serializers.Serializer):

@@ -9,7 +9,8 @@
   var text = document.getElementById("job-progress-text");
   var badge = document.getElementById("job-state");
   var stage = document.getElementById("job-stage");
-  var terminal = ["succeeded", "failed", "cancelled", "rejected"];
+  var terminal = ["succeeded", "failed", "cancelled", "rejected", "expired"];
+  var initial = box.dataset.state;
   var delay = 500;
 
   function poll() {
@@ -25,6 +26,8 @@
         badge.textContent = job.state.replace("_", " ");
         badge.className = "badge " + job.state;
         if (terminal.indexOf(job.state) >= 0) { window.location.reload(); return; }
+        // Computed and held for approval: render the "waiting for an approver" page once.
+        if (job.state === "awaiting_approval" && initial !== "awaiting_approval") { window.location.reload(); return; }
         delay = Math.min(delay * 1.2, 3000);
         window.setTimeout(poll, delay);
       })

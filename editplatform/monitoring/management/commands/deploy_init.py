@@ -105,17 +105,22 @@ class Command(BaseCommand):
         self.stdout.write(f"database role {settings.APP_DATABASE_ROLE}: granted (audit tables append-only)")
 
     def _first_admin(self) -> None:
+        # No superuser (issue 11): an account with the admin role, plus the one-time
+        # code it needs to enrol its second factor; every step is an audit event.
         from django.contrib.auth import get_user_model
 
+        from editplatform.accounts.recovery import issue_enrolment_code
         from editplatform.accounts.roles import ADMIN
         from editplatform.accounts.services import grant_role
 
         User = get_user_model()
-        if User.objects.filter(is_superuser=True).exists():
+        if User.objects.filter(groups__name=ADMIN.name).exists():
             return
         password = secrets.token_urlsafe(18)
         with transaction.atomic():
-            user = User.objects.create_superuser(settings.FIRST_ADMIN_USERNAME, email="", password=password)
+            user = User.objects.create_user(settings.FIRST_ADMIN_USERNAME, email="", password=password, is_staff=True)
             grant_role(user, ADMIN.name)
+            code = issue_enrolment_code(user)
         self.stdout.write(f"first admin: {user.username} password: {password}\n"
-                          "  (shown once; sign in, set up two-factor and change it)")
+                          f"  2FA enrolment code: {code}\n"
+                          "  (shown once; sign in, enter the code, set up two-factor and change the password)")

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('jobs', '0002_job_api_key'),
+        ('jobs', '0003_held_outputs_and_resubmission'),
     ]
 
     operations = [

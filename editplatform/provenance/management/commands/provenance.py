@@ -1,0 +1,144 @@
+"""`manage.py provenance bench|robustness|sign-bench`: the measurements docs/ records.
+
+    manage.py provenance bench --rows 1000000 --queries 200
+        fill the fingerprint index with random hashes (kind 'pdq', no job) and time
+        near-match lookups (half near a stored hash, half random); prints p50/p95/max.
+        `--cleanup` deletes the benchmark rows afterwards.
+    manage.py provenance robustness --outputs 100 --unrelated 10000
+        watermark bit accuracy and lookup rates per attack, false matches (no database).
+    manage.py provenance sign-bench --count 20
+        sign and verify time per output (development chain unless C2PA_* are set).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import statistics
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connection, transaction
+
+from editplatform.provenance import corpus, evaluate, index, manifest, signing
+from editplatform.provenance.models import Fingerprint
+
+BENCH_TAG = "bench"
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+class Command(BaseCommand):
+    help = "Provenance measurements: index lookup benchmark, robustness, sign/verify time."
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="action", required=True)
+        bench = sub.add_parser("bench")
+        bench.add_argument("--rows", type=int, default=1_000_000)
+        bench.add_argument("--queries", type=int, default=200)
+        bench.add_argument("--distance", type=int, default=31)
+        bench.add_argument("--cleanup", action="store_true")
+        robust = sub.add_parser("robustness")
+        robust.add_argument("--outputs", type=int, default=100)
+        robust.add_argument("--unrelated", type=int, default=10_000)
+        signb = sub.add_parser("sign-bench")
+        signb.add_argument("--count", type=int, default=20)
+
+    def handle(self, *args, action: str, **options):
+        getattr(self, "_" + action.replace("-", "_"))(**options)
+
+    # --- index ------------------------------------------------------------------------
+    def _bench(self, rows: int, queries: int, distance: int, cleanup: bool, **_):
+        if connection.vendor != "postgresql":
+            raise CommandError("the index benchmark is for PostgreSQL (SQLite scans in process)")
+        rng = random.Random(11)
+        have = Fingerprint.objects.filter(marked_sha256=BENCH_TAG).count()
+        started = time.perf_counter()
+        columns = ["kind", "value", "marked_sha256", "created_at"] + [f"c{i}" for i in range(16)] + [f"h{i}" for i in range(4)]
+        sample: list[bytes] = []
+        while have < rows:
+            batch = min(20_000, rows - have)
+            buffer = io.StringIO()
+            for _ in range(batch):
+                value = rng.getrandbits(256).to_bytes(32, "big")
+                if len(sample) < queries:
+                    sample.append(value)
+                chunks = index.chunk_columns(value)
+                buffer.write("\t".join(["pdq", "\\\\x" + value.hex(), BENCH_TAG, "2026-01-01 00:00:00+00"]
+                                       + [str(chunks[f"c{i}"]) for i in range(16)] + [str(chunks[f"h{i}"]) for i in range(4)]) + "\n")
+            buffer.seek(0)
+            with transaction.atomic(), connection.cursor() as cursor:
+                with cursor.copy(f"COPY {Fingerprint._meta.db_table} ({', '.join(columns)}) FROM STDIN") as copy:
+                    copy.write(buffer.getvalue())
+            have += batch
+            self.stdout.write(f"  {have} rows ({time.perf_counter() - started:.0f} s)")
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {Fingerprint._meta.db_table}")
+        if not sample:
+            sample = [bytes(v) for v in Fingerprint.objects.filter(marked_sha256=BENCH_TAG)
+                      .values_list("value", flat=True)[:queries]]
+        timings, found = [], 0
+        total = Fingerprint.objects.count()
+        for i in range(queries):
+            if i % 2 == 0:  # a stored hash with `distance` // 2 bits flipped: must be found
+                value = int.from_bytes(sample[i % len(sample)], "big")
+                for bit in rng.sample(range(256), distance // 2):
+                    value ^= 1 << bit
+                query = value.to_bytes(32, "big")
+            else:
+                query = rng.getrandbits(256).to_bytes(32, "big")
+            t0 = time.perf_counter()
+            matches = index.search("pdq", query, distance)
+            timings.append((time.perf_counter() - t0) * 1000)
+            found += bool(matches) and i % 2 == 0
+        result = {"rows": total, "queries": queries, "distance": distance,
+                  "near_queries_found": f"{found}/{(queries + 1) // 2}",
+                  "p50_ms": round(statistics.median(timings), 2), "p95_ms": round(_percentile(timings, 0.95), 2),
+                  "max_ms": round(max(timings), 2)}
+        self.stdout.write(json.dumps(result))
+        if cleanup:
+            Fingerprint.objects.filter(marked_sha256=BENCH_TAG).delete()
+
+    # --- robustness -----------------------------------------------------------------
+    def _robustness(self, outputs: int, unrelated: int, **_):
+        figures = evaluate.run(outputs, unrelated, progress=self.stdout.write)
+        self.stdout.write(json.dumps(figures.__dict__, indent=1))
+
+    # --- signing --------------------------------------------------------------------
+    def _sign_bench(self, count: int, **_):
+        material, anchors = signing.material(), signing.trust_anchors()
+        images = corpus.outputs(count + 1)
+        original = _png(images[0])
+        sign_ms, verify_ms, sizes = [], [], []
+        for image in images[1:]:
+            data = _png(image)
+            definition = manifest.build_definition(
+                title="bench", software="StyleLedger", software_version="0", model_version="bench",
+                edits=[{"name": "smile", "strength": 1.0}], audit={"job_id": "bench"})
+            t0 = time.perf_counter()
+            signed = manifest.sign_image(data, definition, material, original=original)
+            t1 = time.perf_counter()
+            report = manifest.read_image(signed, anchors_pem=anchors)
+            t2 = time.perf_counter()
+            if not report.trusted:
+                raise CommandError(f"signed output does not read back Trusted: {report.failures}")
+            sign_ms.append((t1 - t0) * 1000)
+            verify_ms.append((t2 - t1) * 1000)
+            sizes.append(len(signed) - len(data))
+        self.stdout.write(json.dumps({
+            "outputs": count, "sign_ms_median": round(statistics.median(sign_ms), 1),
+            "sign_ms_p95": round(_percentile(sign_ms, 0.95), 1),
+            "verify_ms_median": round(statistics.median(verify_ms), 1),
+            "verify_ms_p95": round(_percentile(verify_ms, 0.95), 1),
+            "manifest_bytes_median": int(statistics.median(sizes)),
+            "tsa": bool(material.tsa_url)}))
+
+
+def _png(image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()

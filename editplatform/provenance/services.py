@@ -1,0 +1,246 @@
+"""Marking released outputs and answering "was this made here?".
+
+`mark_output` is the one call the job pipeline makes when a job's outputs are released:
+watermark (a fresh key, recorded), fingerprint (recorded), then a signed C2PA manifest
+whose audit assertion names the job's audit event and carries its inclusion proof in a
+signed checkpoint — so the proof can be checked offline (audit/verify_output.py).
+
+`check_image` reads all three signals from any uploaded image and resolves them only
+through the platform's own tables (a watermark key, a fingerprint, a manifest's job id
+are claims until a row confirms them); the check itself is an audit event.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import secrets
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from PIL import Image
+
+from audit.log import append_event, inclusion_proof, make_checkpoint
+from audit.models import AuditEvent
+from audit.models import Checkpoint as StoredCheckpoint
+from editplatform.jobs.models import EditJob
+from editplatform.provenance import fingerprint, index, manifest, signing, watermark
+from editplatform.provenance.audit_actions import PROVENANCE_CHECKED
+from editplatform.provenance.models import Fingerprint, WatermarkKey
+
+SOFTWARE = "StyleLedger"
+SOFTWARE_VERSION = "0.1.0"
+ASSERTION_VERSION = 1
+NEAREST_SCAN_LIMIT = 100_000
+
+
+@dataclass(frozen=True)
+class MarkedOutput:
+    data: bytes
+    manifest_info: dict
+    watermark_key: int
+    fingerprints: fingerprint.Fingerprints
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+
+def _covering_checkpoint(seq: int) -> StoredCheckpoint:
+    """The oldest signed checkpoint that includes leaf `seq`; sign one if none does yet."""
+    found = StoredCheckpoint.objects.filter(size__gt=seq).order_by("size").first()
+    if found is not None:
+        return found
+    checkpoint = make_checkpoint()
+    if checkpoint.size <= seq:  # pragma: no cover - the event is committed before marking
+        raise RuntimeError(f"audit event {seq} is not in the log yet")
+    return checkpoint
+
+
+def audit_assertion(job: EditJob, event: AuditEvent) -> dict:
+    checkpoint = _covering_checkpoint(event.seq)
+    proof = inclusion_proof(event.seq, checkpoint.size)
+    return {
+        "version": ASSERTION_VERSION,
+        "job_id": str(job.pk),
+        "original_sha256": job.original_id,
+        "upload_sha256": job.upload_sha256,
+        "model_version": job.model_version,
+        "event": {"seq": event.seq, "action": event.action, "leaf_hash": bytes(event.leaf_hash).hex()},
+        "checkpoint": {"size": checkpoint.size, "note": checkpoint.note,
+                       "inclusion_proof": [base64.b64encode(p).decode() for p in proof]},
+    }
+
+
+def _encode_like(image: Image.Image, original: bytes) -> bytes:
+    buffer = io.BytesIO()
+    if manifest.mime_of(original) == "image/jpeg":
+        image.save(buffer, format="JPEG", quality=95)
+    else:
+        image.save(buffer, format="PNG", compress_level=3)
+    return buffer.getvalue()
+
+
+def _fresh_key() -> int:
+    while True:
+        key = secrets.randbits(8 * watermark.KEY_BYTES)
+        if not WatermarkKey.objects.filter(key=key).exists():
+            return key
+
+
+def mark_output(job: EditJob, image_bytes: bytes, *, audit_event: AuditEvent) -> MarkedOutput:
+    """Watermark, fingerprint and sign one released output of `job`; record key and hashes.
+
+    `audit_event` is the committed event the output's provenance points at (the job's
+    `job.succeeded`). Runs in its own transaction: the key and fingerprint rows commit
+    together or not at all. Returns the bytes to release in place of `image_bytes`.
+    """
+    from editplatform.jobs import artifacts
+
+    image = Image.open(io.BytesIO(image_bytes)).convert("RGB")
+    original = artifacts.read(job.original)
+    assertion = audit_assertion(job, audit_event)
+    edits = [{"name": name, "strength": strength} for name, strength in sorted((job.edits or {}).items())]
+    definition = manifest.build_definition(
+        title=f"StyleLedger job {job.pk}", software=SOFTWARE, software_version=SOFTWARE_VERSION,
+        model_version=job.model_version or "", edits=edits, audit=assertion)
+    for _ in range(5):
+        key = _fresh_key()
+        marked = watermark.embed(image, key, seed=settings.PROVENANCE_WATERMARK_SEED,
+                                 strength=settings.PROVENANCE_WATERMARK_STRENGTH)
+        prints = fingerprint.compute(marked)
+        signed = manifest.sign_image(_encode_like(marked, image_bytes), definition, signing.material(),
+                                     original=original)
+        digest = hashlib.sha256(signed).hexdigest()
+        try:
+            with transaction.atomic():
+                WatermarkKey.objects.create(key=key, job=job, marked_sha256=digest, manifest=assertion)
+                for kind, value in ((Fingerprint.Kind.PDQ, prints.pdq), (Fingerprint.Kind.ROT, prints.rot)):
+                    Fingerprint.objects.create(job=job, marked_sha256=digest, kind=kind, value=value,
+                                               **index.chunk_columns(value))
+        except IntegrityError:  # another worker drew the same key meanwhile: draw again
+            continue
+        return MarkedOutput(signed, assertion, key, prints)
+    raise RuntimeError("could not draw an unused watermark key")
+
+
+# --- "was this made here?" ----------------------------------------------------------------
+
+@dataclass
+class CheckResult:
+    sha256: str
+    manifest: dict
+    watermark: dict
+    fingerprints: dict
+    jobs: list[dict] = field(default_factory=list)
+    audit_seq: int | None = None
+
+    @property
+    def made_here(self) -> bool:
+        return bool(self.jobs)
+
+    def as_dict(self) -> dict:
+        return {"made_here": self.made_here, "sha256": self.sha256, "jobs": self.jobs,
+                "manifest": self.manifest, "watermark": self.watermark,
+                "fingerprints": self.fingerprints, "audit_seq": self.audit_seq}
+
+    def public_dict(self) -> dict:
+        """The data-free answer: made here or not, and job references only."""
+        return {"made_here": self.made_here, "jobs": [job["job_id"] for job in self.jobs]}
+
+
+def _job_summary(job: EditJob, evidence: list[str]) -> dict:
+    events = AuditEvent.objects.filter(subject=f"job:{job.pk}").order_by("seq")
+    timeline = [{"seq": e.seq, "action": e.action, "actor": e.actor_name, "at": e.created_at.isoformat()}
+                for e in events]
+    approvals = [e for e in timeline if e["action"] in ("job.approved", "job.rejected")]
+    return {
+        "job_id": str(job.pk), "requester": job.requester.get_username(), "purpose": job.purpose,
+        "edits": job.edits, "model_version": job.model_version, "state": job.state,
+        "created_at": job.created_at.isoformat(), "approvals": approvals, "evidence": evidence,
+        "audit": timeline,
+        "proofs": [k.manifest for k in WatermarkKey.objects.filter(job=job).order_by("created_at")[:5]],
+    }
+
+
+def analyse(data: bytes, pixels: Image.Image) -> CheckResult:
+    """Read manifest, watermark and fingerprints of an image; resolve them to jobs."""
+    evidence: dict[str, list[str]] = {}
+    report = manifest.read_image(data, anchors_pem=signing.trust_anchors())
+    manifest_info = report.as_dict()
+    if report.trusted and report.audit and isinstance(report.audit.get("job_id"), str):
+        # Trusted: our key signed it. The job id must still name a row (and a key row
+        # with this assertion: a job we marked).
+        if WatermarkKey.objects.filter(job_id=_uuid_or_none(report.audit["job_id"])).exists():
+            evidence.setdefault(report.audit["job_id"], []).append("manifest (Trusted)")
+
+    detection = watermark.detect(pixels, seed=settings.PROVENANCE_WATERMARK_SEED)
+    watermark_info = {"decoded": detection.key is not None, "key": None, "resolved": False,
+                      "angle": detection.angle, "scale": detection.scale}
+    if detection.key is not None:
+        watermark_info["key"] = f"{detection.key:08x}"
+        row = WatermarkKey.objects.filter(key=detection.key).first()
+        if row is not None:
+            watermark_info["resolved"] = True
+            evidence.setdefault(str(row.job_id), []).append(f"watermark key {detection.key:08x}")
+
+    prints = fingerprint.compute(pixels)
+    limit = settings.PROVENANCE_MATCH_DISTANCE
+    fp_info: dict = {"threshold": limit, "nearest": {}}
+    for kind, value in ((Fingerprint.Kind.PDQ, prints.pdq), (Fingerprint.Kind.ROT, prints.rot)):
+        matches = index.search(kind, value, limit)
+        fp_info["nearest"][kind] = [{"job_id": str(m.job_id), "distance": m.distance} for m in matches]
+        for match in matches:
+            if match.job_id is not None:
+                evidence.setdefault(str(match.job_id), []).append(f"{kind} distance {match.distance}")
+    if not any(fp_info["nearest"].values()):
+        fp_info["nearest_distance"] = _nearest_distances(prints)
+
+    jobs = EditJob.objects.select_related("requester").filter(pk__in=list(evidence))
+    summaries = [_job_summary(job, evidence[str(job.pk)]) for job in jobs]
+    summaries.sort(key=lambda s: -len(s["evidence"]))
+    return CheckResult(hashlib.sha256(data).hexdigest(), manifest_info, watermark_info, fp_info, summaries)
+
+
+def _nearest_distances(prints: fingerprint.Fingerprints) -> dict:
+    """For a "no match" answer: the distance to the nearest stored hash (any distance).
+
+    Only where a full scan is cheap; on a large index the answer is "more than the
+    threshold" (None), which is what the indexed search already proved."""
+    out: dict = {}
+    if Fingerprint.objects.count() > NEAREST_SCAN_LIMIT:
+        return {"pdq": None, "rot": None}
+    for kind, value in ((Fingerprint.Kind.PDQ, prints.pdq), (Fingerprint.Kind.ROT, prints.rot)):
+        nearest = index.search(kind, value, fingerprint.BITS, limit=1)
+        out[kind] = nearest[0].distance if nearest else None
+    return out
+
+
+def _uuid_or_none(text: str):
+    import uuid
+
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        return None
+
+
+def check_image(data: bytes, *, actor=None, channel: str = "portal") -> CheckResult:
+    """Validate an upload, analyse it and record the check in the audit log."""
+    from editplatform.jobs.uploads import validate_image
+
+    validated = validate_image(data)  # raises DomainError (4xx) for bad input
+    pixels = Image.open(io.BytesIO(validated.png)).convert("RGB")
+    result = analyse(data, pixels)
+    with transaction.atomic():
+        event = append_event(PROVENANCE_CHECKED, actor=actor, subject=f"image:{result.sha256}", payload={
+            "channel": channel, "sha256": result.sha256, "made_here": result.made_here,
+            "jobs": [job["job_id"] for job in result.jobs],
+            "manifest_state": result.manifest.get("state") or ("absent" if not result.manifest["present"] else ""),
+            "watermark_key": result.watermark.get("key"),
+        })
+    result.audit_seq = event.seq
+    return result
+
