@@ -98,13 +98,18 @@ def domain_bundle(tmp_path_factory) -> Path:
 def photo_worker(start_worker, domain_bundle, settings):
     """Start a worker on the domain bundle with a JOB_OUT_OF_DOMAIN policy (the web side too)."""
     settings.MODEL_BUNDLE = domain_bundle
+    started = []
 
     def _start(policy: str = "approve"):
         settings.JOB_OUT_OF_DOMAIN = policy
-        return start_worker(f"photo-{policy}", queues="gpu",
-                            env=worker_env_with(MODEL_BUNDLE=domain_bundle, JOB_OUT_OF_DOMAIN=policy))
+        worker = start_worker(f"photo-{policy}", queues="gpu",
+                              env=worker_env_with(MODEL_BUNDLE=domain_bundle, JOB_OUT_OF_DOMAIN=policy))
+        started.append(worker)
+        return worker
 
-    return _start
+    yield _start
+    for worker in started:  # never leave a worker on another bundle consuming the shared gpu queue
+        worker.stop()
 
 
 def _submit(user, image: Image.Image, **kwargs) -> EditJob:
