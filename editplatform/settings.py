@@ -224,6 +224,9 @@ JOB_LEASE_SECONDS = env.get_int("JOB_LEASE_SECONDS", 120, minimum=2)
 JOB_REQUEUE_AFTER_SECONDS = env.get_int("JOB_REQUEUE_AFTER_SECONDS", 900, minimum=1)
 JOB_SWEEP_INTERVAL_SECONDS = env.get_int("JOB_SWEEP_INTERVAL_SECONDS", 30, minimum=1)
 JOB_APPROVAL_FOR_ALL = env.get_bool("JOB_APPROVAL_FOR_ALL", False)
+# A photo the model cannot represent (the bundle's domain gate): refuse the job, hold its
+# outputs for an approver (default), or release them flagged. See jobs.policy.
+JOB_OUT_OF_DOMAIN = env.get_choice("JOB_OUT_OF_DOMAIN", "approve", ("refuse", "approve", "flag"))
 JOB_DEVICE = env.get_str("JOB_DEVICE", "auto")
 JOB_TORCH_THREADS = env.get_int("JOB_TORCH_THREADS", 0, minimum=0)
 

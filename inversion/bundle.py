@@ -146,6 +146,10 @@ class ModelBundle:
     directions: dict[str, Tensor]
     catalog: EditCatalog
     state_dicts: dict[str, dict[str, Tensor]] = field(repr=False)
+    # What the model can represent (inversion.bundle_domain); the default for bundles
+    # that declare none is centre alignment with no gate.
+    domain: Any = None
+    domain_gate: Any = field(default=None, repr=False)
 
     @property
     def provenance(self) -> dict[str, Any]:
@@ -170,6 +174,7 @@ class ModelBundle:
             "provenance": self.provenance,
             "metrics": self.metrics,
             "edits": self.catalog.to_dict()["edits"],
+            "domain": self.domain.to_dict() if self.domain is not None else None,
         }
 
     def build_generator(
@@ -361,6 +366,9 @@ def load_bundle(path: str | os.PathLike[str]) -> ModelBundle:
     latent_avg = _check_contents(
         gen_cfg, enc_cfg, fus_cfg, generator_state, latent, directions, catalog
     )
+    from inversion.bundle_domain import read_domain
+
+    domain, gate = read_domain(manifest, contents, gen_cfg.size)
     return ModelBundle(
         path=root,
         version=sha256_hex(raw),
@@ -373,6 +381,8 @@ def load_bundle(path: str | os.PathLike[str]) -> ModelBundle:
         directions=directions,
         catalog=catalog,
         state_dicts=state_dicts,
+        domain=domain,
+        domain_gate=gate,
     )
 
 

@@ -341,6 +341,23 @@ def add_bundle_arguments(parser: argparse.ArgumentParser) -> None:
     v.add_argument("path", type=Path)
     v.add_argument("--json", action="store_true", help="print the bundle summary as JSON")
 
+    d = sub.add_parser("domain", help="declare (or refresh) what a bundle can represent, and "
+                       "calibrate its domain gate; writes a new version, weights unchanged")
+    d.add_argument("--bundle", required=True, type=Path)
+    d.add_argument("--subject", required=True, help='what the model draws, e.g. "face", "product"')
+    d.add_argument("--align", required=True, choices=("ffhq", "object", "center"))
+    d.add_argument("--colour", default="rgb", choices=("rgb", "grey"))
+    d.add_argument("--paste-mode", default="delta", choices=("delta", "replace"))
+    d.add_argument("--feather", type=float, default=0.1)
+    d.add_argument("--description", default="", help="one sentence for requesters")
+    d.add_argument("--calibrate-from", help="in-domain photos for the gate (fashion-mnist); "
+                   "without it the bundle declares no gate")
+    d.add_argument("--fit", type=int, default=2000, help="photos the Gaussian is fitted on")
+    d.add_argument("--calib", type=int, default=1000, help="held-out photos for the thresholds")
+    d.add_argument("--quantile", type=float, default=0.99)
+    d.add_argument("--pooling", default="flat", choices=("flat", "layer_mean"))
+    d.add_argument("--seed", type=int, default=0)
+
 
 def _read_json(path: Path | None, what: str) -> dict[str, Any]:
     if path is None:
@@ -354,6 +371,31 @@ def _read_json(path: Path | None, what: str) -> dict[str, Any]:
     return data
 
 
+def _run_bundle_domain(args: argparse.Namespace) -> int:
+    from inversion import bundle_domain
+    from inversion.bundle import load_bundle
+
+    current = load_bundle(args.bundle)
+    domain = bundle_domain.BundleDomain(
+        subject=args.subject, align=args.align, resolution=current.generator_config.size,
+        colour=args.colour, paste_mode=args.paste_mode, feather=args.feather,
+        description=args.description,
+    )
+    gate = None
+    if args.calibrate_from:
+        from inversion.inverter import Inverter
+
+        images = bundle_domain.calibration_set(args.calibrate_from, args.fit, args.calib, args.seed)
+        gate = bundle_domain.calibrate_gate(Inverter(current, "cpu", batch_size=64), domain, images,
+                                            quantile=args.quantile, pooling=args.pooling)
+    b = bundle_domain.apply_domain(args.bundle, domain, gate,
+                                   command="python -m inversion " + shlex.join(args._argv))
+    print(f"{b.version}  {args.bundle}  domain: {domain.summary()}")
+    if gate is not None:
+        print(json.dumps(gate.thresholds.to_dict(), sort_keys=True))
+    return 0
+
+
 def run_bundle(args: argparse.Namespace) -> int:
     from inversion import bundle as bundles
 
@@ -364,6 +406,8 @@ def run_bundle(args: argparse.Namespace) -> int:
         else:
             print(b.version)
         return 0
+    if args.action == "domain":
+        return _run_bundle_domain(args)
     if args.action == "random":
         b = bundles.build_random_bundle(
             args.out, preset=args.preset, seed=args.seed, overwrite=args.overwrite,

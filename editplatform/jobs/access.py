@@ -18,12 +18,13 @@ from django.http import FileResponse, Http404
 from editplatform.jobs import artifacts, events, holding
 from editplatform.jobs.models import Artifact, EditJob
 
-EXTENSIONS = {"image/png": "png", "application/vnd.styleledger.latent+safetensors": "safetensors"}
+EXTENSIONS = {"image/png": "png", "application/json": "json", "application/vnd.styleledger.latent+safetensors": "safetensors"}
 
 
 def get_visible_job(user, job_id) -> EditJob:
     try:
         return EditJob.objects.visible_to(user).select_related("original", "reconstruction", "edited", "marked", "latent",
+                                                               "result", "aligned", "transform",
                                                                "requester").get(pk=job_id)
     except (EditJob.DoesNotExist, ValueError, TypeError):
         raise Http404("no such job") from None

@@ -67,6 +67,9 @@ JOB_CANCELLED = register("job.cancelled", "a job was cancelled", _summary("{acto
 JOB_APPROVAL_REQUIRED = register(
     "job.approval_required", "the worker's re-check sent a job back for approval",
     _summary("{job} was sent back for approval: {reason}"))
+JOB_DOMAIN_CHECKED = register(
+    "job.domain_checked", "the domain gate judged a job's aligned photo; the report and the decision",
+    _summary("domain gate on {job}: {decision}"))
 JOB_HELD = register("job.held", "a job was computed; its outputs are held until an approver releases them",
                     _summary("{job} computed; outputs held for approval ({edits})"))
 JOB_RELEASED = register("job.released", "an approval released a held job's outputs to its requester",

@@ -45,6 +45,7 @@ class ModelUnavailable(DomainError):
 class CatalogInfo:
     version: str
     catalog: object  # inversion.editing.catalog.EditCatalog
+    domain: object = None  # inversion.bundle_domain.BundleDomain (the default when undeclared)
 
 
 def _bundle_key() -> tuple[Path, tuple[str, float]]:
@@ -80,10 +81,27 @@ def get_catalog() -> CatalogInfo:
             catalog = EditCatalog.from_json(data)
         except EditError as exc:
             raise ModelUnavailable(f"model bundle {path}: {exc}") from None
-        info = CatalogInfo(version=hashlib.sha256(raw).hexdigest(), catalog=catalog)
+        info = CatalogInfo(version=hashlib.sha256(raw).hexdigest(), catalog=catalog,
+                           domain=_declared_domain(path, raw))
         _catalog_cache.clear()
         _catalog_cache[key] = info
         return info
+
+
+def _declared_domain(path: Path, raw: bytes):
+    """The manifest's domain (what the form tells requesters); the worker verifies the rest."""
+    from inversion.bundle_domain import BundleDomain, default_domain
+    from inversion.errors import ConfigError
+
+    manifest = json.loads(raw)
+    try:
+        size = int(manifest["configs"]["generator"]["size"])
+        declared = manifest.get("domain")
+        if declared is None:
+            return default_domain(size)
+        return BundleDomain.from_dict(declared)
+    except (KeyError, TypeError, ValueError, ConfigError) as exc:
+        raise ModelUnavailable(f"model bundle {path}: its domain is invalid: {exc}") from None
 
 
 def configure_torch() -> None:

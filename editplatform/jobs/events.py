@@ -14,6 +14,7 @@ from editplatform.jobs.audit_actions import (  # noqa: F401 - re-exported for ca
     ARTIFACT_VIEWED,
     JOB_APPROVAL_REQUIRED,
     JOB_CANCELLED,
+    JOB_DOMAIN_CHECKED,
     JOB_EXPIRED,
     JOB_FAILED,
     JOB_HELD,

@@ -23,7 +23,7 @@ from django.db import close_old_connections, connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from editplatform.jobs import artifacts, events, policy, release_hook
+from editplatform.jobs import events, policy, release_hook
 from editplatform.jobs.models import EditJob
 from editplatform.jobs.states import State, transition
 
@@ -137,35 +137,41 @@ def _raise_why_stopped(run: Run) -> None:
     raise LeaseLost()
 
 
-def succeed(run: Run, result) -> bool:
+def succeed(run: Run, result, *, decision: str = "released") -> bool:
     """Store outputs and commit success once (or hold them); False when the lease was lost.
 
     A job that needs approval is not released here: it enters ``awaiting_approval``
     with its outputs held (``job.held``), visible only to approvers and reviewers.
+    ``decision`` is what the domain gate's policy made of the job's report (``released``,
+    ``flagged``, ``held``): ``held`` (out of domain under JOB_OUT_OF_DOMAIN=approve) holds
+    the job too and marks it as needing approval. It goes into ``job.domain_checked``,
+    committed with the success or hold.
     """
-    reconstruction = artifacts.store(result.reconstruction_png, "image/png", width=result.size, height=result.size)
-    edited = artifacts.store(result.edited_png, "image/png", width=result.size, height=result.size)
-    latent = artifacts.store(result.latent, "application/vnd.styleledger.latent+safetensors")
+    from editplatform.jobs import domain_outcome
+
+    stored = domain_outcome.store_outputs(result)
     job = run.job
     with transaction.atomic():
-        hold = job.needs_approval
+        hold = job.needs_approval or decision == "held"
         won = transition(
             job, State.AWAITING_APPROVAL if hold else State.SUCCEEDED, sources=frozenset({State.RUNNING}),
-            fence=run.lease_id, reconstruction=reconstruction, edited=edited, latent=latent,
-            metrics=result.metrics, model_version=result.model_version, timings=result.timings, progress=100,
+            fence=run.lease_id, **stored, metrics=result.metrics, domain_report=result.domain,
+            needs_approval=hold, model_version=result.model_version, timings=result.timings, progress=100,
             stage="held for approval" if hold else "done", lease_id=None,
         )
         if not won:
             return False
+        domain_outcome.emit_checked(job, result, decision, stored, actor_name=_actor(job))
         action = events.JOB_HELD if hold else events.JOB_SUCCEEDED
-        outputs = [reconstruction.sha256, edited.sha256, latent.sha256]
+        outputs = [a.sha256 for a in stored.values()]
         events.emit(action, subject=events.job_subject(job), request_id=job.request_id, actor_name=_actor(job),
                     subjects=events.artifact_subjects(outputs), payload={
             **_payload_base(job),
-            "latent_sha256": latent.sha256,
-            "outputs": {"reconstruction": reconstruction.sha256, "edited": edited.sha256},
+            "latent_sha256": stored["latent"].sha256,
+            "outputs": {kind: a.sha256 for kind, a in stored.items() if kind != "latent"},
             "model_version": result.model_version,
             "metrics": result.metrics,
+            "domain": {"in_domain": result.domain.get("in_domain"), "decision": decision},
             "attempt": run.attempt,
             **({"outputs_sha256": policy.outputs_sha256(job)} if hold else {}),
         })
@@ -174,14 +180,16 @@ def succeed(run: Run, result) -> bool:
     return True
 
 
-def fail(run: Run, code: str, message: str) -> bool:
+def fail(run: Run, code: str, message: str, **details) -> bool:
+    """Fail the job with ``code``; ``details`` (JSON-safe) join the audit payload."""
     job = run.job
     with transaction.atomic():
         won = transition(job, State.FAILED, sources=frozenset({State.RUNNING}), fence=run.lease_id,
                          error_code=code[:40], error=message[:2000], stage="failed", lease_id=None)
         if won:
             events.emit(events.JOB_FAILED, subject=events.job_subject(job), request_id=job.request_id, actor_name=_actor(job),
-                        payload={**_payload_base(job), "error_code": code, "error": message[:500], "attempt": run.attempt})
+                        payload={**_payload_base(job), "error_code": code, "error": message[:500], "attempt": run.attempt,
+                                 **details})
     return won
 
 

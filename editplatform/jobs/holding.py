@@ -44,7 +44,9 @@ def may_read_outputs(user, job: EditJob) -> bool:
 
 
 def _referenced_elsewhere(sha256: str, job: EditJob) -> bool:
-    refs = Q(original_id=sha256) | Q(reconstruction_id=sha256) | Q(edited_id=sha256) | Q(latent_id=sha256)
+    refs = Q(original_id=sha256)
+    for kind in policy.OUTPUT_KINDS:  # reconstruction, edited, latent and the photo pipeline's outputs
+        refs |= Q(**{f"{kind}_id": sha256})
     return EditJob.objects.filter(refs).exclude(pk=job.pk).exists() or job.original_id == sha256
 
 
@@ -56,9 +58,9 @@ def destroy_outputs(job: EditJob, *, reason: str, actor=None, actor_name: str | 
     hashes = {kind: sha for kind, sha in policy.output_hashes(job).items() if sha}
     if not hashes:
         return []
-    EditJob.objects.filter(pk=job.pk).update(reconstruction=None, edited=None, latent=None,
-                                             updated_at=timezone.now())
-    job.reconstruction = job.edited = job.latent = None
+    EditJob.objects.filter(pk=job.pk).update(**dict.fromkeys(policy.OUTPUT_KINDS), updated_at=timezone.now())
+    for kind in policy.OUTPUT_KINDS:
+        setattr(job, kind, None)
     destroyed, kept = [], []
     for sha in dict.fromkeys(hashes.values()):
         if _referenced_elsewhere(sha, job):

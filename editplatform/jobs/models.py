@@ -29,6 +29,9 @@ class Artifact(models.Model):
         RECONSTRUCTION = "reconstruction", "Reconstruction"
         EDITED = "edited", "Edited image"
         LATENT = "latent", "W+ latent"
+        RESULT = "result", "Edited photo (full resolution)"
+        ALIGNED = "aligned", "Aligned crop (the model's input)"
+        TRANSFORM = "transform", "Alignment transform (JSON)"
 
     sha256 = models.CharField(max_length=64, primary_key=True)
     media_type = models.CharField(max_length=100)
@@ -132,6 +135,16 @@ class EditJob(models.Model):
     # C2PA manifest (set by the provenance app after release; downloads of "edited" serve it).
     marked = models.ForeignKey(Artifact, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     metrics = models.JSONField(default=dict, blank=True)
+    # The photo pipeline (issue 12): the edit pasted back at the photo's size, the crop the
+    # model saw, how it was cut, and the domain gate's report on it.
+    result = models.ForeignKey(Artifact, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                               help_text="the full-resolution edited photo (the main result)")
+    aligned = models.ForeignKey(Artifact, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    transform = models.ForeignKey(Artifact, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    face_index = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="which detected face to edit (left to right), for face models")
+    domain_report = models.JSONField(default=dict, blank=True,
+                                     help_text="the domain gate's report on the aligned crop")
 
     # Timings.
     created_at = models.DateTimeField(auto_now_add=True)

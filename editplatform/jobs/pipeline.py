@@ -1,4 +1,5 @@
-"""The model work of one job, without any database: original -> latent -> images.
+"""The model work of one job, without any database: photo -> aligned crop -> latent ->
+edited crop -> edited photo at full resolution.
 
 Kept apart from the task so it can be tested and benchmarked on its own and so the
 task only deals with bookkeeping. ``report(stage, percent)`` is called as it goes; the
@@ -32,6 +33,15 @@ class PipelineResult:
     model_version: str
     metrics: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
+    result_png: bytes = b""  # the full-resolution photo with the edit pasted back
+    result_size: tuple[int, int] = (0, 0)
+    aligned_png: bytes = b""  # the aligned crop the model saw
+    transform_json: bytes = b""  # inversion.align.AlignmentTransform.to_json()
+    domain: dict = field(default_factory=dict)  # the domain report (see domain_check)
+
+    @property
+    def out_of_domain(self) -> bool:
+        return bool(self.domain) and not self.domain.get("in_domain", True)
 
 
 def png_bytes(img: Image.Image) -> bytes:
@@ -43,7 +53,8 @@ def png_bytes(img: Image.Image) -> bytes:
 
 
 def image_metrics(original: Image.Image, reconstruction: Image.Image, edited: Image.Image) -> dict:
-    """Reconstruction error against the original (at the model's size) and edit size."""
+    """Reconstruction error against the original (the aligned crop, at the model's size)
+    and edit size."""
     size = reconstruction.size[0]
     ref = np.asarray(prepare_image(original, size), dtype=np.float64) / 255.0
     rec = np.asarray(reconstruction.convert("RGB"), dtype=np.float64) / 255.0
@@ -59,8 +70,19 @@ def image_metrics(original: Image.Image, reconstruction: Image.Image, edited: Im
     }
 
 
-def run(inverter, original_png: bytes, edits: Mapping[str, float], report: Report) -> PipelineResult:
-    """Invert the original, apply ``edits``, render; return encoded outputs."""
+def run(inverter, original_png: bytes, edits: Mapping[str, float], report: Report, *,
+        face_index: int | None = None) -> PipelineResult:
+    """Align, invert the aligned crop, edit, paste back at the photo's resolution.
+
+    The bundle's domain (``inverter.bundle.domain``) says how: the alignment method, the
+    colour mode, the paste-back mode and feather, and the domain gate that judges the
+    crop. Alignment failures raise the typed errors of :mod:`inversion.align` (bad input).
+    """
+    from inversion.align import align
+    from inversion.bundle_domain import default_domain
+    from inversion.pasteback import paste_back
+
+    domain = getattr(inverter.bundle, "domain", None) or default_domain(inverter.output_size)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     report("load", 5)
@@ -69,31 +91,86 @@ def run(inverter, original_png: bytes, edits: Mapping[str, float], report: Repor
     timings["load"] = time.perf_counter() - t0
 
     t = time.perf_counter()
+    options = {"face_index": face_index} if domain.align == "ffhq" and face_index is not None else {}
+    transform = align(original, domain.align, inverter.output_size, **options)
+    crop = transform.crop(original)
+    if domain.colour == "grey":
+        crop = crop.convert("L").convert("RGB")
+    timings["align"] = time.perf_counter() - t
+    report("align", 8)
+
+    t = time.perf_counter()
     inversion = inverter.invert(
-        [original], progress=lambda stage, frac: report("invert" if stage != "preprocess" else "preprocess",
-                                                       10 + int(45 * frac) if stage != "preprocess" else 8),
+        [crop], progress=lambda stage, frac: report("invert" if stage != "preprocess" else "preprocess",
+                                                   10 + int(45 * frac) if stage != "preprocess" else 9),
     )
     timings["invert"] = time.perf_counter() - t
     report("invert", 55)
 
     t = time.perf_counter()
-    edited = inverter.edit(inversion, dict(edits), progress=lambda stage, frac: report("edit", 55 + int(30 * frac)))
+    edited = inverter.edit(inversion, dict(edits), progress=lambda stage, frac: report("edit", 55 + int(25 * frac)))
     timings["edit"] = time.perf_counter() - t
-    report("edit", 85)
+    report("edit", 80)
 
     t = time.perf_counter()
     rec_img = inverter.to_pil(inversion.reconstruction)[0]
     edit_img = inverter.to_pil(edited)[0]
+    photo = paste_back(original, transform, edit_img, rec_img, mode=domain.paste_mode,
+                       feather=domain.feather)
+    timings["paste_back"] = time.perf_counter() - t
+    report("paste back", 85)
+
+    t = time.perf_counter()
+    domain_report = domain_check(inverter, inversion, crop, domain)
+    timings["domain"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    size = rec_img.size[0]
     result = PipelineResult(
         reconstruction_png=png_bytes(rec_img),
         edited_png=png_bytes(edit_img),
         latent=inversion.to_bytes(),  # the one latent format (inversion.latent)
-        size=rec_img.size[0],
+        size=size,
         model_version=inverter.version,
-        metrics=image_metrics(original, rec_img, edit_img),
+        metrics={**image_metrics(crop, rec_img, edit_img), "photo_size": list(original.size),
+                 "alignment": transform.method},
+        result_png=png_bytes(photo),
+        result_size=photo.size,
+        aligned_png=png_bytes(crop),
+        transform_json=transform.to_json().encode("utf-8"),
+        domain=domain_report,
     )
     timings["encode"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     result.timings = {k: round(v, 4) for k, v in timings.items()}
     report("store", 90)
     return result
+
+
+def domain_check(inverter, inversion, crop: Image.Image, domain) -> dict:
+    """The job's domain report (JSON-safe): the bundle's gate on the aligned crop.
+
+    Reconstruction fidelity (PSNR, SSIM) is measured against the crop at the model's
+    size; the OOD score is the gate's Mahalanobis distance of the W+ code. A bundle with
+    no gate gets the fidelity numbers and ``gated: false`` (never called out of domain).
+    """
+    from inversion.domain import fidelity
+    from inversion.preprocess import image_to_tensor
+
+    rec = inversion.reconstruction.detach().float().cpu()
+    target = image_to_tensor(crop, rec.shape[-1])
+    gate = getattr(inverter.bundle, "domain_gate", None)
+    described = domain.description or domain.subject
+    if gate is None:
+        fid = fidelity(rec, target)
+        psnr, ssim = float(fid["psnr"][0]), float(fid["ssim"][0])
+        return {
+            "gated": False, "in_domain": True, "ood_score": None, "ood_max": None,
+            "psnr": round(psnr, 4), "psnr_min": None, "ssim": round(ssim, 4), "ssim_min": None,
+            "reasons": [], "domain": described, "alignment": domain.align,
+            "explanation": (f"This model declares no domain gate, so the photo was not checked "
+                            f"against what the model can represent (reconstruction {psnr:.1f} dB, "
+                            f"SSIM {ssim:.2f}). Review the result before use."),
+        }
+    r = gate.assess(inversion.wplus.detach().float().cpu(), rec, target)[0]
+    return {"gated": True, **r.to_dict(), "domain": described, "alignment": domain.align}

@@ -45,12 +45,58 @@ def needs_approval(catalog, edits: Mapping[str, float]) -> bool:
     return bool(settings.JOB_APPROVAL_FOR_ALL) or bool(sensitive_edits(catalog, edits))
 
 
+OUT_OF_DOMAIN_POLICIES = ("refuse", "approve", "flag")
+
+
+def out_of_domain_policy() -> str:
+    """``JOB_OUT_OF_DOMAIN``: what a job whose photo the model cannot represent gets."""
+    value = str(getattr(settings, "JOB_OUT_OF_DOMAIN", "approve")).strip().lower()
+    return value if value in OUT_OF_DOMAIN_POLICIES else "approve"
+
+
+def is_out_of_domain(job) -> bool:
+    """The job's domain report (set by the worker once computed) says out of domain."""
+    report = getattr(job, "domain_report", None) or {}
+    return report.get("in_domain") is False
+
+
+def approval_reasons(job, catalog) -> list[str]:
+    """Every reason this job needs an approver before its outputs are released.
+
+    ``approval_for_all`` (JOB_APPROVAL_FOR_ALL), ``sensitive_edit:<name>`` per sensitive
+    edit, and ``out_of_domain`` when the job's domain report says so and the policy is
+    ``approve``. The one list the approval flow (compute, then hold until approved)
+    asks; empty: release at once.
+    """
+    reasons = []
+    if settings.JOB_APPROVAL_FOR_ALL:
+        reasons.append("approval_for_all")
+    reasons += [f"sensitive_edit:{name}" for name in sensitive_edits(catalog, job.edits)]
+    if is_out_of_domain(job) and out_of_domain_policy() == "approve":
+        reasons.append("out_of_domain")
+    return reasons
+
+
+def out_of_domain_decision(job, domain_report: Mapping) -> str:
+    """What the worker does with a computed job: ``released`` (in domain), ``flagged``
+    (policy ``flag``), ``refused`` (policy ``refuse``) or ``held`` (policy ``approve``:
+    computed, outputs held until an approver releases them, like a sensitive edit)."""
+    if domain_report.get("in_domain", True):
+        return "released"
+    chosen = out_of_domain_policy()
+    if chosen == "flag":
+        return "flagged"
+    if chosen == "refuse":
+        return "refused"
+    return "held"
+
+
 def is_tampered(job) -> bool:
     """The row no longer matches the parameter hash it was submitted (and approved) with."""
     return job.params_sha256 != params_sha256(job.original_id, job.edits, job.purpose)
 
 
-OUTPUT_KINDS = ("reconstruction", "edited", "latent")
+OUTPUT_KINDS = ("reconstruction", "edited", "latent", "result", "aligned", "transform")
 
 
 def output_hashes(job) -> dict[str, str]:

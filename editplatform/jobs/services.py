@@ -124,8 +124,22 @@ def find_replay(user, key: str | None, fingerprint: str) -> EditJob | None:
 
 # --- submit ------------------------------------------------------------------------
 
+def clean_face_index(raw) -> int | None:
+    """The optional face index of a request (which detected face to edit, left to right)."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        raise DomainError("face_index must be a whole number (0 = the leftmost face)", "invalid_face_index",
+                          field="face_index") from None
+    if not 0 <= value <= 99:
+        raise DomainError("face_index must be between 0 and 99", "invalid_face_index", field="face_index")
+    return value
+
+
 def submit(*, user, image, edits, purpose, consent, source: str, idempotency_key: str | None = None,
-           api_key=None, resubmitted_from: EditJob | None = None) -> tuple[EditJob, bool]:
+           api_key=None, resubmitted_from: EditJob | None = None, face_index=None) -> tuple[EditJob, bool]:
     """Validate a request for a new job, then store the original and create the job.
 
     ``image`` is the uploaded file (or its bytes), or an image that
@@ -148,6 +162,7 @@ def submit(*, user, image, edits, purpose, consent, source: str, idempotency_key
     edits = parse_edits(edits, catalog_info.catalog)
     purpose = clean_purpose(purpose)
     require_consent(consent)
+    face_index = clean_face_index(face_index)
     key = clean_idempotency_key(idempotency_key)
     fingerprint = idempotency_fingerprint(upload_sha256, edits, purpose)
     replay = find_replay(user, key, fingerprint)
@@ -157,7 +172,7 @@ def submit(*, user, image, edits, purpose, consent, source: str, idempotency_key
         image = uploads.validate_image(data)
     return _create(user=user, image=image, edits=edits, purpose=purpose, source=source, key=key,
                    fingerprint=fingerprint, api_key=api_key, catalog_info=catalog_info,
-                   resubmitted_from=resubmitted_from)
+                   resubmitted_from=resubmitted_from, face_index=face_index)
 
 
 RESUBMITTABLE = frozenset({State.REJECTED, State.EXPIRED})
@@ -173,7 +188,7 @@ def check_resubmittable(job: EditJob, user) -> None:
 
 def _create(*, user, image: uploads.ValidatedImage, edits: dict[str, float], purpose: str, source: str,
             key: str | None, fingerprint: str, api_key, catalog_info,
-            resubmitted_from: EditJob | None = None) -> tuple[EditJob, bool]:
+            resubmitted_from: EditJob | None = None, face_index: int | None = None) -> tuple[EditJob, bool]:
     """Store the original and create the job with its audit events in one transaction.
 
     Every job is queued, including those that need approval: they are computed first
@@ -196,6 +211,7 @@ def _create(*, user, image: uploads.ValidatedImage, edits: dict[str, float], pur
                 params_sha256=policy.params_sha256(digest, edits, purpose), needs_approval=needs_approval,
                 idempotency_key=key, idempotency_fingerprint=fingerprint if key else "",
                 state=State.SUBMITTED, stage="submitted", api_key=api_key, resubmitted_from=resubmitted_from,
+                face_index=face_index,
             )
             previous = {"resubmitted_from": str(resubmitted_from.pk)} if resubmitted_from is not None else {}
             events.emit(events.JOB_SUBMITTED, actor=user, subject=events.job_subject(job),
@@ -206,6 +222,7 @@ def _create(*, user, image: uploads.ValidatedImage, edits: dict[str, float], pur
                 "source": source, "api_key": api_key.prefix if api_key is not None else None,
                 "model_version": catalog_info.version, "needs_approval": needs_approval,
                 "sensitive_edits": policy.sensitive_edits(catalog_info.catalog, edits),
+                "face_index": face_index,
             })
             _queue(job, actor=user, source_state=State.SUBMITTED)
     except IntegrityError:

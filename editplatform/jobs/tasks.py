@@ -21,10 +21,25 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError
 
-from editplatform.jobs import artifacts, engine, execution, holding, pipeline
+from editplatform.jobs import (
+    artifacts,
+    domain_outcome,
+    engine,
+    execution,
+    holding,
+    pipeline,
+    policy,
+)
 from editplatform.jobs.states import State
 from editplatform.jobs.sweeper import sweep
 from editplatform.jobs.worker_hooks import EXPIRE_HELD, RUN_EDIT_JOB, SWEEP
+from inversion.align.errors import (
+    AlignmentError,
+    FaceIndexOutOfRange,
+    MultipleFaces,
+    NoFaceFound,
+    NoObjectFound,
+)
 from inversion.errors import EditError, InvalidImage
 
 logger = logging.getLogger(__name__)
@@ -37,6 +52,19 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, OSError):  # storage (local disk, S3 connection)
         return True
     return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def alignment_failure(exc: AlignmentError) -> tuple[str, dict]:
+    """The job's error code (shown to the requester) and audit details of an alignment error."""
+    if isinstance(exc, NoFaceFound):
+        return "no_face", {}
+    if isinstance(exc, MultipleFaces):
+        return "multiple_faces", {"face_count": exc.count}
+    if isinstance(exc, FaceIndexOutOfRange):
+        return "face_index_out_of_range", {"face_count": exc.count, "face_index": exc.index}
+    if isinstance(exc, NoObjectFound):
+        return "no_subject", {}
+    return "alignment_failed", {}
 
 
 def backoff_seconds(retries: int) -> float:
@@ -59,9 +87,13 @@ def run_edit_job(self, job_id: str) -> str:
         inverter = engine.get_inverter()
         original = artifacts.read(run.job.original)
         result = pipeline.run(inverter, original, run.job.edits,
-                              lambda stage, pct: execution.report_progress(run, stage, pct))
+                              lambda stage, pct: execution.report_progress(run, stage, pct),
+                              face_index=run.job.face_index)
         beat.stop()
-        if not execution.succeed(run, result):
+        decision = policy.out_of_domain_decision(run.job, result.domain)
+        if decision == "refused":
+            return "failed" if domain_outcome.refuse(run, result) else "superseded"
+        if not execution.succeed(run, result, decision=decision):
             return "superseded"
         return "held" if run.job.state == State.AWAITING_APPROVAL else "succeeded"
     except execution.LeaseLost:
@@ -72,6 +104,10 @@ def run_edit_job(self, job_id: str) -> str:
         return "cancelled"
     except SoftTimeLimitExceeded:
         execution.fail(run, "time_limit", f"the job ran longer than {settings.JOB_SOFT_TIME_LIMIT} s and was stopped")
+        return "failed"
+    except AlignmentError as exc:
+        code, details = alignment_failure(exc)
+        execution.fail(run, code, str(exc), **details)
         return "failed"
     except (InvalidImage, EditError) as exc:
         execution.fail(run, "bad_input", str(exc))

@@ -56,7 +56,8 @@ def new_job(request):
             form = NewJobForm(NewJobForm.neutral_data(info.catalog), catalog=info.catalog)
             form.full_clean()
             status = show_error(request, exc, form)
-            return render(request, "jobs/new.html", {"form": form, "model_version": info.version}, status=status)
+            return render(request, "jobs/new.html", {"form": form, "model_version": info.version,
+                                                  "domain": info.domain}, status=status)
         form = NewJobForm(request.POST, request.FILES, catalog=info.catalog)
         form.full_clean()  # the form only shapes the input; the service decides
         resubmit = _resubmitted(request.user, form.cleaned_data.get("resubmit_from"))
@@ -67,7 +68,8 @@ def new_job(request):
             job, _ = services.submit(user=request.user, image=image,
                                      edits=form.requested_edits(), purpose=form.cleaned_data.get("purpose"),
                                      consent=form.cleaned_data.get("consent"), source=EditJob.Source.PORTAL,
-                                     resubmitted_from=resubmit)
+                                     resubmitted_from=resubmit,
+                                     face_index=request.POST.get("face_index"))
         except DomainError as exc:
             status = show_error(request, exc, form)
         else:
@@ -81,7 +83,8 @@ def new_job(request):
         resubmit = _resubmitted(request.user, request.GET.get("resubmit"))
         initial = _prefilled(resubmit, info.catalog) if resubmit is not None else None
         form = NewJobForm(initial=initial, catalog=info.catalog)
-    return render(request, "jobs/new.html", {"form": form, "model_version": info.version, "resubmit": resubmit},
+    return render(request, "jobs/new.html", {"form": form, "model_version": info.version, "resubmit": resubmit,
+                                             "domain": info.domain},
                   status=status)
 
 
@@ -113,8 +116,11 @@ def job_detail(request, job_id):
         "decisions": job.decisions.select_related("approver").order_by("created_at"),
         "resubmissions": job.resubmissions.order_by("created_at"),
         "panels": [("original", "Original", job.original),
+                   ("aligned", "Aligned crop (model input)", job.aligned if outputs else None),
                    ("reconstruction", "Reconstruction", job.reconstruction if outputs else None),
-                   ("edited", "Edited", job.edited if outputs else None)],
+                   ("edited", "Edited crop", job.edited if outputs else None)],
+        "result": job.result if outputs else None,
+        "report": job.domain_report or {},
     })
 
 

@@ -45,6 +45,11 @@ def _portal_job(page, live_server, user, bundle, tmp_path, screenshot: str) -> N
     for kind in ("original", "reconstruction", "edited"):
         assert page.locator(f"#download-{kind}").is_visible()
     assert page.locator("#job-state").inner_text().lower() == "succeeded"
+    # The full-resolution result with a script-free before/after toggle, and the domain report.
+    assert page.locator("#compare-img-after").is_visible() and not page.locator("#compare-img-before").is_visible()
+    page.click("label[for=compare-before]")
+    assert page.locator("#compare-img-before").is_visible() and not page.locator("#compare-img-after").is_visible()
+    assert page.locator("#domain-explanation").inner_text().strip()
     OUTPUT.mkdir(exist_ok=True)
     page.screenshot(path=str(OUTPUT / screenshot), full_page=True)
     job = EditJob.objects.get()

@@ -45,7 +45,8 @@ def test_api_job_runs_on_a_worker_over_redis(worker, requester, bundle):
     assert_job_produced_everything(job, bundle)
     assert job.worker.startswith("session@") and job.attempts == 1
     body = api_client(requester).get(f"/api/v1/jobs/{job.pk}").json()
-    assert set(body["artifacts"]) == {"original", "reconstruction", "edited", "latent"}
+    assert set(body["artifacts"]) == {"original", "reconstruction", "edited", "latent", "result", "aligned",
+                                      "transform"}
     download = api_client(requester).get(body["artifacts"]["edited"]["url"])
     assert download.status_code == 200 and download["Content-Type"] == "image/png"
 

@@ -22,8 +22,32 @@ class ArtifactSerializer(serializers.Serializer):
     url = serializers.CharField(help_text="permission-checked download URL (each read is audited)")
 
 
+class DomainReportSerializer(serializers.Serializer):
+    """The domain gate's report on the job's aligned photo (an empty object until computed,
+    so every field is optional)."""
+
+    gated = serializers.BooleanField(required=False, help_text="false: the model declares no domain gate (not judged)")
+    in_domain = serializers.BooleanField(required=False, help_text="false: the model cannot represent this photo well")
+    explanation = serializers.CharField(required=False, help_text="plain-language verdict with the numbers, for the requester")
+    reasons = serializers.ListField(required=False, child=serializers.CharField(),
+                                    help_text="failed checks: ood (unusual latent), psnr, ssim")
+    ood_score = serializers.FloatField(required=False, allow_null=True, help_text="Mahalanobis distance of the W+ code")
+    ood_max = serializers.FloatField(required=False, allow_null=True, help_text="calibrated limit of ood_score")
+    psnr = serializers.FloatField(required=False, allow_null=True, help_text="reconstruction PSNR (dB) on the aligned crop")
+    psnr_min = serializers.FloatField(required=False, allow_null=True)
+    ssim = serializers.FloatField(required=False, allow_null=True, help_text="reconstruction SSIM on the aligned crop")
+    ssim_min = serializers.FloatField(required=False, allow_null=True)
+    domain = serializers.CharField(required=False, help_text="what the model was trained on")
+    alignment = serializers.CharField(required=False, help_text="ffhq, object or center")
+
+
 class JobSerializer(serializers.ModelSerializer):
     requester = serializers.CharField(source="requester.username", read_only=True)
+    domain_report = serializers.SerializerMethodField(
+        help_text="the domain gate's report on the aligned photo ({} until the worker computed it)")
+    out_of_domain = serializers.SerializerMethodField(
+        help_text="true when the domain gate found the photo outside what the model represents "
+                  "(the job is then flagged, held for an approver or refused per JOB_OUT_OF_DOMAIN)")
     edits = serializers.DictField(child=serializers.FloatField(), read_only=True,
                                   help_text="{edit name: strength} as accepted (zero strengths dropped)")
     artifacts = serializers.SerializerMethodField()
@@ -36,7 +60,7 @@ class JobSerializer(serializers.ModelSerializer):
             "id", "state", "progress", "stage", "requester", "source", "edits", "purpose", "consent",
             "needs_approval", "params_sha256", "upload_sha256", "model_version", "metrics", "error", "error_code",
             "cancel_requested", "attempts", "artifacts", "created_at", "queued_at", "started_at", "finished_at",
-            "timings", "queue_to_start_seconds",
+            "timings", "queue_to_start_seconds", "face_index", "domain_report", "out_of_domain",
         ]
         read_only_fields = fields
 
@@ -56,6 +80,13 @@ class JobSerializer(serializers.ModelSerializer):
             }
         return out
 
+    @extend_schema_field(DomainReportSerializer)
+    def get_domain_report(self, job: EditJob) -> dict:
+        return job.domain_report or {}
+
+    def get_out_of_domain(self, job: EditJob) -> bool:
+        return (job.domain_report or {}).get("in_domain") is False
+
     def get_queue_to_start_seconds(self, job: EditJob) -> float | None:
         return job.queue_to_start_seconds()
 
@@ -72,6 +103,8 @@ def _limit_text() -> str:
 PURPOSE_HELP = f"why this edit is needed ({services.PURPOSE_MIN} to {services.PURPOSE_MAX} characters; recorded " \
                "in the audit log)"
 CONSENT_HELP = "attests the consent of the person shown (or the rights holder); must be true"
+FACE_INDEX_HELP = ("face models: which detected face to edit (0 = leftmost); without it a photo with "
+                   "several faces fails with error_code multiple_faces")
 EDITS_HELP = "edit name to strength; names and allowed ranges: GET /api/v1/edits"
 
 
@@ -83,6 +116,7 @@ class JobCreateSerializer(serializers.Serializer):
     purpose = serializers.CharField(min_length=services.PURPOSE_MIN, max_length=services.PURPOSE_MAX,
                                     help_text=PURPOSE_HELP)
     consent = serializers.BooleanField(help_text=CONSENT_HELP)
+    face_index = serializers.IntegerField(required=False, min_value=0, max_value=99, help_text=FACE_INDEX_HELP)
 
 
 class JobCreateJsonSerializer(serializers.Serializer):
@@ -95,6 +129,7 @@ class JobCreateJsonSerializer(serializers.Serializer):
     purpose = serializers.CharField(min_length=services.PURPOSE_MIN, max_length=services.PURPOSE_MAX,
                                     help_text=PURPOSE_HELP)
     consent = serializers.BooleanField(help_text=CONSENT_HELP)
+    face_index = serializers.IntegerField(required=False, min_value=0, max_value=99, help_text=FACE_INDEX_HELP)
 
 
 class EditSpecSerializer(serializers.Serializer):

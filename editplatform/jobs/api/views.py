@@ -111,6 +111,7 @@ class JobListCreateView(JobsAPIView):
             purpose=data.get("purpose"), consent=data.get("consent"),
             source=EditJob.Source.API, idempotency_key=request.headers.get("Idempotency-Key"),
             api_key=request.auth if isinstance(request.auth, IntegrationKey) else None,
+            face_index=request.data.get("face_index"),
         )
         return self._answer(job, created=created)
 

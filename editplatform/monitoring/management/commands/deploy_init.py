@@ -91,17 +91,15 @@ class Command(BaseCommand):
         paths = [getattr(settings, name, None) for name in names]
         if not all(paths) or any(Path(p).exists() for p in paths):
             return
-        from editplatform.provenance import ca
-
         directory = Path(paths[0]).parent
-        expected = [directory / ca.KEY_FILE, directory / ca.CHAIN_FILE, directory / ca.ROOT_FILE]
+        expected = [directory / "signer.key", directory / "chain.pem", directory / "root.pem"]
         if [Path(p) for p in paths] != expected:
             raise CommandError(
                 "C2PA_* files are configured but absent; put the operator's signing key, "
                 f"chain and trust anchors there, or name {', '.join(map(str, expected))} "
                 "to have a local chain made"
             )
-        ca.ensure_chain(directory)
+        call_command("provenance_ca", dir=str(directory))  # by name: provenance is a sibling app
         self.stdout.write(
             f"c2pa: local signing chain created in {directory} (replace signer.key, chain.pem "
             "and root.pem with your CA's to be trusted outside this deployment)"

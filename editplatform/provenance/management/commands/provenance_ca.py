@@ -23,14 +23,21 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--force", action="store_true", help="replace an existing chain")
+        parser.add_argument(
+            "--dir",
+            help="write the chain here instead of PROVENANCE_DEV_CA_DIR: a deployment-local CA "
+            "(`deploy_init` uses it when the operator supplied no C2PA files; replace them with "
+            "your CA's so outputs verify as trusted outside this deployment)",
+        )
 
-    def handle(self, *args, force: bool = False, **options):
-        if settings.PRODUCTION:
+    def handle(self, *args, force: bool = False, dir: str | None = None, **options):
+        if settings.PRODUCTION and not dir:
             raise CommandError(
                 "production signs with the operator's CA (C2PA_SIGNING_KEY_FILE, "
-                "C2PA_CERT_CHAIN_FILE, C2PA_TRUST_ANCHORS_FILE), never a generated one"
+                "C2PA_CERT_CHAIN_FILE, C2PA_TRUST_ANCHORS_FILE); a deployment-local chain "
+                "only with an explicit --dir"
             )
-        directory = Path(settings.PROVENANCE_DEV_CA_DIR)
+        directory = Path(dir or settings.PROVENANCE_DEV_CA_DIR)
         files = ca.generate_chain(directory) if force else ca.ensure_chain(directory)
         self.stdout.write(
             f"signing key: {files.key}\ncertificate chain: {files.chain}\ntrust anchor: "

@@ -1,0 +1,86 @@
+"""What a job's domain report leads to, on the worker: release, flag, hold or refuse.
+
+Why apart from :mod:`editplatform.jobs.execution`: the domain gate adds outputs and one
+ending to the lease bookkeeping there, each a fenced UPDATE plus its audit events in one
+transaction:
+
+* released / flagged / held: :func:`execution.succeed` stores the outputs
+  (:func:`store_outputs`) and emits :func:`emit_checked`; ``held`` (out of domain under
+  policy ``approve``) holds the outputs for an approver like a sensitive edit does
+  (compute, then release);
+* refused (policy ``refuse``): :func:`refuse` fails the job with ``out_of_domain``.
+
+The decision itself is :func:`editplatform.jobs.policy.out_of_domain_decision`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+
+from editplatform.jobs import artifacts, events
+from editplatform.jobs.states import State, transition
+
+logger = logging.getLogger(__name__)
+
+LATENT_MEDIA_TYPE = "application/vnd.styleledger.latent+safetensors"
+
+
+def store_outputs(result) -> dict:
+    """Store every output of a :class:`~editplatform.jobs.pipeline.PipelineResult`.
+
+    Returns ``{EditJob field name: Artifact}`` (reconstruction, edited, latent and, from
+    the photo pipeline, result, aligned, transform). Idempotent (content-addressed).
+    """
+    size = result.size
+    stored = {
+        "reconstruction": artifacts.store(result.reconstruction_png, "image/png", width=size, height=size),
+        "edited": artifacts.store(result.edited_png, "image/png", width=size, height=size),
+        "latent": artifacts.store(result.latent, LATENT_MEDIA_TYPE),
+    }
+    if result.result_png:
+        w, h = result.result_size
+        stored["result"] = artifacts.store(result.result_png, "image/png", width=w, height=h)
+    if result.aligned_png:
+        stored["aligned"] = artifacts.store(result.aligned_png, "image/png", width=size, height=size)
+    if result.transform_json:
+        stored["transform"] = artifacts.store(result.transform_json, "application/json")
+    return stored
+
+
+def emit_checked(job, result, decision: str, stored: dict, *, actor_name: str) -> None:
+    """The ``job.domain_checked`` event (inside the caller's transaction)."""
+    events.emit(events.JOB_DOMAIN_CHECKED, subject=events.job_subject(job), request_id=job.request_id,
+                actor_name=actor_name, payload={
+                    "original_sha256": job.original_id,
+                    "model_version": result.model_version,
+                    "decision": decision,
+                    "report": result.domain,
+                    "aligned_sha256": stored["aligned"].sha256 if "aligned" in stored else None,
+                    "outputs": {kind: a.sha256 for kind, a in stored.items()},
+                })
+
+
+def _actor(job) -> str:
+    return f"worker:{job.worker}" if job.worker else "worker"
+
+
+def refuse(run, result) -> bool:
+    """Out of domain under policy ``refuse``: the job fails with ``out_of_domain``; no output
+    is stored or linked."""
+    job = run.job
+    message = result.domain.get("explanation") or "the photo is outside what the model can represent"
+    with transaction.atomic():
+        won = transition(job, State.FAILED, sources=frozenset({State.RUNNING}), fence=run.lease_id,
+                         error_code="out_of_domain", error=message[:2000], domain_report=result.domain,
+                         stage="failed", lease_id=None)
+        if not won:
+            return False
+        emit_checked(job, result, "refused", {}, actor_name=_actor(job))
+        events.emit(events.JOB_FAILED, subject=events.job_subject(job), request_id=job.request_id,
+                    actor_name=_actor(job), payload={
+                        "original_sha256": job.original_id, "edits": job.edits, "purpose": job.purpose,
+                        "error_code": "out_of_domain", "error": message[:500], "attempt": run.attempt,
+                    })
+    return True
