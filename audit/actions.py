@@ -57,11 +57,13 @@ class ActionRegistry:
         if not isinstance(name, str) or len(name) > MAX_LENGTH or not _NAME.match(name):
             raise ActionRegistrationError(
                 f"audit action {name!r} must be dotted lower-case words ('app.verb'), "
-                f"at most {MAX_LENGTH} characters")
+                f"at most {MAX_LENGTH} characters"
+            )
         existing = self._actions.get(name)
         if existing is not None and existing.description != description:
             raise ActionRegistrationError(
-                f"audit action {name!r} is already registered as {existing.description!r}")
+                f"audit action {name!r} is already registered as {existing.description!r}"
+            )
         self._actions[name] = Action(name, description, summary or (existing and existing.summary))
         return name
 
@@ -71,7 +73,8 @@ class ActionRegistry:
     def validate(self, name: str) -> str:
         if name not in self._actions:
             raise UnknownActionError(
-                f"unknown audit action {name!r}; registered: {', '.join(self.names())}")
+                f"unknown audit action {name!r}; registered: {', '.join(self.names())}"
+            )
         return name
 
     def names(self) -> tuple[str, ...]:
@@ -116,9 +119,12 @@ def summarize(entry: dict) -> str:
         pass
     return f"{actor}: {action.description}"
 
+
 # The log's own actions.
 AUDIT_EXPORTED = register("audit.exported", "a reviewer or operator exported events with proofs")
 AUDIT_VERIFIED = register("audit.verified", "the whole log was verified")
 AUDIT_CHECKPOINT = register("audit.checkpoint", "a checkpoint was signed on request")
 AUDIT_ROLLBACK_ACKNOWLEDGED = register(
-    "audit.rollback_acknowledged", "an operator acknowledged a restored (rolled-back) log; the fork is signed")
+    "audit.rollback_acknowledged",
+    "an operator acknowledged a restored (rolled-back) log; the fork is signed",
+)

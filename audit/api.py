@@ -46,12 +46,15 @@ def b64(value: bytes) -> str:
 
 # --- access --------------------------------------------------------------------------
 
+
 class IsAuditReader(permissions.BasePermission):
     """Credentials other than a session (API keys: `request.auth` is the key, its scope
     checked by the default permission classes) pass here; people need the permission."""
 
-    message = ("the audit API is for holders of the audit.view_auditevent permission "
-               "and API keys with the 'audit:read' scope")
+    message = (
+        "the audit API is for holders of the audit.view_auditevent permission "
+        "and API keys with the 'audit:read' scope"
+    )
 
     def has_permission(self, request, view) -> bool:
         if request.auth is not None:
@@ -66,7 +69,9 @@ class IsAuditReader(permissions.BasePermission):
 
 class UnknownFormat(exceptions.APIException):
     status_code = status.HTTP_400_BAD_REQUEST
-    default_detail = "format: unknown response format (this API answers JSON: format=json or leave it out)"
+    default_detail = (
+        "format: unknown response format (this API answers JSON: format=json or leave it out)"
+    )
     default_code = "invalid"
 
 
@@ -97,17 +102,29 @@ class AuditAPIView(APIView):
 
 # --- serializers (responses and query parameters) ------------------------------------
 
+
 class EventSerializer(serializers.Serializer):
-    seq = serializers.IntegerField(help_text="leaf index in the Merkle tree (0, 1, 2, ... without gaps)")
+    seq = serializers.IntegerField(
+        help_text="leaf index in the Merkle tree (0, 1, 2, ... without gaps)"
+    )
     time = serializers.DateTimeField(source="created_at")
     action = serializers.CharField()
-    actor = serializers.CharField(source="actor_name", help_text="username at the time (empty for the system)")
+    actor = serializers.CharField(
+        source="actor_name", help_text="username at the time (empty for the system)"
+    )
     subject = serializers.CharField(help_text="what the event is about, e.g. job:<uuid>")
-    subjects = serializers.ListField(child=serializers.CharField(), read_only=True,
-                                     help_text="every subject the event names: the main one first, then the others")
-    summary = serializers.CharField(read_only=True, help_text="a readable one-line summary of the event")
+    subjects = serializers.ListField(
+        child=serializers.CharField(),
+        read_only=True,
+        help_text="every subject the event names: the main one first, then the others",
+    )
+    summary = serializers.CharField(
+        read_only=True, help_text="a readable one-line summary of the event"
+    )
     request_id = serializers.CharField()
-    payload = serializers.DictField(help_text="the event's canonical payload (hashes, edits, metrics, ...)")
+    payload = serializers.DictField(
+        help_text="the event's canonical payload (hashes, edits, metrics, ...)"
+    )
     leaf_hash = serializers.SerializerMethodField(help_text="hex SHA-256(0x00 || entry)")
 
     def get_leaf_hash(self, event: AuditEvent) -> str:
@@ -116,17 +133,26 @@ class EventSerializer(serializers.Serializer):
 
 class EventPageSerializer(serializers.Serializer):
     results = EventSerializer(many=True)
-    next = serializers.CharField(allow_null=True, help_text="the next page's URL (keyset by seq); null on the last page")
+    next = serializers.CharField(
+        allow_null=True, help_text="the next page's URL (keyset by seq); null on the last page"
+    )
 
 
 class InclusionSerializer(serializers.Serializer):
     verified = serializers.BooleanField(
-        help_text="the server checked the entry against its leaf hash and the proof against the checkpoint's signed root")
-    reason = serializers.CharField(allow_blank=True, help_text="why not verified (empty when verified)")
+        help_text="the server checked the entry against its leaf hash and the proof against the checkpoint's signed root"
+    )
+    reason = serializers.CharField(
+        allow_blank=True, help_text="why not verified (empty when verified)"
+    )
     tree_size = serializers.IntegerField(allow_null=True, help_text="size of the checkpoint's tree")
     root_hash = serializers.CharField(allow_null=True, help_text="base64 root of that tree")
-    proof = serializers.ListField(child=serializers.CharField(), help_text="base64 audit path, leaf level first")
-    checkpoint = serializers.CharField(allow_null=True, help_text="the signed checkpoint note proved against")
+    proof = serializers.ListField(
+        child=serializers.CharField(), help_text="base64 audit path, leaf level first"
+    )
+    checkpoint = serializers.CharField(
+        allow_null=True, help_text="the signed checkpoint note proved against"
+    )
 
 
 class EventDetailSerializer(EventSerializer):
@@ -143,38 +169,76 @@ class CheckpointSerializer(serializers.Serializer):
     size = serializers.IntegerField(help_text="tree size the checkpoint commits to")
     root_hash = serializers.CharField(help_text="base64 root hash")
     root_hash_hex = serializers.CharField()
-    note = serializers.CharField(help_text="C2SP signed note: origin, size, root, blank line, Ed25519 signature line")
+    note = serializers.CharField(
+        help_text="C2SP signed note: origin, size, root, blank line, Ed25519 signature line"
+    )
     created_at = serializers.DateTimeField()
-    verifier_key = serializers.CharField(help_text="the log's public key as a note verifier key (name+id+key)")
-    log_size = serializers.IntegerField(help_text="events appended so far (the next checkpoint will cover them)")
+    verifier_key = serializers.CharField(
+        help_text="the log's public key as a note verifier key (name+id+key)"
+    )
+    log_size = serializers.IntegerField(
+        help_text="events appended so far (the next checkpoint will cover them)"
+    )
 
 
 class ConsistencySerializer(serializers.Serializer):
     old = serializers.IntegerField()
     new = serializers.IntegerField()
-    old_root = serializers.CharField(help_text="base64 root of the first `old` events, from the stored tree")
-    new_root = serializers.CharField(help_text="base64 root of the first `new` events, from the stored tree")
-    proof = serializers.ListField(child=serializers.CharField(), help_text="base64 RFC 9162 consistency proof")
+    old_root = serializers.CharField(
+        help_text="base64 root of the first `old` events, from the stored tree"
+    )
+    new_root = serializers.CharField(
+        help_text="base64 root of the first `new` events, from the stored tree"
+    )
+    proof = serializers.ListField(
+        child=serializers.CharField(), help_text="base64 RFC 9162 consistency proof"
+    )
 
 
 class EventQuery(serializers.Serializer):
     # Exact matches: not trimmed (a stored subject may begin or end with a space).
-    actor = serializers.CharField(required=False, max_length=150, trim_whitespace=False, help_text="exact username")
+    actor = serializers.CharField(
+        required=False, max_length=150, trim_whitespace=False, help_text="exact username"
+    )
     action = serializers.ChoiceField(required=False, choices=())
-    subject = serializers.CharField(required=False, max_length=200, trim_whitespace=False,
-                                    help_text="a subject the event names (main or other), e.g. job:<uuid>; "
-                                              "a bare id or SHA-256 also matches its prefixed subject")
+    subject = serializers.CharField(
+        required=False,
+        max_length=200,
+        trim_whitespace=False,
+        help_text="a subject the event names (main or other), e.g. job:<uuid>; "
+        "a bare id or SHA-256 also matches its prefixed subject",
+    )
     request_id = serializers.CharField(required=False, max_length=64, trim_whitespace=False)
-    since = serializers.DateTimeField(required=False, help_text="events at or after this instant (ISO 8601)")
-    until = serializers.DateTimeField(required=False, help_text="events before this instant (ISO 8601)")
-    seq = serializers.IntegerField(required=False, min_value=0, max_value=MAX_SEQ, help_text="one event by number")
-    after_seq = serializers.IntegerField(required=False, min_value=-1, max_value=MAX_SEQ,
-                                         help_text="only events with a greater seq (the ascending page cursor)")
-    before_seq = serializers.IntegerField(required=False, min_value=0, max_value=MAX_SEQ,
-                                          help_text="only events with a smaller seq (the descending page cursor)")
-    order = serializers.ChoiceField(required=False, choices=["asc", "desc"], default="asc",
-                                    help_text="asc: oldest first (default, for syncing); desc: newest first")
-    limit = serializers.IntegerField(required=False, min_value=1, max_value=MAX_LIMIT, default=DEFAULT_LIMIT)
+    since = serializers.DateTimeField(
+        required=False, help_text="events at or after this instant (ISO 8601)"
+    )
+    until = serializers.DateTimeField(
+        required=False, help_text="events before this instant (ISO 8601)"
+    )
+    seq = serializers.IntegerField(
+        required=False, min_value=0, max_value=MAX_SEQ, help_text="one event by number"
+    )
+    after_seq = serializers.IntegerField(
+        required=False,
+        min_value=-1,
+        max_value=MAX_SEQ,
+        help_text="only events with a greater seq (the ascending page cursor)",
+    )
+    before_seq = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=MAX_SEQ,
+        help_text="only events with a smaller seq (the descending page cursor)",
+    )
+    order = serializers.ChoiceField(
+        required=False,
+        choices=["asc", "desc"],
+        default="asc",
+        help_text="asc: oldest first (default, for syncing); desc: newest first",
+    )
+    limit = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_LIMIT, default=DEFAULT_LIMIT
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -182,34 +246,50 @@ class EventQuery(serializers.Serializer):
 
 
 class ConsistencyQuery(serializers.Serializer):
-    old = serializers.IntegerField(min_value=0, max_value=MAX_SEQ, help_text="the smaller tree size")
-    new = serializers.IntegerField(required=False, min_value=0, max_value=MAX_SEQ,
-                                   help_text="the larger tree size (default: the latest checkpoint's)")
+    old = serializers.IntegerField(
+        min_value=0, max_value=MAX_SEQ, help_text="the smaller tree size"
+    )
+    new = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=MAX_SEQ,
+        help_text="the larger tree size (default: the latest checkpoint's)",
+    )
 
 
 def invalid(serializer: serializers.Serializer) -> Response:
     """A 400 in the API's error shape, naming the first offending parameter."""
     name, problems = next(iter(serializer.errors.items()))
     message = problems[0] if isinstance(problems, list) and problems else problems
-    return Response({"detail": f"{name}: {message}", "code": "invalid", "field": name},
-                    status=status.HTTP_400_BAD_REQUEST)
+    return Response(
+        {"detail": f"{name}: {message}", "code": "invalid", "field": name},
+        status=status.HTTP_400_BAD_REQUEST,
+    )
 
 
 DENIED = {
-    401: OpenApiResponse(ApiErrorSerializer, description="no credentials, or an invalid, expired or revoked key"),
-    403: OpenApiResponse(ApiErrorSerializer, description="a key without 'audit:read', or a person without the "
-                                                     "audit.view_auditevent permission or second factor"),
+    401: OpenApiResponse(
+        ApiErrorSerializer, description="no credentials, or an invalid, expired or revoked key"
+    ),
+    403: OpenApiResponse(
+        ApiErrorSerializer,
+        description="a key without 'audit:read', or a person without the "
+        "audit.view_auditevent permission or second factor",
+    ),
 }
 
 
 # --- views -----------------------------------------------------------------------------
 
+
 class EventListView(AuditAPIView):
     @extend_schema(
-        operation_id="audit_events_list", tags=["audit"], parameters=[EventQuery],
+        operation_id="audit_events_list",
+        tags=["audit"],
+        parameters=[EventQuery],
         responses={200: EventPageSerializer, 400: ApiErrorSerializer, **DENIED},
         description="Events matching every filter, keyset-paginated by seq: follow `next` (it carries "
-                    "`after_seq`, or `before_seq` with order=desc). Filters are exact matches.",
+        "`after_seq`, or `before_seq` with order=desc). Filters are exact matches.",
     )
     def get(self, request):
         query = EventQuery(data=request.query_params)
@@ -217,33 +297,49 @@ class EventListView(AuditAPIView):
             return invalid(query)
         params = query.validated_data
         events = filter_events(
-            seq=params.get("seq"), actor=params.get("actor", ""), action=params.get("action", ""),
-            subject=params.get("subject", ""), request_id=params.get("request_id", ""),
-            since=params.get("since"), until=params.get("until"))
+            seq=params.get("seq"),
+            actor=params.get("actor", ""),
+            action=params.get("action", ""),
+            subject=params.get("subject", ""),
+            request_id=params.get("request_id", ""),
+            since=params.get("since"),
+            until=params.get("until"),
+        )
         if params.get("after_seq") is not None:
             events = events.filter(seq__gt=params["after_seq"])
         if params.get("before_seq") is not None:
             events = events.filter(seq__lt=params["before_seq"])
         descending = params["order"] == "desc"
         limit = params["limit"]
-        page = list(events.order_by("-seq" if descending else "seq")[:limit + 1])
+        page = list(events.order_by("-seq" if descending else "seq")[: limit + 1])
         more, page = len(page) > limit, page[:limit]
         next_url = None
         if more:
             cursor = {"before_seq" if descending else "after_seq": page[-1].seq}
-            next_url = request.build_absolute_uri(request.path) + "?" + urlencode({**request.query_params.dict(), **cursor})
+            next_url = (
+                request.build_absolute_uri(request.path)
+                + "?"
+                + urlencode({**request.query_params.dict(), **cursor})
+            )
         return Response({"results": EventSerializer(page, many=True).data, "next": next_url})
 
 
 class EventDetailView(AuditAPIView):
     @extend_schema(
-        operation_id="audit_events_retrieve", tags=["audit"],
-        parameters=[OpenApiParameter("seq", {"type": "integer", "minimum": 0, "maximum": MAX_SEQ},
-                                     OpenApiParameter.PATH, description="the event's sequence number")],
+        operation_id="audit_events_retrieve",
+        tags=["audit"],
+        parameters=[
+            OpenApiParameter(
+                "seq",
+                {"type": "integer", "minimum": 0, "maximum": MAX_SEQ},
+                OpenApiParameter.PATH,
+                description="the event's sequence number",
+            )
+        ],
         responses={200: EventDetailSerializer, 404: ApiErrorSerializer, **DENIED},
         description="The event, its canonical entry and leaf hash, and an inclusion proof against the latest "
-                    "signed checkpoint (with that checkpoint's note). An event newer than the latest checkpoint "
-                    "has no proof yet (`verified` false, `reason` says so).",
+        "signed checkpoint (with that checkpoint's note). An event newer than the latest checkpoint "
+        "has no proof yet (`verified` false, `reason` says so).",
     )
     def get(self, request, seq: int):
         event = AuditEvent.objects.filter(seq=seq).first() if seq <= MAX_SEQ else None
@@ -252,9 +348,12 @@ class EventDetailView(AuditAPIView):
         status_ = inclusion_status(event)
         signed = status_["checkpoint"]
         event.inclusion = {
-            "verified": status_["verified"], "reason": status_["reason"],
-            "tree_size": signed.size if signed else None, "root_hash": status_["root_b64"],
-            "proof": status_["proof"], "checkpoint": status_["note"],
+            "verified": status_["verified"],
+            "reason": status_["reason"],
+            "tree_size": signed.size if signed else None,
+            "root_hash": status_["root_b64"],
+            "proof": status_["proof"],
+            "checkpoint": status_["note"],
         }
         data = EventDetailSerializer(event).data
         return Response(data)
@@ -262,36 +361,58 @@ class EventDetailView(AuditAPIView):
 
 class CheckpointView(AuditAPIView):
     @extend_schema(
-        operation_id="audit_checkpoint", tags=["audit"],
-        responses={200: CheckpointSerializer, 404: OpenApiResponse(ApiErrorSerializer, description="no checkpoint yet"),
-                   **DENIED},
+        operation_id="audit_checkpoint",
+        tags=["audit"],
+        responses={
+            200: CheckpointSerializer,
+            404: OpenApiResponse(ApiErrorSerializer, description="no checkpoint yet"),
+            **DENIED,
+        },
         description="The latest signed checkpoint. Verify its note with `verifier_key` (or a copy of the log's "
-                    "public key you obtained independently), then check proofs against its root.",
-        examples=[OpenApiExample("checkpoint", response_only=True, value={
-            "origin": "styleledger.example/audit", "size": 8, "root_hash": "XcnaeacGWamtVbdwHe3ZqauduCOtL0lgz+Nw7/9GQyg=",
-            "root_hash_hex": "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328",
-            "note": "styleledger.example/audit\n8\nXcnaeacGWamtVbdwHe3ZqauduCOtL0lgz+Nw7/9GQyg=\n\n\u2014 styleledger.example/audit ...\n",
-            "created_at": "2025-01-01T00:00:00Z", "verifier_key": "styleledger.example/audit+1234abcd+AQ...",
-            "log_size": 9})],
+        "public key you obtained independently), then check proofs against its root.",
+        examples=[
+            OpenApiExample(
+                "checkpoint",
+                response_only=True,
+                value={
+                    "origin": "styleledger.example/audit",
+                    "size": 8,
+                    "root_hash": "XcnaeacGWamtVbdwHe3ZqauduCOtL0lgz+Nw7/9GQyg=",
+                    "root_hash_hex": "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328",
+                    "note": "styleledger.example/audit\n8\nXcnaeacGWamtVbdwHe3ZqauduCOtL0lgz+Nw7/9GQyg=\n\n\u2014 styleledger.example/audit ...\n",
+                    "created_at": "2025-01-01T00:00:00Z",
+                    "verifier_key": "styleledger.example/audit+1234abcd+AQ...",
+                    "log_size": 9,
+                },
+            )
+        ],
     )
     def get(self, request):
         checkpoint = audit_log.latest_checkpoint()
         if checkpoint is None:
             raise Http404("no signed checkpoint yet")
-        return Response({
-            "origin": signing.origin(), "size": checkpoint.size, "root_hash": b64(checkpoint.root_hash),
-            "root_hash_hex": bytes(checkpoint.root_hash).hex(), "note": checkpoint.note,
-            "created_at": serializers.DateTimeField().to_representation(checkpoint.created_at),
-            "verifier_key": signing.get_verifier().vkey(), "log_size": audit_log.read_head().size,
-        })
+        return Response(
+            {
+                "origin": signing.origin(),
+                "size": checkpoint.size,
+                "root_hash": b64(checkpoint.root_hash),
+                "root_hash_hex": bytes(checkpoint.root_hash).hex(),
+                "note": checkpoint.note,
+                "created_at": serializers.DateTimeField().to_representation(checkpoint.created_at),
+                "verifier_key": signing.get_verifier().vkey(),
+                "log_size": audit_log.read_head().size,
+            }
+        )
 
 
 class ConsistencyView(AuditAPIView):
     @extend_schema(
-        operation_id="audit_consistency", tags=["audit"], parameters=[ConsistencyQuery],
+        operation_id="audit_consistency",
+        tags=["audit"],
+        parameters=[ConsistencyQuery],
         responses={200: ConsistencySerializer, 400: ApiErrorSerializer, **DENIED},
         description="An RFC 9162 proof that the log's first `old` events are a prefix of its first `new` "
-                    "events (0 <= old <= new <= the log's size). Verify it between two checkpoints you trust.",
+        "events (0 <= old <= new <= the log's size). Verify it between two checkpoints you trust.",
     )
     def get(self, request):
         query = ConsistencyQuery(data=request.query_params)
@@ -304,10 +425,22 @@ class ConsistencyView(AuditAPIView):
             new = latest.size if latest is not None else 0
         size = audit_log.read_head().size
         if not old <= new <= size:
-            return Response({"detail": f"need 0 <= old <= new <= {size} (the log's size); got old={old}, new={new}",
-                             "code": "invalid", "field": "new" if new > size else "old"},
-                            status=status.HTTP_400_BAD_REQUEST)
+            return Response(
+                {
+                    "detail": f"need 0 <= old <= new <= {size} (the log's size); got old={old}, new={new}",
+                    "code": "invalid",
+                    "field": "new" if new > size else "old",
+                },
+                status=status.HTTP_400_BAD_REQUEST,
+            )
         reader = audit_log.hash_reader()
         proof = audit_log.consistency_proof(old, new)
-        return Response({"old": old, "new": new, "old_root": b64(tlog.tree_hash(old, reader)),
-                         "new_root": b64(tlog.tree_hash(new, reader)), "proof": [b64(h) for h in proof]})
+        return Response(
+            {
+                "old": old,
+                "new": new,
+                "old_root": b64(tlog.tree_hash(old, reader)),
+                "new_root": b64(tlog.tree_hash(new, reader)),
+                "proof": [b64(h) for h in proof],
+            }
+        )

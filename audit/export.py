@@ -87,7 +87,9 @@ def _event_rows(filters: dict, size: int, using: str) -> Iterator[tuple[int, str
     if filters.get("subject"):  # main or extra subject; a bare id/hash matches its prefixed forms
         names = subjects.expand(filters["subject"])
         marks = ", ".join(["%s"] * len(names))
-        where.append(f"(subject IN ({marks}) OR seq IN (SELECT seq FROM audit_event_subject WHERE subject IN ({marks})))")
+        where.append(
+            f"(subject IN ({marks}) OR seq IN (SELECT seq FROM audit_event_subject WHERE subject IN ({marks})))"
+        )
         params.extend(names + names)
     for column in ("action", "actor_name"):
         if filters.get(column):

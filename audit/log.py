@@ -96,7 +96,14 @@ def _lock_head(cursor, vendor: str) -> Head:
     if row is None:
         raise TreeError("the audit log head row is missing (run migrations; was it deleted?)")
     size, frontier, root_hash, last_time, cp_size, cp_at = row
-    return Head(int(size), bytes(frontier), bytes(root_hash), _as_datetime(last_time), int(cp_size), _as_datetime(cp_at))
+    return Head(
+        int(size),
+        bytes(frontier),
+        bytes(root_hash),
+        _as_datetime(last_time),
+        int(cp_size),
+        _as_datetime(cp_at),
+    )
 
 
 def read_head(using: str = DEFAULT_DB_ALIAS) -> Head:
@@ -108,7 +115,14 @@ def read_head(using: str = DEFAULT_DB_ALIAS) -> Head:
     if row is None:
         raise TreeError("the audit log head row is missing")
     size, frontier, root_hash, last_time, cp_size, cp_at = row
-    return Head(int(size), bytes(frontier), bytes(root_hash), _as_datetime(last_time), int(cp_size), _as_datetime(cp_at))
+    return Head(
+        int(size),
+        bytes(frontier),
+        bytes(root_hash),
+        _as_datetime(last_time),
+        int(cp_size),
+        _as_datetime(cp_at),
+    )
 
 
 def _resolve_actor(actor, actor_name: str | None) -> tuple[object | None, str, int | None]:
@@ -119,21 +133,35 @@ def _resolve_actor(actor, actor_name: str | None) -> tuple[object | None, str, i
     return actor, actor_name, (actor.pk if actor is not None else None)
 
 
-def build_entry(*, seq: int, time: dt.datetime, action: str, actor_name: str, actor_id: int | None,
-                subject: str, request_id: str, payload: dict, subjects: Sequence[str] = ()) -> str:
-    extra = {"subjects": list(subjects)} if subjects else {}  # absent when none: old entries unchanged
-    return canonical_text({
-        **extra,
-        "v": ENTRY_VERSION,
-        "seq": seq,
-        "time": format_time(time),
-        "action": action,
-        "actor": actor_name,
-        "actor_id": actor_id,
-        "subject": subject,
-        "request_id": request_id,
-        "payload": payload,
-    })
+def build_entry(
+    *,
+    seq: int,
+    time: dt.datetime,
+    action: str,
+    actor_name: str,
+    actor_id: int | None,
+    subject: str,
+    request_id: str,
+    payload: dict,
+    subjects: Sequence[str] = (),
+) -> str:
+    extra = (
+        {"subjects": list(subjects)} if subjects else {}
+    )  # absent when none: old entries unchanged
+    return canonical_text(
+        {
+            **extra,
+            "v": ENTRY_VERSION,
+            "seq": seq,
+            "time": format_time(time),
+            "action": action,
+            "actor": actor_name,
+            "actor_id": actor_id,
+            "subject": subject,
+            "request_id": request_id,
+            "payload": payload,
+        }
+    )
 
 
 def _extra_subjects(subject: str, subjects: Sequence[str]) -> list[str]:
@@ -150,9 +178,17 @@ def _extra_subjects(subject: str, subjects: Sequence[str]) -> list[str]:
     return out
 
 
-def append_event(action: str, *, actor=None, subject: str = "", payload: dict | None = None,
-                 request_id: str | None = None, actor_name: str | None = None,
-                 subjects: Sequence[str] = (), using: str = DEFAULT_DB_ALIAS) -> AuditEvent:
+def append_event(
+    action: str,
+    *,
+    actor=None,
+    subject: str = "",
+    payload: dict | None = None,
+    request_id: str | None = None,
+    actor_name: str | None = None,
+    subjects: Sequence[str] = (),
+    using: str = DEFAULT_DB_ALIAS,
+) -> AuditEvent:
     """Append one event to the log inside the caller's transaction; return it.
 
     ``subjects`` names further subjects the event is about (besides ``subject``): they
@@ -170,7 +206,11 @@ def append_event(action: str, *, actor=None, subject: str = "", payload: dict | 
         request_id = ""
     actor, actor_name, actor_id = _resolve_actor(actor, actor_name)
     subject = str(subject)
-    for name, value in (("subject", subject), ("request_id", request_id), ("actor_name", actor_name)):
+    for name, value in (
+        ("subject", subject),
+        ("request_id", request_id),
+        ("actor_name", actor_name),
+    ):
         if len(value) > _LIMITS[name]:
             raise ValueError(f"{name} is longer than {_LIMITS[name]} characters")
     canonical_text(payload)  # refuse a non-canonicalisable payload before taking the lock
@@ -184,8 +224,17 @@ def append_event(action: str, *, actor=None, subject: str = "", payload: dict | 
         now = timezone.now()
         if head.last_time is not None and now < head.last_time:
             now = head.last_time  # times never go backwards along the log
-        entry = build_entry(seq=seq, time=now, action=action, actor_name=actor_name, actor_id=actor_id,
-                            subject=subject, request_id=request_id, payload=payload, subjects=subjects)
+        entry = build_entry(
+            seq=seq,
+            time=now,
+            action=action,
+            actor_name=actor_name,
+            actor_id=actor_id,
+            subject=subject,
+            request_id=request_id,
+            payload=payload,
+            subjects=subjects,
+        )
         leaf_hash = tlog.hash_leaf(entry.encode("utf-8"))
         frontier = tlog.Frontier.from_bytes(seq, head.frontier)
         # The leaf hash is also kept with the tree (level 0): an entry rewritten together
@@ -200,11 +249,16 @@ def append_event(action: str, *, actor=None, subject: str = "", payload: dict | 
         ]
         params = [seq, db_now, actor_id, actor_name, action, subject, request_id, entry, leaf_hash]
         if subjects:
-            statements.append("INSERT INTO audit_event_subject (subject, seq) VALUES "
-                              + ", ".join(["(%s, %s)"] * len(subjects)))
+            statements.append(
+                "INSERT INTO audit_event_subject (subject, seq) VALUES "
+                + ", ".join(["(%s, %s)"] * len(subjects))
+            )
             for value in subjects:
                 params += [value, seq]
-        statements.append("INSERT INTO audit_treenode (key, hash) VALUES " + ", ".join(["(%s, %s)"] * len(created)))
+        statements.append(
+            "INSERT INTO audit_treenode (key, hash) VALUES "
+            + ", ".join(["(%s, %s)"] * len(created))
+        )
         for (level, index), value in created:
             params += [TreeNode.key_for(level, index), value]
         signed = None
@@ -217,20 +271,36 @@ def append_event(action: str, *, actor=None, subject: str = "", payload: dict | 
             "UPDATE audit_loghead SET size = %s, frontier = %s, root_hash = %s, last_time = %s, "
             "checkpoint_size = %s, checkpoint_at = %s WHERE id = 1"
         )
-        params += [frontier.size, frontier.to_bytes(), root_hash, db_now, checkpoint_size,
-                   connection.ops.adapt_datetimefield_value(checkpoint_at)]
+        params += [
+            frontier.size,
+            frontier.to_bytes(),
+            root_hash,
+            db_now,
+            checkpoint_size,
+            connection.ops.adapt_datetimefield_value(checkpoint_at),
+        ]
         _execute_writes(cursor, connection, head, statements, params)
         if signed is not None:
             _export_on_commit(signed, frontier.size, root_hash, using)
-    event = AuditEvent(seq=seq, created_at=now, actor_id=actor_id, actor_name=actor_name, action=action,
-                       subject=subject, request_id=request_id, entry=entry, leaf_hash=leaf_hash)
+    event = AuditEvent(
+        seq=seq,
+        created_at=now,
+        actor_id=actor_id,
+        actor_name=actor_name,
+        action=action,
+        subject=subject,
+        request_id=request_id,
+        entry=entry,
+        leaf_hash=leaf_hash,
+    )
     event._state.adding = False
     event._state.db = using
     if actor is not None:
         event.actor = actor
     if event_appended.has_listeners():
-        transaction.on_commit(lambda: event_appended.send(sender=AuditEvent, event=event), using=using,
-                              robust=True)
+        transaction.on_commit(
+            lambda: event_appended.send(sender=AuditEvent, event=event), using=using, robust=True
+        )
     return event
 
 
@@ -242,14 +312,21 @@ def _checkpoint_due(size: int, now: dt.datetime, head: Head) -> bool:
     return (now - head.checkpoint_at).total_seconds() >= settings.AUDIT_CHECKPOINT_SECONDS
 
 
-def _checkpoint_insert(connection, size: int, root_hash: bytes, now: dt.datetime) -> tuple[str, list, str]:
+def _checkpoint_insert(
+    connection, size: int, root_hash: bytes, now: dt.datetime
+) -> tuple[str, list, str]:
     note = sign_checkpoint(CheckpointBody(signing.origin(), size, root_hash), signing.get_signer())
-    return ("INSERT INTO audit_checkpoint (size, root_hash, note, created_at) VALUES (%s, %s, %s, %s)",
-            [size, root_hash, note, connection.ops.adapt_datetimefield_value(now)], note)
+    return (
+        "INSERT INTO audit_checkpoint (size, root_hash, note, created_at) VALUES (%s, %s, %s, %s)",
+        [size, root_hash, note, connection.ops.adapt_datetimefield_value(now)],
+        note,
+    )
 
 
 def _export_on_commit(note: str, size: int, root_hash: bytes, using: str) -> None:
-    transaction.on_commit(lambda: export_checkpoint(note, size, root_hash), using=using, robust=True)
+    transaction.on_commit(
+        lambda: export_checkpoint(note, size, root_hash), using=using, robust=True
+    )
 
 
 def make_checkpoint(using: str = DEFAULT_DB_ALIAS) -> Checkpoint:
@@ -258,18 +335,29 @@ def make_checkpoint(using: str = DEFAULT_DB_ALIAS) -> Checkpoint:
     with transaction.atomic(using=using), connection.cursor() as cursor:
         head = _lock_head(cursor, connection.vendor)
         rollback.check(head.size, hash_reader(using))
-        if head.size == head.checkpoint_size and Checkpoint.objects.using(using).filter(size=head.size).exists():
+        if (
+            head.size == head.checkpoint_size
+            and Checkpoint.objects.using(using).filter(size=head.size).exists()
+        ):
             return Checkpoint.objects.using(using).get(size=head.size)
         now = timezone.now()
         sql, params, note = _checkpoint_insert(connection, head.size, head.root_hash, now)
-        _execute_writes(cursor, connection, head, [
-            sql, "UPDATE audit_loghead SET checkpoint_size = %s, checkpoint_at = %s WHERE id = 1",
-        ], [*params, head.size, connection.ops.adapt_datetimefield_value(now)])
+        _execute_writes(
+            cursor,
+            connection,
+            head,
+            [
+                sql,
+                "UPDATE audit_loghead SET checkpoint_size = %s, checkpoint_at = %s WHERE id = 1",
+            ],
+            [*params, head.size, connection.ops.adapt_datetimefield_value(now)],
+        )
         _export_on_commit(note, head.size, head.root_hash, using)
     return Checkpoint.objects.using(using).get(size=head.size)
 
 
 # --- rows beyond the head ------------------------------------------------------------------
+
 
 def _execute_writes(cursor, connection, head: Head, statements: list[str], params: list) -> None:
     """Run an append's writes; if a row planted beyond the head blocks them, clear it and retry.
@@ -286,8 +374,12 @@ def _execute_writes(cursor, connection, head: Head, statements: list[str], param
     """
     try:
         if connection.vendor == "postgresql":
-            cursor.execute("SAVEPOINT audit_append; " + "; ".join(statements) + "; RELEASE SAVEPOINT audit_append",
-                           params)
+            cursor.execute(
+                "SAVEPOINT audit_append; "
+                + "; ".join(statements)
+                + "; RELEASE SAVEPOINT audit_append",
+                params,
+            )
         else:
             with transaction.atomic(using=connection.alias):
                 _execute_each(cursor, statements, params)
@@ -307,7 +399,7 @@ def _execute_each(cursor, statements: list[str], params: list) -> None:
     offset = 0  # sqlite3 runs one statement per execute
     for statement in statements:
         count = statement.count("%s")
-        cursor.execute(statement, params[offset:offset + count])
+        cursor.execute(statement, params[offset : offset + count])
         offset += count
 
 
@@ -319,8 +411,9 @@ def beyond_head_node_ranges(size: int) -> list[tuple[int, int | None]]:
     """
     shift = TreeNode.LEVEL_SHIFT
     top = size.bit_length() + 1
-    ranges: list[tuple[int, int | None]] = [((level << shift) + (size >> level), (level + 1) << shift)
-                                            for level in range(top)]
+    ranges: list[tuple[int, int | None]] = [
+        ((level << shift) + (size >> level), (level + 1) << shift) for level in range(top)
+    ]
     ranges.append((top << shift, None))
     return ranges
 
@@ -347,8 +440,12 @@ def clear_beyond_head(cursor, head: Head) -> int:
     cursor.execute("DELETE FROM audit_checkpoint WHERE size > %s", [head.checkpoint_size])
     moved += max(cursor.rowcount, 0)
     if moved:
-        logger.error("audit log: %d rows beyond the head (size %d) were written around the append-only "
-                     "triggers; moved to audit_quarantine so appends continue", moved, head.size)
+        logger.error(
+            "audit log: %d rows beyond the head (size %d) were written around the append-only "
+            "triggers; moved to audit_quarantine so appends continue",
+            moved,
+            head.size,
+        )
     return moved
 
 
@@ -358,6 +455,7 @@ def latest_checkpoint(using: str = DEFAULT_DB_ALIAS) -> Checkpoint | None:
 
 # --- the export outside the database ----------------------------------------------------
 
+
 def export_path() -> Path:
     return Path(settings.AUDIT_CHECKPOINT_DIR) / EXPORT_FILE
 
@@ -366,8 +464,13 @@ def export_checkpoint(note: str, size: int, root_hash: bytes) -> None:
     """Append a signed checkpoint to the export file (O_APPEND, locked, fsynced)."""
     path = export_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps({"size": size, "root_hash": base64.b64encode(root_hash).decode(), "note": note},
-                      sort_keys=True) + "\n"
+    line = (
+        json.dumps(
+            {"size": size, "root_hash": base64.b64encode(root_hash).decode(), "note": note},
+            sort_keys=True,
+        )
+        + "\n"
+    )
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -401,7 +504,9 @@ def read_exported(path: Path | None = None) -> list[dict]:
 def sync_export(using: str = DEFAULT_DB_ALIAS) -> int:
     """Export database checkpoints that the file lacks (e.g. after a crash); return how many."""
     exported = {record.get("size") for record in read_exported()}
-    missing = Checkpoint.objects.using(using).exclude(size__in=[s for s in exported if isinstance(s, int)])
+    missing = Checkpoint.objects.using(using).exclude(
+        size__in=[s for s in exported if isinstance(s, int)]
+    )
     count = 0
     for checkpoint in missing.order_by("size"):
         export_checkpoint(checkpoint.note, checkpoint.size, bytes(checkpoint.root_hash))
@@ -411,6 +516,7 @@ def sync_export(using: str = DEFAULT_DB_ALIAS) -> int:
 
 # --- reading stored hashes (a tlog.HashReader) ------------------------------------------
 
+
 def hash_reader(using: str = DEFAULT_DB_ALIAS):
     def read(nodes: Sequence[tlog.Node]) -> list[bytes]:
         leaves = sorted({index for level, index in nodes if level == 0})
@@ -418,14 +524,25 @@ def hash_reader(using: str = DEFAULT_DB_ALIAS):
         found: dict[tuple[int, int], bytes] = {}
         with connections[using].cursor() as cursor:
             for start in range(0, len(leaves), 500):
-                chunk = leaves[start:start + 500]
-                cursor.execute(f"SELECT seq, leaf_hash FROM audit_event WHERE seq IN ({', '.join(['%s'] * len(chunk))})", chunk)
+                chunk = leaves[start : start + 500]
+                cursor.execute(
+                    f"SELECT seq, leaf_hash FROM audit_event WHERE seq IN ({', '.join(['%s'] * len(chunk))})",
+                    chunk,
+                )
                 found.update({(0, int(seq)): bytes(value) for seq, value in cursor.fetchall()})
             for start in range(0, len(keys), 500):
-                chunk = keys[start:start + 500]
-                cursor.execute(f"SELECT key, hash FROM audit_treenode WHERE key IN ({', '.join(['%s'] * len(chunk))})", chunk)
+                chunk = keys[start : start + 500]
+                cursor.execute(
+                    f"SELECT key, hash FROM audit_treenode WHERE key IN ({', '.join(['%s'] * len(chunk))})",
+                    chunk,
+                )
                 for key, value in cursor.fetchall():
-                    found[(int(key) >> TreeNode.LEVEL_SHIFT, int(key) & ((1 << TreeNode.LEVEL_SHIFT) - 1))] = bytes(value)
+                    found[
+                        (
+                            int(key) >> TreeNode.LEVEL_SHIFT,
+                            int(key) & ((1 << TreeNode.LEVEL_SHIFT) - 1),
+                        )
+                    ] = bytes(value)
         missing = [node for node in nodes if node not in found]
         if missing:
             level, index = missing[0]

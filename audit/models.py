@@ -65,8 +65,14 @@ class AuditEvent(AppendOnlyModel):
     # No database-level constraint: the log must outlive user rows (and the test
     # runner's flushes). Django nulls the column when a user is deleted; the username
     # copied in `actor_name` (and in the hashed entry) survives.
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                              db_constraint=False, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        db_constraint=False,
+        related_name="+",
+    )
     actor_name = models.CharField(max_length=150, blank=True)
     action = models.CharField(max_length=64)
     subject = models.CharField(max_length=200, blank=True)

@@ -19,8 +19,12 @@ from audit.models import AuditEvent, AuditEventSubject, LogHead
 
 def seq_bound(first_at_or_after: dt.datetime) -> int:
     """The first seq whose time is >= the instant (times are monotonic along the log)."""
-    found = AuditEvent.objects.filter(created_at__gte=first_at_or_after).order_by("created_at", "seq") \
-        .values_list("seq", flat=True).first()
+    found = (
+        AuditEvent.objects.filter(created_at__gte=first_at_or_after)
+        .order_by("created_at", "seq")
+        .values_list("seq", flat=True)
+        .first()
+    )
     return found if found is not None else audit_log.read_head().size
 
 
@@ -36,8 +40,16 @@ def subject_filter(subject: str) -> Q:
     return Q(subject__in=candidates) | Q(seq__in=extra)
 
 
-def filter_events(*, seq: int | None = None, actor: str = "", action: str = "", subject: str = "",
-                  request_id: str = "", since: dt.datetime | None = None, until: dt.datetime | None = None):
+def filter_events(
+    *,
+    seq: int | None = None,
+    actor: str = "",
+    action: str = "",
+    subject: str = "",
+    request_id: str = "",
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+):
     """Events matching every given filter (unordered); `since` is inclusive, `until` exclusive.
 
     Each column filter has an index on (column, seq); time bounds become seq bounds
@@ -70,9 +82,18 @@ def inclusion_status(event: AuditEvent) -> dict:
     Keys: verified, reason (why not), checkpoint (the opened checkpoint body), note
     (the signed note as stored), proof (base64 hashes, leaf level first), root_b64.
     """
-    status = {"verified": False, "reason": "", "checkpoint": None, "note": None, "proof": [], "root_b64": None}
+    status = {
+        "verified": False,
+        "reason": "",
+        "checkpoint": None,
+        "note": None,
+        "proof": [],
+        "root_b64": None,
+    }
     if event.seq >= audit_log.read_head().size:
-        status["reason"] = "beyond the log's head: this row is not part of the log (written around its guards)"
+        status["reason"] = (
+            "beyond the log's head: this row is not part of the log (written around its guards)"
+        )
         return status
     checkpoint = audit_log.latest_checkpoint()
     if checkpoint is None or checkpoint.size <= event.seq:
@@ -89,7 +110,10 @@ def inclusion_status(event: AuditEvent) -> dict:
     except (CheckpointError, tlog.ProofError, audit_log.TreeError) as exc:
         status["reason"] = str(exc)
         return status
-    status.update(verified=True, checkpoint=signed,
-                  proof=[base64.b64encode(h).decode() for h in proof],
-                  root_b64=base64.b64encode(signed.root_hash).decode())
+    status.update(
+        verified=True,
+        checkpoint=signed,
+        proof=[base64.b64encode(h).decode() for h in proof],
+        root_b64=base64.b64encode(signed.root_hash).decode(),
+    )
     return status

@@ -145,7 +145,9 @@ for _cidr in TRUSTED_PROXY_CIDRS:
         raise env.ConfigError("TRUSTED_PROXY_CIDRS", f"{_cidr!r} is not an IP network") from None
 AXES_CLIENT_IP_CALLABLE = "editplatform.core.middleware.client_ip"
 # Failed sign-ins write one `user.login_failed` per client address per window.
-LOGIN_FAILURE_EVENT_WINDOW_SECONDS = env.get_int("LOGIN_FAILURE_EVENT_WINDOW_SECONDS", 900, minimum=1)
+LOGIN_FAILURE_EVENT_WINDOW_SECONDS = env.get_int(
+    "LOGIN_FAILURE_EVENT_WINDOW_SECONDS", 900, minimum=1
+)
 
 # --- four-eyes approval -----------------------------------------------------------
 APPROVALS_REQUIRED = env.get_int("APPROVALS_REQUIRED", 1, minimum=1)
@@ -164,7 +166,10 @@ PORTAL_BASE_URL = env.get_str("PORTAL_BASE_URL", "")
 APPROVAL_TTL_HOURS = env.get_int("APPROVAL_TTL_HOURS", 72, minimum=1)
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
@@ -183,7 +188,9 @@ STATIC_ROOT = VAR_DIR / "static"
 STORAGES = {
     "default": {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": str(Path(env.get_str("STORAGE_ROOT", str(VAR_DIR / "storage"))).resolve())},
+        "OPTIONS": {
+            "location": str(Path(env.get_str("STORAGE_ROOT", str(VAR_DIR / "storage"))).resolve())
+        },
     },
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
@@ -211,14 +218,19 @@ if not PRODUCTION:
 _DEMO_BUNDLE = BASE_DIR / "inversion" / "bundles" / "demo"
 _BOOTSTRAP_BUNDLE = VAR_DIR / "bundles" / "bootstrap"
 MODEL_BUNDLE = Path(
-    env.get_str("MODEL_BUNDLE", str(_DEMO_BUNDLE if (_DEMO_BUNDLE / "manifest.json").exists() else _BOOTSTRAP_BUNDLE))
+    env.get_str(
+        "MODEL_BUNDLE",
+        str(_DEMO_BUNDLE if (_DEMO_BUNDLE / "manifest.json").exists() else _BOOTSTRAP_BUNDLE),
+    )
 ).resolve()
 
 # --- edit jobs (editplatform.jobs; docs/jobs.md) ---------------------------------
 UPLOAD_MAX_BYTES = env.get_int("UPLOAD_MAX_BYTES", 20 * 1024 * 1024, minimum=1024)
 UPLOAD_MAX_PIXELS = env.get_int("UPLOAD_MAX_PIXELS", 40_000_000, minimum=64 * 64)
 JOB_SOFT_TIME_LIMIT = env.get_int("JOB_SOFT_TIME_LIMIT", 600, minimum=5)
-JOB_HARD_TIME_LIMIT = env.get_int("JOB_HARD_TIME_LIMIT", JOB_SOFT_TIME_LIMIT + 60, minimum=JOB_SOFT_TIME_LIMIT + 1)
+JOB_HARD_TIME_LIMIT = env.get_int(
+    "JOB_HARD_TIME_LIMIT", JOB_SOFT_TIME_LIMIT + 60, minimum=JOB_SOFT_TIME_LIMIT + 1
+)
 JOB_MAX_ATTEMPTS = env.get_int("JOB_MAX_ATTEMPTS", 3, minimum=1)
 JOB_LEASE_SECONDS = env.get_int("JOB_LEASE_SECONDS", 120, minimum=2)
 JOB_REQUEUE_AFTER_SECONDS = env.get_int("JOB_REQUEUE_AFTER_SECONDS", 900, minimum=1)
@@ -234,7 +246,9 @@ JOB_TORCH_THREADS = env.get_int("JOB_TORCH_THREADS", 0, minimum=0)
 AUDIT_LOG_ORIGIN = env.get_str("AUDIT_LOG_ORIGIN", "styleledger.local/audit")
 AUDIT_SIGNING_KEY_FILE = env.get_str("AUDIT_SIGNING_KEY_FILE")
 AUDIT_SIGNING_KEY = env.get_str("AUDIT_SIGNING_KEY")
-AUDIT_CHECKPOINT_DIR = Path(env.get_str("AUDIT_CHECKPOINT_DIR", str(VAR_DIR / "audit-checkpoints"))).resolve()
+AUDIT_CHECKPOINT_DIR = Path(
+    env.get_str("AUDIT_CHECKPOINT_DIR", str(VAR_DIR / "audit-checkpoints"))
+).resolve()
 AUDIT_CHECKPOINT_EVERY = env.get_int("AUDIT_CHECKPOINT_EVERY", 1000, minimum=1)
 AUDIT_CHECKPOINT_SECONDS = env.get_int("AUDIT_CHECKPOINT_SECONDS", 60, minimum=1)
 # Refuse appends on a log shorter than its exported checkpoints (a restore): docs/operations-restore.md
@@ -260,7 +274,9 @@ if EMBEDDED_BROKER:
         (BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
     (VAR_DIR / "celery-results").mkdir(parents=True, exist_ok=True)
 else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.get_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60)}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env.get_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60)
+    }
     _default_results = CELERY_BROKER_URL
 CELERY_RESULT_BACKEND = env.get_str("CELERY_RESULT_BACKEND", _default_results)
 CELERY_RESULT_EXPIRES = 24 * 3600
@@ -271,8 +287,16 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"request_id": {"()": "editplatform.core.middleware.RequestIdLogFilter"}},
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_id"]}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"}
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     # django-axes logs every successful sign-in at INFO; the audit log already records them.
     "loggers": {"axes": {"level": "WARNING"}},
@@ -301,7 +325,7 @@ SPECTACULAR_SETTINGS = {
         "**Authentication**: every operation needs an API key, sent as the header "
         "`Authorization: Api-Key <key>` (the word `Api-Key`, a space, then the key). With a client "
         "generated by openapi-python-client: `AuthenticatedClient(base_url=..., token=key, "
-        "prefix=\"Api-Key\")` (its default prefix is `Bearer`, which this API refuses).\n\n"
+        'prefix="Api-Key")` (its default prefix is `Bearer`, which this API refuses).\n\n'
         "**Submitting**: POST /api/v1/jobs takes either a JSON object (`image_base64`, `edits` as an "
         "object) or a multipart form (`image` file, `edits` as JSON text). Edit names and ranges: "
         "GET /api/v1/edits.\n\n"
@@ -380,8 +404,11 @@ if PRODUCTION:
         ("AWS_SECRET_ACCESS_KEY", env.get_str("AWS_SECRET_ACCESS_KEY", "")),
     ):
         if _PLACEHOLDER in _value.lower():
-            raise env.ConfigError(_name, "still holds the placeholder from docker/env.example; "
-                                         "generate a real secret (docs/operations.md)")
+            raise env.ConfigError(
+                _name,
+                "still holds the placeholder from docker/env.example; "
+                "generate a real secret (docs/operations.md)",
+            )
 
 # --- provenance: C2PA manifests, watermark, fingerprints (docs/provenance.md) ---------
 # Production: the operator's signing key, certificate chain (signer + intermediates, PEM)
@@ -394,7 +421,9 @@ C2PA_TRUST_ANCHORS_FILE = env.get_str("C2PA_TRUST_ANCHORS_FILE")
 # RFC 3161 timestamp authority. None in development: signatures then stop validating
 # once the signing certificate expires (docs/provenance.md).
 C2PA_TSA_URL = env.get_str("C2PA_TSA_URL") or None
-PROVENANCE_DEV_CA_DIR = Path(env.get_str("PROVENANCE_DEV_CA_DIR", str(VAR_DIR / "provenance-ca"))).resolve()
+PROVENANCE_DEV_CA_DIR = Path(
+    env.get_str("PROVENANCE_DEV_CA_DIR", str(VAR_DIR / "provenance-ca"))
+).resolve()
 PROVENANCE_WATERMARK_SEED = env.get_int("PROVENANCE_WATERMARK_SEED", 0x5719E1ED, minimum=0)
 PROVENANCE_WATERMARK_STRENGTH = float(env.get_str("PROVENANCE_WATERMARK_STRENGTH", "3.0"))
 PROVENANCE_MATCH_DISTANCE = env.get_int("PROVENANCE_MATCH_DISTANCE", 31, minimum=0)

@@ -19,8 +19,13 @@ urlpatterns = [
     # Schema and docs are readable without credentials (SPECTACULAR_SETTINGS SERVE_PERMISSIONS).
     path("api/v1/schema", SpectacularAPIView.as_view(), name="api-schema"),
     # Swagger UI sets style attributes in its markup; scripts stay 'self'-only even here.
-    path("api/v1/docs", csp_update({"style-src": [UNSAFE_INLINE]})(SpectacularSwaggerSplitView.as_view(url_name="api-schema")),
-         name="api-docs"),
+    path(
+        "api/v1/docs",
+        csp_update({"style-src": [UNSAFE_INLINE]})(
+            SpectacularSwaggerSplitView.as_view(url_name="api-schema")
+        ),
+        name="api-docs",
+    ),
     path("api/v1/", include("editplatform.jobs.api.urls")),
     path("api/v1/", include("editplatform.approvals.api_urls")),
     path("api/v1/audit/", include("audit.api_urls")),

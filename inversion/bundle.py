@@ -191,8 +191,12 @@ class ModelBundle:
         self, device: torch.device | str | None = None, dtype: torch.dtype | None = None
     ) -> nn.Module:
         return _build_strict(
-            self.architecture, self.encoder_config, self.state_dicts["encoder"], ENCODER_FILE,
-            device, dtype,
+            self.architecture,
+            self.encoder_config,
+            self.state_dicts["encoder"],
+            ENCODER_FILE,
+            device,
+            dtype,
         )
 
     def build_fuser(
@@ -304,7 +308,9 @@ def _read_verified(root: Path, manifest: Mapping[str, Any]) -> dict[str, bytes]:
     for name, entry in files.items():
         path = root / name
         if not path.is_file():
-            raise BundleFileMissing(f"{name}: listed in {MANIFEST_NAME} but missing from the bundle")
+            raise BundleFileMissing(
+                f"{name}: listed in {MANIFEST_NAME} but missing from the bundle"
+            )
         data = path.read_bytes()
         if len(data) != entry["size"]:
             raise BundleIntegrityError(
@@ -391,9 +397,7 @@ _GENERATOR = registry.Component(
 )
 
 
-def _expected_shapes(
-    component: registry.Component, cfg: Any
-) -> dict[str, tuple[int, ...]] | None:
+def _expected_shapes(component: registry.Component, cfg: Any) -> dict[str, tuple[int, ...]] | None:
     """Parameter/buffer shapes of the module for ``cfg``, built on the meta device."""
     try:
         with torch.device("meta"):
@@ -473,9 +477,7 @@ def _check_contents(
             f"{MANIFEST_NAME}: encoder detail_channels {enc_detail} != fuser's {fus_detail}"
         )
     try:
-        catalog.check_directions(
-            directions, n_latent=gen_cfg.n_latent, style_dim=gen_cfg.style_dim
-        )
+        catalog.check_directions(directions, n_latent=gen_cfg.n_latent, style_dim=gen_cfg.style_dim)
     except EditError as exc:
         raise BundleContentError(f"{CATALOG_FILE} / {DIRECTIONS_FILE}: {exc}") from None
     return latent_avg
@@ -493,7 +495,9 @@ def _tensor_dict(state: Mapping[str, Tensor], what: str) -> dict[str, Tensor]:
     return out
 
 
-def _state_from(source: Mapping[str, Tensor] | str | os.PathLike[str], what: str) -> dict[str, Tensor]:
+def _state_from(
+    source: Mapping[str, Tensor] | str | os.PathLike[str], what: str
+) -> dict[str, Tensor]:
     if isinstance(source, Mapping):
         return _tensor_dict(source, what)
     path = Path(source)
@@ -707,8 +711,8 @@ def build_random_bundle(
     directions = space.directions()
     n = g.n_latent
     wplus_dir = torch.randn(n, g.style_dim, generator=rng)
-    directions["random_wplus0"] = wplus_dir / wplus_dir.norm(dim=1, keepdim=True) * float(
-        space.stddevs[0]
+    directions["random_wplus0"] = (
+        wplus_dir / wplus_dir.norm(dim=1, keepdim=True) * float(space.stddevs[0])
     )
 
     note = "placeholder: a GANSpace component of an untrained generator, no semantic meaning"
@@ -717,16 +721,30 @@ def build_random_bundle(
             EditSpec("pose", f"Head pose ({note})", "ganspace_pc0", "w", (0, max(2, n // 4))),
             EditSpec("smile", f"Smile ({note})", "ganspace_pc1", "w", (n // 4, n // 2)),
             EditSpec(
-                "age", f"Apparent age ({note})", "ganspace_pc2", "w", (n // 4, 3 * n // 4),
+                "age",
+                f"Apparent age ({note})",
+                "ganspace_pc2",
+                "w",
+                (n // 4, 3 * n // 4),
                 sensitive=True,
             ),
             EditSpec(
-                "lighting", f"Lighting and colour ({note})", "ganspace_pc3", "w", (n // 2, n),
-                min_strength=-2.0, max_strength=2.0,
+                "lighting",
+                f"Lighting and colour ({note})",
+                "ganspace_pc3",
+                "w",
+                (n // 2, n),
+                min_strength=-2.0,
+                max_strength=2.0,
             ),
             EditSpec(
-                "texture", "Fine texture (placeholder: a random W+ direction)", "random_wplus0",
-                "wplus", (0, n), min_strength=-1.0, max_strength=1.0,
+                "texture",
+                "Fine texture (placeholder: a random W+ direction)",
+                "random_wplus0",
+                "wplus",
+                (0, n),
+                min_strength=-1.0,
+                max_strength=1.0,
             ),
         ]
     )

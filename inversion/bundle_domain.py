@@ -85,12 +85,17 @@ class BundleDomain(ModelConfig):
         if not self.subject.strip():
             raise ConfigError("BundleDomain.subject must name what the model draws")
         if self.align not in ALIGN_METHODS:
-            raise ConfigError(f"BundleDomain.align must be one of {ALIGN_METHODS}, got {self.align!r}")
+            raise ConfigError(
+                f"BundleDomain.align must be one of {ALIGN_METHODS}, got {self.align!r}"
+            )
         if self.colour not in COLOUR_MODES:
-            raise ConfigError(f"BundleDomain.colour must be one of {COLOUR_MODES}, got {self.colour!r}")
+            raise ConfigError(
+                f"BundleDomain.colour must be one of {COLOUR_MODES}, got {self.colour!r}"
+            )
         if self.paste_mode not in PASTE_MODES:
             raise ConfigError(
-                f"BundleDomain.paste_mode must be one of {PASTE_MODES}, got {self.paste_mode!r}")
+                f"BundleDomain.paste_mode must be one of {PASTE_MODES}, got {self.paste_mode!r}"
+            )
         if self.resolution < 4:
             raise ConfigError(f"BundleDomain.resolution must be >= 4, got {self.resolution}")
         if not 0 <= self.feather <= 0.5:
@@ -115,14 +120,22 @@ class BundleDomain(ModelConfig):
         """One line for the new-job form: what goes in, what comes out."""
         what = self.description or f"{self.subject} photos"
         colour = "greyscale" if self.colour == "grey" else "colour"
-        return (f"{what}; aligned by '{self.align}', edited at {self.resolution}x{self.resolution} "
-                f"px ({colour}) and pasted back into the photo at its own size")
+        return (
+            f"{what}; aligned by '{self.align}', edited at {self.resolution}x{self.resolution} "
+            f"px ({colour}) and pasted back into the photo at its own size"
+        )
 
 
 def default_domain(resolution: int) -> BundleDomain:
     """A bundle that declares no domain: centre crop, no gate (the pre-domain behaviour)."""
-    return BundleDomain(subject="unspecified", align="center", resolution=int(resolution),
-                        description="", gate=None, declared=False)
+    return BundleDomain(
+        subject="unspecified",
+        align="center",
+        resolution=int(resolution),
+        description="",
+        gate=None,
+        declared=False,
+    )
 
 
 # --- reading ----------------------------------------------------------------------
@@ -132,7 +145,7 @@ def _safetensors_metadata(data: bytes) -> dict[str, str]:
     """The ``__metadata__`` of safetensors bytes (the header is 8-byte length + JSON)."""
     try:
         (n,) = struct.unpack("<Q", data[:8])
-        header = json.loads(data[8:8 + n])
+        header = json.loads(data[8 : 8 + n])
     except (struct.error, ValueError) as exc:
         raise BundleContentError(f"{DOMAIN_GATE_FILE}: not a safetensors file: {exc}") from None
     return header.get("__metadata__") or {}
@@ -155,9 +168,13 @@ def gate_from_bytes(data: bytes):
 def gate_to_bytes(gate) -> bytes:
     from safetensors.torch import save
 
-    return save({"mean": gate.model.mean.float().contiguous(),
-                 "precision": gate.model.precision.float().contiguous()},
-                metadata={"domain_gate": json.dumps(gate.metadata(), sort_keys=True)})
+    return save(
+        {
+            "mean": gate.model.mean.float().contiguous(),
+            "precision": gate.model.precision.float().contiguous(),
+        },
+        metadata={"domain_gate": json.dumps(gate.metadata(), sort_keys=True)},
+    )
 
 
 def read_domain(manifest: Mapping[str, Any], contents: Mapping[str, bytes], resolution: int):
@@ -174,26 +191,32 @@ def read_domain(manifest: Mapping[str, Any], contents: Mapping[str, bytes], reso
     except ConfigError as exc:
         raise ManifestError(f"manifest.json: domain is invalid: {exc}") from None
     if domain.resolution != resolution:
-        raise ManifestError(f"manifest.json: domain.resolution {domain.resolution} differs from "
-                            f"the generator's output size {resolution}")
+        raise ManifestError(
+            f"manifest.json: domain.resolution {domain.resolution} differs from "
+            f"the generator's output size {resolution}"
+        )
     if domain.gate is None:
         if DOMAIN_GATE_FILE in contents:
             raise ManifestError(f"manifest.json lists {DOMAIN_GATE_FILE} but domain.gate is null")
         return domain, None
     if DOMAIN_GATE_FILE not in contents:
-        raise ManifestError(f"manifest.json: domain.gate is set but {DOMAIN_GATE_FILE} is not listed")
+        raise ManifestError(
+            f"manifest.json: domain.gate is set but {DOMAIN_GATE_FILE} is not listed"
+        )
     gate = gate_from_bytes(contents[DOMAIN_GATE_FILE])
     if gate.thresholds.to_dict() != domain.gate:
-        raise ManifestError(f"manifest.json: domain.gate differs from the thresholds stored in "
-                            f"{DOMAIN_GATE_FILE}")
+        raise ManifestError(
+            f"manifest.json: domain.gate differs from the thresholds stored in {DOMAIN_GATE_FILE}"
+        )
     return domain, gate
 
 
 # --- writing ----------------------------------------------------------------------
 
 
-def apply_domain(path: str | os.PathLike[str], domain: BundleDomain, gate=None,
-                 command: str | None = None):
+def apply_domain(
+    path: str | os.PathLike[str], domain: BundleDomain, gate=None, command: str | None = None
+):
     """Declare ``domain`` (and ``gate``, a DomainGate or None) on the bundle at ``path``.
 
     Every file is verified first; the weights are copied unchanged; the manifest gets
@@ -205,14 +228,17 @@ def apply_domain(path: str | os.PathLike[str], domain: BundleDomain, gate=None,
     root = Path(path)
     current = load_bundle(root)  # verifies every hash before anything changes
     if domain.resolution != current.generator_config.size:
-        raise BundleError(f"domain resolution {domain.resolution} differs from the generator's "
-                          f"{current.generator_config.size}")
+        raise BundleError(
+            f"domain resolution {domain.resolution} differs from the generator's "
+            f"{current.generator_config.size}"
+        )
     manifest = json.loads((root / MANIFEST_NAME).read_bytes())
     files = dict(manifest["files"])
     files.pop(DOMAIN_GATE_FILE, None)
     payloads: dict[str, bytes] = {}
-    declared = BundleDomain.from_dict({**domain.manifest_dict(),
-                                       "gate": gate.thresholds.to_dict() if gate else None})
+    declared = BundleDomain.from_dict(
+        {**domain.manifest_dict(), "gate": gate.thresholds.to_dict() if gate else None}
+    )
     if gate is not None:
         data = gate_to_bytes(gate)
         payloads[DOMAIN_GATE_FILE] = data
@@ -258,8 +284,9 @@ class CalibrationSet:
     notes: dict = field(default_factory=dict)
 
 
-def fashion_mnist_canvases(n: int, split: str = "val", seed: int = 0, size: int = 192,
-                           offset: int = 0) -> list[Any]:
+def fashion_mnist_canvases(
+    n: int, split: str = "val", seed: int = 0, size: int = 192, offset: int = 0
+) -> list[Any]:
     """Catalogue-style photos: Fashion-MNIST items placed on a dark ``size`` canvas at a
     random position and scale (the demo's product-photo domain; see tests/inversion).
 
@@ -278,12 +305,16 @@ def fashion_mnist_canvases(n: int, split: str = "val", seed: int = 0, size: int 
     for i in range(items.shape[0]):
         item = ((items[i, 0].numpy() + 1) * 127.5).clip(0, 255).astype(np.uint8)
         scale = int(rng.integers(max(2, size // 96), max(3, size // 48) + 1))
-        big = np.asarray(Image.fromarray(item).resize((item.shape[1] * scale, item.shape[0] * scale),
-                                                      Image.Resampling.BICUBIC), dtype=np.float64)
+        big = np.asarray(
+            Image.fromarray(item).resize(
+                (item.shape[1] * scale, item.shape[0] * scale), Image.Resampling.BICUBIC
+            ),
+            dtype=np.float64,
+        )
         canvas = np.full((size, size), float(rng.integers(0, 12)))
         x0, y0 = (int(rng.uniform(0.05, 0.95) * (size - s)) for s in big.shape[::-1])
-        region = canvas[y0:y0 + big.shape[0], x0:x0 + big.shape[1]]
-        canvas[y0:y0 + big.shape[0], x0:x0 + big.shape[1]] = np.maximum(region, big)
+        region = canvas[y0 : y0 + big.shape[0], x0 : x0 + big.shape[1]]
+        canvas[y0 : y0 + big.shape[0], x0 : x0 + big.shape[1]] = np.maximum(region, big)
         canvas += rng.normal(0, 1.5, canvas.shape)
         grey = np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
         out.append(Image.fromarray(np.repeat(grey[..., None], 3, 2)))
@@ -298,13 +329,19 @@ def calibration_set(source: str, fit: int, calib: int, seed: int = 0) -> Calibra
             fit=fashion_mnist_canvases(fit, "val", seed),
             calib=fashion_mnist_canvases(calib, "val", seed + 1, offset=fit),
             name=f"fashion-mnist:val[0:{fit}] fit, val[{fit}:{fit + calib}] calibration, "
-                 f"as catalogue canvases (seed {seed})",
+            f"as catalogue canvases (seed {seed})",
         )
     raise BundleError(f"unknown calibration source {source!r} (known: fashion-mnist)")
 
 
-def calibrate_gate(inverter, domain: BundleDomain, images: CalibrationSet,
-                   quantile: float = 0.99, pooling: str = "flat", batch: int = 64):
+def calibrate_gate(
+    inverter,
+    domain: BundleDomain,
+    images: CalibrationSet,
+    quantile: float = 0.99,
+    pooling: str = "flat",
+    batch: int = 64,
+):
     """A :class:`~inversion.domain.DomainGate` fitted on the crops the pipeline would make.
 
     Each photo is aligned with the domain's method (as a job does), inverted, and its W+
@@ -318,7 +355,7 @@ def calibrate_gate(inverter, domain: BundleDomain, images: CalibrationSet,
 
     def invert(photos: Sequence[Any]):
         c = crops(photos)
-        parts = [inverter.invert(c[i:i + batch]) for i in range(0, len(c), batch)]
+        parts = [inverter.invert(c[i : i + batch]) for i in range(0, len(c), batch)]
         wplus = torch.cat([p.wplus for p in parts])
         rec = torch.cat([p.reconstruction for p in parts])
         return wplus, rec, _targets(inverter, c)
@@ -326,8 +363,14 @@ def calibrate_gate(inverter, domain: BundleDomain, images: CalibrationSet,
     fit_w, _, _ = invert(images.fit)
     cal_w, cal_rec, cal_target = invert(images.calib)
     return DomainGate.calibrate(
-        fit_w, cal_w, calib_reconstruction=cal_rec, calib_target=cal_target, quantile=quantile,
-        pooling=pooling, domain=domain.description or domain.subject, calibration=images.name,
+        fit_w,
+        cal_w,
+        calib_reconstruction=cal_rec,
+        calib_target=cal_target,
+        quantile=quantile,
+        pooling=pooling,
+        domain=domain.description or domain.subject,
+        calibration=images.name,
     )
 
 

@@ -31,8 +31,14 @@ from inversion.latent import looks_like_latent
 
 __all__ = ["Command", "COMMANDS", "register", "build_parser", "main"]
 
-DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16",
-          "bfloat16": "bfloat16", "bf16": "bfloat16"}
+DTYPES = {
+    "float32": "float32",
+    "fp32": "float32",
+    "float16": "float16",
+    "fp16": "float16",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+}
 
 
 @dataclass(frozen=True)
@@ -55,22 +61,51 @@ def register(command: Command) -> None:
 
 
 for _command in (
-    Command("invert", "invert images: reconstructions and W+ latents", __name__,
-            "add_invert_arguments", "run_invert"),
-    Command("edit", "invert one image and render catalog edits of it", __name__,
-            "add_edit_arguments", "run_edit"),
-    Command("directions", "compute edit directions (GANSpace)", __name__,
-            "add_directions_arguments", "run_directions"),
-    Command("bundle", "build, create (random) or verify model bundles", __name__,
-            "add_bundle_arguments", "run_bundle"),
+    Command(
+        "invert",
+        "invert images: reconstructions and W+ latents",
+        __name__,
+        "add_invert_arguments",
+        "run_invert",
+    ),
+    Command(
+        "edit",
+        "invert one image and render catalog edits of it",
+        __name__,
+        "add_edit_arguments",
+        "run_edit",
+    ),
+    Command(
+        "directions",
+        "compute edit directions (GANSpace)",
+        __name__,
+        "add_directions_arguments",
+        "run_directions",
+    ),
+    Command(
+        "bundle",
+        "build, create (random) or verify model bundles",
+        __name__,
+        "add_bundle_arguments",
+        "run_bundle",
+    ),
     Command("bench", "benchmark encoders (speed, parameters)", "inversion.bench"),
-    Command("gpucheck", "CUDA checks: mamba-ssm scan, half precision, throughput (JSON)",
-            "inversion.gpucheck"),
-    Command("train", "train the generator, classifier, directions, encoders", "inversion.training.cli"),
-    Command("evaluate", "evaluate a bundle (reconstruction and edit quality)",
-            "inversion.evaluate"),
-    Command("evaluate-refine", "measure quality mode refine vs fast and the ceiling",
-            "inversion.evaluate_refine"),
+    Command(
+        "gpucheck",
+        "CUDA checks: mamba-ssm scan, half precision, throughput (JSON)",
+        "inversion.gpucheck",
+    ),
+    Command(
+        "train", "train the generator, classifier, directions, encoders", "inversion.training.cli"
+    ),
+    Command(
+        "evaluate", "evaluate a bundle (reconstruction and edit quality)", "inversion.evaluate"
+    ),
+    Command(
+        "evaluate-refine",
+        "measure quality mode refine vs fast and the ceiling",
+        "inversion.evaluate_refine",
+    ),
 ):
     register(_command)
 
@@ -79,11 +114,15 @@ class CommandUnavailable(InversionError):
     """The command's module is not part of this installation (yet)."""
 
 
-def _load(command: Command) -> tuple[Callable[[argparse.ArgumentParser], None], Callable[[Any], int]]:
+def _load(
+    command: Command,
+) -> tuple[Callable[[argparse.ArgumentParser], None], Callable[[Any], int]]:
     try:
         module = importlib.import_module(command.module)
     except ModuleNotFoundError as exc:
-        if exc.name is not None and (command.module == exc.name or command.module.startswith(exc.name + ".")):
+        if exc.name is not None and (
+            command.module == exc.name or command.module.startswith(exc.name + ".")
+        ):
             raise CommandUnavailable(
                 f"'{command.name}' is not available: module {command.module} is not "
                 "installed in this checkout"
@@ -136,8 +175,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _add_runtime(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: auto)")
-    parser.add_argument("--dtype", default="float32", choices=sorted(DTYPES),
-                        help="compute dtype (half precision only makes sense on GPU)")
+    parser.add_argument(
+        "--dtype",
+        default="float32",
+        choices=sorted(DTYPES),
+        help="compute dtype (half precision only makes sense on GPU)",
+    )
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0, help="seed for random noise, if used")
     parser.add_argument("--noise", choices=("const", "random"), default="const")
@@ -150,7 +193,10 @@ def _inverter(args: argparse.Namespace) -> Any:
 
     dtype = getattr(torch, DTYPES[args.dtype])
     return Inverter.from_path(
-        args.bundle, device=args.device, dtype=dtype, batch_size=args.batch_size,
+        args.bundle,
+        device=args.device,
+        dtype=dtype,
+        batch_size=args.batch_size,
         noise=args.noise,
     )
 
@@ -180,14 +226,26 @@ def _progress_bar(total: int, desc: str) -> Any:
 def add_invert_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bundle", required=True, type=Path, help="model bundle directory")
     parser.add_argument("images", nargs="+", type=Path, help="JPEG / PNG / WEBP files")
-    parser.add_argument("--out", required=True, type=Path,
-                        help="output directory: NAME.png (reconstruction) and NAME"
-                             f"{LATENT_SUFFIX} (the latent) per image")
+    parser.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        help="output directory: NAME.png (reconstruction) and NAME"
+        f"{LATENT_SUFFIX} (the latent) per image",
+    )
     parser.add_argument("--size", type=int, default=None, help="output image size (px)")
-    parser.add_argument("--quality", choices=("fast", "refine"), default="fast",
-                        help="fast: encoder only; refine: then optimise W+ and the detail map")
-    parser.add_argument("--refine-steps", type=int, default=50,
-                        help="optimisation steps of --quality refine (default 50)")
+    parser.add_argument(
+        "--quality",
+        choices=("fast", "refine"),
+        default="fast",
+        help="fast: encoder only; refine: then optimise W+ and the detail map",
+    )
+    parser.add_argument(
+        "--refine-steps",
+        type=int,
+        default=50,
+        help="optimisation steps of --quality refine (default 50)",
+    )
     _add_runtime(parser)
 
 
@@ -201,8 +259,9 @@ def run_invert(args: argparse.Namespace) -> int:
         for start in range(0, len(args.images), args.batch_size):
             paths = args.images[start : start + args.batch_size]
             images = [_open_image(p) for p in paths]
-            inv = inverter.invert(images, seed=args.seed + start, quality=args.quality,
-                                  refine_steps=args.refine_steps)
+            inv = inverter.invert(
+                images, seed=args.seed + start, quality=args.quality, refine_steps=args.refine_steps
+            )
             for i, (path, pil) in enumerate(
                 zip(paths, inverter.to_pil(inv.reconstruction, size=args.size), strict=True)
             ):
@@ -223,22 +282,37 @@ def _parse_edit(text: str) -> tuple[str, float]:
     try:
         return name.strip(), float(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"strength of {name!r} is not a number: {value!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"strength of {name!r} is not a number: {value!r}"
+        ) from None
 
 
 def add_edit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bundle", required=True, type=Path, help="model bundle directory")
-    parser.add_argument("image", type=Path,
-                        help="a photo, or a latent file (from `invert` or a platform job)")
-    parser.add_argument("--edit", action="append", type=_parse_edit, default=[],
-                        metavar="NAME=STRENGTH", help="a catalog edit; repeatable")
+    parser.add_argument(
+        "image", type=Path, help="a photo, or a latent file (from `invert` or a platform job)"
+    )
+    parser.add_argument(
+        "--edit",
+        action="append",
+        type=_parse_edit,
+        default=[],
+        metavar="NAME=STRENGTH",
+        help="a catalog edit; repeatable",
+    )
     parser.add_argument("--out", required=True, type=Path, help="output image file")
-    parser.add_argument("--no-fuser", action="store_true",
-                        help="render from the edited W+ codes only (no detail residual)")
+    parser.add_argument(
+        "--no-fuser",
+        action="store_true",
+        help="render from the edited W+ codes only (no detail residual)",
+    )
     parser.add_argument("--size", type=int, default=None, help="output image size (px)")
     parser.add_argument("--list", action="store_true", help="print the catalog and exit")
-    parser.add_argument("--allow-other-model", action="store_true",
-                        help="edit a latent made by another bundle version (same shapes)")
+    parser.add_argument(
+        "--allow-other-model",
+        action="store_true",
+        help="edit a latent made by another bundle version (same shapes)",
+    )
     _add_runtime(parser)
 
 
@@ -282,8 +356,11 @@ def add_directions_arguments(parser: argparse.ArgumentParser) -> None:
     gs.add_argument("--samples", type=int, default=10_000)
     gs.add_argument("--seed", type=int, default=0)
     gs.add_argument("--prefix", default="ganspace_pc", help="direction name prefix")
-    gs.add_argument("--unit", action="store_true",
-                    help="store unit vectors (default: scaled to one standard deviation)")
+    gs.add_argument(
+        "--unit",
+        action="store_true",
+        help="store unit vectors (default: scaled to one standard deviation)",
+    )
     gs.add_argument("--out", required=True, type=Path, help="output .pt or .safetensors")
 
 
@@ -315,8 +392,12 @@ def add_bundle_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     b = sub.add_parser("build", help="assemble a bundle from trained parts")
-    b.add_argument("--arch", default=registry.DEFAULT_ARCH, choices=registry.names(),
-                   help="the encoder's architecture (default: %(default)s)")
+    b.add_argument(
+        "--arch",
+        default=registry.DEFAULT_ARCH,
+        choices=registry.names(),
+        help="the encoder's architecture (default: %(default)s)",
+    )
     b.add_argument("--generator", required=True, type=Path, help="rosinality checkpoint (.pt)")
     b.add_argument("--encoder", required=True, type=Path, help="encoder state (.safetensors)")
     b.add_argument("--fuser", type=Path, help="fuser state (.safetensors; encoders with one)")
@@ -341,8 +422,11 @@ def add_bundle_arguments(parser: argparse.ArgumentParser) -> None:
     v.add_argument("path", type=Path)
     v.add_argument("--json", action="store_true", help="print the bundle summary as JSON")
 
-    d = sub.add_parser("domain", help="declare (or refresh) what a bundle can represent, and "
-                       "calibrate its domain gate; writes a new version, weights unchanged")
+    d = sub.add_parser(
+        "domain",
+        help="declare (or refresh) what a bundle can represent, and "
+        "calibrate its domain gate; writes a new version, weights unchanged",
+    )
     d.add_argument("--bundle", required=True, type=Path)
     d.add_argument("--subject", required=True, help='what the model draws, e.g. "face", "product"')
     d.add_argument("--align", required=True, choices=("ffhq", "object", "center"))
@@ -350,8 +434,11 @@ def add_bundle_arguments(parser: argparse.ArgumentParser) -> None:
     d.add_argument("--paste-mode", default="delta", choices=("delta", "replace"))
     d.add_argument("--feather", type=float, default=0.1)
     d.add_argument("--description", default="", help="one sentence for requesters")
-    d.add_argument("--calibrate-from", help="in-domain photos for the gate (fashion-mnist); "
-                   "without it the bundle declares no gate")
+    d.add_argument(
+        "--calibrate-from",
+        help="in-domain photos for the gate (fashion-mnist); "
+        "without it the bundle declares no gate",
+    )
     d.add_argument("--fit", type=int, default=2000, help="photos the Gaussian is fitted on")
     d.add_argument("--calib", type=int, default=1000, help="held-out photos for the thresholds")
     d.add_argument("--quantile", type=float, default=0.99)
@@ -377,8 +464,12 @@ def _run_bundle_domain(args: argparse.Namespace) -> int:
 
     current = load_bundle(args.bundle)
     domain = bundle_domain.BundleDomain(
-        subject=args.subject, align=args.align, resolution=current.generator_config.size,
-        colour=args.colour, paste_mode=args.paste_mode, feather=args.feather,
+        subject=args.subject,
+        align=args.align,
+        resolution=current.generator_config.size,
+        colour=args.colour,
+        paste_mode=args.paste_mode,
+        feather=args.feather,
         description=args.description,
     )
     gate = None
@@ -386,10 +477,16 @@ def _run_bundle_domain(args: argparse.Namespace) -> int:
         from inversion.inverter import Inverter
 
         images = bundle_domain.calibration_set(args.calibrate_from, args.fit, args.calib, args.seed)
-        gate = bundle_domain.calibrate_gate(Inverter(current, "cpu", batch_size=64), domain, images,
-                                            quantile=args.quantile, pooling=args.pooling)
-    b = bundle_domain.apply_domain(args.bundle, domain, gate,
-                                   command="python -m inversion " + shlex.join(args._argv))
+        gate = bundle_domain.calibrate_gate(
+            Inverter(current, "cpu", batch_size=64),
+            domain,
+            images,
+            quantile=args.quantile,
+            pooling=args.pooling,
+        )
+    b = bundle_domain.apply_domain(
+        args.bundle, domain, gate, command="python -m inversion " + shlex.join(args._argv)
+    )
     print(f"{b.version}  {args.bundle}  domain: {domain.summary()}")
     if gate is not None:
         print(json.dumps(gate.thresholds.to_dict(), sort_keys=True))
@@ -410,7 +507,10 @@ def run_bundle(args: argparse.Namespace) -> int:
         return _run_bundle_domain(args)
     if args.action == "random":
         b = bundles.build_random_bundle(
-            args.out, preset=args.preset, seed=args.seed, overwrite=args.overwrite,
+            args.out,
+            preset=args.preset,
+            seed=args.seed,
+            overwrite=args.overwrite,
             encoder_arch=args.arch,
         )
         print(f"{b.version}  {args.out}  ({bundles.UNTRAINED})")

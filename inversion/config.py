@@ -82,9 +82,7 @@ class ModelConfig:
                 setattr(self, f.name, float(value))  # 1 and 1.0 are the same config
             elif not _is_instance(value, allowed):
                 names = " or ".join("None" if t is type(None) else t.__name__ for t in allowed)
-                raise ConfigError(
-                    f"{self.config_name()}.{f.name} must be {names}, got {value!r}"
-                )
+                raise ConfigError(f"{self.config_name()}.{f.name} must be {names}, got {value!r}")
 
 
 def _simple_types(hint: Any) -> tuple[type, ...] | None:

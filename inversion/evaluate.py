@@ -42,8 +42,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["ssim", "psnr", "recon_metrics", "optimise_inversion", "projector_lr_scale",
-           "evaluate", "write_report", "add_arguments", "run"]
+__all__ = [
+    "ssim",
+    "psnr",
+    "recon_metrics",
+    "optimise_inversion",
+    "projector_lr_scale",
+    "evaluate",
+    "write_report",
+    "add_arguments",
+    "run",
+]
 
 
 # -- metrics -----------------------------------------------------------------------------
@@ -55,12 +64,15 @@ def _gaussian(window: int, sigma: float) -> Tensor:
     return (g / g.sum()).float()
 
 
-def ssim(x: Tensor, y: Tensor, window: int = 11, sigma: float = 1.5,
-         data_range: float = 1.0) -> Tensor:
+def ssim(
+    x: Tensor, y: Tensor, window: int = 11, sigma: float = 1.5, data_range: float = 1.0
+) -> Tensor:
     """Per-image SSIM of (B, C, H, W) images in [0, data_range] (Gaussian window)."""
     if x.shape != y.shape or x.ndim != 4:
-        raise ValueError(f"ssim needs two (B, C, H, W) tensors of one shape, got "
-                         f"{tuple(x.shape)} and {tuple(y.shape)}")
+        raise ValueError(
+            f"ssim needs two (B, C, H, W) tensors of one shape, got "
+            f"{tuple(x.shape)} and {tuple(y.shape)}"
+        )
     window = min(window, x.shape[-1], x.shape[-2])
     c = x.shape[1]
     g = _gaussian(window, sigma).to(x.device)
@@ -113,9 +125,15 @@ def projector_lr_scale(step: int, steps: int, ramp_up: bool = True) -> float:
     return max(scale, 0.02)
 
 
-def optimise_inversion(g: torch.nn.Module, latent_avg: Tensor, images: Tensor, steps: int = 500,
-                       lr: float = 0.05, batch: int = 200,
-                       progress: Callable[[int], None] | None = None) -> Tensor:
+def optimise_inversion(
+    g: torch.nn.Module,
+    latent_avg: Tensor,
+    images: Tensor,
+    steps: int = 500,
+    lr: float = 0.05,
+    batch: int = 200,
+    progress: Callable[[int], None] | None = None,
+) -> Tensor:
     """Adam on W+ (per image, batched), from latent_avg, pixel MSE; returns renders."""
     from inversion.training.checkpoint import requires_grad
     from inversion.training.fastconv import use_fast_ops
@@ -144,15 +162,17 @@ def optimise_inversion(g: torch.nn.Module, latent_avg: Tensor, images: Tensor, s
 
 
 @torch.no_grad()
-def _encode_render(encoder: torch.nn.Module, g: torch.nn.Module, latent_avg: Tensor,
-                   images: Tensor, batch: int) -> Tensor:
+def _encode_render(
+    encoder: torch.nn.Module, g: torch.nn.Module, latent_avg: Tensor, images: Tensor, batch: int
+) -> Tensor:
     out = []
     size = encoder.cfg.input_size
     for i in range(0, images.shape[0], batch):
         x = images[i : i + batch]
         if x.shape[-1] != size:
-            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
-                              antialias=True)
+            x = F.interpolate(
+                x, size=(size, size), mode="bilinear", align_corners=False, antialias=True
+            )
         w = encoder(x).wplus + latent_avg.reshape(1, 1, -1)
         out.append(g.synthesis(w, noise="const"))
     return torch.cat(out)
@@ -170,10 +190,8 @@ BASELINE_MODES = ("bilinear", "bicubic")
 
 def downsample_upsample(images: Tensor, size: int, mode: str) -> Tensor:
     """The trivial baseline: antialiased downsampling to ``size`` and back up (``mode``)."""
-    small = F.interpolate(images, size=(size, size), mode=mode, align_corners=False,
-                          antialias=True)
-    return F.interpolate(small, size=images.shape[-2:], mode=mode,
-                         align_corners=False).clamp(-1, 1)
+    small = F.interpolate(images, size=(size, size), mode=mode, align_corners=False, antialias=True)
+    return F.interpolate(small, size=images.shape[-2:], mode=mode, align_corners=False).clamp(-1, 1)
 
 
 def machine_load() -> dict[str, Any]:
@@ -181,16 +199,16 @@ def machine_load() -> dict[str, Any]:
     import subprocess
 
     try:
-        line = subprocess.run(["uptime"], capture_output=True, text=True,
-                              timeout=5).stdout.strip()
+        line = subprocess.run(["uptime"], capture_output=True, text=True, timeout=5).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         line = ""
     return {"loadavg": [round(v, 2) for v in os.getloadavg()], "uptime": line}
 
 
 @torch.no_grad()
-def single_image_latency(inverter: Any, images: Tensor, edit: dict[str, float] | None,
-                         repeats: int = 20, warmup: int = 3) -> dict[str, Any]:
+def single_image_latency(
+    inverter: Any, images: Tensor, edit: dict[str, float] | None, repeats: int = 20, warmup: int = 3
+) -> dict[str, Any]:
     """Wall time of one upload: a PIL image through ``invert`` (batch 1), and + ``edit``.
 
     Median and 90th percentile over ``repeats`` different images, after ``warmup`` runs.
@@ -210,12 +228,18 @@ def single_image_latency(inverter: Any, images: Tensor, edit: dict[str, float] |
 
     def stats(v: list[float]) -> dict[str, float]:
         t = torch.tensor(v)
-        return {"median_ms": round(float(t.median()), 2),
-                "p90_ms": round(float(t.quantile(0.9)), 2)}
+        return {
+            "median_ms": round(float(t.median()), 2),
+            "p90_ms": round(float(t.quantile(0.9)), 2),
+        }
 
-    return {"repeats": len(t_inv), "invert": stats(t_inv),
-            "invert_and_edit": stats(t_both) if edit else None,
-            "edit": edit, "load": machine_load()}
+    return {
+        "repeats": len(t_inv),
+        "invert": stats(t_inv),
+        "invert_and_edit": stats(t_both) if edit else None,
+        "edit": edit,
+        "load": machine_load(),
+    }
 
 
 # -- edits -------------------------------------------------------------------------------
@@ -226,7 +250,7 @@ def _supervised_edits(catalog: Any, attributes: tuple[str, ...]) -> list[tuple[s
     out = []
     for spec in catalog:
         if spec.direction.startswith("interfacegan_"):
-            attr = spec.direction[len("interfacegan_"):]
+            attr = spec.direction[len("interfacegan_") :]
             if attr in attributes:
                 out.append((spec.name, attr, spec.default_strength))
     return out
@@ -245,8 +269,9 @@ def _measured_edits(catalog: Any, attributes: tuple[str, ...]) -> list[tuple[Any
 
 
 @torch.no_grad()
-def edit_metrics(inverter: Any, inversion: Any, clf: Any, attributes: tuple[str, ...],
-                 catalog: Any, batch: int) -> tuple[dict[str, Any], dict[str, Tensor]]:
+def edit_metrics(
+    inverter: Any, inversion: Any, clf: Any, attributes: tuple[str, ...], catalog: Any, batch: int
+) -> tuple[dict[str, Any], dict[str, Tensor]]:
     """Per measurable edit at its default strength: :func:`edit_measures.measure_edit`."""
     from inversion.training.classifier import CATEGORY_GROUPS
     from inversion.training.edit_measures import MIN_CHANGE, TONE_TOLERANCE, measure_edit
@@ -259,31 +284,42 @@ def edit_metrics(inverter: Any, inversion: Any, clf: Any, attributes: tuple[str,
     for spec, attr in _measured_edits(catalog, attributes):
         category = attr in CATEGORY_GROUPS
         row: dict[str, Any] = {
-            "attribute": attr, "kind": "category" if category else "attribute",
-            "strength": spec.default_strength, "sensitive": bool(spec.sensitive),
+            "attribute": attr,
+            "kind": "category" if category else "attribute",
+            "strength": spec.default_strength,
+            "sensitive": bool(spec.sensitive),
             "layers": list(spec.layers) if spec.layers is not None else None,
-            "success_rule": ("the classifier's group label flips" if category else
-                             f"{attr} moves in the requested direction by >= "
-                             f"{MIN_CHANGE[attr]:g}"),
+            "success_rule": (
+                "the classifier's group label flips"
+                if category
+                else f"{attr} moves in the requested direction by >= {MIN_CHANGE[attr]:g}"
+            ),
             "tone_tolerance": TONE_TOLERANCE,
         }
         for use_fuser in (True, False):
-            def render(signed: Tensor, use_fuser: bool = use_fuser,
-                       name: str = spec.name) -> Tensor:
+
+            def render(
+                signed: Tensor, use_fuser: bool = use_fuser, name: str = spec.name
+            ) -> Tensor:
                 out = torch.empty_like(recon)
                 for value in signed.unique().tolist():
                     idx = (signed == value).nonzero().flatten()
-                    out[idx] = inverter.edit(inversion[idx], {name: value},
-                                             use_fuser=use_fuser,
-                                             batch_size=batch).to(recon.dtype)
+                    out[idx] = inverter.edit(
+                        inversion[idx], {name: value}, use_fuser=use_fuser, batch_size=batch
+                    ).to(recon.dtype)
                 return out
 
             effects, edited = measure_edit(render, recon, clf, attr, spec.default_strength, s0)
             r = summarise_effects(effects)
             r["ssim_to_input"] = (
-                float(ssim(edited.clamp(-1, 1).add(1).div(2),
-                           inversion_input(inversion).add(1).div(2)).mean())
-                if getattr(inversion, "_input", None) is not None else None)
+                float(
+                    ssim(
+                        edited.clamp(-1, 1).add(1).div(2), inversion_input(inversion).add(1).div(2)
+                    ).mean()
+                )
+                if getattr(inversion, "_input", None) is not None
+                else None
+            )
             row["fuser" if use_fuser else "no_fuser"] = r
             if use_fuser:
                 samples[spec.name] = edited
@@ -361,17 +397,26 @@ def evaluate(
     params_ours = sum(p.numel() for p in inverter.encoder.parameters())
     params_fuser = sum(p.numel() for p in inverter.fuser.parameters())
     methods: dict[str, Any] = {
-        "ours": {"label": "MambaStyle encoder + Fuser (ours)", **_summary(m_ours),
-                 "ms_per_image": t_ours / n * 1000, "parameters": params_ours + params_fuser,
-                 "n": n, "batch": batch},
+        "ours": {
+            "label": "MambaStyle encoder + Fuser (ours)",
+            **_summary(m_ours),
+            "ms_per_image": t_ours / n * 1000,
+            "parameters": params_ours + params_fuser,
+            "n": n,
+            "batch": batch,
+        },
     }
     # ours without the Fuser (W+ only), for reference
     with torch.no_grad():
-        rec_nf = torch.cat([g.synthesis(inv.wplus[i : i + batch], noise="const")
-                            for i in range(0, n, batch)])
-    methods["ours_no_fuser"] = {"label": "MambaStyle encoder, W+ only (no Fuser)",
-                                **_summary(recon_metrics(rec_nf, images)),
-                                "parameters": params_ours, "n": n}
+        rec_nf = torch.cat(
+            [g.synthesis(inv.wplus[i : i + batch], noise="const") for i in range(0, n, batch)]
+        )
+    methods["ours_no_fuser"] = {
+        "label": "MambaStyle encoder, W+ only (no Fuser)",
+        **_summary(recon_metrics(rec_nf, images)),
+        "parameters": params_ours,
+        "n": n,
+    }
     recs = {"ours": inv.reconstruction}
     # trivial baselines: what an encoder must beat to be worth its parameters
     for size in BASELINE_SIZES:
@@ -379,7 +424,9 @@ def evaluate(
             rec_b = downsample_upsample(images, size, mode)
             methods[f"down{size}_{mode}"] = {
                 "label": f"downsample to {size}x{size} and back ({mode})",
-                **_summary(recon_metrics(rec_b, images)), "n": n}
+                **_summary(recon_metrics(rec_b, images)),
+                "n": n,
+            }
             if mode == "bilinear":
                 recs[f"down{size}"] = rec_b
 
@@ -390,10 +437,14 @@ def evaluate(
         _, psp, _, _, _ = load_encoder_export(psp_path)
         rec_psp, t_psp = _timed(lambda: _encode_render(psp, g, latent_avg, images, batch))
         m_psp = recon_metrics(rec_psp, images)
-        methods["psp"] = {"label": "pSp baseline (same data and step budget as ours; "
-                                   "not converged)", **_summary(m_psp),
-                          "ms_per_image": t_psp / n * 1000, "batch": batch,
-                          "parameters": sum(p.numel() for p in psp.parameters()), "n": n}
+        methods["psp"] = {
+            "label": "pSp baseline (same data and step budget as ours; not converged)",
+            **_summary(m_psp),
+            "ms_per_image": t_psp / n * 1000,
+            "batch": batch,
+            "parameters": sum(p.numel() for p in psp.parameters()),
+            "n": n,
+        }
         recs["psp"] = rec_psp
         log(f"psp: {methods['psp']}")
 
@@ -403,31 +454,48 @@ def evaluate(
         if "psp" in methods:
             methods["psp_on_opt_subset"] = {
                 "label": "pSp on the optimisation subset",
-                **{k: float(v[opt_idx].mean()) for k, v in m_psp.items()}, "n": opt_n}
+                **{k: float(v[opt_idx].mean()) for k, v in m_psp.items()},
+                "n": opt_n,
+            }
     elif opt_n > 0 and opt_steps > 0:
         bar = None
         if progress:
             from tqdm import tqdm
 
             bar = tqdm(total=opt_steps * math.ceil(opt_n / 200), desc="optimisation")
-        rec_opt, t_opt = _timed(lambda: optimise_inversion(
-            g, latent_avg, images[opt_idx], steps=opt_steps, lr=opt_lr, batch=200,
-            progress=(bar.update if bar is not None else None)))
+        rec_opt, t_opt = _timed(
+            lambda: optimise_inversion(
+                g,
+                latent_avg,
+                images[opt_idx],
+                steps=opt_steps,
+                lr=opt_lr,
+                batch=200,
+                progress=(bar.update if bar is not None else None),
+            )
+        )
         if bar is not None:
             bar.close()
         m_opt = recon_metrics(rec_opt, images[opt_idx])
         methods["optimisation"] = {
             "label": f"optimisation ({opt_steps} Adam steps on W+, batched)",
-            **_summary(m_opt), "ms_per_image": t_opt / opt_n * 1000, "n": opt_n,
+            **_summary(m_opt),
+            "ms_per_image": t_opt / opt_n * 1000,
+            "n": opt_n,
             "parameters": 0,
         }
         sub = {k: float(v[opt_idx].mean()) for k, v in m_ours.items()}
-        methods["ours_on_opt_subset"] = {"label": "ours on the optimisation subset", **sub,
-                                         "n": opt_n}
+        methods["ours_on_opt_subset"] = {
+            "label": "ours on the optimisation subset",
+            **sub,
+            "n": opt_n,
+        }
         if "psp" in methods:
             methods["psp_on_opt_subset"] = {
                 "label": "pSp on the optimisation subset",
-                **{k: float(v[opt_idx].mean()) for k, v in m_psp.items()}, "n": opt_n}
+                **{k: float(v[opt_idx].mean()) for k, v in m_psp.items()},
+                "n": opt_n,
+            }
         recs["optimisation"] = rec_opt
         log(f"optimisation: {methods['optimisation']}")
 
@@ -436,13 +504,19 @@ def evaluate(
     log(f"edits: {json.dumps(edits)}")
     first = next(iter(edits), None)
     latency = single_image_latency(
-        inverter, images, {first: bundle.catalog[first].default_strength} if first else None,
-        repeats=min(latency_repeats, max(1, n - 3)))
+        inverter,
+        images,
+        {first: bundle.catalog[first].default_strength} if first else None,
+        repeats=min(latency_repeats, max(1, n - 3)),
+    )
     log(f"latency: {latency}")
 
     result = {
-        "bundle": {"path": str(bundle_path), "version": bundle.version,
-                   "files": bundle.manifest["files"]},
+        "bundle": {
+            "path": str(bundle_path),
+            "version": bundle.version,
+            "files": bundle.manifest["files"],
+        },
         "latency": latency,
         "load": {"before": load_before, "after": machine_load()},
         "data": source,
@@ -456,13 +530,15 @@ def evaluate(
         "seed": seed,
     }
     if grid_path is not None:
-        result["grid"] = str(save_quality_grid(grid_path, images, recs, samples, opt_idx,
-                                               bundle.catalog))
+        result["grid"] = str(
+            save_quality_grid(grid_path, images, recs, samples, opt_idx, bundle.catalog)
+        )
     return result
 
 
-def _reused_optimisation(path: str | Path, m_ours: dict[str, Tensor],
-                         opt_idx: Tensor) -> dict[str, Any]:
+def _reused_optimisation(
+    path: str | Path, m_ours: dict[str, Tensor], opt_idx: Tensor
+) -> dict[str, Any]:
     """The optimisation rows of an earlier evaluation of the same generator.
 
     Accepts a bundle manifest (``metrics.reconstruction``) or an evaluation JSON
@@ -475,20 +551,31 @@ def _reused_optimisation(path: str | Path, m_ours: dict[str, Tensor],
         raise ValueError(f"{path}: no optimisation figures to reuse")
     opt = dict(rows["optimisation"])
     if int(opt["n"]) != len(opt_idx):
-        raise ValueError(f"{path}: optimisation ran on {opt['n']} images, this subset has "
-                         f"{len(opt_idx)}")
+        raise ValueError(
+            f"{path}: optimisation ran on {opt['n']} images, this subset has {len(opt_idx)}"
+        )
     opt["label"] += " [reused: previous evaluation run of this generator]"
     opt["reused_from"] = str(path)
-    out = {"optimisation": opt,
-           "ours_on_opt_subset": {"label": "ours on the optimisation subset",
-                                  **{k: float(v[opt_idx].mean()) for k, v in m_ours.items()},
-                                  "n": len(opt_idx)}}
+    out = {
+        "optimisation": opt,
+        "ours_on_opt_subset": {
+            "label": "ours on the optimisation subset",
+            **{k: float(v[opt_idx].mean()) for k, v in m_ours.items()},
+            "n": len(opt_idx),
+        },
+    }
     return out
 
 
-def save_quality_grid(path: str | Path, images: Tensor, recs: dict[str, Tensor],
-                      edits: dict[str, Tensor], opt_idx: Tensor, catalog: Any,
-                      n_cols: int = 8) -> Path:
+def save_quality_grid(
+    path: str | Path,
+    images: Tensor,
+    recs: dict[str, Tensor],
+    edits: dict[str, Tensor],
+    opt_idx: Tensor,
+    catalog: Any,
+    n_cols: int = 8,
+) -> Path:
     """Rows: input, each method's reconstruction, then each supervised edit (ours)."""
     from inversion.training.images import save_grid
 
@@ -510,20 +597,35 @@ def _row_names(result: dict[str, Any]) -> list[str]:
         names.append("pSp")
     if "down16_bilinear" in result["methods"]:
         names.append("16x16 downsample-upsample (bilinear)")
-    if "optimisation" in result["methods"] and "reused_from" not in result["methods"][
-            "optimisation"]:
+    if (
+        "optimisation" in result["methods"]
+        and "reused_from" not in result["methods"]["optimisation"]
+    ):
         names.append("optimisation")
     names += [f"edit: {k}" for k in result["edits"]]
     return names
 
 
-RECON_ROWS = ("ours", "ours_no_fuser", "psp", "down16_bilinear", "down16_bicubic",
-              "down8_bilinear", "down8_bicubic", "optimisation", "ours_on_opt_subset",
-              "psp_on_opt_subset")
+RECON_ROWS = (
+    "ours",
+    "ours_no_fuser",
+    "psp",
+    "down16_bilinear",
+    "down16_bicubic",
+    "down8_bilinear",
+    "down8_bicubic",
+    "optimisation",
+    "ours_on_opt_subset",
+    "psp_on_opt_subset",
+)
 
 
-def write_report(result: dict[str, Any], out: str | Path, extra: dict[str, Any] | None = None,
-                 command: str | None = None) -> Path:
+def write_report(
+    result: dict[str, Any],
+    out: str | Path,
+    extra: dict[str, Any] | None = None,
+    command: str | None = None,
+) -> Path:
     out = Path(out)
     m = result["methods"]
     b = result["bundle"]
@@ -540,44 +642,72 @@ def write_report(result: dict[str, Any], out: str | Path, extra: dict[str, Any] 
             f"The measurements ran on version `{b['evaluated_version']}`; the finalize step "
             "then wrote these figures into the manifest (hence the new version). Files that "
             "differ from the evaluated ones: "
-            + (", ".join(f"`{f}`" for f in changed) if changed else "none (only the "
-               "manifest's metrics)") + ".", ""]
+            + (
+                ", ".join(f"`{f}`" for f in changed)
+                if changed
+                else "none (only the manifest's metrics)"
+            )
+            + ".",
+            "",
+        ]
     if command:
         lines += ["Produced by:", "", "```", command, "```", ""]
-    lines += ["## Reconstruction", "",
-              "| method | images | MSE | PSNR (dB) | SSIM | parameters |",
-              "|---|---:|---:|---:|---:|---:|"]
+    lines += [
+        "## Reconstruction",
+        "",
+        "| method | images | MSE | PSNR (dB) | SSIM | parameters |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for key in RECON_ROWS:
         if key not in m:
             continue
         r = m[key]
         p = f"{r['parameters'] / 1e6:.3f} M" if r.get("parameters") else "-"
-        lines.append(f"| {r['label']} | {r['n']} | {r['mse']:.5f} | {r['psnr']:.2f} | "
-                     f"{r['ssim']:.4f} | {p} |")
-    lines += ["", "MSE and PSNR on images scaled to [0, 1]; SSIM: 11x11 Gaussian window "
-              "(sigma 1.5), valid borders, per channel. Downsample-upsample baselines: "
-              "antialiased downsampling with the named filter, then upsampling with the same "
-              "filter (PyTorch `interpolate`, align_corners=False).", ""]
+        lines.append(
+            f"| {r['label']} | {r['n']} | {r['mse']:.5f} | {r['psnr']:.2f} | "
+            f"{r['ssim']:.4f} | {p} |"
+        )
+    lines += [
+        "",
+        "MSE and PSNR on images scaled to [0, 1]; SSIM: 11x11 Gaussian window "
+        "(sigma 1.5), valid borders, per channel. Downsample-upsample baselines: "
+        "antialiased downsampling with the named filter, then upsampling with the same "
+        "filter (PyTorch `interpolate`, align_corners=False).",
+        "",
+    ]
     if "psp" in m:
-        lines += ["The pSp baseline was trained with the same loop, data, batch and step "
-                  "budget as ours (1,000 steps), not to its own convergence; its loss was "
-                  "still falling, so it is a same-budget comparison, not pSp's best. Training "
-                  "it to convergence was out of scope for this evaluation.", ""]
+        lines += [
+            "The pSp baseline was trained with the same loop, data, batch and step "
+            "budget as ours (1,000 steps), not to its own convergence; its loss was "
+            "still falling, so it is a same-budget comparison, not pSp's best. Training "
+            "it to convergence was out of scope for this evaluation.",
+            "",
+        ]
     opt = m.get("optimisation")
     if opt and opt.get("reused_from"):
-        lines += [f"The optimisation ceiling row is reused from the previous evaluation run "
-                  f"of the same generator and the same {opt['n']} test images "
-                  f"(`{opt['reused_from']}`; the generator's weights are unchanged), not "
-                  "re-measured here; ours and pSp on that subset are re-measured.", ""]
+        lines += [
+            f"The optimisation ceiling row is reused from the previous evaluation run "
+            f"of the same generator and the same {opt['n']} test images "
+            f"(`{opt['reused_from']}`; the generator's weights are unchanged), not "
+            "re-measured here; ours and pSp on that subset are re-measured.",
+            "",
+        ]
     lines += _timing_lines(result)
     lines += _edit_lines(result)
     if "grid" in result:
         rel = os.path.relpath(result["grid"], out.parent)
-        lines += ["", "## Samples", "", f"![quality grid]({rel})", "",
-                  "Rows, top to bottom: " + ", ".join(_row_names(result)) + ". Columns: "
-                  "8 test images of the optimisation subset; each edit row shows the same "
-                  "items moved towards the other side of the edit's attribute at its default "
-                  "strength (with the Fuser).", ""]
+        lines += [
+            "",
+            "## Samples",
+            "",
+            f"![quality grid]({rel})",
+            "",
+            "Rows, top to bottom: " + ", ".join(_row_names(result)) + ". Columns: "
+            "8 test images of the optimisation subset; each edit row shows the same "
+            "items moved towards the other side of the edit's attribute at its default "
+            "strength (with the Fuser).",
+            "",
+        ]
     lines += ["", "## Goals", ""]
     lines += goal_lines(result)
     if extra:
@@ -593,8 +723,17 @@ def write_report(result: dict[str, Any], out: str | Path, extra: dict[str, Any] 
                 lines += ["", "```json", json.dumps(v, indent=2), "```", ""]
             else:
                 lines.append(f"- **{k}**: {v}")
-    lines += ["", "## Machine", "", "```json", json.dumps(result["machine"], indent=2), "```",
-              "", f"Evaluation wall time: {result['wall_s']:.0f} s.", ""]
+    lines += [
+        "",
+        "## Machine",
+        "",
+        "```json",
+        json.dumps(result["machine"], indent=2),
+        "```",
+        "",
+        f"Evaluation wall time: {result['wall_s']:.0f} s.",
+        "",
+    ]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines))
     return out
@@ -608,34 +747,50 @@ def _timing_lines(result: dict[str, Any]) -> list[str]:
     rows = ["| measurement | ours | pSp |", "|---|---:|---:|"]
     if lat:
         inv = lat["invert"]
-        rows.append(f"| single image, batch 1, one PIL upload: invert (median / p90 of "
-                    f"{lat['repeats']}) | {inv['median_ms']:.1f} / {inv['p90_ms']:.1f} ms | - |")
+        rows.append(
+            f"| single image, batch 1, one PIL upload: invert (median / p90 of "
+            f"{lat['repeats']}) | {inv['median_ms']:.1f} / {inv['p90_ms']:.1f} ms | - |"
+        )
         if lat.get("invert_and_edit"):
             both = lat["invert_and_edit"]
             edit = ", ".join(f"{k} {v:g}" for k, v in lat["edit"].items())
-            rows.append(f"| single image: invert + one edit ({edit}), median / p90 | "
-                        f"{both['median_ms']:.1f} / {both['p90_ms']:.1f} ms | - |")
+            rows.append(
+                f"| single image: invert + one edit ({edit}), median / p90 | "
+                f"{both['median_ms']:.1f} / {both['p90_ms']:.1f} ms | - |"
+            )
     if "ms_per_image" in m.get("ours", {}):
         psp = m.get("psp", {})
         bt = m["ours"].get("batch", "?")
-        tp = f"{1000 / psp['ms_per_image']:.0f} img/s ({psp['ms_per_image']:.2f} ms/img)" \
-            if "ms_per_image" in psp else "-"
-        rows.append(f"| batch throughput, batch {bt} ({m['ours']['n']} images) | "
-                    f"{1000 / m['ours']['ms_per_image']:.0f} img/s "
-                    f"({m['ours']['ms_per_image']:.2f} ms/img) | {tp} |")
+        tp = (
+            f"{1000 / psp['ms_per_image']:.0f} img/s ({psp['ms_per_image']:.2f} ms/img)"
+            if "ms_per_image" in psp
+            else "-"
+        )
+        rows.append(
+            f"| batch throughput, batch {bt} ({m['ours']['n']} images) | "
+            f"{1000 / m['ours']['ms_per_image']:.0f} img/s "
+            f"({m['ours']['ms_per_image']:.2f} ms/img) | {tp} |"
+        )
     opt = m.get("optimisation")
     if opt and "ms_per_image" in opt:
         when = " - previous run, quieter machine" if opt.get("reused_from") else ""
-        rows.append(f"| optimisation ceiling ({opt['n']} images, batched{when}) | "
-                    f"{opt['ms_per_image']:.0f} ms/img | - |")
+        rows.append(
+            f"| optimisation ceiling ({opt['n']} images, batched{when}) | "
+            f"{opt['ms_per_image']:.0f} ms/img | - |"
+        )
     lines += rows
-    lines += ["", "Wall clock on the CPU machine described below (no GPU), "
-              f"{result['machine'].get('threads')} torch threads. The machine is shared with "
-              "other developers' jobs, so every time here is inflated by their load:"]
+    lines += [
+        "",
+        "Wall clock on the CPU machine described below (no GPU), "
+        f"{result['machine'].get('threads')} torch threads. The machine is shared with "
+        "other developers' jobs, so every time here is inflated by their load:",
+    ]
     for when in ("before", "after"):
         if when in load:
-            lines.append(f"- load {when} measuring: `{load[when].get('uptime') or ''}` "
-                         f"(load average {load[when]['loadavg']})")
+            lines.append(
+                f"- load {when} measuring: `{load[when].get('uptime') or ''}` "
+                f"(load average {load[when]['loadavg']})"
+            )
     if lat and lat.get("load"):
         lines.append(f"- load at the single-image timing: `{lat['load'].get('uptime')}`")
     lines.append("")
@@ -643,36 +798,45 @@ def _timing_lines(result: dict[str, Any]) -> list[str]:
 
 
 def _edit_lines(result: dict[str, Any]) -> list[str]:
-    lines = ["## Edits", "",
-             "Each test image is moved towards the other side of the edit's attribute at the "
-             "edit's default strength (images above the attribute's threshold by -strength, "
-             "the others by +strength), so both signs are exercised. *Success*: for category "
-             "edits the classifier's group label flips; for attribute edits the measured "
-             "attribute (brightness: mean grey of the item's pixels on [0, 1]; bulk: fraction "
-             "of the frame covered by the item, grey > 0.1) moves in the requested direction "
-             "by at least the stated minimum. *Class kept*: the 10-way class is unchanged. "
-             "*Change*: mean change of the attribute in the requested direction (category: "
-             "the success rate). *Tone*: mean |change of item brightness|, and the share "
-             "within the tolerance.", "",
-             "| edit | kind | sensitive | strength | layers | Fuser | success | class kept | "
-             "change | tone: mean abs change / kept | SSIM to input |",
-             "|---|---|---|---:|---|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "## Edits",
+        "",
+        "Each test image is moved towards the other side of the edit's attribute at the "
+        "edit's default strength (images above the attribute's threshold by -strength, "
+        "the others by +strength), so both signs are exercised. *Success*: for category "
+        "edits the classifier's group label flips; for attribute edits the measured "
+        "attribute (brightness: mean grey of the item's pixels on [0, 1]; bulk: fraction "
+        "of the frame covered by the item, grey > 0.1) moves in the requested direction "
+        "by at least the stated minimum. *Class kept*: the 10-way class is unchanged. "
+        "*Change*: mean change of the attribute in the requested direction (category: "
+        "the success rate). *Tone*: mean |change of item brightness|, and the share "
+        "within the tolerance.",
+        "",
+        "| edit | kind | sensitive | strength | layers | Fuser | success | class kept | "
+        "change | tone: mean abs change / kept | SSIM to input |",
+        "|---|---|---|---:|---|---|---:|---:|---:|---:|---:|",
+    ]
     rules = []
     for name, row in result["edits"].items():
-        layers = "all" if row.get("layers") is None else \
-            f"{row['layers'][0]}-{row['layers'][1] - 1}"
+        layers = (
+            "all" if row.get("layers") is None else f"{row['layers'][0]}-{row['layers'][1] - 1}"
+        )
         rules.append(f"- `{name}`: success = {row.get('success_rule', 'label flips')}.")
         for key, label in (("fuser", "with"), ("no_fuser", "without")):
             r = row[key]
             s = f"{r['ssim_to_input']:.3f}" if r.get("ssim_to_input") is not None else "-"
-            change = (f"{r['mean_change']:+.3f}" if row.get("kind") == "attribute"
-                      else f"{r['success'] * 100:.1f}%")
+            change = (
+                f"{r['mean_change']:+.3f}"
+                if row.get("kind") == "attribute"
+                else f"{r['success'] * 100:.1f}%"
+            )
             lines.append(
                 f"| {name} | {row.get('kind', '-')} | {'yes' if row['sensitive'] else 'no'} "
                 f"| {row['strength']:g} | {layers} | {label} | {r['success'] * 100:.1f}% | "
                 f"{r['class_kept'] * 100:.1f}% | {change} | "
                 f"{r.get('mean_abs_tone_change', float('nan')):.3f} / "
-                f"{r.get('tone_kept', float('nan')) * 100:.0f}% | {s} |")
+                f"{r.get('tone_kept', float('nan')) * 100:.0f}% | {s} |"
+            )
     tol = next((row.get("tone_tolerance") for row in result["edits"].values()), None)
     lines += ["", *rules]
     if tol is not None:
@@ -690,22 +854,27 @@ def goal_lines(result: dict[str, Any]) -> list[str]:
             f"- Encoder + Fuser within 1.5 dB of the optimisation ceiling: "
             f"**{'met' if gap <= 1.5 else 'missed'}** - gap {gap:.2f} dB on the same "
             f"{m['optimisation']['n']} images"
-            + (f" (over by {gap - 1.5:.2f} dB)" if gap > 1.5 else "") + ".")
+            + (f" (over by {gap - 1.5:.2f} dB)" if gap > 1.5 else "")
+            + "."
+        )
     if "down16_bilinear" in m:
         base = max(m["down16_bilinear"]["psnr"], m.get("down16_bicubic", {}).get("psnr", -1e9))
         d = m["ours"]["psnr"] - base
-        ds = m["ours"]["ssim"] - max(m["down16_bilinear"]["ssim"],
-                                     m.get("down16_bicubic", {}).get("ssim", -1e9))
+        ds = m["ours"]["ssim"] - max(
+            m["down16_bilinear"]["ssim"], m.get("down16_bicubic", {}).get("ssim", -1e9)
+        )
         lines.append(
             f"- Encoder + Fuser >= 3 dB above the better 16x16 downsample baseline: "
-            f"**{'met' if d >= 3 else 'missed'}** - {d:+.2f} dB PSNR, {ds:+.4f} SSIM.")
+            f"**{'met' if d >= 3 else 'missed'}** - {d:+.2f} dB PSNR, {ds:+.4f} SSIM."
+        )
     if "psp" in m:
         dp = m["ours"]["psnr"] - m["psp"]["psnr"]
         ds = m["ours"]["ssim"] - m["psp"]["ssim"]
         lines.append(
             f"- Ours vs the same-budget pSp baseline: PSNR {dp:+.2f} dB, SSIM {ds:+.4f}, "
             f"parameters {m['ours']['parameters'] / 1e6:.2f} M vs "
-            f"{m['psp']['parameters'] / 1e6:.2f} M (pSp not converged, see above).")
+            f"{m['psp']['parameters'] / 1e6:.2f} M (pSp not converged, see above)."
+        )
     for name, row in result["edits"].items():
         r = row["fuser"]
         s = r["success"]
@@ -716,7 +885,8 @@ def goal_lines(result: dict[str, Any]) -> list[str]:
                 f"({row['strength']:g}): **{'met' if ok else 'missed'}** - {s * 100:.1f}%; "
                 f"tone kept within {row.get('tone_tolerance', 0.1):g} for "
                 f"{r.get('tone_kept', 0) * 100:.0f}% (mean |change| "
-                f"{r.get('mean_abs_tone_change', 0):.3f}).")
+                f"{r.get('mean_abs_tone_change', 0):.3f})."
+            )
         else:
             k = r["class_kept"]
             ok = s >= 0.8 and k >= 0.8
@@ -724,7 +894,8 @@ def goal_lines(result: dict[str, Any]) -> list[str]:
                 f"- Edit `{name}` moves its attribute for >= 80% and keeps the class for "
                 f">= 80% at its default strength ({row['strength']:g}): "
                 f"**{'met' if ok else 'missed'}** - moved {s * 100:.1f}%, class kept "
-                f"{k * 100:.1f}%.")
+                f"{k * 100:.1f}%."
+            )
     return lines
 
 
@@ -733,10 +904,13 @@ def goal_lines(result: dict[str, Any]) -> list[str]:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bundle", default="inversion/bundles/demo", type=Path)
-    p.add_argument("--classifier", default="inversion/bundles/demo_eval/classifier.pt",
-                   type=Path)
-    p.add_argument("--psp", default="inversion/bundles/demo_eval/psp_encoder.pt", type=Path,
-                   help="pSp baseline export (encoder.pt from `train encoder --arch psp`)")
+    p.add_argument("--classifier", default="inversion/bundles/demo_eval/classifier.pt", type=Path)
+    p.add_argument(
+        "--psp",
+        default="inversion/bundles/demo_eval/psp_encoder.pt",
+        type=Path,
+        help="pSp baseline export (encoder.pt from `train encoder --arch psp`)",
+    )
     p.add_argument("--out", default="docs/quality.md", type=Path)
     p.add_argument("--grid", default="docs/images/quality_grid.png", type=Path)
     p.add_argument("--json", default=None, type=Path, help="also write the raw results")
@@ -746,15 +920,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--opt-lr", type=float, default=0.05)
     p.add_argument("--batch", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--extra", type=Path, default=None,
-                   help="JSON object of training facts to include in the report")
-    p.add_argument("--reuse-optimisation", type=Path, default=None,
-                   help="take the optimisation ceiling from this earlier evaluation of the "
-                        "same generator (manifest.json or evaluation JSON) instead of "
-                        "re-running it")
+    p.add_argument(
+        "--extra",
+        type=Path,
+        default=None,
+        help="JSON object of training facts to include in the report",
+    )
+    p.add_argument(
+        "--reuse-optimisation",
+        type=Path,
+        default=None,
+        help="take the optimisation ceiling from this earlier evaluation of the "
+        "same generator (manifest.json or evaluation JSON) instead of "
+        "re-running it",
+    )
     p.add_argument("--latency-repeats", type=int, default=20)
-    p.add_argument("--from-json", type=Path, default=None,
-                   help="re-render the report from a saved --json result (no measuring)")
+    p.add_argument(
+        "--from-json",
+        type=Path,
+        default=None,
+        help="re-render the report from a saved --json result (no measuring)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -765,12 +951,20 @@ def run(args: argparse.Namespace) -> int:
         write_report(result, args.out, extra=extra, command=command)
         print(f"wrote {args.out} from {args.from_json}")
         return 0
-    result = evaluate(args.bundle, args.classifier,
-                      args.psp if args.psp and Path(args.psp).exists() else None,
-                      n=args.n, opt_n=args.opt_n, opt_steps=args.opt_steps,
-                      opt_lr=args.opt_lr, seed=args.seed, batch=args.batch, grid_path=args.grid,
-                      reuse_optimisation=args.reuse_optimisation,
-                      latency_repeats=args.latency_repeats)
+    result = evaluate(
+        args.bundle,
+        args.classifier,
+        args.psp if args.psp and Path(args.psp).exists() else None,
+        n=args.n,
+        opt_n=args.opt_n,
+        opt_steps=args.opt_steps,
+        opt_lr=args.opt_lr,
+        seed=args.seed,
+        batch=args.batch,
+        grid_path=args.grid,
+        reuse_optimisation=args.reuse_optimisation,
+        latency_repeats=args.latency_repeats,
+    )
     # the arguments as given to inversion.cli.main (not sys.argv: main may be called in-process)
     command = "python -m inversion " + shlex.join(getattr(args, "_argv", ["evaluate"]))
     result["command"] = command

@@ -73,6 +73,7 @@ class Inversion:
     def cat(parts: Sequence[Inversion]) -> Inversion:
         if not parts:
             raise ValueError("nothing to concatenate")
+
         def cat(tensors: list[Tensor | None]) -> Tensor | None:
             return None if any(t is None for t in tensors) else torch.cat(tensors)  # type: ignore[arg-type]
 
@@ -83,12 +84,16 @@ class Inversion:
             bundle_version=parts[0].bundle_version,
         )
 
-    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Inversion:
+    def to(
+        self, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+    ) -> Inversion:
         def move(t: Tensor | None) -> Tensor | None:
             return None if t is None else t.to(device=device, dtype=dtype)
 
         return replace(
-            self, wplus=move(self.wplus), detail=move(self.detail),
+            self,
+            wplus=move(self.wplus),
+            detail=move(self.detail),
             reconstruction=move(self.reconstruction),
         )
 
@@ -143,9 +148,7 @@ class Inverter:
         self.noise: NoiseMode = noise
         self.generator, self.encoder, self.fuser = bundle.build_models(self.device, self.dtype)
         self.latent_avg = bundle.latent_avg.to(self.device, self.dtype)
-        self.directions = {
-            n: d.to(self.device, self.dtype) for n, d in bundle.directions.items()
-        }
+        self.directions = {n: d.to(self.device, self.dtype) for n, d in bundle.directions.items()}
         self.catalog = bundle.catalog
         self.version = bundle.version
         self.input_size = int(bundle.encoder_config.input_size)
@@ -177,8 +180,11 @@ class Inverter:
                 raise InvalidImage(f"expected (B, 3, H, W) image tensors, got {tuple(x.shape)}")
             if x.shape[-2:] != (self.input_size, self.input_size):
                 x = F.interpolate(
-                    x.float(), size=(self.input_size, self.input_size), mode="bilinear",
-                    align_corners=False, antialias=True,
+                    x.float(),
+                    size=(self.input_size, self.input_size),
+                    mode="bilinear",
+                    align_corners=False,
+                    antialias=True,
                 )
         else:
             x = image_to_tensor(images, self.input_size)
@@ -192,7 +198,9 @@ class Inverter:
         # per-sample seeds make the noise independent of how samples are batched
         base = 0 if seed is None else seed
         per_sample = [
-            self.generator.make_noise(torch.Generator(device=self.device).manual_seed(base + offset + i))
+            self.generator.make_noise(
+                torch.Generator(device=self.device).manual_seed(base + offset + i)
+            )
             for i in range(batch)
         ]
         return [torch.cat(maps).to(self.dtype) for maps in zip(*per_sample, strict=True)]
@@ -251,9 +259,15 @@ class Inverter:
             parts.append(Inversion(wplus, detail, recon, self.version))
             report("invert", (k + 1) / len(chunks))
         if quality == "refine":
-            return self.refine(Inversion.cat(parts), images, refine_steps,
-                               max_steps=max_refine_steps, seed=seed, batch_size=batch_size,
-                               progress=progress)
+            return self.refine(
+                Inversion.cat(parts),
+                images,
+                refine_steps,
+                max_steps=max_refine_steps,
+                seed=seed,
+                batch_size=batch_size,
+                progress=progress,
+            )
         return Inversion.cat(parts)
 
     def refine(
@@ -271,8 +285,16 @@ class Inverter:
         detail map against ``images`` (:func:`inversion.refine.refine`)."""
         from inversion.refine import refine
 
-        return refine(self, inversion, images, steps, max_steps=max_steps, seed=seed,
-                      batch_size=batch_size, progress=progress)
+        return refine(
+            self,
+            inversion,
+            images,
+            steps,
+            max_steps=max_steps,
+            seed=seed,
+            batch_size=batch_size,
+            progress=progress,
+        )
 
     @torch.inference_mode()
     def edit(
@@ -296,7 +318,9 @@ class Inverter:
         request = self.catalog.validate_request(edits)
         self.check_fits(inversion)
         wplus_all = inversion.wplus.to(self.device, self.dtype)
-        detail_all = inversion.detail.to(self.device, self.dtype) if inversion.detail is not None else None
+        detail_all = (
+            inversion.detail.to(self.device, self.dtype) if inversion.detail is not None else None
+        )
         images = []
         chunks = self._chunks(wplus_all.shape[0], batch_size)
         for k, sl in enumerate(chunks):
@@ -319,7 +343,11 @@ class Inverter:
             )
         detail_channels = getattr(self.bundle.fuser_config, "detail_channels", None)
         detail = inversion.detail
-        if detail is not None and detail_channels is not None and detail.shape[1] != detail_channels:
+        if (
+            detail is not None
+            and detail_channels is not None
+            and detail.shape[1] != detail_channels
+        ):
             raise LatentMismatch(
                 f"latent detail map has {detail.shape[1]} channels but this model's Fuser "
                 f"takes {detail_channels}"

@@ -49,9 +49,16 @@ def _crop_tensor(crops: Sequence[Any]) -> torch.Tensor:
     return image_to_tensor(list(crops), crops[0].size[0])
 
 
-def evaluate_pipeline(bundle_path: str | Path, classifier_path: str | Path, n: int = 200,
-                      seed: int = 0, feather: float = 0.1, gate_fit: int = 2000,
-                      gate_calib: int = 500, log: Any = print) -> dict[str, Any]:
+def evaluate_pipeline(
+    bundle_path: str | Path,
+    classifier_path: str | Path,
+    n: int = 200,
+    seed: int = 0,
+    feather: float = 0.1,
+    gate_fit: int = 2000,
+    gate_calib: int = 500,
+    log: Any = print,
+) -> dict[str, Any]:
     from inversion.align import AlignmentError, align
     from inversion.align.synthetic import random_canvas
     from inversion.domain import DomainGate, out_of_domain_probes
@@ -90,8 +97,10 @@ def evaluate_pipeline(bundle_path: str | Path, classifier_path: str | Path, n: i
         for mask, sign in ((pos, -1.0), (~pos, 1.0)):
             idx = mask.nonzero().flatten().tolist()
             if idx:
-                edited[idx] = inverter.edit(inv[idx[0]:idx[0] + 1] if len(idx) == 1 else
-                                            _select(inv, idx), {name: sign * strength})
+                edited[idx] = inverter.edit(
+                    inv[idx[0] : idx[0] + 1] if len(idx) == 1 else _select(inv, idx),
+                    {name: sign * strength},
+                )
         results = []
         for i, (photo, t) in enumerate(zip(photos, transforms, strict=True)):
             out = paste_back(photo, t, edited[i], inv.reconstruction[i], feather=feather)
@@ -106,10 +115,14 @@ def evaluate_pipeline(bundle_path: str | Path, classifier_path: str | Path, n: i
         success = ((s1[attr] > 0) != pos).float()
         others = [a for a in ATTRIBUTES if a != attr]
         kept = torch.stack([((s1[a] > 0) == (s0[a] > 0)).float() for a in others])
-        edits[name] = {"attribute": attr, "strength": strength,
-                       "sensitive": bool(inverter.catalog[name].sensitive),
-                       "success": float(success.mean()), "preservation": float(kept.mean()),
-                       "class_kept": float((s1["class"] == s0["class"]).float().mean())}
+        edits[name] = {
+            "attribute": attr,
+            "strength": strength,
+            "sensitive": bool(inverter.catalog[name].sensitive),
+            "success": float(success.mean()),
+            "preservation": float(kept.mean()),
+            "class_kept": float((s1["class"] == s0["class"]).float().mean()),
+        }
         log(f"{name}: {edits[name]}")
 
     gate = _calibrated_gate(inverter, DomainGate, gate_fit, gate_calib)
@@ -130,14 +143,18 @@ def evaluate_pipeline(bundle_path: str | Path, classifier_path: str | Path, n: i
             crop = _crop_tensor([t.crop(img)])
             r = inverter.invert(crop)
             flagged += int(not gate.assess(r.wplus, r.reconstruction, crop)[0].in_domain)
-        ood[kind] = {"n": len(images), "stopped_at_alignment": stopped, "flagged": flagged,
-                     "caught": (stopped + flagged) / len(images),
-                     "gate_alone_flagged": gate_alone}
+        ood[kind] = {
+            "n": len(images),
+            "stopped_at_alignment": stopped,
+            "flagged": flagged,
+            "caught": (stopped + flagged) / len(images),
+            "gate_alone_flagged": gate_alone,
+        }
     n_ood = sum(v["n"] for v in ood.values())
     return {
         "bundle": {"path": str(bundle_path), "version": inverter.version},
         "data": f"fashion-mnist:test ({n} of 10000, seed {seed}) on 512x512 canvases "
-                f"(seed {seed + 1})",
+        f"(seed {seed + 1})",
         "n": n,
         "output_sizes": sorted(f"{w}x{h}" for w, h in sizes),
         "outside_mask_changed_fraction": outside_changed / max(outside_total, 1),
@@ -145,13 +162,17 @@ def evaluate_pipeline(bundle_path: str | Path, classifier_path: str | Path, n: i
         "inside_mask_changed_pixels": inside_changed,
         "feather": feather,
         "edits": edits,
-        "gate": {"fit": f"fashion-mnist:val[:{gate_fit}]",
-                 "calibration": gate.thresholds.calibration,
-                 "thresholds": gate.thresholds.to_dict(),
-                 "canvas_flagged": float(np.mean(canvas_flags)),
-                 "out_of_domain": ood,
-                 "out_of_domain_caught": sum(v["stopped_at_alignment"] + v["flagged"]
-                                             for v in ood.values()) / max(n_ood, 1)},
+        "gate": {
+            "fit": f"fashion-mnist:val[:{gate_fit}]",
+            "calibration": gate.thresholds.calibration,
+            "thresholds": gate.thresholds.to_dict(),
+            "canvas_flagged": float(np.mean(canvas_flags)),
+            "out_of_domain": ood,
+            "out_of_domain_caught": sum(
+                v["stopped_at_alignment"] + v["flagged"] for v in ood.values()
+            )
+            / max(n_ood, 1),
+        },
         "machine": machine_info(),
         "wall_s": round(time.time() - t0, 1),
     }
@@ -170,51 +191,75 @@ def _calibrated_gate(inverter: Any, gate_cls: Any, fit: int, calib: int) -> Any:
     val, _ = load_fashion_mnist("val", size=inverter.input_size, limit=fit + calib)
     fit_inv = inverter.invert(val[:fit])
     cal = inverter.invert(val[fit:])
-    return gate_cls.calibrate(fit_inv.wplus, cal.wplus, calib_reconstruction=cal.reconstruction,
-                              calib_target=val[fit:],
-                              calibration=f"fashion-mnist:val[{fit}:{fit + calib}]")
+    return gate_cls.calibrate(
+        fit_inv.wplus,
+        cal.wplus,
+        calib_reconstruction=cal.reconstruction,
+        calib_target=val[fit:],
+        calibration=f"fashion-mnist:val[{fit}:{fit + calib}]",
+    )
 
 
 def section_lines(result: dict[str, Any], command: str) -> list[str]:
     g = result["gate"]
-    lines = [SECTION, "",
-             f"{result['data']}: each canvas goes through `object` alignment -> inversion "
-             "of the aligned crop -> each supervised catalog edit at its default strength "
-             "(towards the other side of the attribute, as in *Edits* above) -> paste-back "
-             f"(`delta` mode, feather {result['feather']:g} of the crop side). Canvases: a "
-             "light grey item on a dark background of random tone (0-60; the demo model's "
-             "colour domain), random scale (4-10x, 112-280 px) and position, sensor noise, "
-             "JPEG. Produced by:", "", "```", command, "```", "",
-             f"- Output size: {', '.join(result['output_sizes'])} (every result has the "
-             "photo's size).",
-             f"- Pixels outside the feathered mask that changed: "
-             f"**{result['outside_mask_changed_fraction'] * 100:.4f}%** of "
-             f"{result['outside_mask_pixels']:,} (goal 0); pixels inside it that changed: "
-             f"{result['inside_mask_changed_pixels']:,}.", "",
-             "Edit success and preservation measured on the *result photo* (cropped again "
-             "with the same transform and classified, against the original crop's labels):",
-             "", "| edit | sensitive | strength | success | preservation | class kept |",
-             "|---|---|---:|---:|---:|---:|"]
+    lines = [
+        SECTION,
+        "",
+        f"{result['data']}: each canvas goes through `object` alignment -> inversion "
+        "of the aligned crop -> each supervised catalog edit at its default strength "
+        "(towards the other side of the attribute, as in *Edits* above) -> paste-back "
+        f"(`delta` mode, feather {result['feather']:g} of the crop side). Canvases: a "
+        "light grey item on a dark background of random tone (0-60; the demo model's "
+        "colour domain), random scale (4-10x, 112-280 px) and position, sensor noise, "
+        "JPEG. Produced by:",
+        "",
+        "```",
+        command,
+        "```",
+        "",
+        f"- Output size: {', '.join(result['output_sizes'])} (every result has the photo's size).",
+        f"- Pixels outside the feathered mask that changed: "
+        f"**{result['outside_mask_changed_fraction'] * 100:.4f}%** of "
+        f"{result['outside_mask_pixels']:,} (goal 0); pixels inside it that changed: "
+        f"{result['inside_mask_changed_pixels']:,}.",
+        "",
+        "Edit success and preservation measured on the *result photo* (cropped again "
+        "with the same transform and classified, against the original crop's labels):",
+        "",
+        "| edit | sensitive | strength | success | preservation | class kept |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
     for name, e in result["edits"].items():
-        lines.append(f"| {name} | {'yes' if e['sensitive'] else 'no'} | {e['strength']:g} | "
-                     f"{e['success'] * 100:.1f}% | {e['preservation'] * 100:.1f}% | "
-                     f"{e['class_kept'] * 100:.1f}% |")
-    lines += ["", f"Domain gate (fitted on {g['fit']}, thresholds calibrated on "
-              f"{g['calibration']} at the 99% quantile: OOD score <= "
-              f"{g['thresholds']['ood_max']:.1f}, PSNR >= "
-              f"{(g['thresholds'].get('psnr_min') or 0):.2f} dB, SSIM >= "
-              f"{(g['thresholds'].get('ssim_min') or 0):.3f}):", "",
-              f"- catalogue canvases flagged: **{g['canvas_flagged'] * 100:.1f}%** "
-              f"(goal <= 5%)",
-              f"- out-of-domain photos stopped or flagged: "
-              f"**{g['out_of_domain_caught'] * 100:.1f}%** (goal >= 95%):"]
+        lines.append(
+            f"| {name} | {'yes' if e['sensitive'] else 'no'} | {e['strength']:g} | "
+            f"{e['success'] * 100:.1f}% | {e['preservation'] * 100:.1f}% | "
+            f"{e['class_kept'] * 100:.1f}% |"
+        )
+    lines += [
+        "",
+        f"Domain gate (fitted on {g['fit']}, thresholds calibrated on "
+        f"{g['calibration']} at the 99% quantile: OOD score <= "
+        f"{g['thresholds']['ood_max']:.1f}, PSNR >= "
+        f"{(g['thresholds'].get('psnr_min') or 0):.2f} dB, SSIM >= "
+        f"{(g['thresholds'].get('ssim_min') or 0):.3f}):",
+        "",
+        f"- catalogue canvases flagged: **{g['canvas_flagged'] * 100:.1f}%** (goal <= 5%)",
+        f"- out-of-domain photos stopped or flagged: "
+        f"**{g['out_of_domain_caught'] * 100:.1f}%** (goal >= 95%):",
+    ]
     for kind, v in g["out_of_domain"].items():
-        lines.append(f"  - {kind}: {v['n']} images, {v['stopped_at_alignment']} stopped at "
-                     f"alignment (no subject found), {v['flagged']} flagged by the gate; "
-                     f"the gate alone on the whole image flags {v['gate_alone_flagged']} of "
-                     f"{v['n']}")
-    lines += ["", f"Evaluation wall time {result['wall_s']:.0f} s on "
-              f"{result['machine']['cpu_count']} shared CPU cores.", ""]
+        lines.append(
+            f"  - {kind}: {v['n']} images, {v['stopped_at_alignment']} stopped at "
+            f"alignment (no subject found), {v['flagged']} flagged by the gate; "
+            f"the gate alone on the whole image flags {v['gate_alone_flagged']} of "
+            f"{v['n']}"
+        )
+    lines += [
+        "",
+        f"Evaluation wall time {result['wall_s']:.0f} s on "
+        f"{result['machine']['cpu_count']} shared CPU cores.",
+        "",
+    ]
     return lines
 
 
@@ -222,11 +267,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Measure the catalogue pipeline end to end; print JSON, optionally write the section."""
     from inversion.evaluate_refine import append_section
 
-    p = argparse.ArgumentParser(prog="python -m inversion.pipeline_eval",
-                                description=main.__doc__)
+    p = argparse.ArgumentParser(prog="python -m inversion.pipeline_eval", description=main.__doc__)
     p.add_argument("--bundle", default="inversion/bundles/demo", type=Path)
-    p.add_argument("--classifier", default="inversion/bundles/demo_eval/classifier.pt",
-                   type=Path)
+    p.add_argument("--classifier", default="inversion/bundles/demo_eval/classifier.pt", type=Path)
     p.add_argument("--n", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--feather", type=float, default=0.1)
@@ -234,10 +277,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--gate-calib", type=int, default=500)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", type=Path, default=None)
-    p.add_argument("--section", type=Path, default=None,
-                   help="append/replace the section in this markdown file (docs/quality.md)")
-    p.add_argument("--from-json", type=Path, default=None,
-                   help="no measuring: write --section from a saved --json result")
+    p.add_argument(
+        "--section",
+        type=Path,
+        default=None,
+        help="append/replace the section in this markdown file (docs/quality.md)",
+    )
+    p.add_argument(
+        "--from-json",
+        type=Path,
+        default=None,
+        help="no measuring: write --section from a saved --json result",
+    )
     args = p.parse_args(argv)
     if args.from_json:
         result = json.loads(args.from_json.read_text())
@@ -246,9 +297,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.threads:
         torch.set_num_threads(args.threads)
-    result = evaluate_pipeline(args.bundle, args.classifier, n=args.n, seed=args.seed,
-                               feather=args.feather, gate_fit=args.gate_fit,
-                               gate_calib=args.gate_calib)
+    result = evaluate_pipeline(
+        args.bundle,
+        args.classifier,
+        n=args.n,
+        seed=args.seed,
+        feather=args.feather,
+        gate_fit=args.gate_fit,
+        gate_calib=args.gate_calib,
+    )
     shown = [a for a in (argv if argv is not None else sys.argv[1:])]
     command = "python -m inversion.pipeline_eval " + shlex.join(shown)
     result["command"] = command
@@ -257,8 +314,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.json.write_text(json.dumps(result, indent=2))
     if args.section:
         append_section(args.section, section_lines(result, command), SECTION)
-    print(json.dumps({k: result[k] for k in ("output_sizes", "outside_mask_changed_fraction",
-                                             "edits", "gate", "wall_s")}, indent=1))
+    print(
+        json.dumps(
+            {
+                k: result[k]
+                for k in (
+                    "output_sizes",
+                    "outside_mask_changed_fraction",
+                    "edits",
+                    "gate",
+                    "wall_s",
+                )
+            },
+            indent=1,
+        )
+    )
     return 0
 
 

@@ -104,8 +104,9 @@ def refine_target(
             raise InvalidImage(f"expected (B, 3, H, W) image tensors, got {tuple(x.shape)}")
         x = x.float()
         if x.shape[-2:] != (size, size):
-            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
-                              antialias=True)
+            x = F.interpolate(
+                x, size=(size, size), mode="bilinear", align_corners=False, antialias=True
+            )
     else:
         from inversion.preprocess import image_to_tensor
 
@@ -165,8 +166,11 @@ def refine(
         for start in range(0, n, size):
             sl = slice(start, min(start + size, n))
             w0 = inversion.wplus[sl].to(inverter.device, torch.float32).clone()
-            d0 = (inversion.detail[sl].to(inverter.device, torch.float32).clone()
-                  if use_detail else None)
+            d0 = (
+                inversion.detail[sl].to(inverter.device, torch.float32).clone()
+                if use_detail
+                else None
+            )
             target = target_all[sl].clone()
             target01 = target.add(1).div(2)
             w = w0.clone().requires_grad_(True)
@@ -183,13 +187,17 @@ def refine(
                     grp["lr"] = lr * projector_lr_scale(step, steps, ramp_up=False)
                 residual = None
                 if detail is not None:
-                    residual = {inverter.fuser_resolution:
-                                inverter.fuser(torch.zeros_like(w), detail)}
+                    residual = {
+                        inverter.fuser_resolution: inverter.fuser(torch.zeros_like(w), detail)
+                    }
                 rec = _to_loss_size(
-                    g.synthesis(w, noise=noise, feature_residual=residual), loss_size)
-                loss = (cfg.w_mse * F.mse_loss(rec, target)
-                        + cfg.w_multiscale * multiscale_mse(rec, target)
-                        + cfg.w_anchor * (w - w0).pow(2).mean())
+                    g.synthesis(w, noise=noise, feature_residual=residual), loss_size
+                )
+                loss = (
+                    cfg.w_mse * F.mse_loss(rec, target)
+                    + cfg.w_multiscale * multiscale_mse(rec, target)
+                    + cfg.w_anchor * (w - w0).pow(2).mean()
+                )
                 if cfg.w_ssim:
                     loss = loss + cfg.w_ssim * (1 - ssim(rec.add(1).div(2), target01).mean())
                 leaves = [w] if detail is None else [w, detail]
@@ -205,7 +213,13 @@ def refine(
                 zeros = torch.zeros_like(wf) if df is not None else None
                 recon = inverter._render(wf, df, zeros, seed, start)
             kept = inversion.detail[sl] if inversion.detail is not None else None
-            parts.append(Inversion(wf, df if use_detail else kept, recon,
-                                   inversion.bundle_version or inverter.version))
+            parts.append(
+                Inversion(
+                    wf,
+                    df if use_detail else kept,
+                    recon,
+                    inversion.bundle_version or inverter.version,
+                )
+            )
     report("refine", 1.0)
     return Inversion.cat(parts)

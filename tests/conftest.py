@@ -28,8 +28,13 @@ ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "test-output"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--no-first-run",
 ]
 
 # Playwright's sync API runs an event loop in the test thread; Django's ORM calls
@@ -44,7 +49,10 @@ redisdb = factories.redisdb("redis_noproc")
 def require_env(name: str) -> str:
     value = os.environ.get(name)
     if not value:
-        pytest.fail(f"{name} is not set: run the suite through `make test` (python -m tests.launch)", pytrace=False)
+        pytest.fail(
+            f"{name} is not set: run the suite through `make test` (python -m tests.launch)",
+            pytrace=False,
+        )
     return value
 
 
@@ -60,33 +68,64 @@ def test_pass() -> str:
 
 # --- Celery worker process -------------------------------------------------------
 
+
 class WorkerProcess:
     """A real `celery worker` subprocess bound to the test database and broker."""
 
-    def __init__(self, env: dict[str, str], name: str, queues: str = "gpu,default", log_path: Path | None = None,
-                 app: str = "editplatform"):
+    def __init__(
+        self,
+        env: dict[str, str],
+        name: str,
+        queues: str = "gpu,default",
+        log_path: Path | None = None,
+        app: str = "editplatform",
+    ):
         self.name = name
         self.log_path = log_path or OUTPUT / f"worker-{name}.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         cmd = [
-            sys.executable, "-m", "celery", "-A", app, "worker",
-            "-Q", queues, "--concurrency", "1", "--pool", "prefork",
-            "--hostname", f"{name}@%h", "--loglevel", "INFO",
-            "--without-gossip", "--without-mingle",
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            app,
+            "worker",
+            "-Q",
+            queues,
+            "--concurrency",
+            "1",
+            "--pool",
+            "prefork",
+            "--hostname",
+            f"{name}@%h",
+            "--loglevel",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
         ]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"worker {self.name} exited ({self.proc.returncode}); log:\n{self.log()[-3000:]}")
+                raise RuntimeError(
+                    f"worker {self.name} exited ({self.proc.returncode}); log:\n{self.log()[-3000:]}"
+                )
             if "ready." in self.log():
                 return
             time.sleep(0.2)
-        raise RuntimeError(f"worker {self.name} not ready in {timeout}s; log:\n{self.log()[-3000:]}")
+        raise RuntimeError(
+            f"worker {self.name} not ready in {timeout}s; log:\n{self.log()[-3000:]}"
+        )
 
     def log(self) -> str:
         try:
@@ -95,7 +134,9 @@ class WorkerProcess:
             return ""
 
     def child_pids(self) -> list[int]:
-        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True).stdout
+        out = subprocess.run(
+            ["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True
+        ).stdout
         return [int(pid) for pid in out.split()]
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -142,11 +183,17 @@ def start_worker(django_db_setup, django_db_blocker):
     """Factory: start a worker process on the test database; all are stopped at the end."""
     started: list[WorkerProcess] = []
 
-    def _start(name: str | None = None, queues: str = "gpu,default", env: dict[str, str] | None = None,
-               app: str = "editplatform") -> WorkerProcess:
+    def _start(
+        name: str | None = None,
+        queues: str = "gpu,default",
+        env: dict[str, str] | None = None,
+        app: str = "editplatform",
+    ) -> WorkerProcess:
         """`app` is the Celery app module (tests.jobs.slow_worker for deliberately slow jobs)."""
         with django_db_blocker.unblock():
-            worker = WorkerProcess(env or worker_env(), name or f"w{uuid.uuid4().hex[:6]}", queues, app=app)
+            worker = WorkerProcess(
+                env or worker_env(), name or f"w{uuid.uuid4().hex[:6]}", queues, app=app
+            )
         started.append(worker)
         worker.wait_ready()
         return worker
@@ -164,14 +211,19 @@ def celery_worker(start_worker):
 
 # --- Chromium ------------------------------------------------------------------
 
+
 @pytest.fixture(scope="session")
 def browser():
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium (make test does)", pytrace=False)
+        pytest.fail(
+            f"{CHROMIUM} not found: install Debian's chromium (make test does)", pytrace=False
+        )
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
         yield chromium
         chromium.close()
 
@@ -200,6 +252,7 @@ def login(page, live_server, username: str, password: str) -> None:
 
 # --- model bundle ----------------------------------------------------------------
 
+
 @pytest.fixture(scope="session")
 def model_bundle() -> Path:
     """The bundle the platform loads (settings.MODEL_BUNDLE).
@@ -218,6 +271,7 @@ def model_bundle() -> Path:
 
 
 # --- authenticated clients ------------------------------------------------------------
+
 
 def mark_two_factor_verified(client, user) -> None:
     """Give a signed-in test client a verified second factor (a confirmed TOTP device).

@@ -81,26 +81,41 @@ class GovernedUserAdmin(UserAdmin):
     def roles(self, obj):
         return ", ".join(sorted(g.name for g in obj.groups.all())) or "-"
 
-    @admin.action(description="Reset second factor (the user re-enrols; a second admin confirms)",
-                  permissions=["change"])
+    @admin.action(
+        description="Reset second factor (the user re-enrols; a second admin confirms)",
+        permissions=["change"],
+    )
     def reset_second_factor(self, request, queryset):
         for user in queryset:
             if user.pk == request.user.pk:
-                self.message_user(request, "You cannot reset your own second factor.", level=messages.ERROR)
+                self.message_user(
+                    request, "You cannot reset your own second factor.", level=messages.ERROR
+                )
                 continue
             removed = reset_two_factor(user, by=request.user)
-            self.message_user(request, f"{user.username}: {removed} device(s) removed; privileged roles are "
-                                       "suspended until a second admin confirms and the user re-enrols.")
+            self.message_user(
+                request,
+                f"{user.username}: {removed} device(s) removed; privileged roles are "
+                "suspended until a second admin confirms and the user re-enrols.",
+            )
 
     @admin.action(description="Issue a one-time 2FA enrolment code", permissions=["change"])
     def issue_enrolment_code(self, request, queryset):
         for user in queryset:
             if user.pk == request.user.pk:
-                self.message_user(request, "You cannot issue an enrolment code for yourself.", level=messages.ERROR)
+                self.message_user(
+                    request,
+                    "You cannot issue an enrolment code for yourself.",
+                    level=messages.ERROR,
+                )
                 continue
             code = issue_enrolment_code(user, by=request.user)
-            self.message_user(request, f"Enrolment code for {user.username}: {code} — hand it to them in person; "
-                                       "it is shown once and works once.", level=messages.WARNING)
+            self.message_user(
+                request,
+                f"Enrolment code for {user.username}: {code} — hand it to them in person; "
+                "it is shown once and works once.",
+                level=messages.WARNING,
+            )
 
 
 @admin.register(TOTPDevice)
@@ -128,7 +143,15 @@ class TOTPDeviceAdmin(admin.ModelAdmin):
 
 @admin.register(AccountRecovery)
 class AccountRecoveryAdmin(admin.ModelAdmin):
-    list_display = ("user", "kind", "requested_by", "requested_at", "confirmed_by", "re_enrolled_at", "completed_at")
+    list_display = (
+        "user",
+        "kind",
+        "requested_by",
+        "requested_at",
+        "confirmed_by",
+        "re_enrolled_at",
+        "completed_at",
+    )
     list_filter = ("kind",)
     fields = list_display
     readonly_fields = list_display
@@ -170,7 +193,8 @@ def parse_networks(text: str) -> list[str]:
             networks.append(str(ipaddress.ip_network(entry, strict=False)))
         except ValueError:
             raise forms.ValidationError(
-                f"{entry!r} is not an IP address or network (e.g. 203.0.113.7 or 10.0.0.0/8)") from None
+                f"{entry!r} is not an IP address or network (e.g. 203.0.113.7 or 10.0.0.0/8)"
+            ) from None
     return networks
 
 
@@ -195,15 +219,43 @@ class IntegrationKeyForm(IntegrationKeyAdminForm):
 @admin.register(IntegrationKey)
 class IntegrationKeyAdmin(APIKeyModelAdmin):
     form = IntegrationKeyForm
-    list_display = ("prefix", "name", "service_account", "scopes", "created", "expiry_date", "last_used_at", "_has_expired", "revoked")
+    list_display = (
+        "prefix",
+        "name",
+        "service_account",
+        "scopes",
+        "created",
+        "expiry_date",
+        "last_used_at",
+        "_has_expired",
+        "revoked",
+    )
     list_filter = ("revoked", "created")
     search_fields = ("name", "prefix", "service_account__username")
-    fields = ("name", "service_account", "scopes", "allowed_networks", "jobs_per_hour", "expiry_date", "revoked", "prefix", "last_used_at", "created_by")
+    fields = (
+        "name",
+        "service_account",
+        "scopes",
+        "allowed_networks",
+        "jobs_per_hour",
+        "expiry_date",
+        "revoked",
+        "prefix",
+        "last_used_at",
+        "created_by",
+    )
 
     def get_readonly_fields(self, request, obj=None):
         readonly = ["prefix", "last_used_at", "created_by"]
         if obj is not None:
-            readonly += ["name", "service_account", "scopes", "allowed_networks", "jobs_per_hour", "expiry_date"]
+            readonly += [
+                "name",
+                "service_account",
+                "scopes",
+                "allowed_networks",
+                "jobs_per_hour",
+                "expiry_date",
+            ]
             if obj.revoked:
                 readonly.append("revoked")
         return readonly
@@ -212,14 +264,20 @@ class IntegrationKeyAdmin(APIKeyModelAdmin):
         if not change:
             try:
                 key, raw = create_api_key(
-                    obj.service_account, name=obj.name, scopes=obj.scopes, expires_at=obj.expiry_date,
-                    allowed_networks=obj.allowed_networks, jobs_per_hour=obj.jobs_per_hour, created_by=request.user,
+                    obj.service_account,
+                    name=obj.name,
+                    scopes=obj.scopes,
+                    expires_at=obj.expiry_date,
+                    allowed_networks=obj.allowed_networks,
+                    jobs_per_hour=obj.jobs_per_hour,
+                    created_by=request.user,
                 )
             except AccountError as exc:  # the form checked everything create_api_key checks
                 raise AssertionError(f"unvalidated API key form: {exc}") from exc
             obj.pk = key.pk
             self.message_user(
-                request, f"The API key for {obj.name} is: {raw} — copy it now; it is stored only as a hash.",
+                request,
+                f"The API key for {obj.name} is: {raw} — copy it now; it is stored only as a hash.",
                 level=messages.WARNING,
             )
             return

@@ -21,9 +21,15 @@ class Role:
 
 REQUESTER = Role("requester", "Requester", "Staff: submit edit jobs, see and cancel their own.")
 APPROVER = Role("approver", "Approver", "Approve or reject other people's sensitive edits.")
-REVIEWER = Role("reviewer", "Compliance reviewer", "Read-only access to all jobs, artifacts and the audit trail.")
+REVIEWER = Role(
+    "reviewer",
+    "Compliance reviewer",
+    "Read-only access to all jobs, artifacts and the audit trail.",
+)
 INTEGRATION = Role("integration", "Integration", "A service account used only through API keys.")
-ADMIN = Role("admin", "Administrator", "Users, roles and API keys; no bypass of approvals or the log.")
+ADMIN = Role(
+    "admin", "Administrator", "Users, roles and API keys; no bypass of approvals or the log."
+)
 
 ROLES: tuple[Role, ...] = (REQUESTER, APPROVER, REVIEWER, INTEGRATION, ADMIN)
 ROLE_NAMES = tuple(role.name for role in ROLES)
@@ -36,13 +42,20 @@ ROLE_NAMES = tuple(role.name for role in ROLES)
 ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
     REVIEWER.name: ("audit.view_auditevent", "provenance.check_provenance"),
     ADMIN.name: (
-        "auth.view_user", "auth.add_user", "auth.change_user",
+        "auth.view_user",
+        "auth.add_user",
+        "auth.change_user",
         "auth.view_group",
-        "accounts.view_integrationkey", "accounts.add_integrationkey", "accounts.change_integrationkey",
-        "axes.view_accessattempt", "axes.delete_accessattempt",
+        "accounts.view_integrationkey",
+        "accounts.add_integrationkey",
+        "accounts.change_integrationkey",
+        "axes.view_accessattempt",
+        "axes.delete_accessattempt",
         # Deleting a device is a 2FA reset (accounts.admin): audited, four-eyes recovery.
-        "otp_totp.view_totpdevice", "otp_totp.delete_totpdevice",
-        "accounts.view_accountrecovery", "accounts.change_accountrecovery",
+        "otp_totp.view_totpdevice",
+        "otp_totp.delete_totpdevice",
+        "accounts.view_accountrecovery",
+        "accounts.change_accountrecovery",
     ),
 }
 
@@ -63,7 +76,9 @@ def _ensure_groups(Permission) -> dict[str, Group]:
         wanted = []
         for code in codes:
             app_label, codename = code.split(".")
-            wanted.extend(Permission.objects.filter(content_type__app_label=app_label, codename=codename))
+            wanted.extend(
+                Permission.objects.filter(content_type__app_label=app_label, codename=codename)
+            )
         group = groups[role_name]
         if set(group.permissions.all()) != set(wanted):
             group.permissions.set(wanted)

@@ -17,16 +17,24 @@ from editplatform.core.api import ApiErrorSerializer
 from editplatform.jobs.models import EditJob
 
 ERRORS = {
-    403: OpenApiResponse(ApiErrorSerializer, description="not an approver, or the requester's own job"),
+    403: OpenApiResponse(
+        ApiErrorSerializer, description="not an approver, or the requester's own job"
+    ),
     404: OpenApiResponse(ApiErrorSerializer, description="no such job (or not visible to you)"),
-    409: OpenApiResponse(ApiErrorSerializer, description="not held for approval, parameters or outputs changed, or already decided"),
+    409: OpenApiResponse(
+        ApiErrorSerializer,
+        description="not held for approval, parameters or outputs changed, or already decided",
+    ),
 }
 
 
 class ApproveSerializer(serializers.Serializer):
-    params_sha256 = serializers.RegexField(r"^[0-9a-f]{64}$", help_text="the job's params_sha256 you reviewed")
-    outputs_sha256 = serializers.RegexField(r"^[0-9a-f]{64}$",
-                                            help_text="the hash of the held outputs you reviewed (outputs_sha256)")
+    params_sha256 = serializers.RegexField(
+        r"^[0-9a-f]{64}$", help_text="the job's params_sha256 you reviewed"
+    )
+    outputs_sha256 = serializers.RegexField(
+        r"^[0-9a-f]{64}$", help_text="the hash of the held outputs you reviewed (outputs_sha256)"
+    )
     comment = serializers.CharField(required=False, allow_blank=True, max_length=2000)
 
 
@@ -58,19 +66,29 @@ class _DecisionView(APIView):
 class ApproveView(_DecisionView):
     serializer_class = ApproveSerializer
 
-    @extend_schema(request=ApproveSerializer, responses={200: DecisionResult, 400: ApiErrorSerializer, **ERRORS})
+    @extend_schema(
+        request=ApproveSerializer,
+        responses={200: DecisionResult, 400: ApiErrorSerializer, **ERRORS},
+    )
     def post(self, request, job_id):
         return super().post(request, job_id)
 
     def decide(self, job, user, data):
-        return services.approve(job, user, params_sha256=data["params_sha256"], outputs_sha256=data["outputs_sha256"],
-                                comment=data.get("comment", ""))
+        return services.approve(
+            job,
+            user,
+            params_sha256=data["params_sha256"],
+            outputs_sha256=data["outputs_sha256"],
+            comment=data.get("comment", ""),
+        )
 
 
 class RejectView(_DecisionView):
     serializer_class = RejectSerializer
 
-    @extend_schema(request=RejectSerializer, responses={200: DecisionResult, 400: ApiErrorSerializer, **ERRORS})
+    @extend_schema(
+        request=RejectSerializer, responses={200: DecisionResult, 400: ApiErrorSerializer, **ERRORS}
+    )
     def post(self, request, job_id):
         return super().post(request, job_id)
 

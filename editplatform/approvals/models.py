@@ -19,11 +19,14 @@ class Decision(models.Model):
         REJECT = "reject", "Reject"
 
     job = models.ForeignKey("jobs.EditJob", on_delete=models.PROTECT, related_name="decisions")
-    approver = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    approver = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
     verdict = models.CharField(max_length=10, choices=Verdict.choices)
     params_sha256 = models.CharField(max_length=64)
-    outputs_sha256 = models.CharField(max_length=64, blank=True,
-                                      help_text="hash of the held outputs the approver saw")
+    outputs_sha256 = models.CharField(
+        max_length=64, blank=True, help_text="hash of the held outputs the approver saw"
+    )
     reason = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(null=True, blank=True)
@@ -32,7 +35,10 @@ class Decision(models.Model):
         ordering = ["created_at"]
         indexes = [models.Index(fields=["job", "verdict"], name="approvals_job_verdict")]
         constraints = [
-            models.UniqueConstraint(fields=["job", "approver", "params_sha256"], name="approvals_one_decision_per_approver"),
+            models.UniqueConstraint(
+                fields=["job", "approver", "params_sha256"],
+                name="approvals_one_decision_per_approver",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -62,9 +62,13 @@ def valid_approvals(job: EditJob, *, now=None):
     now = now or timezone.now()
     digest = current_params_sha256(job)
     decisions = (
-        Decision.objects.filter(job=job, verdict=Decision.Verdict.APPROVE, params_sha256=digest,
-                                outputs_sha256=current_outputs_sha256(job),
-                                approver__groups__name=APPROVER.name)
+        Decision.objects.filter(
+            job=job,
+            verdict=Decision.Verdict.APPROVE,
+            params_sha256=digest,
+            outputs_sha256=current_outputs_sha256(job),
+            approver__groups__name=APPROVER.name,
+        )
         .exclude(approver_id=job.requester_id)
         .exclude(expires_at__lte=now)
         # an approver whose password or 2FA was reset by someone else no longer counts
@@ -106,7 +110,9 @@ def _check_decider(job: EditJob, approver) -> None:
     if not has_role(approver, APPROVER):
         raise PermissionDenied("only approvers may approve or reject jobs")
     if job.requester_id == approver.pk:
-        raise DomainError("you cannot decide on your own job (four-eyes rule)", "permission_denied", status=403)
+        raise DomainError(
+            "you cannot decide on your own job (four-eyes rule)", "permission_denied", status=403
+        )
 
 
 def _lock(job: EditJob) -> EditJob:
@@ -116,34 +122,58 @@ def _lock(job: EditJob) -> EditJob:
     return locked
 
 
-def approve(job: EditJob, approver, *, params_sha256: str, outputs_sha256: str, comment: str = "") -> EditJob:
+def approve(
+    job: EditJob, approver, *, params_sha256: str, outputs_sha256: str, comment: str = ""
+) -> EditJob:
     """Record an approval bound to `params_sha256` and `outputs_sha256` (what the approver saw)."""
     _check_decider(job, approver)
     with transaction.atomic():
         job = _lock(job)
         digest = current_params_sha256(job)
         if params_sha256 != digest or job.params_sha256 != digest:
-            raise _conflict("the job's parameters changed since you looked at it; reload and review again")
+            raise _conflict(
+                "the job's parameters changed since you looked at it; reload and review again"
+            )
         outputs = current_outputs_sha256(job)
         if outputs_sha256 != outputs:
-            raise _conflict("the held outputs differ from the ones you reviewed; reload and review again")
+            raise _conflict(
+                "the held outputs differ from the ones you reviewed; reload and review again"
+            )
         ttl = timedelta(hours=settings.APPROVAL_TTL_HOURS)
         try:
             with transaction.atomic():
-                decision = Decision.objects.create(job=job, approver=approver, verdict=Decision.Verdict.APPROVE,
-                                                   params_sha256=digest, outputs_sha256=outputs,
-                                                   reason=comment[:2000], expires_at=timezone.now() + ttl)
+                decision = Decision.objects.create(
+                    job=job,
+                    approver=approver,
+                    verdict=Decision.Verdict.APPROVE,
+                    params_sha256=digest,
+                    outputs_sha256=outputs,
+                    reason=comment[:2000],
+                    expires_at=timezone.now() + ttl,
+                )
         except IntegrityError:
             raise _conflict("you have already decided on this job") from None
         count = len(valid_approvals(job))
-        events.emit(JOB_APPROVED, actor=approver, subject=events.job_subject(job),
-                    subjects=events.artifact_subjects(policy.output_hashes(job).values()), payload={
-            "params_sha256": digest, "outputs_sha256": outputs, "original_sha256": job.original_id,
-            "edits": job.edits, "approvals": count, "required": required_approvals(),
-            "expires": decision.expires_at.isoformat(), "comment": comment[:2000],
-        })
+        events.emit(
+            JOB_APPROVED,
+            actor=approver,
+            subject=events.job_subject(job),
+            subjects=events.artifact_subjects(policy.output_hashes(job).values()),
+            payload={
+                "params_sha256": digest,
+                "outputs_sha256": outputs,
+                "original_sha256": job.original_id,
+                "edits": job.edits,
+                "approvals": count,
+                "required": required_approvals(),
+                "expires": decision.expires_at.isoformat(),
+                "comment": comment[:2000],
+            },
+        )
         if count >= required_approvals():
-            job_services.release_approved(job, approver=approver, params_sha256=digest, outputs_sha256=outputs)
+            job_services.release_approved(
+                job, approver=approver, params_sha256=digest, outputs_sha256=outputs
+            )
     job.refresh_from_db()
     return job
 
@@ -158,14 +188,27 @@ def reject(job: EditJob, approver, *, reason: str) -> EditJob:
         digest = current_params_sha256(job)
         try:
             with transaction.atomic():
-                Decision.objects.create(job=job, approver=approver, verdict=Decision.Verdict.REJECT,
-                                        params_sha256=digest, outputs_sha256=current_outputs_sha256(job),
-                                        reason=reason[:2000])
+                Decision.objects.create(
+                    job=job,
+                    approver=approver,
+                    verdict=Decision.Verdict.REJECT,
+                    params_sha256=digest,
+                    outputs_sha256=current_outputs_sha256(job),
+                    reason=reason[:2000],
+                )
         except IntegrityError:
             raise _conflict("you have already decided on this job") from None
-        events.emit(JOB_REJECTED, actor=approver, subject=events.job_subject(job), payload={
-            "params_sha256": digest, "original_sha256": job.original_id, "edits": job.edits, "reason": reason[:2000],
-        })
+        events.emit(
+            JOB_REJECTED,
+            actor=approver,
+            subject=events.job_subject(job),
+            payload={
+                "params_sha256": digest,
+                "original_sha256": job.original_id,
+                "edits": job.edits,
+                "reason": reason[:2000],
+            },
+        )
         job_services.close_rejected(job, reason=reason, approver=approver)
     job.refresh_from_db()
     return job

@@ -17,5 +17,7 @@ def _timeline_summary(entry: dict) -> str:
 # One event per timeline page view: it names every thumbnail the page renders, so the
 # thumbnails themselves are not logged one by one (they were a third of all events).
 TIMELINE_VIEWED = register(
-    "compliance.timeline_viewed", "a reviewer opened a job's timeline (with the thumbnails it shows)",
-    _timeline_summary)
+    "compliance.timeline_viewed",
+    "a reviewer opened a job's timeline (with the thumbnails it shows)",
+    _timeline_summary,
+)

@@ -48,7 +48,9 @@ def _job(subject: str) -> EditJob | None:
         job_id = uuid.UUID(subject.removeprefix("job:"))
     except ValueError:  # not a job id: a timeline without lineage
         return None
-    related = EditJob.objects.select_related("original", "reconstruction", "edited", "latent", "requester")
+    related = EditJob.objects.select_related(
+        "original", "reconstruction", "edited", "latent", "requester"
+    )
     try:
         return related.filter(pk=job_id).first()
     except (ValueError, ValidationError):  # not this model's kind of id
@@ -67,7 +69,9 @@ def _subject_problem(subject: str | None) -> str:
 
 
 def _bad_request(request, message: str):
-    return render(request, "audit/bad_request.html", {"message": message, "problems": []}, status=400)
+    return render(
+        request, "audit/bad_request.html", {"message": message, "problems": []}, status=400
+    )
 
 
 def _image_kinds(job: EditJob) -> dict[str, str]:
@@ -97,17 +101,30 @@ def job_timeline(request, subject: str | None = None):
     for node in [chain["original"], chain["latent"], *chain["outputs"].values()]:
         if node and node["sha256"] in thumbs:
             # Built from the job's own id and a stored artifact's hash, never the subject as given.
-            node["thumbnail"] = reverse("compliance:artifact", args=[f"job:{job.pk}", node["sha256"]])
+            node["thumbnail"] = reverse(
+                "compliance:artifact", args=[f"job:{job.pk}", node["sha256"]]
+            )
             shown[thumbs[node["sha256"]]] = node["sha256"]
     with transaction.atomic():
-        append_event(TIMELINE_VIEWED, actor=request.user, subject=canonical,
-                     subjects=[f"artifact:{sha}" for sha in shown.values()],
-                     payload={"thumbnails": shown, "events_listed": len(events)})
-    return render(request, "compliance/job_timeline.html", {
-        "subject": canonical, "events": events, "job": job, "chain": chain,
-        "outputs": sorted(chain["outputs"].items()),
-        "access": [event for event in events if event.action in ACCESS_ACTIONS],
-    })
+        append_event(
+            TIMELINE_VIEWED,
+            actor=request.user,
+            subject=canonical,
+            subjects=[f"artifact:{sha}" for sha in shown.values()],
+            payload={"thumbnails": shown, "events_listed": len(events)},
+        )
+    return render(
+        request,
+        "compliance/job_timeline.html",
+        {
+            "subject": canonical,
+            "events": events,
+            "job": job,
+            "chain": chain,
+            "outputs": sorted(chain["outputs"].items()),
+            "access": [event for event in events if event.action in ACCESS_ACTIONS],
+        },
+    )
 
 
 def _thumbnail(data: bytes) -> bytes:
@@ -132,9 +149,18 @@ def artifact_view(request, subject: str, sha256: str):
     artifact = getattr(job, kinds[sha256])
     if request.GET.get("full") == "1":
         with transaction.atomic():
-            append_event(ARTIFACT_VIEWED, actor=request.user, subject=f"job:{job.pk}",
-                         subjects=[f"artifact:{sha256}"],
-                         payload={"job": str(job.pk), "sha256": sha256, "kind": kinds[sha256], "via": "audit-trail"})
+            append_event(
+                ARTIFACT_VIEWED,
+                actor=request.user,
+                subject=f"job:{job.pk}",
+                subjects=[f"artifact:{sha256}"],
+                payload={
+                    "job": str(job.pk),
+                    "sha256": sha256,
+                    "kind": kinds[sha256],
+                    "via": "audit-trail",
+                },
+            )
         body, media_type = artifacts.read(artifact), artifact.media_type
     else:
         body, media_type = _thumbnail(artifacts.read(artifact)), "image/png"

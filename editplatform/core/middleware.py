@@ -61,13 +61,17 @@ class RequestIdLogFilter(logging.Filter):
 
 # --- the client's address behind trusted proxies ----------------------------------
 
+
 def _trusted_networks() -> tuple:
     from django.conf import settings
 
     networks = getattr(settings, "TRUSTED_PROXY_CIDRS", ())
     cached = _trusted_cache.get("key")
     if cached is None or cached[0] != tuple(networks):
-        _trusted_cache["key"] = (tuple(networks), tuple(ipaddress.ip_network(n, strict=False) for n in networks))
+        _trusted_cache["key"] = (
+            tuple(networks),
+            tuple(ipaddress.ip_network(n, strict=False) for n in networks),
+        )
     return _trusted_cache["key"][1]
 
 
@@ -77,7 +81,7 @@ _trusted_cache: dict = {}
 def _parse_ip(value: str):
     value = value.strip()
     if value.startswith("[") and "]" in value:  # [v6]:port
-        value = value[1:value.index("]")]
+        value = value[1 : value.index("]")]
     elif value.count(":") == 1:  # v4:port
         value = value.split(":", 1)[0]
     try:
@@ -116,6 +120,7 @@ def client_ip(request) -> str:
 
 # --- security headers on static files ----------------------------------------------
 
+
 def add_static_security_headers(headers, path: str, url: str) -> None:
     """WHITENOISE_ADD_HEADERS_FUNCTION: static responses (Swagger's HTML among them)
     leave whitenoise before django-csp and the frame middleware see them, so the same
@@ -127,10 +132,13 @@ def add_static_security_headers(headers, path: str, url: str) -> None:
     headers["X-Frame-Options"] = settings.X_FRAME_OPTIONS
     headers["X-Content-Type-Options"] = "nosniff"
     headers["Referrer-Policy"] = settings.SECURE_REFERRER_POLICY
-    headers["Cross-Origin-Opener-Policy"] = getattr(settings, "SECURE_CROSS_ORIGIN_OPENER_POLICY", None) or "same-origin"
+    headers["Cross-Origin-Opener-Policy"] = (
+        getattr(settings, "SECURE_CROSS_ORIGIN_OPENER_POLICY", None) or "same-origin"
+    )
 
 
 # --- domain errors that escape a portal view -----------------------------------------
+
 
 class DomainErrorPageMiddleware:
     """A :class:`~editplatform.core.errors.DomainError` that escapes a portal view (e.g.
@@ -151,4 +159,6 @@ class DomainErrorPageMiddleware:
 
         if not isinstance(exception, DomainError):
             return None
-        return render(request, "core/domain_error.html", {"error": exception}, status=exception.status)
+        return render(
+            request, "core/domain_error.html", {"error": exception}, status=exception.status
+        )

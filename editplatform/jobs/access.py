@@ -18,14 +18,30 @@ from django.http import FileResponse, Http404
 from editplatform.jobs import artifacts, events, holding
 from editplatform.jobs.models import Artifact, EditJob
 
-EXTENSIONS = {"image/png": "png", "application/json": "json", "application/vnd.styleledger.latent+safetensors": "safetensors"}
+EXTENSIONS = {
+    "image/png": "png",
+    "application/json": "json",
+    "application/vnd.styleledger.latent+safetensors": "safetensors",
+}
 
 
 def get_visible_job(user, job_id) -> EditJob:
     try:
-        return EditJob.objects.visible_to(user).select_related("original", "reconstruction", "edited", "marked", "latent",
-                                                               "result", "aligned", "transform",
-                                                               "requester").get(pk=job_id)
+        return (
+            EditJob.objects.visible_to(user)
+            .select_related(
+                "original",
+                "reconstruction",
+                "edited",
+                "marked",
+                "latent",
+                "result",
+                "aligned",
+                "transform",
+                "requester",
+            )
+            .get(pk=job_id)
+        )
     except (EditJob.DoesNotExist, ValueError, TypeError):
         raise Http404("no such job") from None
 
@@ -33,28 +49,46 @@ def get_visible_job(user, job_id) -> EditJob:
 def readable_artifact(user, job: EditJob, kind: str):
     """The artifact of ``kind`` if ``user`` may read it now, else None (held outputs included)."""
     artifact = job.artifact(kind)
-    if kind == Artifact.Kind.EDITED and job.marked_id:  # released and marked: what leaves is the marked copy
+    if (
+        kind == Artifact.Kind.EDITED and job.marked_id
+    ):  # released and marked: what leaves is the marked copy
         artifact = job.marked
-    if artifact is None or (kind != Artifact.Kind.ORIGINAL and not holding.may_read_outputs(user, job)):
+    if artifact is None or (
+        kind != Artifact.Kind.ORIGINAL and not holding.may_read_outputs(user, job)
+    ):
         return None
     return artifact
 
 
-def artifact_response(user, job: EditJob, kind: str, *, download: bool, purpose: str = "") -> FileResponse:
+def artifact_response(
+    user, job: EditJob, kind: str, *, download: bool, purpose: str = ""
+) -> FileResponse:
     """Stream one artifact of a visible job (logged), or 404 when it does not exist."""
     artifact = readable_artifact(user, job, kind)
     if artifact is None:
         raise Http404(f"the job has no {kind} artifact")
     action = events.ARTIFACT_DOWNLOADED if download else events.ARTIFACT_VIEWED
     with transaction.atomic():
-        events.emit(action, actor=user, subject=events.job_subject(job),
-                    subjects=[events.artifact_subject(artifact.sha256)], payload={
-            "job": str(job.pk), "kind": kind, "sha256": artifact.sha256, "purpose": purpose,
-            "requester_is_reader": job.requester_id == user.pk,
-        })
+        events.emit(
+            action,
+            actor=user,
+            subject=events.job_subject(job),
+            subjects=[events.artifact_subject(artifact.sha256)],
+            payload={
+                "job": str(job.pk),
+                "kind": kind,
+                "sha256": artifact.sha256,
+                "purpose": purpose,
+                "requester_is_reader": job.requester_id == user.pk,
+            },
+        )
     filename = f"{job.pk}-{kind}.{EXTENSIONS.get(artifact.media_type, 'bin')}"
-    response = FileResponse(artifacts.open_stream(artifact), content_type=artifact.media_type,
-                            as_attachment=download, filename=filename)
+    response = FileResponse(
+        artifacts.open_stream(artifact),
+        content_type=artifact.media_type,
+        as_attachment=download,
+        filename=filename,
+    )
     response["Content-Length"] = str(artifact.size)
     response["Cache-Control"] = "private, no-store"
     response["X-Content-Type-Options"] = "nosniff"

@@ -35,14 +35,21 @@ def write_blob(data: bytes) -> str:
     return digest
 
 
-def store(data: bytes, media_type: str, *, width: int | None = None, height: int | None = None) -> Artifact:
+def store(
+    data: bytes, media_type: str, *, width: int | None = None, height: int | None = None
+) -> Artifact:
     """Store bytes and their Artifact row (idempotent). Call inside or outside a transaction."""
     digest = write_blob(data)
     try:
         with transaction.atomic():
             artifact, _ = Artifact.objects.get_or_create(
                 sha256=digest,
-                defaults={"media_type": media_type, "size": len(data), "width": width, "height": height},
+                defaults={
+                    "media_type": media_type,
+                    "size": len(data),
+                    "width": width,
+                    "height": height,
+                },
             )
     except IntegrityError:  # a concurrent insert of the same hash
         artifact = Artifact.objects.get(sha256=digest)

@@ -35,7 +35,9 @@ def store_outputs(result) -> dict:
     """
     size = result.size
     stored = {
-        "reconstruction": artifacts.store(result.reconstruction_png, "image/png", width=size, height=size),
+        "reconstruction": artifacts.store(
+            result.reconstruction_png, "image/png", width=size, height=size
+        ),
         "edited": artifacts.store(result.edited_png, "image/png", width=size, height=size),
         "latent": artifacts.store(result.latent, LATENT_MEDIA_TYPE),
     }
@@ -43,7 +45,9 @@ def store_outputs(result) -> dict:
         w, h = result.result_size
         stored["result"] = artifacts.store(result.result_png, "image/png", width=w, height=h)
     if result.aligned_png:
-        stored["aligned"] = artifacts.store(result.aligned_png, "image/png", width=size, height=size)
+        stored["aligned"] = artifacts.store(
+            result.aligned_png, "image/png", width=size, height=size
+        )
     if result.transform_json:
         stored["transform"] = artifacts.store(result.transform_json, "application/json")
     return stored
@@ -51,15 +55,20 @@ def store_outputs(result) -> dict:
 
 def emit_checked(job, result, decision: str, stored: dict, *, actor_name: str) -> None:
     """The ``job.domain_checked`` event (inside the caller's transaction)."""
-    events.emit(events.JOB_DOMAIN_CHECKED, subject=events.job_subject(job), request_id=job.request_id,
-                actor_name=actor_name, payload={
-                    "original_sha256": job.original_id,
-                    "model_version": result.model_version,
-                    "decision": decision,
-                    "report": result.domain,
-                    "aligned_sha256": stored["aligned"].sha256 if "aligned" in stored else None,
-                    "outputs": {kind: a.sha256 for kind, a in stored.items()},
-                })
+    events.emit(
+        events.JOB_DOMAIN_CHECKED,
+        subject=events.job_subject(job),
+        request_id=job.request_id,
+        actor_name=actor_name,
+        payload={
+            "original_sha256": job.original_id,
+            "model_version": result.model_version,
+            "decision": decision,
+            "report": result.domain,
+            "aligned_sha256": stored["aligned"].sha256 if "aligned" in stored else None,
+            "outputs": {kind: a.sha256 for kind, a in stored.items()},
+        },
+    )
 
 
 def _actor(job) -> str:
@@ -70,17 +79,36 @@ def refuse(run, result) -> bool:
     """Out of domain under policy ``refuse``: the job fails with ``out_of_domain``; no output
     is stored or linked."""
     job = run.job
-    message = result.domain.get("explanation") or "the photo is outside what the model can represent"
+    message = (
+        result.domain.get("explanation") or "the photo is outside what the model can represent"
+    )
     with transaction.atomic():
-        won = transition(job, State.FAILED, sources=frozenset({State.RUNNING}), fence=run.lease_id,
-                         error_code="out_of_domain", error=message[:2000], domain_report=result.domain,
-                         stage="failed", lease_id=None)
+        won = transition(
+            job,
+            State.FAILED,
+            sources=frozenset({State.RUNNING}),
+            fence=run.lease_id,
+            error_code="out_of_domain",
+            error=message[:2000],
+            domain_report=result.domain,
+            stage="failed",
+            lease_id=None,
+        )
         if not won:
             return False
         emit_checked(job, result, "refused", {}, actor_name=_actor(job))
-        events.emit(events.JOB_FAILED, subject=events.job_subject(job), request_id=job.request_id,
-                    actor_name=_actor(job), payload={
-                        "original_sha256": job.original_id, "edits": job.edits, "purpose": job.purpose,
-                        "error_code": "out_of_domain", "error": message[:500], "attempt": run.attempt,
-                    })
+        events.emit(
+            events.JOB_FAILED,
+            subject=events.job_subject(job),
+            request_id=job.request_id,
+            actor_name=_actor(job),
+            payload={
+                "original_sha256": job.original_id,
+                "edits": job.edits,
+                "purpose": job.purpose,
+                "error_code": "out_of_domain",
+                "error": message[:500],
+                "attempt": run.attempt,
+            },
+        )
     return True

@@ -76,13 +76,18 @@ def get_catalog() -> CatalogInfo:
         except (KeyError, TypeError, ValueError, OSError) as exc:
             raise ModelUnavailable(f"model bundle {path}: cannot read its catalog: {exc}") from None
         if hashlib.sha256(data).hexdigest() != entry.get("sha256"):
-            raise ModelUnavailable(f"model bundle {path}: {CATALOG_FILE} does not match the manifest's hash")
+            raise ModelUnavailable(
+                f"model bundle {path}: {CATALOG_FILE} does not match the manifest's hash"
+            )
         try:
             catalog = EditCatalog.from_json(data)
         except EditError as exc:
             raise ModelUnavailable(f"model bundle {path}: {exc}") from None
-        info = CatalogInfo(version=hashlib.sha256(raw).hexdigest(), catalog=catalog,
-                           domain=_declared_domain(path, raw))
+        info = CatalogInfo(
+            version=hashlib.sha256(raw).hexdigest(),
+            catalog=catalog,
+            domain=_declared_domain(path, raw),
+        )
         _catalog_cache.clear()
         _catalog_cache[key] = info
         return info
@@ -133,7 +138,9 @@ def get_inverter():
             raise ModelUnavailable(f"model bundle {path}: {exc}") from None
         device = None if settings.JOB_DEVICE in ("", "auto") else settings.JOB_DEVICE
         inverter = Inverter(bundle, device=device)
-        logger.info("model bundle %s loaded (version %s) on %s", path, bundle.version, inverter.device)
+        logger.info(
+            "model bundle %s loaded (version %s) on %s", path, bundle.version, inverter.device
+        )
         _inverter_cache.clear()
         _inverter_cache[key] = inverter
         return inverter

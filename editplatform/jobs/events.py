@@ -27,8 +27,16 @@ from editplatform.jobs.audit_actions import (  # noqa: F401 - re-exported for ca
 )
 
 
-def emit(action: str, *, actor=None, subject: str = "", payload: dict | None = None,
-         request_id: str | None = None, actor_name: str | None = None, subjects=()) -> None:
+def emit(
+    action: str,
+    *,
+    actor=None,
+    subject: str = "",
+    payload: dict | None = None,
+    request_id: str | None = None,
+    actor_name: str | None = None,
+    subjects=(),
+) -> None:
     """Append one audit event (must be called inside the caller's transaction).
 
     ``subject`` is the job (``job:<id>``) for every event about a job or its artifacts,
@@ -37,8 +45,15 @@ def emit(action: str, *, actor=None, subject: str = "", payload: dict | None = N
     rid = request_id or current_request_id()
     rid = None if rid in ("", "-") else rid
     kwargs = {"actor_name": actor_name[:150]} if actor_name and actor is None else {}
-    append_event(action, actor=actor, subject=subject, payload=payload or {}, request_id=rid or "",
-                 subjects=list(subjects), **kwargs)
+    append_event(
+        action,
+        actor=actor,
+        subject=subject,
+        payload=payload or {},
+        request_id=rid or "",
+        subjects=list(subjects),
+        **kwargs,
+    )
 
 
 def job_subject(job) -> str:

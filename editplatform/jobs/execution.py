@@ -62,10 +62,23 @@ def _refuse_tampered(job: EditJob, where: dict) -> None:
     message = "the job's parameters no longer match the hash they were submitted with"
     payload = {**_payload_base(job), "params_sha256": job.params_sha256}
     with transaction.atomic():
-        if transition(job, State.FAILED, sources=frozenset({State(job.state)}), where=where, lease_id=None,
-                      error_code=code, error=message, stage="failed"):
-            events.emit(events.JOB_FAILED, subject=events.job_subject(job), request_id=job.request_id,
-                        actor_name=_actor(job), payload={**payload, "error_code": code, "error": message})
+        if transition(
+            job,
+            State.FAILED,
+            sources=frozenset({State(job.state)}),
+            where=where,
+            lease_id=None,
+            error_code=code,
+            error=message,
+            stage="failed",
+        ):
+            events.emit(
+                events.JOB_FAILED,
+                subject=events.job_subject(job),
+                request_id=job.request_id,
+                actor_name=_actor(job),
+                payload={**payload, "error_code": code, "error": message},
+            )
             logger.error("job %s refused by the worker: %s", job.pk, message)
 
 
@@ -78,19 +91,42 @@ def claim(job_id, worker: str, catalog) -> Run | None:
     now = timezone.now()
     if job.state == State.QUEUED:
         where = {}
-    elif job.state == State.RUNNING and job.heartbeat_at and job.heartbeat_at < now - timedelta(seconds=settings.JOB_LEASE_SECONDS):
-        where = {"lease_id": job.lease_id, "heartbeat_at": job.heartbeat_at}  # take over a dead worker's job
-        logger.warning("job %s: lease of %s expired (last heartbeat %s); taking over", job.pk, job.worker, job.heartbeat_at)
+    elif (
+        job.state == State.RUNNING
+        and job.heartbeat_at
+        and job.heartbeat_at < now - timedelta(seconds=settings.JOB_LEASE_SECONDS)
+    ):
+        where = {
+            "lease_id": job.lease_id,
+            "heartbeat_at": job.heartbeat_at,
+        }  # take over a dead worker's job
+        logger.warning(
+            "job %s: lease of %s expired (last heartbeat %s); taking over",
+            job.pk,
+            job.worker,
+            job.heartbeat_at,
+        )
     else:
         logger.info("job %s is %s; nothing to do for this delivery", job.pk, job.state)
         return None
 
     if job.cancel_requested:
         with transaction.atomic():
-            if transition(job, State.CANCELLED, sources=frozenset({State(job.state)}), where=where,
-                          lease_id=None, stage="cancelled"):
-                events.emit(events.JOB_CANCELLED, subject=events.job_subject(job), request_id=job.request_id, actor_name=_actor(job),
-                            payload={**_payload_base(job), "by": "requester", "while": "queued"})
+            if transition(
+                job,
+                State.CANCELLED,
+                sources=frozenset({State(job.state)}),
+                where=where,
+                lease_id=None,
+                stage="cancelled",
+            ):
+                events.emit(
+                    events.JOB_CANCELLED,
+                    subject=events.job_subject(job),
+                    request_id=job.request_id,
+                    actor_name=_actor(job),
+                    payload={**_payload_base(job), "by": "requester", "while": "queued"},
+                )
         return None
     if not policy.may_run(job, catalog):
         _refuse_tampered(job, where)
@@ -99,24 +135,56 @@ def claim(job_id, worker: str, catalog) -> Run | None:
     hold = policy.needs_hold(job, catalog)
     if job.attempts >= settings.JOB_MAX_ATTEMPTS:
         with transaction.atomic():
-            if transition(job, State.FAILED, sources=frozenset({State(job.state)}), where=where, lease_id=None,
-                          error_code="too_many_attempts", stage="failed",
-                          error=f"gave up after {job.attempts} attempts (the worker died or timed out each time)"):
-                events.emit(events.JOB_FAILED, subject=events.job_subject(job), request_id=job.request_id, actor_name=_actor(job),
-                            payload={**_payload_base(job), "error_code": job.error_code, "attempts": job.attempts})
+            if transition(
+                job,
+                State.FAILED,
+                sources=frozenset({State(job.state)}),
+                where=where,
+                lease_id=None,
+                error_code="too_many_attempts",
+                stage="failed",
+                error=f"gave up after {job.attempts} attempts (the worker died or timed out each time)",
+            ):
+                events.emit(
+                    events.JOB_FAILED,
+                    subject=events.job_subject(job),
+                    request_id=job.request_id,
+                    actor_name=_actor(job),
+                    payload={
+                        **_payload_base(job),
+                        "error_code": job.error_code,
+                        "attempts": job.attempts,
+                    },
+                )
         return None
 
     lease_id = uuid.uuid4()
     with transaction.atomic():
         won = transition(
-            job, State.RUNNING, sources=frozenset({State(job.state)}), where=where, now=now,
-            lease_id=lease_id, heartbeat_at=now, attempts=F("attempts") + 1, worker=worker[:200],
-            progress=0, stage="starting", error="", error_code="", needs_approval=hold,
+            job,
+            State.RUNNING,
+            sources=frozenset({State(job.state)}),
+            where=where,
+            now=now,
+            lease_id=lease_id,
+            heartbeat_at=now,
+            attempts=F("attempts") + 1,
+            worker=worker[:200],
+            progress=0,
+            stage="starting",
+            error="",
+            error_code="",
+            needs_approval=hold,
         )
         if not won:
             return None
-        events.emit(events.JOB_STARTED, subject=events.job_subject(job), request_id=job.request_id, actor_name=_actor(job),
-                    payload={**_payload_base(job), "attempt": job.attempts, "worker": worker})
+        events.emit(
+            events.JOB_STARTED,
+            subject=events.job_subject(job),
+            request_id=job.request_id,
+            actor_name=_actor(job),
+            payload={**_payload_base(job), "attempt": job.attempts, "worker": worker},
+        )
     return Run(job=job, lease_id=lease_id, attempt=job.attempts)
 
 
@@ -124,14 +192,21 @@ def report_progress(run: Run, stage: str, percent: int) -> None:
     """Write progress (and a heartbeat); raise if cancelled or the lease is gone."""
     now = timezone.now()
     updated = EditJob.objects.filter(
-        pk=run.job.pk, lease_id=run.lease_id, state=State.RUNNING, cancel_requested=False,
+        pk=run.job.pk,
+        lease_id=run.lease_id,
+        state=State.RUNNING,
+        cancel_requested=False,
     ).update(progress=max(0, min(99, percent)), stage=stage[:40], heartbeat_at=now, updated_at=now)
     if not updated:
         _raise_why_stopped(run)
 
 
 def _raise_why_stopped(run: Run) -> None:
-    current = EditJob.objects.filter(pk=run.job.pk).values("state", "lease_id", "cancel_requested").first()
+    current = (
+        EditJob.objects.filter(pk=run.job.pk)
+        .values("state", "lease_id", "cancel_requested")
+        .first()
+    )
     if current and current["lease_id"] == run.lease_id and current["cancel_requested"]:
         raise JobCancelled()
     raise LeaseLost()
@@ -154,27 +229,42 @@ def succeed(run: Run, result, *, decision: str = "released") -> bool:
     with transaction.atomic():
         hold = job.needs_approval or decision == "held"
         won = transition(
-            job, State.AWAITING_APPROVAL if hold else State.SUCCEEDED, sources=frozenset({State.RUNNING}),
-            fence=run.lease_id, **stored, metrics=result.metrics, domain_report=result.domain,
-            needs_approval=hold, model_version=result.model_version, timings=result.timings, progress=100,
-            stage="held for approval" if hold else "done", lease_id=None,
+            job,
+            State.AWAITING_APPROVAL if hold else State.SUCCEEDED,
+            sources=frozenset({State.RUNNING}),
+            fence=run.lease_id,
+            **stored,
+            metrics=result.metrics,
+            domain_report=result.domain,
+            needs_approval=hold,
+            model_version=result.model_version,
+            timings=result.timings,
+            progress=100,
+            stage="held for approval" if hold else "done",
+            lease_id=None,
         )
         if not won:
             return False
         domain_outcome.emit_checked(job, result, decision, stored, actor_name=_actor(job))
         action = events.JOB_HELD if hold else events.JOB_SUCCEEDED
         outputs = [a.sha256 for a in stored.values()]
-        events.emit(action, subject=events.job_subject(job), request_id=job.request_id, actor_name=_actor(job),
-                    subjects=events.artifact_subjects(outputs), payload={
-            **_payload_base(job),
-            "latent_sha256": stored["latent"].sha256,
-            "outputs": {kind: a.sha256 for kind, a in stored.items() if kind != "latent"},
-            "model_version": result.model_version,
-            "metrics": result.metrics,
-            "domain": {"in_domain": result.domain.get("in_domain"), "decision": decision},
-            "attempt": run.attempt,
-            **({"outputs_sha256": policy.outputs_sha256(job)} if hold else {}),
-        })
+        events.emit(
+            action,
+            subject=events.job_subject(job),
+            request_id=job.request_id,
+            actor_name=_actor(job),
+            subjects=events.artifact_subjects(outputs),
+            payload={
+                **_payload_base(job),
+                "latent_sha256": stored["latent"].sha256,
+                "outputs": {kind: a.sha256 for kind, a in stored.items() if kind != "latent"},
+                "model_version": result.model_version,
+                "metrics": result.metrics,
+                "domain": {"in_domain": result.domain.get("in_domain"), "decision": decision},
+                "attempt": run.attempt,
+                **({"outputs_sha256": policy.outputs_sha256(job)} if hold else {}),
+            },
+        )
         if not hold:
             release_hook.after_release(job)
     return True
@@ -184,31 +274,74 @@ def fail(run: Run, code: str, message: str, **details) -> bool:
     """Fail the job with ``code``; ``details`` (JSON-safe) join the audit payload."""
     job = run.job
     with transaction.atomic():
-        won = transition(job, State.FAILED, sources=frozenset({State.RUNNING}), fence=run.lease_id,
-                         error_code=code[:40], error=message[:2000], stage="failed", lease_id=None)
+        won = transition(
+            job,
+            State.FAILED,
+            sources=frozenset({State.RUNNING}),
+            fence=run.lease_id,
+            error_code=code[:40],
+            error=message[:2000],
+            stage="failed",
+            lease_id=None,
+        )
         if won:
-            events.emit(events.JOB_FAILED, subject=events.job_subject(job), request_id=job.request_id, actor_name=_actor(job),
-                        payload={**_payload_base(job), "error_code": code, "error": message[:500], "attempt": run.attempt,
-                                 **details})
+            events.emit(
+                events.JOB_FAILED,
+                subject=events.job_subject(job),
+                request_id=job.request_id,
+                actor_name=_actor(job),
+                payload={
+                    **_payload_base(job),
+                    "error_code": code,
+                    "error": message[:500],
+                    "attempt": run.attempt,
+                    **details,
+                },
+            )
     return won
 
 
 def cancelled(run: Run) -> bool:
     job = run.job
     with transaction.atomic():
-        won = transition(job, State.CANCELLED, sources=frozenset({State.RUNNING}), fence=run.lease_id,
-                         stage="cancelled", lease_id=None)
+        won = transition(
+            job,
+            State.CANCELLED,
+            sources=frozenset({State.RUNNING}),
+            fence=run.lease_id,
+            stage="cancelled",
+            lease_id=None,
+        )
         if won:
-            events.emit(events.JOB_CANCELLED, subject=events.job_subject(job), request_id=job.request_id, actor_name=_actor(job),
-                        payload={**_payload_base(job), "by": "requester", "while": "running", "attempt": run.attempt})
+            events.emit(
+                events.JOB_CANCELLED,
+                subject=events.job_subject(job),
+                request_id=job.request_id,
+                actor_name=_actor(job),
+                payload={
+                    **_payload_base(job),
+                    "by": "requester",
+                    "while": "running",
+                    "attempt": run.attempt,
+                },
+            )
     return won
 
 
 def release_for_retry(run: Run, message: str) -> bool:
     """Give the job back to the queue after a transient fault (the task retries it)."""
     now = timezone.now()
-    return transition(run.job, State.QUEUED, sources=frozenset({State.RUNNING}), fence=run.lease_id,
-                      lease_id=None, stage="retrying", error=message[:2000], enqueued_at=now, now=now)
+    return transition(
+        run.job,
+        State.QUEUED,
+        sources=frozenset({State.RUNNING}),
+        fence=run.lease_id,
+        lease_id=None,
+        stage="retrying",
+        error=message[:2000],
+        enqueued_at=now,
+        now=now,
+    )
 
 
 class Heartbeat(threading.Thread):
@@ -226,8 +359,9 @@ class Heartbeat(threading.Thread):
             while not self.stopped.wait(self.interval):
                 close_old_connections()
                 now = timezone.now()
-                n = EditJob.objects.filter(pk=self.run_.job.pk, lease_id=self.run_.lease_id,
-                                           state=State.RUNNING).update(heartbeat_at=now)
+                n = EditJob.objects.filter(
+                    pk=self.run_.job.pk, lease_id=self.run_.lease_id, state=State.RUNNING
+                ).update(heartbeat_at=now)
                 if not n:
                     self.lost = True
                     return

@@ -25,8 +25,10 @@ CONSENT_WORDING = {
     "person": "I confirm that the person shown has consented to this edit of their photo.",
     "product": "I confirm that we hold the rights to this product photo and may edit it.",
 }
-GENERIC_CONSENT = ("I confirm that we hold the rights to this photo and that anyone shown in it "
-                   "has consented to this edit.")
+GENERIC_CONSENT = (
+    "I confirm that we hold the rights to this photo and that anyone shown in it "
+    "has consented to this edit."
+)
 
 
 def consent_wording(subject_kind: str) -> str:
@@ -85,7 +87,10 @@ class NewJobForm(forms.Form):
     @classmethod
     def neutral_data(cls, catalog) -> dict[str, str]:
         """Form data with every slider at "no change" (a bound form that was never filled in)."""
-        return {EDIT_PREFIX + spec.name: f"{neutral_strength(spec):g}" for spec in offered_specs(catalog)}
+        return {
+            EDIT_PREFIX + spec.name: f"{neutral_strength(spec):g}"
+            for spec in offered_specs(catalog)
+        }
 
     def edit_fields(self):
         return [(self[EDIT_PREFIX + spec.name], spec) for spec in self.edit_specs]

@@ -45,12 +45,16 @@ def may_read_outputs(user, job: EditJob) -> bool:
 
 def _referenced_elsewhere(sha256: str, job: EditJob) -> bool:
     refs = Q(original_id=sha256)
-    for kind in policy.OUTPUT_KINDS:  # reconstruction, edited, latent and the photo pipeline's outputs
+    for (
+        kind
+    ) in policy.OUTPUT_KINDS:  # reconstruction, edited, latent and the photo pipeline's outputs
         refs |= Q(**{f"{kind}_id": sha256})
     return EditJob.objects.filter(refs).exclude(pk=job.pk).exists() or job.original_id == sha256
 
 
-def destroy_outputs(job: EditJob, *, reason: str, actor=None, actor_name: str | None = None) -> list[str]:
+def destroy_outputs(
+    job: EditJob, *, reason: str, actor=None, actor_name: str | None = None
+) -> list[str]:
     """Let go of the job's outputs and delete their bytes after commit; log it.
 
     Call inside the transaction that ended the job. Returns the hashes whose bytes go.
@@ -58,7 +62,9 @@ def destroy_outputs(job: EditJob, *, reason: str, actor=None, actor_name: str | 
     hashes = {kind: sha for kind, sha in policy.output_hashes(job).items() if sha}
     if not hashes:
         return []
-    EditJob.objects.filter(pk=job.pk).update(**dict.fromkeys(policy.OUTPUT_KINDS), updated_at=timezone.now())
+    EditJob.objects.filter(pk=job.pk).update(
+        **dict.fromkeys(policy.OUTPUT_KINDS), updated_at=timezone.now()
+    )
     for kind in policy.OUTPUT_KINDS:
         setattr(job, kind, None)
     destroyed, kept = [], []
@@ -69,12 +75,23 @@ def destroy_outputs(job: EditJob, *, reason: str, actor=None, actor_name: str | 
         Artifact.objects.filter(sha256=sha).delete()
         destroyed.append(sha)
     for sha in destroyed:
-        transaction.on_commit(lambda sha=sha: artifacts.discard_blob_if_unreferenced(sha), robust=True)
+        transaction.on_commit(
+            lambda sha=sha: artifacts.discard_blob_if_unreferenced(sha), robust=True
+        )
     kwargs = {"actor": actor} if actor is not None else {"actor_name": actor_name or "system"}
-    events.emit(events.JOB_OUTPUTS_DESTROYED, subject=events.job_subject(job), request_id=job.request_id,
-                subjects=events.artifact_subjects(hashes.values()), payload={
-                    "held_outputs": hashes, "destroyed": destroyed, "kept_shared": kept, "reason": reason,
-                }, **kwargs)
+    events.emit(
+        events.JOB_OUTPUTS_DESTROYED,
+        subject=events.job_subject(job),
+        request_id=job.request_id,
+        subjects=events.artifact_subjects(hashes.values()),
+        payload={
+            "held_outputs": hashes,
+            "destroyed": destroyed,
+            "kept_shared": kept,
+            "reason": reason,
+        },
+        **kwargs,
+    )
     return destroyed
 
 
@@ -90,13 +107,26 @@ def expire_held(now=None) -> int:
     expired = 0
     for job in EditJob.objects.filter(state=HELD, held_at__lt=cutoff).order_by("held_at")[:500]:
         with transaction.atomic():
-            if not transition(job, State.EXPIRED, sources=frozenset({HELD}), stage="expired",
-                              error_code="approval_expired",
-                              error=f"no approver decided within {ttl} hours; the held outputs were destroyed"):
+            if not transition(
+                job,
+                State.EXPIRED,
+                sources=frozenset({HELD}),
+                stage="expired",
+                error_code="approval_expired",
+                error=f"no approver decided within {ttl} hours; the held outputs were destroyed",
+            ):
                 continue
-            events.emit(events.JOB_EXPIRED, subject=events.job_subject(job), request_id=job.request_id,
-                        actor_name="system", payload={"held_at": job.held_at.isoformat(), "ttl_hours": ttl,
-                                                      "params_sha256": job.params_sha256})
+            events.emit(
+                events.JOB_EXPIRED,
+                subject=events.job_subject(job),
+                request_id=job.request_id,
+                actor_name="system",
+                payload={
+                    "held_at": job.held_at.isoformat(),
+                    "ttl_hours": ttl,
+                    "params_sha256": job.params_sha256,
+                },
+            )
             destroy_outputs(job, reason="expired", actor_name="system")
         expired += 1
     if expired:

@@ -89,10 +89,18 @@ class EditJob(models.Model):
         API = "api", "API"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    requester = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="edit_jobs")
+    requester = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="edit_jobs"
+    )
     source = models.CharField(max_length=10, choices=Source.choices)
-    api_key = models.ForeignKey("accounts.IntegrationKey", null=True, blank=True, on_delete=models.PROTECT,
-                                related_name="jobs", help_text="the integration key that submitted the job")
+    api_key = models.ForeignKey(
+        "accounts.IntegrationKey",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="jobs",
+        help_text="the integration key that submitted the job",
+    )
     request_id = models.CharField(max_length=64, blank=True)
 
     # What was asked.
@@ -101,8 +109,12 @@ class EditJob(models.Model):
     upload_format = models.CharField(max_length=10)
     edits = models.JSONField(default=dict, help_text="{edit name: strength}")
     purpose = models.TextField()
-    consent = models.BooleanField(default=False, help_text="requester attests consent of the person shown")
-    params_sha256 = models.CharField(max_length=64, help_text="hash of original, edits, purpose: what an approval binds to")
+    consent = models.BooleanField(
+        default=False, help_text="requester attests consent of the person shown"
+    )
+    params_sha256 = models.CharField(
+        max_length=64, help_text="hash of original, edits, purpose: what an approval binds to"
+    )
     needs_approval = models.BooleanField(default=False)
     approved_params_sha256 = models.CharField(max_length=64, blank=True)
     # NULL (not "") when absent, so the unique constraint ignores jobs without a key.
@@ -128,23 +140,45 @@ class EditJob(models.Model):
 
     # What came out.
     model_version = models.CharField(max_length=64, blank=True)
-    reconstruction = models.ForeignKey(Artifact, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    edited = models.ForeignKey(Artifact, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    latent = models.ForeignKey(Artifact, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    reconstruction = models.ForeignKey(
+        Artifact, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    edited = models.ForeignKey(
+        Artifact, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    latent = models.ForeignKey(
+        Artifact, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     # The released edited image as it leaves the platform: watermarked and carrying a signed
     # C2PA manifest (set by the provenance app after release; downloads of "edited" serve it).
-    marked = models.ForeignKey(Artifact, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    marked = models.ForeignKey(
+        Artifact, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     metrics = models.JSONField(default=dict, blank=True)
     # The photo pipeline (issue 12): the edit pasted back at the photo's size, the crop the
     # model saw, how it was cut, and the domain gate's report on it.
-    result = models.ForeignKey(Artifact, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
-                               help_text="the full-resolution edited photo (the main result)")
-    aligned = models.ForeignKey(Artifact, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    transform = models.ForeignKey(Artifact, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    result = models.ForeignKey(
+        Artifact,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="the full-resolution edited photo (the main result)",
+    )
+    aligned = models.ForeignKey(
+        Artifact, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    transform = models.ForeignKey(
+        Artifact, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     face_index = models.PositiveSmallIntegerField(
-        null=True, blank=True, help_text="which detected face to edit (left to right), for face models")
-    domain_report = models.JSONField(default=dict, blank=True,
-                                     help_text="the domain gate's report on the aligned crop")
+        null=True,
+        blank=True,
+        help_text="which detected face to edit (left to right), for face models",
+    )
+    domain_report = models.JSONField(
+        default=dict, blank=True, help_text="the domain gate's report on the aligned crop"
+    )
 
     # Timings.
     created_at = models.DateTimeField(auto_now_add=True)
@@ -152,13 +186,15 @@ class EditJob(models.Model):
     queued_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    held_at = models.DateTimeField(null=True, blank=True,
-                                   help_text="when the outputs were computed and held for approval")
+    held_at = models.DateTimeField(
+        null=True, blank=True, help_text="when the outputs were computed and held for approval"
+    )
     timings = models.JSONField(default=dict, blank=True, help_text="seconds per pipeline stage")
 
     # A rejected (or expired) job resubmitted with changes points back to it.
-    resubmitted_from = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT,
-                                         related_name="resubmissions")
+    resubmitted_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="resubmissions"
+    )
 
     objects = EditJobQuerySet.as_manager()
 
@@ -170,8 +206,12 @@ class EditJob(models.Model):
                 condition=Q(idempotency_key__isnull=False),
                 name="jobs_unique_idempotency_key_per_requester",
             ),
-            models.CheckConstraint(condition=Q(progress__lte=100), name="jobs_progress_at_most_100"),
-            models.CheckConstraint(condition=Q(state__in=[s.value for s in State]), name="jobs_state_known"),
+            models.CheckConstraint(
+                condition=Q(progress__lte=100), name="jobs_progress_at_most_100"
+            ),
+            models.CheckConstraint(
+                condition=Q(state__in=[s.value for s in State]), name="jobs_state_known"
+            ),
         ]
         indexes = [
             models.Index(fields=["requester", "-created_at"], name="jobs_requester_created"),

@@ -70,8 +70,14 @@ def image_metrics(original: Image.Image, reconstruction: Image.Image, edited: Im
     }
 
 
-def run(inverter, original_png: bytes, edits: Mapping[str, float], report: Report, *,
-        face_index: int | None = None) -> PipelineResult:
+def run(
+    inverter,
+    original_png: bytes,
+    edits: Mapping[str, float],
+    report: Report,
+    *,
+    face_index: int | None = None,
+) -> PipelineResult:
     """Align, invert the aligned crop, edit, paste back at the photo's resolution.
 
     The bundle's domain (``inverter.bundle.domain``) says how: the alignment method, the
@@ -87,11 +93,15 @@ def run(inverter, original_png: bytes, edits: Mapping[str, float], report: Repor
     t0 = time.perf_counter()
     report("load", 5)
     # Re-validated here too (defence in depth): stored originals are already clean RGB PNGs.
-    original = load_image_bytes(original_png, max_pixels=10**9, allowed_formats={"PNG"}).convert("RGB")
+    original = load_image_bytes(original_png, max_pixels=10**9, allowed_formats={"PNG"}).convert(
+        "RGB"
+    )
     timings["load"] = time.perf_counter() - t0
 
     t = time.perf_counter()
-    options = {"face_index": face_index} if domain.align == "ffhq" and face_index is not None else {}
+    options = (
+        {"face_index": face_index} if domain.align == "ffhq" and face_index is not None else {}
+    )
     transform = align(original, domain.align, inverter.output_size, **options)
     crop = transform.crop(original)
     if domain.colour == "grey":
@@ -101,22 +111,28 @@ def run(inverter, original_png: bytes, edits: Mapping[str, float], report: Repor
 
     t = time.perf_counter()
     inversion = inverter.invert(
-        [crop], progress=lambda stage, frac: report("invert" if stage != "preprocess" else "preprocess",
-                                                   10 + int(45 * frac) if stage != "preprocess" else 9),
+        [crop],
+        progress=lambda stage, frac: report(
+            "invert" if stage != "preprocess" else "preprocess",
+            10 + int(45 * frac) if stage != "preprocess" else 9,
+        ),
     )
     timings["invert"] = time.perf_counter() - t
     report("invert", 55)
 
     t = time.perf_counter()
-    edited = inverter.edit(inversion, dict(edits), progress=lambda stage, frac: report("edit", 55 + int(25 * frac)))
+    edited = inverter.edit(
+        inversion, dict(edits), progress=lambda stage, frac: report("edit", 55 + int(25 * frac))
+    )
     timings["edit"] = time.perf_counter() - t
     report("edit", 80)
 
     t = time.perf_counter()
     rec_img = inverter.to_pil(inversion.reconstruction)[0]
     edit_img = inverter.to_pil(edited)[0]
-    photo = paste_back(original, transform, edit_img, rec_img, mode=domain.paste_mode,
-                       feather=domain.feather)
+    photo = paste_back(
+        original, transform, edit_img, rec_img, mode=domain.paste_mode, feather=domain.feather
+    )
     timings["paste_back"] = time.perf_counter() - t
     report("paste back", 85)
 
@@ -132,8 +148,11 @@ def run(inverter, original_png: bytes, edits: Mapping[str, float], report: Repor
         latent=inversion.to_bytes(),  # the one latent format (inversion.latent)
         size=size,
         model_version=inverter.version,
-        metrics={**image_metrics(crop, rec_img, edit_img), "photo_size": list(original.size),
-                 "alignment": transform.method},
+        metrics={
+            **image_metrics(crop, rec_img, edit_img),
+            "photo_size": list(original.size),
+            "alignment": transform.method,
+        },
         result_png=png_bytes(photo),
         result_size=photo.size,
         aligned_png=png_bytes(crop),
@@ -165,12 +184,22 @@ def domain_check(inverter, inversion, crop: Image.Image, domain) -> dict:
         fid = fidelity(rec, target)
         psnr, ssim = float(fid["psnr"][0]), float(fid["ssim"][0])
         return {
-            "gated": False, "in_domain": True, "ood_score": None, "ood_max": None,
-            "psnr": round(psnr, 4), "psnr_min": None, "ssim": round(ssim, 4), "ssim_min": None,
-            "reasons": [], "domain": described, "alignment": domain.align,
-            "explanation": (f"This model declares no domain gate, so the photo was not checked "
-                            f"against what the model can represent (reconstruction {psnr:.1f} dB, "
-                            f"SSIM {ssim:.2f}). Review the result before use."),
+            "gated": False,
+            "in_domain": True,
+            "ood_score": None,
+            "ood_max": None,
+            "psnr": round(psnr, 4),
+            "psnr_min": None,
+            "ssim": round(ssim, 4),
+            "ssim_min": None,
+            "reasons": [],
+            "domain": described,
+            "alignment": domain.align,
+            "explanation": (
+                f"This model declares no domain gate, so the photo was not checked "
+                f"against what the model can represent (reconstruction {psnr:.1f} dB, "
+                f"SSIM {ssim:.2f}). Review the result before use."
+            ),
         }
     r = gate.assess(inversion.wplus.detach().float().cpu(), rec, target)[0]
     return {"gated": True, **r.to_dict(), "domain": described, "alignment": domain.align}

@@ -40,6 +40,7 @@ CONSENT_WORDS = frozenset({"true", "1", "yes", "on"})
 
 # --- input rules -------------------------------------------------------------------
 
+
 def can_submit(user) -> bool:
     return has_role(user, REQUESTER) or has_role(user, INTEGRATION)
 
@@ -57,11 +58,17 @@ def parse_edits(raw, catalog) -> dict[str, float]:
             raw = json.loads(raw)
         # ValueError: also integers over 4300 digits; RecursionError: nesting deeper than the stack
         except (ValueError, RecursionError) as exc:
-            raise DomainError(f"edits must be a JSON object of edit name to strength: {exc}",
-                              "edits_not_json", field="edits") from None
+            raise DomainError(
+                f"edits must be a JSON object of edit name to strength: {exc}",
+                "edits_not_json",
+                field="edits",
+            ) from None
     if not isinstance(raw, Mapping):
-        raise DomainError("edits must be a JSON object of edit name to strength (names: GET /api/v1/edits)",
-                          "edits_not_object", field="edits")
+        raise DomainError(
+            "edits must be a JSON object of edit name to strength (names: GET /api/v1/edits)",
+            "edits_not_object",
+            field="edits",
+        )
     try:
         checked = catalog.validate_request(raw)
     except UnknownEdit as exc:
@@ -70,20 +77,32 @@ def parse_edits(raw, catalog) -> dict[str, float]:
         raise DomainError(str(exc), "strength_out_of_range", field="edits") from None
     except EditError as exc:
         raise DomainError(str(exc), "invalid_edits", field="edits") from None
-    except (OverflowError, RecursionError):  # a number beyond float range; a value too deep to describe
-        raise DomainError("edits: each strength must be a number within the edit's range", "invalid_edits",
-                          field="edits") from None
+    except (
+        OverflowError,
+        RecursionError,
+    ):  # a number beyond float range; a value too deep to describe
+        raise DomainError(
+            "edits: each strength must be a number within the edit's range",
+            "invalid_edits",
+            field="edits",
+        ) from None
     return {name: strength for name, strength in checked.items() if strength != 0.0}
 
 
 def clean_purpose(purpose) -> str:
     text = (purpose or "").strip() if isinstance(purpose, str) else ""
     if len(text) < PURPOSE_MIN:
-        raise DomainError(f"purpose is required: say in at least {PURPOSE_MIN} characters why this edit is needed",
-                          "purpose_required", field="purpose")
+        raise DomainError(
+            f"purpose is required: say in at least {PURPOSE_MIN} characters why this edit is needed",
+            "purpose_required",
+            field="purpose",
+        )
     if len(text) > PURPOSE_MAX:
-        raise DomainError(f"purpose is too long ({len(text)} characters; at most {PURPOSE_MAX})",
-                          "purpose_too_long", field="purpose")
+        raise DomainError(
+            f"purpose is too long ({len(text)} characters; at most {PURPOSE_MAX})",
+            "purpose_too_long",
+            field="purpose",
+        )
     return text
 
 
@@ -91,12 +110,17 @@ def require_consent(consent) -> None:
     """Consent is attested by True, or by a form's "true" / "1" / "yes" / "on"."""
     if consent is True or (isinstance(consent, str) and consent.strip().lower() in CONSENT_WORDS):
         return
-    raise DomainError("consent must be attested: confirm you have the consent of the person shown",
-                      "consent_required", field="consent")
+    raise DomainError(
+        "consent must be attested: confirm you have the consent of the person shown",
+        "consent_required",
+        field="consent",
+    )
 
 
 def idempotency_fingerprint(upload_sha256: str, edits: Mapping[str, float], purpose: str) -> str:
-    canonical = json.dumps([upload_sha256, dict(sorted(edits.items())), purpose], separators=(",", ":"))
+    canonical = json.dumps(
+        [upload_sha256, dict(sorted(edits.items())), purpose], separators=(",", ":")
+    )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -104,8 +128,11 @@ def clean_idempotency_key(key: str | None) -> str | None:
     if key is None or key == "":
         return None
     if len(key) > IDEMPOTENCY_KEY_MAX or not key.isprintable():
-        raise DomainError(f"Idempotency-Key must be printable and at most {IDEMPOTENCY_KEY_MAX} characters",
-                          "bad_idempotency_key", field="Idempotency-Key")
+        raise DomainError(
+            f"Idempotency-Key must be printable and at most {IDEMPOTENCY_KEY_MAX} characters",
+            "bad_idempotency_key",
+            field="Idempotency-Key",
+        )
     return key
 
 
@@ -117,12 +144,15 @@ def find_replay(user, key: str | None, fingerprint: str) -> EditJob | None:
     if job is not None and job.idempotency_fingerprint != fingerprint:
         raise DomainError(
             "this Idempotency-Key was already used for a different request (other image, edits or purpose)",
-            "idempotency_key_reused", status=422, field="Idempotency-Key",
+            "idempotency_key_reused",
+            status=422,
+            field="Idempotency-Key",
         )
     return job
 
 
 # --- submit ------------------------------------------------------------------------
+
 
 def clean_face_index(raw) -> int | None:
     """The optional face index of a request (which detected face to edit, left to right)."""
@@ -131,15 +161,31 @@ def clean_face_index(raw) -> int | None:
     try:
         value = int(str(raw).strip())
     except ValueError:
-        raise DomainError("face_index must be a whole number (0 = the leftmost face)", "invalid_face_index",
-                          field="face_index") from None
+        raise DomainError(
+            "face_index must be a whole number (0 = the leftmost face)",
+            "invalid_face_index",
+            field="face_index",
+        ) from None
     if not 0 <= value <= 99:
-        raise DomainError("face_index must be between 0 and 99", "invalid_face_index", field="face_index")
+        raise DomainError(
+            "face_index must be between 0 and 99", "invalid_face_index", field="face_index"
+        )
     return value
 
 
-def submit(*, user, image, edits, purpose, consent, source: str, idempotency_key: str | None = None,
-           api_key=None, resubmitted_from: EditJob | None = None, face_index=None) -> tuple[EditJob, bool]:
+def submit(
+    *,
+    user,
+    image,
+    edits,
+    purpose,
+    consent,
+    source: str,
+    idempotency_key: str | None = None,
+    api_key=None,
+    resubmitted_from: EditJob | None = None,
+    face_index=None,
+) -> tuple[EditJob, bool]:
     """Validate a request for a new job, then store the original and create the job.
 
     ``image`` is the uploaded file (or its bytes), or an image that
@@ -150,7 +196,9 @@ def submit(*, user, image, edits, purpose, consent, source: str, idempotency_key
     to the requester's own rejected or expired job it revises.
     """
     if not can_submit(user):
-        raise DomainError("only requesters and integrations may submit edit jobs", "forbidden", status=403)
+        raise DomainError(
+            "only requesters and integrations may submit edit jobs", "forbidden", status=403
+        )
     if resubmitted_from is not None:
         check_resubmittable(resubmitted_from, user)
     if isinstance(image, uploads.ValidatedImage):
@@ -170,9 +218,19 @@ def submit(*, user, image, edits, purpose, consent, source: str, idempotency_key
         return replay, False
     if data is not None:
         image = uploads.validate_image(data)
-    return _create(user=user, image=image, edits=edits, purpose=purpose, source=source, key=key,
-                   fingerprint=fingerprint, api_key=api_key, catalog_info=catalog_info,
-                   resubmitted_from=resubmitted_from, face_index=face_index)
+    return _create(
+        user=user,
+        image=image,
+        edits=edits,
+        purpose=purpose,
+        source=source,
+        key=key,
+        fingerprint=fingerprint,
+        api_key=api_key,
+        catalog_info=catalog_info,
+        resubmitted_from=resubmitted_from,
+        face_index=face_index,
+    )
 
 
 RESUBMITTABLE = frozenset({State.REJECTED, State.EXPIRED})
@@ -182,13 +240,27 @@ def check_resubmittable(job: EditJob, user) -> None:
     if job.requester_id != getattr(user, "pk", None):
         raise DomainError("only the requester may resubmit a job", "forbidden", status=403)
     if job.state not in RESUBMITTABLE:
-        raise DomainError(f"only a rejected or expired job can be resubmitted; this one is {job.state}",
-                          "not_resubmittable", status=409)
+        raise DomainError(
+            f"only a rejected or expired job can be resubmitted; this one is {job.state}",
+            "not_resubmittable",
+            status=409,
+        )
 
 
-def _create(*, user, image: uploads.ValidatedImage, edits: dict[str, float], purpose: str, source: str,
-            key: str | None, fingerprint: str, api_key, catalog_info,
-            resubmitted_from: EditJob | None = None, face_index: int | None = None) -> tuple[EditJob, bool]:
+def _create(
+    *,
+    user,
+    image: uploads.ValidatedImage,
+    edits: dict[str, float],
+    purpose: str,
+    source: str,
+    key: str | None,
+    fingerprint: str,
+    api_key,
+    catalog_info,
+    resubmitted_from: EditJob | None = None,
+    face_index: int | None = None,
+) -> tuple[EditJob, bool]:
     """Store the original and create the job with its audit events in one transaction.
 
     Every job is queued, including those that need approval: they are computed first
@@ -202,28 +274,61 @@ def _create(*, user, image: uploads.ValidatedImage, edits: dict[str, float], pur
         with transaction.atomic():
             original, _ = Artifact.objects.get_or_create(
                 sha256=digest,
-                defaults={"media_type": "image/png", "size": len(image.png), "width": image.width, "height": image.height},
+                defaults={
+                    "media_type": "image/png",
+                    "size": len(image.png),
+                    "width": image.width,
+                    "height": image.height,
+                },
             )
             job = EditJob.objects.create(
-                requester=user, source=source, request_id=current_request_id()[:64].strip("-"),
-                original=original, upload_sha256=image.upload_sha256, upload_format=image.source_format,
-                edits=edits, purpose=purpose, consent=True,
-                params_sha256=policy.params_sha256(digest, edits, purpose), needs_approval=needs_approval,
-                idempotency_key=key, idempotency_fingerprint=fingerprint if key else "",
-                state=State.SUBMITTED, stage="submitted", api_key=api_key, resubmitted_from=resubmitted_from,
+                requester=user,
+                source=source,
+                request_id=current_request_id()[:64].strip("-"),
+                original=original,
+                upload_sha256=image.upload_sha256,
+                upload_format=image.source_format,
+                edits=edits,
+                purpose=purpose,
+                consent=True,
+                params_sha256=policy.params_sha256(digest, edits, purpose),
+                needs_approval=needs_approval,
+                idempotency_key=key,
+                idempotency_fingerprint=fingerprint if key else "",
+                state=State.SUBMITTED,
+                stage="submitted",
+                api_key=api_key,
+                resubmitted_from=resubmitted_from,
                 face_index=face_index,
             )
-            previous = {"resubmitted_from": str(resubmitted_from.pk)} if resubmitted_from is not None else {}
-            events.emit(events.JOB_SUBMITTED, actor=user, subject=events.job_subject(job),
-                        subjects=[events.job_subject(resubmitted_from)] if resubmitted_from is not None else [],
-                        payload={**previous,
-                "original_sha256": digest, "upload_sha256": image.upload_sha256, "edits": edits,
-                "purpose": purpose, "consent": True, "params_sha256": job.params_sha256,
-                "source": source, "api_key": api_key.prefix if api_key is not None else None,
-                "model_version": catalog_info.version, "needs_approval": needs_approval,
-                "sensitive_edits": policy.sensitive_edits(catalog_info.catalog, edits),
-                "face_index": face_index,
-            })
+            previous = (
+                {"resubmitted_from": str(resubmitted_from.pk)}
+                if resubmitted_from is not None
+                else {}
+            )
+            events.emit(
+                events.JOB_SUBMITTED,
+                actor=user,
+                subject=events.job_subject(job),
+                subjects=[events.job_subject(resubmitted_from)]
+                if resubmitted_from is not None
+                else [],
+                payload={
+                    **previous,
+                    "original_sha256": digest,
+                    "upload_sha256": image.upload_sha256,
+                    "edits": edits,
+                    "purpose": purpose,
+                    "consent": True,
+                    "params_sha256": job.params_sha256,
+                    "source": source,
+                    "api_key": api_key.prefix if api_key is not None else None,
+                    "model_version": catalog_info.version,
+                    "needs_approval": needs_approval,
+                    "sensitive_edits": policy.sensitive_edits(catalog_info.catalog, edits),
+                    "face_index": face_index,
+                },
+            )
             _queue(job, actor=user, source_state=State.SUBMITTED)
     except IntegrityError:
         artifacts.discard_blob_if_unreferenced(digest)
@@ -240,10 +345,16 @@ def _create(*, user, image: uploads.ValidatedImage, edits: dict[str, float], pur
 
 def _queue(job: EditJob, *, actor, source_state: State, **fields) -> bool:
     """Enter `queued` from ``source_state`` (inside the caller's transaction), publish after commit."""
-    if not transition(job, State.QUEUED, sources=frozenset({source_state}), stage="queued", **fields):
+    if not transition(
+        job, State.QUEUED, sources=frozenset({source_state}), stage="queued", **fields
+    ):
         return False
-    payload = {"original_sha256": job.original_id, "edits": job.edits, "params_sha256": job.params_sha256,
-               "hold_for_approval": job.needs_approval}
+    payload = {
+        "original_sha256": job.original_id,
+        "edits": job.edits,
+        "params_sha256": job.params_sha256,
+        "hold_for_approval": job.needs_approval,
+    }
     events.emit(events.JOB_QUEUED, actor=actor, subject=events.job_subject(job), payload=payload)
     job_id = job.pk
     transaction.on_commit(lambda: enqueue(job_id))
@@ -259,19 +370,25 @@ def enqueue(job_id) -> bool:
     and the failure was never recorded. Fire-and-forget fails within the publish retries.
     """
     try:
-        celery_app.send_task(RUN_EDIT_JOB, args=[str(job_id)], queue="gpu", routing_key="gpu",
-                             ignore_result=True)
+        celery_app.send_task(
+            RUN_EDIT_JOB, args=[str(job_id)], queue="gpu", routing_key="gpu", ignore_result=True
+        )
     except Exception as exc:  # broker down, DNS, full disk...: the job row keeps the intent
-        logger.warning("job %s: publishing to the broker failed (%s); the sweeper will retry", job_id, exc)
+        logger.warning(
+            "job %s: publishing to the broker failed (%s); the sweeper will retry", job_id, exc
+        )
         EditJob.objects.filter(pk=job_id, state=State.QUEUED).update(
-            enqueue_error=f"{type(exc).__name__}: {exc}"[:1000], updated_at=timezone.now())
+            enqueue_error=f"{type(exc).__name__}: {exc}"[:1000], updated_at=timezone.now()
+        )
         return False
-    EditJob.objects.filter(pk=job_id).update(enqueued_at=timezone.now(), enqueue_count=F("enqueue_count") + 1,
-                                             enqueue_error="")
+    EditJob.objects.filter(pk=job_id).update(
+        enqueued_at=timezone.now(), enqueue_count=F("enqueue_count") + 1, enqueue_error=""
+    )
     return True
 
 
 # --- cancel, and the outcome of an approval decision -----------------------------------
+
 
 def cancel(job: EditJob, user) -> EditJob:
     """Cancel one's own job: at once if not running, else ask the worker to stop."""
@@ -282,19 +399,33 @@ def cancel(job: EditJob, user) -> EditJob:
         if job.state not in ACTIVE:
             raise DomainError(f"the job is already {job.state}", "not_cancellable", status=409)
         if job.state == State.RUNNING:
-            EditJob.objects.filter(pk=job.pk, state=State.RUNNING).update(cancel_requested=True,
-                                                                          updated_at=timezone.now())
+            EditJob.objects.filter(pk=job.pk, state=State.RUNNING).update(
+                cancel_requested=True, updated_at=timezone.now()
+            )
             job.refresh_from_db()
             if job.state == State.RUNNING:
                 return job
             continue
         with transaction.atomic():
             previous = job.state
-            if transition(job, State.CANCELLED, sources=frozenset({State(previous)}), stage="cancelled",
-                          cancel_requested=True):
-                events.emit(events.JOB_CANCELLED, actor=user, subject=events.job_subject(job),
-                            payload={"original_sha256": job.original_id, "edits": job.edits, "by": "requester",
-                                     "while": previous})
+            if transition(
+                job,
+                State.CANCELLED,
+                sources=frozenset({State(previous)}),
+                stage="cancelled",
+                cancel_requested=True,
+            ):
+                events.emit(
+                    events.JOB_CANCELLED,
+                    actor=user,
+                    subject=events.job_subject(job),
+                    payload={
+                        "original_sha256": job.original_id,
+                        "edits": job.edits,
+                        "by": "requester",
+                        "while": previous,
+                    },
+                )
                 if previous == State.AWAITING_APPROVAL:
                     holding.destroy_outputs(job, reason="cancelled", actor=user)
                 return job
@@ -303,7 +434,9 @@ def cancel(job: EditJob, user) -> EditJob:
 
 
 def _not_awaiting(job: EditJob) -> DomainError:
-    return DomainError(f"the job is {job.state}, not held for approval", "not_awaiting_approval", status=409)
+    return DomainError(
+        f"the job is {job.state}, not held for approval", "not_awaiting_approval", status=409
+    )
 
 
 def release_approved(job: EditJob, *, approver, params_sha256: str, outputs_sha256: str) -> EditJob:
@@ -314,27 +447,53 @@ def release_approved(job: EditJob, *, approver, params_sha256: str, outputs_sha2
     from the row now, and the approval hook re-checks the four-eyes rules for them
     (:func:`policy.may_release`). A mismatch is refused and nothing is released.
     """
-    if params_sha256 != policy.params_sha256(job.original_id, job.edits, job.purpose) \
-            or params_sha256 != job.params_sha256:
-        raise DomainError("the approval is for different job parameters", "approval_mismatch", status=409)
+    if (
+        params_sha256 != policy.params_sha256(job.original_id, job.edits, job.purpose)
+        or params_sha256 != job.params_sha256
+    ):
+        raise DomainError(
+            "the approval is for different job parameters", "approval_mismatch", status=409
+        )
     if outputs_sha256 != policy.outputs_sha256(job):
-        raise DomainError("the approval is for different outputs than the ones held", "approval_mismatch",
-                          status=409)
+        raise DomainError(
+            "the approval is for different outputs than the ones held",
+            "approval_mismatch",
+            status=409,
+        )
     if not policy.may_release(job):
-        raise DomainError("the job's approvals do not cover these parameters and outputs", "approval_mismatch",
-                          status=409)
+        raise DomainError(
+            "the job's approvals do not cover these parameters and outputs",
+            "approval_mismatch",
+            status=409,
+        )
     with transaction.atomic():
-        if not transition(job, State.SUCCEEDED, sources=frozenset({State.AWAITING_APPROVAL}), stage="done",
-                          approved_params_sha256=params_sha256,
-                          where={"reconstruction_id": job.reconstruction_id, "edited_id": job.edited_id,
-                                 "latent_id": job.latent_id}):
+        if not transition(
+            job,
+            State.SUCCEEDED,
+            sources=frozenset({State.AWAITING_APPROVAL}),
+            stage="done",
+            approved_params_sha256=params_sha256,
+            where={
+                "reconstruction_id": job.reconstruction_id,
+                "edited_id": job.edited_id,
+                "latent_id": job.latent_id,
+            },
+        ):
             raise _not_awaiting(job)
         hashes = policy.output_hashes(job)
-        events.emit(events.JOB_RELEASED, actor=approver, subject=events.job_subject(job),
-                    subjects=events.artifact_subjects(hashes.values()), payload={
-                        "params_sha256": params_sha256, "outputs_sha256": outputs_sha256, "held_outputs": hashes,
-                        "original_sha256": job.original_id, "edits": job.edits,
-                    })
+        events.emit(
+            events.JOB_RELEASED,
+            actor=approver,
+            subject=events.job_subject(job),
+            subjects=events.artifact_subjects(hashes.values()),
+            payload={
+                "params_sha256": params_sha256,
+                "outputs_sha256": outputs_sha256,
+                "held_outputs": hashes,
+                "original_sha256": job.original_id,
+                "edits": job.edits,
+            },
+        )
         release_hook.after_release(job)
     return job
 
@@ -342,8 +501,14 @@ def release_approved(job: EditJob, *, approver, params_sha256: str, outputs_sha2
 def close_rejected(job: EditJob, *, reason: str, approver=None) -> EditJob:
     """End a held job an approver rejected: its outputs are destroyed, never released."""
     with transaction.atomic():
-        if not transition(job, State.REJECTED, sources=frozenset({State.AWAITING_APPROVAL}),
-                          error=reason[:2000], error_code="rejected", stage="rejected"):
+        if not transition(
+            job,
+            State.REJECTED,
+            sources=frozenset({State.AWAITING_APPROVAL}),
+            error=reason[:2000],
+            error_code="rejected",
+            stage="rejected",
+        ):
             raise _not_awaiting(job)
         holding.destroy_outputs(job, reason="rejected", actor=approver)
     return job

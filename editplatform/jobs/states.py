@@ -39,16 +39,28 @@ class State(models.TextChoices):
     EXPIRED = "expired", "Expired"
 
 
-TERMINAL = frozenset({State.SUCCEEDED, State.FAILED, State.CANCELLED, State.REJECTED, State.EXPIRED})
+TERMINAL = frozenset(
+    {State.SUCCEEDED, State.FAILED, State.CANCELLED, State.REJECTED, State.EXPIRED}
+)
 HELD = State.AWAITING_APPROVAL
 ACTIVE = frozenset(State) - TERMINAL
 
 TRANSITIONS: dict[State, frozenset[State]] = {
     State.SUBMITTED: frozenset({State.QUEUED, State.CANCELLED}),
-    State.AWAITING_APPROVAL: frozenset({State.SUCCEEDED, State.REJECTED, State.EXPIRED, State.CANCELLED}),
+    State.AWAITING_APPROVAL: frozenset(
+        {State.SUCCEEDED, State.REJECTED, State.EXPIRED, State.CANCELLED}
+    ),
     State.QUEUED: frozenset({State.RUNNING, State.CANCELLED, State.FAILED}),
-    State.RUNNING: frozenset({State.SUCCEEDED, State.AWAITING_APPROVAL, State.FAILED, State.CANCELLED,
-                              State.QUEUED, State.RUNNING}),
+    State.RUNNING: frozenset(
+        {
+            State.SUCCEEDED,
+            State.AWAITING_APPROVAL,
+            State.FAILED,
+            State.CANCELLED,
+            State.QUEUED,
+            State.RUNNING,
+        }
+    ),
     State.SUCCEEDED: frozenset(),
     State.FAILED: frozenset(),
     State.CANCELLED: frozenset(),
@@ -82,8 +94,16 @@ def can_transition(source: str, target: str) -> bool:
     return State(target) in TRANSITIONS[State(source)]
 
 
-def transition(job, target: State, *, sources: frozenset[State] | None = None,
-               fence=None, where: dict | None = None, now=None, **fields) -> bool:
+def transition(
+    job,
+    target: State,
+    *,
+    sources: frozenset[State] | None = None,
+    fence=None,
+    where: dict | None = None,
+    now=None,
+    **fields,
+) -> bool:
     """Move ``job`` to ``target`` if it is still in an allowed source state.
 
     ``sources`` narrows the allowed sources (it may not widen them); ``fence`` (a
@@ -108,5 +128,7 @@ def transition(job, target: State, *, sources: frozenset[State] | None = None,
     updated = type(job).objects.filter(**filters).update(**values)
     if updated:
         # Re-read what was written (fields may be expressions such as F() + 1).
-        job.refresh_from_db(fields=[name for name in values if name != "updated_at"] + ["updated_at"])
+        job.refresh_from_db(
+            fields=[name for name in values if name != "updated_at"] + ["updated_at"]
+        )
     return bool(updated)

@@ -45,7 +45,11 @@ def due_job_ids(now=None) -> list:
     orphaned = Q(state=State.RUNNING, heartbeat_at__lt=lease_cutoff) & (
         Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=lease_cutoff)
     )
-    return list(EditJob.objects.filter(queued | orphaned).order_by("queued_at").values_list("pk", flat=True)[:BATCH])
+    return list(
+        EditJob.objects.filter(queued | orphaned)
+        .order_by("queued_at")
+        .values_list("pk", flat=True)[:BATCH]
+    )
 
 
 def sweep(now=None) -> dict:

@@ -68,12 +68,19 @@ def alignment_failure(exc: AlignmentError) -> tuple[str, dict]:
 
 
 def backoff_seconds(retries: int) -> float:
-    return min(60.0, 2.0 ** retries) * (0.5 + random.random() / 2)
+    return min(60.0, 2.0**retries) * (0.5 + random.random() / 2)
 
 
-@shared_task(bind=True, name=RUN_EDIT_JOB, acks_late=True, reject_on_worker_lost=True,
-             soft_time_limit=settings.JOB_SOFT_TIME_LIMIT, time_limit=settings.JOB_HARD_TIME_LIMIT,
-             max_retries=MAX_RETRIES, ignore_result=True)
+@shared_task(
+    bind=True,
+    name=RUN_EDIT_JOB,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=settings.JOB_SOFT_TIME_LIMIT,
+    time_limit=settings.JOB_HARD_TIME_LIMIT,
+    max_retries=MAX_RETRIES,
+    ignore_result=True,
+)
 def run_edit_job(self, job_id: str) -> str:
     try:
         catalog = engine.get_catalog().catalog
@@ -86,9 +93,13 @@ def run_edit_job(self, job_id: str) -> str:
     try:
         inverter = engine.get_inverter()
         original = artifacts.read(run.job.original)
-        result = pipeline.run(inverter, original, run.job.edits,
-                              lambda stage, pct: execution.report_progress(run, stage, pct),
-                              face_index=run.job.face_index)
+        result = pipeline.run(
+            inverter,
+            original,
+            run.job.edits,
+            lambda stage, pct: execution.report_progress(run, stage, pct),
+            face_index=run.job.face_index,
+        )
         beat.stop()
         decision = policy.out_of_domain_decision(run.job, result.domain)
         if decision == "refused":
@@ -103,7 +114,11 @@ def run_edit_job(self, job_id: str) -> str:
         execution.cancelled(run)
         return "cancelled"
     except SoftTimeLimitExceeded:
-        execution.fail(run, "time_limit", f"the job ran longer than {settings.JOB_SOFT_TIME_LIMIT} s and was stopped")
+        execution.fail(
+            run,
+            "time_limit",
+            f"the job ran longer than {settings.JOB_SOFT_TIME_LIMIT} s and was stopped",
+        )
         return "failed"
     except AlignmentError as exc:
         code, details = alignment_failure(exc)
@@ -124,10 +139,16 @@ def run_edit_job(self, job_id: str) -> str:
             if self.request.retries < self.max_retries:
                 _release(run, exc)
                 raise self.retry(exc=exc, countdown=backoff_seconds(self.request.retries)) from None
-            execution.fail(run, "transient_fault", f"gave up after {self.request.retries} retries: {exc}")
+            execution.fail(
+                run, "transient_fault", f"gave up after {self.request.retries} retries: {exc}"
+            )
             return "failed"
         logger.exception("job %s: unexpected error", job_id)
-        execution.fail(run, "internal_error", f"the job failed unexpectedly ({type(exc).__name__}); operators have the log")
+        execution.fail(
+            run,
+            "internal_error",
+            f"the job failed unexpectedly ({type(exc).__name__}); operators have the log",
+        )
         return "failed"
     finally:
         beat.stop()

@@ -87,7 +87,9 @@ def check_declared_size(size: int | None) -> None:
     """Refuse a body or file larger than UPLOAD_MAX_BYTES before reading it."""
     limit = settings.UPLOAD_MAX_BYTES
     if size is not None and size > limit:
-        raise rejected(413, "file_too_large", f"the image has {size} bytes; the limit is {limit} bytes")
+        raise rejected(
+            413, "file_too_large", f"the image has {size} bytes; the limit is {limit} bytes"
+        )
 
 
 def check_request_size(content_length) -> None:
@@ -134,8 +136,11 @@ def validate_image(data: bytes) -> ValidatedImage:
         raise rejected(400, "empty", "the uploaded file is empty")
     announced = sniff(data)
     if announced is None:
-        raise rejected(415, "unsupported_type",
-                       f"the file is {describe(data)}; only {ALLOWED_LABEL} images are accepted")
+        raise rejected(
+            415,
+            "unsupported_type",
+            f"the file is {describe(data)}; only {ALLOWED_LABEL} images are accepted",
+        )
     try:
         img = load_image_bytes(data, settings.UPLOAD_MAX_PIXELS, ALLOWED_FORMATS)
     except ImageTooLarge as exc:
@@ -143,7 +148,9 @@ def validate_image(data: bytes) -> ValidatedImage:
     except UnsupportedImageFormat as exc:
         raise rejected(415, "unsupported_type", str(exc)) from None
     except InvalidImage as exc:
-        raise rejected(400, "invalid_image", f"the {announced} image cannot be used: {exc}") from None
+        raise rejected(
+            400, "invalid_image", f"the {announced} image cannot be used: {exc}"
+        ) from None
     try:
         # Orientation first (to_rgb applies it too, but the profile step drops EXIF).
         img = ImageOps.exif_transpose(img) or img
@@ -152,7 +159,9 @@ def validate_image(data: bytes) -> ValidatedImage:
     try:
         rgb = to_rgb(_to_srgb(img))
     except InvalidImage as exc:
-        raise rejected(400, "invalid_image", f"the {announced} image cannot be used: {exc}") from None
+        raise rejected(
+            400, "invalid_image", f"the {announced} image cannot be used: {exc}"
+        ) from None
     # A fresh image carries no info dict: no EXIF, XMP, ICC or text chunks reach storage.
     clean = Image.frombytes("RGB", rgb.size, rgb.tobytes())
     buffer = io.BytesIO()

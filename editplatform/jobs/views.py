@@ -51,31 +51,47 @@ def new_job(request):
     status = 200
     if request.method == "POST":
         try:
-            uploads.check_request_size(request.META.get("CONTENT_LENGTH"))  # before the body is parsed
+            uploads.check_request_size(
+                request.META.get("CONTENT_LENGTH")
+            )  # before the body is parsed
         except DomainError as exc:
             form = NewJobForm(NewJobForm.neutral_data(info.catalog), catalog=info.catalog)
             form.full_clean()
             status = show_error(request, exc, form)
-            return render(request, "jobs/new.html", {"form": form, "model_version": info.version,
-                                                  "domain": info.domain}, status=status)
+            return render(
+                request,
+                "jobs/new.html",
+                {"form": form, "model_version": info.version, "domain": info.domain},
+                status=status,
+            )
         form = NewJobForm(request.POST, request.FILES, catalog=info.catalog)
         form.full_clean()  # the form only shapes the input; the service decides
         resubmit = _resubmitted(request.user, form.cleaned_data.get("resubmit_from"))
         image = form.cleaned_data.get("image")
         if image is None and resubmit is not None:
-            image = artifacts.read(resubmit.original)  # the revision reuses the rejected job's photo
+            image = artifacts.read(
+                resubmit.original
+            )  # the revision reuses the rejected job's photo
         try:
-            job, _ = services.submit(user=request.user, image=image,
-                                     edits=form.requested_edits(), purpose=form.cleaned_data.get("purpose"),
-                                     consent=form.cleaned_data.get("consent"), source=EditJob.Source.PORTAL,
-                                     resubmitted_from=resubmit,
-                                     face_index=request.POST.get("face_index"))
+            job, _ = services.submit(
+                user=request.user,
+                image=image,
+                edits=form.requested_edits(),
+                purpose=form.cleaned_data.get("purpose"),
+                consent=form.cleaned_data.get("consent"),
+                source=EditJob.Source.PORTAL,
+                resubmitted_from=resubmit,
+                face_index=request.POST.get("face_index"),
+            )
         except DomainError as exc:
             status = show_error(request, exc, form)
         else:
             if job.needs_approval:
-                messages.info(request, "Submitted. A sensitive edit is computed first; an approver then "
-                                       "decides on the result before you can see it.")
+                messages.info(
+                    request,
+                    "Submitted. A sensitive edit is computed first; an approver then "
+                    "decides on the result before you can see it.",
+                )
             else:
                 messages.success(request, "Submitted. The job is queued for a GPU worker.")
             return redirect("jobs:detail", job_id=job.pk)
@@ -83,24 +99,39 @@ def new_job(request):
         resubmit = _resubmitted(request.user, request.GET.get("resubmit"))
         initial = _prefilled(resubmit, info.catalog) if resubmit is not None else None
         form = NewJobForm(initial=initial, catalog=info.catalog)
-    return render(request, "jobs/new.html", {"form": form, "model_version": info.version, "resubmit": resubmit,
-                                             "domain": info.domain},
-                  status=status)
+    return render(
+        request,
+        "jobs/new.html",
+        {"form": form, "model_version": info.version, "resubmit": resubmit, "domain": info.domain},
+        status=status,
+    )
 
 
 @login_required
 def job_list(request):
     can_see_others = has_role(request.user, REVIEWER) or has_role(request.user, APPROVER)
     scope = "all" if can_see_others and request.GET.get("scope") == "all" else "mine"
-    jobs = EditJob.objects.visible_to(request.user) if scope == "all" else EditJob.objects.owned_by(request.user)
+    jobs = (
+        EditJob.objects.visible_to(request.user)
+        if scope == "all"
+        else EditJob.objects.owned_by(request.user)
+    )
     state = request.GET.get("state", "")
     if state in State.values:
         jobs = jobs.filter(state=state)
     page = Paginator(jobs.select_related("requester"), 25).get_page(request.GET.get("page"))
-    return render(request, "jobs/list.html", {
-        "page": page, "scope": scope, "can_see_others": can_see_others, "state": state, "states": State.choices,
-        "can_submit": services.can_submit(request.user),
-    })
+    return render(
+        request,
+        "jobs/list.html",
+        {
+            "page": page,
+            "scope": scope,
+            "can_see_others": can_see_others,
+            "state": state,
+            "states": State.choices,
+            "can_submit": services.can_submit(request.user),
+        },
+    )
 
 
 @login_required
@@ -108,28 +139,43 @@ def job_detail(request, job_id):
     job = access.get_visible_job(request.user, job_id)
     outputs = holding.may_read_outputs(request.user, job)
     own = job.requester_id == request.user.pk
-    return render(request, "jobs/detail.html", {
-        "job": job, "can_cancel": own and not job.is_terminal,
-        "held": job.state == HELD, "outputs_visible": outputs,
-        "can_resubmit": own and job.state in services.RESUBMITTABLE and services.can_submit(request.user),
-        # `decisions` is the approvals app's reverse relation (no import: jobs sit below it).
-        "decisions": job.decisions.select_related("approver").order_by("created_at"),
-        "resubmissions": job.resubmissions.order_by("created_at"),
-        "panels": [("original", "Original", job.original),
-                   ("aligned", "Aligned crop (model input)", job.aligned if outputs else None),
-                   ("reconstruction", "Reconstruction", job.reconstruction if outputs else None),
-                   ("edited", "Edited crop", job.edited if outputs else None)],
-        "result": job.result if outputs else None,
-        "report": job.domain_report or {},
-    })
+    return render(
+        request,
+        "jobs/detail.html",
+        {
+            "job": job,
+            "can_cancel": own and not job.is_terminal,
+            "held": job.state == HELD,
+            "outputs_visible": outputs,
+            "can_resubmit": own
+            and job.state in services.RESUBMITTABLE
+            and services.can_submit(request.user),
+            # `decisions` is the approvals app's reverse relation (no import: jobs sit below it).
+            "decisions": job.decisions.select_related("approver").order_by("created_at"),
+            "resubmissions": job.resubmissions.order_by("created_at"),
+            "panels": [
+                ("original", "Original", job.original),
+                ("aligned", "Aligned crop (model input)", job.aligned if outputs else None),
+                ("reconstruction", "Reconstruction", job.reconstruction if outputs else None),
+                ("edited", "Edited crop", job.edited if outputs else None),
+            ],
+            "result": job.result if outputs else None,
+            "report": job.domain_report or {},
+        },
+    )
 
 
 @login_required
 def job_artifact(request, job_id, kind):
     job = access.get_visible_job(request.user, job_id)
     download = request.GET.get("download") == "1"
-    return access.artifact_response(request.user, job, kind, download=download,
-                                    purpose="portal download" if download else "portal view")
+    return access.artifact_response(
+        request.user,
+        job,
+        kind,
+        download=download,
+        purpose="portal download" if download else "portal view",
+    )
 
 
 @login_required

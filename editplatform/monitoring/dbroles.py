@@ -11,7 +11,13 @@ from __future__ import annotations
 
 from psycopg import sql
 
-AUDIT_TABLES = ("audit_event", "audit_treenode", "audit_checkpoint", "audit_loghead", "audit_event_subject")
+AUDIT_TABLES = (
+    "audit_event",
+    "audit_treenode",
+    "audit_checkpoint",
+    "audit_loghead",
+    "audit_event_subject",
+)
 
 
 def ensure_role(cursor, role: str, password: str) -> bool:
@@ -20,7 +26,9 @@ def ensure_role(cursor, role: str, password: str) -> bool:
     exists = cursor.fetchone() is not None
     verb = "ALTER" if exists else "CREATE"
     statement = sql.SQL(verb + " ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}")
-    cursor.execute(statement.format(sql.Identifier(role), sql.Literal(password)).as_string(cursor.connection))
+    cursor.execute(
+        statement.format(sql.Identifier(role), sql.Literal(password)).as_string(cursor.connection)
+    )
     return not exists
 
 
@@ -31,17 +39,22 @@ def grant_app_privileges(cursor, role: str, database: str) -> None:
     statements = [
         sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(database), ident),
         sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(ident),
-        sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {}").format(ident),
+        sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {}").format(
+            ident
+        ),
         sql.SQL("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {}").format(ident),
         # Schema changes belong to the owner; the app only reads what migrate applied.
         sql.SQL("REVOKE INSERT, UPDATE, DELETE ON django_migrations FROM {}").format(ident),
         # docs/audit.md, "Revoking UPDATE/DELETE/TRUNCATE from the application's role".
         sql.SQL("REVOKE ALL ON {} FROM {}").format(tables, ident),
-        sql.SQL("GRANT SELECT, INSERT ON audit_event, audit_treenode, audit_checkpoint, audit_event_subject TO {}"
-                ).format(ident),
+        sql.SQL(
+            "GRANT SELECT, INSERT ON audit_event, audit_treenode, audit_checkpoint, audit_event_subject TO {}"
+        ).format(ident),
         # DELETE only reaches the guard triggers, which refuse every row of the log and
         # move rows planted beyond the head into audit_quarantine (docs/audit.md).
-        sql.SQL("GRANT DELETE ON audit_event, audit_treenode, audit_checkpoint TO {}").format(ident),
+        sql.SQL("GRANT DELETE ON audit_event, audit_treenode, audit_checkpoint TO {}").format(
+            ident
+        ),
         sql.SQL("GRANT SELECT ON audit_quarantine TO {}").format(ident),
         sql.SQL("GRANT UPDATE (actor_id) ON audit_event TO {}").format(ident),
         sql.SQL("GRANT SELECT, UPDATE ON audit_loghead TO {}").format(ident),

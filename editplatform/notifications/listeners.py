@@ -41,5 +41,6 @@ def on_event_appended(sender, event, **kwargs) -> None:
     job_id = job_id_of(event.subject or "")
     if kind is None or job_id is None:
         return
-    services.notify_requester(job_id, kind=kind, event_seq=event.seq, actor_name=event.actor_name,
-                              payload=event.payload)
+    services.notify_requester(
+        job_id, kind=kind, event_seq=event.seq, actor_name=event.actor_name, payload=event.payload
+    )

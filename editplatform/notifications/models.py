@@ -14,7 +14,9 @@ class Notification(models.Model):
         SUCCEEDED = "succeeded", "Result ready"
         FAILED = "failed", "Failed"
 
-    recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
+    )
     job = models.ForeignKey("jobs.EditJob", on_delete=models.CASCADE, related_name="+")
     kind = models.CharField(max_length=12, choices=Kind.choices)
     # The audit event this notice reports: delivery of the signal is once per commit, and
@@ -28,7 +30,9 @@ class Notification(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["recipient", "read_at"], name="notif_recipient_read")]
-        constraints = [models.UniqueConstraint(fields=["recipient", "event_seq"], name="notif_once_per_event")]
+        constraints = [
+            models.UniqueConstraint(fields=["recipient", "event_seq"], name="notif_once_per_event")
+        ]
 
     def __str__(self) -> str:
         return f"{self.recipient} · {self.kind} · {self.job_id}"

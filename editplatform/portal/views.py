@@ -31,8 +31,12 @@ class LogoutView(auth_views.LogoutView):
 
 def recoveries_to_confirm(user):
     """Open recoveries a second administrator must confirm (never the one who opened them)."""
-    return (AccountRecovery.objects.filter(confirmed_by__isnull=True, completed_at__isnull=True)
-            .exclude(requested_by=user).select_related("user").order_by("requested_at"))
+    return (
+        AccountRecovery.objects.filter(confirmed_by__isnull=True, completed_at__isnull=True)
+        .exclude(requested_by=user)
+        .select_related("user")
+        .order_by("requested_at")
+    )
 
 
 @login_required
@@ -40,7 +44,9 @@ def home(request):
     user = request.user
     context: dict = {}
     if has_role(user, REQUESTER):
-        context["recent_jobs"] = list(EditJob.objects.filter(requester=user).order_by("-created_at")[:RECENT_JOBS])
+        context["recent_jobs"] = list(
+            EditJob.objects.filter(requester=user).order_by("-created_at")[:RECENT_JOBS]
+        )
     if has_role(user, APPROVER):
         context["approval_queue"] = awaiting_for(user).count()
     if has_role(user, REVIEWER):
@@ -54,8 +60,12 @@ def home(request):
 @login_required
 def account(request):
     user = request.user
-    return render(request, "accounts/account.html", {
-        "device": confirmed_totp_device(user),
-        "two_factor_required": requires_two_factor(user),
-        "verified": user.is_verified() if hasattr(user, "is_verified") else False,
-    })
+    return render(
+        request,
+        "accounts/account.html",
+        {
+            "device": confirmed_totp_device(user),
+            "two_factor_required": requires_two_factor(user),
+            "verified": user.is_verified() if hasattr(user, "is_verified") else False,
+        },
+    )

@@ -19,7 +19,9 @@ class ProvenanceConfig(AppConfig):
         checks.register(check_signing_files, "provenance")
         # Every released output is marked after its release commits; failures are swept.
         release_hook.register(mark_released)
-        register_periodic("provenance-mark-sweep", "provenance.mark_sweep", settings.PROVENANCE_SWEEP_SECONDS)
+        register_periodic(
+            "provenance-mark-sweep", "provenance.mark_sweep", settings.PROVENANCE_SWEEP_SECONDS
+        )
 
 
 C2PA_FILES = ("C2PA_SIGNING_KEY_FILE", "C2PA_CERT_CHAIN_FILE", "C2PA_TRUST_ANCHORS_FILE")
@@ -40,14 +42,24 @@ def check_signing_files(app_configs=None, **kwargs):
     errors = []
     missing = [name for name in C2PA_FILES if not getattr(settings, name, None)]
     if missing:
-        errors.append(checks.Error(
-            f"C2PA signing is not configured: {', '.join(missing)} unset",
-            hint="set the operator's signing key, certificate chain and trust anchors (PEM files; "
-                 "docs/provenance.md)", id="provenance.E001"))
-    unreadable = [name for name in C2PA_FILES if getattr(settings, name, None)
-                  and not Path(getattr(settings, name)).is_file()]
+        errors.append(
+            checks.Error(
+                f"C2PA signing is not configured: {', '.join(missing)} unset",
+                hint="set the operator's signing key, certificate chain and trust anchors (PEM files; "
+                "docs/provenance.md)",
+                id="provenance.E001",
+            )
+        )
+    unreadable = [
+        name
+        for name in C2PA_FILES
+        if getattr(settings, name, None) and not Path(getattr(settings, name)).is_file()
+    ]
     if unreadable:
-        errors.append(checks.Error(
-            f"C2PA files not found: {', '.join(f'{n}={getattr(settings, n)}' for n in unreadable)}",
-            id="provenance.E002"))
+        errors.append(
+            checks.Error(
+                f"C2PA files not found: {', '.join(f'{n}={getattr(settings, n)}' for n in unreadable)}",
+                id="provenance.E002",
+            )
+        )
     return errors

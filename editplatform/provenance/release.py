@@ -35,8 +35,11 @@ SWEEP_BATCH = 20
 
 def release_event(job: EditJob) -> AuditEvent | None:
     """The committed event that released the job's outputs (the latest of the two kinds)."""
-    return (AuditEvent.objects.filter(subject=f"job:{job.pk}", action__in=RELEASE_ACTIONS)
-            .order_by("-seq").first())
+    return (
+        AuditEvent.objects.filter(subject=f"job:{job.pk}", action__in=RELEASE_ACTIONS)
+        .order_by("-seq")
+        .first()
+    )
 
 
 def mark_job(job: EditJob) -> bool:
@@ -58,16 +61,25 @@ def mark_job(job: EditJob) -> bool:
     media_type = "image/jpeg" if marked.data[:3] == b"\xff\xd8\xff" else "image/png"
     artifact = artifacts.store(marked.data, media_type, width=width, height=height)
     with transaction.atomic():
-        linked = EditJob.objects.filter(pk=job.pk, marked__isnull=True, edited_id=job.edited_id).update(
-            marked=artifact)
+        linked = EditJob.objects.filter(
+            pk=job.pk, marked__isnull=True, edited_id=job.edited_id
+        ).update(marked=artifact)
         if not linked:  # another worker marked it meanwhile: its mark stands
             return False
-        append_event(PROVENANCE_MARKED, subject=f"job:{job.pk}", actor_name="provenance",
-                     subjects=[f"artifact:{job.edited_id}", f"artifact:{artifact.sha256}"], payload={
-                         "job": str(job.pk), "edited_sha256": job.edited_id, "marked_sha256": artifact.sha256,
-                         "watermark_key": f"{marked.watermark_key:08x}", "release_event_seq": event.seq,
-                         "manifest_job_id": marked.manifest_info["job_id"],
-                     })
+        append_event(
+            PROVENANCE_MARKED,
+            subject=f"job:{job.pk}",
+            actor_name="provenance",
+            subjects=[f"artifact:{job.edited_id}", f"artifact:{artifact.sha256}"],
+            payload={
+                "job": str(job.pk),
+                "edited_sha256": job.edited_id,
+                "marked_sha256": artifact.sha256,
+                "watermark_key": f"{marked.watermark_key:08x}",
+                "release_event_seq": event.seq,
+                "manifest_job_id": marked.manifest_info["job_id"],
+            },
+        )
     return True
 
 
@@ -83,16 +95,21 @@ def mark_released(job) -> None:
 def _record_failure(job, exc: Exception) -> None:
     try:
         with transaction.atomic():
-            append_event(PROVENANCE_MARK_FAILED, subject=f"job:{job.pk}", actor_name="provenance", payload={
-                "job": str(job.pk), "error": f"{type(exc).__name__}: {exc}"[:500]})
+            append_event(
+                PROVENANCE_MARK_FAILED,
+                subject=f"job:{job.pk}",
+                actor_name="provenance",
+                payload={"job": str(job.pk), "error": f"{type(exc).__name__}: {exc}"[:500]},
+            )
     except Exception:  # noqa: BLE001 - the log itself unreachable: the sweep still retries
         logger.exception("could not record the marking failure of job %s", job.pk)
 
 
 def pending(limit: int = SWEEP_BATCH):
     """Released jobs with an edited output and no mark yet, oldest first, at most `limit`."""
-    return (EditJob.objects.filter(state=State.SUCCEEDED, edited__isnull=False, marked__isnull=True)
-            .order_by("finished_at")[:limit])
+    return EditJob.objects.filter(
+        state=State.SUCCEEDED, edited__isnull=False, marked__isnull=True
+    ).order_by("finished_at")[:limit]
 
 
 def sweep(limit: int | None = None) -> int:

@@ -50,27 +50,35 @@ def catalogue_canvas(
     rng = np.random.default_rng(seed)
     w, h = size
     side = item.shape[0] * scale
-    big = np.asarray(Image.fromarray(item).resize((side, side), Image.Resampling.BICUBIC),
-                     dtype=np.float64) / 255
+    big = (
+        np.asarray(
+            Image.fromarray(item).resize((side, side), Image.Resampling.BICUBIC), dtype=np.float64
+        )
+        / 255
+    )
     alpha = np.zeros((h, w))
     x0 = int(pos[0] * (w - side))
     y0 = int(pos[1] * (h - side))
-    alpha[y0:y0 + side, x0:x0 + side] = big.clip(0, 1)
+    alpha[y0 : y0 + side, x0 : x0 + side] = big.clip(0, 1)
     base = np.broadcast_to(np.asarray(bg, dtype=np.float64), (h, w, 3)).copy()
     base += gradient * np.linspace(-1, 1, h)[:, None, None]
     img = base * (1 - alpha[..., None]) + np.asarray(tint, dtype=np.float64) * alpha[..., None]
     img += rng.normal(0, noise, img.shape)
     buf = io.BytesIO()
-    Image.fromarray(np.clip(np.rint(img), 0, 255).astype(np.uint8)).save(buf, "JPEG",
-                                                                         quality=quality)
+    Image.fromarray(np.clip(np.rint(img), 0, 255).astype(np.uint8)).save(
+        buf, "JPEG", quality=quality
+    )
     ys, xs = np.nonzero(alpha > 0.25)
     truth = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
     return Image.open(io.BytesIO(buf.getvalue())).convert("RGB"), truth
 
 
 def random_canvas(
-    item: np.ndarray, rng: np.random.Generator, size: tuple[int, int] = (512, 512),
-    scales: tuple[int, int] = (4, 11), dark: bool = True,
+    item: np.ndarray,
+    rng: np.random.Generator,
+    size: tuple[int, int] = (512, 512),
+    scales: tuple[int, int] = (4, 11),
+    dark: bool = True,
 ) -> tuple[Image.Image, tuple[int, int, int, int], dict[str, object]]:
     """A canvas at a random position, scale and background tone; also its parameters.
 

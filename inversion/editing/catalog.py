@@ -234,8 +234,11 @@ class EditCatalog:
             raise UnknownEdit(str(name), self.names) from None
 
     def __eq__(self, other: object) -> bool:
-        return (isinstance(other, EditCatalog) and list(self) == list(other)
-                and self.subject_kind == other.subject_kind)
+        return (
+            isinstance(other, EditCatalog)
+            and list(self) == list(other)
+            and self.subject_kind == other.subject_kind
+        )
 
     def __repr__(self) -> str:
         return f"EditCatalog({self.names})"
@@ -318,7 +321,9 @@ class EditCatalog:
         version = d.get("format_version", CATALOG_FORMAT_VERSION)
         if version != CATALOG_FORMAT_VERSION:
             raise EditError(f"unsupported edit catalog format_version {version!r}")
-        return cls((EditSpec.from_dict(e) for e in d["edits"]), subject_kind=d.get("subject_kind", ""))
+        return cls(
+            (EditSpec.from_dict(e) for e in d["edits"]), subject_kind=d.get("subject_kind", "")
+        )
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"

@@ -48,22 +48,26 @@ def sign_in_with_totp(page, live_server, user) -> None:
 def images_loaded(page, selector: str) -> None:
     page.wait_for_function(
         "(sel) => { const img = document.querySelector(sel); return img && img.complete && img.naturalWidth > 0; }",
-        arg=selector)
+        arg=selector,
+    )
 
 
 @pytest.mark.browser
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_held_result_is_approved_released_downloaded_and_every_view_is_on_the_timeline(
-        live_server, browser, celery_worker, model_bundle, tmp_path):
+    live_server, browser, celery_worker, model_bundle, tmp_path
+):
     OUTPUT.mkdir(parents=True, exist_ok=True)
     requester = person("rhea", "requester")
     approver = person("arjun", "approver", totp=True)
     reviewer = person("rosa", "reviewer", totp=True)
     photo = tmp_path / "person.jpg"
     photo.write_bytes(images.jpeg((128, 128)))
-    contexts = [browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
-                for _ in range(3)]
+    contexts = [
+        browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+        for _ in range(3)
+    ]
     try:
         # 1. The requester asks for an edit the catalog marks sensitive; it is computed and held.
         spec = catalog.sensitive()
@@ -73,7 +77,9 @@ def test_held_result_is_approved_released_downloaded_and_every_view_is_on_the_ti
         page.goto(f"{live_server.url}/jobs/new/")
         page.set_input_files("#id_image", str(photo))
         page.locator(f"#id_edit_{spec.name}").evaluate(
-            "(el, v) => { el.value = v; el.dispatchEvent(new Event('input', {bubbles: true})); }", str(value))
+            "(el, v) => { el.value = v; el.dispatchEvent(new Event('input', {bubbles: true})); }",
+            str(value),
+        )
         page.fill("#id_purpose", "Aged portrait for a retirement card, consent form #4411")
         page.check("#id_consent")
         page.click("#submit-job")
@@ -81,9 +87,13 @@ def test_held_result_is_approved_released_downloaded_and_every_view_is_on_the_ti
         job = EditJob.objects.get()
         assert job.needs_approval and job.edits == {spec.name: value}
         job = wait_for_state(job.pk, State.AWAITING_APPROVAL, timeout=120)
-        page.wait_for_selector("#held-notice", timeout=30_000)  # the page reloads once the result is held
+        page.wait_for_selector(
+            "#held-notice", timeout=30_000
+        )  # the page reloads once the result is held
         assert "approver is reviewing" in page.locator("#held-notice").inner_text()
-        assert page.locator("#img-edited").count() == 0  # the held result is not shown to the requester
+        assert (
+            page.locator("#img-edited").count() == 0
+        )  # the held result is not shown to the requester
         page.screenshot(path=str(OUTPUT / "release-1-requester-held.png"), full_page=True)
 
         # 2. The approver finds it in the queue and sees the held result itself, then approves.
@@ -108,7 +118,10 @@ def test_held_result_is_approved_released_downloaded_and_every_view_is_on_the_ti
         images_loaded(page, "#img-edited")
         decision = page.locator("#decisions tr.decision")
         assert decision.count() == 1
-        assert "arjun" in decision.inner_text() and "result checked against consent form" in decision.inner_text()
+        assert (
+            "arjun" in decision.inner_text()
+            and "result checked against consent form" in decision.inner_text()
+        )
         with page.expect_download() as download_info:
             page.click("#download-edited")
         saved = tmp_path / "released.png"
@@ -120,9 +133,15 @@ def test_held_result_is_approved_released_downloaded_and_every_view_is_on_the_ti
         reviewer_page = contexts[2].new_page()
         sign_in_with_totp(reviewer_page, live_server, reviewer)
         reviewer_page.goto(f"{live_server.url}/audit/jobs/{job.pk}/")  # a bare UUID finds the job
-        expected = list(filter_events(subject=f"job:{job.pk}").filter(action__in=ACCESS).order_by("seq"))
+        expected = list(
+            filter_events(subject=f"job:{job.pk}").filter(action__in=ACCESS).order_by("seq")
+        )
         readers = {(event.actor_name, event.action) for event in expected}
-        assert {("rhea", "artifact.viewed"), ("rhea", "artifact.downloaded"), ("arjun", "artifact.viewed")} <= readers
+        assert {
+            ("rhea", "artifact.viewed"),
+            ("rhea", "artifact.downloaded"),
+            ("arjun", "artifact.viewed"),
+        } <= readers
         rows = reviewer_page.locator("#access-log tbody tr")
         assert rows.count() == len(expected)
         for i, event in enumerate(expected):
@@ -133,19 +152,33 @@ def test_held_result_is_approved_released_downloaded_and_every_view_is_on_the_ti
             assert summary == event.summary and summary.startswith(event.actor_name), summary
         timeline = reviewer_page.locator("#timeline tbody tr")
         actions = [timeline.nth(i).get_attribute("data-action") for i in range(timeline.count())]
-        for earlier, later in [("job.submitted", "job.started"), ("job.started", "job.held"),
-                               ("job.held", "job.approved"), ("job.approved", "job.released")]:
+        for earlier, later in [
+            ("job.submitted", "job.started"),
+            ("job.started", "job.held"),
+            ("job.held", "job.approved"),
+            ("job.approved", "job.released"),
+        ]:
             assert actions.index(earlier) < actions.index(later), actions
-        summaries = [timeline.nth(i).locator("td.summary").inner_text() for i in range(timeline.count())]
+        summaries = [
+            timeline.nth(i).locator("td.summary").inner_text() for i in range(timeline.count())
+        ]
         assert all(summaries), summaries
         reviewer_page.wait_for_function(
             "() => [...document.querySelectorAll('#lineage img')].length >= 3"
-            " && [...document.querySelectorAll('#lineage img')].every(img => img.complete && img.naturalWidth > 0)")
-        reviewer_page.screenshot(path=str(OUTPUT / "release-4-reviewer-timeline.png"), full_page=True)
+            " && [...document.querySelectorAll('#lineage img')].every(img => img.complete && img.naturalWidth > 0)"
+        )
+        reviewer_page.screenshot(
+            path=str(OUTPUT / "release-4-reviewer-timeline.png"), full_page=True
+        )
         # The thumbnails were logged once, with the page view, not one event each.
         viewed = filter_events(subject=f"job:{job.pk}").filter(action="compliance.timeline_viewed")
         assert viewed.count() == 1 and len(viewed.get().payload["thumbnails"]) == 3
-        assert filter_events(subject=f"job:{job.pk}").filter(action__in=ACCESS, actor_name="rosa").count() == 0
+        assert (
+            filter_events(subject=f"job:{job.pk}")
+            .filter(action__in=ACCESS, actor_name="rosa")
+            .count()
+            == 0
+        )
     finally:
         for context in contexts:
             context.close()

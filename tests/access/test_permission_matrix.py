@@ -54,7 +54,9 @@ def people(status: int, *, anon: int, integration: int, **overrides: int) -> dic
     return row
 
 
-def only(role_statuses: dict[str, int], *, others: int, anon: int, integration: int) -> dict[str, int]:
+def only(
+    role_statuses: dict[str, int], *, others: int, anon: int, integration: int
+) -> dict[str, int]:
     row = {role: others for role in PEOPLE}
     row.update(role_statuses)
     row.update(anon=anon, integration=integration)
@@ -81,25 +83,53 @@ MATRIX: dict[tuple[str, str, str], dict[str, int]] = {
     ("GET", "api/v1/jobs", "-"): every(200, anon=API_ANON),
     ("POST", "api/v1/jobs", "-"): people(403, requester=201, anon=API_ANON, integration=201),
     ("GET", "api/v1/jobs/<uuid:job_id>", "own"): {"requester": 200, "integration": 200},
-    ("GET", "api/v1/jobs/<uuid:job_id>", "other"): people(404, reviewer=200, anon=API_ANON, integration=404),
-    ("GET", "api/v1/jobs/<uuid:job_id>", "pending"): people(404, reviewer=200, approver=200, anon=API_ANON, integration=404),
+    ("GET", "api/v1/jobs/<uuid:job_id>", "other"): people(
+        404, reviewer=200, anon=API_ANON, integration=404
+    ),
+    ("GET", "api/v1/jobs/<uuid:job_id>", "pending"): people(
+        404, reviewer=200, approver=200, anon=API_ANON, integration=404
+    ),
     ("POST", "api/v1/jobs/<uuid:job_id>/cancel", "own"): {"requester": 409, "integration": 409},
-    ("POST", "api/v1/jobs/<uuid:job_id>/cancel", "other"): people(404, reviewer=403, anon=API_ANON, integration=404),
-    ("POST", "api/v1/jobs/<uuid:job_id>/cancel", "pending"): people(404, reviewer=403, approver=403, anon=API_ANON, integration=404),
-    ("GET", "api/v1/jobs/<uuid:job_id>/artifacts/<str:kind>", "own"): {"requester": 200, "integration": 200},
-    ("GET", "api/v1/jobs/<uuid:job_id>/artifacts/<str:kind>", "other"): people(404, reviewer=200, anon=API_ANON, integration=404),
-    ("GET", "api/v1/jobs/<uuid:job_id>/artifacts/<str:kind>", "pending"): people(404, reviewer=200, approver=200, anon=API_ANON, integration=404),
-    ("GET", "api/v1/jobs/<uuid:job_id>/artifacts/<str:kind>", "held"): {"requester": 404, "integration": 404},
+    ("POST", "api/v1/jobs/<uuid:job_id>/cancel", "other"): people(
+        404, reviewer=403, anon=API_ANON, integration=404
+    ),
+    ("POST", "api/v1/jobs/<uuid:job_id>/cancel", "pending"): people(
+        404, reviewer=403, approver=403, anon=API_ANON, integration=404
+    ),
+    ("GET", "api/v1/jobs/<uuid:job_id>/artifacts/<str:kind>", "own"): {
+        "requester": 200,
+        "integration": 200,
+    },
+    ("GET", "api/v1/jobs/<uuid:job_id>/artifacts/<str:kind>", "other"): people(
+        404, reviewer=200, anon=API_ANON, integration=404
+    ),
+    ("GET", "api/v1/jobs/<uuid:job_id>/artifacts/<str:kind>", "pending"): people(
+        404, reviewer=200, approver=200, anon=API_ANON, integration=404
+    ),
+    ("GET", "api/v1/jobs/<uuid:job_id>/artifacts/<str:kind>", "held"): {
+        "requester": 404,
+        "integration": 404,
+    },
     ("GET", "api/v1/jobs/<uuid:job_id>", "held"): {"requester": 200, "integration": 200},
     ("GET", "api/v1/edits", "-"): every(200, anon=API_ANON),
     # --- API: approvals (people only; no key scope opens them) -------------------
-    ("POST", "api/v1/jobs/<uuid:job_id>/approve", "pending"): people(404, approver=200, reviewer=403, anon=API_ANON, integration=403),
-    ("POST", "api/v1/jobs/<uuid:job_id>/reject", "pending"): people(404, approver=200, reviewer=403, anon=API_ANON, integration=403),
+    ("POST", "api/v1/jobs/<uuid:job_id>/approve", "pending"): people(
+        404, approver=200, reviewer=403, anon=API_ANON, integration=403
+    ),
+    ("POST", "api/v1/jobs/<uuid:job_id>/reject", "pending"): people(
+        404, approver=200, reviewer=403, anon=API_ANON, integration=403
+    ),
     # --- API: audit log (audit:read keys and reviewers) ----------------------------
     ("GET", "api/v1/audit/events", "-"): people(403, reviewer=200, anon=API_ANON, integration=200),
-    ("GET", "api/v1/audit/events/<int:seq>", "other"): people(403, reviewer=200, anon=API_ANON, integration=200),
-    ("GET", "api/v1/audit/checkpoint", "-"): people(403, reviewer=200, anon=API_ANON, integration=200),
-    ("GET", "api/v1/audit/consistency", "-"): people(403, reviewer=200, anon=API_ANON, integration=200),
+    ("GET", "api/v1/audit/events/<int:seq>", "other"): people(
+        403, reviewer=200, anon=API_ANON, integration=200
+    ),
+    ("GET", "api/v1/audit/checkpoint", "-"): people(
+        403, reviewer=200, anon=API_ANON, integration=200
+    ),
+    ("GET", "api/v1/audit/consistency", "-"): people(
+        403, reviewer=200, anon=API_ANON, integration=200
+    ),
     # --- portal: sign-in --------------------------------------------------------
     ("GET", "", "-"): people(200, **PORTAL),
     ("GET", "login/", "-"): people(302, anon=200, integration=200),
@@ -119,8 +149,12 @@ MATRIX: dict[tuple[str, str, str], dict[str, int]] = {
     ("POST", "jobs/<uuid:job_id>/cancel/", "own"): {"requester": 302},
     ("POST", "jobs/<uuid:job_id>/cancel/", "other"): people(404, reviewer=403, **PORTAL),
     ("GET", "jobs/<uuid:job_id>/artifacts/<str:kind>", "own"): {"requester": 200},
-    ("GET", "jobs/<uuid:job_id>/artifacts/<str:kind>", "other"): people(404, reviewer=200, **PORTAL),
-    ("GET", "jobs/<uuid:job_id>/artifacts/<str:kind>", "pending"): people(404, reviewer=200, approver=200, **PORTAL),
+    ("GET", "jobs/<uuid:job_id>/artifacts/<str:kind>", "other"): people(
+        404, reviewer=200, **PORTAL
+    ),
+    ("GET", "jobs/<uuid:job_id>/artifacts/<str:kind>", "pending"): people(
+        404, reviewer=200, approver=200, **PORTAL
+    ),
     ("GET", "jobs/<uuid:job_id>/artifacts/<str:kind>", "held"): {"requester": 404},
     ("GET", "jobs/<uuid:job_id>/artifacts/<str:kind>", "decided"): {"approver": 200},
     ("GET", "jobs/<uuid:job_id>/", "held"): {"requester": 200},
@@ -129,19 +163,25 @@ MATRIX: dict[tuple[str, str, str], dict[str, int]] = {
     ("GET", "approvals/", "-"): only({"approver": 200}, others=403, **PORTAL),
     ("GET", "approvals/<uuid:job_id>/", "pending"): only({"approver": 200}, others=403, **PORTAL),
     ("GET", "approvals/<uuid:job_id>/", "decided"): {"approver": 200},
-    ("POST", "approvals/<uuid:job_id>/decide", "pending"): only({"approver": 302}, others=403, **PORTAL),
+    ("POST", "approvals/<uuid:job_id>/decide", "pending"): only(
+        {"approver": 302}, others=403, **PORTAL
+    ),
     # --- portal: audit trail (compliance reviewers only) --------------------------
     ("GET", "audit/", "-"): only({"reviewer": 200}, others=403, **PORTAL),
     ("GET", "audit/events/<int:seq>/", "other"): only({"reviewer": 200}, others=403, **PORTAL),
     ("GET", "audit/jobs/", "-"): only({"reviewer": 400}, others=403, **PORTAL),  # no ?subject=
     ("GET", "audit/jobs/<str:subject>/", "other"): only({"reviewer": 200}, others=403, **PORTAL),
-    ("GET", "audit/jobs/<str:subject>/artifacts/<str:sha256>", "other"): only({"reviewer": 200}, others=403, **PORTAL),
+    ("GET", "audit/jobs/<str:subject>/artifacts/<str:sha256>", "other"): only(
+        {"reviewer": 200}, others=403, **PORTAL
+    ),
     ("GET", "audit/verify/", "-"): only({"reviewer": 200}, others=403, **PORTAL),
     ("POST", "audit/export/", "-"): only({"reviewer": 200}, others=403, **PORTAL),
     ("GET", "audit/public-key", "-"): only({"reviewer": 200}, others=403, **PORTAL),
     # --- provenance: "was this made here?" (reviewers; the public check is off by default)
     ("GET", "provenance/check", "-"): only({"reviewer": 200}, others=403, **PORTAL),
-    ("POST", "api/v1/provenance/check", "-"): people(403, reviewer=400, anon=API_ANON, integration=403),  # no image
+    ("POST", "api/v1/provenance/check", "-"): people(
+        403, reviewer=400, anon=API_ANON, integration=403
+    ),  # no image
     ("POST", "api/v1/provenance/public-check", "-"): every(404),
 }
 
@@ -157,7 +197,11 @@ def _routes(patterns, prefix: str = ""):
 
 
 def all_routes() -> set[str]:
-    return {route for route in _routes(get_resolver().url_patterns) if not route.startswith(SKIPPED_PREFIXES)}
+    return {
+        route
+        for route in _routes(get_resolver().url_patterns)
+        if not route.startswith(SKIPPED_PREFIXES)
+    }
 
 
 def test_every_route_has_rows():
@@ -175,6 +219,7 @@ def test_every_row_names_known_roles():
 
 # --- driving the table -----------------------------------------------------------------
 
+
 def _png(shade: int) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (40, 40), (shade, 100, 150)).save(buffer, "PNG")
@@ -182,8 +227,14 @@ def _png(shade: int) -> bytes:
 
 
 def _finished_job(user, shade: int) -> EditJob:
-    job, _ = job_services.submit(user=user, image=validate_image(_png(shade)), edits=catalog.request(),
-                                 purpose="matrix fixture job", consent=True, source="api")
+    job, _ = job_services.submit(
+        user=user,
+        image=validate_image(_png(shade)),
+        edits=catalog.request(),
+        purpose="matrix fixture job",
+        consent=True,
+        source="api",
+    )
     run_edit_job.apply(args=[str(job.pk)])  # the real task, in this process
     job.refresh_from_db()
     assert job.state == State.SUCCEEDED, job.error
@@ -192,8 +243,14 @@ def _finished_job(user, shade: int) -> EditJob:
 
 def _pending_job(user, shade: int) -> EditJob:
     """A sensitive job computed by the real task: its outputs are held for approval."""
-    job, _ = job_services.submit(user=user, image=validate_image(_png(shade)), edits=catalog.request(catalog.sensitive()),
-                                 purpose="matrix fixture sensitive job", consent=True, source="portal")
+    job, _ = job_services.submit(
+        user=user,
+        image=validate_image(_png(shade)),
+        edits=catalog.request(catalog.sensitive()),
+        purpose="matrix fixture sensitive job",
+        consent=True,
+        source="portal",
+    )
     run_edit_job.apply(args=[str(job.pk)])
     job.refresh_from_db()
     assert job.state == State.AWAITING_APPROVAL and job.edited_id, job.error
@@ -202,8 +259,13 @@ def _pending_job(user, shade: int) -> EditJob:
 
 def _decided_job(requester, approver, shade: int) -> EditJob:
     job = _pending_job(requester, shade)
-    return approval_services.approve(job, approver, params_sha256=job.params_sha256,
-                                     outputs_sha256=policy.outputs_sha256(job), comment="matrix approves")
+    return approval_services.approve(
+        job,
+        approver,
+        params_sha256=job.params_sha256,
+        outputs_sha256=policy.outputs_sha256(job),
+        comment="matrix approves",
+    )
 
 
 def _user(username: str, role: str):
@@ -275,7 +337,11 @@ def _url(route: str, job: EditJob | None, obj: str = "-") -> str:
         if name == "seq":
             from audit.models import AuditEvent
 
-            return str(AuditEvent.objects.filter(subject=f"job:{job.pk}").order_by("seq").values_list("seq", flat=True)[0])
+            return str(
+                AuditEvent.objects.filter(subject=f"job:{job.pk}")
+                .order_by("seq")
+                .values_list("seq", flat=True)[0]
+            )
         raise AssertionError(f"no value for <{converter}:{name}> in {route}")
 
     query = QUERIES.get(route)
@@ -296,16 +362,33 @@ def _body(method: str, route: str, job: EditJob | None, world: World) -> dict:
     if method != "POST":
         return {}
     if route == "api/v1/jobs":
-        return {"data": {"image": io.BytesIO(_png(world.next_shade())), "edits": catalog.request_json(fraction=0.6),
-                         "purpose": "matrix submission", "consent": "true"}, "format": "multipart"}
+        return {
+            "data": {
+                "image": io.BytesIO(_png(world.next_shade())),
+                "edits": catalog.request_json(fraction=0.6),
+                "purpose": "matrix submission",
+                "consent": "true",
+            },
+            "format": "multipart",
+        }
     if route.endswith("/approve"):
-        return {"data": {"params_sha256": job.params_sha256, "outputs_sha256": policy.outputs_sha256(job)},
-                "format": "json"}
+        return {
+            "data": {
+                "params_sha256": job.params_sha256,
+                "outputs_sha256": policy.outputs_sha256(job),
+            },
+            "format": "json",
+        }
     if route.endswith("/reject"):
         return {"data": {"reason": "matrix says no"}, "format": "json"}
     if route.endswith("/decide"):
-        return {"data": {"verdict": "approve", "params_sha256": job.params_sha256,
-                         "outputs_sha256": policy.outputs_sha256(job)}}
+        return {
+            "data": {
+                "verdict": "approve",
+                "params_sha256": job.params_sha256,
+                "outputs_sha256": policy.outputs_sha256(job),
+            }
+        }
     if route == "audit/export/":
         return {"data": {"format": "jsonl"}}
     return {}
@@ -332,7 +415,9 @@ def test_permission_matrix(model_bundle, settings):
             else:
                 response = client.post(url, body.get("data", {}))
             if response.status_code != expected:
-                mismatches.append(f"{role:<11} {method:<4} /{route} [{obj}] -> {response.status_code}, expected {expected}")
+                mismatches.append(
+                    f"{role:<11} {method:<4} /{route} [{obj}] -> {response.status_code}, expected {expected}"
+                )
     assert mismatches == [], "permission matrix mismatches:\n" + "\n".join(mismatches)
 
 
@@ -353,17 +438,29 @@ def _as_api_client(client: Client):
 ADMIN_PAGES: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "admin/"): only({"admin": 200}, others=302, anon=302, integration=302),
     ("GET", "admin/auth/user/"): only({"admin": 200}, others=302, anon=302, integration=302),
-    ("GET", "admin/accounts/integrationkey/"): only({"admin": 200}, others=302, anon=302, integration=302),
-    ("GET", "admin/accounts/accountrecovery/"): only({"admin": 200}, others=302, anon=302, integration=302),
-    ("GET", "admin/otp_totp/totpdevice/"): only({"admin": 200}, others=302, anon=302, integration=302),
-    ("GET", "admin/axes/accessattempt/"): only({"admin": 200}, others=302, anon=302, integration=302),
+    ("GET", "admin/accounts/integrationkey/"): only(
+        {"admin": 200}, others=302, anon=302, integration=302
+    ),
+    ("GET", "admin/accounts/accountrecovery/"): only(
+        {"admin": 200}, others=302, anon=302, integration=302
+    ),
+    ("GET", "admin/otp_totp/totpdevice/"): only(
+        {"admin": 200}, others=302, anon=302, integration=302
+    ),
+    ("GET", "admin/axes/accessattempt/"): only(
+        {"admin": 200}, others=302, anon=302, integration=302
+    ),
     # Escalation targets: the audit tables, groups' permissions, adding TOTP devices.
     ("GET", "admin/audit/auditevent/"): only({"admin": 403}, others=302, anon=302, integration=302),
     ("GET", "admin/audit/checkpoint/"): only({"admin": 403}, others=302, anon=302, integration=302),
     ("GET", "admin/auth/group/"): only({"admin": 404}, others=302, anon=302, integration=302),
     ("GET", "admin/auth/permission/"): only({"admin": 404}, others=302, anon=302, integration=302),
-    ("GET", "admin/otp_totp/totpdevice/add/"): only({"admin": 403}, others=302, anon=302, integration=302),
-    ("GET", "admin/accounts/accountrecovery/add/"): only({"admin": 403}, others=302, anon=302, integration=302),
+    ("GET", "admin/otp_totp/totpdevice/add/"): only(
+        {"admin": 403}, others=302, anon=302, integration=302
+    ),
+    ("GET", "admin/accounts/accountrecovery/add/"): only(
+        {"admin": 403}, others=302, anon=302, integration=302
+    ),
 }
 
 
@@ -376,14 +473,18 @@ def test_admin_pages_and_escalation_rows(settings):
         for role, expected in row.items():
             response = world.client(role).get("/" + route)
             if response.status_code != expected:
-                mismatches.append(f"{role:<11} {method} /{route} -> {response.status_code}, expected {expected}")
+                mismatches.append(
+                    f"{role:<11} {method} /{route} -> {response.status_code}, expected {expected}"
+                )
     assert mismatches == [], "admin page mismatches:\n" + "\n".join(mismatches)
     # The admin ticks "superuser" on their own account: the field is not there, the POST
     # is ignored, and the audit tables stay closed.
     admin = world.users["admin"]
     client = world.client("admin")
     form = client.get(f"/admin/auth/user/{admin.pk}/change/").context["adminform"].form
-    data = {name: form.initial.get(name) for name in form.fields if name not in ("password", "groups")}
+    data = {
+        name: form.initial.get(name) for name in form.fields if name not in ("password", "groups")
+    }
     data = {k: ("on" if v is True else v) for k, v in data.items() if v not in (None, False)}
     data.update(groups=[g.pk for g in admin.groups.all()], is_superuser="on")
     assert client.post(f"/admin/auth/user/{admin.pk}/change/", data).status_code == 302
@@ -393,6 +494,7 @@ def test_admin_pages_and_escalation_rows(settings):
 
 
 # --- service accounts (issue 11) -----------------------------------------------------------
+
 
 @pytest.mark.django_db
 def test_service_account_rows(model_bundle, settings):
@@ -405,23 +507,36 @@ def test_service_account_rows(model_bundle, settings):
     mixed = world.users["integration"]
     client = world.client("integration")
     with connection.cursor() as cursor:
-        cursor.execute("INSERT INTO auth_user_groups (user_id, group_id) VALUES (%s, %s)",
-                       [mixed.pk, ensure_groups()["reviewer"].pk])
+        cursor.execute(
+            "INSERT INTO auth_user_groups (user_id, group_id) VALUES (%s, %s)",
+            [mixed.pk, ensure_groups()["reviewer"].pk],
+        )
     mismatches = []
     for (method, route, obj), row in MATRIX.items():
         if "integration" not in row or obj == "own":
             continue
         # Routes that take no credentials at all (public docs, the public check) answer
         # the key's holder as anyone; every other API route refuses the mixed account.
-        credential_free = row.get("anon") == row["integration"] and row["anon"] not in (API_ANON, PORTAL_ANON)
+        credential_free = row.get("anon") == row["integration"] and row["anon"] not in (
+            API_ANON,
+            PORTAL_ANON,
+        )
         expected = 403 if route.startswith("api/") and not credential_free else row["integration"]
-        job = world.job(obj, "integration", fresh=route.endswith(("/approve", "/reject", "/decide")))
+        job = world.job(
+            obj, "integration", fresh=route.endswith(("/approve", "/reject", "/decide"))
+        )
         url = _url(route, job)
         body = _body(method, route, job, world)
-        response = client.get(url) if method == "GET" else client.post(url, body.get("data"), format=body.get("format"))
+        response = (
+            client.get(url)
+            if method == "GET"
+            else client.post(url, body.get("data"), format=body.get("format"))
+        )
         if response.status_code != expected:
-            mismatches.append(f"integration+reviewer {method} /{route} [{obj}] -> {response.status_code}, "
-                              f"expected {expected}")
+            mismatches.append(
+                f"integration+reviewer {method} /{route} [{obj}] -> {response.status_code}, "
+                f"expected {expected}"
+            )
     assert mismatches == [], "service account mismatches:\n" + "\n".join(mismatches)
     # And the mix cannot be made through the product's own paths.
     from editplatform.accounts.services import AccountError, grant_role

@@ -65,13 +65,17 @@ def test_the_integration_role_is_refused_for_a_person_and_in_the_shell(service_a
 def test_admin_form_refuses_a_human_role_for_a_service_account(service_account, admin_client):
     page = admin_client.get(f"/admin/auth/user/{service_account.pk}/change/")
     form = page.context["adminform"].form
-    data = {name: form.initial.get(name) for name in form.fields if name not in ("password", "groups")}
+    data = {
+        name: form.initial.get(name) for name in form.fields if name not in ("password", "groups")
+    }
     data = {k: ("on" if v is True else v) for k, v in data.items() if v not in (None, False)}
     groups = ensure_groups()
     data["groups"] = [groups["integration"].pk, groups["reviewer"].pk]
     response = admin_client.post(f"/admin/auth/user/{service_account.pk}/change/", data)
     assert response.status_code == 200
-    assert "integration accounts are integration-only" in str(response.context["adminform"].form.errors)
+    assert "integration accounts are integration-only" in str(
+        response.context["adminform"].form.errors
+    )
     assert set(service_account.groups.values_list("name", flat=True)) == {"integration"}
 
 
@@ -79,8 +83,15 @@ def test_admin_form_refuses_a_human_role_for_a_service_account(service_account, 
 def test_admin_key_for_a_person_is_a_form_error_not_a_500(admin_client):
     person = User.objects.create_user("alice-int", password="x" * 20)
     person.groups.add(ensure_groups()["requester"])
-    response = admin_client.post("/admin/accounts/integrationkey/add/", {
-        "name": "sneaky", "service_account": person.pk, "scopes": '["jobs:read"]', "allowed_networks": "[]"})
+    response = admin_client.post(
+        "/admin/accounts/integrationkey/add/",
+        {
+            "name": "sneaky",
+            "service_account": person.pk,
+            "scopes": '["jobs:read"]',
+            "allowed_networks": "[]",
+        },
+    )
     assert response.status_code == 200
     errors = str(response.context["adminform"].form.errors)
     assert "service_account" in errors
@@ -89,9 +100,16 @@ def test_admin_key_for_a_person_is_a_form_error_not_a_500(admin_client):
 
 @pytest.mark.django_db
 def test_admin_key_for_a_service_account_is_created_and_shown_once(service_account, admin_client):
-    response = admin_client.post("/admin/accounts/integrationkey/add/", {
-        "name": "crm", "service_account": service_account.pk, "scopes": ["jobs:read"], "allowed_networks": ""},
-        follow=True)
+    response = admin_client.post(
+        "/admin/accounts/integrationkey/add/",
+        {
+            "name": "crm",
+            "service_account": service_account.pk,
+            "scopes": ["jobs:read"],
+            "allowed_networks": "",
+        },
+        follow=True,
+    )
     assert response.status_code == 200
     key = IntegrationKey.objects.get()
     assert any(f"{key.prefix}." in str(m) for m in response.context["messages"])
@@ -102,7 +120,16 @@ def test_apikeys_command_refuses_a_person():
     person = User.objects.create_user("bob-int", password="x" * 20)
     person.groups.add(ensure_groups()["approver"])
     with pytest.raises(CommandError, match="not an integration service account"):
-        call_command("apikeys", "create", "--account", person.username, "--name", "x", "--scopes", "jobs:read")
+        call_command(
+            "apikeys",
+            "create",
+            "--account",
+            person.username,
+            "--name",
+            "x",
+            "--scopes",
+            "jobs:read",
+        )
 
 
 @pytest.mark.django_db
@@ -113,8 +140,10 @@ def test_a_key_whose_account_holds_a_human_role_is_refused(service_account):
     assert client.get("/api/v1/audit/events").status_code == 200
     # Rows written past every guard (an old database, a raw SQL insert):
     with connection.cursor() as cursor:
-        cursor.execute("INSERT INTO auth_user_groups (user_id, group_id) VALUES (%s, %s)",
-                       [service_account.pk, ensure_groups()["reviewer"].pk])
+        cursor.execute(
+            "INSERT INTO auth_user_groups (user_id, group_id) VALUES (%s, %s)",
+            [service_account.pk, ensure_groups()["reviewer"].pk],
+        )
     response = client.get("/api/v1/audit/events")
     assert response.status_code == 403 and "human role" in response.json()["detail"]
     assert client.get("/api/v1/jobs").status_code == 403

@@ -44,8 +44,12 @@ def test_without_a_hook_held_outputs_are_never_released(people):  # noqa: F811
         job = sensitive_job(people["req"])  # computing needs no approval: the job is held
         assert not policy.may_release(job)
         with pytest.raises(DomainError, match="approvals do not cover"):
-            services.approve(job, people["ap1"], params_sha256=job.params_sha256,
-                             outputs_sha256=policy.outputs_sha256(job))
+            services.approve(
+                job,
+                people["ap1"],
+                params_sha256=job.params_sha256,
+                outputs_sha256=policy.outputs_sha256(job),
+            )
     job.refresh_from_db()
     assert job.state == State.AWAITING_APPROVAL and events_of(job, "job.released") == 0
     assert access.readable_artifact(people["req"], job, "edited") is None

@@ -42,8 +42,13 @@ def png(seed: int = 1) -> bytes:
 def people(db, model_bundle):
     groups = ensure_groups()
     users = {}
-    for name, role in [("req", "requester"), ("ap1", "approver"), ("ap2", "approver"), ("ap3", "approver"),
-                       ("rev", "reviewer")]:
+    for name, role in [
+        ("req", "requester"),
+        ("ap1", "approver"),
+        ("ap2", "approver"),
+        ("ap3", "approver"),
+        ("rev", "reviewer"),
+    ]:
         user = get_user_model().objects.create_user(name, password="x" * 20)
         user.groups.add(groups[role])
         users[name] = user
@@ -53,10 +58,15 @@ def people(db, model_bundle):
 
 
 def submitted_sensitive(user, seed=1, **kwargs) -> EditJob:
-    job, created = job_services.submit(user=user, image=validate_image(png(seed)),
-                                       edits=catalog.request(catalog.sensitive()),
-                                       purpose="campaign visual, consent on file", consent=True, source="portal",
-                                       **kwargs)
+    job, created = job_services.submit(
+        user=user,
+        image=validate_image(png(seed)),
+        edits=catalog.request(catalog.sensitive()),
+        purpose="campaign visual, consent on file",
+        consent=True,
+        source="portal",
+        **kwargs,
+    )
     assert created and job.needs_approval
     assert job.state == State.QUEUED  # computed first, like any job
     return job
@@ -73,8 +83,13 @@ def sensitive_job(user, seed=1, **kwargs) -> EditJob:
 
 
 def approve(job, user, **kwargs):
-    return services.approve(job, user, params_sha256=job.params_sha256,
-                            outputs_sha256=policy.outputs_sha256(job), **kwargs)
+    return services.approve(
+        job,
+        user,
+        params_sha256=job.params_sha256,
+        outputs_sha256=policy.outputs_sha256(job),
+        **kwargs,
+    )
 
 
 def stored(sha: str) -> bool:
@@ -86,12 +101,21 @@ def events_of(job, action) -> list[AuditEvent]:
 
 
 def test_a_plain_edit_needs_no_approval_and_is_released_at_once(people):
-    job, _ = job_services.submit(user=people["req"], image=validate_image(png(2)), edits=catalog.request(),
-                                 purpose="catalog refresh", consent=True, source="portal")
+    job, _ = job_services.submit(
+        user=people["req"],
+        image=validate_image(png(2)),
+        edits=catalog.request(),
+        purpose="catalog refresh",
+        consent=True,
+        source="portal",
+    )
     assert job.state == State.QUEUED and not job.needs_approval
     run_edit_job.apply(args=[str(job.pk)])
     job.refresh_from_db()
-    assert job.state == State.SUCCEEDED and access.readable_artifact(people["req"], job, "edited") is not None
+    assert (
+        job.state == State.SUCCEEDED
+        and access.readable_artifact(people["req"], job, "edited") is not None
+    )
 
 
 def test_a_sensitive_job_is_computed_and_its_outputs_held(people):
@@ -154,14 +178,18 @@ def test_n_approvals_are_required_when_configured(people, settings):
 def test_an_approval_for_other_parameters_is_refused(people):
     job = sensitive_job(people["req"])
     with pytest.raises(DomainError, match="changed"):
-        services.approve(job, people["ap1"], params_sha256="0" * 64, outputs_sha256=policy.outputs_sha256(job))
+        services.approve(
+            job, people["ap1"], params_sha256="0" * 64, outputs_sha256=policy.outputs_sha256(job)
+        )
     assert job.state == State.AWAITING_APPROVAL
 
 
 def test_an_approval_with_tampered_output_hashes_is_refused(people):
     job = sensitive_job(people["req"])
     with pytest.raises(DomainError, match="outputs differ"):
-        services.approve(job, people["ap1"], params_sha256=job.params_sha256, outputs_sha256="f" * 64)
+        services.approve(
+            job, people["ap1"], params_sha256=job.params_sha256, outputs_sha256="f" * 64
+        )
     job.refresh_from_db()
     assert job.state == State.AWAITING_APPROVAL and not Decision.objects.exists()
 
@@ -176,8 +204,12 @@ def test_outputs_swapped_after_an_approval_void_it_and_block_the_release(people,
     assert services.valid_approvals(job) == []
     # A release bound to the hashes the approvers saw is refused at release time, too.
     with pytest.raises(DomainError, match="different outputs"):
-        job_services.release_approved(job, approver=people["ap2"], params_sha256=job.params_sha256,
-                                      outputs_sha256=Decision.objects.get(job=job).outputs_sha256)
+        job_services.release_approved(
+            job,
+            approver=people["ap2"],
+            params_sha256=job.params_sha256,
+            outputs_sha256=Decision.objects.get(job=job).outputs_sha256,
+        )
     job = approve(job, people["ap2"])  # ap2 reviews what is there now: one valid approval of two
     assert job.state == State.AWAITING_APPROVAL
 
@@ -186,7 +218,9 @@ def test_a_parameter_change_voids_approvals(people, settings):
     settings.APPROVALS_REQUIRED = 2
     job = sensitive_job(people["req"])
     approve(job, people["ap1"])
-    EditJob.objects.filter(pk=job.pk).update(edits=catalog.request(catalog.sensitive(), fraction=1.0))
+    EditJob.objects.filter(pk=job.pk).update(
+        edits=catalog.request(catalog.sensitive(), fraction=1.0)
+    )
     job.refresh_from_db()
     assert services.valid_approvals(job) == []
     with pytest.raises(DomainError, match="changed"):
@@ -212,7 +246,9 @@ def test_an_approver_who_lost_the_role_no_longer_counts(people, settings):
     assert services.valid_approvals(job) == []
 
 
-def test_rejection_needs_a_reason_ends_the_job_and_destroys_the_held_outputs(people, django_capture_on_commit_callbacks):
+def test_rejection_needs_a_reason_ends_the_job_and_destroys_the_held_outputs(
+    people, django_capture_on_commit_callbacks
+):
     job = sensitive_job(people["req"])
     held = policy.output_hashes(job)
     with pytest.raises(DomainError, match="reason"):
@@ -225,12 +261,16 @@ def test_rejection_needs_a_reason_ends_the_job_and_destroys_the_held_outputs(peo
     assert not Artifact.objects.filter(sha256__in=held.values()).exists()
     assert stored(job.original_id)  # the requester's upload stays
     destroyed = events_of(job, "job.outputs_destroyed")
-    assert len(destroyed) == 1 and destroyed[0].payload["held_outputs"] == held  # hashes stay in the log
+    assert (
+        len(destroyed) == 1 and destroyed[0].payload["held_outputs"] == held
+    )  # hashes stay in the log
     with pytest.raises(DomainError):
         approve(job, people["ap2"])
 
 
-def test_held_outputs_expire_and_are_destroyed(people, settings, django_capture_on_commit_callbacks):
+def test_held_outputs_expire_and_are_destroyed(
+    people, settings, django_capture_on_commit_callbacks
+):
     settings.APPROVAL_TTL_HOURS = 2
     job = sensitive_job(people["req"])
     fresh = sensitive_job(people["req"], seed=5)
@@ -263,7 +303,10 @@ def test_each_decision_is_an_audit_event_with_a_summary(people, settings):
     services.reject(other, people["ap2"], reason="purpose too vague")
     approved = AuditEvent.objects.get(action="job.approved", subject=f"job:{job.pk}")
     assert approved.actor_name == "ap1"
-    assert approved.payload["params_sha256"] == job.params_sha256 and approved.payload["approvals"] == 1
+    assert (
+        approved.payload["params_sha256"] == job.params_sha256
+        and approved.payload["approvals"] == 1
+    )
     assert approved.payload["outputs_sha256"] == policy.outputs_sha256(job)
     assert approved.summary == f"ap1 approved job {str(job.pk)[:8]} (1/2): “looks right”"
     rejected = AuditEvent.objects.get(action="job.rejected", subject=f"job:{other.pk}")
@@ -284,10 +327,14 @@ def test_the_queue_shows_others_held_jobs_only(people):
 
 def test_approvers_keep_read_access_to_the_jobs_they_decided(people):
     approved = approve(sensitive_job(people["req"]), people["ap1"])
-    rejected = services.reject(sensitive_job(people["req"], seed=6), people["ap2"], reason="not this one")
+    rejected = services.reject(
+        sensitive_job(people["req"], seed=6), people["ap2"], reason="not this one"
+    )
     assert approved in EditJob.objects.visible_to(people["ap1"])
     assert rejected in EditJob.objects.visible_to(people["ap2"])
-    assert approved not in EditJob.objects.visible_to(people["ap3"])  # decided by someone else, released
+    assert approved not in EditJob.objects.visible_to(
+        people["ap3"]
+    )  # decided by someone else, released
     assert rejected not in EditJob.objects.visible_to(people["ap1"])
 
 
@@ -298,14 +345,23 @@ def test_a_rejected_job_can_be_resubmitted_with_changes_linked_to_it(people):
     assert list(rejected.resubmissions.all()) == [revised]
     submitted = AuditEvent.objects.get(action="job.submitted", subject=f"job:{revised.pk}")
     assert submitted.payload["resubmitted_from"] == str(rejected.pk)
-    assert f"job:{rejected.pk}" in submitted.subjects  # the earlier job's timeline shows the revision
+    assert (
+        f"job:{rejected.pk}" in submitted.subjects
+    )  # the earlier job's timeline shows the revision
     with pytest.raises(DomainError, match="only a rejected or expired"):
         submitted_sensitive(people["req"], seed=2, resubmitted_from=revised)
     stranger = get_user_model().objects.create_user("other-requester", password="x" * 20)
     stranger.groups.add(ensure_groups()["requester"])
     with pytest.raises(DomainError, match="only the requester"):
-        job_services.submit(user=stranger, image=validate_image(png(1)), edits=catalog.request(),
-                            purpose="not mine to revise", consent=True, source="portal", resubmitted_from=rejected)
+        job_services.submit(
+            user=stranger,
+            image=validate_image(png(1)),
+            edits=catalog.request(),
+            purpose="not mine to revise",
+            consent=True,
+            source="portal",
+            resubmitted_from=rejected,
+        )
 
 
 def test_an_approval_stops_counting_when_the_approvers_account_is_reset(people, settings):

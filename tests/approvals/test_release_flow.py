@@ -28,7 +28,9 @@ def portal(user) -> Client:
 
 
 def submit_sensitive(user, seed: int) -> EditJob:
-    response = submit_via_api(api_client_for(user), png(seed), edits=catalog.request_json(catalog.sensitive()))
+    response = submit_via_api(
+        api_client_for(user), png(seed), edits=catalog.request_json(catalog.sensitive())
+    )
     assert response.status_code == 201, response.content
     return wait_for_state(response.json()["id"], State.AWAITING_APPROVAL, timeout=120)
 
@@ -51,28 +53,53 @@ def test_held_outputs_are_for_approvers_until_approval_releases_them(celery_work
     assert 'id="held-result"' in review and policy.outputs_sha256(job) in review
     assert approver.get(f"/jobs/{job.pk}/artifacts/edited").status_code == 200
     assert portal(rev).get(f"/jobs/{job.pk}/artifacts/edited").status_code == 200
-    response = approver.post(f"/approvals/{job.pk}/decide", {
-        "verdict": "approve", "params_sha256": job.params_sha256, "outputs_sha256": policy.outputs_sha256(job),
-        "comment": "result checked against consent form"})
+    response = approver.post(
+        f"/approvals/{job.pk}/decide",
+        {
+            "verdict": "approve",
+            "params_sha256": job.params_sha256,
+            "outputs_sha256": policy.outputs_sha256(job),
+            "comment": "result checked against consent form",
+        },
+    )
     assert response.status_code == 302
     job.refresh_from_db()
     assert job.state == State.SUCCEEDED
     # Released: the requester downloads it; both pages show who decided, when, and why.
     download = api.get(f"/api/v1/jobs/{job.pk}/artifacts/edited")
-    assert download.status_code == 200 and b"".join(download.streaming_content)[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (
+        download.status_code == 200
+        and b"".join(download.streaming_content)[:8] == b"\x89PNG\r\n\x1a\n"
+    )
     assert portal(req).get(f"/jobs/{job.pk}/artifacts/edited?download=1").status_code == 200
     for page in (portal(req).get(f"/jobs/{job.pk}/"), approver.get(f"/approvals/{job.pk}/")):
         text = page.content.decode()
-        assert page.status_code == 200 and "ap1" in text and "result checked against consent form" in text
+        assert (
+            page.status_code == 200
+            and "ap1" in text
+            and "result checked against consent form" in text
+        )
     # Every view and download of the job by anyone is under the job's subject, with a summary.
-    access = list(filter_events(subject=str(job.pk)).filter(
-        action__in=["artifact.viewed", "artifact.downloaded"]).order_by("seq"))
+    access = list(
+        filter_events(subject=str(job.pk))
+        .filter(action__in=["artifact.viewed", "artifact.downloaded"])
+        .order_by("seq")
+    )
     readers = {(event.actor_name, event.action) for event in access}
-    assert {("ap1", "artifact.viewed"), ("rev", "artifact.viewed"), ("req", "artifact.downloaded")} <= readers
-    assert all(event.subject == f"job:{job.pk}" and event.summary.startswith(event.actor_name) for event in access)
+    assert {
+        ("ap1", "artifact.viewed"),
+        ("rev", "artifact.viewed"),
+        ("req", "artifact.downloaded"),
+    } <= readers
+    assert all(
+        event.subject == f"job:{job.pk}" and event.summary.startswith(event.actor_name)
+        for event in access
+    )
     assert all(f"artifact:{job.edited_id}" in event.subjects for event in access)
     # A bare SHA-256 finds the same events through the artifact subject.
-    assert set(filter_events(subject=job.edited_id).values_list("seq", flat=True)) >= {e.seq for e in access}
+    assert set(filter_events(subject=job.edited_id).values_list("seq", flat=True)) >= {
+        e.seq for e in access
+    }
     timeline = portal(rev).get(f"/audit/jobs/{job.pk}/").content.decode()
     for event in access:
         assert event.summary in timeline.replace("&#x27;", "'")
@@ -84,13 +111,17 @@ def test_a_rejected_jobs_held_outputs_are_gone_from_storage(celery_worker, peopl
     job = submit_sensitive(people["req"], 22)
     held = policy.output_hashes(job)
     assert all(default_storage.exists(storage_name(sha)) for sha in held.values())
-    response = portal(people["ap2"]).post(f"/approvals/{job.pk}/decide",
-                                          {"verdict": "reject", "reason": "the edit is too strong"})
+    response = portal(people["ap2"]).post(
+        f"/approvals/{job.pk}/decide", {"verdict": "reject", "reason": "the edit is too strong"}
+    )
     assert response.status_code == 302
     job.refresh_from_db()
     assert job.state == State.REJECTED
-    wait_for(lambda: not any(default_storage.exists(storage_name(sha)) for sha in held.values()),
-             timeout=10, what="held outputs deleted from storage")
+    wait_for(
+        lambda: not any(default_storage.exists(storage_name(sha)) for sha in held.values()),
+        timeout=10,
+        what="held outputs deleted from storage",
+    )
     destroyed = AuditEvent.objects.get(subject=f"job:{job.pk}", action="job.outputs_destroyed")
     assert destroyed.payload["held_outputs"] == held
     # The requester sees the decision and may resubmit with changes (the form is pre-filled).
@@ -101,9 +132,15 @@ def test_a_rejected_jobs_held_outputs_are_gone_from_storage(celery_worker, peopl
     assert job.purpose in form and str(job.pk) in form
     spec = catalog.sensitive()
     milder = catalog.strength(spec, 0.6)
-    response = requester.post("/jobs/new/", {
-        "resubmit_from": str(job.pk), f"edit_{spec.name}": f"{milder:g}", "purpose": job.purpose,
-        "consent": "on"})
+    response = requester.post(
+        "/jobs/new/",
+        {
+            "resubmit_from": str(job.pk),
+            f"edit_{spec.name}": f"{milder:g}",
+            "purpose": job.purpose,
+            "consent": "on",
+        },
+    )
     assert response.status_code == 302, response.content.decode()[:2000]
     revised = EditJob.objects.get(resubmitted_from=job)
     assert revised.original_id == job.original_id and revised.edits == {spec.name: milder}

@@ -38,8 +38,12 @@ def test_filters_and_keyset_pagination(fresh_log, client):
     reviewer = make_user("rev", "reviewer")
     sign_in(client, reviewer)
     for i in range(120):
-        audit_log.append_event(actions.JOB_QUEUED if i % 3 else actions.JOB_FAILED, subject=f"job-{i % 4}",
-                               actor_name="worker-7" if i % 2 else "", request_id=f"req-{i:08d}")
+        audit_log.append_event(
+            actions.JOB_QUEUED if i % 3 else actions.JOB_FAILED,
+            subject=f"job-{i % 4}",
+            actor_name="worker-7" if i % 2 else "",
+            request_id=f"req-{i:08d}",
+        )
     first = client.get("/audit/", {"action": actions.JOB_FAILED})
     rows = first.context["events"]
     assert len(rows) == 40 and all(e.action == actions.JOB_FAILED for e in rows)
@@ -54,17 +58,32 @@ def test_filters_and_keyset_pagination(fresh_log, client):
     assert combined and all(e.subject == "job-1" and e.actor_name == "worker-7" for e in combined)
     assert [e.seq for e in client.get("/audit/", {"seq": 7}).context["events"]] == [7]
     nine = AuditEvent.objects.get(request_id="req-00000009").seq
-    assert [e.seq for e in client.get("/audit/", {"request_id": "req-00000009"}).context["events"]] == [nine]
+    assert [
+        e.seq for e in client.get("/audit/", {"request_id": "req-00000009"}).context["events"]
+    ] == [nine]
     today = dt.datetime.now(dt.UTC).date()
-    assert len(client.get("/audit/", {"date_from": today.isoformat(), "date_to": today.isoformat()})
-               .context["events"]) == 50
-    assert client.get("/audit/", {"date_to": (today - dt.timedelta(days=1)).isoformat()}).context["events"] == []
+    assert (
+        len(
+            client.get(
+                "/audit/", {"date_from": today.isoformat(), "date_to": today.isoformat()}
+            ).context["events"]
+        )
+        == 50
+    )
+    assert (
+        client.get("/audit/", {"date_to": (today - dt.timedelta(days=1)).isoformat()}).context[
+            "events"
+        ]
+        == []
+    )
 
 
 @pytest.mark.django_db
 def test_event_detail_shows_a_verified_mark_only_for_a_valid_proof(fresh_log, client):
     sign_in(client, make_user("rev", "reviewer"))
-    events = [audit_log.append_event(actions.JOB_QUEUED, subject="j", payload={"i": i}) for i in range(10)]
+    events = [
+        audit_log.append_event(actions.JOB_QUEUED, subject="j", payload={"i": i}) for i in range(10)
+    ]
     last, fourth = events[-1].seq, events[4].seq
     uncovered = client.get(f"/audit/events/{last}/")
     assert b'id="unverified-mark"' in uncovered.content and b"not yet covered" in uncovered.content
@@ -75,16 +94,25 @@ def test_event_detail_shows_a_verified_mark_only_for_a_valid_proof(fresh_log, cl
     from django.db import connection
 
     with triggers_disabled(connection), connection.cursor() as cursor:
-        cursor.execute("UPDATE audit_event SET entry = replace(entry, '\"i\":4', '\"i\":5') WHERE seq = %s", [fourth])
+        cursor.execute(
+            "UPDATE audit_event SET entry = replace(entry, '\"i\":4', '\"i\":5') WHERE seq = %s",
+            [fourth],
+        )
     tampered = client.get(f"/audit/events/{fourth}/")
     assert b'id="verified-mark"' not in tampered.content and b"not verified" in tampered.content
 
 
 @pytest.mark.django_db
-def test_job_timeline_links_original_latent_outputs_and_logs_the_page_view_once(fresh_log, client, settings,
-                                                                                tmp_path):
-    settings.STORAGES = {**settings.STORAGES, "default": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path / "s")}}}
+def test_job_timeline_links_original_latent_outputs_and_logs_the_page_view_once(
+    fresh_log, client, settings, tmp_path
+):
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "s")},
+        },
+    }
     requester = make_user("req", "requester")
     job = make_job_with_outputs(requester)
     reviewer = make_user("rev", "reviewer")
@@ -104,14 +132,22 @@ def test_job_timeline_links_original_latent_outputs_and_logs_the_page_view_once(
     assert f"artifact:{job.edited.sha256}" in shown.subjects and "timeline of job" in shown.summary
     before = AuditEvent.objects.count()
     image = client.get(thumbnail)
-    assert image.status_code == 200 and image["Content-Type"] == "image/png" and image.content.startswith(b"\x89PNG")
+    assert (
+        image.status_code == 200
+        and image["Content-Type"] == "image/png"
+        and image.content.startswith(b"\x89PNG")
+    )
     assert AuditEvent.objects.count() == before
     # The full image is a logged view under the job's subject.
     full = client.get(thumbnail + "?full=1")
     assert full.status_code == 200 and full.content == artifacts.read(job.edited)
     viewed = AuditEvent.objects.filter(action=actions.ARTIFACT_VIEWED).order_by("-seq").first()
     assert AuditEvent.objects.count() == before + 1
-    assert viewed.subject == f"job:{job.pk}" and viewed.actor_name == "rev" and viewed.payload["sha256"] == job.edited.sha256
+    assert (
+        viewed.subject == f"job:{job.pk}"
+        and viewed.actor_name == "rev"
+        and viewed.payload["sha256"] == job.edited.sha256
+    )
     assert viewed.summary.startswith("rev viewed the edited of job")
     assert client.get(f"/audit/jobs/job:{job.pk}/artifacts/{'f' * 64}").status_code == 404
 
@@ -140,12 +176,17 @@ def test_access_is_the_view_auditevent_permission_with_a_second_factor(fresh_log
 
     from tests.conftest import mark_two_factor_verified
 
-    assert Group.objects.get(name="reviewer").permissions.filter(
-        content_type__app_label="audit", codename="view_auditevent").exists()
+    assert (
+        Group.objects.get(name="reviewer")
+        .permissions.filter(content_type__app_label="audit", codename="view_auditevent")
+        .exists()
+    )
     auditor = make_user("outside-auditor", None)  # no role at all
     sign_in(client, auditor)
     assert client.get("/audit/").status_code == 403
-    auditor.user_permissions.add(Permission.objects.get(content_type__app_label="audit", codename="view_auditevent"))
+    auditor.user_permissions.add(
+        Permission.objects.get(content_type__app_label="audit", codename="view_auditevent")
+    )
     assert client.get("/audit/").status_code == 403
     unverified = client.get("/api/v1/audit/events")
     assert unverified.status_code == 403 and "second factor" in unverified.json()["detail"]

@@ -9,8 +9,11 @@ from editplatform.urls import urlpatterns as project_urlpatterns
 
 
 def refusing_view(request):
-    raise DomainError("the audit log was rolled back; appends are refused until an operator "
-                      "acknowledges it", "audit_log_rolled_back", status=503)
+    raise DomainError(
+        "the audit log was rolled back; appends are refused until an operator acknowledges it",
+        "audit_log_rolled_back",
+        status=503,
+    )
 
 
 urlpatterns = [*project_urlpatterns, path("test-only/refuse/", refusing_view)]

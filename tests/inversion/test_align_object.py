@@ -38,9 +38,16 @@ def test_finds_items_on_catalogue_canvases(items):
         bg, tint = TONES[i % len(TONES)]
         size = (512, 512) if i % 3 else (640, 480)
         scale = int(rng.integers(4, 11))
-        canvas, truth = _canvas(items[i], bg, tint, size=size, scale=scale,
-                                pos=tuple(rng.uniform(0.02, 0.98, 2)), seed=i,
-                                gradient=6.0 if i % 4 == 0 else 0.0)
+        canvas, truth = _canvas(
+            items[i],
+            bg,
+            tint,
+            size=size,
+            scale=scale,
+            pos=tuple(rng.uniform(0.02, 0.98, 2)),
+            seed=i,
+            gradient=6.0 if i % 4 == 0 else 0.0,
+        )
         found = find_subject(canvas)
         ious.append(_iou(found.box, truth))
         assert np.abs(np.array(found.background) - bg).max() <= 6
@@ -59,7 +66,9 @@ def test_transform_frames_the_item_like_the_demo_domain(items):
     (u0, v0), (u1, v1) = t.to_crop([truth[0], truth[1]]), t.to_crop([truth[2], truth[3]])
     long_side = max(u1 - u0, v1 - v0)
     assert long_side == pytest.approx(32 * (1 - 2 * DEMO_MARGIN), abs=1.0)
-    assert (u0 + u1) / 2 == pytest.approx(16, abs=1.0) and (v0 + v1) / 2 == pytest.approx(16, abs=1.0)
+    assert (u0 + u1) / 2 == pytest.approx(16, abs=1.0) and (v0 + v1) / 2 == pytest.approx(
+        16, abs=1.0
+    )
     crop = np.asarray(t.crop(canvas))
     assert crop.shape == (32, 32, 3)
     assert crop[:2].min() > 200 and crop[-2:].min() > 200  # margins are background

@@ -34,8 +34,9 @@ def fast(inverter: Inverter, items: torch.Tensor) -> Inversion:
     return inverter.invert(items)
 
 
-def test_refine_improves_psnr_over_fast(inverter: Inverter, items: torch.Tensor,
-                                        fast: Inversion) -> None:
+def test_refine_improves_psnr_over_fast(
+    inverter: Inverter, items: torch.Tensor, fast: Inversion
+) -> None:
     refined = inverter.refine(fast, items, 8)
     before = recon_metrics(fast.reconstruction, items)["psnr"]
     after = recon_metrics(refined.reconstruction, items)["psnr"]
@@ -45,11 +46,16 @@ def test_refine_improves_psnr_over_fast(inverter: Inverter, items: torch.Tensor,
     assert torch.equal(fast.wplus, inverter.invert(items).wplus)
 
 
-def test_step_cap_and_progress(inverter: Inverter, items: torch.Tensor,
-                               fast: Inversion) -> None:
+def test_step_cap_and_progress(inverter: Inverter, items: torch.Tensor, fast: Inversion) -> None:
     fractions: list[float] = []
-    capped = refine(inverter, fast[:2], items[:2], 50, max_steps=3,
-                    progress=lambda stage, f: fractions.append(f))
+    capped = refine(
+        inverter,
+        fast[:2],
+        items[:2],
+        50,
+        max_steps=3,
+        progress=lambda stage, f: fractions.append(f),
+    )
     assert len(fractions) == 3 + 1  # one report per step actually run, then done
     same = refine(inverter, fast[:2], items[:2], 3)
     assert torch.equal(capped.wplus, same.wplus)
@@ -61,8 +67,7 @@ def test_step_cap_and_progress(inverter: Inverter, items: torch.Tensor,
         refine(inverter, fast[:2], items[:3], 2)
 
 
-def test_refine_is_deterministic(inverter: Inverter, items: torch.Tensor,
-                                 fast: Inversion) -> None:
+def test_refine_is_deterministic(inverter: Inverter, items: torch.Tensor, fast: Inversion) -> None:
     a = inverter.refine(fast[:3], items[:3], 4, seed=1)
     b = inverter.refine(fast[:3], items[:3], 4, seed=1)
     assert torch.equal(a.wplus, b.wplus)
@@ -70,8 +75,9 @@ def test_refine_is_deterministic(inverter: Inverter, items: torch.Tensor,
     assert torch.equal(a.reconstruction, b.reconstruction)
 
 
-def test_invert_quality_refine_matches_refine(inverter: Inverter, items: torch.Tensor,
-                                              fast: Inversion) -> None:
+def test_invert_quality_refine_matches_refine(
+    inverter: Inverter, items: torch.Tensor, fast: Inversion
+) -> None:
     via_invert = inverter.invert(items[:2], quality="refine", refine_steps=3)
     direct = inverter.refine(inverter.invert(items[:2]), items[:2], 3)
     assert torch.equal(via_invert.wplus, direct.wplus)
@@ -100,15 +106,49 @@ def test_cli_invert_quality_refine(tmp_path, items: torch.Tensor) -> None:
     tensor_to_images(items[:1])[0].save(path)
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, "-m", "inversion", "invert", "--bundle", str(DEMO), str(path),
-         "--out", str(out), "--quality", "refine", "--refine-steps", "3", "--device", "cpu"],
-        capture_output=True, text=True, cwd=REPO_ROOT, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "inversion",
+            "invert",
+            "--bundle",
+            str(DEMO),
+            str(path),
+            "--out",
+            str(out),
+            "--quality",
+            "refine",
+            "--refine-steps",
+            "3",
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr
     assert (out / "item.png").is_file()
     bad = subprocess.run(
-        [sys.executable, "-m", "inversion", "invert", "--bundle", str(DEMO), str(path),
-         "--out", str(out), "--quality", "refine", "--refine-steps", "-2"],
-        capture_output=True, text=True, cwd=REPO_ROOT, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "inversion",
+            "invert",
+            "--bundle",
+            str(DEMO),
+            str(path),
+            "--out",
+            str(out),
+            "--quality",
+            "refine",
+            "--refine-steps",
+            "-2",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        timeout=600,
     )
     assert bad.returncode == 1 and "steps" in bad.stderr

@@ -75,8 +75,13 @@ def isolated_storage(settings, tmp_path):
     """A fresh storage root, so a test can assert exactly which files were written."""
     root = tmp_path / "storage"
     root.mkdir()
-    settings.STORAGES = {**settings.STORAGES, "default": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(root)}}}
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(root)},
+        },
+    }
     return root
 
 
@@ -98,8 +103,16 @@ def worker(model_bundle, celery_worker):
     return celery_worker
 
 
-def submit_via_api(client, image_bytes: bytes, *, edits=None, purpose="Campaign photo retouch for test",
-                   consent="true", name="photo.png", headers=None):
+def submit_via_api(
+    client,
+    image_bytes: bytes,
+    *,
+    edits=None,
+    purpose="Campaign photo retouch for test",
+    consent="true",
+    name="photo.png",
+    headers=None,
+):
     """POST a job; `edits` defaults to the catalog's first plain edit at 3/4 of its range."""
     from django.core.files.uploadedfile import SimpleUploadedFile
 
@@ -107,8 +120,12 @@ def submit_via_api(client, image_bytes: bytes, *, edits=None, purpose="Campaign 
 
     edits = catalog.request_json() if edits is None else edits
 
-    data = {"image": SimpleUploadedFile(name, image_bytes, content_type="application/octet-stream"),
-            "edits": edits, "purpose": purpose, "consent": consent}
+    data = {
+        "image": SimpleUploadedFile(name, image_bytes, content_type="application/octet-stream"),
+        "edits": edits,
+        "purpose": purpose,
+        "consent": consent,
+    }
     return client.post("/api/v1/jobs", data, format="multipart", **(headers or {}))
 
 
@@ -141,6 +158,7 @@ def audit_count(job_id, action: str) -> int:
 
 
 # --- queue isolation on the shared Redis -----------------------------------------------
+
 
 @contextlib.contextmanager
 def gpu_queue_to_ourselves():
@@ -190,4 +208,3 @@ def worker_env_with(**extra):
     env = worker_env()
     env.update({k: str(v) for k, v in extra.items()})
     return env
-

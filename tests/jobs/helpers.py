@@ -33,9 +33,13 @@ def assert_job_produced_everything(job: EditJob, bundle) -> None:
 
     done = AuditEvent.objects.get(subject=f"job:{job.pk}", action="job.succeeded").payload
     assert done["latent_sha256"] == job.latent_id and done["model_version"] == bundle.version
-    assert done["outputs"] == {"reconstruction": job.reconstruction_id, "edited": job.edited_id,
-                               "result": job.result_id, "aligned": job.aligned_id,
-                               "transform": job.transform_id}
+    assert done["outputs"] == {
+        "reconstruction": job.reconstruction_id,
+        "edited": job.edited_id,
+        "result": job.result_id,
+        "aligned": job.aligned_id,
+        "transform": job.transform_id,
+    }
     original = Image.open(io.BytesIO(artifacts.read(job.original)))
     result = Image.open(io.BytesIO(artifacts.read(job.result)))
     assert result.format == "PNG" and result.size == original.size  # the photo's own size

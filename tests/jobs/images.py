@@ -15,7 +15,10 @@ def _photo(size=(64, 48), seed=0) -> Image.Image:
     w, h = size
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:h, 0:w]
-    arr = np.stack([x * 255 / max(w - 1, 1), y * 255 / max(h - 1, 1), (x + y) * 127 / max(w + h - 2, 1)], axis=-1)
+    arr = np.stack(
+        [x * 255 / max(w - 1, 1), y * 255 / max(h - 1, 1), (x + y) * 127 / max(w + h - 2, 1)],
+        axis=-1,
+    )
     arr = np.clip(arr + rng.normal(0, 6, arr.shape), 0, 255).astype(np.uint8)
     return Image.fromarray(arr, "RGB")
 
@@ -45,27 +48,38 @@ def noise_png(size) -> bytes:
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    return (
+        struct.pack(">I", len(data))
+        + kind
+        + data
+        + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    )
 
 
 def png_bomb(width=100_000, height=100_000) -> bytes:
     """A tiny PNG whose header claims width x height pixels (a decompression bomb)."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     idat = zlib.compress(b"\x00" * 1024)
-    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+    )
 
 
 def animated_gif() -> bytes:
     frames = [_photo((32, 32), seed=i).convert("P") for i in range(3)]
     buffer = io.BytesIO()
-    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    frames[0].save(
+        buffer, format="GIF", save_all=True, append_images=frames[1:], duration=100, loop=0
+    )
     return buffer.getvalue()
 
 
 def animated_webp() -> bytes:
     frames = [_photo((32, 32), seed=i) for i in range(3)]
     buffer = io.BytesIO()
-    frames[0].save(buffer, format="WEBP", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    frames[0].save(
+        buffer, format="WEBP", save_all=True, append_images=frames[1:], duration=100, loop=0
+    )
     return buffer.getvalue()
 
 

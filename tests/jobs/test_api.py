@@ -26,7 +26,9 @@ def alice_job(requester, isolated_storage, model_bundle):
     return EditJob.objects.get(pk=response.json()["id"])
 
 
-def test_submit_answers_201_with_location_and_queues(requester, isolated_storage, model_bundle, bundle):
+def test_submit_answers_201_with_location_and_queues(
+    requester, isolated_storage, model_bundle, bundle
+):
     first = catalog.plain()
     second = catalog.other_than(first)
     edits = {first.name: catalog.strength(first), second.name: 0}
@@ -34,21 +36,32 @@ def test_submit_answers_201_with_location_and_queues(requester, isolated_storage
     assert response.status_code == 201, response.content
     body = response.json()
     assert response["Location"] == f"/api/v1/jobs/{body['id']}"
-    assert body["state"] == "queued" and body["edits"] == catalog.request(first)  # zero strengths dropped
+    assert body["state"] == "queued" and body["edits"] == catalog.request(
+        first
+    )  # zero strengths dropped
     assert body["needs_approval"] is False and body["requester"] == "alice"
     assert set(body["artifacts"]) == {"original"}
 
 
-@pytest.mark.parametrize(("make_edits", "status", "code", "make_words"), [
-    (lambda p: '{"frown": 1}', 400, "unknown_edit", lambda p: "unknown edit 'frown'"),
-    (lambda p: json.dumps({p.name: p.max_strength + 6}), 400, "strength_out_of_range",
-     lambda p: f"allowed: {p.min_strength:g} to {p.max_strength:g}"),
-    (lambda p: json.dumps({p.name: "a lot"}), 400, "strength_out_of_range", lambda p: p.name),
-    (lambda p: "not json", 400, "edits_not_json", lambda p: "JSON"),
-    (lambda p: "[1, 2]", 400, "edits_not_object", lambda p: "JSON object"),
-], ids=["unknown", "out-of-range", "not-a-number", "not-json", "not-an-object"])
-def test_bad_edits_are_400_naming_the_problem(make_edits, status, code, make_words, requester, isolated_storage,
-                                              model_bundle):
+@pytest.mark.parametrize(
+    ("make_edits", "status", "code", "make_words"),
+    [
+        (lambda p: '{"frown": 1}', 400, "unknown_edit", lambda p: "unknown edit 'frown'"),
+        (
+            lambda p: json.dumps({p.name: p.max_strength + 6}),
+            400,
+            "strength_out_of_range",
+            lambda p: f"allowed: {p.min_strength:g} to {p.max_strength:g}",
+        ),
+        (lambda p: json.dumps({p.name: "a lot"}), 400, "strength_out_of_range", lambda p: p.name),
+        (lambda p: "not json", 400, "edits_not_json", lambda p: "JSON"),
+        (lambda p: "[1, 2]", 400, "edits_not_object", lambda p: "JSON object"),
+    ],
+    ids=["unknown", "out-of-range", "not-a-number", "not-json", "not-an-object"],
+)
+def test_bad_edits_are_400_naming_the_problem(
+    make_edits, status, code, make_words, requester, isolated_storage, model_bundle
+):
     edits, words = make_edits(catalog.plain()), make_words(catalog.plain())
     response = submit_via_api(api_client(requester), images.png(), edits=edits)
     assert response.status_code == status
@@ -56,19 +69,27 @@ def test_bad_edits_are_400_naming_the_problem(make_edits, status, code, make_wor
     assert EditJob.objects.count() == 0
 
 
-@pytest.mark.parametrize(("field", "value", "code"), [
-    ("purpose", "", "purpose_required"), ("purpose", "x" * 1001, "purpose_too_long"),
-    ("consent", "false", "consent_required"), ("consent", "", "consent_required"),
-])
-def test_purpose_and_consent_are_required(field, value, code, requester, isolated_storage, model_bundle):
+@pytest.mark.parametrize(
+    ("field", "value", "code"),
+    [
+        ("purpose", "", "purpose_required"),
+        ("purpose", "x" * 1001, "purpose_too_long"),
+        ("consent", "false", "consent_required"),
+        ("consent", "", "consent_required"),
+    ],
+)
+def test_purpose_and_consent_are_required(
+    field, value, code, requester, isolated_storage, model_bundle
+):
     response = submit_via_api(api_client(requester), images.png(), **{field: value})
     assert response.status_code == 400 and response.json()["code"] == code
     assert EditJob.objects.count() == 0
 
 
 def test_missing_image_is_400(requester, isolated_storage, model_bundle):
-    response = api_client(requester).post("/api/v1/jobs", {"edits": "{}", "purpose": "p" * 20, "consent": "true"},
-                                          format="multipart")
+    response = api_client(requester).post(
+        "/api/v1/jobs", {"edits": "{}", "purpose": "p" * 20, "consent": "true"}, format="multipart"
+    )
     assert response.status_code == 400 and response.json()["code"] == "missing"
 
 
@@ -91,28 +112,39 @@ def test_idempotency_key_replays_and_refuses_reuse(requester, isolated_storage, 
     again = submit_via_api(client, images.png(), headers=headers)
     assert first.status_code == 201 and again.status_code == 200
     assert again["Idempotent-Replayed"] == "true" and again.json()["id"] == first.json()["id"]
-    other = submit_via_api(client, images.png(), edits=catalog.request_json(fraction=0.25), headers=headers)
+    other = submit_via_api(
+        client, images.png(), edits=catalog.request_json(fraction=0.25), headers=headers
+    )
     assert other.status_code == 422 and other.json()["code"] == "idempotency_key_reused"
     assert EditJob.objects.count() == 1
 
 
-def test_sensitive_edit_is_held_for_approval_and_approval_binds_parameters(requester, approver, isolated_storage,
-                                                                           model_bundle, bundle):
+def test_sensitive_edit_is_held_for_approval_and_approval_binds_parameters(
+    requester, approver, isolated_storage, model_bundle, bundle
+):
     sensitive = next(spec.name for spec in bundle.catalog if spec.sensitive)
     response = submit_via_api(api_client(requester), images.png(), edits=f'{{"{sensitive}": 1}}')
     assert response.status_code == 201 and response.json()["state"] == "queued"  # computed first
     job = EditJob.objects.get(pk=response.json()["id"])
-    assert api_client(approver).get(f"/api/v1/jobs/{job.pk}").status_code == 404  # nothing to decide yet
+    assert (
+        api_client(approver).get(f"/api/v1/jobs/{job.pk}").status_code == 404
+    )  # nothing to decide yet
     run_edit_job.apply(args=[str(job.pk)])
     job.refresh_from_db()
     assert job.state == State.AWAITING_APPROVAL
     # The approver sees it while it is held; the requester's API sees no output yet.
     assert api_client(approver).get(f"/api/v1/jobs/{job.pk}").status_code == 200
     assert api_client(requester).get(f"/api/v1/jobs/{job.pk}/artifacts/edited").status_code == 404
-    assert set(api_client(requester).get(f"/api/v1/jobs/{job.pk}").json()["artifacts"]) == {"original"}
+    assert set(api_client(requester).get(f"/api/v1/jobs/{job.pk}").json()["artifacts"]) == {
+        "original"
+    }
     with pytest.raises(DomainError, match="parameters changed"):
-        approvals.approve(job, approver, params_sha256="0" * 64, outputs_sha256=policy.outputs_sha256(job))
-    approvals.approve(job, approver, params_sha256=job.params_sha256, outputs_sha256=policy.outputs_sha256(job))
+        approvals.approve(
+            job, approver, params_sha256="0" * 64, outputs_sha256=policy.outputs_sha256(job)
+        )
+    approvals.approve(
+        job, approver, params_sha256=job.params_sha256, outputs_sha256=policy.outputs_sha256(job)
+    )
     job.refresh_from_db()
     assert job.state == State.SUCCEEDED and job.approved_params_sha256 == job.params_sha256
     assert api_client(requester).get(f"/api/v1/jobs/{job.pk}/artifacts/edited").status_code == 200
@@ -125,7 +157,9 @@ def test_access_is_decided_by_visible_to(alice_job, other_requester, reviewer, a
     assert api_client(other_requester).post(url + "/cancel").status_code == 404
     assert api_client(approver).get(url).status_code == 404  # queued, not awaiting approval
     assert api_client(reviewer).get(url).status_code == 200
-    assert api_client(reviewer).post(url + "/cancel").status_code == 403  # reviewers read, never act
+    assert (
+        api_client(reviewer).post(url + "/cancel").status_code == 403
+    )  # reviewers read, never act
     listing = api_client(other_requester).get("/api/v1/jobs").json()
     assert listing["results"] == []
 
@@ -135,7 +169,10 @@ def test_artifact_download_streams_bytes_and_is_audited(alice_job, reviewer):
 
     response = api_client(reviewer).get(f"/api/v1/jobs/{alice_job.pk}/artifacts/original")
     assert response.status_code == 200 and response["Content-Type"] == "image/png"
-    assert "attachment" in response["Content-Disposition"] and response["Cache-Control"] == "private, no-store"
+    assert (
+        "attachment" in response["Content-Disposition"]
+        and response["Cache-Control"] == "private, no-store"
+    )
     data = b"".join(response.streaming_content)
     import hashlib
 
@@ -144,9 +181,17 @@ def test_artifact_download_streams_bytes_and_is_audited(alice_job, reviewer):
     event = AuditEvent.objects.get(action="artifact.downloaded", subject=f"job:{alice_job.pk}")
     assert event.actor_name == "rita" and event.payload["job"] == str(alice_job.pk)
     assert event.subjects == [f"job:{alice_job.pk}", f"artifact:{alice_job.original_id}"]
-    assert event.summary == f"rita downloaded the original of job {str(alice_job.pk)[:8]} (api download)"
-    assert api_client(reviewer).get(f"/api/v1/jobs/{alice_job.pk}/artifacts/edited").status_code == 404
-    assert api_client(reviewer).get(f"/api/v1/jobs/{alice_job.pk}/artifacts/secrets").status_code == 404
+    assert (
+        event.summary
+        == f"rita downloaded the original of job {str(alice_job.pk)[:8]} (api download)"
+    )
+    assert (
+        api_client(reviewer).get(f"/api/v1/jobs/{alice_job.pk}/artifacts/edited").status_code == 404
+    )
+    assert (
+        api_client(reviewer).get(f"/api/v1/jobs/{alice_job.pk}/artifacts/secrets").status_code
+        == 404
+    )
 
 
 def test_cancel_a_queued_job_once(alice_job, requester):
@@ -169,7 +214,9 @@ def test_list_filters_and_paginates(requester, isolated_storage, model_bundle):
     assert [j["id"] for j in page["results"]] == ids[::-1][:2] and page["next"]
     rest = client.get(page["next"]).json()
     assert [j["id"] for j in rest["results"]] == [ids[0]]
-    assert [j["id"] for j in client.get("/api/v1/jobs?state=cancelled").json()["results"]] == [ids[0]]
+    assert [j["id"] for j in client.get("/api/v1/jobs?state=cancelled").json()["results"]] == [
+        ids[0]
+    ]
     assert len(client.get("/api/v1/jobs?state=queued,cancelled").json()["results"]) == 3
     assert client.get("/api/v1/jobs?created_after=2000-01-01").json()["results"]
     assert client.get("/api/v1/jobs?created_before=2000-01-01").json()["results"] == []
@@ -194,9 +241,16 @@ def test_openapi_schema_validates(requester, model_bundle):
     assert response.status_code == 200
     schema = yaml.safe_load(response.content)
     validate(schema)
-    for path in ("/api/v1/jobs", "/api/v1/jobs/{job_id}", "/api/v1/jobs/{job_id}/cancel",
-                 "/api/v1/jobs/{job_id}/artifacts/{kind}", "/api/v1/edits"):
+    for path in (
+        "/api/v1/jobs",
+        "/api/v1/jobs/{job_id}",
+        "/api/v1/jobs/{job_id}/cancel",
+        "/api/v1/jobs/{job_id}/artifacts/{kind}",
+        "/api/v1/edits",
+    ):
         assert path in schema["paths"], path
-    assert "multipart/form-data" in schema["paths"]["/api/v1/jobs"]["post"]["requestBody"]["content"]
+    assert (
+        "multipart/form-data" in schema["paths"]["/api/v1/jobs"]["post"]["requestBody"]["content"]
+    )
     docs = client.get("/api/v1/docs")
     assert docs.status_code == 200

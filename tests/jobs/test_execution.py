@@ -29,9 +29,15 @@ def queued_job(requester, isolated_storage, model_bundle):
 
 def test_state_machine_allows_only_its_transitions():
     assert can_transition("queued", "running") and not can_transition("succeeded", "running")
-    assert not can_transition("submitted", "running") and can_transition("awaiting_approval", "rejected")
-    assert can_transition("running", "awaiting_approval") and can_transition("awaiting_approval", "expired")
-    assert not can_transition("submitted", "awaiting_approval") and not can_transition("queued", "awaiting_approval")
+    assert not can_transition("submitted", "running") and can_transition(
+        "awaiting_approval", "rejected"
+    )
+    assert can_transition("running", "awaiting_approval") and can_transition(
+        "awaiting_approval", "expired"
+    )
+    assert not can_transition("submitted", "awaiting_approval") and not can_transition(
+        "queued", "awaiting_approval"
+    )
     with pytest.raises(IllegalTransition):
         transition(EditJob(), State.SUCCEEDED, sources=frozenset({State.QUEUED}))
 
@@ -53,7 +59,9 @@ def test_only_one_of_two_racing_claims_wins(queued_job, bundle):
 def test_a_dead_workers_lease_is_taken_over_and_fenced(queued_job, bundle, settings):
     settings.JOB_LEASE_SECONDS = 2
     stale = execution.claim(queued_job.pk, "dead-worker", bundle.catalog)
-    EditJob.objects.filter(pk=queued_job.pk).update(heartbeat_at=timezone.now() - timedelta(seconds=10))
+    EditJob.objects.filter(pk=queued_job.pk).update(
+        heartbeat_at=timezone.now() - timedelta(seconds=10)
+    )
     assert queued_job.pk in sweeper.due_job_ids()
     assert run_edit_job.apply(args=[str(queued_job.pk)]).get() == "succeeded"
     # The old holder wakes up: it can neither report nor commit.
@@ -62,7 +70,10 @@ def test_a_dead_workers_lease_is_taken_over_and_fenced(queued_job, bundle, setti
     assert execution.fail(stale, "x", "late") is False
     queued_job.refresh_from_db()
     assert queued_job.state == "succeeded" and queued_job.attempts == 2
-    assert audit_count(queued_job.pk, "job.succeeded") == 1 and audit_count(queued_job.pk, "job.failed") == 0
+    assert (
+        audit_count(queued_job.pk, "job.succeeded") == 1
+        and audit_count(queued_job.pk, "job.failed") == 0
+    )
 
 
 def test_cancel_while_running_stops_at_the_next_step(queued_job, bundle, requester):
@@ -88,14 +99,23 @@ def test_unreadable_original_fails_without_retry(queued_job):
     default_storage.save(queued_job.original.storage_name, ContentFile(b"\x89PNG\r\n\x1a\n broken"))
     assert run_edit_job.apply(args=[str(queued_job.pk)]).get() == "failed"
     queued_job.refresh_from_db()
-    assert queued_job.state == "failed" and queued_job.error_code == "bad_input" and queued_job.attempts == 1
+    assert (
+        queued_job.state == "failed"
+        and queued_job.error_code == "bad_input"
+        and queued_job.attempts == 1
+    )
     assert audit_count(queued_job.pk, "job.failed") == 1
 
 
-def test_a_sensitive_job_is_computed_and_held_not_released(requester, isolated_storage, model_bundle, bundle):
+def test_a_sensitive_job_is_computed_and_held_not_released(
+    requester, isolated_storage, model_bundle, bundle
+):
     sensitive = next(spec.name for spec in bundle.catalog if spec.sensitive)
-    job = EditJob.objects.get(pk=submit_via_api(api_client(requester), images.png(),
-                                                edits=f'{{"{sensitive}": 1}}').json()["id"])
+    job = EditJob.objects.get(
+        pk=submit_via_api(
+            api_client(requester), images.png(), edits=f'{{"{sensitive}": 1}}'
+        ).json()["id"]
+    )
     assert job.state == State.QUEUED and job.needs_approval
     assert run_edit_job.apply(args=[str(job.pk)]).get() == "held"
     job.refresh_from_db()
@@ -131,7 +151,9 @@ def test_sweeper_picks_only_due_jobs(queued_job, settings):
     assert sweeper.due_job_ids(now) == [queued_job.pk]
     EditJob.objects.filter(pk=queued_job.pk).update(enqueue_error="", enqueued_at=now)
     assert sweeper.due_job_ids(now) == []
-    assert sweeper.due_job_ids(now + timedelta(seconds=settings.JOB_REQUEUE_AFTER_SECONDS + 1)) == [queued_job.pk]
+    assert sweeper.due_job_ids(now + timedelta(seconds=settings.JOB_REQUEUE_AFTER_SECONDS + 1)) == [
+        queued_job.pk
+    ]
 
 
 def test_beat_schedule_has_the_sweeper():

@@ -33,11 +33,13 @@ def _pixels(data: bytes | str) -> np.ndarray:
 @pytest.mark.redis
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_a_jobs_latent_downloads_and_edits_through_the_cli(worker, requester, bundle, model_bundle,
-                                                          tmp_path):
+def test_a_jobs_latent_downloads_and_edits_through_the_cli(
+    worker, requester, bundle, model_bundle, tmp_path
+):
     edits = catalog.request()
-    response = submit_via_api(api_client(requester), images.jpeg((96, 72)),
-                              edits=catalog.request_json())
+    response = submit_via_api(
+        api_client(requester), images.jpeg((96, 72)), edits=catalog.request_json()
+    )
     assert response.status_code == 201, response.content
     job = wait_for_state(response.json()["id"], {"succeeded", "failed"})
     assert job.state == "succeeded", job.error
@@ -66,8 +68,21 @@ def test_a_jobs_latent_downloads_and_edits_through_the_cli(worker, requester, bu
 
     # with no edits the latent renders the job's reconstruction, not the edit
     same = tmp_path / "same.png"
-    assert main(["edit", "--bundle", str(model_bundle), str(path), "--out", str(same),
-                 "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "edit",
+                "--bundle",
+                str(model_bundle),
+                str(path),
+                "--out",
+                str(same),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     reconstruction = _pixels(_download(client, artifacts["reconstruction"]["url"])[0])
     assert np.abs(_pixels(str(same)) - reconstruction).max() <= 2
     assert np.abs(job_edit - reconstruction).max() > 2  # the edit did change the image

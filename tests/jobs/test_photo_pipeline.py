@@ -43,17 +43,21 @@ def _png(img: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def catalogue_canvas(index: int, size: int = 512, scale: int = 9, pos=(0.2, 0.65), seed: int = 0) -> Image.Image:
+def catalogue_canvas(
+    index: int, size: int = 512, scale: int = 9, pos=(0.2, 0.65), seed: int = 0
+) -> Image.Image:
     """A held-out Fashion-MNIST test item, light on a dark plain canvas, off-centre."""
     from inversion.training.data import FASHION_FILES, ensure_fashion_mnist, read_idx
 
     item = read_idx(ensure_fashion_mnist() / FASHION_FILES["test"][0])[index]
     rng = np.random.default_rng(seed)
-    big = np.asarray(Image.fromarray(item).resize((28 * scale, 28 * scale), Image.Resampling.BICUBIC),
-                     dtype=np.float64)
+    big = np.asarray(
+        Image.fromarray(item).resize((28 * scale, 28 * scale), Image.Resampling.BICUBIC),
+        dtype=np.float64,
+    )
     canvas = np.full((size, size), 6.0)
     x0, y0 = int(pos[0] * (size - 28 * scale)), int(pos[1] * (size - 28 * scale))
-    canvas[y0:y0 + 28 * scale, x0:x0 + 28 * scale] = np.maximum(6.0, big)
+    canvas[y0 : y0 + 28 * scale, x0 : x0 + 28 * scale] = np.maximum(6.0, big)
     canvas += rng.normal(0, 1.5, canvas.shape)
     grey = np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
     return Image.fromarray(np.repeat(grey[..., None], 3, 2))
@@ -63,7 +67,9 @@ def portrait_on_canvas(size: int = 512) -> Image.Image:
     """matplotlib's grace_hopper.jpg as a 'product' on a plain canvas: aligns, but is no clothing item."""
     import matplotlib
 
-    photo = Image.open(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg").convert("RGB")
+    photo = Image.open(
+        Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+    ).convert("RGB")
     photo = photo.resize((220, 256))
     canvas = Image.new("RGB", (size, size), (6, 6, 6))
     canvas.paste(photo, (150, 120))
@@ -85,11 +91,20 @@ def domain_bundle(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("bundles") / "photo"
     shutil.copytree(src, path)
     bundle = load_bundle(path)
-    domain = BundleDomain(subject="product", align="object", resolution=bundle.generator_config.size,
-                          colour="grey", feather=FEATHER,
-                          description="Fashion-MNIST clothing items, light on a dark background")
-    gate = calibrate_gate(Inverter(bundle, "cpu", batch_size=64), domain,
-                          calibration_set("fashion-mnist", fit=160, calib=80), quantile=0.99)
+    domain = BundleDomain(
+        subject="product",
+        align="object",
+        resolution=bundle.generator_config.size,
+        colour="grey",
+        feather=FEATHER,
+        description="Fashion-MNIST clothing items, light on a dark background",
+    )
+    gate = calibrate_gate(
+        Inverter(bundle, "cpu", batch_size=64),
+        domain,
+        calibration_set("fashion-mnist", fit=160, calib=80),
+        quantile=0.99,
+    )
     apply_domain(path, domain, gate, command="tests/jobs/test_photo_pipeline.py")
     return path
 
@@ -102,8 +117,11 @@ def photo_worker(start_worker, domain_bundle, settings):
 
     def _start(policy: str = "approve"):
         settings.JOB_OUT_OF_DOMAIN = policy
-        worker = start_worker(f"photo-{policy}", queues="gpu",
-                              env=worker_env_with(MODEL_BUNDLE=domain_bundle, JOB_OUT_OF_DOMAIN=policy))
+        worker = start_worker(
+            f"photo-{policy}",
+            queues="gpu",
+            env=worker_env_with(MODEL_BUNDLE=domain_bundle, JOB_OUT_OF_DOMAIN=policy),
+        )
         started.append(worker)
         return worker
 
@@ -123,13 +141,17 @@ def _event(job, action: str) -> dict:
 
 
 def _image(artifact) -> np.ndarray:
-    return np.asarray(Image.open(io.BytesIO(artifacts.read(artifact))).convert("RGB"), dtype=np.int16)
+    return np.asarray(
+        Image.open(io.BytesIO(artifacts.read(artifact))).convert("RGB"), dtype=np.int16
+    )
 
 
 @pytest.mark.redis
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_catalogue_photo_comes_back_full_size_with_only_the_subject_changed(photo_worker, requester):
+def test_catalogue_photo_comes_back_full_size_with_only_the_subject_changed(
+    photo_worker, requester
+):
     from inversion.bundle import load_bundle
 
     bundle = load_bundle(settings.MODEL_BUNDLE)
@@ -142,7 +164,11 @@ def test_catalogue_photo_comes_back_full_size_with_only_the_subject_changed(phot
     assert job.model_version == bundle.version
     report = job.domain_report
     assert report["gated"] is True and report["in_domain"] is True, report
-    assert report["ood_score"] <= report["ood_max"] and report["psnr"] > 0 and "trained on" in report["explanation"]
+    assert (
+        report["ood_score"] <= report["ood_max"]
+        and report["psnr"] > 0
+        and "trained on" in report["explanation"]
+    )
 
     # The main result: the photo at its own size; outside the feathered mask not one pixel changed.
     original, result = _image(job.original), _image(job.result)
@@ -160,9 +186,13 @@ def test_catalogue_photo_comes_back_full_size_with_only_the_subject_changed(phot
 
     # Every artifact is linked in the audit log, and the decision is an event.
     done = _event(job, "job.succeeded")
-    assert done["outputs"] == {"reconstruction": job.reconstruction_id, "edited": job.edited_id,
-                               "result": job.result_id, "aligned": job.aligned_id,
-                               "transform": job.transform_id}
+    assert done["outputs"] == {
+        "reconstruction": job.reconstruction_id,
+        "edited": job.edited_id,
+        "result": job.result_id,
+        "aligned": job.aligned_id,
+        "transform": job.transform_id,
+    }
     assert done["latent_sha256"] == job.latent_id
     checked = _event(job, "job.domain_checked")
     assert checked["decision"] == "released" and checked["report"] == report
@@ -170,8 +200,13 @@ def test_catalogue_photo_comes_back_full_size_with_only_the_subject_changed(phot
 
     # The API shows the same: the report, its explanation, and the full-size result.
     body = api_client(requester).get(f"/api/v1/jobs/{job.pk}").json()
-    assert body["out_of_domain"] is False and body["domain_report"]["explanation"] == report["explanation"]
-    assert body["artifacts"]["result"]["width"] == 512 and body["artifacts"]["result"]["height"] == 512
+    assert (
+        body["out_of_domain"] is False
+        and body["domain_report"]["explanation"] == report["explanation"]
+    )
+    assert (
+        body["artifacts"]["result"]["width"] == 512 and body["artifacts"]["result"]["height"] == 512
+    )
     download = api_client(requester).get(body["artifacts"]["result"]["url"])
     assert download.status_code == 200 and download["Content-Type"] == "image/png"
 
@@ -180,13 +215,18 @@ def test_catalogue_photo_comes_back_full_size_with_only_the_subject_changed(phot
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("policy", ["approve", "refuse", "flag"])
-def test_out_of_domain_photo_is_held_refused_or_flagged_per_policy(photo_worker, requester, approver, policy):
+def test_out_of_domain_photo_is_held_refused_or_flagged_per_policy(
+    photo_worker, requester, approver, policy
+):
     with gpu_queue_to_ourselves():
         photo_worker(policy)
         job = _submit(requester, portrait_on_canvas())
         job = wait_for_state(job.pk, {"succeeded", "failed", "awaiting_approval"}, timeout=180)
     report = job.domain_report
-    assert report["in_domain"] is False and "outside what the model can represent" in report["explanation"]
+    assert (
+        report["in_domain"] is False
+        and "outside what the model can represent" in report["explanation"]
+    )
     assert report["reasons"], report
     checked = _event(job, "job.domain_checked")
     body = api_client(requester).get(f"/api/v1/jobs/{job.pk}").json()
@@ -194,7 +234,11 @@ def test_out_of_domain_photo_is_held_refused_or_flagged_per_policy(photo_worker,
     if policy == "approve":
         # computed, then held: the outputs exist but the requester cannot read them until released
         assert job.state == "awaiting_approval" and job.needs_approval, (job.state, job.error)
-        assert job.result_id and checked["decision"] == "held" and checked["outputs"]["result"] == job.result_id
+        assert (
+            job.result_id
+            and checked["decision"] == "held"
+            and checked["outputs"]["result"] == job.result_id
+        )
         assert audit_count(job.pk, "job.held") == 1 and audit_count(job.pk, "job.succeeded") == 0
         assert "result" not in body["artifacts"] and "edited" not in body["artifacts"]
         from editplatform.jobs import policy as job_policy
@@ -204,12 +248,19 @@ def test_out_of_domain_photo_is_held_refused_or_flagged_per_policy(photo_worker,
         # An approver who saw the report releases it; then the requester gets the full-size result.
         from editplatform.approvals import services as approvals
 
-        approvals.approve(job, approver, params_sha256=job.params_sha256,
-                          outputs_sha256=job_policy.outputs_sha256(job), comment="out of domain, acceptable")
+        approvals.approve(
+            job,
+            approver,
+            params_sha256=job.params_sha256,
+            outputs_sha256=job_policy.outputs_sha256(job),
+            comment="out of domain, acceptable",
+        )
         job.refresh_from_db()
         assert job.state == "succeeded"
         body = api_client(requester).get(f"/api/v1/jobs/{job.pk}").json()
-        assert body["artifacts"]["result"]["sha256"] == job.result_id and body["out_of_domain"] is True
+        assert (
+            body["artifacts"]["result"]["sha256"] == job.result_id and body["out_of_domain"] is True
+        )
     elif policy == "refuse":
         assert job.state == "failed" and job.error_code == "out_of_domain"
         assert job.error == report["explanation"] and body["error_code"] == "out_of_domain"
@@ -231,7 +282,11 @@ def test_photo_without_a_subject_fails_with_a_clear_code(photo_worker, requester
         photo_worker("approve")
         job = _submit(requester, blank)
         job = wait_for_state(job.pk, {"succeeded", "failed", "awaiting_approval"}, timeout=180)
-    assert job.state == "failed" and job.error_code == "no_subject", (job.state, job.error_code, job.error)
+    assert job.state == "failed" and job.error_code == "no_subject", (
+        job.state,
+        job.error_code,
+        job.error,
+    )
     body = api_client(requester).get(f"/api/v1/jobs/{job.pk}").json()
     assert body["error_code"] == "no_subject" and body["error"]
     assert _event(job, "job.failed")["error_code"] == "no_subject"
@@ -246,7 +301,9 @@ def test_alignment_errors_map_to_the_codes_requesters_see():
     assert alignment_failure(MultipleFaces(3)) == ("multiple_faces", {"face_count": 3})
     assert "3 faces" in str(MultipleFaces(3))
     assert alignment_failure(FaceIndexOutOfRange(5, 2)) == (
-        "face_index_out_of_range", {"face_count": 2, "face_index": 5})
+        "face_index_out_of_range",
+        {"face_count": 2, "face_index": 5},
+    )
     assert alignment_failure(NoObjectFound("nothing stands out")) == ("no_subject", {})
 
 
@@ -256,7 +313,11 @@ def test_bundle_domain_round_trips_and_is_hashed(domain_bundle, tmp_path):
     from inversion.errors import BundleIntegrityError, ManifestError
 
     bundle = load_bundle(domain_bundle)
-    assert bundle.domain.align == "object" and bundle.domain.colour == "grey" and bundle.domain_gate is not None
+    assert (
+        bundle.domain.align == "object"
+        and bundle.domain.colour == "grey"
+        and bundle.domain_gate is not None
+    )
     manifest = json.loads((domain_bundle / "manifest.json").read_text())
     assert DOMAIN_GATE_FILE in manifest["files"] and manifest["domain"]["gate"]["ood_max"] > 0
     assert manifest["domain"]["gate"] == bundle.domain_gate.thresholds.to_dict()

@@ -31,24 +31,37 @@ def _portal_job(page, live_server, user, bundle, tmp_path, screenshot: str) -> N
     page.set_input_files("#id_image", str(photo))
     # Function predicates (not bare expressions): the CSP forbids eval in the page.
     page.wait_for_function("() => document.getElementById('image-preview').naturalWidth > 0")
-    slider.evaluate("(el, v) => { el.value = v; el.dispatchEvent(new Event('input', {bubbles: true})); }", str(value))
-    assert float(page.locator(f"#slider_id_edit_{spec.name}").input_value()) == value  # kept in sync
+    slider.evaluate(
+        "(el, v) => { el.value = v; el.dispatchEvent(new Event('input', {bubbles: true})); }",
+        str(value),
+    )
+    assert (
+        float(page.locator(f"#slider_id_edit_{spec.name}").input_value()) == value
+    )  # kept in sync
     page.fill("#id_purpose", f"Portal test: {spec.name} for the staff page")
     page.check("#id_consent")
     page.click("#submit-job")
     page.wait_for_url("**/jobs/*/")
     assert page.locator("#job-progress").is_visible()
     page.wait_for_selector("#img-edited", timeout=90_000)  # the JS reloads the page when done
-    page.wait_for_function("() => ['original', 'reconstruction', 'edited'].every(k => {"
-                           " const img = document.getElementById('img-' + k); return img && img.complete"
-                           " && img.naturalWidth > 0; })")
+    page.wait_for_function(
+        "() => ['original', 'reconstruction', 'edited'].every(k => {"
+        " const img = document.getElementById('img-' + k); return img && img.complete"
+        " && img.naturalWidth > 0; })"
+    )
     for kind in ("original", "reconstruction", "edited"):
         assert page.locator(f"#download-{kind}").is_visible()
     assert page.locator("#job-state").inner_text().lower() == "succeeded"
     # The full-resolution result with a script-free before/after toggle, and the domain report.
-    assert page.locator("#compare-img-after").is_visible() and not page.locator("#compare-img-before").is_visible()
+    assert (
+        page.locator("#compare-img-after").is_visible()
+        and not page.locator("#compare-img-before").is_visible()
+    )
     page.click("label[for=compare-before]")
-    assert page.locator("#compare-img-before").is_visible() and not page.locator("#compare-img-after").is_visible()
+    assert (
+        page.locator("#compare-img-before").is_visible()
+        and not page.locator("#compare-img-after").is_visible()
+    )
     assert page.locator("#domain-explanation").inner_text().strip()
     OUTPUT.mkdir(exist_ok=True)
     page.screenshot(path=str(OUTPUT / screenshot), full_page=True)
@@ -58,7 +71,9 @@ def _portal_job(page, live_server, user, bundle, tmp_path, screenshot: str) -> N
     # The images seen on the page were audited reads.
     from audit.models import AuditEvent
 
-    assert AuditEvent.objects.filter(action="artifact.viewed", actor_name=user.username).count() >= 3
+    assert (
+        AuditEvent.objects.filter(action="artifact.viewed", actor_name=user.username).count() >= 3
+    )
     page.goto(f"{live_server.url}/jobs/")
     assert page.locator("#job-table tbody tr").count() == 1
 
@@ -75,13 +90,17 @@ def test_portal_job_over_redis(live_server, page, worker, requester, bundle, tmp
 @pytest.mark.embedded
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_portal_job_over_the_embedded_broker(live_server, page, worker, requester, bundle, tmp_path):
+def test_portal_job_over_the_embedded_broker(
+    live_server, page, worker, requester, bundle, tmp_path
+):
     _portal_job(page, live_server, requester, bundle, tmp_path, "jobs-portal-embedded.png")
 
 
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
-def test_portal_shows_a_bad_upload_as_a_form_error(live_server, page, requester, model_bundle, tmp_path):
+def test_portal_shows_a_bad_upload_as_a_form_error(
+    live_server, page, requester, model_bundle, tmp_path
+):
     fake = tmp_path / "photo.jpg"
     fake.write_bytes(images.HTML)
     login(page, live_server, requester.username, PASSWORD)

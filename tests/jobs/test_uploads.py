@@ -21,9 +21,27 @@ REJECTED = [
     # (id, bytes factory, file name, status, words the message must contain)
     ("empty", lambda: b"", "photo.jpg", 400, "empty"),
     ("truncated-jpeg", lambda: images.jpeg((200, 150))[:-600], "photo.jpg", 400, "truncated"),
-    ("truncated-png", lambda: images.png((200, 150))[: len(images.png((200, 150))) // 2], "photo.png", 400, "PNG"),
-    ("corrupt-jpeg-body", lambda: images.jpeg()[:200] + b"\x00garbage" * 50, "photo.jpg", 400, "JPEG"),
-    ("text-behind-jpg-name", lambda: b"hello, this is not a photo\n" * 20, "photo.jpg", 415, "only JPEG, PNG or WebP"),
+    (
+        "truncated-png",
+        lambda: images.png((200, 150))[: len(images.png((200, 150))) // 2],
+        "photo.png",
+        400,
+        "PNG",
+    ),
+    (
+        "corrupt-jpeg-body",
+        lambda: images.jpeg()[:200] + b"\x00garbage" * 50,
+        "photo.jpg",
+        400,
+        "JPEG",
+    ),
+    (
+        "text-behind-jpg-name",
+        lambda: b"hello, this is not a photo\n" * 20,
+        "photo.jpg",
+        415,
+        "only JPEG, PNG or WebP",
+    ),
     ("svg", lambda: images.SVG, "photo.png", 415, "SVG"),
     ("html", lambda: images.HTML, "photo.jpg", 415, "HTML"),
     ("pdf", lambda: images.PDF, "photo.jpg", 415, "PDF"),
@@ -38,9 +56,12 @@ REJECTED = [
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("name", "factory", "filename", "status", "words"), REJECTED, ids=[r[0] for r in REJECTED])
-def test_bad_input_is_rejected_and_leaves_nothing(name, factory, filename, status, words, requester,
-                                                  isolated_storage, model_bundle):
+@pytest.mark.parametrize(
+    ("name", "factory", "filename", "status", "words"), REJECTED, ids=[r[0] for r in REJECTED]
+)
+def test_bad_input_is_rejected_and_leaves_nothing(
+    name, factory, filename, status, words, requester, isolated_storage, model_bundle
+):
     response = submit_via_api(api_client(requester), factory(), name=filename)
     assert response.status_code == status, response.content
     body = response.json()
@@ -94,8 +115,9 @@ ACCEPTED = [
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(("name", "factory", "fmt", "size"), ACCEPTED, ids=[a[0] for a in ACCEPTED])
-def test_odd_but_valid_images_are_normalised_to_rgb_png(name, factory, fmt, size, requester, isolated_storage,
-                                                         model_bundle):
+def test_odd_but_valid_images_are_normalised_to_rgb_png(
+    name, factory, fmt, size, requester, isolated_storage, model_bundle
+):
     response = submit_via_api(api_client(requester), factory(), name="upload.bin")
     assert response.status_code == 201, response.content
     job = EditJob.objects.get(pk=response.json()["id"])
@@ -112,7 +134,9 @@ def test_odd_but_valid_images_are_normalised_to_rgb_png(name, factory, fmt, size
 
 
 @pytest.mark.django_db
-def test_exif_rotated_jpeg_is_turned_upright_and_stripped(requester, isolated_storage, model_bundle):
+def test_exif_rotated_jpeg_is_turned_upright_and_stripped(
+    requester, isolated_storage, model_bundle
+):
     data, stored = images.exif_rotated_jpeg()
     assert Image.open(io.BytesIO(data)).getexif().get(0x0112) == 6
     response = submit_via_api(api_client(requester), data, name="portrait.jpg")

@@ -45,8 +45,15 @@ def test_api_job_runs_on_a_worker_over_redis(worker, requester, bundle):
     assert_job_produced_everything(job, bundle)
     assert job.worker.startswith("session@") and job.attempts == 1
     body = api_client(requester).get(f"/api/v1/jobs/{job.pk}").json()
-    assert set(body["artifacts"]) == {"original", "reconstruction", "edited", "latent", "result", "aligned",
-                                      "transform"}
+    assert set(body["artifacts"]) == {
+        "original",
+        "reconstruction",
+        "edited",
+        "latent",
+        "result",
+        "aligned",
+        "transform",
+    }
     download = api_client(requester).get(body["artifacts"]["edited"]["url"])
     assert download.status_code == 200 and download["Content-Type"] == "image/png"
 
@@ -64,21 +71,34 @@ def test_api_job_runs_on_a_worker_over_the_embedded_broker(worker, requester, bu
 @pytest.mark.redis
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_worker_killed_mid_job_the_job_still_completes_exactly_once(start_worker, requester, bundle, settings):
+def test_worker_killed_mid_job_the_job_still_completes_exactly_once(
+    start_worker, requester, bundle, settings
+):
     settings.JOB_LEASE_SECONDS = 3
     slow = worker_env_with(TEST_PROGRESS_DELAY_MS=700, JOB_LEASE_SECONDS=3)
     with gpu_queue_to_ourselves():
         victim = start_worker("victim", queues="gpu", env=slow, app=SLOW_APP)
         job = _submit(requester)
-        wait_for(lambda: EditJob.objects.filter(pk=job.pk, state="running", progress__gt=0).exists(),
-                 timeout=60, interval=0.05, what="the job to be running with progress")
+        wait_for(
+            lambda: EditJob.objects.filter(pk=job.pk, state="running", progress__gt=0).exists(),
+            timeout=60,
+            interval=0.05,
+            what="the job to be running with progress",
+        )
         victim.kill()  # SIGKILL the worker and its pool child mid-job
         assert "each progress report waits 700 ms" in victim.log()
         job.refresh_from_db()
-        assert job.state == "running" and 0 < job.progress < 100 and job.worker.startswith("victim@")
+        assert (
+            job.state == "running" and 0 < job.progress < 100 and job.worker.startswith("victim@")
+        )
         rescuer = start_worker("rescuer", queues="gpu", env=worker_env_with(JOB_LEASE_SECONDS=3))
         # The beat's sweeper notices the stale heartbeat and re-publishes the job.
-        wait_for(lambda: sweeper.sweep()["sent"], timeout=30, interval=0.5, what="the sweeper to re-publish")
+        wait_for(
+            lambda: sweeper.sweep()["sent"],
+            timeout=30,
+            interval=0.5,
+            what="the sweeper to re-publish",
+        )
         job = wait_for_state(job.pk, {"succeeded", "failed"}, timeout=60)
         rescuer.stop()
     assert_job_produced_everything(job, bundle)
@@ -89,12 +109,16 @@ def test_worker_killed_mid_job_the_job_still_completes_exactly_once(start_worker
 @pytest.mark.redis
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_broker_down_at_submit_the_job_is_kept_and_runs_when_it_is_back(start_worker, requester, bundle):
+def test_broker_down_at_submit_the_job_is_kept_and_runs_when_it_is_back(
+    start_worker, requester, bundle
+):
     port = free_port()
     url = f"redis://127.0.0.1:{port}/0"
     with celery_publishing_to(url):
         with redis_server(port=port):
-            worker = start_worker("outage", queues="gpu", env=worker_env_with(CELERY_BROKER_URL=url))
+            worker = start_worker(
+                "outage", queues="gpu", env=worker_env_with(CELERY_BROKER_URL=url)
+            )
         # The broker is gone now: the submit still succeeds and keeps the job.
         job = _submit(requester)
         job.refresh_from_db()
@@ -102,7 +126,12 @@ def test_broker_down_at_submit_the_job_is_kept_and_runs_when_it_is_back(start_wo
         assert audit_count(job.pk, "job.queued") == 1
         assert sweeper.sweep() == {"sent": 0, "failed": 1}  # still down
         with redis_server(port=port):  # a new, empty broker on the same address
-            wait_for(lambda: sweeper.sweep()["sent"], timeout=30, interval=0.5, what="a successful re-publish")
+            wait_for(
+                lambda: sweeper.sweep()["sent"],
+                timeout=30,
+                interval=0.5,
+                what="a successful re-publish",
+            )
             job = wait_for_state(job.pk, {"succeeded", "failed"}, timeout=90)
             worker.stop()
     assert_job_produced_everything(job, bundle)
@@ -115,8 +144,13 @@ def test_broker_down_at_submit_the_job_is_kept_and_runs_when_it_is_back(start_wo
 def test_two_workers_drain_one_queue_and_no_job_runs_twice(start_worker, requester, bundle):
     env = worker_env_with(TEST_PROGRESS_DELAY_MS=50)
     with gpu_queue_to_ourselves():
-        workers = [start_worker(name, queues="gpu", env=env, app=SLOW_APP) for name in ("left", "right")]
-        jobs = [_submit(requester, edits=catalog.request_json(fraction=0.5 + i / 20)) for i in range(1, 9)]
+        workers = [
+            start_worker(name, queues="gpu", env=env, app=SLOW_APP) for name in ("left", "right")
+        ]
+        jobs = [
+            _submit(requester, edits=catalog.request_json(fraction=0.5 + i / 20))
+            for i in range(1, 9)
+        ]
         for job in jobs:  # every job delivered twice: at-least-once delivery, exactly-once effects
             assert services.enqueue(job.pk)
         done = [wait_for_state(job.pk, {"succeeded", "failed"}, timeout=120) for job in jobs]
@@ -124,7 +158,10 @@ def test_two_workers_drain_one_queue_and_no_job_runs_twice(start_worker, request
             worker.stop()
     assert {job.state for job in done} == {"succeeded"}
     assert all(job.attempts == 1 and job.enqueue_count == 2 for job in done)
-    assert all(audit_count(job.pk, "job.started") == 1 == audit_count(job.pk, "job.succeeded") for job in done)
+    assert all(
+        audit_count(job.pk, "job.started") == 1 == audit_count(job.pk, "job.succeeded")
+        for job in done
+    )
     assert {job.worker.split("@")[0] for job in done} == {"left", "right"}
     with contextlib.suppress(Exception):
         assert_job_produced_everything(done[0], bundle)

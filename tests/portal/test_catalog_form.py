@@ -18,16 +18,29 @@ from tests import catalog
 from tests.jobs import images
 from tests.portal.conftest import person, sign_in
 
-OLD_ENTRY = {"name": "component_0", "description": "Unsupervised GANSpace principal component 0 of W.",
-             "direction": "ganspace_pc0", "space": "w", "layers": None, "min_strength": -3.0,
-             "max_strength": 3.0, "default_strength": 1.0, "sensitive": True}
+OLD_ENTRY = {
+    "name": "component_0",
+    "description": "Unsupervised GANSpace principal component 0 of W.",
+    "direction": "ganspace_pc0",
+    "space": "w",
+    "layers": None,
+    "min_strength": -3.0,
+    "max_strength": 3.0,
+    "default_strength": 1.0,
+    "sensitive": True,
+}
 
 
 def test_old_catalog_entries_load_with_derived_display_fields():
     spec = EditSpec.from_dict(OLD_ENTRY)
     assert spec.label == "Component 0"
     assert spec.technical_detail == OLD_ENTRY["description"]
-    long = EditSpec.from_dict({**OLD_ENTRY, "description": "Makes it darker (negative); keeps shape.\nMeasured on 1000 images."})
+    long = EditSpec.from_dict(
+        {
+            **OLD_ENTRY,
+            "description": "Makes it darker (negative); keeps shape.\nMeasured on 1000 images.",
+        }
+    )
     assert long.summary == "Makes it darker (negative)."
     assert long.technical_detail == long.description
     assert spec.to_dict() == OLD_ENTRY  # nothing new written for an old entry
@@ -35,8 +48,13 @@ def test_old_catalog_entries_load_with_derived_display_fields():
 
 
 def test_named_entries_round_trip_and_a_named_component_is_offered():
-    spec = EditSpec.from_dict({**OLD_ENTRY, "display_name": "Overall shape",
-                               "technical": "GANSpace PC0 of W, 10.8 % of the variance"})
+    spec = EditSpec.from_dict(
+        {
+            **OLD_ENTRY,
+            "display_name": "Overall shape",
+            "technical": "GANSpace PC0 of W, 10.8 % of the variance",
+        }
+    )
     assert spec.label == "Overall shape" and spec.offered_to_staff
     assert EditSpec.from_dict(spec.to_dict()) == spec
     with pytest.raises(EditError, match="display_name must be a string"):
@@ -53,8 +71,13 @@ def test_catalog_subject_kind_round_trips_and_defaults_to_none():
 
 
 def test_form_offers_named_edits_and_words_consent_by_the_bundles_domain():
-    smile = EditSpec(name="smile", description="Adds a smile.", direction="interfacegan_smile",
-                     display_name="Smile", technical="InterFaceGAN boundary, all layers")
+    smile = EditSpec(
+        name="smile",
+        description="Adds a smile.",
+        direction="interfacegan_smile",
+        display_name="Smile",
+        technical="InterFaceGAN boundary, all layers",
+    )
     hidden = EditSpec.from_dict(OLD_ENTRY)
     form = NewJobForm(catalog=EditCatalog([smile, hidden], subject_kind="person"))
     assert [spec.name for spec in form.edit_specs] == ["smile"]
@@ -63,9 +86,15 @@ def test_form_offers_named_edits_and_words_consent_by_the_bundles_domain():
     assert "person shown" in form.fields["consent"].label
     widget = form.fields["edit_smile"].widget
     assert widget.input_type == "number" and widget.attrs["step"] == "any"
-    assert "product photo" in NewJobForm(catalog=EditCatalog([smile], subject_kind="product")).fields["consent"].label
+    assert (
+        "product photo"
+        in NewJobForm(catalog=EditCatalog([smile], subject_kind="product")).fields["consent"].label
+    )
     assert NewJobForm(catalog=EditCatalog([smile])).fields["consent"].label == GENERIC_CONSENT
-    assert NewJobForm(catalog=EditCatalog([smile], subject_kind="galaxies")).fields["consent"].label == GENERIC_CONSENT
+    assert (
+        NewJobForm(catalog=EditCatalog([smile], subject_kind="galaxies")).fields["consent"].label
+        == GENERIC_CONSENT
+    )
 
 
 @pytest.mark.browser
@@ -94,12 +123,15 @@ def test_recommended_strength_is_submitted_exactly(live_server, page, model_bund
     row.locator("button.recommend").click()
     box = page.locator(f"#id_edit_{spec.name}")
     assert float(box.input_value()) == spec.default_strength
-    assert float(page.locator(f"#slider_id_edit_{spec.name}").input_value()) == spec.default_strength
+    assert (
+        float(page.locator(f"#slider_id_edit_{spec.name}").input_value()) == spec.default_strength
+    )
     # Typing in the box moves the slider; dragging the slider rounds into the box.
     box.fill("1.37")
     assert float(page.locator(f"#slider_id_edit_{spec.name}").input_value()) == 1.37
     page.locator(f"#slider_id_edit_{spec.name}").evaluate(
-        "el => { el.value = '0.123456'; el.dispatchEvent(new Event('input', {bubbles: true})); }")
+        "el => { el.value = '0.123456'; el.dispatchEvent(new Event('input', {bubbles: true})); }"
+    )
     assert box.input_value() == "0.12"
     row.locator("button.recommend").click()
     page.set_input_files("#id_image", str(photo))

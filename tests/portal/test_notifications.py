@@ -29,9 +29,14 @@ def _png(shade: int) -> bytes:
 
 def _sensitive_job(user, shade: int = 10):
     """Computed by the real task (in this process); its outputs are held for approval."""
-    job, _ = job_services.submit(user=user, image=validate_image(_png(shade)),
-                                 edits=catalog.request(catalog.sensitive()), purpose="notification test job",
-                                 consent=True, source="portal")
+    job, _ = job_services.submit(
+        user=user,
+        image=validate_image(_png(shade)),
+        edits=catalog.request(catalog.sensitive()),
+        purpose="notification test job",
+        consent=True,
+        source="portal",
+    )
     run_edit_job.apply(args=[str(job.pk)])
     job.refresh_from_db()
     assert job.state == "awaiting_approval", job.error
@@ -59,11 +64,20 @@ def test_approval_and_result_are_notified_once_each(model_bundle):
     requester = person("otto", "requester")  # no email address: the portal only
     approver = person("anke", "approver")
     job = _sensitive_job(requester, shade=30)
-    approvals.approve(job, approver, params_sha256=job.params_sha256, outputs_sha256=policy.outputs_sha256(job),
-                      comment="consent form #12 checked")
+    approvals.approve(
+        job,
+        approver,
+        params_sha256=job.params_sha256,
+        outputs_sha256=policy.outputs_sha256(job),
+        comment="consent form #12 checked",
+    )
     job.refresh_from_db()
     assert job.state == "succeeded", job.error  # the approval released the held result
-    kinds = list(Notification.objects.filter(recipient=requester).order_by("id").values_list("kind", flat=True))
+    kinds = list(
+        Notification.objects.filter(recipient=requester)
+        .order_by("id")
+        .values_list("kind", flat=True)
+    )
     assert kinds == ["approved", "succeeded"]
     approved = Notification.objects.get(kind="approved")
     assert "approved by anke" in approved.message and "consent form #12 checked" in approved.message
@@ -79,15 +93,29 @@ def test_integration_accounts_are_not_notified_and_rolled_back_events_notify_nob
     from django.db import transaction
 
     service = person("svc-shop", "integration")
-    job, _ = job_services.submit(user=service, image=validate_image(_png(50)), edits=catalog.request(),
-                                 purpose="integration job", consent=True, source="api")
+    job, _ = job_services.submit(
+        user=service,
+        image=validate_image(_png(50)),
+        edits=catalog.request(),
+        purpose="integration job",
+        consent=True,
+        source="api",
+    )
     run_edit_job.apply(args=[str(job.pk)])
     assert Notification.objects.count() == 0
     requester = person("ruth", "requester")
-    plain, _ = job_services.submit(user=requester, image=validate_image(_png(55)), edits=catalog.request(),
-                                   purpose="a plain job runs and is done", consent=True, source="portal")
+    plain, _ = job_services.submit(
+        user=requester,
+        image=validate_image(_png(55)),
+        edits=catalog.request(),
+        purpose="a plain job runs and is done",
+        consent=True,
+        source="portal",
+    )
     run_edit_job.apply(args=[str(plain.pk)])
-    assert list(Notification.objects.values_list("recipient__username", "kind")) == [("ruth", "succeeded")]
+    assert list(Notification.objects.values_list("recipient__username", "kind")) == [
+        ("ruth", "succeeded")
+    ]
     Notification.objects.all().delete()
     approver = person("anna", "approver")
     pending = _sensitive_job(requester, shade=70)

@@ -33,35 +33,86 @@ def _png(shade: int) -> bytes:
 
 def _world():
     requester = person("riley", "requester")
-    people = {"requester": requester, "approver": person("avery", "approver"),
-              "reviewer": person("rowan", "reviewer"), "admin": person("addison", "admin")}
-    done, _ = job_services.submit(user=requester, image=validate_image(_png(20)), edits=catalog.request(),
-                                  purpose="A finished job for the responsive pages test", consent=True,
-                                  source="portal")
+    people = {
+        "requester": requester,
+        "approver": person("avery", "approver"),
+        "reviewer": person("rowan", "reviewer"),
+        "admin": person("addison", "admin"),
+    }
+    done, _ = job_services.submit(
+        user=requester,
+        image=validate_image(_png(20)),
+        edits=catalog.request(),
+        purpose="A finished job for the responsive pages test",
+        consent=True,
+        source="portal",
+    )
     run_edit_job.apply(args=[str(done.pk)])
     done.refresh_from_db()
     assert done.state == "succeeded", done.error
-    pending, _ = job_services.submit(user=requester, image=validate_image(_png(60)),
-                                     edits=catalog.request(catalog.sensitive()),
-                                     purpose="A sensitive job waiting for an approver", consent=True,
-                                     source="portal")
-    rejected, _ = job_services.submit(user=requester, image=validate_image(_png(100)),
-                                      edits=catalog.request(catalog.sensitive()),
-                                      purpose="A sensitive job that was rejected", consent=True, source="portal")
+    pending, _ = job_services.submit(
+        user=requester,
+        image=validate_image(_png(60)),
+        edits=catalog.request(catalog.sensitive()),
+        purpose="A sensitive job waiting for an approver",
+        consent=True,
+        source="portal",
+    )
+    rejected, _ = job_services.submit(
+        user=requester,
+        image=validate_image(_png(100)),
+        edits=catalog.request(catalog.sensitive()),
+        purpose="A sensitive job that was rejected",
+        consent=True,
+        source="portal",
+    )
     for job in (pending, rejected):  # computed first, outputs held for the approver
         run_edit_job.apply(args=[str(job.pk)])
         job.refresh_from_db()
         assert job.state == "awaiting_approval", job.error
-    approvals.reject(rejected, people["approver"], reason="A long reason that wraps: " + "no-consent-form " * 6)
-    seq = AuditEvent.objects.filter(subject=f"job:{done.pk}").order_by("seq").values_list("seq", flat=True)[0]
+    approvals.reject(
+        rejected, people["approver"], reason="A long reason that wraps: " + "no-consent-form " * 6
+    )
+    seq = (
+        AuditEvent.objects.filter(subject=f"job:{done.pk}")
+        .order_by("seq")
+        .values_list("seq", flat=True)[0]
+    )
     pages = {
-        "requester": ["/", "/jobs/", "/jobs/new/", f"/jobs/{done.pk}/", f"/jobs/{pending.pk}/",
-                      f"/jobs/{rejected.pk}/", "/notifications/", "/account/", "/account/2fa/", "/no-such-page/",
-                      "/approvals/"],
-        "approver": ["/", "/jobs/", "/approvals/", f"/approvals/{pending.pk}/", f"/jobs/{pending.pk}/",
-                     "/notifications/", "/account/"],
-        "reviewer": ["/", "/jobs/?scope=all", f"/jobs/{done.pk}/", "/audit/", f"/audit/events/{seq}/",
-                     f"/audit/jobs/job:{done.pk}/", "/audit/verify/", "/provenance/check", "/notifications/", "/account/"],
+        "requester": [
+            "/",
+            "/jobs/",
+            "/jobs/new/",
+            f"/jobs/{done.pk}/",
+            f"/jobs/{pending.pk}/",
+            f"/jobs/{rejected.pk}/",
+            "/notifications/",
+            "/account/",
+            "/account/2fa/",
+            "/no-such-page/",
+            "/approvals/",
+        ],
+        "approver": [
+            "/",
+            "/jobs/",
+            "/approvals/",
+            f"/approvals/{pending.pk}/",
+            f"/jobs/{pending.pk}/",
+            "/notifications/",
+            "/account/",
+        ],
+        "reviewer": [
+            "/",
+            "/jobs/?scope=all",
+            f"/jobs/{done.pk}/",
+            "/audit/",
+            f"/audit/events/{seq}/",
+            f"/audit/jobs/job:{done.pk}/",
+            "/audit/verify/",
+            "/provenance/check",
+            "/notifications/",
+            "/account/",
+        ],
         "admin": ["/", "/jobs/", "/notifications/", "/account/"],
     }
     return people, pages
@@ -78,7 +129,9 @@ def test_no_portal_page_scrolls_sideways(live_server, browser, model_bundle):
     SHOTS.mkdir(parents=True, exist_ok=True)
     overflowing, visited = [], 0
     # Signed out: the sign-in page.
-    roles = [("anon", None, ["/login/"])] + [(role, people[role], urls) for role, urls in pages.items()]
+    roles = [("anon", None, ["/login/"])] + [
+        (role, people[role], urls) for role, urls in pages.items()
+    ]
     for role, user, urls in roles:
         context = browser.new_context(viewport={"width": 1280, "height": 900})
         try:
@@ -93,10 +146,14 @@ def test_no_portal_page_scrolls_sideways(live_server, browser, model_bundle):
                     page.wait_for_load_state("networkidle")
                     assert "/login/" not in page.url or user is None, (role, url, page.url)
                     size = page.evaluate(OVERFLOW)
-                    page.screenshot(path=str(SHOTS / f"{role}-{_slug(url)}-{width}.png"), full_page=True)
+                    page.screenshot(
+                        path=str(SHOTS / f"{role}-{_slug(url)}-{width}.png"), full_page=True
+                    )
                     visited += 1
                     if size["scroll"] > size["inner"]:
-                        overflowing.append(f"{role} {url} at {width} px: {size['scroll']} > {size['inner']}")
+                        overflowing.append(
+                            f"{role} {url} at {width} px: {size['scroll']} > {size['inner']}"
+                        )
         finally:
             context.close()
     assert visited == 2 * sum(len(urls) for _, _, urls in roles)
@@ -111,8 +168,10 @@ def test_the_overflow_check_catches_a_page_that_is_too_wide(live_server, browser
     try:
         page = context.new_page()
         page.goto(f"{live_server.url}/login/")
-        page.evaluate("() => { const d = document.createElement('div'); d.style.width = '600px';"
-                      " d.style.height = '10px'; document.querySelector('main').appendChild(d); }")
+        page.evaluate(
+            "() => { const d = document.createElement('div'); d.style.width = '600px';"
+            " d.style.height = '10px'; document.querySelector('main').appendChild(d); }"
+        )
         size = page.evaluate(OVERFLOW)
         assert size["scroll"] > size["inner"]
     finally:

@@ -23,15 +23,27 @@ def _html(client, url: str, status: int = 200) -> str:
 @pytest.mark.django_db
 def test_home_shows_each_role_what_it_does_next():
     requester, approver = person("rene", "requester"), person("ada", "approver")
-    reviewer, admin, other_admin = person("ravi", "reviewer"), person("adele", "admin"), person("arvo", "admin")
+    reviewer, admin, other_admin = (
+        person("ravi", "reviewer"),
+        person("adele", "admin"),
+        person("arvo", "admin"),
+    )
     page = _html(client_for(requester), "/")
     assert 'id="home-requester"' in page and 'href="/jobs/new/"' in page and "No jobs yet." in page
     assert 'id="home-approver"' not in page and 'id="nav-admin"' not in page
     page = _html(client_for(approver), "/")
-    assert 'id="home-approver"' in page and 'id="home-queue-count">0<' in page and 'href="/approvals/"' in page
+    assert (
+        'id="home-approver"' in page
+        and 'id="home-queue-count">0<' in page
+        and 'href="/approvals/"' in page
+    )
     assert 'id="home-requester"' not in page
     page = _html(client_for(reviewer), "/")
-    assert 'id="home-reviewer"' in page and 'href="/audit/verify/"' in page and 'id="home-requester"' not in page
+    assert (
+        'id="home-reviewer"' in page
+        and 'href="/audit/verify/"' in page
+        and 'id="home-requester"' not in page
+    )
     # The admin: the admin site (nav and home), and recoveries a second admin must confirm.
     reset_two_factor(reviewer, by=other_admin)
     page = _html(client_for(admin), "/")
@@ -61,9 +73,15 @@ def test_error_pages_are_styled_with_navigation_and_a_way_back(client):
 
 
 def _key_form_data(account, **overrides):
-    data = {"name": "crm", "service_account": account.pk, "scopes": ["jobs:read", "jobs:write"],
-            "allowed_networks": "203.0.113.0/24\n10.1.2.3", "jobs_per_hour": "", "expiry_date_0": "",
-            "expiry_date_1": ""}
+    data = {
+        "name": "crm",
+        "service_account": account.pk,
+        "scopes": ["jobs:read", "jobs:write"],
+        "allowed_networks": "203.0.113.0/24\n10.1.2.3",
+        "jobs_per_hour": "",
+        "expiry_date_0": "",
+        "expiry_date_1": "",
+    }
     data.update(overrides)
     return data
 
@@ -76,8 +94,10 @@ def test_api_key_form_has_scope_checkboxes_and_validates_networks():
     page = _html(client, "/admin/accounts/integrationkey/add/")
     for scope in ("jobs:read", "jobs:write", "audit:read"):
         assert f'type="checkbox" name="scopes" value="{scope}"' in page
-    bad = client.post("/admin/accounts/integrationkey/add/",
-                      _key_form_data(service, allowed_networks="203.0.113.0/24\n10.0.0.300/8"))
+    bad = client.post(
+        "/admin/accounts/integrationkey/add/",
+        _key_form_data(service, allowed_networks="203.0.113.0/24\n10.0.0.300/8"),
+    )
     assert bad.status_code == 200
     assert "&#x27;10.0.0.300/8&#x27; is not an IP address or network" in bad.content.decode()
     none = client.post("/admin/accounts/integrationkey/add/", _key_form_data(service, scopes=[]))
@@ -105,8 +125,10 @@ def test_requester_turns_on_two_factor_from_the_account_page(live_server, page):
     requester = person("vera", "requester")
     login(page, live_server, requester.username, PASSWORD)
     page.click("#nav-account")
-    assert "optional" in page.locator("#two-factor-off").inner_text() or \
-        "does not require" in page.locator("#two-factor-off").inner_text()
+    assert (
+        "optional" in page.locator("#two-factor-off").inner_text()
+        or "does not require" in page.locator("#two-factor-off").inner_text()
+    )
     page.click("#enable-two-factor")
     assert "/account/2fa/" in page.url
     assert "optional for your role" in page.locator("#two-factor-voluntary").inner_text()
@@ -117,7 +139,10 @@ def test_requester_turns_on_two_factor_from_the_account_page(live_server, page):
     page.wait_for_url("**/account/")
     device.refresh_from_db()
     assert device.confirmed
-    assert "set up for your account and this session has been verified" in page.locator("#two-factor-on").inner_text()
+    assert (
+        "set up for your account and this session has been verified"
+        in page.locator("#two-factor-on").inner_text()
+    )
     # Having chosen it, the requester is held to it at the next sign-in.
     page.click("header form button[type=submit]")
     page.wait_for_load_state("networkidle")

@@ -48,8 +48,11 @@ def test_lookup_finds_the_right_job_after_attacks_and_nothing_for_unrelated_imag
         released.append((job, Image.open(io.BytesIO(marked.data)).convert("RGB")))
     # The worker marks the template job's own (32x32 demo) output on release; this test
     # measures the lookup among its OUTPUTS only, so that output leaves the index once marked.
-    wait_for(lambda: EditJob.objects.filter(pk=template.pk, marked__isnull=False).exists(), 60,
-             what="the template job to be marked")
+    wait_for(
+        lambda: EditJob.objects.filter(pk=template.pk, marked__isnull=False).exists(),
+        60,
+        what="the template job to be marked",
+    )
     Fingerprint.objects.filter(job=template).delete()
     assert Fingerprint.objects.count() == 2 * OUTPUTS
 

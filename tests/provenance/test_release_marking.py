@@ -23,13 +23,22 @@ from tests.provenance.conftest import clone_job, run_real_job
 @pytest.fixture
 def dev_ca(settings):
     """The worker's development chain (its var dir), so this process verifies what it signed."""
-    settings.C2PA_SIGNING_KEY_FILE = settings.C2PA_CERT_CHAIN_FILE = settings.C2PA_TRUST_ANCHORS_FILE = None
+    settings.C2PA_SIGNING_KEY_FILE = settings.C2PA_CERT_CHAIN_FILE = (
+        settings.C2PA_TRUST_ANCHORS_FILE
+    ) = None
     return settings.PROVENANCE_DEV_CA_DIR
 
 
 def _marked(job) -> EditJob:
-    return wait_for(lambda: EditJob.objects.filter(pk=job.pk, marked__isnull=False).select_related(
-        "marked", "edited").first(), 60, what=f"job {job.pk} to be marked")
+    return wait_for(
+        lambda: (
+            EditJob.objects.filter(pk=job.pk, marked__isnull=False)
+            .select_related("marked", "edited")
+            .first()
+        ),
+        60,
+        what=f"job {job.pk} to be marked",
+    )
 
 
 @pytest.mark.postgres
@@ -44,12 +53,17 @@ def test_a_plain_job_on_a_worker_is_released_marked(worker, requester, dev_ca):
     report = manifest.read_image(data, anchors_pem=signing.trust_anchors())
     assert report.state == "Trusted", report.failures
     released = AuditEvent.objects.get(subject=f"job:{job.pk}", action="job.succeeded")
-    assert report.audit["job_id"] == str(job.pk) and report.audit["original_sha256"] == job.original_id
+    assert (
+        report.audit["job_id"] == str(job.pk) and report.audit["original_sha256"] == job.original_id
+    )
     assert report.audit["event"]["seq"] == released.seq
     assert WatermarkKey.objects.get(job=job, marked_sha256=job.marked_id).manifest == report.audit
 
     event = AuditEvent.objects.get(subject=f"job:{job.pk}", action="provenance.marked")
-    assert event.payload["marked_sha256"] == job.marked_id and event.payload["edited_sha256"] == job.edited_id
+    assert (
+        event.payload["marked_sha256"] == job.marked_id
+        and event.payload["edited_sha256"] == job.edited_id
+    )
     assert event.seq > released.seq
 
     # The requester's API lists and downloads the marked bytes as "edited".
@@ -65,7 +79,9 @@ def test_a_plain_job_on_a_worker_is_released_marked(worker, requester, dev_ca):
 @pytest.mark.redis
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_a_failed_marking_keeps_the_job_and_the_sweep_marks_it(worker, requester, dev_ca, settings, tmp_path):
+def test_a_failed_marking_keeps_the_job_and_the_sweep_marks_it(
+    worker, requester, dev_ca, settings, tmp_path
+):
     job = _marked(run_real_job(requester))
     clone, _ = clone_job(job, marked=None)
 
@@ -77,15 +93,23 @@ def test_a_failed_marking_keeps_the_job_and_the_sweep_marks_it(worker, requester
     assert "C2PA_CERT_CHAIN_FILE" in failed.payload["error"]
     assert list(release.pending()) == [clone]
     # A download meanwhile serves the unmarked edited output (the job is not lost).
-    assert api_client(requester).get(f"/api/v1/jobs/{clone.pk}").json()["artifacts"]["edited"]["sha256"] \
+    assert (
+        api_client(requester)
+        .get(f"/api/v1/jobs/{clone.pk}")
+        .json()["artifacts"]["edited"]["sha256"]
         == clone.edited_id
+    )
 
     settings.C2PA_SIGNING_KEY_FILE = None
     assert release.sweep() == 1
     clone.refresh_from_db()
     assert clone.marked_id and not list(release.pending())
-    assert AuditEvent.objects.get(subject=f"job:{clone.pk}", action="provenance.marked").payload[
-        "marked_sha256"] == clone.marked_id
+    assert (
+        AuditEvent.objects.get(subject=f"job:{clone.pk}", action="provenance.marked").payload[
+            "marked_sha256"
+        ]
+        == clone.marked_id
+    )
     assert release.sweep() == 0  # nothing left; already marked jobs are not marked again
 
 
@@ -93,7 +117,9 @@ def test_a_failed_marking_keeps_the_job_and_the_sweep_marks_it(worker, requester
 @pytest.mark.redis
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_a_held_job_is_marked_when_an_approval_releases_it(worker, requester, approver, bundle, dev_ca):
+def test_a_held_job_is_marked_when_an_approval_releases_it(
+    worker, requester, approver, bundle, dev_ca
+):
     from editplatform.approvals import services as approvals
     from editplatform.jobs import policy
 
@@ -102,24 +128,36 @@ def test_a_held_job_is_marked_when_an_approval_releases_it(worker, requester, ap
     assert response.status_code == 201, response.content
     job = wait_for_state(response.json()["id"], "awaiting_approval")
     assert job.marked_id is None  # held outputs are not released, so not marked
-    approvals.approve(job, approver, params_sha256=job.params_sha256, outputs_sha256=policy.outputs_sha256(job))
+    approvals.approve(
+        job, approver, params_sha256=job.params_sha256, outputs_sha256=policy.outputs_sha256(job)
+    )
 
     job = _marked(job)
     report = manifest.read_image(artifacts.read(job.marked), anchors_pem=signing.trust_anchors())
     assert report.state == "Trusted", report.failures
     released = AuditEvent.objects.get(subject=f"job:{job.pk}", action="job.released")
     assert report.audit["job_id"] == str(job.pk) and report.audit["event"]["seq"] == released.seq
-    assert AuditEvent.objects.get(subject=f"job:{job.pk}", action="provenance.marked").payload[
-        "marked_sha256"] == job.marked_id
-    assert api_client(requester).get(f"/api/v1/jobs/{job.pk}").json()["artifacts"]["edited"]["sha256"] \
+    assert (
+        AuditEvent.objects.get(subject=f"job:{job.pk}", action="provenance.marked").payload[
+            "marked_sha256"
+        ]
         == job.marked_id
+    )
+    assert (
+        api_client(requester).get(f"/api/v1/jobs/{job.pk}").json()["artifacts"]["edited"]["sha256"]
+        == job.marked_id
+    )
 
 
 def test_production_refuses_to_start_without_the_c2pa_files(settings, tmp_path):
     settings.PRODUCTION = True
-    settings.C2PA_SIGNING_KEY_FILE = settings.C2PA_CERT_CHAIN_FILE = settings.C2PA_TRUST_ANCHORS_FILE = None
+    settings.C2PA_SIGNING_KEY_FILE = settings.C2PA_CERT_CHAIN_FILE = (
+        settings.C2PA_TRUST_ANCHORS_FILE
+    ) = None
     errors = check_signing_files()
-    assert [e.id for e in errors] == ["provenance.E001"] and "C2PA_SIGNING_KEY_FILE" in errors[0].msg
+    assert [e.id for e in errors] == ["provenance.E001"] and "C2PA_SIGNING_KEY_FILE" in errors[
+        0
+    ].msg
     assert any(e.id == "provenance.E001" for e in checks.run_checks(tags=["provenance"]))
 
     for name in ("key", "chain", "roots"):

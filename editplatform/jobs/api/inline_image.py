@@ -35,17 +35,24 @@ def check_body_size(content_length) -> None:
     except (TypeError, ValueError):
         return  # no usable declaration: the text's length is checked before decoding
     if declared > encoded_limit() + JSON_OVERHEAD_BYTES:
-        raise _refused(413, "file_too_large",
-                       f"the request has {declared} bytes; a base64 image of at most "
-                       f"{settings.UPLOAD_MAX_BYTES} bytes needs at most {encoded_limit() + JSON_OVERHEAD_BYTES}")
+        raise _refused(
+            413,
+            "file_too_large",
+            f"the request has {declared} bytes; a base64 image of at most "
+            f"{settings.UPLOAD_MAX_BYTES} bytes needs at most {encoded_limit() + JSON_OVERHEAD_BYTES}",
+        )
 
 
 def decode(text) -> bytes:
     """The image bytes of ``image_base64`` (plain base64 or a ``data:`` URL)."""
     if text is None or text == "":
-        raise _refused(400, "missing", f"no image was sent (JSON field '{FIELD}': the file's bytes in base64)")
+        raise _refused(
+            400, "missing", f"no image was sent (JSON field '{FIELD}': the file's bytes in base64)"
+        )
     if not isinstance(text, str):
-        raise _refused(400, "invalid", f"{FIELD} must be a string of base64, got {type(text).__name__}")
+        raise _refused(
+            400, "invalid", f"{FIELD} must be a string of base64, got {type(text).__name__}"
+        )
     text = _DATA_URL.sub("", text, count=1)
     if len(text) > encoded_limit():
         _check_size(len(text) // 4 * 3)  # the size it would decode to: 413 before decoding

@@ -35,7 +35,11 @@ def _is_timestamp(text: str) -> bool:
     """An aware timestamp that every database can compare with (in range once in UTC)."""
     try:
         value = parse_datetime(text) if "\x00" not in text else None
-        return value is not None and value.tzinfo is not None and value.astimezone(datetime.UTC) is not None
+        return (
+            value is not None
+            and value.tzinfo is not None
+            and value.astimezone(datetime.UTC) is not None
+        )
     except (ValueError, OverflowError):
         return False
 
@@ -57,21 +61,32 @@ class JobCursorPagination(CursorPagination):
 
     def get_paginated_response(self, data):
         next_url, previous_url = self.get_next_link(), self.get_previous_link()
-        return Response({
-            "next_cursor": cursor_of(next_url), "previous_cursor": cursor_of(previous_url),
-            "next": next_url, "previous": previous_url, "results": data,
-        })
+        return Response(
+            {
+                "next_cursor": cursor_of(next_url),
+                "previous_cursor": cursor_of(previous_url),
+                "next": next_url,
+                "previous": previous_url,
+                "results": data,
+            }
+        )
 
     def get_paginated_response_schema(self, schema):
-        cursor = {"type": "string", "nullable": True,
-                  "description": "pass as the `cursor` query parameter for the next page; null on the last page"}
+        cursor = {
+            "type": "string",
+            "nullable": True,
+            "description": "pass as the `cursor` query parameter for the next page; null on the last page",
+        }
         link = {"type": "string", "nullable": True, "format": "uri"}
         return {
             "type": "object",
             "required": ["next_cursor", "previous_cursor", "next", "previous", "results"],
             "properties": {
                 "next_cursor": cursor,
-                "previous_cursor": {**cursor, "description": "pass as `cursor` for the page before; null on the first"},
+                "previous_cursor": {
+                    **cursor,
+                    "description": "pass as `cursor` for the page before; null on the first",
+                },
                 "next": {**link, "description": "the next page's full URL (the same cursor)"},
                 "previous": {**link, "description": "the previous page's full URL"},
                 "results": schema,

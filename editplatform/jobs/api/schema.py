@@ -29,7 +29,9 @@ def example_edits() -> dict[str, float] | None:
     if not specs:
         return None
     spec = specs[0]
-    strength = spec.default_strength or round(spec.min_strength + 0.75 * (spec.max_strength - spec.min_strength), 2)
+    strength = spec.default_strength or round(
+        spec.min_strength + 0.75 * (spec.max_strength - spec.min_strength), 2
+    )
     return {spec.name: strength}
 
 
@@ -37,8 +39,12 @@ def catalog_examples(result, generator, request, public):
     """drf-spectacular postprocessing hook: put catalog examples on the job request bodies."""
     schemas = result.get("components", {}).get("schemas", {})
     edits = example_edits()
-    for name, as_text in (("JobCreateJsonRequest", False), ("JobCreateJson", False),
-                          ("JobCreateRequest", True), ("JobCreate", True)):
+    for name, as_text in (
+        ("JobCreateJsonRequest", False),
+        ("JobCreateJson", False),
+        ("JobCreateRequest", True),
+        ("JobCreate", True),
+    ):
         props = schemas.get(name, {}).get("properties", {})
         if "edits" not in props:
             continue

@@ -26,16 +26,33 @@ class DomainReportSerializer(serializers.Serializer):
     """The domain gate's report on the job's aligned photo (an empty object until computed,
     so every field is optional)."""
 
-    gated = serializers.BooleanField(required=False, help_text="false: the model declares no domain gate (not judged)")
-    in_domain = serializers.BooleanField(required=False, help_text="false: the model cannot represent this photo well")
-    explanation = serializers.CharField(required=False, help_text="plain-language verdict with the numbers, for the requester")
-    reasons = serializers.ListField(required=False, child=serializers.CharField(),
-                                    help_text="failed checks: ood (unusual latent), psnr, ssim")
-    ood_score = serializers.FloatField(required=False, allow_null=True, help_text="Mahalanobis distance of the W+ code")
-    ood_max = serializers.FloatField(required=False, allow_null=True, help_text="calibrated limit of ood_score")
-    psnr = serializers.FloatField(required=False, allow_null=True, help_text="reconstruction PSNR (dB) on the aligned crop")
+    gated = serializers.BooleanField(
+        required=False, help_text="false: the model declares no domain gate (not judged)"
+    )
+    in_domain = serializers.BooleanField(
+        required=False, help_text="false: the model cannot represent this photo well"
+    )
+    explanation = serializers.CharField(
+        required=False, help_text="plain-language verdict with the numbers, for the requester"
+    )
+    reasons = serializers.ListField(
+        required=False,
+        child=serializers.CharField(),
+        help_text="failed checks: ood (unusual latent), psnr, ssim",
+    )
+    ood_score = serializers.FloatField(
+        required=False, allow_null=True, help_text="Mahalanobis distance of the W+ code"
+    )
+    ood_max = serializers.FloatField(
+        required=False, allow_null=True, help_text="calibrated limit of ood_score"
+    )
+    psnr = serializers.FloatField(
+        required=False, allow_null=True, help_text="reconstruction PSNR (dB) on the aligned crop"
+    )
     psnr_min = serializers.FloatField(required=False, allow_null=True)
-    ssim = serializers.FloatField(required=False, allow_null=True, help_text="reconstruction SSIM on the aligned crop")
+    ssim = serializers.FloatField(
+        required=False, allow_null=True, help_text="reconstruction SSIM on the aligned crop"
+    )
     ssim_min = serializers.FloatField(required=False, allow_null=True)
     domain = serializers.CharField(required=False, help_text="what the model was trained on")
     alignment = serializers.CharField(required=False, help_text="ffhq, object or center")
@@ -44,12 +61,17 @@ class DomainReportSerializer(serializers.Serializer):
 class JobSerializer(serializers.ModelSerializer):
     requester = serializers.CharField(source="requester.username", read_only=True)
     domain_report = serializers.SerializerMethodField(
-        help_text="the domain gate's report on the aligned photo ({} until the worker computed it)")
+        help_text="the domain gate's report on the aligned photo ({} until the worker computed it)"
+    )
     out_of_domain = serializers.SerializerMethodField(
         help_text="true when the domain gate found the photo outside what the model represents "
-                  "(the job is then flagged, held for an approver or refused per JOB_OUT_OF_DOMAIN)")
-    edits = serializers.DictField(child=serializers.FloatField(), read_only=True,
-                                  help_text="{edit name: strength} as accepted (zero strengths dropped)")
+        "(the job is then flagged, held for an approver or refused per JOB_OUT_OF_DOMAIN)"
+    )
+    edits = serializers.DictField(
+        child=serializers.FloatField(),
+        read_only=True,
+        help_text="{edit name: strength} as accepted (zero strengths dropped)",
+    )
     artifacts = serializers.SerializerMethodField()
     queue_to_start_seconds = serializers.SerializerMethodField()
     state = serializers.ChoiceField(choices=State.choices, read_only=True)
@@ -57,10 +79,34 @@ class JobSerializer(serializers.ModelSerializer):
     class Meta:
         model = EditJob
         fields = [
-            "id", "state", "progress", "stage", "requester", "source", "edits", "purpose", "consent",
-            "needs_approval", "params_sha256", "upload_sha256", "model_version", "metrics", "error", "error_code",
-            "cancel_requested", "attempts", "artifacts", "created_at", "queued_at", "started_at", "finished_at",
-            "timings", "queue_to_start_seconds", "face_index", "domain_report", "out_of_domain",
+            "id",
+            "state",
+            "progress",
+            "stage",
+            "requester",
+            "source",
+            "edits",
+            "purpose",
+            "consent",
+            "needs_approval",
+            "params_sha256",
+            "upload_sha256",
+            "model_version",
+            "metrics",
+            "error",
+            "error_code",
+            "cancel_requested",
+            "attempts",
+            "artifacts",
+            "created_at",
+            "queued_at",
+            "started_at",
+            "finished_at",
+            "timings",
+            "queue_to_start_seconds",
+            "face_index",
+            "domain_report",
+            "out_of_domain",
         ]
         read_only_fields = fields
 
@@ -74,8 +120,11 @@ class JobSerializer(serializers.ModelSerializer):
             if artifact is None:
                 continue
             out[kind] = {
-                "sha256": artifact.sha256, "media_type": artifact.media_type, "size": artifact.size,
-                "width": artifact.width, "height": artifact.height,
+                "sha256": artifact.sha256,
+                "media_type": artifact.media_type,
+                "size": artifact.size,
+                "width": artifact.width,
+                "height": artifact.height,
                 "url": reverse("jobs-api:artifact", kwargs={"job_id": job.pk, "kind": kind}),
             }
         return out
@@ -100,11 +149,15 @@ def _limit_text() -> str:
     return f"at most {settings.UPLOAD_MAX_BYTES} bytes and {settings.UPLOAD_MAX_PIXELS} pixels"
 
 
-PURPOSE_HELP = f"why this edit is needed ({services.PURPOSE_MIN} to {services.PURPOSE_MAX} characters; recorded " \
-               "in the audit log)"
+PURPOSE_HELP = (
+    f"why this edit is needed ({services.PURPOSE_MIN} to {services.PURPOSE_MAX} characters; recorded "
+    "in the audit log)"
+)
 CONSENT_HELP = "attests the consent of the person shown (or the rights holder); must be true"
-FACE_INDEX_HELP = ("face models: which detected face to edit (0 = leftmost); without it a photo with "
-                   "several faces fails with error_code multiple_faces")
+FACE_INDEX_HELP = (
+    "face models: which detected face to edit (0 = leftmost); without it a photo with "
+    "several faces fails with error_code multiple_faces"
+)
 EDITS_HELP = "edit name to strength; names and allowed ranges: GET /api/v1/edits"
 
 
@@ -113,10 +166,13 @@ class JobCreateSerializer(serializers.Serializer):
 
     image = UploadField(help_text=f"JPEG, PNG or WebP (decided by content), {_limit_text()}")
     edits = serializers.CharField(help_text=f"a JSON object as text ({EDITS_HELP})")
-    purpose = serializers.CharField(min_length=services.PURPOSE_MIN, max_length=services.PURPOSE_MAX,
-                                    help_text=PURPOSE_HELP)
+    purpose = serializers.CharField(
+        min_length=services.PURPOSE_MIN, max_length=services.PURPOSE_MAX, help_text=PURPOSE_HELP
+    )
     consent = serializers.BooleanField(help_text=CONSENT_HELP)
-    face_index = serializers.IntegerField(required=False, min_value=0, max_value=99, help_text=FACE_INDEX_HELP)
+    face_index = serializers.IntegerField(
+        required=False, min_value=0, max_value=99, help_text=FACE_INDEX_HELP
+    )
 
 
 class JobCreateJsonSerializer(serializers.Serializer):
@@ -124,12 +180,16 @@ class JobCreateJsonSerializer(serializers.Serializer):
 
     image_base64 = serializers.CharField(
         help_text=f"the image file (JPEG, PNG or WebP, {_limit_text()}) in standard base64; "
-                  "a `data:image/...;base64,` prefix is accepted")
+        "a `data:image/...;base64,` prefix is accepted"
+    )
     edits = serializers.DictField(child=serializers.FloatField(), help_text=EDITS_HELP)
-    purpose = serializers.CharField(min_length=services.PURPOSE_MIN, max_length=services.PURPOSE_MAX,
-                                    help_text=PURPOSE_HELP)
+    purpose = serializers.CharField(
+        min_length=services.PURPOSE_MIN, max_length=services.PURPOSE_MAX, help_text=PURPOSE_HELP
+    )
     consent = serializers.BooleanField(help_text=CONSENT_HELP)
-    face_index = serializers.IntegerField(required=False, min_value=0, max_value=99, help_text=FACE_INDEX_HELP)
+    face_index = serializers.IntegerField(
+        required=False, min_value=0, max_value=99, help_text=FACE_INDEX_HELP
+    )
 
 
 class EditSpecSerializer(serializers.Serializer):

@@ -30,7 +30,11 @@ class KeyJobQuotaThrottle(BaseThrottle):
 
     def allow_request(self, request, view) -> bool:
         key = request.auth
-        if request.method != "POST" or not isinstance(key, IntegrationKey) or key.jobs_per_hour is None:
+        if (
+            request.method != "POST"
+            or not isinstance(key, IntegrationKey)
+            or key.jobs_per_hour is None
+        ):
             return True
         now = timezone.now()
         recent = list(

@@ -76,14 +76,20 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--jobs", type=int, default=24, help="jobs per throughput batch")
         parser.add_argument("--clients", type=int, default=8, help="concurrent API clients")
-        parser.add_argument("--latency-jobs", type=int, default=20, help="single jobs for queue-to-start")
-        parser.add_argument("--torch-threads", type=int, default=1, help="torch threads per worker process")
+        parser.add_argument(
+            "--latency-jobs", type=int, default=20, help="single jobs for queue-to-start"
+        )
+        parser.add_argument(
+            "--torch-threads", type=int, default=1, help="torch threads per worker process"
+        )
         parser.add_argument("--web-workers", type=int, default=2)
         parser.add_argument("--markdown", help="replace our section of this markdown file")
 
     def handle(self, *args, **opts):
         if settings.EMBEDDED_BROKER:
-            self.stderr.write("warning: embedded filesystem broker; the figures will not represent Redis")
+            self.stderr.write(
+                "warning: embedded filesystem broker; the figures will not represent Redis"
+            )
         if not (Path(settings.MODEL_BUNDLE) / "manifest.json").exists():
             raise CommandError(f"no model bundle at {settings.MODEL_BUNDLE}")
         password = secrets.token_urlsafe(16)
@@ -96,8 +102,20 @@ class Command(BaseCommand):
         try:
             port = _free_port()
             self.base = f"http://127.0.0.1:{port}"
-            self._spawn([sys.executable, "-m", "gunicorn", "editplatform.wsgi:application", "--bind",
-                         f"127.0.0.1:{port}", "--workers", str(opts["web_workers"]), "--threads", "4"])
+            self._spawn(
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "editplatform.wsgi:application",
+                    "--bind",
+                    f"127.0.0.1:{port}",
+                    "--workers",
+                    str(opts["web_workers"]),
+                    "--threads",
+                    "4",
+                ]
+            )
             self._wait_http(self.base + "/healthz")
             figures = self._run(opts)
         finally:
@@ -112,8 +130,12 @@ class Command(BaseCommand):
     def _run(self, opts) -> dict:
         n = opts["jobs"]
         self.stdout.write(f"submitting {n} jobs with {opts['clients']} concurrent clients ...")
-        self._submit_batch(2 * opts["clients"], opts["clients"], seed=50_000)  # warm every web worker
-        single_ms = [self._submit_one(60_000 + i)[0] for i in range(10)]  # one client, for reference
+        self._submit_batch(
+            2 * opts["clients"], opts["clients"], seed=50_000
+        )  # warm every web worker
+        single_ms = [
+            self._submit_one(60_000 + i)[0] for i in range(10)
+        ]  # one client, for reference
         submit_ms, batch1 = self._submit_batch(n, opts["clients"], seed=1)
         batch1 += self._recent_queued(exclude=batch1)
         one = self._drain(batch1, workers=1, threads=opts["torch_threads"])
@@ -125,12 +147,22 @@ class Command(BaseCommand):
             job = self._wait_done([job_id])[0]
             q2s.append(job.queue_to_start_seconds() * 1000)
         self._stop_workers()
-        return {"submit_ms": submit_ms, "single_ms": single_ms, "one": one, "two": two, "q2s_ms": q2s}
+        return {
+            "submit_ms": submit_ms,
+            "single_ms": single_ms,
+            "one": one,
+            "two": two,
+            "q2s_ms": q2s,
+        }
 
     def _recent_queued(self, exclude) -> list[str]:
         """Warm-up and single-client jobs: drained with the first batch (not timed apart)."""
-        return [str(pk) for pk in EditJob.objects.filter(requester__username=self.username, state="queued")
-                .exclude(pk__in=exclude).values_list("pk", flat=True)]
+        return [
+            str(pk)
+            for pk in EditJob.objects.filter(requester__username=self.username, state="queued")
+            .exclude(pk__in=exclude)
+            .values_list("pk", flat=True)
+        ]
 
     def _edits(self) -> dict[str, float]:
         """One edit that needs no approval, at its recommended strength, from the loaded catalog."""
@@ -142,15 +174,31 @@ class Command(BaseCommand):
     def _submit_one(self, seed: int) -> tuple[float, str]:
         boundary = uuid.uuid4().hex
         parts = []
-        for name, value in (("edits", json.dumps(self._edits())), ("purpose", "benchmark job: throughput"),
-                            ("consent", "true")):
-            parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
-        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="p.jpg"\r\n'
-                     "Content-Type: image/jpeg\r\n\r\n".encode() + _photo(seed) + b"\r\n")
+        for name, value in (
+            ("edits", json.dumps(self._edits())),
+            ("purpose", "benchmark job: throughput"),
+            ("consent", "true"),
+        ):
+            parts.append(
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+            )
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="p.jpg"\r\n'
+            "Content-Type: image/jpeg\r\n\r\n".encode()
+            + _photo(seed)
+            + b"\r\n"
+        )
         parts.append(f"--{boundary}--\r\n".encode())
         opener, csrf = self._session()
-        request = urllib.request.Request(self.base + "/api/v1/jobs", data=b"".join(parts), method="POST", headers={
-            "X-CSRFToken": csrf, "Content-Type": f"multipart/form-data; boundary={boundary}"})
+        request = urllib.request.Request(
+            self.base + "/api/v1/jobs",
+            data=b"".join(parts),
+            method="POST",
+            headers={
+                "X-CSRFToken": csrf,
+                "Content-Type": f"multipart/form-data; boundary={boundary}",
+            },
+        )
         start = time.perf_counter()
         with opener.open(request, timeout=60) as response:
             body = json.loads(response.read())
@@ -171,9 +219,12 @@ class Command(BaseCommand):
             opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
             opener.open(self.base + "/login/", timeout=30).read()
             csrf = next(c.value for c in jar if c.name == "csrftoken")
-            form = urllib.parse.urlencode({"username": self.username, "password": self.password,
-                                           "csrfmiddlewaretoken": csrf}).encode()
-            opener.open(urllib.request.Request(self.base + "/login/", data=form, method="POST"), timeout=30).read()
+            form = urllib.parse.urlencode(
+                {"username": self.username, "password": self.password, "csrfmiddlewaretoken": csrf}
+            ).encode()
+            opener.open(
+                urllib.request.Request(self.base + "/login/", data=form, method="POST"), timeout=30
+            ).read()
             local.opener, local.csrf = opener, next(c.value for c in jar if c.name == "csrftoken")
         return local.opener, local.csrf
 
@@ -190,18 +241,30 @@ class Command(BaseCommand):
             self._stop_workers()
         bad = [j for j in jobs if j.state != "succeeded"]
         if bad:
-            raise CommandError(f"{len(bad)} job(s) did not succeed, e.g. {bad[0].pk}: {bad[0].error}")
+            raise CommandError(
+                f"{len(bad)} job(s) did not succeed, e.g. {bad[0].pk}: {bad[0].error}"
+            )
         span = (max(j.finished_at for j in jobs) - min(j.started_at for j in jobs)).total_seconds()
         runs = [j.timings.get("total", 0.0) for j in jobs]
-        return {"jobs": len(jobs), "seconds": span, "jobs_per_s": len(jobs) / span,
-                "job_s_p50": statistics.median(runs), "attempts": sum(j.attempts for j in jobs)}
+        return {
+            "jobs": len(jobs),
+            "seconds": span,
+            "jobs_per_s": len(jobs) / span,
+            "job_s_p50": statistics.median(runs),
+            "attempts": sum(j.attempts for j in jobs),
+        }
 
     # -- processes -----------------------------------------------------------------------
 
     def _spawn(self, cmd, env=None) -> subprocess.Popen:
         log = open(Path(settings.VAR_DIR) / f"bench-{len(self.children)}.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen(cmd, env=env or os.environ.copy(), stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            env=env or os.environ.copy(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         proc.log_path = log.name
         self.children.append(proc)
         return proc
@@ -210,10 +273,31 @@ class Command(BaseCommand):
         self.workers = []
         env = dict(os.environ, JOB_TORCH_THREADS=str(threads))
         for i in range(count):
-            self.workers.append(self._spawn([
-                sys.executable, "-m", "celery", "-A", "editplatform", "worker", "-Q", "gpu", "--concurrency", "1",
-                "--pool", "prefork", "--hostname", f"bench{i}-{uuid.uuid4().hex[:4]}@%h", "--loglevel", "WARNING",
-                "--without-gossip", "--without-mingle"], env=env))
+            self.workers.append(
+                self._spawn(
+                    [
+                        sys.executable,
+                        "-m",
+                        "celery",
+                        "-A",
+                        "editplatform",
+                        "worker",
+                        "-Q",
+                        "gpu",
+                        "--concurrency",
+                        "1",
+                        "--pool",
+                        "prefork",
+                        "--hostname",
+                        f"bench{i}-{uuid.uuid4().hex[:4]}@%h",
+                        "--loglevel",
+                        "WARNING",
+                        "--without-gossip",
+                        "--without-mingle",
+                    ],
+                    env=env,
+                )
+            )
 
     def _stop_workers(self) -> None:
         for proc in getattr(self, "workers", []):
@@ -264,24 +348,31 @@ class Command(BaseCommand):
         one, two = f["one"], f["two"]
         cpu = platform.processor() or platform.machine()
         try:
-            cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+            cpu = next(
+                line.split(":", 1)[1].strip()
+                for line in open("/proc/cpuinfo")
+                if line.startswith("model name")
+            )
         except (OSError, StopIteration):
             pass
         s, q = f["submit_ms"], f["q2s_ms"]
         lines = [
-            SECTION, "",
+            SECTION,
+            "",
             f"Command: `python manage.py bench_jobs --jobs {opts['jobs']} --clients {opts['clients']} "
             f"--latency-jobs {opts['latency_jobs']} --torch-threads {opts['torch_threads']}` "
             f"(database {connection.vendor}, broker {settings.CELERY_BROKER_URL.split(':')[0]}).",
             f"Machine: {os.cpu_count()} CPU cores ({cpu}), no GPU, torch {torch.__version__}, "
             f"{opts['torch_threads']} torch thread(s) per worker process. Date: {timezone.now():%Y-%m-%d %H:%M} UTC.",
-            f"Model bundle: `{Path(settings.MODEL_BUNDLE).name}` version {engine.get_catalog().version[:12]}.", "",
-            "| figure | value | goal |", "|---|---|---|",
+            f"Model bundle: `{Path(settings.MODEL_BUNDLE).name}` version {engine.get_catalog().version[:12]}.",
+            "",
+            "| figure | value | goal |",
+            "|---|---|---|",
             f"| API submit latency p50 / p99 ({opts['clients']} concurrent clients, {len(s)} requests) | "
-            f"{_pct(s, .5):.0f} ms / {_pct(s, .99):.0f} ms | p99 < 100 ms |",
+            f"{_pct(s, 0.5):.0f} ms / {_pct(s, 0.99):.0f} ms | p99 < 100 ms |",
             f"| API submit latency p50 / p99 (1 client, {len(f['single_ms'])} requests) | "
-            f"{_pct(f['single_ms'], .5):.0f} ms / {_pct(f['single_ms'], .99):.0f} ms | |",
-            f"| queue-to-start p50 / p99 (idle warm workers, {len(q)} jobs) | {_pct(q, .5):.0f} ms / {_pct(q, .99):.0f} ms | p50 < 100 ms |",
+            f"{_pct(f['single_ms'], 0.5):.0f} ms / {_pct(f['single_ms'], 0.99):.0f} ms | |",
+            f"| queue-to-start p50 / p99 (idle warm workers, {len(q)} jobs) | {_pct(q, 0.5):.0f} ms / {_pct(q, 0.99):.0f} ms | p50 < 100 ms |",
             f"| throughput, 1 worker process ({one['jobs']} jobs) | {one['jobs_per_s']:.2f} jobs/s (model time per job p50 {one['job_s_p50']:.2f} s) | |",
             f"| throughput, 2 worker processes ({two['jobs']} jobs) | {two['jobs_per_s']:.2f} jobs/s = "
             f"{two['jobs_per_s'] / one['jobs_per_s']:.2f}x | >= 1.8x |",
@@ -297,5 +388,5 @@ class Command(BaseCommand):
             new = old.rstrip("\n") + "\n\n" + text
         else:
             end = old.find("\n## ", start + len(SECTION))
-            new = old[:start] + text + (old[end + 1:] if end >= 0 else "")
+            new = old[:start] + text + (old[end + 1 :] if end >= 0 else "")
         path.write_text(new)

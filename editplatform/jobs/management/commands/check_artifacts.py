@@ -68,7 +68,9 @@ class Command(BaseCommand):
     help = "List (and with --mark, record) jobs whose artifacts are missing from storage, and orphan blobs."
 
     def add_arguments(self, parser):
-        parser.add_argument("--mark", action="store_true", help="append job.artifacts_missing for each job")
+        parser.add_argument(
+            "--mark", action="store_true", help="append job.artifacts_missing for each job"
+        )
         parser.add_argument("--json", action="store_true")
 
     def handle(self, *args, mark: bool = False, json: bool = False, **options):
@@ -77,21 +79,31 @@ class Command(BaseCommand):
         marked = 0
         if mark:
             for job_id, gone in missing.items():
-                already = AuditEvent.objects.filter(action=JOB_ARTIFACTS_MISSING, subject=f"job:{job_id}")
+                already = AuditEvent.objects.filter(
+                    action=JOB_ARTIFACTS_MISSING, subject=f"job:{job_id}"
+                )
                 if any(e.entry and all(d in e.entry for d in gone.values()) for e in already):
                     continue
                 with transaction.atomic():
-                    audit_log.append_event(JOB_ARTIFACTS_MISSING, actor_name="cli", subject=f"job:{job_id}",
-                                           payload={"missing": gone})
+                    audit_log.append_event(
+                        JOB_ARTIFACTS_MISSING,
+                        actor_name="cli",
+                        subject=f"job:{job_id}",
+                        payload={"missing": gone},
+                    )
                 marked += 1
         report = {"jobs_missing_artifacts": missing, "orphan_blobs": orphans, "marked": marked}
         if json:
             self.stdout.write(_dumps(report))
         else:
             for job_id, gone in missing.items():
-                self.stdout.write(f"job {job_id}: missing {', '.join(f'{k} {d[:12]}' for k, d in gone.items())}")
-            self.stdout.write(f"{len(missing)} job(s) missing artifacts, {len(orphans)} orphan blob(s), "
-                              f"{marked} newly marked")
+                self.stdout.write(
+                    f"job {job_id}: missing {', '.join(f'{k} {d[:12]}' for k, d in gone.items())}"
+                )
+            self.stdout.write(
+                f"{len(missing)} job(s) missing artifacts, {len(orphans)} orphan blob(s), "
+                f"{marked} newly marked"
+            )
         if missing:
             raise CommandError(f"{len(missing)} job(s) reference artifacts missing from storage")
 
