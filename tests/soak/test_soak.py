@@ -18,7 +18,8 @@ from tests.conftest import ROOT
 from tests.soak.harness import FAULTS
 
 GUARANTEES = ("every job terminal", "no accepted job lost", "ran to success at most once", "complete event chain",
-              "audit verify (exported checkpoints trusted)", "no missing or orphan artifacts")
+              "audit verify (exported checkpoints trusted)", "no missing or orphan artifacts",
+              "harness ran without errors")
 
 
 def _soak(tmp_path, *args: str, env: dict | None = None, timeout: int = 420) -> tuple[int, dict, str]:
