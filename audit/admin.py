@@ -26,7 +26,16 @@ class AuditEventAdmin(ReadOnlyAdmin):
     list_display = ("seq", "created_at", "actor_name", "action", "subject", "request_id")
     list_filter = ("action",)
     search_fields = ("=subject", "=actor_name", "=request_id")
-    readonly_fields = ("seq", "created_at", "actor_name", "action", "subject", "request_id", "entry", "leaf_hex")
+    readonly_fields = (
+        "seq",
+        "created_at",
+        "actor_name",
+        "action",
+        "subject",
+        "request_id",
+        "entry",
+        "leaf_hex",
+    )
     fields = readonly_fields
     show_full_result_count = False
 

@@ -33,12 +33,16 @@ def check_signing_key(app_configs=None, **kwargs):
     from audit.signing import get_signer
 
     errors = []
-    if getattr(settings, "PRODUCTION", False) and not (settings.AUDIT_SIGNING_KEY_FILE or settings.AUDIT_SIGNING_KEY):
-        errors.append(checks.Error(
-            "no audit signing key",
-            hint="set AUDIT_SIGNING_KEY_FILE (a PEM Ed25519 private key) or AUDIT_SIGNING_KEY",
-            id="audit.E001",
-        ))
+    if getattr(settings, "PRODUCTION", False) and not (
+        settings.AUDIT_SIGNING_KEY_FILE or settings.AUDIT_SIGNING_KEY
+    ):
+        errors.append(
+            checks.Error(
+                "no audit signing key",
+                hint="set AUDIT_SIGNING_KEY_FILE (a PEM Ed25519 private key) or AUDIT_SIGNING_KEY",
+                id="audit.E001",
+            )
+        )
     elif settings.AUDIT_SIGNING_KEY_FILE or settings.AUDIT_SIGNING_KEY:
         try:
             get_signer()

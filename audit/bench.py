@@ -25,9 +25,16 @@ from audit.models import TreeNode
 
 # Synthetic actions of the bench's own (registered only while it runs), six of them so
 # the action filter is as selective as on a real log.
-BENCH_ACTIONS = tuple(f"audit.bench_{name}" for name in ("submit", "queue", "start", "finish", "view", "login"))
-PAYLOAD = {"original_sha256": "ab" * 32, "latent_sha256": "cd" * 32, "model_version": "ef" * 32,
-           "outputs": {"reconstruction": "12" * 32, "edited": "34" * 32}, "edits": {"smile": 0.5, "age": -0.25}}
+BENCH_ACTIONS = tuple(
+    f"audit.bench_{name}" for name in ("submit", "queue", "start", "finish", "view", "login")
+)
+PAYLOAD = {
+    "original_sha256": "ab" * 32,
+    "latent_sha256": "cd" * 32,
+    "model_version": "ef" * 32,
+    "outputs": {"reconstruction": "12" * 32, "edited": "34" * 32},
+    "edits": {"smile": 0.5, "age": -0.25},
+}
 
 
 def _append_run(writers: int, total: int) -> float:
@@ -40,8 +47,12 @@ def _append_run(writers: int, total: int) -> float:
             barrier.wait()
             for i in range(per_writer):
                 with transaction.atomic():
-                    audit_log.append_event(BENCH_ACTIONS[3], subject=f"bench-{n}-{i % 50}",
-                                           actor_name=f"worker-{n}", payload=PAYLOAD)
+                    audit_log.append_event(
+                        BENCH_ACTIONS[3],
+                        subject=f"bench-{n}-{i % 50}",
+                        actor_name=f"worker-{n}",
+                        payload=PAYLOAD,
+                    )
         except BaseException as exc:
             errors.append(exc)
         finally:
@@ -72,11 +83,22 @@ def _bulk_load(target: int, out) -> None:
         while seq < target:
             chunk_end = min(target, seq + 50_000)
             nodes = []
-            with raw.copy("COPY audit_event (seq, created_at, actor_name, action, subject, request_id, entry, leaf_hash) FROM STDIN") as copy:
+            with raw.copy(
+                "COPY audit_event (seq, created_at, actor_name, action, subject, request_id, "
+                "entry, leaf_hash) FROM STDIN"
+            ) as copy:
                 for s in range(seq, chunk_end):
                     actor, action, subject = actors[s % 200], action_list[s % 6], f"job-{s // 7}"
-                    entry = audit_log.build_entry(seq=s, time=now, action=action, actor_name=actor, actor_id=None,
-                                                  subject=subject, request_id=f"req-{s // 3}", payload=PAYLOAD)
+                    entry = audit_log.build_entry(
+                        seq=s,
+                        time=now,
+                        action=action,
+                        actor_name=actor,
+                        actor_id=None,
+                        subject=subject,
+                        request_id=f"req-{s // 3}",
+                        payload=PAYLOAD,
+                    )
                     leaf = tlog.hash_leaf(entry.encode())
                     nodes.extend(frontier.append(leaf))
                     copy.write_row((s, now, actor, action, subject, f"req-{s // 3}", entry, leaf))
@@ -85,8 +107,11 @@ def _bulk_load(target: int, out) -> None:
                     copy.write_row((TreeNode.key_for(level, index), value))
             seq = chunk_end
             out.write(f"  loaded {seq} events\n")
-        cursor.execute("UPDATE audit_loghead SET size = %s, frontier = %s, root_hash = %s, last_time = %s WHERE id = 1",
-                       [frontier.size, frontier.to_bytes(), frontier.root(), now])
+        cursor.execute(
+            "UPDATE audit_loghead SET size = %s, frontier = %s, root_hash = %s, last_time = %s "
+            "WHERE id = 1",
+            [frontier.size, frontier.to_bytes(), frontier.root(), now],
+        )
     connection.cursor().execute("ANALYZE audit_event")
     audit_log.make_checkpoint()
 
@@ -97,10 +122,17 @@ def _page_timings(requests: int) -> dict:
 
     user, _ = get_user_model().objects.get_or_create(username="bench-reviewer")
     app_label, codename = READ_PERMISSION.split(".")
-    user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+    user.user_permissions.add(
+        Permission.objects.get(content_type__app_label=app_label, codename=codename)
+    )
     factory = RequestFactory()
-    queries = [{}, {"action": BENCH_ACTIONS[3]}, {"actor": "user-17"}, {"subject": "job-4242"},
-               {"actor": "user-3", "action": BENCH_ACTIONS[1]}]
+    queries = [
+        {},
+        {"action": BENCH_ACTIONS[3]},
+        {"actor": "user-17"},
+        {"subject": "job-4242"},
+        {"actor": "user-3", "action": BENCH_ACTIONS[1]},
+    ]
     head = audit_log.read_head().size
     timings = []
     for i in range(requests):
@@ -115,14 +147,20 @@ def _page_timings(requests: int) -> dict:
         timings.append((time.perf_counter() - started) * 1000)
         assert response.status_code == 200
     timings.sort()
-    return {"p50_ms": round(statistics.median(timings), 1), "p99_ms": round(timings[int(len(timings) * 0.99) - 1], 1),
-            "max_ms": round(timings[-1], 1), "requests": requests}
+    return {
+        "p50_ms": round(statistics.median(timings), 1),
+        "p99_ms": round(timings[int(len(timings) * 0.99) - 1], 1),
+        "max_ms": round(timings[-1], 1),
+        "requests": requests,
+    }
 
 
 def run_bench(*, appends: int, writers: list[int], size: int, page_requests: int, out=None) -> dict:
     out = out or io.StringIO()
     if settings.PRODUCTION:
-        raise RuntimeError("audit bench writes synthetic events: run it on a throwaway database, not production")
+        raise RuntimeError(
+            "audit bench writes synthetic events: run it on a throwaway database, not production"
+        )
     if connection.vendor != "postgresql":
         raise RuntimeError("the audit bench measures PostgreSQL")
     for name in BENCH_ACTIONS:

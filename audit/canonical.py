@@ -78,7 +78,9 @@ def _write(value, out: list[str]) -> None:
             if not isinstance(key, str):
                 raise CanonicalJSONError(f"object key {key!r} is not a string")
         out.append("{")
-        for i, key in enumerate(sorted(value, key=lambda k: k.encode("utf-16-be", "surrogatepass"))):
+        for i, key in enumerate(
+            sorted(value, key=lambda k: k.encode("utf-16-be", "surrogatepass"))
+        ):
             if i:
                 out.append(",")
             out.append(_string(key))
@@ -93,7 +95,9 @@ def _write(value, out: list[str]) -> None:
             _write(item, out)
         out.append("]")
     else:
-        raise CanonicalJSONError(f"{type(value).__name__} is not JSON (convert it to str, int or a dict first)")
+        raise CanonicalJSONError(
+            f"{type(value).__name__} is not JSON (convert it to str, int or a dict first)"
+        )
 
 
 def canonical_text(value) -> str:

@@ -49,6 +49,7 @@ class SigningKeyError(CheckpointError):
 
 # --- keys -----------------------------------------------------------------------------
 
+
 def _check_name(name: str) -> str:
     if not name or not _NAME.match(name):
         raise SigningKeyError(f"key name {name!r} must be non-empty, without spaces or '+'")
@@ -130,7 +131,9 @@ class Signer:
 
     def private_pem(self) -> bytes:
         return self.private_key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
         )
 
     @classmethod
@@ -161,8 +164,13 @@ def _private_from_text(text: str | bytes, name: str) -> Signer:
     return Signer(name, key)
 
 
-def load_signer(*, name: str, key_file: str | os.PathLike | None = None, key_text: str | None = None,
-                dev_key_path: str | os.PathLike | None = None) -> Signer:
+def load_signer(
+    *,
+    name: str,
+    key_file: str | os.PathLike | None = None,
+    key_text: str | None = None,
+    dev_key_path: str | os.PathLike | None = None,
+) -> Signer:
     """The log's signing key: from a file, from text, or (development) generated once.
 
     `dev_key_path` is only honoured when neither file nor text is given; pass None in
@@ -177,7 +185,9 @@ def load_signer(*, name: str, key_file: str | os.PathLike | None = None, key_tex
     if key_text:
         return _private_from_text(key_text, name)
     if dev_key_path is None:
-        raise SigningKeyError("no audit signing key: set AUDIT_SIGNING_KEY_FILE or AUDIT_SIGNING_KEY")
+        raise SigningKeyError(
+            "no audit signing key: set AUDIT_SIGNING_KEY_FILE or AUDIT_SIGNING_KEY"
+        )
     path = Path(dev_key_path)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -218,6 +228,7 @@ def load_verifier(spec: str, name: str | None = None) -> Verifier:
 
 # --- checkpoints ------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Checkpoint:
     origin: str
@@ -228,7 +239,12 @@ class Checkpoint:
     def text(self) -> str:
         if not self.origin or "\n" in self.origin:
             raise CheckpointError("checkpoint origin must be one non-empty line")
-        lines = [self.origin, str(self.size), base64.b64encode(self.root_hash).decode(), *self.extensions]
+        lines = [
+            self.origin,
+            str(self.size),
+            base64.b64encode(self.root_hash).decode(),
+            *self.extensions,
+        ]
         return "\n".join(lines) + "\n"
 
     @classmethod
@@ -267,13 +283,13 @@ def open_note(note: str, verifier: Verifier) -> str:
     split = note.rfind("\n\n")
     if split < 0 or not note.endswith("\n"):
         raise CheckpointError("malformed note: no signature block")
-    text, signature_block = note[:split + 1], note[split + 2:]
+    text, signature_block = note[: split + 1], note[split + 2 :]
     found_any = False
     for line in signature_block[:-1].split("\n"):
         if not line.startswith(_SIG_PREFIX):
             raise CheckpointError(f"malformed signature line {line!r}")
         try:
-            name, encoded = line[len(_SIG_PREFIX):].split(" ")
+            name, encoded = line[len(_SIG_PREFIX) :].split(" ")
             blob = base64.b64decode(encoded, validate=True)
         except (ValueError, binascii.Error):
             raise CheckpointError(f"malformed signature line {line!r}") from None
@@ -284,7 +300,9 @@ def open_note(note: str, verifier: Verifier) -> str:
         if name == verifier.name and signature_key_id == verifier.key_id:
             if verifier.verify(blob[4:], text.encode("utf-8")):
                 return text
-            raise CheckpointError(f"signature by {name} does not verify: the checkpoint was altered or forged")
+            raise CheckpointError(
+                f"signature by {name} does not verify: the checkpoint was altered or forged"
+            )
     if not found_any:
         raise CheckpointError("note has no signatures")
     raise CheckpointError(f"no signature by the trusted key {verifier.name}+{verifier.key_id:08x}")

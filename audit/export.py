@@ -40,8 +40,19 @@ from audit.canonical import canonical_text
 
 FORMAT = "styleledger-audit-export/2"
 FORMATS = ("jsonl", "csv")
-CSV_COLUMNS = ["record", "seq", "time", "actor", "action", "subject", "request_id", "payload", "entry",
-               "leaf_hash", "inclusion_proof"]
+CSV_COLUMNS = [
+    "record",
+    "seq",
+    "time",
+    "actor",
+    "action",
+    "subject",
+    "request_id",
+    "payload",
+    "entry",
+    "leaf_hash",
+    "inclusion_proof",
+]
 _BATCH = 500
 
 
@@ -83,7 +94,11 @@ def _event_rows(filters: dict, size: int, using: str) -> Iterator[tuple[int, str
             where.append(f"{column} = %s")
             params.append(filters[column])
     with connections[using].chunked_cursor() as cursor:
-        cursor.execute(f"SELECT seq, entry, leaf_hash FROM audit_event WHERE {' AND '.join(where)} ORDER BY seq", params)
+        cursor.execute(
+            f"SELECT seq, entry, leaf_hash FROM audit_event WHERE {' AND '.join(where)} ORDER BY "
+            "seq",
+            params,
+        )
         while rows := cursor.fetchmany(_BATCH):
             yield from ((int(seq), entry, bytes(leaf)) for seq, entry, leaf in rows)
 
@@ -96,26 +111,46 @@ def _consistency(trusted_sizes, size: int, root_hash: bytes, reader) -> list[dic
     out = []
     for old in sorted(set(trusted_sizes or ())):
         if not 0 <= old <= size:
-            raise ExportError(f"trusted size {old} is larger than the log's checkpoint ({size} events): "
-                              "the log was rolled back, or the size is wrong")
+            raise ExportError(
+                f"trusted size {old} is larger than the log's checkpoint ({size} events): "
+                "the log was rolled back, or the size is wrong"
+            )
         proof = tlog.prove_consistency(old, size, reader)
         old_root = tlog.tree_hash(old, reader)
         tlog.verify_consistency(old, size, old_root, root_hash, proof)
-        out.append({"from_size": old, "from_root": base64.b64encode(old_root).decode(),
-                    "proof": [base64.b64encode(h).decode() for h in proof]})
+        out.append(
+            {
+                "from_size": old,
+                "from_root": base64.b64encode(old_root).decode(),
+                "proof": [base64.b64encode(h).decode() for h in proof],
+            }
+        )
     return out
 
 
 def _witnessed_size(size: int) -> list[int]:
     """The newest checkpoint in the export file that this tree can extend (none if none)."""
-    sizes = [r["size"] for r in audit_log.read_exported() if isinstance(r.get("size"), int) and 0 < r["size"] <= size]
+    sizes = [
+        r["size"]
+        for r in audit_log.read_exported()
+        if isinstance(r.get("size"), int) and 0 < r["size"] <= size
+    ]
     return [max(sizes)] if sizes else []
 
 
-def iter_export(*, fmt: str = "jsonl", using: str = DEFAULT_DB_ALIAS, since: dt.datetime | None = None,
-                until: dt.datetime | None = None, since_seq: int | None = None, subject: str = "",
-                action: str = "", actor: str = "", trusted_sizes: list[int] | None = None,
-                trusted_roots: dict[int, bytes] | None = None) -> Iterator[str]:
+def iter_export(
+    *,
+    fmt: str = "jsonl",
+    using: str = DEFAULT_DB_ALIAS,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    since_seq: int | None = None,
+    subject: str = "",
+    action: str = "",
+    actor: str = "",
+    trusted_sizes: list[int] | None = None,
+    trusted_roots: dict[int, bytes] | None = None,
+) -> Iterator[str]:
     """Yield the export's text in chunks (for a file or a streaming HTTP response).
 
     `trusted_sizes`: tree sizes the recipient already trusts; the export carries a
@@ -128,16 +163,26 @@ def iter_export(*, fmt: str = "jsonl", using: str = DEFAULT_DB_ALIAS, since: dt.
         raise ValueError(f"unknown export format {fmt!r} (use {' or '.join(FORMATS)})")
     checkpoint = audit_log.make_checkpoint(using)
     size, root_hash = checkpoint.size, bytes(checkpoint.root_hash)
-    filters = {"since": since, "until": until, "since_seq": since_seq, "subject": subject, "action": action,
-               "actor_name": actor}
+    filters = {
+        "since": since,
+        "until": until,
+        "since_seq": since_seq,
+        "subject": subject,
+        "action": action,
+        "actor_name": actor,
+    }
     reader = CachingReader(using)
     for old, old_root in (trusted_roots or {}).items():
         if old > size or tlog.tree_hash(old, reader) != old_root:
-            raise ExportError(f"this database does not extend the trusted checkpoint of size {old}: "
-                              "it was rewritten or rolled back")
+            raise ExportError(
+                f"this database does not extend the trusted checkpoint of size {old}: "
+                "it was rewritten or rolled back"
+            )
     if trusted_sizes is None and not trusted_roots:
         trusted_sizes = _witnessed_size(size)
-    consistency = _consistency([*(trusted_sizes or ()), *(trusted_roots or {})], size, root_hash, reader)
+    consistency = _consistency(
+        [*(trusted_sizes or ()), *(trusted_roots or {})], size, root_hash, reader
+    )
     start = max(int(since_seq or 0), 0)
     complete = not any(filters[k] for k in ("since", "until", "subject", "action", "actor_name"))
     buffer = io.StringIO()
@@ -149,15 +194,43 @@ def iter_export(*, fmt: str = "jsonl", using: str = DEFAULT_DB_ALIAS, since: dt.
         buffer.truncate()
         return text
 
-    shown_filters = {k: (v.isoformat() if isinstance(v, dt.datetime) else v)
-                     for k, v in filters.items() if v not in (None, "")}
-    meta = {"start": start, "complete": complete, "filters": shown_filters, "consistency": consistency}
-    head = {"type": "checkpoint", "format": FORMAT, "origin": audit_log.signing.origin(), "size": size,
-            "root_hash": base64.b64encode(root_hash).decode(), "note": checkpoint.note, **meta}
+    shown_filters = {
+        k: (v.isoformat() if isinstance(v, dt.datetime) else v)
+        for k, v in filters.items()
+        if v not in (None, "")
+    }
+    meta = {
+        "start": start,
+        "complete": complete,
+        "filters": shown_filters,
+        "consistency": consistency,
+    }
+    head = {
+        "type": "checkpoint",
+        "format": FORMAT,
+        "origin": audit_log.signing.origin(),
+        "size": size,
+        "root_hash": base64.b64encode(root_hash).decode(),
+        "note": checkpoint.note,
+        **meta,
+    }
     if writer:
         writer.writerow(CSV_COLUMNS)
-        writer.writerow(["checkpoint", size, "", "", "", "", "", canonical_text(meta), checkpoint.note,
-                         root_hash.hex(), FORMAT])
+        writer.writerow(
+            [
+                "checkpoint",
+                size,
+                "",
+                "",
+                "",
+                "",
+                "",
+                canonical_text(meta),
+                checkpoint.note,
+                root_hash.hex(),
+                FORMAT,
+            ]
+        )
     else:
         buffer.write(json.dumps(head, sort_keys=True) + "\n")
     yield flush()
@@ -190,12 +263,35 @@ def iter_export(*, fmt: str = "jsonl", using: str = DEFAULT_DB_ALIAS, since: dt.
             proof = [base64.b64encode(h).decode() for h in tlog.prove_inclusion(seq, size, reader)]
             if writer:
                 data = json.loads(entry)
-                writer.writerow(["event", seq, data.get("time", ""), data.get("actor", ""), data.get("action", ""),
-                                 data.get("subject", ""), data.get("request_id", ""),
-                                 canonical_text(data.get("payload", {})), entry, leaf.hex(), " ".join(proof)])
+                writer.writerow(
+                    [
+                        "event",
+                        seq,
+                        data.get("time", ""),
+                        data.get("actor", ""),
+                        data.get("action", ""),
+                        data.get("subject", ""),
+                        data.get("request_id", ""),
+                        canonical_text(data.get("payload", {})),
+                        entry,
+                        leaf.hex(),
+                        " ".join(proof),
+                    ]
+                )
             else:
-                buffer.write(json.dumps({"type": "event", "seq": seq, "entry": entry, "leaf_hash": leaf.hex(),
-                                         "inclusion_proof": proof}, ensure_ascii=False) + "\n")
+                buffer.write(
+                    json.dumps(
+                        {
+                            "type": "event",
+                            "seq": seq,
+                            "entry": entry,
+                            "leaf_hash": leaf.hex(),
+                            "inclusion_proof": proof,
+                        },
+                        ensure_ascii=False,
+                    )
+                    + "\n"
+                )
         return flush()
 
     for row in _event_rows(filters, size, using):

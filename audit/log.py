@@ -40,6 +40,7 @@ from audit.canonical import canonical_text
 from audit.checkpoint import Checkpoint as CheckpointBody
 from audit.checkpoint import sign_checkpoint
 from audit.models import AuditEvent, Checkpoint, TreeNode
+from audit.signals import event_appended
 from editplatform.core.middleware import current_request_id
 
 logger = logging.getLogger(__name__)
@@ -227,6 +228,9 @@ def append_event(action: str, *, actor=None, subject: str = "", payload: dict | 
     event._state.db = using
     if actor is not None:
         event.actor = actor
+    if event_appended.has_listeners():
+        transaction.on_commit(lambda: event_appended.send(sender=AuditEvent, event=event), using=using,
+                              robust=True)
     return event
 
 

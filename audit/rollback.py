@@ -122,9 +122,12 @@ def check(head_size: int, hash_reader, path: Path | None = None) -> None:
     if seen.size > head_size:
         raise LogRolledBack(
             f"the audit log was rolled back: the database holds {head_size} events but checkpoint "
-            f"{seen.size} was already exported ({path}, line {seen.line}); events {head_size}..{seen.size - 1} "
-            "are missing. Nothing is recorded until an operator runs `manage.py audit acknowledge-rollback "
-            "--reason ...`", head_size=head_size, witnessed_size=seen.size)
+            f"{seen.size} was already exported ({path}, line {seen.line}); events "
+            f"{head_size}..{seen.size - 1} are missing. Nothing is recorded until an operator "
+            "runs `manage.py audit acknowledge-rollback --reason ...`",
+            head_size=head_size,
+            witnessed_size=seen.size,
+        )
     if not cached[2]:
         try:
             root = tlog.tree_hash(seen.size, hash_reader)
@@ -132,10 +135,13 @@ def check(head_size: int, hash_reader, path: Path | None = None) -> None:
             root = f"unreadable: {exc}"
         if root != seen.root_hash:
             raise LogRolledBack(
-                f"the audit log forked: the database's tree at size {seen.size} does not have the root of the "
-                f"checkpoint exported at {path} line {seen.line} (the database was restored and written to, "
-                "or replaced). Nothing is recorded until an operator runs `manage.py audit "
-                "acknowledge-rollback --reason ...`", head_size=head_size, witnessed_size=seen.size)
+                f"the audit log forked: the database's tree at size {seen.size} does not have the "
+                f"root of the checkpoint exported at {path} line {seen.line} (the database was "
+                "restored and written to, or replaced). Nothing is recorded until an operator "
+                "runs `manage.py audit acknowledge-rollback --reason ...`",
+                head_size=head_size,
+                witnessed_size=seen.size,
+            )
         cached = (key, seen, True)
     with _cache_lock:
         _cache[str(path)] = cached
@@ -152,8 +158,18 @@ def export_fork(note: str, size: int, root_hash: bytes, fork: dict) -> None:
 
     path = Path(settings.AUDIT_CHECKPOINT_DIR) / "checkpoints.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps({"size": size, "root_hash": base64.b64encode(root_hash).decode(), "note": note,
-                       "fork": fork}, sort_keys=True) + "\n"
+    line = (
+        json.dumps(
+            {
+                "size": size,
+                "root_hash": base64.b64encode(root_hash).decode(),
+                "note": note,
+                "fork": fork,
+            },
+            sort_keys=True,
+        )
+        + "\n"
+    )
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -201,8 +217,11 @@ def acknowledge(reason: str, operator: str) -> dict:
 
     reason = reason.strip()
     if len(reason) < 10:
-        raise DomainError("give the reason for the rollback in a sentence (--reason, 10 characters or more)",
-                          code="audit_reason_required", field="reason")
+        raise DomainError(
+            "give the reason for the rollback in a sentence (--reason, 10 characters or more)",
+            code="audit_reason_required",
+            field="reason",
+        )
     path = audit_log.export_path()
     reset_cache()
     head = audit_log.read_head()
@@ -211,20 +230,31 @@ def acknowledge(reason: str, operator: str) -> dict:
     except LogRolledBack as exc:
         refused = exc
     else:
-        raise NothingToAcknowledge(f"the log (size {head.size}) extends every exported checkpoint in {path}: "
-                                   "there is no rollback to acknowledge")
+        raise NothingToAcknowledge(
+            f"the log (size {head.size}) extends every exported checkpoint in {path}: "
+            "there is no rollback to acknowledge"
+        )
     seen = witnessed(path)
     lost = [head.size, seen.size - 1] if seen.size > head.size else None
-    payload = {"reason": reason, "head_size": head.size,
-               "head_root": base64.b64encode(head.root_hash).decode(),
-               "witnessed_size": seen.size, "witnessed_root": base64.b64encode(seen.root_hash).decode(),
-               "lost_events": lost, "detail": refused.message}
+    payload = {
+        "reason": reason,
+        "head_size": head.size,
+        "head_root": base64.b64encode(head.root_hash).decode(),
+        "witnessed_size": seen.size,
+        "witnessed_root": base64.b64encode(seen.root_hash).decode(),
+        "lost_events": lost,
+        "detail": refused.message,
+    }
     with acknowledging(), transaction.atomic():
-        event = audit_log.append_event(actions.AUDIT_ROLLBACK_ACKNOWLEDGED, actor_name=operator, payload=payload)
+        event = audit_log.append_event(
+            actions.AUDIT_ROLLBACK_ACKNOWLEDGED, actor_name=operator, payload=payload
+        )
     new_head = audit_log.read_head()
     extension = f"{FORK_EXTENSION} {seen.size} {base64.b64encode(seen.root_hash).decode()}"
-    note = sign_checkpoint(Checkpoint(signing.origin(), new_head.size, new_head.root_hash, (extension,)),
-                           signing.get_signer())
+    note = sign_checkpoint(
+        Checkpoint(signing.origin(), new_head.size, new_head.root_hash, (extension,)),
+        signing.get_signer(),
+    )
     fork = {"at": event.seq, "from_size": seen.size, "lost_events": lost, "reason": reason}
     export_fork(note, new_head.size, new_head.root_hash, fork)
     reset_cache()

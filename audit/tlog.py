@@ -36,6 +36,7 @@ class ProofError(ValueError):
 
 # --- hashing --------------------------------------------------------------------
 
+
 def hash_leaf(data: bytes) -> bytes:
     return hashlib.sha256(b"\x00" + data).digest()
 
@@ -61,6 +62,7 @@ def root(leaf_hashes: Sequence[bytes]) -> bytes:
 
 # --- the right edge of a growing tree -----------------------------------------------
 
+
 class Frontier:
     """The hashes of the maximal complete subtrees of a tree (a "compact range").
 
@@ -73,13 +75,17 @@ class Frontier:
 
     def __init__(self, size: int = 0, hashes: Sequence[bytes] = ()):
         if len(hashes) != bin(size).count("1"):
-            raise ValueError(f"a frontier of size {size} has {bin(size).count('1')} hashes, got {len(hashes)}")
+            raise ValueError(
+                f"a frontier of size {size} has {bin(size).count('1')} hashes, got {len(hashes)}"
+            )
         self.size = size
         self.hashes = list(hashes)
 
     @classmethod
     def from_bytes(cls, size: int, packed: bytes) -> Frontier:
-        return cls(size, [bytes(packed[i:i + HASH_SIZE]) for i in range(0, len(packed), HASH_SIZE)])
+        return cls(
+            size, [bytes(packed[i : i + HASH_SIZE]) for i in range(0, len(packed), HASH_SIZE)]
+        )
 
     def to_bytes(self) -> bytes:
         return b"".join(self.hashes)
@@ -111,7 +117,9 @@ class Frontier:
         subtrees, as an export carries them) exactly as if every leaf had been appended.
         """
         if level < 0 or self.size & ((1 << level) - 1):
-            raise ValueError(f"a subtree of level {level} cannot start at leaf {self.size} (not aligned)")
+            raise ValueError(
+                f"a subtree of level {level} cannot start at leaf {self.size} (not aligned)"
+            )
         current, bit = value, level
         while self.size >> bit & 1:
             current = hash_node(self.hashes.pop(), current)
@@ -132,6 +140,7 @@ class Frontier:
 
 
 # --- subtree decomposition -----------------------------------------------------------
+
 
 def subtree_nodes(lo: int, hi: int) -> list[Node]:
     """The maximal complete aligned subtrees covering leaves [lo, hi), left to right.
@@ -187,6 +196,7 @@ def tree_hash(size: int, reader: HashReader) -> bytes:
 
 
 # --- inclusion -------------------------------------------------------------------------
+
 
 def _path(index: int, lo: int, hi: int, plan: _Plan) -> None:
     """RFC 9162 PATH(m, D[lo:hi]) with m = index - lo; appends ranges bottom-up."""
@@ -245,12 +255,17 @@ def root_from_inclusion(leaf_hash: bytes, index: int, size: int, proof: Sequence
     return r
 
 
-def verify_inclusion(leaf_hash: bytes, index: int, size: int, proof: Sequence[bytes], root_hash: bytes) -> None:
+def verify_inclusion(
+    leaf_hash: bytes, index: int, size: int, proof: Sequence[bytes], root_hash: bytes
+) -> None:
     if root_from_inclusion(leaf_hash, index, size, proof) != root_hash:
-        raise ProofError(f"inclusion proof for leaf {index} does not match the root of tree size {size}")
+        raise ProofError(
+            f"inclusion proof for leaf {index} does not match the root of tree size {size}"
+        )
 
 
 # --- consistency -----------------------------------------------------------------------
+
 
 def _subproof(m: int, lo: int, hi: int, complete: bool, plan: _Plan) -> None:
     """RFC 9162 SUBPROOF(m, D[lo:hi], b)."""
@@ -279,7 +294,9 @@ def prove_consistency(old_size: int, new_size: int, reader: HashReader) -> list[
     return plan.resolve(reader)
 
 
-def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]) -> None:
+def verify_consistency(
+    old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
+) -> None:
     """RFC 9162 2.1.4.2; raises ProofError when the proof does not verify."""
     if old_size < 0 or new_size < old_size:
         raise ProofError(f"tree size went from {old_size} to {new_size}: a tree never shrinks")
@@ -328,6 +345,7 @@ def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: 
 
 
 # --- in-memory storage (tests, offline tools) -----------------------------------------
+
 
 class MemoryTree:
     """All complete subtree hashes of a tree held in memory; a HashReader for it."""

@@ -68,8 +68,11 @@ def _note_of(record, path: Path, number: int) -> str:
     return record["note"]
 
 
-def open_trusted(notes: list[str], verifier: Verifier, origin: str | None = None) -> list[Checkpoint]:
-    """Open every note with the log's key; a note that does not verify is an error, never skipped."""
+def open_trusted(
+    notes: list[str], verifier: Verifier, origin: str | None = None
+) -> list[Checkpoint]:
+    """Open every note with the log's key; a note that does not verify is an error, never
+    skipped."""
     opened = []
     for note in notes:
         try:
@@ -90,8 +93,18 @@ def save_state(path: str | os.PathLike, note: str, checkpoint: Checkpoint) -> No
     """Remember `checkpoint` as the newest verified one (atomic replace, mode 0600)."""
     path = Path(path).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
-    body = json.dumps({"origin": checkpoint.origin, "size": checkpoint.size,
-                       "root_hash": checkpoint.text().split("\n")[2], "note": note}, sort_keys=True) + "\n"
+    body = (
+        json.dumps(
+            {
+                "origin": checkpoint.origin,
+                "size": checkpoint.size,
+                "root_hash": checkpoint.text().split("\n")[2],
+                "note": note,
+            },
+            sort_keys=True,
+        )
+        + "\n"
+    )
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:

@@ -91,21 +91,31 @@ class VerifyResult:
 
     def summary(self) -> str:
         if self.ok:
-            forks = "".join(f"\n  acknowledged rollback: {fork}" for fork in self.acknowledged_forks)
-            return (f"OK: {self.size} events, root {base64.b64encode(self.root_hash).decode()}, "
-                    f"{self.checkpoints_checked} signed checkpoints, {self.exported_checked} exported and "
-                    f"{self.trusted_checked} trusted checkpoints verified in {self.seconds:.2f} s{forks}")
+            forks = "".join(
+                f"\n  acknowledged rollback: {fork}" for fork in self.acknowledged_forks
+            )
+            return (
+                f"OK: {self.size} events, root {base64.b64encode(self.root_hash).decode()}, "
+                f"{self.checkpoints_checked} signed checkpoints, {self.exported_checked} exported "
+                f"and {self.trusted_checked} trusted checkpoints verified in {self.seconds:.2f} "
+                f"s{forks}"
+            )
         first = self.first_bad_index
         where = f"first bad index {first}" if first is not None else "no single index"
         return f"FAILED ({where}): {self.problems[0]}"
 
     def as_dict(self) -> dict:
         return {
-            "ok": self.ok, "size": self.size, "root_hash": base64.b64encode(self.root_hash).decode(),
-            "checkpoints_checked": self.checkpoints_checked, "exported_checked": self.exported_checked,
+            "ok": self.ok,
+            "size": self.size,
+            "root_hash": base64.b64encode(self.root_hash).decode(),
+            "checkpoints_checked": self.checkpoints_checked,
+            "exported_checked": self.exported_checked,
             "trusted_checked": self.trusted_checked,
-            "first_bad_index": self.first_bad_index, "problems": [str(p) for p in self.problems],
-            "seconds": round(self.seconds, 3), "acknowledged_forks": list(self.acknowledged_forks),
+            "first_bad_index": self.first_bad_index,
+            "problems": [str(p) for p in self.problems],
+            "seconds": round(self.seconds, 3),
+            "acknowledged_forks": list(self.acknowledged_forks),
         }
 
 
@@ -115,14 +125,20 @@ SELECT seq, problem FROM (
         CASE
             WHEN e IS NULL THEN 'entry is not valid JSON'
             WHEN e->>'seq' IS DISTINCT FROM seq::text
-                THEN 'entry belongs at index ' || coalesce(e->>'seq', '?') || ' (rows moved or swapped)'
-            WHEN e->>'action' IS DISTINCT FROM action THEN 'action column differs from the hashed entry'
-            WHEN e->>'actor' IS DISTINCT FROM actor_name THEN 'actor column differs from the hashed entry'
+                THEN 'entry belongs at index ' || coalesce(e->>'seq', '?')
+                    || ' (rows moved or swapped)'
+            WHEN e->>'action' IS DISTINCT FROM action
+                THEN 'action column differs from the hashed entry'
+            WHEN e->>'actor' IS DISTINCT FROM actor_name
+                THEN 'actor column differs from the hashed entry'
             WHEN actor_id IS NOT NULL AND (e->>'actor_id') IS DISTINCT FROM actor_id::text
                 THEN 'actor id column differs from the hashed entry'
-            WHEN e->>'subject' IS DISTINCT FROM subject THEN 'subject column differs from the hashed entry'
-            WHEN e->>'request_id' IS DISTINCT FROM request_id THEN 'request id column differs from the hashed entry'
-            WHEN e->>'time' IS DISTINCT FROM to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+            WHEN e->>'subject' IS DISTINCT FROM subject
+                THEN 'subject column differs from the hashed entry'
+            WHEN e->>'request_id' IS DISTINCT FROM request_id
+                THEN 'request id column differs from the hashed entry'
+            WHEN e->>'time' IS DISTINCT FROM
+                    to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
                 THEN 'time column differs from the hashed entry'
         END AS problem
     FROM (
@@ -148,7 +164,9 @@ def _run_column_check(connection, size: int) -> list:
             return cursor.fetchall()
 
     try:
-        if connection.in_atomic_block:  # a savepoint, so a failed cast leaves the transaction usable
+        if (
+            connection.in_atomic_block
+        ):  # a savepoint, so a failed cast leaves the transaction usable
             with transaction.atomic(using=connection.alias):
                 return run(_PG_FAST)
         return run(_PG_FAST)
@@ -175,7 +193,12 @@ def _python_column_problem(row, index: int) -> str | None:
         return "entry is not valid JSON"
     if data.get("seq") != seq:
         return f"entry belongs at index {data.get('seq')} (rows moved or swapped)"
-    checks = (("action", action), ("actor", actor_name), ("subject", subject), ("request_id", request_id))
+    checks = (
+        ("action", action),
+        ("actor", actor_name),
+        ("subject", subject),
+        ("request_id", request_id),
+    )
     for key, column in checks:
         if data.get(key) != column:
             return f"{key.replace('_', ' ')} column differs from the hashed entry"
@@ -187,8 +210,12 @@ def _python_column_problem(row, index: int) -> str | None:
     return None
 
 
-def verify_log(using: str = DEFAULT_DB_ALIAS, *, exported: list[dict] | None = None,
-               trusted: list[str] | None = None) -> VerifyResult:
+def verify_log(
+    using: str = DEFAULT_DB_ALIAS,
+    *,
+    exported: list[dict] | None = None,
+    trusted: list[str] | None = None,
+) -> VerifyResult:
     """Verify everything listed in the module docstring; never raises for a bad log.
 
     `trusted`: signed checkpoint notes the caller kept outside this database.
@@ -214,7 +241,9 @@ def verify_log(using: str = DEFAULT_DB_ALIAS, *, exported: list[dict] | None = N
         column_rows: list = []
         checker = None
         if postgres and outermost:  # in parallel, on a second connection (the other CPU core)
-            checker = threading.Thread(target=_pg_column_check, args=(using, head.size, column_rows), daemon=True)
+            checker = threading.Thread(
+                target=_pg_column_check, args=(using, head.size, column_rows), daemon=True
+            )
             checker.start()
 
         # Roots we must compare against, by tree size: signed checkpoints in the database.
@@ -226,16 +255,22 @@ def verify_log(using: str = DEFAULT_DB_ALIAS, *, exported: list[dict] | None = N
                 result.add(f"database checkpoint at size {size}: {exc}")
                 continue
             if signed.size != size or signed.root_hash != root_hash:
-                result.add(f"database checkpoint at size {size}: its columns differ from its signed note")
+                result.add(
+                    f"database checkpoint at size {size}: its columns differ from its signed note"
+                )
             if size > head.size:
-                result.add(f"database checkpoint at size {size} is beyond the log's size {head.size}")
+                result.add(
+                    f"database checkpoint at size {size} is beyond the log's size {head.size}"
+                )
                 continue
             wanted.setdefault(size, []).append(("database checkpoint", signed.root_hash, note))
             result.checkpoints_checked += 1
 
         signed_exports = _open_exported(result, exported, verifier, origin)
         for signed, note in signed_exports:
-            wanted.setdefault(signed.size, []).append(("exported checkpoint", signed.root_hash, note))
+            wanted.setdefault(signed.size, []).append(
+                ("exported checkpoint", signed.root_hash, note)
+            )
         signed_trusted = []
         for note in trusted or []:
             try:
@@ -244,27 +279,42 @@ def verify_log(using: str = DEFAULT_DB_ALIAS, *, exported: list[dict] | None = N
                 result.add(f"trusted checkpoint: {exc}")
                 continue
             wanted.setdefault(signed_trusted[-1].size, []).append(
-                ("trusted checkpoint", signed_trusted[-1].root_hash, note))
+                ("trusted checkpoint", signed_trusted[-1].root_hash, note)
+            )
 
-        forks = _signed_forks([n for _, n in signed_exports] + list(trusted or []), verifier, origin)
+        forks = _signed_forks(
+            [n for _, n in signed_exports] + list(trusted or []), verifier, origin
+        )
         frontier = tlog.Frontier()
         roots_at: dict[int, bytes] = {0: tlog.EMPTY_ROOT}
         sha256 = hashlib.sha256
-        columns = "seq, entry, leaf_hash" if postgres else (
-            "seq, entry, leaf_hash, created_at, actor_id, actor_name, action, subject, request_id")
+        columns = (
+            "seq, entry, leaf_hash"
+            if postgres
+            else (
+                "seq, entry, leaf_hash, created_at, actor_id, actor_name, action, subject, "
+                "request_id"
+            )
+        )
         expected = 0
         with connection.chunked_cursor() as cursor:
-            cursor.execute(f"SELECT {columns} FROM audit_event WHERE seq < %s ORDER BY seq", [head.size])
+            cursor.execute(
+                f"SELECT {columns} FROM audit_event WHERE seq < %s ORDER BY seq", [head.size]
+            )
             while rows := cursor.fetchmany(_FETCH):
                 for row in rows:
                     seq, entry, stored_leaf = row[0], row[1], row[2]
                     if seq != expected:
                         if seq > expected:
-                            result.add(f"events {expected}..{seq - 1} are missing (deleted rows)", expected)
+                            result.add(
+                                f"events {expected}..{seq - 1} are missing (deleted rows)", expected
+                            )
                         expected = seq
                     leaf = sha256(b"\x00" + entry.encode("utf-8")).digest()
                     if leaf != stored_leaf:
-                        result.add("entry does not match its leaf hash (the event was altered)", seq)
+                        result.add(
+                            "entry does not match its leaf hash (the event was altered)", seq
+                        )
                     if not postgres and (problem := _python_column_problem(row, seq)):
                         result.add(problem, seq)
                     frontier.append(leaf)
@@ -297,20 +347,26 @@ def verify_log(using: str = DEFAULT_DB_ALIAS, *, exported: list[dict] | None = N
                 if source != "database checkpoint" and fork is not None:
                     base, from_size, fork_size = fork
                     superseded.add(size)
-                    message = (f"{source} of size {size} belongs to the history abandoned at index {base} "
-                               f"(events {base}..{from_size - 1} of it lost; signed fork checkpoint of size "
-                               f"{fork_size})")
+                    message = (
+                        f"{source} of size {size} belongs to the history abandoned at index {base} "
+                        f"(events {base}..{from_size - 1} of it lost; signed fork checkpoint of "
+                        f"size {fork_size})"
+                    )
                     if message not in result.acknowledged_forks:
                         result.acknowledged_forks.append(message)
                     continue
                 if size > result.size:
-                    result.add(f"{source} of size {size} is larger than the log ({result.size} events): "
-                               f"the database was rolled back or events {result.size}..{size - 1} deleted",
-                               result.size)
+                    result.add(
+                        f"{source} of size {size} is larger than the log ({result.size} events): "
+                        f"the database was rolled back or events {result.size}..{size - 1} deleted",
+                        result.size,
+                    )
                 elif roots_at.get(size) != root_hash:
                     root_mismatch = True
                     mismatched.append(size)
-                    result.add(f"{source} at size {size}: recomputed root differs (the log was rewritten)")
+                    result.add(
+                        f"{source} at size {size}: recomputed root differs (the log was rewritten)"
+                    )
                 else:
                     matched.append(size)
                     result.exported_checked += source == "exported checkpoint"
@@ -323,9 +379,13 @@ def verify_log(using: str = DEFAULT_DB_ALIAS, *, exported: list[dict] | None = N
         if mismatched:
             first_bad = min(mismatched)
             good = max(m for m in matched if m < first_bad)
-            result.add(f"signed roots agree up to size {good} and differ from size {first_bad}: the rewrite "
-                       f"lies in events {good}..{first_bad - 1}")
-        outside = [c for c in [c for c, _ in signed_exports] + signed_trusted if c.size not in superseded]
+            result.add(
+                f"signed roots agree up to size {good} and differ from size {first_bad}: the "
+                f"rewrite lies in events {good}..{first_bad - 1}"
+            )
+        outside = [
+            c for c in [c for c, _ in signed_exports] + signed_trusted if c.size not in superseded
+        ]
         if outside:
             _check_stored_tree(result, max(outside, key=lambda c: c.size), using)
         _check_beyond_head(result, connection, head)
@@ -335,8 +395,11 @@ def verify_log(using: str = DEFAULT_DB_ALIAS, *, exported: list[dict] | None = N
     return result
 
 
-def _signed_forks(notes: list[str], verifier, origin: str) -> list[tuple[int, int, bytes, int, bytes]]:
-    """(base index, abandoned size, abandoned root, fork size, fork root) of each signed fork note."""
+def _signed_forks(
+    notes: list[str], verifier, origin: str
+) -> list[tuple[int, int, bytes, int, bytes]]:
+    """(base index, abandoned size, abandoned root, fork size, fork root) of each signed fork
+    note."""
     from audit.rollback import fork_of
 
     forks = []
@@ -357,7 +420,11 @@ def _covering_fork(forks, size: int, root_hash: bytes, roots_at: dict, log_size:
     if size <= log_size and roots_at.get(size) == root_hash:
         return None  # it matches the current history
     for base, from_size, _from_root, fork_size, fork_root in forks:
-        if base < size <= from_size and fork_size <= log_size and roots_at.get(fork_size) == fork_root:
+        if (
+            base < size <= from_size
+            and fork_size <= log_size
+            and roots_at.get(fork_size) == fork_root
+        ):
             return base, from_size, fork_size
     return None
 
@@ -408,29 +475,49 @@ def _check_stored_tree(result: VerifyResult, signed, using: str) -> None:
         proof = audit_log.consistency_proof(signed.size, result.size, using)
         tlog.verify_consistency(signed.size, result.size, signed.root_hash, result.root_hash, proof)
     except (tlog.ProofError, audit_log.TreeError) as exc:
-        result.add(f"stored tree hashes do not prove the outside checkpoint of size {signed.size}: {exc}")
+        result.add(
+            f"stored tree hashes do not prove the outside checkpoint of size {signed.size}: {exc}"
+        )
 
 
 def _check_beyond_head(result: VerifyResult, connection, head) -> None:
     """Rows the log does not contain must not exist; name each (and what was quarantined)."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT seq, action FROM audit_event WHERE seq >= %s ORDER BY seq LIMIT %s",
-                       [head.size, MAX_PROBLEMS])
+        cursor.execute(
+            "SELECT seq, action FROM audit_event WHERE seq >= %s ORDER BY seq LIMIT %s",
+            [head.size, MAX_PROBLEMS],
+        )
         for seq, action in cursor.fetchall():
-            result.add(f"row {action!r} at seq {seq} lies beyond the head (the log has {head.size} events): "
-                       "not part of the log; written around the append-only triggers", int(seq))
+            result.add(
+                f"row {action!r} at seq {seq} lies beyond the head (the log has {head.size} "
+                "events): not part of the log; written around the append-only triggers",
+                int(seq),
+            )
         where, params = audit_log.beyond_head_node_sql(head.size)
-        cursor.execute(f"SELECT key FROM audit_treenode WHERE {where} ORDER BY key LIMIT %s", [*params, MAX_PROBLEMS])
+        cursor.execute(
+            f"SELECT key FROM audit_treenode WHERE {where} ORDER BY key LIMIT %s",
+            [*params, MAX_PROBLEMS],
+        )
         for (key,) in cursor.fetchall():
-            level, index = int(key) >> TreeNode.LEVEL_SHIFT, int(key) & ((1 << TreeNode.LEVEL_SHIFT) - 1)
-            result.add(f"stored subtree (level {level}, index {index}) lies beyond the head: not part of the tree",
-                       index << level)
-        cursor.execute("SELECT table_name, row_key FROM audit_quarantine ORDER BY id LIMIT %s", [MAX_PROBLEMS])
+            level, index = (
+                int(key) >> TreeNode.LEVEL_SHIFT,
+                int(key) & ((1 << TreeNode.LEVEL_SHIFT) - 1),
+            )
+            result.add(
+                f"stored subtree (level {level}, index {index}) lies beyond the head: not part of "
+                "the tree",
+                index << level,
+            )
+        cursor.execute(
+            "SELECT table_name, row_key FROM audit_quarantine ORDER BY id LIMIT %s", [MAX_PROBLEMS]
+        )
         for table, key in cursor.fetchall():
             where_ = f"seq {key}" if table == "audit_event" else f"key {key}"
-            result.add(f"{table} row at {where_} was planted beyond the head around the append-only triggers "
-                       "and moved to audit_quarantine by an append",
-                       int(key) if table == "audit_event" else None)
+            result.add(
+                f"{table} row at {where_} was planted beyond the head around the append-only "
+                "triggers and moved to audit_quarantine by an append",
+                int(key) if table == "audit_event" else None,
+            )
 
 
 def _locate_rewrite(result: VerifyResult, connection, size: int) -> None:
@@ -453,20 +540,30 @@ def _locate_rewrite(result: VerifyResult, connection, size: int) -> None:
     while level_hashes:
         stored: dict[int, bytes] = {}
         with connection.cursor() as cursor:
-            cursor.execute("SELECT key, hash FROM audit_treenode WHERE key >= %s AND key < %s",
-                           [level << shift, (level << shift) + len(level_hashes)])
+            cursor.execute(
+                "SELECT key, hash FROM audit_treenode WHERE key >= %s AND key < %s",
+                [level << shift, (level << shift) + len(level_hashes)],
+            )
             stored = {int(k) & ((1 << shift) - 1): bytes(h) for k, h in cursor.fetchall()}
         differing = sorted(i for i, h in stored.items() if h != level_hashes[i])
         for index in differing[:MAX_PROBLEMS]:
             if level == 0:
-                result.add("entry and leaf hash were rewritten together: the leaf hash kept with the tree at "
-                           "append time differs", index)
+                result.add(
+                    "entry and leaf hash were rewritten together: the leaf hash kept with the "
+                    "tree at append time differs",
+                    index,
+                )
             else:
                 lo, hi = index << level, min((index + 1) << level, size)
-                result.add(f"events {lo}..{hi - 1} were rewritten together with their leaf hashes: the stored "
-                           f"subtree hash (level {level}, index {index}) differs", lo)
+                result.add(
+                    f"events {lo}..{hi - 1} were rewritten together with their leaf hashes: the "
+                    f"stored subtree hash (level {level}, index {index}) differs",
+                    lo,
+                )
         if differing:
             return
-        level_hashes = [tlog.hash_node(level_hashes[i], level_hashes[i + 1])
-                        for i in range(0, len(level_hashes) - 1, 2)]
+        level_hashes = [
+            tlog.hash_node(level_hashes[i], level_hashes[i + 1])
+            for i in range(0, len(level_hashes) - 1, 2)
+        ]
         level += 1

@@ -77,14 +77,19 @@ class Report:
             return
         position = self.cover.size
         if lo > position:
-            self.problems.append(f"index {position}: events {position}..{lo - 1} are missing from the export "
-                                 f"(before {where}: lines removed?)")
+            self.problems.append(
+                f"index {position}: events {position}..{lo - 1} are missing from the export "
+                f"(before {where}: lines removed?)"
+            )
             self.cover_broken = True
             return
         if lo < position or hi > self.size:
-            self.problems.append(f"index {lo}: {where} repeats or reorders indexes already accounted for "
-                                 f"(expected {position})" if lo < position else
-                                 f"index {lo}: {where} reaches past the tree size {self.size}")
+            self.problems.append(
+                f"index {lo}: {where} repeats or reorders indexes already accounted for "
+                f"(expected {position})"
+                if lo < position
+                else f"index {lo}: {where} reaches past the tree size {self.size}"
+            )
             self.cover_broken = True
             return
         try:
@@ -144,22 +149,34 @@ def _check_gap(report: Report, lo, hi, hashes, where: str) -> None:
         report.cover_broken = True
         return
     if len(values) != len(nodes) or any(len(v) != tlog.HASH_SIZE for v in values):
-        report.problems.append(f"index {lo}: {where}: gap {lo}..{hi - 1} needs {len(nodes)} subtree hashes")
+        report.problems.append(
+            f"index {lo}: {where}: gap {lo}..{hi - 1} needs {len(nodes)} subtree hashes"
+        )
         report.cover_broken = True
         return
     if report.complete and report.checks_cover and hi > report.start:
         first = max(lo, report.start)
-        report.problems.append(f"index {first}: events {first}..{hi - 1} appear only as hashes in an export "
-                               "that says it is complete (event lines replaced?)")
+        report.problems.append(
+            f"index {first}: events {first}..{hi - 1} appear only as hashes in an export "
+            "that says it is complete (event lines replaced?)"
+        )
     report.omitted += hi - lo
-    report.account(lo, hi, [(level, value) for (level, _), value in zip(nodes, values, strict=True)],
-                   f"{where} (gap {lo}..{hi - 1})")
+    report.account(
+        lo,
+        hi,
+        [(level, value) for (level, _), value in zip(nodes, values, strict=True)],
+        f"{where} (gap {lo}..{hi - 1})",
+    )
 
 
 def _open_checkpoint(report: Report, note: str, key_spec: str, origin_hint: str | None):
     verifier = load_verifier(key_spec, name=origin_hint)
     checkpoint = open_checkpoint(note, verifier)
-    report.origin, report.size, report.root_hash = checkpoint.origin, checkpoint.size, checkpoint.root_hash
+    report.origin, report.size, report.root_hash = (
+        checkpoint.origin,
+        checkpoint.size,
+        checkpoint.root_hash,
+    )
     report.note = note
     report.roots_at[0] = tlog.EMPTY_ROOT
     return verifier
@@ -168,13 +185,19 @@ def _open_checkpoint(report: Report, note: str, key_spec: str, origin_hint: str 
 def _read_meta(report: Report, fmt: str, meta: dict) -> None:
     if fmt == FORMAT_V1:
         report.checks_cover = False
-        report.notices.append(f"{FORMAT_V1} export: it carries no completeness information; removed lines "
-                              "cannot be detected (re-export with this version)")
+        report.notices.append(
+            f"{FORMAT_V1} export: it carries no completeness information; removed lines "
+            "cannot be detected (re-export with this version)"
+        )
         return
     if not isinstance(meta, dict):
         raise ExportError("checkpoint record lacks the export's start/complete/consistency fields")
     start, complete, consistency = meta.get("start"), meta.get("complete"), meta.get("consistency")
-    if not isinstance(start, int) or not isinstance(complete, bool) or not isinstance(consistency, list):
+    if (
+        not isinstance(start, int)
+        or not isinstance(complete, bool)
+        or not isinstance(consistency, list)
+    ):
         raise ExportError("checkpoint record lacks the export's start/complete/consistency fields")
     report.start, report.complete, report.consistency = start, complete, consistency
 
@@ -182,14 +205,20 @@ def _read_meta(report: Report, fmt: str, meta: dict) -> None:
 def _finish(report: Report, verifier, trusted_notes: list[str]) -> None:
     if report.checks_cover and not report.cover_broken:
         if report.cover.size < report.size:
-            report.problems.append(f"index {report.cover.size}: events {report.cover.size}..{report.size - 1} "
-                                   "are missing from the end of the export (lines removed?)")
+            report.problems.append(
+                f"index {report.cover.size}: events {report.cover.size}..{report.size - 1} "
+                "are missing from the end of the export (lines removed?)"
+            )
         elif report.cover.root() != report.root_hash:
-            report.problems.append("the export's events and gaps do not rebuild the signed root "
-                                   "(a gap's hashes were altered)")
+            report.problems.append(
+                "the export's events and gaps do not rebuild the signed root "
+                "(a gap's hashes were altered)"
+            )
     if not trusted_notes:
-        report.notices.append("no trusted checkpoint given: this shows the log's key signed this tree, not that "
-                              "it extends the log you saw before (pass --trusted-checkpoint or --state)")
+        report.notices.append(
+            "no trusted checkpoint given: this shows the log's key signed this tree, not that "
+            "it extends the log you saw before (pass --trusted-checkpoint or --state)"
+        )
         return
     for trusted in open_trusted(trusted_notes, verifier, report.origin):
         _check_trusted(report, trusted)
@@ -198,14 +227,18 @@ def _finish(report: Report, verifier, trusted_notes: list[str]) -> None:
 def _check_trusted(report: Report, trusted: Checkpoint) -> None:
     size, root = report.size, report.root_hash
     if trusted.size > size:
-        report.problems.append(f"index {size}: the export's checkpoint ({size} events) is older than your trusted "
-                               f"checkpoint ({trusted.size} events): the log was rolled back or events "
-                               f"{size}..{trusted.size - 1} deleted")
+        report.problems.append(
+            f"index {size}: the export's checkpoint ({size} events) is older than your trusted "
+            f"checkpoint ({trusted.size} events): the log was rolled back or events "
+            f"{size}..{trusted.size - 1} deleted"
+        )
         return
     if trusted.size == size:
         if trusted.root_hash != root:
-            report.problems.append(f"the export's checkpoint and your trusted checkpoint both have {size} events "
-                                   "but different roots: the log was rewritten (a fork)")
+            report.problems.append(
+                f"the export's checkpoint and your trusted checkpoint both have {size} events "
+                "but different roots: the log was rewritten (a fork)"
+            )
         else:
             report.trusted_checked += 1
         return
@@ -216,20 +249,26 @@ def _check_trusted(report: Report, trusted: Checkpoint) -> None:
             proof = [base64.b64decode(p, validate=True) for p in item.get("proof", [])]
             tlog.verify_consistency(trusted.size, size, trusted.root_hash, root, proof)
         except (binascii.Error, ValueError, TypeError) as exc:
-            report.problems.append(f"the export's checkpoint is not consistent with your trusted checkpoint of "
-                                   f"size {trusted.size} (the log was rewritten): {exc}")
+            report.problems.append(
+                f"the export's checkpoint is not consistent with your trusted checkpoint of "
+                f"size {trusted.size} (the log was rewritten): {exc}"
+            )
             return
         report.trusted_checked += 1
         return
     if trusted.size in report.roots_at:  # a complete cover up to the trusted size: compare directly
         if report.roots_at[trusted.size] != trusted.root_hash:
-            report.problems.append(f"the export's first {trusted.size} events differ from your trusted checkpoint "
-                                   "of that size: the log was rewritten")
+            report.problems.append(
+                f"the export's first {trusted.size} events differ from your trusted checkpoint "
+                "of that size: the log was rewritten"
+            )
         else:
             report.trusted_checked += 1
         return
-    report.problems.append(f"the export carries no consistency proof from your trusted size {trusted.size}: "
-                           f"re-export with `manage.py audit export --trusted-size {trusted.size}`")
+    report.problems.append(
+        f"the export carries no consistency proof from your trusted size {trusted.size}: "
+        f"re-export with `manage.py audit export --trusted-size {trusted.size}`"
+    )
 
 
 def verify_jsonl(lines: list[str], key_spec: str, trusted_notes: list[str] | None = None) -> Report:
@@ -240,10 +279,17 @@ def verify_jsonl(lines: list[str], key_spec: str, trusted_notes: list[str] | Non
         head = json.loads(lines[0])
     except ValueError:
         raise ExportError("first line is not JSON") from None
-    if not isinstance(head, dict) or head.get("type") != "checkpoint" or head.get("format") not in (FORMAT, FORMAT_V1):
+    if (
+        not isinstance(head, dict)
+        or head.get("type") != "checkpoint"
+        or head.get("format") not in (FORMAT, FORMAT_V1)
+    ):
         raise ExportError(f"first record must be the {FORMAT} checkpoint")
     verifier = _open_checkpoint(report, head.get("note", ""), key_spec, head.get("origin"))
-    if head.get("size") != report.size or head.get("root_hash") != base64.b64encode(report.root_hash).decode():
+    if (
+        head.get("size") != report.size
+        or head.get("root_hash") != base64.b64encode(report.root_hash).decode()
+    ):
         report.problems.append("checkpoint record's size/root differ from its signed note")
     _read_meta(report, head["format"], head)
     for number, line in enumerate(lines[1:], 2):
@@ -258,10 +304,18 @@ def verify_jsonl(lines: list[str], key_spec: str, trusted_notes: list[str] | Non
             continue
         kind = record.get("type") if isinstance(record, dict) else None
         if kind == "event":
-            _check_event(report, record.get("seq"), record.get("entry"), record.get("leaf_hash"),
-                         record.get("inclusion_proof") or [], where)
+            _check_event(
+                report,
+                record.get("seq"),
+                record.get("entry"),
+                record.get("leaf_hash"),
+                record.get("inclusion_proof") or [],
+                where,
+            )
         elif kind == "gap":
-            _check_gap(report, record.get("from"), record.get("to"), record.get("hashes") or [], where)
+            _check_gap(
+                report, record.get("from"), record.get("to"), record.get("hashes") or [], where
+            )
         else:
             report.problems.append(f"{where}: not an event or gap record")
             report.cover_broken = True
@@ -277,7 +331,10 @@ def verify_csv(text: str, key_spec: str, trusted_notes: list[str] | None = None)
     header = rows[0]
     records = [dict(zip(header, row, strict=False)) for row in rows[1:] if row]
     first = records[0]
-    if first.get("record") != "checkpoint" or first.get("inclusion_proof") not in (FORMAT, FORMAT_V1):
+    if first.get("record") != "checkpoint" or first.get("inclusion_proof") not in (
+        FORMAT,
+        FORMAT_V1,
+    ):
         raise ExportError(f"first record must be the {FORMAT} checkpoint")
     origin_hint = first["entry"].split("\n", 1)[0]
     verifier = _open_checkpoint(report, first["entry"], key_spec, origin_hint)
@@ -288,28 +345,47 @@ def verify_csv(text: str, key_spec: str, trusted_notes: list[str] | None = None)
         try:
             meta = json.loads(first.get("payload") or "")
         except ValueError:
-            raise ExportError("checkpoint row's payload column is not the export's JSON metadata") from None
+            raise ExportError(
+                "checkpoint row's payload column is not the export's JSON metadata"
+            ) from None
     _read_meta(report, first["inclusion_proof"], meta)
     for number, record in enumerate(records[1:], 3):
         where = f"row {number}"
         if record.get("record") == "gap":
-            _check_gap(report, record.get("seq"), record.get("entry"), (record.get("leaf_hash") or "").split(), where)
+            _check_gap(
+                report,
+                record.get("seq"),
+                record.get("entry"),
+                (record.get("leaf_hash") or "").split(),
+                where,
+            )
             continue
         if record.get("record") != "event":
             report.problems.append(f"{where}: not an event or gap row")
             report.cover_broken = True
             continue
         proof = record.get("inclusion_proof", "").split()
-        data = _check_event(report, record.get("seq"), record.get("entry"), record.get("leaf_hash"), proof, where)
+        data = _check_event(
+            report, record.get("seq"), record.get("entry"), record.get("leaf_hash"), proof, where
+        )
         if data is None:
             continue
-        shown = {"time": record.get("time"), "actor": record.get("actor"), "action": record.get("action"),
-                 "subject": record.get("subject"), "request_id": record.get("request_id")}
+        shown = {
+            "time": record.get("time"),
+            "actor": record.get("actor"),
+            "action": record.get("action"),
+            "subject": record.get("subject"),
+            "request_id": record.get("request_id"),
+        }
         for key, value in shown.items():
             if str(data.get(key, "")) != value:
-                report.problems.append(f"{where} (seq {data['seq']}): {key} column differs from the signed entry")
+                report.problems.append(
+                    f"{where} (seq {data['seq']}): {key} column differs from the signed entry"
+                )
         if record.get("payload") != canonical_text(data.get("payload", {})):
-            report.problems.append(f"{where} (seq {data['seq']}): payload column differs from the signed entry")
+            report.problems.append(
+                f"{where} (seq {data['seq']}): payload column differs from the signed entry"
+            )
     _finish(report, verifier, trusted_notes or [])
     return report
 
@@ -327,15 +403,29 @@ def verify_file(path: str, key_spec: str, trusted_notes: list[str] | None = None
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m audit.verify_export", description=__doc__.split("\n\n")[0])
-    parser.add_argument("file", help="an export written by `manage.py audit export` or the audit-trail page")
-    parser.add_argument("--public-key", required=True, help="verifier key text, or a file with it or a PEM key")
-    parser.add_argument("--trusted-checkpoint", action="append", default=[], metavar="FILE",
-                        help="a signed checkpoint you kept outside the log's machine (note text or "
-                             "checkpoints.jsonl lines); may be repeated")
-    parser.add_argument("--state", metavar="FILE",
-                        help="your verifier state (e.g. ~/.styleledger-verifier): its checkpoint is trusted, "
-                             "and it is advanced to the export's checkpoint when everything verifies")
+    parser = argparse.ArgumentParser(
+        prog="python -m audit.verify_export", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "file", help="an export written by `manage.py audit export` or the audit-trail page"
+    )
+    parser.add_argument(
+        "--public-key", required=True, help="verifier key text, or a file with it or a PEM key"
+    )
+    parser.add_argument(
+        "--trusted-checkpoint",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a signed checkpoint you kept outside the log's machine (note text or "
+        "checkpoints.jsonl lines); may be repeated",
+    )
+    parser.add_argument(
+        "--state",
+        metavar="FILE",
+        help="your verifier state (e.g. ~/.styleledger-verifier): its checkpoint is trusted, "
+        "and it is advanced to the export's checkpoint when everything verifies",
+    )
     parser.add_argument("--quiet", action="store_true", help="print nothing on success")
     args = parser.parse_args(argv)
     try:
@@ -359,9 +449,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.state:
         save_state(args.state, report.note, report.checkpoint)
     if not args.quiet:
-        print(f"OK: {report.events} events verified against the signed checkpoint of {report.origin} "
-              f"(tree size {report.size}, root {base64.b64encode(report.root_hash).decode()}); "
-              f"{report.omitted} left out as hashes; consistent with {report.trusted_checked} trusted checkpoint(s)")
+        print(
+            f"OK: {report.events} events verified against the signed checkpoint of {report.origin} "
+            f"(tree size {report.size}, root {base64.b64encode(report.root_hash).decode()}); "
+            f"{report.omitted} left out as hashes; consistent with {report.trusted_checked} "
+            "trusted checkpoint(s)"
+        )
     return 0
 
 

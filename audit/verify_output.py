@@ -64,30 +64,43 @@ def read_manifest(data: bytes, anchors_pem: bytes) -> tuple[str, dict | None, li
     mime = _mime(data)
     if mime is None:
         return "", None, ["not a PNG, JPEG or WebP image"]
-    config = {"trust": {"trust_anchors": anchors_pem.decode("ascii")},
-              "verify": {"verify_trust": True, "remote_manifest_fetch": False, "ocsp_fetch": False}}
+    config = {
+        "trust": {"trust_anchors": anchors_pem.decode("ascii")},
+        "verify": {"verify_trust": True, "remote_manifest_fetch": False, "ocsp_fetch": False},
+    }
     try:
-        with c2pa.Context.from_dict(config) as context, \
-                c2pa.Reader(mime, io.BytesIO(data), context=context) as reader:
+        with (
+            c2pa.Context.from_dict(config) as context,
+            c2pa.Reader(mime, io.BytesIO(data), context=context) as reader,
+        ):
             store = json.loads(reader.json())
             state = reader.get_validation_state() or ""
     except c2pa.C2paError as exc:
         return "", None, [f"no readable C2PA manifest: {exc}"]
     active = store.get("manifests", {}).get(store.get("active_manifest") or "", {})
-    assertion = next((a.get("data") for a in active.get("assertions", []) if a.get("label") == ASSERTION_LABEL),
-                     None)
-    failures = [f"{item.get('code')}: {item.get('explanation', '')}"
-                for item in store.get("validation_results", {}).get("activeManifest", {}).get("failure", [])]
+    assertion = next(
+        (a.get("data") for a in active.get("assertions", []) if a.get("label") == ASSERTION_LABEL),
+        None,
+    )
+    failures = [
+        f"{item.get('code')}: {item.get('explanation', '')}"
+        for item in store.get("validation_results", {}).get("activeManifest", {}).get("failure", [])
+    ]
     return state, assertion, failures
 
 
-def verify_output(data: bytes, *, key_spec: str, anchors_pem: bytes, origin: str | None = None) -> OutputReport:
+def verify_output(
+    data: bytes, *, key_spec: str, anchors_pem: bytes, origin: str | None = None
+) -> OutputReport:
     report = OutputReport()
     state, assertion, failures = read_manifest(data, anchors_pem)
     report.state, report.assertion = state, assertion
     if state != TRUSTED:
-        report.problems.append(f"manifest is not Trusted under the given anchors (state {state or 'none'}"
-                               + (f"; {failures[0]}" if failures else "") + ")")
+        report.problems.append(
+            f"manifest is not Trusted under the given anchors (state {state or 'none'}"
+            + (f"; {failures[0]}" if failures else "")
+            + ")"
+        )
         return report
     if not isinstance(assertion, dict):
         report.problems.append(f"the manifest carries no {ASSERTION_LABEL} assertion")
@@ -117,10 +130,16 @@ def verify_output(data: bytes, *, key_spec: str, anchors_pem: bytes, origin: str
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m audit.verify_output", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m audit.verify_output", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("image")
-    parser.add_argument("--public-key", required=True, help="the log's verifier key, or a file holding it")
-    parser.add_argument("--trust-anchor", required=True, help="PEM file of the C2PA root(s) to trust")
+    parser.add_argument(
+        "--public-key", required=True, help="the log's verifier key, or a file holding it"
+    )
+    parser.add_argument(
+        "--trust-anchor", required=True, help="PEM file of the C2PA root(s) to trust"
+    )
     parser.add_argument("--origin", help="the log's origin (needed with a PEM public key)")
     args = parser.parse_args(argv)
     try:
@@ -134,8 +153,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"FAILED: {report.problems[0]}")
         return 1
     a = report.assertion or {}
-    print(f"OK: manifest {report.state}; job {a.get('job_id')}; audit leaf {a['event']['seq']} included "
-          f"in signed checkpoint of size {a['checkpoint']['size']}")
+    print(
+        f"OK: manifest {report.state}; job {a.get('job_id')}; audit leaf {a['event']['seq']} "
+        f"included in signed checkpoint of size {a['checkpoint']['size']}"
+    )
     return 0
 
 

@@ -55,5 +55,9 @@ def register_periodic(name: str, task: str, seconds: float, queue: str = "defaul
     a slow worker.
     """
     schedule = dict(app.conf.beat_schedule or {})
-    schedule[name] = {"task": task, "schedule": float(seconds), "options": {"queue": queue, "expires": float(seconds)}}
+    schedule[name] = {
+        "task": task,
+        "schedule": float(seconds),
+        "options": {"queue": queue, "expires": float(seconds)},
+    }
     app.conf.beat_schedule = schedule

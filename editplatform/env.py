@@ -100,7 +100,9 @@ def get_database(name: str, default: str) -> dict:
         config["OPTIONS"].update({"timeout": 30, "init_command": "PRAGMA journal_mode=WAL;"})
         # A file-backed test database, so a worker process sees what a test wrote.
         if config["NAME"] != ":memory:":
-            config["TEST"] = {"NAME": str(Path(config["NAME"]).with_name("test-" + Path(config["NAME"]).name))}
+            config["TEST"] = {
+                "NAME": str(Path(config["NAME"]).with_name("test-" + Path(config["NAME"]).name))
+            }
     return config
 
 
@@ -108,7 +110,10 @@ def get_broker_url(name: str, default: str) -> str:
     url = os.environ.get(name) or default
     scheme = urlsplit(url).scheme
     if scheme not in {"redis", "rediss", "filesystem", "memory", "amqp", "sentinel"}:
-        raise ConfigError(name, f"unsupported or malformed broker URL {url!r} (use redis://host:port/db or filesystem://)")
+        raise ConfigError(
+            name,
+            f"unsupported or malformed broker URL {url!r} (use redis://host:port/db or filesystem://)",
+        )
     return url
 
 

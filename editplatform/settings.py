@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "editplatform.compliance",
     "editplatform.monitoring",
     "editplatform.provenance",
+    "editplatform.notifications",
 ]
 
 MIDDLEWARE = [
@@ -81,6 +82,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "axes.middleware.AxesMiddleware",
+    "editplatform.core.middleware.DomainErrorPageMiddleware",
 ]
 
 ROOT_URLCONF = "editplatform.urls"
@@ -97,6 +99,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "editplatform.accounts.context_processors.roles",
+                "editplatform.notifications.context_processors.navigation_counts",
             ],
         },
     },
@@ -146,6 +149,18 @@ LOGIN_FAILURE_EVENT_WINDOW_SECONDS = env.get_int("LOGIN_FAILURE_EVENT_WINDOW_SEC
 
 # --- four-eyes approval -----------------------------------------------------------
 APPROVALS_REQUIRED = env.get_int("APPROVALS_REQUIRED", 1, minimum=1)
+
+# --- email (notifications of decisions and results) -----------------------------------
+# Development prints mail to the console; production names an SMTP server. PORTAL_BASE_URL
+# makes the links in mail absolute (e.g. https://styleledger.example.org).
+EMAIL_BACKEND = env.get_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env.get_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env.get_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env.get_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env.get_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env.get_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env.get_str("DEFAULT_FROM_EMAIL", "StyleLedger <styleledger@localhost>")
+PORTAL_BASE_URL = env.get_str("PORTAL_BASE_URL", "")
 APPROVAL_TTL_HOURS = env.get_int("APPROVAL_TTL_HOURS", 72, minimum=1)
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

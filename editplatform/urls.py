@@ -29,6 +29,7 @@ urlpatterns = [
     path("account/", include("editplatform.accounts.urls")),
     path("audit/jobs/", include("editplatform.compliance.urls")),
     path("audit/", include("audit.urls")),
+    path("notifications/", include("editplatform.notifications.urls")),
     path("", include("editplatform.provenance.urls")),
     path("", include("editplatform.portal.urls")),
 ]

@@ -51,14 +51,26 @@ LABELS = {name: registry.get(name).label for name in MODELS}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--repeats", type=int, default=None,
-                        help="timed forwards per model (default 10, --quick 2)")
-    parser.add_argument("--warmup", type=int, default=None, help="untimed forwards first (default 2)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch intra-op threads (default: torch's default)")
-    parser.add_argument("--json", metavar="OUT", default=None, help="also write the results as JSON")
-    parser.add_argument("--quick", action="store_true",
-                        help="tiny configs and a short scan (for tests), not a benchmark")
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="timed forwards per model (default 10, --quick 2)"
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=None, help="untimed forwards first (default 2)"
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch intra-op threads (default: torch's default)",
+    )
+    parser.add_argument(
+        "--json", metavar="OUT", default=None, help="also write the results as JSON"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny configs and a short scan (for tests), not a benchmark",
+    )
     parser.add_argument("--worker", choices=MODELS, default=None, help=argparse.SUPPRESS)
 
 
@@ -107,7 +119,9 @@ def _build(name: str, quick: bool) -> tuple[list[Any], Callable[[Any], Any], int
 
     fcfg = arch.fuser.preset(preset)
     fus = arch.fuser.build(fcfg).eval()
-    direction = torch.randn(1, fcfg.n_latent, fcfg.style_dim, generator=torch.Generator().manual_seed(0))
+    direction = torch.randn(
+        1, fcfg.n_latent, fcfg.style_dim, generator=torch.Generator().manual_seed(0)
+    )
 
     def forward(x: Any) -> Any:
         out = enc(x)
@@ -153,8 +167,17 @@ def _measure_in_subprocess(
 ) -> dict[str, Any]:
     from inversion.ops.selective_scan import ENV_VAR
 
-    cmd = [sys.executable, "-m", "inversion.bench", "--worker", name,
-           "--warmup", str(warmup), "--repeats", str(repeats)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "inversion.bench",
+        "--worker",
+        name,
+        "--warmup",
+        str(warmup),
+        "--repeats",
+        str(repeats),
+    ]
     if args.quick:
         cmd.append("--quick")
     if args.threads:
@@ -182,29 +205,41 @@ def _scan_comparison(quick: bool, repeats: int) -> dict[str, Any]:
     A = -torch.arange(1, n + 1, dtype=torch.float32).repeat(d, 1)
     Bm = torch.randn(b, n, L, generator=g)
     Cm = torch.randn(b, n, L, generator=g)
+
     def rel_err(got: Any) -> float:
         return (got - want).abs().max().item() / max(1e-12, want.abs().max().item())
 
     def timed(backend: str) -> float:
-        return _median_seconds(lambda: selective_scan(u, delta, A, Bm, Cm, backend=backend), 2,
-                               max(3, repeats))
+        return _median_seconds(
+            lambda: selective_scan(u, delta, A, Bm, Cm, backend=backend), 2, max(3, repeats)
+        )
 
     fused, why = available()
     with torch.inference_mode():
         want = naive_selective_scan(u, delta, A, Bm, Cm)
         err = rel_err(selective_scan(u, delta, A, Bm, Cm, backend="torch"))
-        naive_s = _median_seconds(lambda: naive_selective_scan(u, delta, A, Bm, Cm), 1,
-                                  max(1, min(repeats, 5)))
+        naive_s = _median_seconds(
+            lambda: naive_selective_scan(u, delta, A, Bm, Cm), 1, max(1, min(repeats, 5))
+        )
         fast_s = timed("torch")
-        result = {"shape": {"batch": b, "d": d, "L": L, "n": n}, "naive_s": naive_s,
-                  "chunked_s": fast_s, "speedup": naive_s / fast_s, "max_rel_err": err,
-                  "fused": why}
+        result = {
+            "shape": {"batch": b, "d": d, "L": L, "n": n},
+            "naive_s": naive_s,
+            "chunked_s": fast_s,
+            "speedup": naive_s / fast_s,
+            "max_rel_err": err,
+            "fused": why,
+        }
         if fused:  # the first call compiles (or loads numba's cache): outside the timing
-            result["fused_max_rel_err"] = rel_err(selective_scan(u, delta, A, Bm, Cm,
-                                                                 backend="cpu_fused"))
+            result["fused_max_rel_err"] = rel_err(
+                selective_scan(u, delta, A, Bm, Cm, backend="cpu_fused")
+            )
             fused_s = timed("cpu_fused")
-            result.update(fused_s=fused_s, fused_speedup=naive_s / fused_s,
-                          fused_over_chunked=fast_s / fused_s)
+            result.update(
+                fused_s=fused_s,
+                fused_speedup=naive_s / fused_s,
+                fused_over_chunked=fast_s / fused_s,
+            )
     return result
 
 
@@ -214,7 +249,9 @@ def _scan_comparison(quick: bool, repeats: int) -> dict[str, Any]:
 
 def _table(rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in rows]
+    lines = [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in rows
+    ]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
 
@@ -239,14 +276,17 @@ def run(args: argparse.Namespace) -> int:
     scan = _scan_comparison(args.quick, repeats)
     ms, psp = models["mambastyle"], models["psp"]
     backends = {
-        "auto": ms, "torch": ms_torch,
+        "auto": ms,
+        "torch": ms_torch,
         "gain_latency_torch_over_auto": ms_torch["latency_s"] / ms["latency_s"],
     }
     ratios = {
         "params": ms["params"] / psp["params"],
         "gmacs": ms["gmacs"] / psp["gmacs"] if psp["gmacs"] else float("nan"),
         "latency": ms["latency_s"] / psp["latency_s"],
-        "peak_rss": ms["peak_rss_mb"] / psp["peak_rss_mb"] if psp["peak_rss_mb"] > 0 else float("nan"),
+        "peak_rss": ms["peak_rss_mb"] / psp["peak_rss_mb"]
+        if psp["peak_rss_mb"] > 0
+        else float("nan"),
     }
     result = {
         "quick": bool(args.quick),
@@ -261,35 +301,73 @@ def run(args: argparse.Namespace) -> int:
     }
 
     mode = "quick (tiny configs)" if args.quick else "full configs, 256x256"
-    print(f"inversion bench: {mode}, batch 1, fp32, {result['threads']} threads, torch {torch.__version__}")
+    print(
+        f"inversion bench: {mode}, batch 1, fp32, {result['threads']} threads, torch "
+        f"{torch.__version__}"
+    )
     print(f"scan backend: {result['scan_backend']}")
     rows = [["model", "params (M)", "GMACs", "latency (ms, median)", "peak RSS (MB)"]]
     for m in (ms, psp):
-        rows.append([m["label"], f"{m['params'] / 1e6:.2f}", f"{m['gmacs']:.2f}",
-                     f"{m['latency_s'] * 1e3:.1f}", f"{m['peak_rss_mb']:.0f}"])
-    rows.append(["ratio MambaStyle / pSp", f"{ratios['params']:.3f}", f"{ratios['gmacs']:.3f}",
-                 f"{ratios['latency']:.3f}", f"{ratios['peak_rss']:.3f}"])
+        rows.append(
+            [
+                m["label"],
+                f"{m['params'] / 1e6:.2f}",
+                f"{m['gmacs']:.2f}",
+                f"{m['latency_s'] * 1e3:.1f}",
+                f"{m['peak_rss_mb']:.0f}",
+            ]
+        )
+    rows.append(
+        [
+            "ratio MambaStyle / pSp",
+            f"{ratios['params']:.3f}",
+            f"{ratios['gmacs']:.3f}",
+            f"{ratios['latency']:.3f}",
+            f"{ratios['peak_rss']:.3f}",
+        ]
+    )
     print(_table(rows))
     print(f"\n{LABELS['mambastyle']}, by scan backend (same run):")
-    print(_table([
-        ["scan backend", "latency (ms, median)", "peak RSS (MB)"],
-        [ms_torch["scan_backend"], f"{ms_torch['latency_s'] * 1e3:.1f}",
-         f"{ms_torch['peak_rss_mb']:.0f}"],
-        [ms["scan_backend"], f"{ms['latency_s'] * 1e3:.1f}", f"{ms['peak_rss_mb']:.0f}"],
-        ["gain (torch / auto)", f"{backends['gain_latency_torch_over_auto']:.2f}x", ""],
-    ]))
+    print(
+        _table(
+            [
+                ["scan backend", "latency (ms, median)", "peak RSS (MB)"],
+                [
+                    ms_torch["scan_backend"],
+                    f"{ms_torch['latency_s'] * 1e3:.1f}",
+                    f"{ms_torch['peak_rss_mb']:.0f}",
+                ],
+                [ms["scan_backend"], f"{ms['latency_s'] * 1e3:.1f}", f"{ms['peak_rss_mb']:.0f}"],
+                ["gain (torch / auto)", f"{backends['gain_latency_torch_over_auto']:.2f}x", ""],
+            ]
+        )
+    )
     s = scan["shape"]
     print(f"\nselective scan, b={s['batch']} D={s['d']} L={s['L']} N={s['n']} (float32):")
     scan_rows = [
         ["implementation", "median (ms)", "speed-up vs loop", "max rel. diff"],
-        ["per-step loop (mamba_ssm selective_scan_ref)", f"{scan['naive_s'] * 1e3:.1f}", "1.0x",
-         "-"],
-        ["chunked two-level scan (torch backend)", f"{scan['chunked_s'] * 1e3:.1f}",
-         f"{scan['speedup']:.1f}x", f"{scan['max_rel_err']:.1e}"],
+        [
+            "per-step loop (mamba_ssm selective_scan_ref)",
+            f"{scan['naive_s'] * 1e3:.1f}",
+            "1.0x",
+            "-",
+        ],
+        [
+            "chunked two-level scan (torch backend)",
+            f"{scan['chunked_s'] * 1e3:.1f}",
+            f"{scan['speedup']:.1f}x",
+            f"{scan['max_rel_err']:.1e}",
+        ],
     ]
     if "fused_s" in scan:
-        scan_rows.append(["fused CPU kernel (cpu_fused backend)", f"{scan['fused_s'] * 1e3:.1f}",
-                          f"{scan['fused_speedup']:.1f}x", f"{scan['fused_max_rel_err']:.1e}"])
+        scan_rows.append(
+            [
+                "fused CPU kernel (cpu_fused backend)",
+                f"{scan['fused_s'] * 1e3:.1f}",
+                f"{scan['fused_speedup']:.1f}x",
+                f"{scan['fused_max_rel_err']:.1e}",
+            ]
+        )
     else:
         scan_rows.append(["fused CPU kernel (cpu_fused backend)", "unavailable", scan["fused"], ""])
     print(_table(scan_rows))
@@ -301,7 +379,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m inversion.bench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m inversion.bench", description=__doc__.split("\n")[0]
+    )
     add_arguments(parser)
     return run(parser.parse_args(argv))
 

@@ -69,6 +69,8 @@ for _command in (
     Command("train", "train the generator, classifier, directions, encoders", "inversion.training.cli"),
     Command("evaluate", "evaluate a bundle (reconstruction and edit quality)",
             "inversion.evaluate"),
+    Command("evaluate-refine", "measure quality mode refine vs fast and the ceiling",
+            "inversion.evaluate_refine"),
 ):
     register(_command)
 
@@ -182,6 +184,10 @@ def add_invert_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output directory: NAME.png (reconstruction) and NAME"
                              f"{LATENT_SUFFIX} (the latent) per image")
     parser.add_argument("--size", type=int, default=None, help="output image size (px)")
+    parser.add_argument("--quality", choices=("fast", "refine"), default="fast",
+                        help="fast: encoder only; refine: then optimise W+ and the detail map")
+    parser.add_argument("--refine-steps", type=int, default=50,
+                        help="optimisation steps of --quality refine (default 50)")
     _add_runtime(parser)
 
 
@@ -195,7 +201,8 @@ def run_invert(args: argparse.Namespace) -> int:
         for start in range(0, len(args.images), args.batch_size):
             paths = args.images[start : start + args.batch_size]
             images = [_open_image(p) for p in paths]
-            inv = inverter.invert(images, seed=args.seed + start)
+            inv = inverter.invert(images, seed=args.seed + start, quality=args.quality,
+                                  refine_steps=args.refine_steps)
             for i, (path, pil) in enumerate(
                 zip(paths, inverter.to_pil(inv.reconstruction, size=args.size), strict=True)
             ):

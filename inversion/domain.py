@@ -67,8 +67,10 @@ class DomainError(InversionError, ValueError):
 def fidelity(reconstruction: Tensor, target: Tensor) -> dict[str, Tensor]:
     """Per-image PSNR (dB) and SSIM of (B, 3, H, W) images in [-1, 1] (sizes must match)."""
     if reconstruction.shape != target.shape:
-        raise DomainError(f"reconstruction {tuple(reconstruction.shape)} and target "
-                          f"{tuple(target.shape)} differ in shape")
+        raise DomainError(
+            f"reconstruction {tuple(reconstruction.shape)} and target "
+            f"{tuple(target.shape)} differ in shape"
+        )
     m = recon_metrics(reconstruction.detach().cpu(), target.detach().cpu())
     return {"psnr": m["psnr"], "ssim": m["ssim"]}
 
@@ -124,14 +126,22 @@ class LatentGaussian:
         mean, cov, shrinkage = ledoit_wolf(feats)
         precision = torch.linalg.inv(cov)
         precision = (precision + precision.T) / 2
-        return cls(mean, precision, pooling, shrinkage, int(feats.shape[0]),
-                   (int(wplus.shape[1]), int(wplus.shape[2])))
+        return cls(
+            mean,
+            precision,
+            pooling,
+            shrinkage,
+            int(feats.shape[0]),
+            (int(wplus.shape[1]), int(wplus.shape[2])),
+        )
 
     def score(self, wplus: Tensor) -> Tensor:
         """(B,) Mahalanobis distances of W+ codes (B, n_latent, style_dim)."""
         if self.latent_shape != (0, 0) and tuple(wplus.shape[1:]) != self.latent_shape:
-            raise DomainError(f"W+ codes of shape {tuple(wplus.shape[1:])} do not fit a domain "
-                              f"model of {self.latent_shape}")
+            raise DomainError(
+                f"W+ codes of shape {tuple(wplus.shape[1:])} do not fit a domain "
+                f"model of {self.latent_shape}"
+            )
         d = latent_features(wplus, self.pooling) - self.mean
         return ((d @ self.precision.double()) * d).sum(1).clamp_min(0).sqrt().float()
 
@@ -190,14 +200,18 @@ def _explain(r: DomainReport, domain: str) -> tuple[list[str], str]:
         reasons.append("ssim")
     what = f" ({domain})" if domain else ""
     if not reasons:
-        return reasons, (f"This photo looks like the images the model was trained on{what}: "
-                         f"unusualness {r.ood_score:.1f} (limit {r.ood_max:.1f})"
-                         + (f", reconstruction {r.psnr:.1f} dB" if r.psnr is not None else "")
-                         + ". The edit should be reliable.")
+        return reasons, (
+            f"This photo looks like the images the model was trained on{what}: "
+            f"unusualness {r.ood_score:.1f} (limit {r.ood_max:.1f})"
+            + (f", reconstruction {r.psnr:.1f} dB" if r.psnr is not None else "")
+            + ". The edit should be reliable."
+        )
     parts = []
     if "ood" in reasons:
-        parts.append(f"it is unlike the images the model was trained on{what} (unusualness "
-                     f"{r.ood_score:.1f}, limit {r.ood_max:.1f})")
+        parts.append(
+            f"it is unlike the images the model was trained on{what} (unusualness "
+            f"{r.ood_score:.1f}, limit {r.ood_max:.1f})"
+        )
     if "psnr" in reasons or "ssim" in reasons:
         nums = []
         if r.psnr is not None:
@@ -205,9 +219,11 @@ def _explain(r: DomainReport, domain: str) -> tuple[list[str], str]:
         if r.ssim is not None:
             nums.append(f"SSIM {r.ssim:.2f}, limit {r.ssim_min:.2f}")
         parts.append("the model cannot redraw it faithfully (" + "; ".join(nums) + ")")
-    return reasons, ("This photo is outside what the model can represent: "
-                     + " and ".join(parts)
-                     + ". The result may not look like the original; review it before use.")
+    return reasons, (
+        "This photo is outside what the model can represent: "
+        + " and ".join(parts)
+        + ". The result may not look like the original; review it before use."
+    )
 
 
 @dataclass
@@ -236,25 +252,35 @@ class DomainGate:
             raise DomainError(f"quantile must be in [0.5, 1), got {quantile!r}")
         model = LatentGaussian.fit(fit_wplus, pooling)
         scores = model.score(calib_wplus).double()
-        th = DomainThresholds(ood_max=float(torch.quantile(scores, quantile)), quantile=quantile,
-                              n_calibration=int(scores.shape[0]), calibration=calibration)
+        th = DomainThresholds(
+            ood_max=float(torch.quantile(scores, quantile)),
+            quantile=quantile,
+            n_calibration=int(scores.shape[0]),
+            calibration=calibration,
+        )
         if calib_reconstruction is not None and calib_target is not None:
             f = fidelity(calib_reconstruction, calib_target)
             th.psnr_min = float(torch.quantile(f["psnr"].double(), 1 - quantile))
             th.ssim_min = float(torch.quantile(f["ssim"].double(), 1 - quantile))
         return cls(model, th, domain)
 
-    def assess(self, wplus: Tensor, reconstruction: Tensor | None = None,
-               target: Tensor | None = None) -> list[DomainReport]:
+    def assess(
+        self, wplus: Tensor, reconstruction: Tensor | None = None, target: Tensor | None = None
+    ) -> list[DomainReport]:
         """One report per image. Fidelity is judged only when both images are given."""
         scores = self.model.score(wplus)
-        fid = fidelity(reconstruction, target) if (
-            reconstruction is not None and target is not None) else None
+        fid = (
+            fidelity(reconstruction, target)
+            if (reconstruction is not None and target is not None)
+            else None
+        )
         th = self.thresholds
         reports = []
         for i in range(scores.shape[0]):
             r = DomainReport(
-                in_domain=True, ood_score=round(float(scores[i]), 4), ood_max=th.ood_max,
+                in_domain=True,
+                ood_score=round(float(scores[i]), 4),
+                ood_max=th.ood_max,
                 psnr=None if fid is None else round(float(fid["psnr"][i]), 4),
                 psnr_min=th.psnr_min,
                 ssim=None if fid is None else round(float(fid["ssim"][i]), 4),
@@ -283,9 +309,12 @@ class DomainGate:
         from safetensors.torch import save_file
 
         save_file(
-            {"mean": self.model.mean.float().contiguous(),
-             "precision": self.model.precision.float().contiguous()},
-            str(path), metadata={"domain_gate": json.dumps(self.metadata(), sort_keys=True)},
+            {
+                "mean": self.model.mean.float().contiguous(),
+                "precision": self.model.precision.float().contiguous(),
+            },
+            str(path),
+            metadata={"domain_gate": json.dumps(self.metadata(), sort_keys=True)},
         )
 
     @classmethod
@@ -306,13 +335,21 @@ class DomainGate:
             raise DomainError(f"unknown domain gate format {meta.get('format')!r}")
         p = mean.shape[0]
         if mean.ndim != 1 or tuple(precision.shape) != (p, p):
-            raise DomainError(f"mean {tuple(mean.shape)} and precision {tuple(precision.shape)} "
-                              "do not fit together")
-        model = LatentGaussian(mean.double(), precision.double(), meta["pooling"],
-                               float(meta.get("shrinkage", 0.0)), int(meta.get("n_fit", 0)),
-                               tuple(meta.get("latent_shape", (0, 0))))
-        return cls(model, DomainThresholds.from_dict(meta["thresholds"]),
-                   str(meta.get("domain", "")))
+            raise DomainError(
+                f"mean {tuple(mean.shape)} and precision {tuple(precision.shape)} "
+                "do not fit together"
+            )
+        model = LatentGaussian(
+            mean.double(),
+            precision.double(),
+            meta["pooling"],
+            float(meta.get("shrinkage", 0.0)),
+            int(meta.get("n_fit", 0)),
+            tuple(meta.get("latent_shape", (0, 0))),
+        )
+        return cls(
+            model, DomainThresholds.from_dict(meta["thresholds"]), str(meta.get("domain", ""))
+        )
 
 
 def reports_to_json(reports: Sequence[DomainReport]) -> str:
@@ -331,10 +368,11 @@ def out_of_domain_probes(seed: int = 0) -> dict[str, list[Any]]:
     from PIL import Image, ImageDraw
 
     rng = np.random.default_rng(seed)
-    noise = [Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
-             for _ in range(8)]
-    noise += [Image.fromarray(np.repeat(rng.integers(0, 256, (64, 64, 1), dtype=np.uint8), 3, 2))
-              for _ in range(4)]
+    noise = [Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)) for _ in range(8)]
+    noise += [
+        Image.fromarray(np.repeat(rng.integers(0, 256, (64, 64, 1), dtype=np.uint8), 3, 2))
+        for _ in range(4)
+    ]
     texts = []
     for i in range(6):
         im = Image.new("RGB", (128, 128), (255, 255, 255))
@@ -350,14 +388,22 @@ def out_of_domain_probes(seed: int = 0) -> dict[str, list[Any]]:
     from pathlib import Path
 
     portrait = Image.open(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg")
-    probes["photo"] = [portrait.convert("RGB"), portrait.convert("L").convert("RGB"),
-                       portrait.convert("RGB").crop((100, 150, 400, 450))]
+    probes["photo"] = [
+        portrait.convert("RGB"),
+        portrait.convert("L").convert("RGB"),
+        portrait.convert("RGB").crop((100, 150, 400, 450)),
+    ]
     return probes
 
 
-def measure_demo(bundle: str | os.PathLike[str], fit: int, calib: int, held_out: int,
-                 quantile: float = 0.99, save: str | os.PathLike[str] | None = None
-                 ) -> dict[str, Any]:
+def measure_demo(
+    bundle: str | os.PathLike[str],
+    fit: int,
+    calib: int,
+    held_out: int,
+    quantile: float = 0.99,
+    save: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
     """Fit on Fashion-MNIST ``val[:fit]``, calibrate on ``val[fit:fit+calib]``, and report
     the flagged fraction of ``test[:held_out]`` and of :func:`out_of_domain_probes`."""
     from inversion.inverter import Inverter
@@ -368,33 +414,44 @@ def measure_demo(bundle: str | os.PathLike[str], fit: int, calib: int, held_out:
     def encode(images: Any) -> Tensor:
         with torch.inference_mode():
             x = inv.preprocess(images)
-            return torch.cat([inv.encoder(x[i:i + 256]).wplus + inv.latent_avg
-                              for i in range(0, x.shape[0], 256)])
+            return torch.cat(
+                [
+                    inv.encoder(x[i : i + 256]).wplus + inv.latent_avg
+                    for i in range(0, x.shape[0], 256)
+                ]
+            )
 
     val, _ = load_fashion_mnist("val", limit=fit + calib)
     test, _ = load_fashion_mnist("test", limit=held_out)
     cal = inv.invert(val[fit:])
     gate = DomainGate.calibrate(
-        encode(val[:fit]), cal.wplus, calib_reconstruction=cal.reconstruction,
-        calib_target=inv.preprocess(val[fit:]), quantile=quantile,
+        encode(val[:fit]),
+        cal.wplus,
+        calib_reconstruction=cal.reconstruction,
+        calib_target=inv.preprocess(val[fit:]),
+        quantile=quantile,
         calibration=f"fashion-mnist:val[{fit}:{fit + calib}]",
     )
     if save is not None:
         gate.save(save)
     th = gate.thresholds.ood_max
     held = gate.model.score(encode(test))
-    out: dict[str, Any] = {"gate": gate.metadata(),
-                           "held_out_flagged": round(float((held > th).float().mean()), 4),
-                           "held_out_median_score": round(float(held.median()), 2),
-                           "out_of_domain": {}}
+    out: dict[str, Any] = {
+        "gate": gate.metadata(),
+        "held_out_flagged": round(float((held > th).float().mean()), 4),
+        "held_out_median_score": round(float(held.median()), 2),
+        "out_of_domain": {},
+    }
     total = flagged = 0
     for kind, images in out_of_domain_probes().items():
         scores = gate.model.score(encode(images))
         total += len(images)
         flagged += int((scores > th).sum())
-        out["out_of_domain"][kind] = {"n": len(images),
-                                      "flagged": round(float((scores > th).float().mean()), 4),
-                                      "min_score": round(float(scores.min()), 2)}
+        out["out_of_domain"][kind] = {
+            "n": len(images),
+            "flagged": round(float((scores > th).float().mean()), 4),
+            "min_score": round(float(scores.min()), 2),
+        }
     out["out_of_domain_flagged"] = round(flagged / max(total, 1), 4)
     return out
 
@@ -409,8 +466,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quantile", type=float, default=0.99)
     parser.add_argument("--save", help="write the fitted gate (safetensors) here")
     args = parser.parse_args(argv)
-    result = measure_demo(args.bundle, args.fit, args.calib, args.held_out, args.quantile,
-                          args.save)
+    result = measure_demo(
+        args.bundle, args.fit, args.calib, args.held_out, args.quantile, args.save
+    )
     json.dump(result, sys.stdout, indent=1)
     print()
     return 0

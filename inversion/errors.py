@@ -57,8 +57,7 @@ class StrengthOutOfRange(EditError):
         self.low = low
         self.high = high
         super().__init__(
-            f"strength {strength!r} for edit {name!r} is out of range; "
-            f"allowed: {low:g} to {high:g}"
+            f"strength {strength!r} for edit {name!r} is out of range; allowed: {low:g} to {high:g}"
         )
 
 

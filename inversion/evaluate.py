@@ -42,8 +42,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["ssim", "psnr", "recon_metrics", "optimise_inversion", "evaluate", "write_report",
-           "add_arguments", "run"]
+__all__ = ["ssim", "psnr", "recon_metrics", "optimise_inversion", "projector_lr_scale",
+           "evaluate", "write_report", "add_arguments", "run"]
 
 
 # -- metrics -----------------------------------------------------------------------------
@@ -101,6 +101,18 @@ def _summary(m: dict[str, Tensor]) -> dict[str, float]:
 # -- inversion methods -------------------------------------------------------------------
 
 
+def projector_lr_scale(step: int, steps: int, ramp_up: bool = True) -> float:
+    """StyleGAN2 projector's schedule: short ramp-up, cosine ramp-down (floor 0.02).
+
+    ``ramp_up=False`` skips the warm-up (a start already near the optimum, as in
+    :mod:`inversion.refine`, needs none)."""
+    t = step / max(1, steps)
+    scale = min(1.0, (1 - t) / 0.25)
+    scale = 0.5 - 0.5 * math.cos(scale * math.pi)
+    scale *= min(1.0, t / 0.05) if steps > 20 and ramp_up else 1.0
+    return max(scale, 0.02)
+
+
 def optimise_inversion(g: torch.nn.Module, latent_avg: Tensor, images: Tensor, steps: int = 500,
                        lr: float = 0.05, batch: int = 200,
                        progress: Callable[[int], None] | None = None) -> Tensor:
@@ -117,13 +129,8 @@ def optimise_inversion(g: torch.nn.Module, latent_avg: Tensor, images: Tensor, s
         w.requires_grad_(True)
         opt = torch.optim.Adam([w], lr=lr, betas=(0.9, 0.999))
         for s in range(steps):
-            t = s / max(1, steps)
-            # StyleGAN2 projector's schedule: short ramp-up, cosine ramp-down
-            scale = min(1.0, (1 - t) / 0.25)
-            scale = 0.5 - 0.5 * math.cos(scale * math.pi)
-            scale *= min(1.0, t / 0.05) if steps > 20 else 1.0
             for grp in opt.param_groups:
-                grp["lr"] = lr * max(scale, 0.02)
+                grp["lr"] = lr * projector_lr_scale(s, steps)
             rec = g.synthesis(w, noise="const")
             loss = F.mse_loss(rec, x, reduction="sum") / x[0].numel()
             opt.zero_grad(set_to_none=True)

@@ -73,14 +73,25 @@ class GpuUnavailable(InversionError):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", type=Path, default=Path("gpu-check.json"),
-                        help="where to write the figures (JSON; default gpu-check.json)")
-    parser.add_argument("--cpu-only", action="store_true",
-                        help="run only the CPU scan checks (exit 0 without CUDA)")
-    parser.add_argument("--sizes", default=",".join(map(str, SIZES)),
-                        help="generator sizes for precision/throughput (default 256,1024)")
-    parser.add_argument("--batches", default=",".join(map(str, BATCHES)),
-                        help="throughput batch sizes (default 1,8,32)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("gpu-check.json"),
+        help="where to write the figures (JSON; default gpu-check.json)",
+    )
+    parser.add_argument(
+        "--cpu-only", action="store_true", help="run only the CPU scan checks (exit 0 without CUDA)"
+    )
+    parser.add_argument(
+        "--sizes",
+        default=",".join(map(str, SIZES)),
+        help="generator sizes for precision/throughput (default 256,1024)",
+    )
+    parser.add_argument(
+        "--batches",
+        default=",".join(map(str, BATCHES)),
+        help="throughput batch sizes (default 1,8,32)",
+    )
     parser.add_argument("--repeats", type=int, default=10, help="timed batches per point")
 
 
@@ -88,11 +99,15 @@ def require_cuda() -> torch.device:
     """The CUDA device, or :class:`GpuUnavailable` saying why there is none."""
     if not torch.cuda.is_available():
         built = torch.version.cuda
-        why = (f"torch {torch.__version__} is built without CUDA" if built is None
-               else f"torch {torch.__version__} (CUDA {built}) finds no usable GPU")
+        why = (
+            f"torch {torch.__version__} is built without CUDA"
+            if built is None
+            else f"torch {torch.__version__} (CUDA {built}) finds no usable GPU"
+        )
         raise GpuUnavailable(
             f"the GPU checks need CUDA: {why}. Run `make gpu-check` on a CUDA machine "
-            "(with the gpu extra for mamba_ssm), or pass --cpu-only")
+            "(with the gpu extra for mamba_ssm), or pass --cpu-only"
+        )
     return torch.device("cuda")
 
 
@@ -100,8 +115,18 @@ def require_cuda() -> torch.device:
 # the selective scan
 
 
-def reference_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None,  # type: ignore[no-untyped-def]
-                   delta_softplus=False, return_last_state=False):
+def reference_scan(
+    u,
+    delta,
+    A,
+    B,
+    C,
+    D=None,
+    z=None,
+    delta_bias=None,  # type: ignore[no-untyped-def]
+    delta_softplus=False,
+    return_last_state=False,
+):
     """The S6 recurrence one step at a time (the definition), any B/C layout, in the
     inputs' dtype; y, or (y, last state)."""
     b, d, L = u.shape
@@ -120,7 +145,10 @@ def reference_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None,  # type: 
     x = u.new_zeros(b, d, A.shape[1])
     ys = []
     for t in range(L):
-        x = torch.exp(delta[:, :, t, None] * A) * x + (delta[:, :, t] * u[:, :, t])[..., None] * Bc[..., t]
+        x = (
+            torch.exp(delta[:, :, t, None] * A) * x
+            + (delta[:, :, t] * u[:, :, t])[..., None] * Bc[..., t]
+        )
         ys.append((x * Cc[..., t]).sum(-1))
     y = torch.stack(ys, dim=-1)
     if D is not None:
@@ -132,13 +160,24 @@ def reference_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None,  # type: 
 
 # (name, b, d, L, n, B/C layout: groups (0: ungrouped) or "const")
 CPU_CASES = (("ss2d_grouped", 1, 16, 64, 4, 4), ("constant_BC", 2, 6, 33, 3, "const"))
-CUDA_CASES = (("ss2d_grouped", 2, 512, 1024, 16, 4), ("ungrouped", 2, 256, 777, 16, 0),
-              ("constant_BC", 2, 128, 512, 8, "const"))
+CUDA_CASES = (
+    ("ss2d_grouped", 2, 512, 1024, 16, 4),
+    ("ungrouped", 2, 256, 777, 16, 0),
+    ("constant_BC", 2, 128, 512, 8, "const"),
+)
 INPUTS = ("u", "delta", "A", "B", "C", "D", "z", "delta_bias")
 
 
-def scan_inputs(b: int, d: int, L: int, n: int, layout: int | str, seed: int = 0,
-                dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> dict[str, Tensor]:
+def scan_inputs(
+    b: int,
+    d: int,
+    L: int,
+    n: int,
+    layout: int | str,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+) -> dict[str, Tensor]:
     """Seeded inputs shaped like SS2D's (decays in (0, 1) after the softplus)."""
     g = torch.Generator().manual_seed(seed)
 
@@ -146,14 +185,33 @@ def scan_inputs(b: int, d: int, L: int, n: int, layout: int | str, seed: int = 0
         return torch.randn(*shape, generator=g, dtype=torch.float64)
 
     bc = (d, n) if layout == "const" else ((b, layout, n, L) if layout else (b, n, L))
-    out = {"u": r(b, d, L), "delta": r(b, d, L) * 0.5 - 2, "A": -torch.exp(r(d, n) * 0.5),
-           "B": r(*bc), "C": r(*bc), "D": r(d), "z": r(b, d, L), "delta_bias": r(d) * 0.1}
+    out = {
+        "u": r(b, d, L),
+        "delta": r(b, d, L) * 0.5 - 2,
+        "A": -torch.exp(r(d, n) * 0.5),
+        "B": r(*bc),
+        "C": r(*bc),
+        "D": r(d),
+        "z": r(b, d, L),
+        "delta_bias": r(d) * 0.1,
+    }
     return {k: v.to(device=device, dtype=dtype) for k, v in out.items()}
 
 
 def _scan(fn: Callable[..., Any], inp: dict[str, Tensor], **kw: Any) -> tuple[Tensor, Tensor]:
-    return fn(inp["u"], inp["delta"], inp["A"], inp["B"], inp["C"], D=inp["D"], z=inp["z"],
-              delta_bias=inp["delta_bias"], delta_softplus=True, return_last_state=True, **kw)
+    return fn(
+        inp["u"],
+        inp["delta"],
+        inp["A"],
+        inp["B"],
+        inp["C"],
+        D=inp["D"],
+        z=inp["z"],
+        delta_bias=inp["delta_bias"],
+        delta_softplus=True,
+        return_last_state=True,
+        **kw,
+    )
 
 
 def _rel(got: Tensor, want: Tensor) -> float:
@@ -162,8 +220,9 @@ def _rel(got: Tensor, want: Tensor) -> float:
     return float((got - want).abs().max() / want.abs().max().clamp_min(1e-30))
 
 
-def _grads(fn: Callable[..., Any], inp: dict[str, Tensor], weight: Tensor,
-           **kw: Any) -> dict[str, Tensor]:
+def _grads(
+    fn: Callable[..., Any], inp: dict[str, Tensor], weight: Tensor, **kw: Any
+) -> dict[str, Tensor]:
     leaves = {k: v.detach().clone().requires_grad_(True) for k, v in inp.items()}
     y, _ = _scan(fn, leaves, **kw)
     (y.float() * weight).sum().backward()  # through y only: mamba's CUDA path drops last_state's
@@ -184,8 +243,9 @@ def check_scan_cpu() -> dict[str, Any]:
         for backend in ("torch", "cpu_fused") if fused_ok else ("torch",):
             for dtype in (torch.float64, torch.float32):
                 with torch.no_grad():
-                    y, last = _scan(selective_scan, {k: v.to(dtype) for k, v in ref.items()},
-                                    backend=backend)
+                    y, last = _scan(
+                        selective_scan, {k: v.to(dtype) for k, v in ref.items()}, backend=backend
+                    )
                 case[f"{backend}_{str(dtype)[6:]}_y_rel"] = _rel(y, want_y)
                 case[f"{backend}_{str(dtype)[6:]}_last_rel"] = _rel(last, want_last)
         w = torch.randn(b, d, L, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
@@ -194,8 +254,11 @@ def check_scan_cpu() -> dict[str, Any]:
         case["torch_grad_rel"] = {k: _rel(got[k], want[k]) for k in INPUTS}
         worst64 = max(v for k, v in case.items() if k.endswith("_rel") and "float64" in k)
         worst32 = max(v for k, v in case.items() if k.endswith("_rel") and "float32" in k)
-        case["ok"] = (worst64 < 1e-9 and worst32 < SCAN_TOL["values"]
-                      and max(case["torch_grad_rel"].values()) < 1e-9)
+        case["ok"] = (
+            worst64 < 1e-9
+            and worst32 < SCAN_TOL["values"]
+            and max(case["torch_grad_rel"].values()) < 1e-9
+        )
         cases.append(case)
     return {"fused_cpu": fused_why, "cases": cases, "ok": all(c["ok"] for c in cases)}
 
@@ -216,8 +279,11 @@ def check_scan_cuda(device: torch.device) -> dict[str, Any]:
             yk, lk = _scan(selective_scan, inp, backend="cuda")
             yt, lt = _scan(selective_scan, inp, backend="torch")
         case: dict[str, Any] = {
-            "case": name, "shape": [b, d, L, n], "layout": str(layout),
-            "kernel_vs_torch_y_rel": _rel(yk, yt), "kernel_vs_torch_last_rel": _rel(lk, lt),
+            "case": name,
+            "shape": [b, d, L, n],
+            "layout": str(layout),
+            "kernel_vs_torch_y_rel": _rel(yk, yt),
+            "kernel_vs_torch_last_rel": _rel(lk, lt),
         }
         if fused_ok:
             yc, lc = _scan(selective_scan_cpu, {k: v.cpu() for k, v in inp.items()})
@@ -228,29 +294,43 @@ def check_scan_cuda(device: torch.device) -> dict[str, Any]:
         gt = _grads(selective_scan, inp, w, backend="torch")
         case["grad_rel_kernel_vs_torch"] = {k: _rel(gk[k], gt[k]) for k in INPUTS}
         value_worst = max(v for k, v in case.items() if k.endswith("_rel"))
-        case["ok"] = (value_worst < SCAN_TOL["values"]
-                      and max(case["grad_rel_kernel_vs_torch"].values()) < SCAN_TOL["grads"])
+        case["ok"] = (
+            value_worst < SCAN_TOL["values"]
+            and max(case["grad_rel_kernel_vs_torch"].values()) < SCAN_TOL["grads"]
+        )
         cases.append(case)
     # bfloat16 inputs: values against torch, and the last state's dtype (float32 in both)
     inp = scan_inputs(2, 256, 1024, 16, 4, dtype=torch.bfloat16, device=device)
     with torch.no_grad():
         yk, lk = _scan(selective_scan, inp, backend="cuda")
         yt, lt = _scan(selective_scan, inp, backend="torch")
-    bf16 = {"case": "bf16_grouped", "y_rel": _rel(yk, yt), "last_rel": _rel(lk, lt),
-            "kernel_last_dtype": str(lk.dtype), "torch_last_dtype": str(lt.dtype)}
-    bf16["ok"] = (max(bf16["y_rel"], bf16["last_rel"]) < SCAN_TOL["bf16_values"]
-                  and lk.dtype == lt.dtype == torch.float32)
+    bf16 = {
+        "case": "bf16_grouped",
+        "y_rel": _rel(yk, yt),
+        "last_rel": _rel(lk, lt),
+        "kernel_last_dtype": str(lk.dtype),
+        "torch_last_dtype": str(lt.dtype),
+    }
+    bf16["ok"] = (
+        max(bf16["y_rel"], bf16["last_rel"]) < SCAN_TOL["bf16_values"]
+        and lk.dtype == lt.dtype == torch.float32
+    )
     cases.append(bf16)
-    return {"kernel": why, "tolerances": SCAN_TOL, "cases": cases,
-            "ok": all(c["ok"] for c in cases)}
+    return {
+        "kernel": why,
+        "tolerances": SCAN_TOL,
+        "cases": cases,
+        "ok": all(c["ok"] for c in cases),
+    }
 
 
 # ---------------------------------------------------------------------------------------
 # models: precision and throughput
 
 
-def build_random_models(size: int | str, seed: int = 0, device: torch.device | str = "cpu",
-                        latent_samples: int = 4096) -> dict[str, Any]:
+def build_random_models(
+    size: int | str, seed: int = 0, device: torch.device | str = "cpu", latent_samples: int = 4096
+) -> dict[str, Any]:
     """FFHQ-shaped generator (``size`` 256 or 1024; "tiny" for tests), full encoder and
     Fuser with seeded random weights, in eval mode on ``device``."""
     from inversion.modules.encoder import EncoderConfig, MambaStyleEncoder
@@ -265,11 +345,21 @@ def build_random_models(size: int | str, seed: int = 0, device: torch.device | s
         enc_cfg, fus_cfg = align_configs(gen_cfg, EncoderConfig.full(), FuserConfig.full())
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        g, enc, fus = Generator(gen_cfg).eval(), MambaStyleEncoder(enc_cfg).eval(), Fuser(fus_cfg).eval()
+        g, enc, fus = (
+            Generator(gen_cfg).eval(),
+            MambaStyleEncoder(enc_cfg).eval(),
+            Fuser(fus_cfg).eval(),
+        )
     latent_avg = g.mean_latent(latent_samples, generator=torch.Generator().manual_seed(seed))[0]
-    return {"generator": g.to(device), "encoder": enc.to(device), "fuser": fus.to(device),
-            "latent_avg": latent_avg.to(device), "input_size": enc_cfg.input_size,
-            "fuser_resolution": fus_cfg.resolution, "size": gen_cfg.size}
+    return {
+        "generator": g.to(device),
+        "encoder": enc.to(device),
+        "fuser": fus.to(device),
+        "latent_avg": latent_avg.to(device),
+        "input_size": enc_cfg.input_size,
+        "fuser_resolution": fus_cfg.resolution,
+        "size": gen_cfg.size,
+    }
 
 
 def _cast(models: dict[str, Any], dtype: torch.dtype) -> dict[str, Any]:
@@ -287,7 +377,9 @@ def _forward(models: dict[str, Any], x: Tensor) -> tuple[Tensor, Tensor]:
     wplus = out.wplus + models["latent_avg"]
     residual = None
     if out.detail is not None:
-        residual = {models["fuser_resolution"]: models["fuser"](torch.zeros_like(wplus), out.detail)}
+        residual = {
+            models["fuser_resolution"]: models["fuser"](torch.zeros_like(wplus), out.detail)
+        }
     image = models["generator"].synthesis(wplus, noise="const", feature_residual=residual)
     return wplus, image
 
@@ -302,8 +394,12 @@ def _images(batch: int, size: int, device: torch.device | str, seed: int = 0) ->
     return (torch.rand(batch, 3, size, size, generator=g) * 2 - 1).to(device)
 
 
-def check_precision(models: dict[str, Any], dtypes: Sequence[str] = tuple(HALF),
-                    batch: int = 4, device: torch.device | str = "cuda") -> dict[str, Any]:
+def check_precision(
+    models: dict[str, Any],
+    dtypes: Sequence[str] = tuple(HALF),
+    batch: int = 4,
+    device: torch.device | str = "cuda",
+) -> dict[str, Any]:
     """PSNR of half-precision images (and W+ codes) against fp32 on the same inputs."""
     x = _images(batch, models["input_size"], device)
     w32, img32 = _forward(models, x)
@@ -314,15 +410,24 @@ def check_precision(models: dict[str, Any], dtypes: Sequence[str] = tuple(HALF),
         w, img = _forward(half, x.to(HALF[name]))
         finite = bool(torch.isfinite(img).all())
         psnr = _psnr(img, img32, 2.0) if finite else float("nan")
-        result[name] = {"image_psnr_db": psnr, "wplus_psnr_db": _psnr(w, w32, w_range),
-                        "finite": finite, "ok": finite and psnr >= MIN_PSNR_DB}
+        result[name] = {
+            "image_psnr_db": psnr,
+            "wplus_psnr_db": _psnr(w, w32, w_range),
+            "finite": finite,
+            "ok": finite and psnr >= MIN_PSNR_DB,
+        }
         del half
     result["ok"] = all(result[n]["ok"] for n in dtypes)
     return result
 
 
-def check_throughput(models: dict[str, Any], batches: Sequence[int], dtypes: Sequence[str],
-                     repeats: int, device: torch.device | str = "cuda") -> dict[str, Any]:
+def check_throughput(
+    models: dict[str, Any],
+    batches: Sequence[int],
+    dtypes: Sequence[str],
+    repeats: int,
+    device: torch.device | str = "cuda",
+) -> dict[str, Any]:
     """Images/s of the whole forward per batch size and dtype (median of ``repeats``)."""
     on_cuda = torch.device(device).type == "cuda"
 
@@ -337,7 +442,8 @@ def check_throughput(models: dict[str, Any], batches: Sequence[int], dtypes: Seq
             row: dict[str, Any] = {"dtype": name, "batch": batch}
             try:
                 x = _images(batch, m["input_size"], device).to(
-                    torch.float32 if name == "float32" else HALF[name])
+                    torch.float32 if name == "float32" else HALF[name]
+                )
                 _forward(m, x)  # warm-up (cudnn autotune, allocator)
                 sync()
                 times = []
@@ -355,8 +461,12 @@ def check_throughput(models: dict[str, Any], batches: Sequence[int], dtypes: Seq
                 row["error"] = f"out of memory: {str(exc).splitlines()[0]}"
                 torch.cuda.empty_cache()
             rows.append(row)
-    return {"size": models["size"], "repeats": repeats, "rows": rows,
-            "ok": all("error" not in r for r in rows)}
+    return {
+        "size": models["size"],
+        "repeats": repeats,
+        "rows": rows,
+        "ok": all("error" not in r for r in rows),
+    }
 
 
 # ---------------------------------------------------------------------------------------
@@ -367,9 +477,12 @@ def _environment() -> dict[str, Any]:
     from inversion.ops.selective_scan import scan_backend_report
 
     env: dict[str, Any] = {
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "python": platform.python_version(),
-        "torch": torch.__version__, "torch_cuda": torch.version.cuda,
-        "cuda_available": torch.cuda.is_available(), "machine": platform.machine(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_cuda": torch.version.cuda,
+        "cuda_available": torch.cuda.is_available(),
+        "machine": platform.machine(),
         "scan_backend_cpu": scan_backend_report(device="cpu"),
     }
     if torch.cuda.is_available():
@@ -386,8 +499,11 @@ def _section(result: dict[str, Any], name: str, fn: Callable[[], dict[str, Any]]
     except GpuUnavailable as exc:
         result[name] = {"ok": False, "error": str(exc)}
     except Exception as exc:  # a GPU run must leave a readable file behind
-        result[name] = {"ok": False, "error": f"{type(exc).__name__}: {exc}",
-                        "traceback": traceback.format_exc(limit=8)}
+        result[name] = {
+            "ok": False,
+            "error": f"{type(exc).__name__}: {exc}",
+            "traceback": traceback.format_exc(limit=8),
+        }
     result[name]["seconds"] = round(time.perf_counter() - t0, 2)
 
 
@@ -429,9 +545,16 @@ def run(args: argparse.Namespace) -> int:
         checks.append("scan_cuda")
         for size in sizes:
             models = build_random_models(size, device=device)
-            _section(result, f"precision_{size}", lambda m=models: check_precision(m, device=device))
-            _section(result, f"throughput_{size}", lambda m=models: check_throughput(
-                m, batches, ("float32", "bfloat16"), args.repeats, device=device))
+            _section(
+                result, f"precision_{size}", lambda m=models: check_precision(m, device=device)
+            )
+            _section(
+                result,
+                f"throughput_{size}",
+                lambda m=models: check_throughput(
+                    m, batches, ("float32", "bfloat16"), args.repeats, device=device
+                ),
+            )
             checks += [f"precision_{size}", f"throughput_{size}"]
             del models
             torch.cuda.empty_cache()

@@ -226,8 +226,16 @@ class Inverter:
         batch_size: int | None = None,
         seed: int | None = None,
         progress: ProgressCallback | None = None,
+        quality: Literal["fast", "refine"] = "fast",
+        refine_steps: int = 50,
+        max_refine_steps: int | None = None,
     ) -> Inversion:
-        """Encode images to W+ (+ detail) and render their reconstructions."""
+        """Encode images to W+ (+ detail) and render their reconstructions.
+
+        ``quality="refine"`` then optimises the codes against the images for
+        ``refine_steps`` (at most ``max_refine_steps``): :meth:`refine`."""
+        if quality not in ("fast", "refine"):
+            raise ValueError(f"quality must be 'fast' or 'refine', got {quality!r}")
         report = progress or (lambda stage, fraction: None)
         report("preprocess", 0.0)
         x = self.preprocess(images)
@@ -242,7 +250,29 @@ class Inverter:
             recon = self._render(wplus, detail, zeros, seed, sl.start)
             parts.append(Inversion(wplus, detail, recon, self.version))
             report("invert", (k + 1) / len(chunks))
+        if quality == "refine":
+            return self.refine(Inversion.cat(parts), images, refine_steps,
+                               max_steps=max_refine_steps, seed=seed, batch_size=batch_size,
+                               progress=progress)
         return Inversion.cat(parts)
+
+    def refine(
+        self,
+        inversion: Inversion,
+        images: Sequence[Image.Image] | Image.Image | Tensor,
+        steps: int,
+        *,
+        max_steps: int | None = None,
+        seed: int | None = None,
+        batch_size: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> Inversion:
+        """Quality mode ``refine``: a bounded optimisation of ``inversion``'s W+ codes and
+        detail map against ``images`` (:func:`inversion.refine.refine`)."""
+        from inversion.refine import refine
+
+        return refine(self, inversion, images, steps, max_steps=max_steps, seed=seed,
+                      batch_size=batch_size, progress=progress)
 
     @torch.inference_mode()
     def edit(

@@ -30,8 +30,14 @@ from inversion.errors import LatentFormatError
 if TYPE_CHECKING:
     from torch import Tensor
 
-__all__ = ["LATENT_FORMAT", "MEDIA_TYPE", "SUFFIX", "looks_like_latent", "read_latent",
-           "write_latent"]
+__all__ = [
+    "LATENT_FORMAT",
+    "MEDIA_TYPE",
+    "SUFFIX",
+    "looks_like_latent",
+    "read_latent",
+    "write_latent",
+]
 
 LATENT_FORMAT = "styleledger-latent/1"
 MEDIA_TYPE = "application/vnd.styleledger.latent+safetensors"
@@ -47,9 +53,13 @@ def _shape_text(t: Tensor) -> str:
 def write_latent(wplus: Tensor, detail: Tensor | None, model_version: str | None) -> bytes:
     """The latent file's bytes (float32, CPU, contiguous)."""
     from safetensors.torch import save
+
     tensors = {"wplus": wplus.detach().float().cpu().contiguous()}
-    metadata = {"format": LATENT_FORMAT, "model_version": model_version or "",
-                "wplus_shape": _shape_text(tensors["wplus"])}
+    metadata = {
+        "format": LATENT_FORMAT,
+        "model_version": model_version or "",
+        "wplus_shape": _shape_text(tensors["wplus"]),
+    }
     if detail is not None:
         tensors["detail"] = detail.detach().float().cpu().contiguous()
         metadata["detail_shape"] = _shape_text(tensors["detail"])
@@ -111,11 +121,14 @@ def _check(tensors: dict[str, Tensor], metadata: dict[str, str], what: str) -> N
             f"{what}: expected tensors 'wplus' (and 'detail'), got {sorted(tensors)}"
         )
     if wplus.ndim != 3 or wplus.shape[0] < 1:
-        raise LatentFormatError(f"{what}: wplus must be (B, n_latent, style_dim), got "
-                                f"{tuple(wplus.shape)}")
+        raise LatentFormatError(
+            f"{what}: wplus must be (B, n_latent, style_dim), got {tuple(wplus.shape)}"
+        )
     if detail is not None and (detail.ndim != 4 or detail.shape[0] != wplus.shape[0]):
-        raise LatentFormatError(f"{what}: detail must be (B, C, H, W) with B = "
-                                f"{wplus.shape[0]}, got {tuple(detail.shape)}")
+        raise LatentFormatError(
+            f"{what}: detail must be (B, C, H, W) with B = "
+            f"{wplus.shape[0]}, got {tuple(detail.shape)}"
+        )
     for name, t in (("wplus", wplus), ("detail", detail)):
         if t is None:
             continue

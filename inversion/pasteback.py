@@ -73,8 +73,9 @@ def _region(transform: AlignmentTransform) -> tuple[int, int, int, int]:
     return transform.source_bounds()
 
 
-def _crop_coords(transform: AlignmentTransform, box: tuple[int, int, int, int]
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def _crop_coords(
+    transform: AlignmentTransform, box: tuple[int, int, int, int]
+) -> tuple[np.ndarray, np.ndarray]:
     """Normalised crop coordinates (u, v in [0, 1] inside) of the box's pixel centres."""
     left, top, right, bottom = box
     xs = np.arange(left, right, dtype=np.float64) + 0.5
@@ -87,15 +88,16 @@ def _crop_coords(transform: AlignmentTransform, box: tuple[int, int, int, int]
     return u, v
 
 
-def paste_mask(transform: AlignmentTransform, feather: float = 0.1,
-               inset: float = 0.0) -> np.ndarray:
+def paste_mask(
+    transform: AlignmentTransform, feather: float = 0.1, inset: float = 0.0
+) -> np.ndarray:
     """The blend weight of every photo pixel, (height, width) float64 in [0, 1]."""
     w, h = transform.source_size
     out = np.zeros((h, w), dtype=np.float64)
     box = _region(transform)
     if box[2] > box[0] and box[3] > box[1]:
         u, v = _crop_coords(transform, box)
-        out[box[1]:box[3], box[0]:box[2]] = feather_weights(u, v, feather, inset)
+        out[box[1] : box[3], box[0] : box[2]] = feather_weights(u, v, feather, inset)
     return out
 
 
@@ -154,7 +156,7 @@ def paste_back(
     if not inside.any():
         return Image.fromarray(out, "RGB")
     sampled = _sample(source, u[inside], v[inside])
-    region = out[box[1]:box[3], box[0]:box[2]]
+    region = out[box[1] : box[3], box[0] : box[2]]
     original = region[inside].astype(np.float64)
     wgt = weight[inside][:, None]
     if mode == "delta":

@@ -88,8 +88,7 @@ def load_image_bytes(
         raise InvalidImage(f"the image has no pixels ({width}x{height})")
     if width * height > max_pixels:
         raise ImageTooLarge(
-            f"the image is {width}x{height} = {width * height} pixels; "
-            f"the limit is {max_pixels}"
+            f"the image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}"
         )
     try:
         n_frames = int(getattr(img, "n_frames", 1))
@@ -140,9 +139,11 @@ def to_rgb(img: Image.Image, background: tuple[int, int, int] = WHITE) -> Image.
         return img
     if mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
         return _to_8bit_gray(img).convert("RGB")
-    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
-        mode == "P" and "transparency" in img.info
-    ) or (mode in ("L", "RGB") and "transparency" in img.info)
+    has_alpha = (
+        mode in ("RGBA", "LA", "PA", "RGBa", "La")
+        or (mode == "P" and "transparency" in img.info)
+        or (mode in ("L", "RGB") and "transparency" in img.info)
+    )
     try:
         if has_alpha:
             rgba = img.convert("RGBA")
@@ -168,9 +169,7 @@ def prepare_image(img: Image.Image, size: int) -> Image.Image:
     """RGB, centre crop, resize to ``size`` (Lanczos down, bicubic up)."""
     img = center_crop_square(to_rgb(img))
     if img.size != (size, size):
-        resample = (
-            Image.Resampling.LANCZOS if img.size[0] > size else Image.Resampling.BICUBIC
-        )
+        resample = Image.Resampling.LANCZOS if img.size[0] > size else Image.Resampling.BICUBIC
         img = img.resize((size, size), resample=resample)
     return img
 

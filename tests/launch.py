@@ -31,7 +31,11 @@ def _pytest(args: list[str], env: dict[str, str], *, filtered: bool) -> int:
 
 
 def main(argv: list[str]) -> int:
-    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "CELERY_", "REDIS_URL"))}
+    base_env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DATABASE_URL", "CELERY_", "REDIS_URL"))
+    }
     base_env.update({"PYTHONUNBUFFERED": "1", "STYLELEDGER_ENV": "development"})
     (ROOT / "test-output").mkdir(exist_ok=True)
     with ExitStack() as stack:
@@ -44,14 +48,29 @@ def main(argv: list[str]) -> int:
         print(f"PostgreSQL: {database_url}\nRedis:      {redis_url}", flush=True)
         var_pg = stack.enter_context(tempfile.TemporaryDirectory(prefix="styleledger-var-pg-"))
         var_lite = stack.enter_context(tempfile.TemporaryDirectory(prefix="styleledger-var-lite-"))
-        env_pg = dict(base_env, DATABASE_URL=database_url, CELERY_BROKER_URL=redis_url, REDIS_URL=redis_url,
-                      STYLELEDGER_VAR_DIR=var_pg, STYLELEDGER_TEST_PASS="postgres")
-        env_lite = dict(base_env, DATABASE_URL=f"sqlite:///{var_lite}/db.sqlite3", STYLELEDGER_VAR_DIR=var_lite,
-                        STYLELEDGER_TEST_PASS="embedded", REDIS_URL=redis_url, STYLELEDGER_TEST_POSTGRES_URL=database_url)
+        env_pg = dict(
+            base_env,
+            DATABASE_URL=database_url,
+            CELERY_BROKER_URL=redis_url,
+            REDIS_URL=redis_url,
+            STYLELEDGER_VAR_DIR=var_pg,
+            STYLELEDGER_TEST_PASS="postgres",
+        )
+        env_lite = dict(
+            base_env,
+            DATABASE_URL=f"sqlite:///{var_lite}/db.sqlite3",
+            STYLELEDGER_VAR_DIR=var_lite,
+            STYLELEDGER_TEST_PASS="embedded",
+            REDIS_URL=redis_url,
+            STYLELEDGER_TEST_POSTGRES_URL=database_url,
+        )
         filtered = bool(argv)
         first = _pytest(["-m", "not embedded", *argv], env_pg, filtered=filtered)
         second = _pytest(["-m", "embedded", *argv], env_lite, filtered=filtered)
-    print(f"test passes: postgres+redis exit {first}, embedded sqlite+filesystem exit {second}", flush=True)
+    print(
+        f"test passes: postgres+redis exit {first}, embedded sqlite+filesystem exit {second}",
+        flush=True,
+    )
     return first or second
 
 

@@ -35,21 +35,29 @@ def _wait_port(port: int, timeout: float, what: str, proc: subprocess.Popen | No
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise ServiceError(f"{what} exited with code {proc.returncode} during start-up")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+        with (
+            contextlib.suppress(OSError),
+            socket.create_connection(("127.0.0.1", port), timeout=0.5),
+        ):
             return
         time.sleep(0.1)
     raise ServiceError(f"{what} did not listen on 127.0.0.1:{port} within {timeout:.0f}s")
 
 
 def _pg_bin() -> Path:
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name))
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name)
+    )
     for candidate in reversed(candidates):
         if Path(candidate, "initdb").exists():
             return Path(candidate)
     found = shutil.which("initdb")
     if found:
         return Path(found).parent
-    raise ServiceError("PostgreSQL server binaries (initdb, pg_ctl) not found: install the Debian package postgresql")
+    raise ServiceError(
+        "PostgreSQL server binaries (initdb, pg_ctl) not found: install the Debian package "
+        "postgresql"
+    )
 
 
 def _as_postgres(cmd: list[str]) -> list[str]:
@@ -69,20 +77,56 @@ def postgres_server() -> Iterator[str]:
         shutil.chown(root, "postgres", "postgres")
         root.chmod(0o700)
     init = subprocess.run(
-        _as_postgres([str(pg_bin / "initdb"), "-D", str(data), "-U", "styleledger", "-A", "trust",
-                      "-E", "UTF8", "--no-sync", "--locale=C"]),
-        capture_output=True, text=True,
+        _as_postgres(
+            [
+                str(pg_bin / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "styleledger",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--locale=C",
+            ]
+        ),
+        capture_output=True,
+        text=True,
     )
     if init.returncode != 0:
         shutil.rmtree(root, ignore_errors=True)
         raise ServiceError(f"initdb failed: {init.stderr.strip()[-2000:]}")
-    opts = f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+    opts = (
+        f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off -c synchronous_commit=off "
+        "-c full_page_writes=off -c max_connections=200"
+    )
     start = subprocess.run(
-        _as_postgres([str(pg_bin / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(root / "server.log"), "-w", "-t", "60", "start"]),
-        capture_output=True, text=True,
+        _as_postgres(
+            [
+                str(pg_bin / "pg_ctl"),
+                "-D",
+                str(data),
+                "-o",
+                opts,
+                "-l",
+                str(root / "server.log"),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ]
+        ),
+        capture_output=True,
+        text=True,
     )
     if start.returncode != 0:
-        log = (root / "server.log").read_text(errors="replace")[-2000:] if (root / "server.log").exists() else ""
+        log = (
+            (root / "server.log").read_text(errors="replace")[-2000:]
+            if (root / "server.log").exists()
+            else ""
+        )
         shutil.rmtree(root, ignore_errors=True)
         raise ServiceError(f"PostgreSQL did not start: {start.stderr.strip()} {log}")
     try:
@@ -91,8 +135,12 @@ def postgres_server() -> Iterator[str]:
         create_database(f"{server}/postgres", "styleledger")
         yield f"{server}/styleledger"
     finally:
-        subprocess.run(_as_postgres([str(pg_bin / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]),
-                       capture_output=True)
+        subprocess.run(
+            _as_postgres(
+                [str(pg_bin / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]
+            ),
+            capture_output=True,
+        )
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -108,9 +156,25 @@ def redis_server(port: int | None = None) -> Iterator[str]:
     root = Path(tempfile.mkdtemp(prefix="styleledger-redis-"))
     port = port or free_port()
     proc = subprocess.Popen(
-        [exe, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
-         "--dir", str(root), "--protected-mode", "yes", "--loglevel", "warning"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            exe,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(root),
+            "--protected-mode",
+            "yes",
+            "--loglevel",
+            "warning",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         _wait_port(port, 20, "redis-server", proc)

@@ -10,8 +10,11 @@ enrolling user, once.
 
 from __future__ import annotations
 
+import ipaddress
+
 import django.contrib.auth.admin  # noqa: F401 - registers the stock admins we replace
 import django_otp.plugins.otp_totp.admin  # noqa: F401
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
@@ -21,7 +24,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework_api_key.admin import APIKeyModelAdmin
 
 from editplatform.accounts.forms import IntegrationKeyAdminForm, RoleGroupsMixin
-from editplatform.accounts.models import AccountRecovery, IntegrationKey
+from editplatform.accounts.models import SCOPES, AccountRecovery, IntegrationKey
 from editplatform.accounts.recovery import (
     RecoveryError,
     confirm_recovery,
@@ -148,9 +151,50 @@ class AccountRecoveryAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{recovery.user}: recovery confirmed.")
 
 
+SCOPE_HELP = {
+    "jobs:write": "submit and cancel jobs",
+    "jobs:read": "read jobs and download their results",
+    "audit:read": "read the audit log and its proofs",
+}
+
+
+def parse_networks(text: str) -> list[str]:
+    """One IP network per line (or comma-separated) -> their canonical forms.
+
+    An entry that is not a network is refused by name, so the admin sees which one.
+    """
+    entries = [part.strip() for line in (text or "").splitlines() for part in line.split(",")]
+    networks = []
+    for entry in filter(None, entries):
+        try:
+            networks.append(str(ipaddress.ip_network(entry, strict=False)))
+        except ValueError:
+            raise forms.ValidationError(
+                f"{entry!r} is not an IP address or network (e.g. 203.0.113.7 or 10.0.0.0/8)") from None
+    return networks
+
+
+class IntegrationKeyForm(IntegrationKeyAdminForm):
+    """Scopes as checkboxes and the allow-list as text, instead of raw JSON boxes."""
+
+    scopes = forms.MultipleChoiceField(
+        choices=[(scope, f"{scope} — {SCOPE_HELP.get(scope, '')}") for scope in SCOPES],
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"required": "Choose at least one scope."},
+    )
+    allowed_networks = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "203.0.113.0/24\n2001:db8::/32"}),
+        help_text="One IP address or network per line; empty: any address.",
+    )
+
+    def clean_allowed_networks(self):
+        return parse_networks(self.cleaned_data.get("allowed_networks") or "")
+
+
 @admin.register(IntegrationKey)
 class IntegrationKeyAdmin(APIKeyModelAdmin):
-    form = IntegrationKeyAdminForm
+    form = IntegrationKeyForm
     list_display = ("prefix", "name", "service_account", "scopes", "created", "expiry_date", "last_used_at", "_has_expired", "revoked")
     list_filter = ("revoked", "created")
     search_fields = ("name", "prefix", "service_account__username")

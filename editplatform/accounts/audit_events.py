@@ -33,9 +33,11 @@ EVENTS: dict[str, str] = {
     ACCOUNT_DELETED: "an account was deleted",
     ACCOUNT_PASSWORD_CHANGED: "an account's password was set or changed (never the password)",
     ACCOUNT_PERMISSIONS_CHANGED: "per-user permissions were added or removed",
-    ACCOUNT_SUPERUSER_CREATED: "an operator made a superuser with create_operator_superuser --reason",
+    ACCOUNT_SUPERUSER_CREATED: (
+        "an operator made a superuser with create_operator_superuser --reason"
+    ),
     ACCOUNT_RECOVERY_OPENED: "another person reset a privileged account's password or 2FA; "
-                             "its privileged roles are suspended",
+    "its privileged roles are suspended",
     ACCOUNT_RECOVERY_CONFIRMED: "a second administrator confirmed an account recovery",
     ACCOUNT_RECOVERY_COMPLETED: "recovery confirmed and (for 2FA) re-enrolled: the roles are back",
     ACCOUNT_ENROLMENT_CODE_ISSUED: "an administrator issued a one-time 2FA enrolment code",

@@ -34,8 +34,12 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         try:
             key = IntegrationKey.objects.get_from_key(raw)
         except IntegrationKey.DoesNotExist:
-            revoked = IntegrationKey.objects.filter(prefix=raw.partition(".")[0], revoked=True).exists()
-            raise exceptions.AuthenticationFailed("API key revoked" if revoked else "invalid API key") from None
+            revoked = IntegrationKey.objects.filter(
+                prefix=raw.partition(".")[0], revoked=True
+            ).exists()
+            raise exceptions.AuthenticationFailed(
+                "API key revoked" if revoked else "invalid API key"
+            ) from None
         if key.has_expired:
             raise exceptions.AuthenticationFailed("API key expired")
         user = key.service_account
@@ -44,12 +48,17 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if held_roles(user) & HUMAN_ROLE_NAMES:
             # Integration accounts are integration-only; a key never carries a person's role.
             raise exceptions.PermissionDenied(
-                "this API key's service account also holds a human role; keys of such accounts are refused")
+                "this API key's service account also holds a human role; keys of such accounts are "
+                "refused"
+            )
         address = client_ip(request)
         if not key.allows_ip(address):
             raise exceptions.PermissionDenied(f"API key not allowed from address {address}")
         now = timezone.now()
-        if key.last_used_at is None or (now - key.last_used_at).total_seconds() >= LAST_USED_RESOLUTION_SECONDS:
+        if (
+            key.last_used_at is None
+            or (now - key.last_used_at).total_seconds() >= LAST_USED_RESOLUTION_SECONDS
+        ):
             IntegrationKey.objects.filter(pk=key.pk).update(last_used_at=now)
             key.last_used_at = now
         return user, key

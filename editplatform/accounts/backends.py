@@ -16,6 +16,11 @@ from editplatform.accounts.recovery import is_suspended
 
 class GovernedModelBackend(ModelBackend):
     def get_all_permissions(self, user_obj, obj=None):
-        if user_obj.is_active and not user_obj.is_anonymous and obj is None and is_suspended(user_obj):
+        if (
+            user_obj.is_active
+            and not user_obj.is_anonymous
+            and obj is None
+            and is_suspended(user_obj)
+        ):
             return set()
         return super().get_all_permissions(user_obj, obj)

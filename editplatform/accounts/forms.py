@@ -9,15 +9,20 @@ from editplatform.accounts.roles import INTEGRATION, ROLE_NAMES
 
 class TokenForm(forms.Form):
     token = forms.RegexField(
-        regex=r"^\d{6}$", max_length=6, min_length=6,
+        regex=r"^\d{6}$",
+        max_length=6,
+        min_length=6,
         error_messages={"invalid": "Enter the 6-digit code from your authenticator app."},
-        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True}),
+        widget=forms.TextInput(
+            attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True}
+        ),
     )
 
 
 class EnrolmentCodeForm(forms.Form):
     enrolment_code = forms.CharField(
-        max_length=64, strip=True,
+        max_length=64,
+        strip=True,
         help_text="The one-time enrolment code an administrator gave you.",
         widget=forms.TextInput(attrs={"autocomplete": "off", "autofocus": True}),
     )
@@ -31,7 +36,9 @@ class RoleGroupsMixin:
 
     def _limit_groups(self):
         if "groups" in self.fields:
-            self.fields["groups"].queryset = Group.objects.filter(name__in=ROLE_NAMES).order_by("name")
+            self.fields["groups"].queryset = Group.objects.filter(name__in=ROLE_NAMES).order_by(
+                "name"
+            )
             self.fields["groups"].help_text = "Roles. Integration accounts hold only 'integration'."
 
     def clean(self):
@@ -40,7 +47,11 @@ class RoleGroupsMixin:
         cleaned = super().clean()
         groups = cleaned.get("groups")
         if groups is not None:
-            user = self.instance if self.instance.pk else get_user_model()(username=cleaned.get("username") or "")
+            user = (
+                self.instance
+                if self.instance.pk
+                else get_user_model()(username=cleaned.get("username") or "")
+            )
             try:
                 check_roles(user, {g.name for g in groups}, by=self.request_user)
             except AccountError as exc:
@@ -55,7 +66,8 @@ class IntegrationKeyAdminForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if "service_account" in self.fields:
             self.fields["service_account"].queryset = (
-                get_user_model().objects.filter(groups__name=INTEGRATION.name).order_by("username"))
+                get_user_model().objects.filter(groups__name=INTEGRATION.name).order_by("username")
+            )
 
     def clean_service_account(self):
         from editplatform.accounts.services import AccountError, check_key_account

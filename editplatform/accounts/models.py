@@ -28,7 +28,9 @@ def validate_scopes(value) -> None:
         raise ValidationError("scopes must be a non-empty list")
     unknown = sorted(set(value) - set(SCOPES))
     if unknown:
-        raise ValidationError(f"unknown scope(s): {', '.join(unknown)}; allowed: {', '.join(SCOPES)}")
+        raise ValidationError(
+            f"unknown scope(s): {', '.join(unknown)}; allowed: {', '.join(SCOPES)}"
+        )
 
 
 def validate_networks(value) -> None:
@@ -43,18 +45,28 @@ def validate_networks(value) -> None:
 
 class IntegrationKey(AbstractAPIKey):
     service_account = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="api_keys",
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="api_keys",
         help_text="The integration account this key acts as.",
     )
     scopes = models.JSONField(default=list, validators=[validate_scopes])
     allowed_networks = models.JSONField(
-        default=list, blank=True, validators=[validate_networks],
+        default=list,
+        blank=True,
+        validators=[validate_networks],
         help_text="Optional IP allow-list (addresses or CIDR networks); empty means any address.",
     )
-    jobs_per_hour = models.PositiveIntegerField(null=True, blank=True, help_text="Quota; empty means unlimited.")
+    jobs_per_hour = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Quota; empty means unlimited."
+    )
     last_used_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
     )
 
     class Meta(AbstractAPIKey.Meta):
@@ -91,15 +103,25 @@ class AccountRecovery(models.Model):
         TWO_FACTOR = "2fa", "second factor reset"
         PASSWORD = "password", "password reset"
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="recoveries")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="recoveries"
+    )
     kind = models.CharField(max_length=16, choices=Kind.choices)
     requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
         help_text="Empty: an operator command or shell (no signed-in person).",
     )
     requested_at = models.DateTimeField(auto_now_add=True)
     confirmed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
     )
     confirmed_at = models.DateTimeField(null=True, blank=True)
     re_enrolled_at = models.DateTimeField(null=True, blank=True)
@@ -126,10 +148,16 @@ class EnrolmentCode(models.Model):
     it to the user out of band. Single use, short-lived.
     """
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="enrolment_codes")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="enrolment_codes"
+    )
     code_sha256 = models.CharField(max_length=64, unique=True)
     issued_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
     )
     issued_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
@@ -156,7 +184,14 @@ class SignInFailureWindow(models.Model):
     usernames = models.JSONField(default=list, help_text="The first few names tried (truncated).")
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["address", "window_start", "kind"], name="signin_window_once")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["address", "window_start", "kind"], name="signin_window_once"
+            )
+        ]
 
     def __str__(self) -> str:
-        return f"{self.count} {self.kind} failure(s) from {self.address} from {self.window_start:%Y-%m-%d %H:%M}"
+        return (
+            f"{self.count} {self.kind} failure(s) from {self.address} from "
+            f"{self.window_start:%Y-%m-%d %H:%M}"
+        )

@@ -1,9 +1,9 @@
 """Scope checks for API-key requests.
 
 A view declares `required_scopes`, a mapping from HTTP method to a scope or a tuple
-of scopes any one of which suffices (or one scope for all methods). Requests authenticated by an API key must hold that scope (403
-otherwise). Session-authenticated people are judged by their roles elsewhere; this
-class only narrows what a key may do.
+of scopes any one of which suffices (or one scope for all methods). Requests
+authenticated by an API key must hold that scope (403 otherwise). Session-authenticated
+people are judged by their roles elsewhere; this class only narrows what a key may do.
 """
 
 from __future__ import annotations

@@ -45,8 +45,13 @@ def record(action: str, *, subject: str, payload: dict, actor=None) -> None:
     from audit.log import append_event
 
     actor = actor if actor is not None else current_actor()
-    append_event(action, actor=actor, actor_name=None if actor is not None else "system/shell",
-                 subject=subject, payload=payload)
+    append_event(
+        action,
+        actor=actor,
+        actor_name=None if actor is not None else "system/shell",
+        subject=subject,
+        payload=payload,
+    )
 
 
 def is_suspended(user) -> bool:
@@ -71,9 +76,18 @@ def open_recovery(user, kind: str, *, by=None) -> AccountRecovery | None:
         return None
     with transaction.atomic():
         recovery = AccountRecovery.objects.create(user=user, kind=kind, requested_by=by)
-        record(events.ACCOUNT_RECOVERY_OPENED, actor=by, subject=f"user:{user.pk}",
-               payload={"user": user.get_username(), "user_id": user.pk, "kind": kind,
-                        "recovery": recovery.pk, "suspended_roles": sorted(held_roles(user) & PRIVILEGED_ROLE_NAMES)})
+        record(
+            events.ACCOUNT_RECOVERY_OPENED,
+            actor=by,
+            subject=f"user:{user.pk}",
+            payload={
+                "user": user.get_username(),
+                "user_id": user.pk,
+                "kind": kind,
+                "recovery": recovery.pk,
+                "suspended_roles": sorted(held_roles(user) & PRIVILEGED_ROLE_NAMES),
+            },
+        )
     forget_roles(user)
     return recovery
 
@@ -91,12 +105,18 @@ def confirm_recovery(recovery: AccountRecovery, *, by) -> AccountRecovery:
         if locked.user_id == by.pk:
             raise RecoveryError("you cannot confirm the recovery of your own account")
         if locked.requested_by_id == by.pk:
-            raise RecoveryError("the administrator who reset the account cannot also confirm it "
-                                "(four eyes: a second administrator must)")
+            raise RecoveryError(
+                "the administrator who reset the account cannot also confirm it "
+                "(four eyes: a second administrator must)"
+            )
         locked.confirmed_by, locked.confirmed_at = by, timezone.now()
         locked.save(update_fields=["confirmed_by", "confirmed_at"])
-        record(events.ACCOUNT_RECOVERY_CONFIRMED, actor=by, subject=f"user:{locked.user_id}",
-               payload={"recovery": locked.pk, "kind": locked.kind, "user_id": locked.user_id})
+        record(
+            events.ACCOUNT_RECOVERY_CONFIRMED,
+            actor=by,
+            subject=f"user:{locked.user_id}",
+            payload={"recovery": locked.pk, "kind": locked.kind, "user_id": locked.user_id},
+        )
         _complete_if_done(locked)
     return locked
 
@@ -106,7 +126,10 @@ def note_enrolment(user) -> None:
     now = timezone.now()
     with transaction.atomic():
         for recovery in AccountRecovery.objects.select_for_update().filter(
-            user=user, kind=AccountRecovery.Kind.TWO_FACTOR, re_enrolled_at__isnull=True, completed_at__isnull=True,
+            user=user,
+            kind=AccountRecovery.Kind.TWO_FACTOR,
+            re_enrolled_at__isnull=True,
+            completed_at__isnull=True,
         ):
             recovery.re_enrolled_at = now
             recovery.save(update_fields=["re_enrolled_at"])
@@ -119,8 +142,11 @@ def _complete_if_done(recovery: AccountRecovery) -> None:
         return
     recovery.completed_at = timezone.now()
     recovery.save(update_fields=["completed_at"])
-    record(events.ACCOUNT_RECOVERY_COMPLETED, subject=f"user:{recovery.user_id}",
-           payload={"recovery": recovery.pk, "kind": recovery.kind, "user_id": recovery.user_id})
+    record(
+        events.ACCOUNT_RECOVERY_COMPLETED,
+        subject=f"user:{recovery.user_id}",
+        payload={"recovery": recovery.pk, "kind": recovery.kind, "user_id": recovery.user_id},
+    )
 
 
 def reset_two_factor(user, *, by=None) -> int:
@@ -132,8 +158,16 @@ def reset_two_factor(user, *, by=None) -> int:
         for device in devices:
             device._reset_in_progress = True
             device.delete()
-        record(events.USER_2FA_RESET, actor=by, subject=f"user:{user.pk}",
-               payload={"user": user.get_username(), "user_id": user.pk, "devices_removed": len(devices)})
+        record(
+            events.USER_2FA_RESET,
+            actor=by,
+            subject=f"user:{user.pk}",
+            payload={
+                "user": user.get_username(),
+                "user_id": user.pk,
+                "devices_removed": len(devices),
+            },
+        )
         open_recovery(user, AccountRecovery.Kind.TWO_FACTOR, by=by)
     return len(devices)
 
@@ -146,18 +180,33 @@ def issue_enrolment_code(user, *, by=None) -> str:
     """A fresh one-time code for the user's 2FA enrolment; returned once, stored hashed."""
     code = "-".join(secrets.token_hex(3) for _ in range(3))
     with transaction.atomic():
-        EnrolmentCode.objects.filter(user=user, used_at__isnull=True).update(expires_at=timezone.now())
-        entry = EnrolmentCode.objects.create(user=user, code_sha256=_digest(code), issued_by=by,
-                                             expires_at=timezone.now() + ENROLMENT_CODE_TTL)
-        record(events.ACCOUNT_ENROLMENT_CODE_ISSUED, actor=by, subject=f"user:{user.pk}",
-               payload={"user": user.get_username(), "user_id": user.pk, "code_id": entry.pk,
-                        "expires": entry.expires_at.isoformat()})
+        EnrolmentCode.objects.filter(user=user, used_at__isnull=True).update(
+            expires_at=timezone.now()
+        )
+        entry = EnrolmentCode.objects.create(
+            user=user,
+            code_sha256=_digest(code),
+            issued_by=by,
+            expires_at=timezone.now() + ENROLMENT_CODE_TTL,
+        )
+        record(
+            events.ACCOUNT_ENROLMENT_CODE_ISSUED,
+            actor=by,
+            subject=f"user:{user.pk}",
+            payload={
+                "user": user.get_username(),
+                "user_id": user.pk,
+                "code_id": entry.pk,
+                "expires": entry.expires_at.isoformat(),
+            },
+        )
     return code
 
 
 def valid_enrolment_code(user, code: str) -> EnrolmentCode | None:
-    return EnrolmentCode.objects.filter(user=user, code_sha256=_digest(code), used_at__isnull=True,
-                                        expires_at__gt=timezone.now()).first()
+    return EnrolmentCode.objects.filter(
+        user=user, code_sha256=_digest(code), used_at__isnull=True, expires_at__gt=timezone.now()
+    ).first()
 
 
 def needs_enrolment_code(user) -> bool:

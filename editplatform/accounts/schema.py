@@ -12,7 +12,9 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
             "type": "apiKey",
             "in": "header",
             "name": "Authorization",
-            "description": "`Api-Key <prefix>.<secret>` — keys are created by an administrator for an "
-                           "integration account, carry scopes (jobs:read, jobs:write, audit:read) and may "
-                           "be limited by IP and an hourly job quota.",
+            "description": (
+                "`Api-Key <prefix>.<secret>` — keys are created by an administrator for an "
+                "integration account, carry scopes (jobs:read, jobs:write, audit:read) and may be "
+                "limited by IP and an hourly job quota."
+            ),
         }

@@ -43,9 +43,16 @@ def check_roles(user, roles: set[str] | frozenset[str], *, by=None) -> None:
     if INTEGRATION.name in roles and human:
         raise AccountError(
             f"{name}: integration accounts are integration-only; they cannot also hold "
-            f"{', '.join(human)} (use a separate personal account)")
-    if human and user.pk is not None and IntegrationKey.objects.filter(service_account_id=user.pk).exists():
-        raise AccountError(f"{name} has integration API keys; a service account cannot hold {', '.join(human)}")
+            f"{', '.join(human)} (use a separate personal account)"
+        )
+    if (
+        human
+        and user.pk is not None
+        and IntegrationKey.objects.filter(service_account_id=user.pk).exists()
+    ):
+        raise AccountError(
+            f"{name} has integration API keys; a service account cannot hold {', '.join(human)}"
+        )
     if by is not None and user.pk is not None and by.pk == user.pk and roles != held_roles(user):
         raise AccountError("you cannot change your own roles; another administrator must")
 
@@ -77,12 +84,16 @@ def check_key_account(account) -> None:
     """API keys belong to integration service accounts only, never to people."""
     roles = held_roles(account)
     if INTEGRATION.name not in roles:
-        raise AccountError(f"{account.get_username()} is not an integration service account: API keys are only "
-                           "for accounts with the integration role (people sign in with a password and 2FA)")
+        raise AccountError(
+            f"{account.get_username()} is not an integration service account: API keys are only "
+            "for accounts with the integration role (people sign in with a password and 2FA)"
+        )
     human = sorted(roles & HUMAN_ROLE_NAMES)
     if human:
-        raise AccountError(f"{account.get_username()} also holds {', '.join(human)}: "
-                           "a key for it would carry human powers without a second factor")
+        raise AccountError(
+            f"{account.get_username()} also holds {', '.join(human)}: "
+            "a key for it would carry human powers without a second factor"
+        )
 
 
 def create_api_key(
@@ -110,17 +121,28 @@ def create_api_key(
 
     with transaction.atomic(), key_service():
         key, raw = IntegrationKey.objects.create_key(
-            name=name[:50], service_account=service_account, scopes=sorted(set(scopes)),
-            allowed_networks=list(allowed_networks or []), expiry_date=expires_at,
-            jobs_per_hour=jobs_per_hour, created_by=created_by,
+            name=name[:50],
+            service_account=service_account,
+            scopes=sorted(set(scopes)),
+            allowed_networks=list(allowed_networks or []),
+            expiry_date=expires_at,
+            jobs_per_hour=jobs_per_hour,
+            created_by=created_by,
         )
         append_event(
-            actions.APIKEY_CREATED, actor=created_by or current_actor(),
+            actions.APIKEY_CREATED,
+            actor=created_by or current_actor(),
             actor_name=None if (created_by or current_actor()) else "system/shell",
             subject=f"apikey:{key.prefix}",
-            payload={"prefix": key.prefix, "name": key.name, "service_account": service_account.get_username(),
-                     "scopes": key.scopes, "allowed_networks": key.allowed_networks,
-                     "jobs_per_hour": jobs_per_hour, "expires": expires_at.isoformat() if expires_at else None},
+            payload={
+                "prefix": key.prefix,
+                "name": key.name,
+                "service_account": service_account.get_username(),
+                "scopes": key.scopes,
+                "allowed_networks": key.allowed_networks,
+                "jobs_per_hour": jobs_per_hour,
+                "expires": expires_at.isoformat() if expires_at else None,
+            },
         )
     return key, raw
 
@@ -137,7 +159,8 @@ def revoke_api_key(key: IntegrationKey, *, by=None, reason: str = "") -> bool:
         locked.revoked = True
         locked.save(update_fields=["revoked"])
         append_event(
-            actions.APIKEY_REVOKED, actor=by or current_actor(),
+            actions.APIKEY_REVOKED,
+            actor=by or current_actor(),
             actor_name=None if (by or current_actor()) else "system/shell",
             subject=f"apikey:{locked.prefix}",
             payload={"prefix": locked.prefix, "name": locked.name, "reason": reason},

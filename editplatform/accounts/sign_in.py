@@ -47,8 +47,12 @@ def _append(action: str, **kwargs) -> None:
 
 
 def record_login(request, user, *, second_factor: str | None) -> None:
-    _append(actions.USER_LOGIN, actor=user, subject=f"user:{user.pk}",
-            payload={**client(request), "second_factor": second_factor})
+    _append(
+        actions.USER_LOGIN,
+        actor=user,
+        subject=f"user:{user.pk}",
+        payload={**client(request), "second_factor": second_factor},
+    )
 
 
 @receiver(user_logged_in, dispatch_uid="accounts.user_logged_in")
@@ -76,18 +80,27 @@ def count_failure(address: str, username: str, *, kind: str) -> tuple[SignInFail
     start = _window_start(timezone.now())
     address = address[:64] or "unknown"
     with transaction.atomic():
-        updated = SignInFailureWindow.objects.filter(address=address, window_start=start, kind=kind).update(
-            count=F("count") + 1)
+        updated = SignInFailureWindow.objects.filter(
+            address=address, window_start=start, kind=kind
+        ).update(count=F("count") + 1)
         if not updated:
             try:
                 with transaction.atomic():
-                    row = SignInFailureWindow.objects.create(address=address, window_start=start, kind=kind,
-                                                             count=1, usernames=[username])
+                    row = SignInFailureWindow.objects.create(
+                        address=address,
+                        window_start=start,
+                        kind=kind,
+                        count=1,
+                        usernames=[username],
+                    )
                 return row, True
             except IntegrityError:  # another process made the row first
-                SignInFailureWindow.objects.filter(address=address, window_start=start, kind=kind).update(
-                    count=F("count") + 1)
-        row = SignInFailureWindow.objects.select_for_update().get(address=address, window_start=start, kind=kind)
+                SignInFailureWindow.objects.filter(
+                    address=address, window_start=start, kind=kind
+                ).update(count=F("count") + 1)
+        row = SignInFailureWindow.objects.select_for_update().get(
+            address=address, window_start=start, kind=kind
+        )
         if username not in row.usernames and len(row.usernames) < _NAMES_KEPT:
             row.usernames = [*row.usernames, username]
             row.save(update_fields=["usernames"])
@@ -95,18 +108,29 @@ def count_failure(address: str, username: str, *, kind: str) -> tuple[SignInFail
 
 
 def _previous(row: SignInFailureWindow) -> dict | None:
-    before = (SignInFailureWindow.objects.filter(address=row.address, kind=row.kind, window_start__lt=row.window_start)
-              .order_by("-window_start").first())
+    before = (
+        SignInFailureWindow.objects.filter(
+            address=row.address, kind=row.kind, window_start__lt=row.window_start
+        )
+        .order_by("-window_start")
+        .first()
+    )
     if before is None:
         return None
-    return {"window_start": before.window_start.isoformat(), "count": before.count, "usernames": before.usernames}
+    return {
+        "window_start": before.window_start.isoformat(),
+        "count": before.count,
+        "usernames": before.usernames,
+    }
 
 
 def _window_payload(row: SignInFailureWindow) -> dict:
     seconds = int(settings.LOGIN_FAILURE_EVENT_WINDOW_SECONDS)
-    return {"window_start": row.window_start.isoformat(),
-            "window_end": (row.window_start + timedelta(seconds=seconds)).isoformat(),
-            "previous_window": _previous(row)}
+    return {
+        "window_start": row.window_start.isoformat(),
+        "window_end": (row.window_start + timedelta(seconds=seconds)).isoformat(),
+        "previous_window": _previous(row),
+    }
 
 
 @receiver(user_login_failed, dispatch_uid="accounts.user_login_failed")
@@ -116,14 +140,26 @@ def on_login_failed(sender, credentials, request=None, **kwargs):
     info = client(request)
     row, first = count_failure(info.get("ip", ""), attempted, kind="login")
     if first:
-        _append(actions.USER_LOGIN_FAILED, actor=None, actor_name="", subject=f"address:{row.address}",
-                payload={"username": attempted, **info, "count_in_window": 1, **_window_payload(row)})
+        _append(
+            actions.USER_LOGIN_FAILED,
+            actor=None,
+            actor_name="",
+            subject=f"address:{row.address}",
+            payload={"username": attempted, **info, "count_in_window": 1, **_window_payload(row)},
+        )
 
 
 @receiver(user_locked_out, dispatch_uid="accounts.user_locked_out")
 def on_locked_out(sender, request, username, ip_address, **kwargs):
     attempted = str(username or "")[:_USERNAME_LIMIT]
-    row, first = count_failure(ip_address or client(request).get("ip", ""), attempted, kind="lockout")
+    row, first = count_failure(
+        ip_address or client(request).get("ip", ""), attempted, kind="lockout"
+    )
     if first:
-        _append(events.USER_LOCKED_OUT, actor=None, actor_name="", subject=f"address:{row.address}",
-                payload={"username": attempted, **client(request), **_window_payload(row)})
+        _append(
+            events.USER_LOCKED_OUT,
+            actor=None,
+            actor_name="",
+            subject=f"address:{row.address}",
+            payload={"username": attempted, **client(request), **_window_payload(row)},
+        )

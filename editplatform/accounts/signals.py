@@ -30,7 +30,12 @@ def _record(user, added: list[str], removed: list[str]) -> None:
         actor=actor,
         actor_name=None if actor is not None else "system/shell",
         subject=f"user:{user.pk}",
-        payload={"user": user.get_username(), "user_id": user.pk, "added": sorted(added), "removed": sorted(removed)},
+        payload={
+            "user": user.get_username(),
+            "user_id": user.pk,
+            "added": sorted(added),
+            "removed": sorted(removed),
+        },
     )
 
 
@@ -50,14 +55,24 @@ def record_role_change(sender, instance, action, reverse, pk_set, **kwargs):
                 for user in User.objects.filter(pk__in=pk_set or ()):
                     _guard(user, {instance.name})
         else:
-            _guard(instance, set(Group.objects.filter(pk__in=pk_set or (), name__in=ROLE_NAMES)
-                                 .values_list("name", flat=True)))
+            _guard(
+                instance,
+                set(
+                    Group.objects.filter(pk__in=pk_set or (), name__in=ROLE_NAMES).values_list(
+                        "name", flat=True
+                    )
+                ),
+            )
         return
     if action == "pre_clear":
         if reverse:
-            instance._cleared_role_members = list(instance.user_set.all()) if instance.name in ROLE_NAMES else []
+            instance._cleared_role_members = (
+                list(instance.user_set.all()) if instance.name in ROLE_NAMES else []
+            )
         else:
-            instance._cleared_roles = list(instance.groups.filter(name__in=ROLE_NAMES).values_list("name", flat=True))
+            instance._cleared_roles = list(
+                instance.groups.filter(name__in=ROLE_NAMES).values_list("name", flat=True)
+            )
         return
     if action not in ("post_add", "post_remove", "post_clear"):
         return
@@ -73,12 +88,18 @@ def record_role_change(sender, instance, action, reverse, pk_set, **kwargs):
         for user in users:
             forget_roles(user)
             change = [group.name]
-            _record(user, change if action == "post_add" else [], change if action != "post_add" else [])
+            _record(
+                user, change if action == "post_add" else [], change if action != "post_add" else []
+            )
         return
     user = instance
     forget_roles(user)
     if action == "post_clear":
         _record(user, [], getattr(user, "_cleared_roles", []))
         return
-    names = list(Group.objects.filter(pk__in=pk_set or (), name__in=ROLE_NAMES).values_list("name", flat=True))
+    names = list(
+        Group.objects.filter(pk__in=pk_set or (), name__in=ROLE_NAMES).values_list(
+            "name", flat=True
+        )
+    )
     _record(user, names if action == "post_add" else [], names if action == "post_remove" else [])

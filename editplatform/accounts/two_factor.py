@@ -25,7 +25,10 @@ def requires_two_factor(user) -> bool:
         return False
     # Held, not effective, roles: an account whose roles are suspended by a recovery
     # still proves a second factor (it must, to re-enrol).
-    return user.is_superuser or bool(held_roles(user) & ROLES_REQUIRING_2FA)
+    if user.is_superuser or held_roles(user) & ROLES_REQUIRING_2FA:
+        return True
+    # Anyone else who chose to enrol (a requester, from the account page) is held to it.
+    return confirmed_totp_device(user) is not None
 
 
 def confirmed_totp_device(user):
@@ -49,6 +52,11 @@ class RequireTwoFactorMiddleware:
             and not request.path.startswith(_EXEMPT_PREFIXES)
         ):
             if request.path.startswith("/api/"):
-                return JsonResponse({"detail": "two-factor verification required: verify at /account/2fa/"}, status=403)
-            return redirect(f"{reverse('accounts:two-factor')}?{urlencode({'next': request.get_full_path()})}")
+                return JsonResponse(
+                    {"detail": "two-factor verification required: verify at /account/2fa/"},
+                    status=403,
+                )
+            return redirect(
+                f"{reverse('accounts:two-factor')}?{urlencode({'next': request.get_full_path()})}"
+            )
         return self.get_response(request)

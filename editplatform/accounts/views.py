@@ -32,7 +32,9 @@ _CODE_SESSION_KEY = "styleledger_enrolment_code"
 
 def _next_url(request) -> str:
     target = request.POST.get("next") or request.GET.get("next") or "/"
-    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+    if url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
         return target
     return "/"
 
@@ -48,16 +50,23 @@ def _qr_svg(uri: str) -> str:
 
 
 def _failed(request, reason: str) -> None:
-    record(events.USER_2FA_FAILED, actor=request.user, subject=f"user:{request.user.pk}",
-           payload={"reason": reason, **client(request)})
+    record(
+        events.USER_2FA_FAILED,
+        actor=request.user,
+        subject=f"user:{request.user.pk}",
+        payload={"reason": reason, **client(request)},
+    )
 
 
 def _fresh_secret(device: TOTPDevice) -> dict:
     """A new key for the unconfirmed device, shown this once."""
     device.key = default_key()
     device.save(update_fields=["key"])
-    return {"secret": b32encode(device.bin_key).decode(), "config_url": device.config_url,
-            "qr_svg": mark_safe(_qr_svg(device.config_url))}  # noqa: S308 - SVG made by qrcode from our URI
+    return {
+        "secret": b32encode(device.bin_key).decode(),
+        "config_url": device.config_url,
+        "qr_svg": mark_safe(_qr_svg(device.config_url)),
+    }  # noqa: S308 - SVG made by qrcode from our URI
 
 
 @login_required
@@ -72,17 +81,26 @@ def two_factor(request):
         allowed, why = device.verify_is_allowed()
         if not allowed:
             wait = (why or {}).get("locked_until")
-            form.add_error("token", "Too many attempts; wait a few seconds before the next code."
-                           + (f" (until {wait:%H:%M:%S} UTC)" if wait else ""))
+            form.add_error(
+                "token",
+                "Too many attempts; wait a few seconds before the next code."
+                + (f" (until {wait:%H:%M:%S} UTC)" if wait else ""),
+            )
             _failed(request, "throttled")
         elif device.verify_token(form.cleaned_data["token"]):
             otp_login(request, device)
             record_login(request, request.user, second_factor="totp")
             return redirect(_next_url(request))
         else:
-            form.add_error("token", "That code is not valid (or was already used). Try the current one.")
+            form.add_error(
+                "token", "That code is not valid (or was already used). Try the current one."
+            )
             _failed(request, "wrong code")
-    return render(request, "accounts/two_factor.html", {"form": form, "enrolling": False, "next": _next_url(request)})
+    return render(
+        request,
+        "accounts/two_factor.html",
+        {"form": form, "enrolling": False, "next": _next_url(request)},
+    )
 
 
 def _enrol(request):
@@ -91,7 +109,9 @@ def _enrol(request):
     code_id = request.session.get(_CODE_SESSION_KEY)
     if gated and code_id is None:
         return _enrolment_code_step(request)
-    device, _ = TOTPDevice.objects.get_or_create(user=user, confirmed=False, defaults={"name": "authenticator"})
+    device, _ = TOTPDevice.objects.get_or_create(
+        user=user, confirmed=False, defaults={"name": "authenticator"}
+    )
     context = {"enrolling": True, "next": _next_url(request)}
     if request.method != "POST" or "enrolment_code" in request.POST:
         context.update(form=TokenForm(), **_fresh_secret(device))
@@ -104,18 +124,23 @@ def _enrol(request):
                 if gated:
                     from editplatform.accounts.models import EnrolmentCode
 
-                    used = EnrolmentCode.objects.filter(pk=code_id, user=user, used_at__isnull=True,
-                                                        expires_at__gt=timezone.now()).update(used_at=timezone.now())
+                    used = EnrolmentCode.objects.filter(
+                        pk=code_id, user=user, used_at__isnull=True, expires_at__gt=timezone.now()
+                    ).update(used_at=timezone.now())
                     if not used:
                         request.session.pop(_CODE_SESSION_KEY, None)
                         return redirect(request.get_full_path())
                 device.confirmed = True
-                device.save(update_fields=["confirmed"])  # signal: user.2fa_enrolled, recovery re-enrolment
+                device.save(
+                    update_fields=["confirmed"]
+                )  # signal: user.2fa_enrolled, recovery re-enrolment
             request.session.pop(_CODE_SESSION_KEY, None)
             otp_login(request, device)
             record_login(request, user, second_factor="totp (enrolled)")
             return redirect(_next_url(request))
-        form.add_error("token", "That code is not valid. Reload this page to start over with a new secret.")
+        form.add_error(
+            "token", "That code is not valid. Reload this page to start over with a new secret."
+        )
         _failed(request, "wrong enrolment code from the authenticator")
     context["form"] = form
     return render(request, "accounts/two_factor.html", context)
@@ -125,16 +150,27 @@ def _enrolment_code_step(request):
     form = EnrolmentCodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         allowed, _why = _code_attempts_allowed(request)
-        entry = valid_enrolment_code(request.user, form.cleaned_data["enrolment_code"]) if allowed else None
+        entry = (
+            valid_enrolment_code(request.user, form.cleaned_data["enrolment_code"])
+            if allowed
+            else None
+        )
         if entry is not None:
             request.session[_CODE_SESSION_KEY] = entry.pk
             return redirect(request.get_full_path())
-        form.add_error("enrolment_code", "That enrolment code is not valid, was used or has expired; ask an "
-                                         "administrator for a new one." if allowed else
-                                         "Too many wrong enrolment codes in this session; sign in again.")
+        form.add_error(
+            "enrolment_code",
+            "That enrolment code is not valid, was used or has expired; ask an "
+            "administrator for a new one."
+            if allowed
+            else "Too many wrong enrolment codes in this session; sign in again.",
+        )
         _failed(request, "wrong enrolment code")
-    return render(request, "accounts/two_factor.html",
-                  {"code_form": form, "needs_code": True, "enrolling": True, "next": _next_url(request)})
+    return render(
+        request,
+        "accounts/two_factor.html",
+        {"code_form": form, "needs_code": True, "enrolling": True, "next": _next_url(request)},
+    )
 
 
 def _code_attempts_allowed(request) -> tuple[bool, int]:

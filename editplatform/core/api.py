@@ -32,8 +32,10 @@ from editplatform.core.errors import DomainError
 
 class ApiErrorSerializer(serializers.Serializer):
     detail = serializers.CharField()
-    code = serializers.CharField(help_text="machine-readable, e.g. not_authenticated, permission_denied, "
-                                           "not_found, throttled, invalid")
+    code = serializers.CharField(
+        help_text="machine-readable, e.g. not_authenticated, permission_denied, "
+        "not_found, throttled, invalid"
+    )
     field = serializers.CharField(required=False, help_text="the input to blame, when there is one")
 
 
@@ -46,11 +48,17 @@ def exception_handler(exc, context):
         problems = problems if isinstance(problems, list) else [problems]
         message = " ".join(str(problem) for problem in problems)
         set_rollback()
-        return Response({"detail": f"{field}: {message}", "code": "invalid", "field": field},
-                        status=exc.status_code)
+        return Response(
+            {"detail": f"{field}: {message}", "code": "invalid", "field": field},
+            status=exc.status_code,
+        )
     response = drf_exception_handler(exc, context)
-    if response is not None and isinstance(response.data, dict) and isinstance(response.data.get("detail"), str) \
-            and "code" not in response.data:
+    if (
+        response is not None
+        and isinstance(response.data, dict)
+        and isinstance(response.data.get("detail"), str)
+        and "code" not in response.data
+    ):
         response.data["code"] = getattr(response.data["detail"], "code", None) or "error"
     return response
 
@@ -65,9 +73,13 @@ def not_found(request, exception=None):
     without this an API client would get an HTML page.
     """
     if request.path.startswith(API_PREFIX):
-        return JsonResponse({"detail": f"no API endpoint at {request.path[:200]} (ids are UUIDs)",
-                             "code": "not_found"},
-                            status=404)
+        return JsonResponse(
+            {
+                "detail": f"no API endpoint at {request.path[:200]} (ids are UUIDs)",
+                "code": "not_found",
+            },
+            status=404,
+        )
     return defaults.page_not_found(request, exception)
 
 
@@ -77,14 +89,23 @@ class AutoSchema(SpectacularAutoSchema):
         for code, description in self._framework_errors():
             if code not in responses:
                 responses[code] = self._get_response_for_code(
-                    OpenApiResponse(ApiErrorSerializer, description=description), code, direction=direction)
+                    OpenApiResponse(ApiErrorSerializer, description=description),
+                    code,
+                    direction=direction,
+                )
         return responses
 
     def _framework_errors(self) -> list[tuple[str, str]]:
         errors = []
         if not all(isinstance(p, permissions.AllowAny) for p in self.view.get_permissions()):
-            errors += [("401", "no credentials, or an invalid, expired or revoked API key"),
-                       ("403", "not allowed: the API key lacks the scope, or the person's role does not permit it")]
+            errors += [
+                ("401", "no credentials, or an invalid, expired or revoked API key"),
+                (
+                    "403",
+                    "not allowed: the API key lacks the scope, or the person's role does not "
+                    "permit it",
+                ),
+            ]
         if "{" in self.path:
             errors.append(("404", "no such object, or not one you may see"))
         if self.view.get_throttles():

@@ -128,3 +128,27 @@ def add_static_security_headers(headers, path: str, url: str) -> None:
     headers["X-Content-Type-Options"] = "nosniff"
     headers["Referrer-Policy"] = settings.SECURE_REFERRER_POLICY
     headers["Cross-Origin-Opener-Policy"] = getattr(settings, "SECURE_CROSS_ORIGIN_OPENER_POLICY", None) or "same-origin"
+
+
+# --- domain errors that escape a portal view -----------------------------------------
+
+class DomainErrorPageMiddleware:
+    """A :class:`~editplatform.core.errors.DomainError` that escapes a portal view (e.g.
+    the audit log refusing appends after a restore: 503) becomes a styled page with the
+    error's status and message, never a 500. API views render it themselves (DRF's
+    exception handler, ``editplatform.core.api``)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        from django.shortcuts import render
+
+        from editplatform.core.errors import DomainError
+
+        if not isinstance(exception, DomainError):
+            return None
+        return render(request, "core/domain_error.html", {"error": exception}, status=exception.status)

@@ -31,7 +31,8 @@ def check_database() -> str | None:
             cursor.execute("SELECT 1")
             cursor.fetchone()
     except Exception as exc:
-        return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else 'unreachable'}"
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreachable"
+        return f"{type(exc).__name__}: {first_line}"
     return None
 
 
@@ -65,7 +66,11 @@ _bundle_cache: dict[tuple, str | None] = {}
 
 def _bundle_fingerprint(path: Path) -> tuple:
     manifest = path / "manifest.json"
-    stats = [(p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(path.iterdir()) if p.is_file()]
+    stats = [
+        (p.name, p.stat().st_mtime_ns, p.stat().st_size)
+        for p in sorted(path.iterdir())
+        if p.is_file()
+    ]
     return (str(manifest), tuple(stats))
 
 
@@ -115,7 +120,9 @@ def queue_depths() -> dict[str, int]:
         channel = conn.default_channel
         for queue in app.conf.task_queues or ():
             try:
-                depths[queue.name] = int(channel.queue_declare(queue=queue.name, passive=True).message_count)
+                depths[queue.name] = int(
+                    channel.queue_declare(queue=queue.name, passive=True).message_count
+                )
             except Exception:  # a queue never declared yet holds nothing
                 depths[queue.name] = 0
     return depths

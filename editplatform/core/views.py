@@ -22,4 +22,6 @@ def readyz(request):
     """Every dependency answers; 503 names the ones that do not."""
     checks = run_checks()
     ready = all(value == "ok" for value in checks.values())
-    return JsonResponse({"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)
+    return JsonResponse(
+        {"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503
+    )

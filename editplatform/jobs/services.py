@@ -234,9 +234,16 @@ def _queue(job: EditJob, *, actor, source_state: State, **fields) -> bool:
 
 
 def enqueue(job_id) -> bool:
-    """Publish the job's task to the `gpu` queue; on failure leave it for the sweeper."""
+    """Publish the job's task to the `gpu` queue; on failure leave it for the sweeper.
+
+    ``ignore_result``: the task's own option is unknown to a send by name, and without it
+    Celery first subscribes to the result backend; with Redis down that retries for ~20 s
+    before failing, past the sweeper's grace, so the sweeper could publish the job first
+    and the failure was never recorded. Fire-and-forget fails within the publish retries.
+    """
     try:
-        celery_app.send_task(RUN_EDIT_JOB, args=[str(job_id)], queue="gpu", routing_key="gpu")
+        celery_app.send_task(RUN_EDIT_JOB, args=[str(job_id)], queue="gpu", routing_key="gpu",
+                             ignore_result=True)
     except Exception as exc:  # broker down, DNS, full disk...: the job row keeps the intent
         logger.warning("job %s: publishing to the broker failed (%s); the sweeper will retry", job_id, exc)
         EditJob.objects.filter(pk=job_id, state=State.QUEUED).update(

@@ -48,8 +48,9 @@ class PlatformCollector:
         yield from self._safe("audit", self._audit)
 
     def _safe(self, part: str, method):
-        up = GaugeMetricFamily("styleledger_scrape_ok", "1 when this part of the scrape worked",
-                               labels=["part"])
+        up = GaugeMetricFamily(
+            "styleledger_scrape_ok", "1 when this part of the scrape worked", labels=["part"]
+        )
         try:
             yield from list(method())
             up.add_metric([part], 1)
@@ -61,12 +62,15 @@ class PlatformCollector:
     def _queues(self):
         from editplatform.core.readiness import consumers_by_queue, queue_depths
 
-        depth = GaugeMetricFamily("styleledger_queue_depth", "Messages waiting in a queue", labels=["queue"])
+        depth = GaugeMetricFamily(
+            "styleledger_queue_depth", "Messages waiting in a queue", labels=["queue"]
+        )
         for queue, count in sorted(queue_depths().items()):
             depth.add_metric([queue], count)
         yield depth
-        consumers = GaugeMetricFamily("styleledger_queue_consumers", "Live workers consuming a queue",
-                                      labels=["queue"])
+        consumers = GaugeMetricFamily(
+            "styleledger_queue_consumers", "Live workers consuming a queue", labels=["queue"]
+        )
         for queue, count in sorted(consumers_by_queue().items()):
             consumers.add_metric([queue], count)
         yield consumers
@@ -75,30 +79,44 @@ class PlatformCollector:
         from editplatform.jobs.models import EditJob
         from editplatform.jobs.states import State
 
-        by_state = dict(EditJob.objects.values_list("state").annotate(n=Count("pk")).values_list("state", "n"))
+        by_state = dict(
+            EditJob.objects.values_list("state").annotate(n=Count("pk")).values_list("state", "n")
+        )
         jobs = GaugeMetricFamily("styleledger_jobs", "Edit jobs by state", labels=["state"])
         for state in State:
             jobs.add_metric([state.value], by_state.get(state.value, 0))
         yield jobs
 
-        failures = CounterMetricFamily("styleledger_job_failures", "Failed jobs by error code",
-                                       labels=["error_code"])
-        rows = (EditJob.objects.filter(state=State.FAILED).values_list("error_code")
-                .annotate(n=Count("pk")).values_list("error_code", "n"))
+        failures = CounterMetricFamily(
+            "styleledger_job_failures", "Failed jobs by error code", labels=["error_code"]
+        )
+        rows = (
+            EditJob.objects.filter(state=State.FAILED)
+            .values_list("error_code")
+            .annotate(n=Count("pk"))
+            .values_list("error_code", "n")
+        )
         for code, count in sorted(rows):
             failures.add_metric([code or "unknown"], count)
         yield failures
 
         samples: dict[str, list[float]] = {}
-        finished = EditJob.objects.filter(state=State.SUCCEEDED).values_list("timings", "queued_at", "started_at")
+        finished = EditJob.objects.filter(state=State.SUCCEEDED).values_list(
+            "timings", "queued_at", "started_at"
+        )
         for timings, queued_at, started_at in finished.iterator(chunk_size=2000):
             for stage, seconds in (timings or {}).items():
                 if isinstance(seconds, int | float):
                     samples.setdefault(stage, []).append(float(seconds))
             if queued_at and started_at:
-                samples.setdefault("queue_wait", []).append(max(0.0, (started_at - queued_at).total_seconds()))
-        yield _histogram("styleledger_job_stage_seconds", "Duration of each pipeline stage of succeeded jobs",
-                         samples)
+                samples.setdefault("queue_wait", []).append(
+                    max(0.0, (started_at - queued_at).total_seconds())
+                )
+        yield _histogram(
+            "styleledger_job_stage_seconds",
+            "Duration of each pipeline stage of succeeded jobs",
+            samples,
+        )
 
     def _audit(self):
         from audit.models import Checkpoint, LogHead
@@ -107,18 +125,24 @@ class PlatformCollector:
         size = GaugeMetricFamily("styleledger_audit_log_size", "Events in the audit log")
         size.add_metric([], head.get("size", 0))
         yield size
-        signed = GaugeMetricFamily("styleledger_audit_checkpoint_size", "Tree size of the latest signed checkpoint")
+        signed = GaugeMetricFamily(
+            "styleledger_audit_checkpoint_size", "Tree size of the latest signed checkpoint"
+        )
         signed.add_metric([], head.get("checkpoint_size", 0))
         yield signed
         # A quiet log gets no new checkpoint (nothing to sign): alert on age only while
         # events wait for one.
-        unsigned = GaugeMetricFamily("styleledger_audit_unsigned_events",
-                                     "Events appended after the latest signed checkpoint")
+        unsigned = GaugeMetricFamily(
+            "styleledger_audit_unsigned_events",
+            "Events appended after the latest signed checkpoint",
+        )
         unsigned.add_metric([], head.get("size", 0) - head.get("checkpoint_size", 0))
         yield unsigned
         latest = Checkpoint.objects.order_by("-size").values_list("created_at", flat=True).first()
-        age = GaugeMetricFamily("styleledger_audit_checkpoint_age_seconds",
-                                "Seconds since the latest signed checkpoint (+Inf: none yet)")
+        age = GaugeMetricFamily(
+            "styleledger_audit_checkpoint_age_seconds",
+            "Seconds since the latest signed checkpoint (+Inf: none yet)",
+        )
         age.add_metric([], (timezone.now() - latest).total_seconds() if latest else float("inf"))
         yield age
 

@@ -38,10 +38,14 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("url")
-    parser.add_argument("--host", default=None, help="Host header (default: first of $ALLOWED_HOSTS)")
+    parser.add_argument(
+        "--host", default=None, help="Host header (default: first of $ALLOWED_HOSTS)"
+    )
     parser.add_argument("--timeout", type=float, default=4.0)
     args = parser.parse_args(argv)
-    host = args.host or next((h.strip() for h in os.environ.get("ALLOWED_HOSTS", "").split(",") if h.strip()), None)
+    host = args.host or next(
+        (h.strip() for h in os.environ.get("ALLOWED_HOSTS", "").split(",") if h.strip()), None
+    )
     problem = probe(args.url, host, args.timeout)
     if problem:
         print(problem, file=sys.stderr)

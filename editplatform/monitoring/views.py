@@ -32,8 +32,9 @@ def _allowed(request) -> tuple[bool, str]:
 def metrics(request):
     ok, reason = _allowed(request)
     if not ok:
-        response = HttpResponse(reason + "\n", status=401 if settings.METRICS_TOKEN else 403,
-                                content_type="text/plain")
+        response = HttpResponse(
+            reason + "\n", status=401 if settings.METRICS_TOKEN else 403, content_type="text/plain"
+        )
         if settings.METRICS_TOKEN:
             response["WWW-Authenticate"] = "Bearer"
         return response

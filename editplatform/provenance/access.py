@@ -17,8 +17,11 @@ CHECK_PERMISSION = "provenance.check_provenance"
 
 
 def can_check(user) -> bool:
-    return bool(getattr(user, "is_authenticated", False) and user.has_perm(CHECK_PERMISSION)
-                and second_factor_ok(user))
+    return bool(
+        getattr(user, "is_authenticated", False)
+        and user.has_perm(CHECK_PERMISSION)
+        and second_factor_ok(user)
+    )
 
 
 def checker_required(view):
@@ -27,8 +30,10 @@ def checker_required(view):
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
         if not can_check(request.user):
-            raise PermissionDenied(f"checking provenance needs the {CHECK_PERMISSION} permission "
-                                   "and a session verified with a second factor")
+            raise PermissionDenied(
+                f"checking provenance needs the {CHECK_PERMISSION} permission "
+                "and a session verified with a second factor"
+            )
         return view(request, *args, **kwargs)
 
     return wrapper

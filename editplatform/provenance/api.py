@@ -21,21 +21,35 @@ from editplatform.provenance import services
 from editplatform.provenance.access import can_check
 
 _REQUEST = inline_serializer("ProvenanceCheckRequest", {"image": serializers.ImageField()})
-_ERROR = inline_serializer("ProvenanceError", {"detail": serializers.CharField(), "code": serializers.CharField()})
+_ERROR = inline_serializer(
+    "ProvenanceError", {"detail": serializers.CharField(), "code": serializers.CharField()}
+)
 
 
 class ProvenanceCheckView(APIView):
     parser_classes = [MultiPartParser]
     required_scopes = {"POST": SCOPE_PROVENANCE_CHECK}
 
-    @extend_schema(operation_id="provenance_check", request={"multipart/form-data": _REQUEST},
-                   responses={200: OpenApiResponse(description="the answer: made_here, jobs, manifest, "
-                                                               "watermark, fingerprints, audit_seq"),
-                              400: _ERROR, 413: _ERROR, 415: _ERROR})
+    @extend_schema(
+        operation_id="provenance_check",
+        request={"multipart/form-data": _REQUEST},
+        responses={
+            200: OpenApiResponse(
+                description="the answer: made_here, jobs, manifest, "
+                "watermark, fingerprints, audit_seq"
+            ),
+            400: _ERROR,
+            413: _ERROR,
+            415: _ERROR,
+        },
+    )
     def post(self, request):
         if not isinstance(request.auth, IntegrationKey) and not can_check(request.user):
-            raise DomainError("checking provenance needs the provenance.check_provenance permission",
-                              "permission_denied", status=status.HTTP_403_FORBIDDEN)
+            raise DomainError(
+                "checking provenance needs the provenance.check_provenance permission",
+                "permission_denied",
+                status=status.HTTP_403_FORBIDDEN,
+            )
         # bad uploads raise DomainError (4xx), rendered by the project's exception handler
         data = read_upload(request.FILES.get("image"))
         result = services.check_image(data, actor=request.user, channel="api")
@@ -53,8 +67,13 @@ class PublicCheckView(APIView):
     @extend_schema(exclude=True)
     def post(self, request):
         if not settings.PROVENANCE_PUBLIC_CHECK:
-            return Response({"detail": "the public check is off (PROVENANCE_PUBLIC_CHECK)", "code": "not_found"},
-                            status=status.HTTP_404_NOT_FOUND)
+            return Response(
+                {
+                    "detail": "the public check is off (PROVENANCE_PUBLIC_CHECK)",
+                    "code": "not_found",
+                },
+                status=status.HTTP_404_NOT_FOUND,
+            )
         data = read_upload(request.FILES.get("image"))
         result = services.check_image(data, actor=None, channel="public")
         return Response(result.public_dict())

@@ -5,4 +5,5 @@ from __future__ import annotations
 from audit.actions import register
 
 PROVENANCE_CHECKED = register(
-    "provenance.checked", "someone asked whether an image was made here; the answer is recorded")
+    "provenance.checked", "someone asked whether an image was made here; the answer is recorded"
+)

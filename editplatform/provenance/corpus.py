@@ -37,7 +37,9 @@ def outputs(n: int, seed: int = 0) -> list[Image.Image]:
         x0 = int(rng.integers(0, base.width - side))
         y0 = int(rng.integers(0, base.height - side))
         out = int(rng.choice([256, 320, 384, 448, 512]))
-        crop = base.crop((x0, y0, x0 + side, y0 + side)).resize((out, out), Image.Resampling.LANCZOS)
+        crop = base.crop((x0, y0, x0 + side, y0 + side)).resize(
+            (out, out), Image.Resampling.LANCZOS
+        )
         tint = 1 + rng.normal(0, 0.04, 3)
         arr = np.clip(np.asarray(crop, dtype=np.float32) * tint, 0, 255).astype(np.uint8)
         images.append(Image.fromarray(arr, "RGB"))
@@ -55,8 +57,10 @@ def _colormapped(field: np.ndarray, cmap: str) -> Image.Image:
 @lru_cache(maxsize=1)
 def _shipped() -> list[Image.Image]:
     d = _sample_dir()
-    images = [Image.open(d / "Minduka_Present_Blue_Pack.png").convert("RGB"),
-              Image.open(d / "logo2.png").convert("RGB")]
+    images = [
+        Image.open(d / "Minduka_Present_Blue_Pack.png").convert("RGB"),
+        Image.open(d / "logo2.png").convert("RGB"),
+    ]
     for name, key in (("jacksboro_fault_dem.npz", "elevation"), ("topobathy.npz", "topo")):
         with np.load(d / name) as data:
             field = np.asarray(data[key], dtype=np.float32)
@@ -68,8 +72,11 @@ def _generated(rng: np.random.Generator, size: int) -> Image.Image:
     kind = int(rng.integers(0, 4))
     if kind == 0:  # smooth random field
         small = rng.normal(0, 1, (int(rng.integers(3, 12)),) * 2 + (3,))
-        arr = np.asarray(Image.fromarray(((small - small.min()) / np.ptp(small) * 255).astype(np.uint8), "RGB")
-                         .resize((size, size), Image.Resampling.BICUBIC))
+        arr = np.asarray(
+            Image.fromarray(
+                ((small - small.min()) / np.ptp(small) * 255).astype(np.uint8), "RGB"
+            ).resize((size, size), Image.Resampling.BICUBIC)
+        )
         return Image.fromarray(arr, "RGB")
     if kind == 1:  # gradient plus noise
         y, x = np.mgrid[0:size, 0:size] / size
@@ -84,7 +91,9 @@ def _generated(rng: np.random.Generator, size: int) -> Image.Image:
             x0, y0 = (int(v) for v in rng.integers(0, size, 2))
             w, h = (int(v) for v in rng.integers(10, size // 2, 2))
             fill = tuple(int(v) for v in rng.integers(0, 255, 3))
-            (draw.ellipse if rng.random() < 0.5 else draw.rectangle)((x0, y0, x0 + w, y0 + h), fill=fill)
+            (draw.ellipse if rng.random() < 0.5 else draw.rectangle)(
+                (x0, y0, x0 + w, y0 + h), fill=fill
+            )
         return img.filter(ImageFilter.GaussianBlur(float(rng.uniform(0, 3))))
     noise = rng.integers(0, 255, (size // 4, size // 4, 3), dtype=np.uint8)  # blocky texture
     return Image.fromarray(noise, "RGB").resize((size, size), Image.Resampling.NEAREST)

@@ -22,23 +22,35 @@ class Figures:
     outputs: int = 0
     unrelated: int = 0
     psnr_db: float = 0.0
-    found: dict = field(default_factory=dict)          # attack -> outputs traced to the right one
+    found: dict = field(default_factory=dict)  # attack -> outputs traced to the right one
     by_watermark: dict = field(default_factory=dict)
     by_fingerprint: dict = field(default_factory=dict)
-    bit_accuracy: dict = field(default_factory=dict)   # attack -> mean fraction of code bits right (no search)
-    wrong: dict = field(default_factory=dict)          # attack -> traced to a wrong output
+    bit_accuracy: dict = field(
+        default_factory=dict
+    )  # attack -> mean fraction of code bits right (no search)
+    wrong: dict = field(default_factory=dict)  # attack -> traced to a wrong output
     false_matches: int = 0
     seconds: dict = field(default_factory=dict)
 
 
 def _matches(prints, stored, threshold: int) -> set[int]:
-    return {i for i, s in enumerate(stored)
-            if fingerprint.distance(prints.pdq, s.pdq) <= threshold
-            or fingerprint.distance(prints.rot, s.rot) <= threshold}
+    return {
+        i
+        for i, s in enumerate(stored)
+        if fingerprint.distance(prints.pdq, s.pdq) <= threshold
+        or fingerprint.distance(prints.rot, s.rot) <= threshold
+    }
 
 
-def run(n_outputs: int, n_unrelated: int, *, strength: float = watermark.DEFAULT_STRENGTH,
-        seed: int = watermark.DEFAULT_SEED, threshold: int = 31, progress=None) -> Figures:
+def run(
+    n_outputs: int,
+    n_unrelated: int,
+    *,
+    strength: float = watermark.DEFAULT_STRENGTH,
+    seed: int = watermark.DEFAULT_SEED,
+    threshold: int = 31,
+    progress=None,
+) -> Figures:
     figures = Figures(outputs=n_outputs, unrelated=n_unrelated)
     rng = random.Random(7)
     keys: dict[int, int] = {}
@@ -49,7 +61,7 @@ def run(n_outputs: int, n_unrelated: int, *, strength: float = watermark.DEFAULT
         keys[key] = i
         out = watermark.embed(image, key, seed=seed, strength=strength)
         a, b = np.asarray(image, np.float64), np.asarray(out, np.float64)
-        psnrs.append(10 * np.log10(255 ** 2 / max(((a - b) ** 2).mean(), 1e-9)))
+        psnrs.append(10 * np.log10(255**2 / max(((a - b) ** 2).mean(), 1e-9)))
         marked.append((key, out))
         stored.append(fingerprint.compute(out))
     figures.seconds["embed+fingerprint per output"] = (time.perf_counter() - t0) / max(n_outputs, 1)
@@ -61,7 +73,9 @@ def run(n_outputs: int, n_unrelated: int, *, strength: float = watermark.DEFAULT
         for i, (key, out) in enumerate(marked):
             seen = attack(out)
             truth = watermark.encode_key(key)
-            acc.append(float((watermark.detect(seen, seed=seed, search=False).bits == truth).mean()))
+            acc.append(
+                float((watermark.detect(seen, seed=seed, search=False).bits == truth).mean())
+            )
             detection = watermark.detect(seen, seed=seed)
             hits = set()
             if detection.key in keys:
@@ -72,7 +86,11 @@ def run(n_outputs: int, n_unrelated: int, *, strength: float = watermark.DEFAULT
             hits |= fp_hits
             found += i in hits
             wrong += bool(hits - {i})
-        figures.found[name], figures.by_watermark[name], figures.by_fingerprint[name] = found, by_wm, by_fp
+        figures.found[name], figures.by_watermark[name], figures.by_fingerprint[name] = (
+            found,
+            by_wm,
+            by_fp,
+        )
         figures.wrong[name], figures.bit_accuracy[name] = wrong, float(np.mean(acc)) if acc else 0.0
         if progress:
             progress(f"{name}: found {found}/{n_outputs}")

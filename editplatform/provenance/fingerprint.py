@@ -46,8 +46,11 @@ def pdq(image: Image.Image) -> tuple[bytes, int]:
 def rotation_tolerant(image: Image.Image) -> bytes:
     side = min(image.size)
     left, top = (image.width - side) // 2, (image.height - side) // 2
-    square = image.convert("L").crop((left, top, left + side, top + side)).resize(
-        (DISC_SIDE, DISC_SIDE), Image.Resampling.BOX)
+    square = (
+        image.convert("L")
+        .crop((left, top, left + side, top + side))
+        .resize((DISC_SIDE, DISC_SIDE), Image.Resampling.BOX)
+    )
     mask = Image.new("L", square.size, 0)
     inset = DISC_SIDE * 0.12
     ImageDraw.Draw(mask).ellipse((inset, inset, DISC_SIDE - inset, DISC_SIDE - inset), fill=255)
@@ -67,9 +70,9 @@ def distance(a: bytes, b: bytes) -> int:
 
 def chunks(value: bytes) -> list[int]:
     """CHUNKS unsigned 16-bit integers (stored as signed smallints by the index)."""
-    return [int.from_bytes(value[i:i + 2], "big") for i in range(0, len(value), 2)]
+    return [int.from_bytes(value[i : i + 2], "big") for i in range(0, len(value), 2)]
 
 
 def words(value: bytes) -> list[int]:
     """WORDS signed 64-bit integers (a bigint each)."""
-    return [int.from_bytes(value[i:i + 8], "big", signed=True) for i in range(0, len(value), 8)]
+    return [int.from_bytes(value[i : i + 8], "big", signed=True) for i in range(0, len(value), 8)]

@@ -50,11 +50,16 @@ def _popcount_rows(values: np.ndarray, query: bytes) -> np.ndarray:
 def _measure(rows, query: bytes, max_distance: int, limit: int) -> list[Match]:
     if not rows:
         return []
-    values = np.frombuffer(b"".join(bytes(r[3]) for r in rows), dtype=np.uint8).reshape(len(rows), 32)
+    values = np.frombuffer(b"".join(bytes(r[3]) for r in rows), dtype=np.uint8).reshape(
+        len(rows), 32
+    )
     distances = _popcount_rows(values, query)
     order = np.argsort(distances, kind="stable")
-    return [Match(rows[i][0], rows[i][1], rows[i][2], int(distances[i]))
-            for i in order[:limit] if distances[i] <= max_distance]
+    return [
+        Match(rows[i][0], rows[i][1], rows[i][2], int(distances[i]))
+        for i in order[:limit]
+        if distances[i] <= max_distance
+    ]
 
 
 def search(kind: str, query: bytes, max_distance: int, *, limit: int = 10) -> list[Match]:
@@ -63,7 +68,9 @@ def search(kind: str, query: bytes, max_distance: int, *, limit: int = 10) -> li
         raise ValueError("a fingerprint is 32 bytes")
     if connection.vendor == "postgresql" and max_distance <= MAX_INDEXED_DISTANCE:
         return _search_mih(kind, query, max_distance, limit)
-    rows = list(Fingerprint.objects.filter(kind=kind).values_list("id", "job_id", "marked_sha256", "value"))
+    rows = list(
+        Fingerprint.objects.filter(kind=kind).values_list("id", "job_id", "marked_sha256", "value")
+    )
     return _measure(rows, query, max_distance, limit)
 
 
@@ -83,10 +90,12 @@ def _search_mih(kind: str, query: bytes, max_distance: int, limit: int) -> list[
         params.append(probes)
     table = Fingerprint._meta.db_table
     distance = " + ".join(f"bit_count((h{i} # %s)::bit(64))" for i in range(WORDS))
-    sql = (f"SELECT id, job_id, marked_sha256, distance FROM ("
-           f"SELECT id, job_id, marked_sha256, {distance} AS distance FROM {table} "
-           f"WHERE kind = %s AND ({' OR '.join(clauses)})) AS candidates "
-           f"WHERE distance <= %s ORDER BY distance, id LIMIT %s")
+    sql = (
+        f"SELECT id, job_id, marked_sha256, distance FROM ("
+        f"SELECT id, job_id, marked_sha256, {distance} AS distance FROM {table} "
+        f"WHERE kind = %s AND ({' OR '.join(clauses)})) AS candidates "
+        f"WHERE distance <= %s ORDER BY distance, id LIMIT %s"
+    )
     with connection.cursor() as cursor:
         cursor.execute(sql, [*words(query), *params, max_distance, limit])
         rows = cursor.fetchall()

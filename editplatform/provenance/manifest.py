@@ -48,9 +48,15 @@ class ManifestReport:
     error: str = ""
 
     def as_dict(self) -> dict:
-        return {"present": self.present, "state": self.state, "trusted": self.trusted,
-                "signer": self.signer, "failures": self.failures, "error": self.error,
-                "audit": self.audit}
+        return {
+            "present": self.present,
+            "state": self.state,
+            "trusted": self.trusted,
+            "signer": self.signer,
+            "failures": self.failures,
+            "error": self.error,
+            "audit": self.audit,
+        }
 
 
 def mime_of(data: bytes) -> str:
@@ -64,42 +70,77 @@ def mime_of(data: bytes) -> str:
 
 
 def _context(*, anchors_pem: bytes | None = None) -> c2pa.Context:
-    config: dict = {"builder": {"thumbnail": {"enabled": False}},
-                    "verify": {"remote_manifest_fetch": False, "ocsp_fetch": False}}
+    config: dict = {
+        "builder": {"thumbnail": {"enabled": False}},
+        "verify": {"remote_manifest_fetch": False, "ocsp_fetch": False},
+    }
     if anchors_pem is not None:
         config["trust"] = {"trust_anchors": anchors_pem.decode("ascii")}
         config["verify"].update({"verify_trust": True})
     return c2pa.Context.from_dict(config)
 
 
-def build_definition(*, title: str, software: str, software_version: str, model_version: str,
-                     edits: list[dict], audit: dict) -> dict:
+def build_definition(
+    *,
+    title: str,
+    software: str,
+    software_version: str,
+    model_version: str,
+    edits: list[dict],
+    audit: dict,
+) -> dict:
     agent = {"name": software, "version": software_version}
     return {
         "claim_generator_info": [agent],
         "title": title,
         "assertions": [
-            {"label": "c2pa.actions.v2", "data": {"actions": [
-                {"action": "c2pa.opened", "softwareAgent": agent,
-                 "parameters": {"ingredientIds": ["original"]}},
-                {"action": "c2pa.edited", "digitalSourceType": SOURCE_TYPE, "softwareAgent": agent,
-                 "description": "attribute edit in a StyleGAN2 latent space",
-                 "parameters": {"model_version": model_version, "edits": edits}},
-            ]}},
+            {
+                "label": "c2pa.actions.v2",
+                "data": {
+                    "actions": [
+                        {
+                            "action": "c2pa.opened",
+                            "softwareAgent": agent,
+                            "parameters": {"ingredientIds": ["original"]},
+                        },
+                        {
+                            "action": "c2pa.edited",
+                            "digitalSourceType": SOURCE_TYPE,
+                            "softwareAgent": agent,
+                            "description": "attribute edit in a StyleGAN2 latent space",
+                            "parameters": {"model_version": model_version, "edits": edits},
+                        },
+                    ]
+                },
+            },
             {"label": AUDIT_LABEL, "data": audit},
         ],
     }
 
 
-def sign_image(image: bytes, definition: dict, material: SigningMaterial, *,
-               original: bytes, original_title: str = "original") -> bytes:
+def sign_image(
+    image: bytes,
+    definition: dict,
+    material: SigningMaterial,
+    *,
+    original: bytes,
+    original_title: str = "original",
+) -> bytes:
     """The image with `definition` signed and embedded; the original as parent ingredient."""
     mime = mime_of(image)
     try:
-        with _context() as context, c2pa.Signer.from_info(c2pa.C2paSignerInfo(
-            c2pa.C2paSigningAlg.ES256, material.chain_pem, material.key_pem,
-            material.tsa_url.encode() if material.tsa_url else None,
-        )) as signer, c2pa.Builder(definition, context) as builder:
+        with (
+            _context() as context,
+            c2pa.Signer.from_info(
+                c2pa.C2paSignerInfo(
+                    c2pa.C2paSigningAlg.ES256,
+                    material.chain_pem,
+                    material.key_pem,
+                    material.tsa_url.encode() if material.tsa_url else None,
+                )
+            ) as signer,
+            c2pa.Builder(definition, context) as builder,
+        ):
             ingredient = {"title": original_title, "relationship": "parentOf", "label": "original"}
             builder.add_ingredient(json.dumps(ingredient), mime_of(original), io.BytesIO(original))
             dest = io.BytesIO()
@@ -116,21 +157,28 @@ def read_image(image: bytes, *, anchors_pem: bytes) -> ManifestReport:
     except ManifestError as exc:
         return ManifestReport(present=False, error=str(exc))
     try:
-        with _context(anchors_pem=anchors_pem) as context, \
-                c2pa.Reader(mime, io.BytesIO(image), context=context) as reader:
+        with (
+            _context(anchors_pem=anchors_pem) as context,
+            c2pa.Reader(mime, io.BytesIO(image), context=context) as reader,
+        ):
             store = json.loads(reader.json())
             state = reader.get_validation_state() or ""
     except c2pa.C2paError as exc:
         text = str(exc)
-        if "ManifestNotFound" in type(exc).__name__ or "no JUMBF" in text or "not found" in text.lower():
+        if (
+            "ManifestNotFound" in type(exc).__name__
+            or "no JUMBF" in text
+            or "not found" in text.lower()
+        ):
             return ManifestReport(present=False)
         return ManifestReport(present=True, state="Invalid", error=text)
     active = store.get("manifests", {}).get(store.get("active_manifest") or "", {})
     report = ManifestReport(present=True, state=state, trusted=state == TRUSTED)
     report.signer = (active.get("signature_info") or {}).get("common_name", "")
     status = store.get("validation_results", {}).get("activeManifest", {})
-    report.failures = [f"{item.get('code')}: {item.get('explanation', '')}"
-                       for item in status.get("failure", [])]
+    report.failures = [
+        f"{item.get('code')}: {item.get('explanation', '')}" for item in status.get("failure", [])
+    ]
     for assertion in active.get("assertions", []):
         if assertion.get("label") == AUDIT_LABEL:
             report.audit = assertion.get("data")

@@ -18,8 +18,9 @@ from editplatform.provenance.fingerprint import CHUNKS, WORDS
 class WatermarkKey(models.Model):
     key = models.BigIntegerField(unique=True, help_text="the 32-bit key carried by the watermark")
     job = models.ForeignKey("jobs.EditJob", on_delete=models.PROTECT, related_name="+")
-    marked_sha256 = models.CharField(max_length=64, db_index=True,
-                                     help_text="SHA-256 of the released (marked, signed) bytes")
+    marked_sha256 = models.CharField(
+        max_length=64, db_index=True, help_text="SHA-256 of the released (marked, signed) bytes"
+    )
     manifest = models.JSONField(default=dict, help_text="the audit assertion the manifest carries")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -36,7 +37,9 @@ class Fingerprint(models.Model):
         PDQ = "pdq", "PDQ"
         ROT = "rot", "rotation-tolerant pHash"
 
-    job = models.ForeignKey("jobs.EditJob", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    job = models.ForeignKey(
+        "jobs.EditJob", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     marked_sha256 = models.CharField(max_length=64, blank=True)
     kind = models.CharField(max_length=3, choices=Kind.choices)
     value = models.BinaryField(help_text="256 bits")

@@ -68,9 +68,16 @@ def audit_assertion(job: EditJob, event: AuditEvent) -> dict:
         "original_sha256": job.original_id,
         "upload_sha256": job.upload_sha256,
         "model_version": job.model_version,
-        "event": {"seq": event.seq, "action": event.action, "leaf_hash": bytes(event.leaf_hash).hex()},
-        "checkpoint": {"size": checkpoint.size, "note": checkpoint.note,
-                       "inclusion_proof": [base64.b64encode(p).decode() for p in proof]},
+        "event": {
+            "seq": event.seq,
+            "action": event.action,
+            "leaf_hash": bytes(event.leaf_hash).hex(),
+        },
+        "checkpoint": {
+            "size": checkpoint.size,
+            "note": checkpoint.note,
+            "inclusion_proof": [base64.b64encode(p).decode() for p in proof],
+        },
     }
 
 
@@ -102,24 +109,46 @@ def mark_output(job: EditJob, image_bytes: bytes, *, audit_event: AuditEvent) ->
     image = Image.open(io.BytesIO(image_bytes)).convert("RGB")
     original = artifacts.read(job.original)
     assertion = audit_assertion(job, audit_event)
-    edits = [{"name": name, "strength": strength} for name, strength in sorted((job.edits or {}).items())]
+    edits = [
+        {"name": name, "strength": strength} for name, strength in sorted((job.edits or {}).items())
+    ]
     definition = manifest.build_definition(
-        title=f"StyleLedger job {job.pk}", software=SOFTWARE, software_version=SOFTWARE_VERSION,
-        model_version=job.model_version or "", edits=edits, audit=assertion)
+        title=f"StyleLedger job {job.pk}",
+        software=SOFTWARE,
+        software_version=SOFTWARE_VERSION,
+        model_version=job.model_version or "",
+        edits=edits,
+        audit=assertion,
+    )
     for _ in range(5):
         key = _fresh_key()
-        marked = watermark.embed(image, key, seed=settings.PROVENANCE_WATERMARK_SEED,
-                                 strength=settings.PROVENANCE_WATERMARK_STRENGTH)
+        marked = watermark.embed(
+            image,
+            key,
+            seed=settings.PROVENANCE_WATERMARK_SEED,
+            strength=settings.PROVENANCE_WATERMARK_STRENGTH,
+        )
         prints = fingerprint.compute(marked)
-        signed = manifest.sign_image(_encode_like(marked, image_bytes), definition, signing.material(),
-                                     original=original)
+        signed = manifest.sign_image(
+            _encode_like(marked, image_bytes), definition, signing.material(), original=original
+        )
         digest = hashlib.sha256(signed).hexdigest()
         try:
             with transaction.atomic():
-                WatermarkKey.objects.create(key=key, job=job, marked_sha256=digest, manifest=assertion)
-                for kind, value in ((Fingerprint.Kind.PDQ, prints.pdq), (Fingerprint.Kind.ROT, prints.rot)):
-                    Fingerprint.objects.create(job=job, marked_sha256=digest, kind=kind, value=value,
-                                               **index.chunk_columns(value))
+                WatermarkKey.objects.create(
+                    key=key, job=job, marked_sha256=digest, manifest=assertion
+                )
+                for kind, value in (
+                    (Fingerprint.Kind.PDQ, prints.pdq),
+                    (Fingerprint.Kind.ROT, prints.rot),
+                ):
+                    Fingerprint.objects.create(
+                        job=job,
+                        marked_sha256=digest,
+                        kind=kind,
+                        value=value,
+                        **index.chunk_columns(value),
+                    )
         except IntegrityError:  # another worker drew the same key meanwhile: draw again
             continue
         return MarkedOutput(signed, assertion, key, prints)
@@ -127,6 +156,7 @@ def mark_output(job: EditJob, image_bytes: bytes, *, audit_event: AuditEvent) ->
 
 
 # --- "was this made here?" ----------------------------------------------------------------
+
 
 @dataclass
 class CheckResult:
@@ -142,9 +172,15 @@ class CheckResult:
         return bool(self.jobs)
 
     def as_dict(self) -> dict:
-        return {"made_here": self.made_here, "sha256": self.sha256, "jobs": self.jobs,
-                "manifest": self.manifest, "watermark": self.watermark,
-                "fingerprints": self.fingerprints, "audit_seq": self.audit_seq}
+        return {
+            "made_here": self.made_here,
+            "sha256": self.sha256,
+            "jobs": self.jobs,
+            "manifest": self.manifest,
+            "watermark": self.watermark,
+            "fingerprints": self.fingerprints,
+            "audit_seq": self.audit_seq,
+        }
 
     def public_dict(self) -> dict:
         """The data-free answer: made here or not, and job references only."""
@@ -153,15 +189,25 @@ class CheckResult:
 
 def _job_summary(job: EditJob, evidence: list[str]) -> dict:
     events = AuditEvent.objects.filter(subject=f"job:{job.pk}").order_by("seq")
-    timeline = [{"seq": e.seq, "action": e.action, "actor": e.actor_name, "at": e.created_at.isoformat()}
-                for e in events]
+    timeline = [
+        {"seq": e.seq, "action": e.action, "actor": e.actor_name, "at": e.created_at.isoformat()}
+        for e in events
+    ]
     approvals = [e for e in timeline if e["action"] in ("job.approved", "job.rejected")]
     return {
-        "job_id": str(job.pk), "requester": job.requester.get_username(), "purpose": job.purpose,
-        "edits": job.edits, "model_version": job.model_version, "state": job.state,
-        "created_at": job.created_at.isoformat(), "approvals": approvals, "evidence": evidence,
+        "job_id": str(job.pk),
+        "requester": job.requester.get_username(),
+        "purpose": job.purpose,
+        "edits": job.edits,
+        "model_version": job.model_version,
+        "state": job.state,
+        "created_at": job.created_at.isoformat(),
+        "approvals": approvals,
+        "evidence": evidence,
         "audit": timeline,
-        "proofs": [k.manifest for k in WatermarkKey.objects.filter(job=job).order_by("created_at")[:5]],
+        "proofs": [
+            k.manifest for k in WatermarkKey.objects.filter(job=job).order_by("created_at")[:5]
+        ],
     }
 
 
@@ -177,8 +223,13 @@ def analyse(data: bytes, pixels: Image.Image) -> CheckResult:
             evidence.setdefault(report.audit["job_id"], []).append("manifest (Trusted)")
 
     detection = watermark.detect(pixels, seed=settings.PROVENANCE_WATERMARK_SEED)
-    watermark_info = {"decoded": detection.key is not None, "key": None, "resolved": False,
-                      "angle": detection.angle, "scale": detection.scale}
+    watermark_info = {
+        "decoded": detection.key is not None,
+        "key": None,
+        "resolved": False,
+        "angle": detection.angle,
+        "scale": detection.scale,
+    }
     if detection.key is not None:
         watermark_info["key"] = f"{detection.key:08x}"
         row = WatermarkKey.objects.filter(key=detection.key).first()
@@ -191,17 +242,23 @@ def analyse(data: bytes, pixels: Image.Image) -> CheckResult:
     fp_info: dict = {"threshold": limit, "nearest": {}}
     for kind, value in ((Fingerprint.Kind.PDQ, prints.pdq), (Fingerprint.Kind.ROT, prints.rot)):
         matches = index.search(kind, value, limit)
-        fp_info["nearest"][kind] = [{"job_id": str(m.job_id), "distance": m.distance} for m in matches]
+        fp_info["nearest"][kind] = [
+            {"job_id": str(m.job_id), "distance": m.distance} for m in matches
+        ]
         for match in matches:
             if match.job_id is not None:
-                evidence.setdefault(str(match.job_id), []).append(f"{kind} distance {match.distance}")
+                evidence.setdefault(str(match.job_id), []).append(
+                    f"{kind} distance {match.distance}"
+                )
     if not any(fp_info["nearest"].values()):
         fp_info["nearest_distance"] = _nearest_distances(prints)
 
     jobs = EditJob.objects.select_related("requester").filter(pk__in=list(evidence))
     summaries = [_job_summary(job, evidence[str(job.pk)]) for job in jobs]
     summaries.sort(key=lambda s: -len(s["evidence"]))
-    return CheckResult(hashlib.sha256(data).hexdigest(), manifest_info, watermark_info, fp_info, summaries)
+    return CheckResult(
+        hashlib.sha256(data).hexdigest(), manifest_info, watermark_info, fp_info, summaries
+    )
 
 
 def _nearest_distances(prints: fingerprint.Fingerprints) -> dict:
@@ -235,12 +292,19 @@ def check_image(data: bytes, *, actor=None, channel: str = "portal") -> CheckRes
     pixels = Image.open(io.BytesIO(validated.png)).convert("RGB")
     result = analyse(data, pixels)
     with transaction.atomic():
-        event = append_event(PROVENANCE_CHECKED, actor=actor, subject=f"image:{result.sha256}", payload={
-            "channel": channel, "sha256": result.sha256, "made_here": result.made_here,
-            "jobs": [job["job_id"] for job in result.jobs],
-            "manifest_state": result.manifest.get("state") or ("absent" if not result.manifest["present"] else ""),
-            "watermark_key": result.watermark.get("key"),
-        })
+        event = append_event(
+            PROVENANCE_CHECKED,
+            actor=actor,
+            subject=f"image:{result.sha256}",
+            payload={
+                "channel": channel,
+                "sha256": result.sha256,
+                "made_here": result.made_here,
+                "jobs": [job["job_id"] for job in result.jobs],
+                "manifest_state": result.manifest.get("state")
+                or ("absent" if not result.manifest["present"] else ""),
+                "watermark_key": result.watermark.get("key"),
+            },
+        )
     result.audit_seq = event.seq
     return result
-

@@ -21,8 +21,10 @@ def _configured() -> tuple[Path, Path, Path] | None:
         return tuple(Path(v) for v in values)  # type: ignore[return-value]
     if any(values) or settings.PRODUCTION:
         missing = [n for n, v in zip(names, values, strict=True) if not v]
-        raise ImproperlyConfigured(f"C2PA signing needs {', '.join(missing)} "
-                                   "(the development CA is never used in production)")
+        raise ImproperlyConfigured(
+            f"C2PA signing needs {', '.join(missing)} "
+            "(the development CA is never used in production)"
+        )
     return None
 
 

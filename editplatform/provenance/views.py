@@ -19,7 +19,9 @@ def check(request):
     if request.method == "POST":
         try:
             data = read_upload(request.FILES.get("image"))
-            context["result"] = services.check_image(data, actor=request.user, channel="portal").as_dict()
+            context["result"] = services.check_image(
+                data, actor=request.user, channel="portal"
+            ).as_dict()
         except DomainError as exc:
             context["error"] = exc.message
             status = exc.status

@@ -77,7 +77,14 @@ def patterns(seed: int = DEFAULT_SEED) -> np.ndarray:
 
 def _highpass(grid: np.ndarray) -> np.ndarray:
     padded = np.pad(grid, 1, mode="edge")
-    blur = sum(padded[dy:dy + grid.shape[0], dx:dx + grid.shape[1]] for dy in range(3) for dx in range(3)) / 9.0
+    blur = (
+        sum(
+            padded[dy : dy + grid.shape[0], dx : dx + grid.shape[1]]
+            for dy in range(3)
+            for dx in range(3)
+        )
+        / 9.0
+    )
     return grid - blur
 
 
@@ -100,11 +107,19 @@ def _gram_inverse(seed: int) -> np.ndarray:
 
 
 def _upsample(field: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    return np.asarray(Image.fromarray(field.astype(np.float32), mode="F").resize(size, Image.Resampling.BILINEAR))
+    return np.asarray(
+        Image.fromarray(field.astype(np.float32), mode="F").resize(size, Image.Resampling.BILINEAR)
+    )
 
 
-def embed(image: Image.Image, key: int, *, seed: int = DEFAULT_SEED,
-          strength: float = DEFAULT_STRENGTH, rounds: int = 3) -> Image.Image:
+def embed(
+    image: Image.Image,
+    key: int,
+    *,
+    seed: int = DEFAULT_SEED,
+    strength: float = DEFAULT_STRENGTH,
+    rounds: int = 3,
+) -> Image.Image:
     """`image` (RGB) with the key's mark added; same size.
 
     Informed embedding (improved spread spectrum, Malvar & Florencio 2003): the host
@@ -141,14 +156,18 @@ def _candidate_grid(luma: Image.Image, angle: float, scale: float) -> tuple[np.n
     """Undo a rotation by `angle` and a central crop to `scale`: the grid and its valid mask."""
     side = GRID * SAMPLE
     inner = max(1, round(side * scale))
-    small = luma.resize((inner, inner), Image.Resampling.BOX if inner < luma.width else Image.Resampling.BILINEAR)
+    small = luma.resize(
+        (inner, inner), Image.Resampling.BOX if inner < luma.width else Image.Resampling.BILINEAR
+    )
     canvas = np.zeros((side, side), dtype=np.float32)
     mask = np.zeros((side, side), dtype=np.float32)
     off = (side - inner) // 2
-    canvas[off:off + inner, off:off + inner] = np.asarray(small, dtype=np.float32)
-    mask[off:off + inner, off:off + inner] = 1.0
+    canvas[off : off + inner, off : off + inner] = np.asarray(small, dtype=np.float32)
+    mask[off : off + inner, off : off + inner] = 1.0
     if angle:
-        canvas = np.asarray(Image.fromarray(canvas, mode="F").rotate(-angle, Image.Resampling.BILINEAR))
+        canvas = np.asarray(
+            Image.fromarray(canvas, mode="F").rotate(-angle, Image.Resampling.BILINEAR)
+        )
         mask = np.asarray(Image.fromarray(mask, mode="F").rotate(-angle, Image.Resampling.BILINEAR))
     grid = canvas.reshape(GRID, SAMPLE, GRID, SAMPLE).mean(axis=(1, 3))
     valid = mask.reshape(GRID, SAMPLE, GRID, SAMPLE).min(axis=(1, 3)) > 0.99

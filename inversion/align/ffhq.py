@@ -74,7 +74,10 @@ __all__ = [
 ]
 
 LandmarkScheme = Literal[5, 68]
-MODEL_FILES = {5: "shape_predictor_5_face_landmarks.dat", 68: "shape_predictor_68_face_landmarks.dat"}
+MODEL_FILES = {
+    5: "shape_predictor_5_face_landmarks.dat",
+    68: "shape_predictor_68_face_landmarks.dat",
+}
 
 #: |eye_to_mouth| / |nose - eye_avg| for dlib's 5-point nose point (subnasale); measured
 #: on the 68-point landmarks of package-shipped portraits, see docs/quality.md.
@@ -127,8 +130,12 @@ def _dlib_models(points: int) -> tuple[Any, Any]:
 class FaceDetector:
     """dlib HOG face detector + shape predictor; faces are returned left to right."""
 
-    def __init__(self, landmarks: LandmarkScheme = 5, upsample: int = 1,
-                 detect_max_side: int = DETECT_MAX_SIDE) -> None:
+    def __init__(
+        self,
+        landmarks: LandmarkScheme = 5,
+        upsample: int = 1,
+        detect_max_side: int = DETECT_MAX_SIDE,
+    ) -> None:
         if landmarks not in MODEL_FILES:
             raise ValueError(f"landmarks must be 5 or 68, got {landmarks!r}")
         self.landmarks = landmarks
@@ -151,13 +158,23 @@ class FaceDetector:
             factor, det_arr = 1.0, rgb
         faces = []
         for r in detector(det_arr, self.upsample):
-            box = (r.left() * factor, r.top() * factor, (r.right() + 1) * factor,
-                   (r.bottom() + 1) * factor)
-            rect = dlib.rectangle(int(round(box[0])), int(round(box[1])),
-                                  int(round(box[2])) - 1, int(round(box[3])) - 1)
+            box = (
+                r.left() * factor,
+                r.top() * factor,
+                (r.right() + 1) * factor,
+                (r.bottom() + 1) * factor,
+            )
+            rect = dlib.rectangle(
+                int(round(box[0])),
+                int(round(box[1])),
+                int(round(box[2])) - 1,
+                int(round(box[3])) - 1,
+            )
             shape = predictor(rgb, rect)
-            pts = np.array([(shape.part(i).x + 0.5, shape.part(i).y + 0.5)
-                            for i in range(shape.num_parts)], dtype=np.float64)
+            pts = np.array(
+                [(shape.part(i).x + 0.5, shape.part(i).y + 0.5) for i in range(shape.num_parts)],
+                dtype=np.float64,
+            )
             faces.append(FaceLandmarks(box=tuple(float(b) for b in box), points=pts))
         faces.sort(key=lambda f: (f.box[0] + f.box[2]) / 2)
         return faces
@@ -261,15 +278,20 @@ def _variants(image: Image.Image) -> list[tuple[str, Image.Image]]:
     """The portrait and harder copies of it: rotated, smaller, mirrored."""
     out = [("original", image), ("mirrored", image.transpose(Image.Transpose.FLIP_LEFT_RIGHT))]
     for angle in (-12, 12):
-        out.append((f"rotated {angle:+d} deg",
-                    image.rotate(angle, resample=Image.Resampling.BICUBIC, expand=True)))
+        out.append(
+            (
+                f"rotated {angle:+d} deg",
+                image.rotate(angle, resample=Image.Resampling.BICUBIC, expand=True),
+            )
+        )
     w, h = image.size
     out.append(("half size", image.resize((w // 2, h // 2), Image.Resampling.LANCZOS)))
     return out
 
 
-def measure_quad_deviation(images: Sequence[tuple[str, Image.Image]],
-                           mouth_from_nose: float = MOUTH_FROM_NOSE) -> dict[str, Any]:
+def measure_quad_deviation(
+    images: Sequence[tuple[str, Image.Image]], mouth_from_nose: float = MOUTH_FROM_NOSE
+) -> dict[str, Any]:
     """Corner distance between the 5-point quad and the 68-point reference quad.
 
     For every image and each of its variants (mirrored, rotated +-12 degrees, half
@@ -301,29 +323,41 @@ def measure_quad_deviation(images: Sequence[tuple[str, Image.Image]],
             dev = np.hypot(*(got - ref).T)
             eye_avg68 = (pts68[36:42].mean(0) + pts68[42:48].mean(0)) / 2
             eye_avg5 = pts5[:4].mean(0)
-            ratio = float(np.hypot(*((pts68[48] + pts68[54]) / 2 - eye_avg68))
-                          / np.hypot(*(pts5[4] - eye_avg5)))
-            rows.append({
-                "image": name, "variant": variant, "faces": len(rects),
-                "quad_size_px": round(qsize, 1),
-                "mean_corner_px": round(float(dev.mean()), 2),
-                "max_corner_px": round(float(dev.max()), 2),
-                "mean_corner_pct": round(float(dev.mean()) / qsize * 100, 2),
-                "max_corner_pct": round(float(dev.max()) / qsize * 100, 2),
-                "mouth_from_nose": round(ratio, 3),
-            })
+            ratio = float(
+                np.hypot(*((pts68[48] + pts68[54]) / 2 - eye_avg68))
+                / np.hypot(*(pts5[4] - eye_avg5))
+            )
+            rows.append(
+                {
+                    "image": name,
+                    "variant": variant,
+                    "faces": len(rects),
+                    "quad_size_px": round(qsize, 1),
+                    "mean_corner_px": round(float(dev.mean()), 2),
+                    "max_corner_px": round(float(dev.max()), 2),
+                    "mean_corner_pct": round(float(dev.mean()) / qsize * 100, 2),
+                    "max_corner_pct": round(float(dev.max()) / qsize * 100, 2),
+                    "mouth_from_nose": round(ratio, 3),
+                }
+            )
     ok = [r for r in rows if "quad_size_px" in r]
-    summary: dict[str, Any] = {"cases": len(rows), "measured": len(ok),
-                               "mouth_from_nose_used": mouth_from_nose}
+    summary: dict[str, Any] = {
+        "cases": len(rows),
+        "measured": len(ok),
+        "mouth_from_nose_used": mouth_from_nose,
+    }
     if ok:
-        summary.update({
-            "mean_corner_px": round(float(np.mean([r["mean_corner_px"] for r in ok])), 2),
-            "max_corner_px": round(float(np.max([r["max_corner_px"] for r in ok])), 2),
-            "mean_corner_pct": round(float(np.mean([r["mean_corner_pct"] for r in ok])), 2),
-            "max_corner_pct": round(float(np.max([r["max_corner_pct"] for r in ok])), 2),
-            "mouth_from_nose_measured": round(float(np.median([r["mouth_from_nose"]
-                                                                for r in ok])), 3),
-        })
+        summary.update(
+            {
+                "mean_corner_px": round(float(np.mean([r["mean_corner_px"] for r in ok])), 2),
+                "max_corner_px": round(float(np.max([r["max_corner_px"] for r in ok])), 2),
+                "mean_corner_pct": round(float(np.mean([r["mean_corner_pct"] for r in ok])), 2),
+                "max_corner_pct": round(float(np.max([r["max_corner_pct"] for r in ok])), 2),
+                "mouth_from_nose_measured": round(
+                    float(np.median([r["mouth_from_nose"] for r in ok])), 3
+                ),
+            }
+        )
     return {"summary": summary, "rows": rows}
 
 

@@ -109,16 +109,26 @@ def find_subject(
     rgb = image if image.mode == "RGB" else image.convert("RGB")
     w, h = rgb.size
     factor = max(1.0, max(w, h) / work_side)
-    small = rgb if factor == 1.0 else rgb.resize(
-        (max(1, round(w / factor)), max(1, round(h / factor))), Image.Resampling.BOX
+    small = (
+        rgb
+        if factor == 1.0
+        else rgb.resize(
+            (max(1, round(w / factor)), max(1, round(h / factor))), Image.Resampling.BOX
+        )
     )
     fx, fy = w / small.size[0], h / small.size[1]
     arr = np.asarray(small, dtype=np.float32)
     sh, sw = arr.shape[:2]
 
     b = max(2, round(0.02 * min(sh, sw)))
-    border = np.concatenate([arr[:b].reshape(-1, 3), arr[-b:].reshape(-1, 3),
-                             arr[:, :b].reshape(-1, 3), arr[:, -b:].reshape(-1, 3)])
+    border = np.concatenate(
+        [
+            arr[:b].reshape(-1, 3),
+            arr[-b:].reshape(-1, 3),
+            arr[:, :b].reshape(-1, 3),
+            arr[:, -b:].reshape(-1, 3),
+        ]
+    )
     bg = np.median(border, axis=0)
     diff = np.abs(arr - bg).max(axis=2)
     border_diff = np.abs(border - bg).max(axis=1)
@@ -146,10 +156,18 @@ def find_subject(
             "use a photo where the item is larger"
         )
     ys, xs = torch.nonzero(subject, as_tuple=True)
-    box = (float(xs.min()) * fx, float(ys.min()) * fy,
-           float(xs.max() + 1) * fx, float(ys.max() + 1) * fy)
-    return SubjectBox(box=box, background=tuple(int(round(c)) for c in bg),
-                      threshold=threshold, area_fraction=area)
+    box = (
+        float(xs.min()) * fx,
+        float(ys.min()) * fy,
+        float(xs.max() + 1) * fx,
+        float(ys.max() + 1) * fy,
+    )
+    return SubjectBox(
+        box=box,
+        background=tuple(int(round(c)) for c in bg),
+        threshold=threshold,
+        area_fraction=area,
+    )
 
 
 def align_object(

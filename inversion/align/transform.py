@@ -145,8 +145,15 @@ class AlignmentTransform:
 
     def with_output_size(self, output_size: int) -> AlignmentTransform:
         """The same quad rendered at another resolution."""
-        return AlignmentTransform(self.quad, output_size, self.source_size, self.method,
-                                  self.pad_mode, self.fill, dict(self.meta))
+        return AlignmentTransform(
+            self.quad,
+            output_size,
+            self.source_size,
+            self.method,
+            self.pad_mode,
+            self.fill,
+            dict(self.meta),
+        )
 
     # -- forward mapping ---------------------------------------------------------------
 
@@ -204,8 +211,9 @@ class AlignmentTransform:
             out = out.resize((size, size), Image.Resampling.LANCZOS)
         return out
 
-    def _pad(self, img: Image.Image, pad: tuple[int, int, int, int],
-             qsize: float) -> tuple[Image.Image, tuple[int, int]]:
+    def _pad(
+        self, img: Image.Image, pad: tuple[int, int, int, int], qsize: float
+    ) -> tuple[Image.Image, tuple[int, int]]:
         if self.pad_mode == "constant":
             pl, pt, pr, pb = pad
             canvas = Image.new("RGB", (img.size[0] + pl + pr, img.size[1] + pt + pb), self.fill)
@@ -213,8 +221,9 @@ class AlignmentTransform:
             return canvas, (pl, pt)
         # FFHQ: reflect generously, then fade the reflection into a blur and the median
         pl, pt, pr, pb = (max(p, int(round(qsize * 0.3))) for p in pad)
-        arr = np.pad(np.asarray(img, dtype=np.float32), ((pt, pb), (pl, pr), (0, 0)),
-                     mode="reflect")
+        arr = np.pad(
+            np.asarray(img, dtype=np.float32), ((pt, pb), (pl, pr), (0, 0)), mode="reflect"
+        )
         h, w, _ = arr.shape
         yy, xx = np.ogrid[:h, :w]
         mask = np.maximum(
@@ -284,8 +293,9 @@ def center_square(width: int, height: int, output_size: int) -> AlignmentTransfo
     side = min(width, height)
     left, top = (width - side) // 2, (height - side) // 2
     quad = square_quad((left + side / 2, top + side / 2), (side / 2, 0), (0, side / 2))
-    return AlignmentTransform(tuple(map(tuple, quad)), output_size, (width, height), "center",
-                              pad_mode="constant")
+    return AlignmentTransform(
+        tuple(map(tuple, quad)), output_size, (width, height), "center", pad_mode="constant"
+    )
 
 
 def _apply(matrix: np.ndarray, points: Any) -> np.ndarray:

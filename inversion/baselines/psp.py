@@ -56,9 +56,15 @@ class PSPConfig(ModelConfig):
     @classmethod
     def tiny(cls) -> PSPConfig:
         """64 px, 8 codes of 64, one unit per stage; for fast tests."""
-        return cls(input_size=64, n_latent=8, style_dim=64, body_channels=[8, 16, 32, 64],
-                   body_units=[1, 1, 1, 1], coarse=2, middle=4)
-
+        return cls(
+            input_size=64,
+            n_latent=8,
+            style_dim=64,
+            body_channels=[8, 16, 32, 64],
+            body_units=[1, 1, 1, 1],
+            coarse=2,
+            middle=4,
+        )
 
 
 class EqualLinear(nn.Module):

@@ -43,6 +43,14 @@ class EditSpec:
     to keep, in plain words; ``measured`` records how well it does both at its default
     strength on held-out images (e.g. ``{"class_kept": 0.93, "moved": 0.88, ...}``), so
     a catalog's claims travel with their evidence.
+
+    Also optional, for people (the portal shows them):
+    ``display_name`` is the edit's name for staff and ``technical`` the detail a model
+    person needs (directions, layers); ``description`` is the one line staff read.
+    Catalogs written before these fields existed load unchanged: :attr:`label` and
+    :attr:`technical_detail` fall back to the name and the description. An unnamed
+    GANSpace component (an unsupervised axis whose effect nobody has put into words)
+    is not :attr:`offered_to_staff`; the API still accepts it by name.
     """
 
     name: str
@@ -57,6 +65,8 @@ class EditSpec:
     changes: str = ""
     preserves: str = ""
     measured: Mapping[str, Any] | None = field(default=None, hash=False)
+    display_name: str = ""
+    technical: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
@@ -101,6 +111,36 @@ class EditSpec:
                 object.__setattr__(self, "measured", json.loads(json.dumps(dict(self.measured))))
             except (TypeError, ValueError):
                 raise EditError(f"edit {self.name!r}: measured must be plain JSON") from None
+        for text_field in ("display_name", "technical"):
+            if not isinstance(getattr(self, text_field), str):
+                raise EditError(f"edit {self.name!r}: {text_field} must be a string")
+
+    @property
+    def label(self) -> str:
+        """The name staff see: the catalog's display name, else the edit name in words."""
+        return self.display_name or self.name.replace("_", " ").capitalize()
+
+    @property
+    def summary(self) -> str:
+        """One line for staff: the description's first sentence (the rest, and any
+        ``technical`` text, sits behind the portal's "Technical detail" disclosure)."""
+        text = " ".join(self.description.split())
+        match = re.search(r"[.;](\s|$)", text)
+        return text[: match.start()] + "." if match else text
+
+    @property
+    def technical_detail(self) -> str:
+        """The model-level detail behind the portal's disclosure (else the description)."""
+        return self.technical or self.description
+
+    @property
+    def is_ganspace_component(self) -> bool:
+        return self.direction.startswith("ganspace_")
+
+    @property
+    def offered_to_staff(self) -> bool:
+        """False for an unnamed GANSpace component: its effect has no plain words yet."""
+        return not (self.is_ganspace_component and not self.display_name)
 
     def check_strength(self, strength: object) -> float:
         """Return ``strength`` as a float, or raise :class:`StrengthOutOfRange`."""
@@ -130,6 +170,9 @@ class EditSpec:
             d["preserves"] = self.preserves
         if self.measured is not None:
             d["measured"] = self.measured
+        for text_field in ("display_name", "technical"):
+            if getattr(self, text_field):
+                d[text_field] = getattr(self, text_field)
         return d
 
     @classmethod
@@ -156,7 +199,11 @@ def _is_number(value: object) -> bool:
 class EditCatalog:
     """An ordered set of :class:`EditSpec`, looked up by name."""
 
-    def __init__(self, specs: Iterable[EditSpec] = ()) -> None:
+    def __init__(self, specs: Iterable[EditSpec] = (), *, subject_kind: str = "") -> None:
+        if not isinstance(subject_kind, str):
+            raise EditError("the catalog's subject_kind must be a string")
+        # What the photos show ("person", "product", ...): the portal words consent by it.
+        self.subject_kind = subject_kind
         self._specs: dict[str, EditSpec] = {}
         for spec in specs:
             if not isinstance(spec, EditSpec):
@@ -187,7 +234,8 @@ class EditCatalog:
             raise UnknownEdit(str(name), self.names) from None
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, EditCatalog) and list(self) == list(other)
+        return (isinstance(other, EditCatalog) and list(self) == list(other)
+                and self.subject_kind == other.subject_kind)
 
     def __repr__(self) -> str:
         return f"EditCatalog({self.names})"
@@ -257,10 +305,11 @@ class EditCatalog:
     # -- JSON ----------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "format_version": CATALOG_FORMAT_VERSION,
-            "edits": [s.to_dict() for s in self],
-        }
+        d: dict[str, Any] = {"format_version": CATALOG_FORMAT_VERSION}
+        if self.subject_kind:
+            d["subject_kind"] = self.subject_kind
+        d["edits"] = [s.to_dict() for s in self]
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> EditCatalog:
@@ -269,7 +318,7 @@ class EditCatalog:
         version = d.get("format_version", CATALOG_FORMAT_VERSION)
         if version != CATALOG_FORMAT_VERSION:
             raise EditError(f"unsupported edit catalog format_version {version!r}")
-        return cls(EditSpec.from_dict(e) for e in d["edits"])
+        return cls((EditSpec.from_dict(e) for e in d["edits"]), subject_kind=d.get("subject_kind", ""))
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"

@@ -136,7 +136,8 @@ class MambaStyleEncoder(nn.Module):
         self.body = irse_stages(cfg.stem_channels, cfg.body_channels, cfg.body_units)
         fpn = cfg.fpn_channels
         self.lateral = nn.ModuleList(
-            nn.Conv2d(c_in, c_out, 1) for c_in, c_out in zip(cfg.body_channels[1:], fpn, strict=True)
+            nn.Conv2d(c_in, c_out, 1)
+            for c_in, c_out in zip(cfg.body_channels[1:], fpn, strict=True)
         )
         # top-down projections: coarser width -> finer width (1x1), identity when equal
         self.top_down = nn.ModuleList(
@@ -144,13 +145,19 @@ class MambaStyleEncoder(nn.Module):
             for i in range(2)
         )
         self.vss = nn.ModuleList(
-            VSSBlock(c, d_state=cfg.d_state, expand=cfg.expand, dt_rank=cfg.dt_rank,
-                     mlp_ratio=cfg.mlp_ratio)
+            VSSBlock(
+                c,
+                d_state=cfg.d_state,
+                expand=cfg.expand,
+                dt_rank=cfg.dt_rank,
+                mlp_ratio=cfg.mlp_ratio,
+            )
             for c in fpn
         )
         self.codes = split_codes(cfg.n_latent)
         self.heads = nn.ModuleList(
-            StyleHead(c, cfg.head_pool, k, cfg.style_dim) for c, k in zip(fpn, self.codes, strict=True)
+            StyleHead(c, cfg.head_pool, k, cfg.style_dim)
+            for c, k in zip(fpn, self.codes, strict=True)
         )
         self.detail = nn.Conv2d(fpn[0], cfg.detail_channels, 3, 1, 1)
 
@@ -167,8 +174,12 @@ class MambaStyleEncoder(nn.Module):
         lat = [conv(f) for conv, f in zip(self.lateral, feats, strict=True)]
         p = [lat[0], lat[1], lat[2]]
         for i in (1, 0):  # top-down
-            up = F.interpolate(self.top_down[i](p[i + 1]), size=lat[i].shape[-2:], mode="bilinear",
-                               align_corners=False)
+            up = F.interpolate(
+                self.top_down[i](p[i + 1]),
+                size=lat[i].shape[-2:],
+                mode="bilinear",
+                align_corners=False,
+            )
             p[i] = lat[i] + up
         refined = [
             blk(level.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)  # VSS is channels-last

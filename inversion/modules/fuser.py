@@ -85,8 +85,9 @@ class Fuser(nn.Module):
         self.tokens = nn.Linear(cfg.style_dim, t)
         self.code_ssm = VSSBlock(t, d_state=cfg.d_state, expand=cfg.expand)
         # per-code spatial basis: code k paints basis[k] onto the seed map
-        self.basis = nn.Parameter(torch.randn(cfg.n_latent, cfg.seed_size, cfg.seed_size)
-                                  / cfg.n_latent**0.5)
+        self.basis = nn.Parameter(
+            torch.randn(cfg.n_latent, cfg.seed_size, cfg.seed_size) / cfg.n_latent**0.5
+        )
         self.seed_ssm = VSSBlock(t, d_state=cfg.d_state, expand=cfg.expand)
         self.fuse = nn.Conv2d(t + cfg.detail_channels, hdn, 3, 1, 1)
         self.film = nn.Linear(t, 2 * hdn)
@@ -100,9 +101,13 @@ class Fuser(nn.Module):
     def forward(self, d: Tensor, detail: Tensor) -> Tensor:
         cfg = self.cfg
         if d.dim() != 3 or d.shape[1:] != (cfg.n_latent, cfg.style_dim):
-            raise ValueError(f"expected d of shape (B, {cfg.n_latent}, {cfg.style_dim}), got {tuple(d.shape)}")
+            raise ValueError(
+                f"expected d of shape (B, {cfg.n_latent}, {cfg.style_dim}), got {tuple(d.shape)}"
+            )
         if detail.dim() != 4 or detail.shape[1] != cfg.detail_channels:
-            raise ValueError(f"expected detail (B, {cfg.detail_channels}, h, w), got {tuple(detail.shape)}")
+            raise ValueError(
+                f"expected detail (B, {cfg.detail_channels}, h, w), got {tuple(detail.shape)}"
+            )
         tok = self.tokens(d)  # (B, K, t)
         tok = self.code_ssm(tok.unsqueeze(1)).squeeze(1)  # the codes as a 1 x K map
         seed = torch.einsum("bkc,khw->bhwc", tok, self.basis)  # channels-last seed map

@@ -141,8 +141,10 @@ class GeneratorConfig(ModelConfig):
 
     @property
     def channel_table(self) -> dict[int, int]:
-        table = self.channels if self.channels is not None else default_channels(
-            self.channel_multiplier
+        table = (
+            self.channels
+            if self.channels is not None
+            else default_channels(self.channel_multiplier)
         )
         return {r: table[r] for r in self.resolutions}
 
@@ -372,7 +374,10 @@ class ToRGB(nn.Module):
     """1x1 modulated conv to RGB (no demodulation) plus the upsampled skip."""
 
     def __init__(
-        self, in_channel: int, style_dim: int, upsample: bool = True,
+        self,
+        in_channel: int,
+        style_dim: int,
+        upsample: bool = True,
         blur_kernel: Sequence[int] = (1, 3, 3, 1),
     ) -> None:
         super().__init__()
@@ -441,7 +446,11 @@ class Generator(nn.Module):
             out_channel = self.channels[2**i]
             self.convs.append(
                 StyledConv(
-                    in_channel, out_channel, 3, cfg.style_dim, upsample=True,
+                    in_channel,
+                    out_channel,
+                    3,
+                    cfg.style_dim,
+                    upsample=True,
                     blur_kernel=blur_kernel,
                 )
             )
@@ -472,9 +481,7 @@ class Generator(nn.Module):
         """One fresh noise map per layer (batch 1), as in the reference."""
         device = self._device()
         shapes = [2**2] + [2**i for i in range(3, self.log_size + 1) for _ in range(2)]
-        return [
-            torch.randn(1, 1, s, s, device=device, generator=generator) for s in shapes
-        ]
+        return [torch.randn(1, 1, s, s, device=device, generator=generator) for s in shapes]
 
     def stored_noise(self) -> list[Tensor]:
         return [getattr(self.noises, f"noise_{i}") for i in range(self.num_layers)]
@@ -604,9 +611,7 @@ class Generator(nn.Module):
                 device, dtype = self._device(), self.input.input.dtype
                 shapes = [4] + [2**i for i in range(3, self.log_size + 1) for _ in range(2)]
                 return [
-                    torch.randn(
-                        batch, 1, s, s, device=device, generator=generator
-                    ).to(dtype)
+                    torch.randn(batch, 1, s, s, device=device, generator=generator).to(dtype)
                     for s in shapes
                 ]
             raise ValueError(f"noise must be 'const', 'random' or a list, got {noise!r}")
@@ -618,13 +623,17 @@ class Generator(nn.Module):
     def _check_residual(self, res: int, value: Tensor, batch: int) -> None:
         if res not in self.channels:
             raise ValueError(
-                f"feature_residual at {res} px: no generator block there; "
-                f"have {self.resolutions}"
+                f"feature_residual at {res} px: no generator block there; have {self.resolutions}"
             )
         expected = (self.channels[res], res, res)
-        if value.ndim != 4 or tuple(value.shape[1:]) != expected or value.shape[0] not in (
-            1,
-            batch,
+        if (
+            value.ndim != 4
+            or tuple(value.shape[1:]) != expected
+            or value.shape[0]
+            not in (
+                1,
+                batch,
+            )
         ):
             raise ValueError(
                 f"feature_residual at {res} px must be (B, {expected[0]}, {res}, {res}), "
@@ -652,7 +661,11 @@ class Generator(nn.Module):
         i = 1
         res = 4
         for conv1, conv2, noise1, noise2, to_rgb in zip(
-            self.convs[::2], self.convs[1::2], noise[1::2], noise[2::2], self.to_rgbs,
+            self.convs[::2],
+            self.convs[1::2],
+            noise[1::2],
+            noise[2::2],
+            self.to_rgbs,
             strict=True,
         ):
             res *= 2
@@ -705,11 +718,18 @@ def infer_config(state_dict: Mapping[str, Tensor], lr_mlp: float = 0.01) -> Gene
             if size < 64 and cm != 2:
                 continue  # table does not depend on cm below 64 px: keep the default 2
             return GeneratorConfig(
-                size=size, style_dim=style_dim, n_mlp=n_mlp, channel_multiplier=cm,
+                size=size,
+                style_dim=style_dim,
+                n_mlp=n_mlp,
+                channel_multiplier=cm,
                 lr_mlp=lr_mlp,
             )
     return GeneratorConfig(
-        size=size, style_dim=style_dim, n_mlp=n_mlp, channel_multiplier=1, lr_mlp=lr_mlp,
+        size=size,
+        style_dim=style_dim,
+        n_mlp=n_mlp,
+        channel_multiplier=1,
+        lr_mlp=lr_mlp,
         channels=channels,
     )
 
@@ -722,9 +742,7 @@ def generator_from_state_dict(
 ) -> Generator:
     """Build a generator for ``state_dict`` (config inferred unless given), load strictly."""
     cfg = cfg if cfg is not None else infer_config(state_dict)
-    state = {
-        k: (v.float() if torch.is_floating_point(v) else v) for k, v in state_dict.items()
-    }
+    state = {k: (v.float() if torch.is_floating_point(v) else v) for k, v in state_dict.items()}
     with torch.device("meta"):
         g = Generator(cfg)
     try:

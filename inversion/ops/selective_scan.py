@@ -99,7 +99,9 @@ def _cuda_kernel() -> tuple[Any | None, str]:
     try:
         from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
     except Exception as exc:  # ImportError, or a build that fails to load its .so
-        kind = "not installed" if isinstance(exc, ModuleNotFoundError) else f"failed to import: {exc}"
+        kind = (
+            "not installed" if isinstance(exc, ModuleNotFoundError) else f"failed to import: {exc}"
+        )
         return None, f"mamba_ssm {kind}"
     return selective_scan_fn, "mamba_ssm kernel"
 
@@ -133,7 +135,9 @@ def resolve_backend(
     kernel, why = _cuda_kernel()
     if name == "cuda":
         if not on_cuda:
-            raise ScanBackendUnavailable(f"scan backend 'cuda' forced by {source}, but inputs are on {device}")
+            raise ScanBackendUnavailable(
+                f"scan backend 'cuda' forced by {source}, but inputs are on {device}"
+            )
         if kernel is None:
             raise ScanBackendUnavailable(f"scan backend 'cuda' forced by {source}, but {why}")
         return "cuda", f"cuda (forced by {source}: {why})"
@@ -152,13 +156,15 @@ def _resolve_cpu(name: str, source: str, device: Any, needs_grad: bool) -> tuple
     if name == "cpu_fused":
         if torch.device(device).type != "cpu":
             raise ScanBackendUnavailable(
-                f"scan backend 'cpu_fused' forced by {source}, but inputs are on {device}")
+                f"scan backend 'cpu_fused' forced by {source}, but inputs are on {device}"
+            )
         if not ok:
             raise ScanBackendUnavailable(f"scan backend 'cpu_fused' forced by {source}, but {why}")
         if needs_grad:
             raise ScanBackendUnavailable(
                 f"scan backend 'cpu_fused' forced by {source} has no backward, but a gradient "
-                "is needed (use 'torch' or 'auto', or run under torch.no_grad())")
+                "is needed (use 'torch' or 'auto', or run under torch.no_grad())"
+            )
         return "cpu_fused", f"cpu_fused (forced by {source}: {why})"
     if not ok:
         return "torch", f"torch ({why})"
@@ -224,7 +230,17 @@ def selective_scan(
         assert kernel is not None
         return kernel(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
     return selective_scan_torch(
-        u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state, chunk_size=chunk_size
+        u,
+        delta,
+        A,
+        B,
+        C,
+        D,
+        z,
+        delta_bias,
+        delta_softplus,
+        return_last_state,
+        chunk_size=chunk_size,
     )
 
 
@@ -250,7 +266,9 @@ def selective_scan_torch(
     if A.is_complex():
         raise NotImplementedError("complex A is not supported by the torch scan")
     if u.dim() != 3 or delta.shape != u.shape:
-        raise ValueError(f"u and delta must both be (b, d, L); got {tuple(u.shape)}, {tuple(delta.shape)}")
+        raise ValueError(
+            f"u and delta must both be (b, d, L); got {tuple(u.shape)}, {tuple(delta.shape)}"
+        )
     b, d, L = u.shape
     n = A.shape[1]
     if A.shape != (d, n):

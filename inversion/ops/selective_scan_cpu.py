@@ -23,8 +23,9 @@ time, unlike ``torch.utils.cpp_extension`` (a compiler on every worker, ABI tied
 exact torch build) or a hand-written CPython extension (a build matrix we would have to
 keep). It compiles the loop (in :mod:`inversion.ops._scan_numba`) to vectorised machine
 code for the host CPU on first use and caches it on disk (``cache=True``), and
-``prange`` gives a parallel loop with no OpenMP plumbing. It is a main dependency (CPU users get it), but imported lazily:
-without it :func:`available` says why and the torch scan runs instead.
+``prange`` gives a parallel loop with no OpenMP plumbing. It is a main dependency (CPU
+users get it), but imported lazily: without it :func:`available` says why and the torch
+scan runs instead.
 
 The exp
 -------
@@ -69,7 +70,9 @@ def _numba() -> tuple[Any | None, str]:
     try:
         import numba  # noqa: F401
     except Exception as exc:  # ImportError, or a numba/numpy mismatch at import
-        kind = "not installed" if isinstance(exc, ModuleNotFoundError) else f"failed to import: {exc}"
+        kind = (
+            "not installed" if isinstance(exc, ModuleNotFoundError) else f"failed to import: {exc}"
+        )
         return None, f"numba {kind}"
     from inversion.ops import _scan_numba
 
@@ -117,9 +120,19 @@ def selective_scan_cpu(
     if A.is_complex():
         raise NotImplementedError("complex A is not supported by the CPU scan")
     if u.dim() != 3 or delta.shape != u.shape:
-        raise ValueError(f"u and delta must both be (b, d, L); got {tuple(u.shape)}, {tuple(delta.shape)}")
-    for name, t in (("u", u), ("delta", delta), ("A", A), ("B", B), ("C", C), ("D", D), ("z", z),
-                    ("delta_bias", delta_bias)):
+        raise ValueError(
+            f"u and delta must both be (b, d, L); got {tuple(u.shape)}, {tuple(delta.shape)}"
+        )
+    for name, t in (
+        ("u", u),
+        ("delta", delta),
+        ("A", A),
+        ("B", B),
+        ("C", C),
+        ("D", D),
+        ("z", z),
+        ("delta_bias", delta_bias),
+    ):
         if t is not None and t.device.type != "cpu":
             raise ValueError(f"the fused CPU scan needs CPU tensors; {name} is on {t.device}")
     b, d, L = u.shape
@@ -146,13 +159,23 @@ def selective_scan_cpu(
 
         y = torch.empty(b, d, L, dtype=dtype)
         last = torch.empty(b, d, n, dtype=dtype)
-        flags = np.array([D is not None, z is not None, delta_bias is not None, bool(delta_softplus)])
+        flags = np.array(
+            [D is not None, z is not None, delta_bias is not None, bool(delta_softplus)]
+        )
         with _LOCK:
             _set_threads(b * d * L * n)
             kernels["scan"](
-                arr(u, (0,)), arr(delta, (0,)), arr(A, (0,)), Bb.numpy(), Cb.numpy(),
-                arr(D, (1,)), arr(z, (1, 1, 1)), arr(delta_bias, (1,)), flags,
-                y.numpy(), last.numpy(),
+                arr(u, (0,)),
+                arr(delta, (0,)),
+                arr(A, (0,)),
+                Bb.numpy(),
+                Cb.numpy(),
+                arr(D, (1,)),
+                arr(z, (1, 1, 1)),
+                arr(delta_bias, (1,)),
+                flags,
+                y.numpy(),
+                last.numpy(),
             )
     y = y.to(u.dtype)
     return (y, last) if return_last_state else y

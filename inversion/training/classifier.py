@@ -68,8 +68,12 @@ class AttributeClassifier(nn.Module):
 
         def block(cin: int, cout: int) -> nn.Sequential:
             return nn.Sequential(
-                nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-                nn.Conv2d(cout, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+                nn.Conv2d(cin, cout, 3, padding=1),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(cout, cout, 3, padding=1),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(inplace=True),
                 nn.MaxPool2d(2),
             )
 
@@ -176,14 +180,19 @@ def train_classifier(
     model.eval()
     val_acc = accuracy(model, xv, yv)
     summary = {
-        "steps": done, "batch": batch, "seed": seed, "width": width,
-        "val_accuracy": round(val_acc, 4), "wall_s": round(time.time() - start, 1),
+        "steps": done,
+        "batch": batch,
+        "seed": seed,
+        "width": width,
+        "val_accuracy": round(val_acc, 4),
+        "wall_s": round(time.time() - start, 1),
         "final_loss": round(sum(losses[-50:]) / max(1, len(losses[-50:])), 4),
         "medians": [round(float(v), 4) for v in model.medians],
         "classes": FASHION_CLASSES,
     }
-    save_checkpoint(out / "classifier.pt", {"state": model.state_dict(), "width": width,
-                                            "summary": summary})
+    save_checkpoint(
+        out / "classifier.pt", {"state": model.state_dict(), "width": width, "summary": summary}
+    )
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     logger.close()
     return summary
@@ -208,8 +217,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    summary = train_classifier(args.out, steps=args.steps, batch=args.batch, lr=args.lr,
-                               seed=args.seed, width=args.width, data_limit=args.data_limit,
-                               time_budget_s=args.time_budget)
+    summary = train_classifier(
+        args.out,
+        steps=args.steps,
+        batch=args.batch,
+        lr=args.lr,
+        seed=args.seed,
+        width=args.width,
+        data_limit=args.data_limit,
+        time_budget_s=args.time_budget,
+    )
     print(json.dumps(summary))
     return 0

@@ -31,8 +31,12 @@ PROG = "python -m inversion train"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     steps = "; ".join(f"{name}: {help_text}" for name, (_, help_text) in STEPS.items())
     parser.add_argument("step", metavar="STEP", choices=list(STEPS), help=steps)
-    parser.add_argument("step_args", nargs=argparse.REMAINDER, metavar="...",
-                        help="the step's options (`STEP --help` lists them)")
+    parser.add_argument(
+        "step_args",
+        nargs=argparse.REMAINDER,
+        metavar="...",
+        help="the step's options (`STEP --help` lists them)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -250,9 +250,7 @@ class InfiniteSampler:
     ``state_dict()`` captures the exact position, so a resumed run sees the same batches.
     """
 
-    def __init__(
-        self, n: int, batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1
-    ):
+    def __init__(self, n: int, batch_size: int, seed: int = 0, rank: int = 0, world_size: int = 1):
         if n <= 0 or batch_size <= 0:
             raise ValueError("sampler needs n > 0 and batch_size > 0")
         self.n, self.batch_size, self.seed = n, batch_size, seed

@@ -17,8 +17,17 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-__all__ = ["DistInfo", "setup", "cleanup", "seed_everything", "wrap", "unwrap",
-           "all_reduce_mean", "rng_state", "set_rng_state"]
+__all__ = [
+    "DistInfo",
+    "setup",
+    "cleanup",
+    "seed_everything",
+    "wrap",
+    "unwrap",
+    "all_reduce_mean",
+    "rng_state",
+    "set_rng_state",
+]
 
 
 @dataclass

@@ -71,7 +71,9 @@ EDIT_INFO: dict[str, tuple[str, str, bool]] = {
 }
 
 
-def load_generator(path: str | Path, device: str | torch.device = "cpu") -> tuple[Generator, Tensor]:
+def load_generator(
+    path: str | Path, device: str | torch.device = "cpu"
+) -> tuple[Generator, Tensor]:
     """(g_ema, latent_avg) from a ``generator.pt`` written by ``train generator``."""
     from inversion.modules.stylegan2 import GeneratorConfig
 
@@ -119,17 +121,28 @@ def fit_boundary(w: Tensor, labels: Tensor, l2: float = 1e-3, iters: int = 100) 
 
 
 @torch.no_grad()
-def _flip_rate(g: Generator, clf: AttributeClassifier, w: Tensor, d: Tensor,
-               name: str, strength: float, layers: tuple[int, int] | None,
-               score0: Tensor) -> float:
+def _flip_rate(
+    g: Generator,
+    clf: AttributeClassifier,
+    w: Tensor,
+    d: Tensor,
+    name: str,
+    strength: float,
+    layers: tuple[int, int] | None,
+    score0: Tensor,
+) -> float:
     from inversion.editing.directions import apply_direction
 
     dev = next(g.parameters()).device
     sign = torch.where(score0 > 0, -1.0, 1.0)
     wp = w.unsqueeze(1).repeat(1, g.n_latent, 1).to(dev)
     moved = apply_direction(wp, d.to(dev), (sign * strength).to(dev), layers)
-    imgs = torch.cat([g.synthesis(moved[i : i + 256], noise="const").cpu()
-                      for i in range(0, moved.shape[0], 256)])
+    imgs = torch.cat(
+        [
+            g.synthesis(moved[i : i + 256], noise="const").cpu()
+            for i in range(0, moved.shape[0], 256)
+        ]
+    )
     s1 = clf.attributes(imgs)[name]
     return float(((s1 > 0) != (score0 > 0)).float().mean())
 
@@ -154,12 +167,20 @@ def fit_directions(
     w_std = w.std(0)
     directions: dict[str, Tensor] = {}
     specs: list[EditSpec] = []
-    report: dict[str, Any] = {"n_samples": n_samples, "keep": keep, "seed": seed,
-                              "class_histogram": torch.bincount(scores["class"], minlength=10).tolist()}
+    report: dict[str, Any] = {
+        "n_samples": n_samples,
+        "keep": keep,
+        "seed": seed,
+        "class_histogram": torch.bincount(scores["class"], minlength=10).tolist(),
+    }
     wc, _ = sample_w_and_images(g, calib_samples, seed + 1)
     with torch.no_grad():
-        imgs_c = torch.cat([g.synthesis(wc[i : i + 256].to(next(g.parameters()).device),
-                                        noise="const").cpu() for i in range(0, len(wc), 256)])
+        imgs_c = torch.cat(
+            [
+                g.synthesis(wc[i : i + 256].to(next(g.parameters()).device), noise="const").cpu()
+                for i in range(0, len(wc), 256)
+            ]
+        )
     scores_c = clf.attributes(imgs_c)
     for attr in ATTRIBUTES:
         s = scores[attr]
@@ -188,34 +209,55 @@ def fit_directions(
                 default = strength
                 break
             strength += 0.5
-        specs.append(EditSpec(
-            name=name, description=description, direction=dir_name, space="w", layers=None,
-            min_strength=-max_strength, max_strength=max_strength,
-            default_strength=float(default), sensitive=sensitive,
-        ))
-        report[attr] = {"boundary_accuracy": round(acc, 4), "sigma": round(sigma, 4),
-                        "default_strength": default, "calibration_flip_rate": rates,
-                        "positive_fraction": round(float((s > 0).float().mean()), 4)}
+        specs.append(
+            EditSpec(
+                name=name,
+                description=description,
+                direction=dir_name,
+                space="w",
+                layers=None,
+                min_strength=-max_strength,
+                max_strength=max_strength,
+                default_strength=float(default),
+                sensitive=sensitive,
+            )
+        )
+        report[attr] = {
+            "boundary_accuracy": round(acc, 4),
+            "sigma": round(sigma, 4),
+            "default_strength": default,
+            "calibration_flip_rate": rates,
+            "positive_fraction": round(float((s > 0).float().mean()), 4),
+        }
         if progress:
             print(f"direction {attr}: acc {acc:.3f} default {default} rates {rates}", flush=True)
-    space = compute_ganspace(g, n_samples=n_samples, n_components=ganspace_components,
-                             seed=seed + 2)
+    space = compute_ganspace(
+        g, n_samples=n_samples, n_components=ganspace_components, seed=seed + 2
+    )
     for i, (dname, d) in enumerate(space.directions().items()):
         directions[dname] = d.contiguous()
-        specs.append(EditSpec(
-            name=f"component_{i}",
-            description=(
-                f"Unsupervised GANSpace principal component {i} of W "
-                f"({float(space.explained_variance_ratio[i]) * 100:.1f}% of W's variance); "
-                "strength in standard deviations. Its effect is whatever varies most in "
-                "the generator (often several of shape, category and tone at once), so "
-                "it is marked sensitive."
-            ),
-            direction=dname, space="w", layers=None, min_strength=-3.0, max_strength=3.0,
-            default_strength=1.0, sensitive=True,
-        ))
-    report["ganspace"] = {"explained_variance_ratio":
-                          [round(float(v), 4) for v in space.explained_variance_ratio]}
+        specs.append(
+            EditSpec(
+                name=f"component_{i}",
+                description=(
+                    f"Unsupervised GANSpace principal component {i} of W "
+                    f"({float(space.explained_variance_ratio[i]) * 100:.1f}% of W's variance); "
+                    "strength in standard deviations. Its effect is whatever varies most in "
+                    "the generator (often several of shape, category and tone at once), so "
+                    "it is marked sensitive."
+                ),
+                direction=dname,
+                space="w",
+                layers=None,
+                min_strength=-3.0,
+                max_strength=3.0,
+                default_strength=1.0,
+                sensitive=True,
+            )
+        )
+    report["ganspace"] = {
+        "explained_variance_ratio": [round(float(v), 4) for v in space.explained_variance_ratio]
+    }
     report["wall_s"] = round(time.time() - t0, 1)
     report["w_std_mean"] = round(float(w_std.mean()), 4)
     return directions, EditCatalog(specs), report
@@ -223,11 +265,15 @@ def fit_directions(
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--generator", type=Path, help="generator.pt (fit on a training run)")
-    p.add_argument("--bundle", type=Path,
-                   help="a trained bundle: fit disentangled edits for it, chosen on "
-                        "held-out val inversions (its weights are only read)")
-    p.add_argument("--val-n", type=int, default=200,
-                   help="with --bundle: val images the edits are chosen on")
+    p.add_argument(
+        "--bundle",
+        type=Path,
+        help="a trained bundle: fit disentangled edits for it, chosen on "
+        "held-out val inversions (its weights are only read)",
+    )
+    p.add_argument(
+        "--val-n", type=int, default=200, help="with --bundle: val images the edits are chosen on"
+    )
     p.add_argument("--classifier", required=True, type=Path, help="classifier.pt")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--samples", type=int, default=10_000)
@@ -235,8 +281,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calib-samples", type=int, default=512)
     p.add_argument("--target-success", type=float, default=0.85)
     p.add_argument("--components", type=int, default=3)
-    p.add_argument("--max-strength", type=float, default=8.0,
-                   help="edit range of the supervised directions (and calibration's limit)")
+    p.add_argument(
+        "--max-strength",
+        type=float,
+        default=8.0,
+        help="edit range of the supervised directions (and calibration's limit)",
+    )
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -253,16 +303,28 @@ def run(args: argparse.Namespace) -> int:
 
         val, _ = load_fashion_mnist("val", size=32, limit=args.val_n)
         dirs, catalog, report = fit_bundle_edits(
-            args.bundle, clf, val, n_samples=args.samples, seed=args.seed,
-            ganspace_components=args.components)
-        report["command"] = shlex.join(["python", "-m", "inversion",
-                                        *getattr(args, "_argv", ["train", "directions"])])
+            args.bundle,
+            clf,
+            val,
+            n_samples=args.samples,
+            seed=args.seed,
+            ganspace_components=args.components,
+        )
+        report["command"] = shlex.join(
+            ["python", "-m", "inversion", *getattr(args, "_argv", ["train", "directions"])]
+        )
     else:
         g, _ = load_generator(args.generator)
         dirs, catalog, report = fit_directions(
-            g, clf, n_samples=args.samples, keep=args.keep, seed=args.seed,
-            calib_samples=args.calib_samples, target_success=args.target_success,
-            ganspace_components=args.components, max_strength=args.max_strength,
+            g,
+            clf,
+            n_samples=args.samples,
+            keep=args.keep,
+            seed=args.seed,
+            calib_samples=args.calib_samples,
+            target_success=args.target_success,
+            ganspace_components=args.components,
+            max_strength=args.max_strength,
         )
     args.out.mkdir(parents=True, exist_ok=True)
     save_directions(dirs, args.out / "directions.safetensors")
@@ -273,9 +335,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 @torch.no_grad()
-def calibrate_on_real(inverter: Any, images: Tensor, clf: AttributeClassifier,
-                      target_success: float = 0.85, step: float = 0.5,
-                      batch: int = 256) -> tuple[EditCatalog, dict[str, Any]]:
+def calibrate_on_real(
+    inverter: Any,
+    images: Tensor,
+    clf: AttributeClassifier,
+    target_success: float = 0.85,
+    step: float = 0.5,
+    batch: int = 256,
+) -> tuple[EditCatalog, dict[str, Any]]:
     """Re-pick supervised edits' default strengths on inversions of *real* images.
 
     ``images`` must be held out of evaluation (the recipe uses the ``val`` split). For
@@ -293,19 +360,22 @@ def calibrate_on_real(inverter: Any, images: Tensor, clf: AttributeClassifier,
         if not spec.direction.startswith("interfacegan_") or spec.layers is not None:
             specs.append(spec)
             continue
-        attr = spec.direction[len("interfacegan_"):]
+        attr = spec.direction[len("interfacegan_") :]
         pos = s0[attr] > 0
         rates: dict[str, float] = {}
 
-        def flip_rate(strength: float, attr: str = attr, pos: Tensor = pos,
-                      rates: dict[str, float] = rates,
-                      name: str = spec.name) -> float:
+        def flip_rate(
+            strength: float,
+            attr: str = attr,
+            pos: Tensor = pos,
+            rates: dict[str, float] = rates,
+            name: str = spec.name,
+        ) -> float:
             edited = torch.empty_like(inv.reconstruction)
             for mask, sign in ((pos, -1.0), (~pos, 1.0)):
                 idx = mask.nonzero().flatten()
                 if len(idx):
-                    edited[idx] = inverter.edit(inv[idx], {name: sign * strength},
-                                                batch_size=batch)
+                    edited[idx] = inverter.edit(inv[idx], {name: sign * strength}, batch_size=batch)
             rate = float(((clf.attributes(edited)[attr] > 0) != pos).float().mean())
             rates[f"{strength:g}"] = round(rate, 3)
             return rate
@@ -323,8 +393,11 @@ def calibrate_on_real(inverter: Any, images: Tensor, clf: AttributeClassifier,
                     lo = mid + 1
             chosen = hi * step
         specs.append(dataclasses.replace(spec, default_strength=float(chosen)))
-        report[spec.name] = {"default_strength": chosen, "flip_rate": rates,
-                             "n_images": int(images.shape[0])}
+        report[spec.name] = {
+            "default_strength": chosen,
+            "flip_rate": rates,
+            "n_images": int(images.shape[0]),
+        }
     return EditCatalog(specs), report
 
 
@@ -346,8 +419,13 @@ def with_fine_layer_edits(catalog: EditCatalog, n_latent: int) -> EditCatalog:
             "last convolution and its to-RGB), which leave the silhouette and the category "
             "alone; the brightness boundary's direction restricted to those layers."
         ),
-        direction="interfacegan_brightness", space="w", layers=(n_latent - 2, n_latent),
-        min_strength=-3.0, max_strength=3.0, default_strength=2.0, sensitive=False,
+        direction="interfacegan_brightness",
+        space="w",
+        layers=(n_latent - 2, n_latent),
+        min_strength=-3.0,
+        max_strength=3.0,
+        default_strength=2.0,
+        sensitive=False,
     )
     return EditCatalog([*catalog, tone])
 
@@ -360,40 +438,53 @@ def with_fine_layer_edits(catalog: EditCatalog, n_latent: int) -> EditCatalog:
 # layers: W+ ranges [start, end) to try (None: all codes); strengths: ascending, in sigma.
 EDIT_PLANS: dict[str, dict[str, Any]] = {
     "footwear": {
-        "attribute": "footwear", "kind": "category", "conditions": [()], "layers": [None],
+        "attribute": "footwear",
+        "kind": "category",
+        "conditions": [()],
+        "layers": [None],
         "strengths": [5.0, 6.0, 7.0, 8.0],
         "description": "Turns the item into footwear (sandal / sneaker / ankle boot) at "
-                       "positive strength, and footwear into clothing or a bag at negative "
-                       "strength.",
+        "positive strength, and footwear into clothing or a bag at negative "
+        "strength.",
         "changes": "the product category (footwear <-> not footwear)",
         "preserves": "the framing and the black background; the item's tone is NOT "
-                     "promised (the measured share within the tone tolerance says how often "
-                     "it is kept)",
+        "promised (the measured share within the tone tolerance says how often "
+        "it is kept)",
     },
     "brightness": {
-        "attribute": "brightness", "kind": "measured", "conditions": [("classes", "others")],
-        "layers": [(5, 8)], "strengths": [3.0, 4.0, 5.0, 6.0],
+        "attribute": "brightness",
+        "kind": "measured",
+        "conditions": [("classes", "others")],
+        "layers": [(5, 8)],
+        "strengths": [3.0, 4.0, 5.0, 6.0],
         "description": "Makes the item's fabric lighter (positive) or darker (negative), "
-                       "through the finer style codes only, with the class boundaries "
-                       "projected out.",
+        "through the finer style codes only, with the class boundaries "
+        "projected out.",
         "changes": "the item's mean brightness (mean grey of its pixels, on [0, 1])",
         "preserves": "the product class (10-way classifier) and the silhouette",
     },
     "tone": {
-        "attribute": "brightness", "kind": "measured", "conditions": [("classes", "others")],
-        "layers": [(6, 8)], "strengths": [2.0, 2.5, 3.0], "keep_at_least": 0.92,
+        "attribute": "brightness",
+        "kind": "measured",
+        "conditions": [("classes", "others")],
+        "layers": [(6, 8)],
+        "strengths": [2.0, 2.5, 3.0],
+        "keep_at_least": 0.92,
         "description": "A gentler brightness edit: lightens (positive) or darkens "
-                       "(negative) the item through the two finest style codes only (the "
-                       "last convolution and its to-RGB), class boundaries projected out.",
+        "(negative) the item through the two finest style codes only (the "
+        "last convolution and its to-RGB), class boundaries projected out.",
         "changes": "the item's mean brightness, by less than `brightness` does",
         "preserves": "the product class (10-way classifier) and the silhouette",
     },
     "bulk": {
-        "attribute": "bulk", "kind": "measured", "conditions": [("classes", "others")],
-        "layers": [(1, 5), (2, 6)], "strengths": [4.5, 5.0, 5.5, 6.0],
+        "attribute": "bulk",
+        "kind": "measured",
+        "conditions": [("classes", "others")],
+        "layers": [(1, 5), (2, 6)],
+        "strengths": [4.5, 5.0, 5.5, 6.0],
         "description": "Makes the item fuller, covering more of the frame (positive), or "
-                       "slimmer (negative), with the class boundaries and the brightness "
-                       "normal projected out.",
+        "slimmer (negative), with the class boundaries and the brightness "
+        "normal projected out.",
         "changes": "the item's area (fraction of the frame above grey 0.1)",
         "preserves": "the product class (10-way classifier)",
     },
@@ -410,15 +501,17 @@ def _project_out(d: Tensor, basis: list[Tensor]) -> Tensor:
     return (d - q @ (q.T @ d)).float()
 
 
-def fit_normals(w: Tensor, scores: dict[str, Tensor], keep: float = 0.3
-                ) -> tuple[dict[str, Tensor], list[Tensor]]:
+def fit_normals(
+    w: Tensor, scores: dict[str, Tensor], keep: float = 0.3
+) -> tuple[dict[str, Tensor], list[Tensor]]:
     """Unit attribute normals (top/bottom ``keep`` as labels) and one-vs-rest class normals."""
     normals = {}
     for attr in ATTRIBUTES:
         order = torch.argsort(scores[attr])
         k = max(2, int(keep * len(order)))
-        normals[attr] = fit_boundary(torch.cat([w[order[-k:]], w[order[:k]]]),
-                                     torch.cat([torch.ones(k), torch.zeros(k)]))
+        normals[attr] = fit_boundary(
+            torch.cat([w[order[-k:]], w[order[:k]]]), torch.cat([torch.ones(k), torch.zeros(k)])
+        )
     classes = []
     for c in range(10):
         y = (scores["class"] == c).float()
@@ -427,8 +520,13 @@ def fit_normals(w: Tensor, scores: dict[str, Tensor], keep: float = 0.3
     return normals, classes
 
 
-def conditional_direction(attr: str, normals: dict[str, Tensor], class_normals: list[Tensor],
-                          condition: tuple[str, ...], w: Tensor) -> Tensor:
+def conditional_direction(
+    attr: str,
+    normals: dict[str, Tensor],
+    class_normals: list[Tensor],
+    condition: tuple[str, ...],
+    w: Tensor,
+) -> Tensor:
     """The attribute's normal with the named normals projected out, scaled to one sigma."""
     basis: list[Tensor] = []
     if "classes" in condition:
@@ -484,9 +582,13 @@ def fit_bundle_edits(
     s0 = clf.attributes(inv.reconstruction)
     directions: dict[str, Tensor] = {}
     specs: list[EditSpec] = []
-    report: dict[str, Any] = {"n_samples": n_samples, "seed": seed,
-                              "val_images": int(val_images.shape[0]),
-                              "class_normals": len(class_normals), "target": TARGET}
+    report: dict[str, Any] = {
+        "n_samples": n_samples,
+        "seed": seed,
+        "val_images": int(val_images.shape[0]),
+        "class_normals": len(class_normals),
+        "target": TARGET,
+    }
 
     def log(msg: str) -> None:
         if progress:
@@ -501,15 +603,20 @@ def fit_bundle_edits(
             d = conditional_direction(attr, normals, class_normals, tuple(condition), w)
             for layers in plan["layers"]:
                 for strength in plan["strengths"]:
-                    def render(signed: Tensor, d: Tensor = d,
-                               layers: tuple[int, int] | None = layers) -> Tensor:
+
+                    def render(
+                        signed: Tensor, d: Tensor = d, layers: tuple[int, int] | None = layers
+                    ) -> Tensor:
                         wp = apply_direction(inv.wplus, d, signed, layers)
                         return inverter._render(wp, inv.detail, wp - inv.wplus, None, 0)
 
-                    effects, _ = measure_edit(render, inv.reconstruction, clf, attr,
-                                              strength, s0)
-                    row = {"condition": list(condition), "layers": layers,
-                           "strength": strength, **summarise(effects)}
+                    effects, _ = measure_edit(render, inv.reconstruction, clf, attr, strength, s0)
+                    row = {
+                        "condition": list(condition),
+                        "layers": layers,
+                        "strength": strength,
+                        **summarise(effects),
+                    }
                     tried.append(row)
                     log(f"edit {name}: {row}")
                     # category edits: the success rate decides (tone is reported);
@@ -520,31 +627,42 @@ def fit_bundle_edits(
                     if floor is not None:
                         score = row["success"] if row["class_kept"] >= floor else -1.0
                     else:
-                        score = row["success"] if category else min(row["success"],
-                                                                     row["class_kept"])
+                        score = (
+                            row["success"] if category else min(row["success"], row["class_kept"])
+                        )
                     if best is None or score > best[0]:
                         best = (score, {**row, "direction": d})
-                    if row["success"] >= TARGET or (floor is not None
-                                                    and row["class_kept"] < floor):
+                    if row["success"] >= TARGET or (
+                        floor is not None and row["class_kept"] < floor
+                    ):
                         break  # larger strengths only change more
         assert best is not None
         chosen = best[1]
         keep_name = "tone_kept" if category else "class_kept"
         passed = chosen["success"] >= TARGET and chosen[keep_name] >= TARGET
-        decision = "shipped" if passed else (
-            "shipped, below target" if category or chosen["class_kept"] >= TARGET
-            else "dropped: changes the class instead of the attribute")
+        decision = (
+            "shipped"
+            if passed
+            else (
+                "shipped, below target"
+                if category or chosen["class_kept"] >= TARGET
+                else "dropped: changes the class instead of the attribute"
+            )
+        )
         if best[0] < 0:
             decision = "dropped: no strength keeps the class for the required share"
-        report[name] = {"attribute": attr, "tried": tried, "decision": decision,
-                        "chosen": {k: v for k, v in chosen.items() if k != "direction"}}
+        report[name] = {
+            "attribute": attr,
+            "tried": tried,
+            "decision": decision,
+            "chosen": {k: v for k, v in chosen.items() if k != "direction"},
+        }
         if decision.startswith("dropped"):
             log(f"edit {name}: {decision}")
             continue
         cond = tuple(chosen["condition"])
         dir_name = f"conditional_{attr}" if cond else f"interfacegan_{attr}"
-        if dir_name in directions and not torch.equal(directions[dir_name],
-                                                      chosen["direction"]):
+        if dir_name in directions and not torch.equal(directions[dir_name], chosen["direction"]):
             dir_name = f"{dir_name}_{name}"
         directions[dir_name] = chosen["direction"].contiguous()
         layers = chosen["layers"]
@@ -553,44 +671,75 @@ def fit_bundle_edits(
             "kind": plan["kind"],
             "data": f"fashion-mnist:val[0:{val_images.shape[0]}] inversions, with the Fuser",
             "protocol": "each image moved towards the other side of the attribute at the "
-                        "default strength",
+            "default strength",
             "projected_out": list(cond),
-            **{k: v for k, v in chosen.items()
-               if k in ("success", "class_kept", "tone_kept", "moved_any", "mean_change",
-                        "mean_abs_tone_change")},
+            **{
+                k: v
+                for k, v in chosen.items()
+                if k
+                in (
+                    "success",
+                    "class_kept",
+                    "tone_kept",
+                    "moved_any",
+                    "mean_change",
+                    "mean_abs_tone_change",
+                )
+            },
         }
         if category:
             measured["tone_tolerance"] = TONE_TOLERANCE
         sensitive = category or chosen["class_kept"] < SENSITIVE_BELOW
-        where = ("all W+ codes" if layers is None
-                 else f"W+ codes {layers[0]}-{layers[1] - 1} of {g.n_latent}")
-        specs.append(EditSpec(
-            name=name, description=f"{plan['description']} Acts on {where}.",
-            direction=dir_name, space="w", layers=layers,
-            min_strength=-max(plan["strengths"]), max_strength=max(plan["strengths"]),
-            default_strength=float(chosen["strength"]), sensitive=sensitive,
-            changes=plan["changes"], preserves=plan["preserves"], measured=measured,
-        ))
-    space = compute_ganspace(g, n_samples=n_samples, n_components=ganspace_components,
-                             seed=seed + 2)
+        where = (
+            "all W+ codes"
+            if layers is None
+            else f"W+ codes {layers[0]}-{layers[1] - 1} of {g.n_latent}"
+        )
+        specs.append(
+            EditSpec(
+                name=name,
+                description=f"{plan['description']} Acts on {where}.",
+                direction=dir_name,
+                space="w",
+                layers=layers,
+                min_strength=-max(plan["strengths"]),
+                max_strength=max(plan["strengths"]),
+                default_strength=float(chosen["strength"]),
+                sensitive=sensitive,
+                changes=plan["changes"],
+                preserves=plan["preserves"],
+                measured=measured,
+            )
+        )
+    space = compute_ganspace(
+        g, n_samples=n_samples, n_components=ganspace_components, seed=seed + 2
+    )
     for i, (dname, d) in enumerate(space.directions().items()):
         directions[dname] = d.contiguous()
-        specs.append(EditSpec(
-            name=f"component_{i}",
-            description=(
-                f"Unsupervised GANSpace principal component {i} of W "
-                f"({float(space.explained_variance_ratio[i]) * 100:.1f}% of W's variance); "
-                "strength in standard deviations. Its effect is whatever varies most in "
-                "the generator (several of shape, category and tone at once), so it is "
-                "marked sensitive."
-            ),
-            direction=dname, space="w", layers=None, min_strength=-3.0, max_strength=3.0,
-            default_strength=1.0, sensitive=True,
-            changes="whatever varies most in the generator (unsupervised; not measured)",
-            preserves="nothing promised",
-        ))
-    report["ganspace"] = {"explained_variance_ratio":
-                          [round(float(v), 4) for v in space.explained_variance_ratio]}
+        specs.append(
+            EditSpec(
+                name=f"component_{i}",
+                description=(
+                    f"Unsupervised GANSpace principal component {i} of W "
+                    f"({float(space.explained_variance_ratio[i]) * 100:.1f}% of W's variance); "
+                    "strength in standard deviations. Its effect is whatever varies most in "
+                    "the generator (several of shape, category and tone at once), so it is "
+                    "marked sensitive."
+                ),
+                direction=dname,
+                space="w",
+                layers=None,
+                min_strength=-3.0,
+                max_strength=3.0,
+                default_strength=1.0,
+                sensitive=True,
+                changes="whatever varies most in the generator (unsupervised; not measured)",
+                preserves="nothing promised",
+            )
+        )
+    report["ganspace"] = {
+        "explained_variance_ratio": [round(float(v), 4) for v in space.explained_variance_ratio]
+    }
     report["wall_s"] = round(time.time() - t0, 1)
     specs = [dataclasses.replace(s) for s in specs]
     return directions, EditCatalog(specs), report

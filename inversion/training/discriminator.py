@@ -46,10 +46,16 @@ class DiscriminatorConfig(ModelConfig):
         return cls(size=size, channels={int(k): int(v) for k, v in gen_channels.items()})
 
 
-
 class EqualConv2d(nn.Module):
-    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int = 1,
-                 padding: int = 0, bias: bool = True) -> None:
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        kernel: int,
+        stride: int = 1,
+        padding: int = 0,
+        bias: bool = True,
+    ) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.randn(out_ch, in_ch, kernel, kernel))
         self.scale = 1 / math.sqrt(in_ch * kernel**2)
@@ -57,14 +63,22 @@ class EqualConv2d(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_ch)) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.conv2d(x, self.weight * self.scale, bias=self.bias,
-                        stride=self.stride, padding=self.padding)
+        return F.conv2d(
+            x, self.weight * self.scale, bias=self.bias, stride=self.stride, padding=self.padding
+        )
 
 
 class ConvLayer(nn.Sequential):
-    def __init__(self, in_ch: int, out_ch: int, kernel: int, downsample: bool = False,
-                 blur_kernel: Sequence[int] = (1, 3, 3, 1), bias: bool = True,
-                 activate: bool = True) -> None:
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        kernel: int,
+        downsample: bool = False,
+        blur_kernel: Sequence[int] = (1, 3, 3, 1),
+        bias: bool = True,
+        activate: bool = True,
+    ) -> None:
         layers: list[nn.Module] = []
         if downsample:
             factor = 2
@@ -73,8 +87,11 @@ class ConvLayer(nn.Sequential):
             stride, padding = 2, 0
         else:
             stride, padding = 1, kernel // 2
-        layers.append(EqualConv2d(in_ch, out_ch, kernel, stride=stride, padding=padding,
-                                  bias=bias and not activate))
+        layers.append(
+            EqualConv2d(
+                in_ch, out_ch, kernel, stride=stride, padding=padding, bias=bias and not activate
+            )
+        )
         if activate:
             layers.append(FusedLeakyReLU(out_ch, bias=bias))
         super().__init__(*layers)
@@ -85,8 +102,9 @@ class ResBlock(nn.Module):
         super().__init__()
         self.conv1 = ConvLayer(in_ch, in_ch, 3, blur_kernel=blur_kernel)
         self.conv2 = ConvLayer(in_ch, out_ch, 3, downsample=True, blur_kernel=blur_kernel)
-        self.skip = ConvLayer(in_ch, out_ch, 1, downsample=True, activate=False, bias=False,
-                              blur_kernel=blur_kernel)
+        self.skip = ConvLayer(
+            in_ch, out_ch, 1, downsample=True, activate=False, bias=False, blur_kernel=blur_kernel
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.conv2(self.conv1(x))

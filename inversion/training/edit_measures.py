@@ -41,7 +41,7 @@ def attribute_of(spec: Any) -> str | None:
         return measured["attribute"]
     for prefix in ("interfacegan_", "conditional_"):
         if spec.direction.startswith(prefix):
-            return spec.direction[len(prefix):]
+            return spec.direction[len(prefix) :]
     return None
 
 

@@ -17,8 +17,9 @@ def to_uint8(images: Tensor) -> np.ndarray:
     return x.permute(0, 2, 3, 1).cpu().numpy()
 
 
-def save_grid(images: Tensor, path: str | Path, nrow: int = 8, pad: int = 2,
-              scale: int = 1) -> Path:
+def save_grid(
+    images: Tensor, path: str | Path, nrow: int = 8, pad: int = 2, scale: int = 1
+) -> Path:
     from PIL import Image
 
     arr = to_uint8(images)

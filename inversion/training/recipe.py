@@ -37,56 +37,162 @@ from typing import Any
 
 import torch
 
-__all__ = ["STAGES", "stage_commands", "package_bundle", "ci_reconstruction_psnr",
-           "add_arguments", "run"]
+__all__ = [
+    "STAGES",
+    "stage_commands",
+    "package_bundle",
+    "ci_reconstruction_psnr",
+    "add_arguments",
+    "run",
+]
 
-STAGES = ("generator", "classifier", "directions", "encoder", "psp", "package", "evaluate",
-          "finalize")
+STAGES = (
+    "generator",
+    "classifier",
+    "directions",
+    "encoder",
+    "psp",
+    "package",
+    "evaluate",
+    "finalize",
+)
 CALIB_IMAGES = 256  # val images used to calibrate the catalog's default strengths (default)
 CI_SUBSET = 64  # first N official test images: the bundle's reproducible PSNR check
-DATA_SOURCE = ("Debian package dataset-fashion-mnist (Zalando Fashion-MNIST, MIT licence): "
-               "train = first 55,000 of the official training split, val = last 5,000, "
-               "evaluation = official 10,000-image test split (never trained on); 28x28 "
-               "grey zero-padded to 32x32, replicated to RGB")
+DATA_SOURCE = (
+    "Debian package dataset-fashion-mnist (Zalando Fashion-MNIST, MIT licence): "
+    "train = first 55,000 of the official training split, val = last 5,000, "
+    "evaluation = official 10,000-image test split (never trained on); 28x28 "
+    "grey zero-padded to 32x32, replicated to RGB"
+)
 
 
 def stage_commands(a: argparse.Namespace) -> dict[str, list[str]]:
     r = Path(a.run)
     py = ["python", "-m", "inversion"]
-    enc_common = ["--generator", str(r / "generator/generator.pt"),
-                  "--directions", str(r / "directions/directions.safetensors"),
-                  "--steps", str(a.encoder_steps), "--batch", "16", "--gen-batch", "8",
-                  "--seed", str(a.seed)]
+    enc_common = [
+        "--generator",
+        str(r / "generator/generator.pt"),
+        "--directions",
+        str(r / "directions/directions.safetensors"),
+        "--steps",
+        str(a.encoder_steps),
+        "--batch",
+        "16",
+        "--gen-batch",
+        "8",
+        "--seed",
+        str(a.seed),
+    ]
     if a.encoder_budget:
         enc_common += ["--time-budget", str(a.encoder_budget)]
-    gen = [*py, "train", "generator", "--out", str(r / "generator"), "--steps",
-           str(a.generator_steps), "--seed", str(a.seed)]
+    gen = [
+        *py,
+        "train",
+        "generator",
+        "--out",
+        str(r / "generator"),
+        "--steps",
+        str(a.generator_steps),
+        "--seed",
+        str(a.seed),
+    ]
     if a.generator_budget:
         gen += ["--time-budget", str(a.generator_budget)]
     return {
         "generator": gen,
-        "classifier": [*py, "train", "classifier", "--out", str(r / "classifier"),
-                       "--steps", "800", "--width", "16", "--seed", str(a.seed)],
-        "directions": [*py, "train", "directions", "--generator",
-                       str(r / "generator/generator.pt"), "--classifier",
-                       str(r / "classifier/classifier.pt"), "--out", str(r / "directions"),
-                       "--samples", str(a.direction_samples), "--seed", str(a.seed)],
-        "encoder": [*py, "train", "encoder", "--arch", "mambastyle", "--out",
-                    str(r / "encoder"), *enc_common],
-        "psp": [*py, "train", "encoder", "--arch", "psp", "--out", str(r / "psp"),
-                *enc_common],
-        "package": [*py, "train", "recipe", "--run", str(r), "--bundle", str(a.bundle),
-                    "--eval-dir", str(a.eval_dir), "--calib-images", str(a.calib_images),
-                    "--only", "package"],
-        "evaluate": [*py, "evaluate", "--bundle", str(a.bundle), "--classifier",
-                     str(Path(a.eval_dir) / "classifier.pt"), "--psp",
-                     str(Path(a.eval_dir) / "psp_encoder.pt"), "--out", str(a.report),
-                     "--grid", str(a.grid), "--json", str(r / "evaluation.json"),
-                     "--n", str(a.eval_n), "--opt-n", str(a.opt_n), "--opt-steps",
-                     str(a.opt_steps), "--extra", str(r / "report_extra.json")],
-        "finalize": [*py, "train", "recipe", "--run", str(r), "--bundle", str(a.bundle),
-                     "--eval-dir", str(a.eval_dir), "--calib-images", str(a.calib_images),
-                     "--only", "finalize"],
+        "classifier": [
+            *py,
+            "train",
+            "classifier",
+            "--out",
+            str(r / "classifier"),
+            "--steps",
+            "800",
+            "--width",
+            "16",
+            "--seed",
+            str(a.seed),
+        ],
+        "directions": [
+            *py,
+            "train",
+            "directions",
+            "--generator",
+            str(r / "generator/generator.pt"),
+            "--classifier",
+            str(r / "classifier/classifier.pt"),
+            "--out",
+            str(r / "directions"),
+            "--samples",
+            str(a.direction_samples),
+            "--seed",
+            str(a.seed),
+        ],
+        "encoder": [
+            *py,
+            "train",
+            "encoder",
+            "--arch",
+            "mambastyle",
+            "--out",
+            str(r / "encoder"),
+            *enc_common,
+        ],
+        "psp": [*py, "train", "encoder", "--arch", "psp", "--out", str(r / "psp"), *enc_common],
+        "package": [
+            *py,
+            "train",
+            "recipe",
+            "--run",
+            str(r),
+            "--bundle",
+            str(a.bundle),
+            "--eval-dir",
+            str(a.eval_dir),
+            "--calib-images",
+            str(a.calib_images),
+            "--only",
+            "package",
+        ],
+        "evaluate": [
+            *py,
+            "evaluate",
+            "--bundle",
+            str(a.bundle),
+            "--classifier",
+            str(Path(a.eval_dir) / "classifier.pt"),
+            "--psp",
+            str(Path(a.eval_dir) / "psp_encoder.pt"),
+            "--out",
+            str(a.report),
+            "--grid",
+            str(a.grid),
+            "--json",
+            str(r / "evaluation.json"),
+            "--n",
+            str(a.eval_n),
+            "--opt-n",
+            str(a.opt_n),
+            "--opt-steps",
+            str(a.opt_steps),
+            "--extra",
+            str(r / "report_extra.json"),
+        ],
+        "finalize": [
+            *py,
+            "train",
+            "recipe",
+            "--run",
+            str(r),
+            "--bundle",
+            str(a.bundle),
+            "--eval-dir",
+            str(a.eval_dir),
+            "--calib-images",
+            str(a.calib_images),
+            "--only",
+            "finalize",
+        ],
     }
 
 
@@ -108,10 +214,15 @@ def _read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def package_bundle(run_dir: str | Path, bundle: str | Path, eval_dir: str | Path,
-                   metrics: dict[str, Any] | None = None,
-                   commands: list[str] | None = None, calibrate: bool = False,
-                   calib_images: int = CALIB_IMAGES) -> Any:
+def package_bundle(
+    run_dir: str | Path,
+    bundle: str | Path,
+    eval_dir: str | Path,
+    metrics: dict[str, Any] | None = None,
+    commands: list[str] | None = None,
+    calibrate: bool = False,
+    calib_images: int = CALIB_IMAGES,
+) -> Any:
     """Build the bundle from a recipe run's outputs; copy evaluation extras."""
     from inversion.bundle import build_bundle
     from inversion.training.directions import load_generator
@@ -135,21 +246,34 @@ def package_bundle(run_dir: str | Path, bundle: str | Path, eval_dir: str | Path
         "psp_baseline": _read_json(r / "psp/summary.json"),
         "classifier": _read_json(r / "classifier/summary.json"),
         "directions": _read_json(r / "directions/report.json"),
-        "machine": {"platform": platform.platform(), "cpus": __import__("os").cpu_count(),
-                    "torch": torch.__version__,
-                    "device": "cpu (shared with other jobs)" if not torch.cuda.is_available()
-                    else torch.cuda.get_device_name(0)},
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": __import__("os").cpu_count(),
+            "torch": torch.__version__,
+            "device": "cpu (shared with other jobs)"
+            if not torch.cuda.is_available()
+            else torch.cuda.get_device_name(0),
+        },
         "wall_time_s": recipe.get("total_wall_s"),
         "budget": recipe.get("budget"),
-        "notes": ("Demo model: 32 px product photos, not faces. Use it to exercise the "
-                  "platform; real deployments bring an FFHQ generator and train the "
-                  "encoder with the same commands on GPUs."),
+        "notes": (
+            "Demo model: 32 px product photos, not faces. Use it to exercise the "
+            "platform; real deployments bring an FFHQ generator and train the "
+            "encoder with the same commands on GPUs."
+        ),
     }
     b = build_bundle(
-        bundle, {"g_ema": g.state_dict(), "latent_avg": avg},
-        enc.state_dict(), fus.state_dict(), ecfg, fcfg,
-        r / "directions/directions.safetensors", r / "directions/catalog.json",
-        provenance, metrics=metrics or {}, overwrite=True,
+        bundle,
+        {"g_ema": g.state_dict(), "latent_avg": avg},
+        enc.state_dict(),
+        fus.state_dict(),
+        ecfg,
+        fcfg,
+        r / "directions/directions.safetensors",
+        r / "directions/catalog.json",
+        provenance,
+        metrics=metrics or {},
+        overwrite=True,
     )
     if calibrate:
         from inversion.inverter import Inverter
@@ -160,8 +284,9 @@ def package_bundle(run_dir: str | Path, bundle: str | Path, eval_dir: str | Path
         x, _ = load_fashion_mnist("val", size=g.size, limit=calib_images)
         inverter = Inverter(b, device="cpu", batch_size=256)
         inverter.catalog = with_fine_layer_edits(inverter.catalog, g.n_latent)
-        catalog, calib = calibrate_on_real(inverter, x,
-                                           load_classifier(r / "classifier/classifier.pt"))
+        catalog, calib = calibrate_on_real(
+            inverter, x, load_classifier(r / "classifier/classifier.pt")
+        )
         catalog.save(r / "directions/catalog_calibrated.json")
         (r / "directions/calibration.json").write_text(json.dumps(calib, indent=2))
     calib_path = r / "directions/catalog_calibrated.json"
@@ -170,18 +295,23 @@ def package_bundle(run_dir: str | Path, bundle: str | Path, eval_dir: str | Path
         provenance["catalog_sensitivity"] = _read_json(r / "directions/sensitivity.json")
     if calib_path.exists():
         provenance["catalog_calibration"] = {
-            "data": f"fashion-mnist:val[0:{calib_images}] (held out of training and of "
-                    "evaluation)",
+            "data": f"fashion-mnist:val[0:{calib_images}] (held out of training and of evaluation)",
             "rule": "smallest strength (0.5 steps) flipping the classifier label of >= 85% "
-                    "of inversions moved towards the other side",
+            "of inversions moved towards the other side",
             "result": _read_json(r / "directions/calibration.json"),
         }
         b = build_bundle(
-            bundle, {"g_ema": g.state_dict(), "latent_avg": avg},
-            enc.state_dict(), fus.state_dict(), ecfg, fcfg,
+            bundle,
+            {"g_ema": g.state_dict(), "latent_avg": avg},
+            enc.state_dict(),
+            fus.state_dict(),
+            ecfg,
+            fcfg,
             r / "directions/directions.safetensors",
             final_path if final_path.exists() else calib_path,
-            provenance, metrics=metrics or {}, overwrite=True,
+            provenance,
+            metrics=metrics or {},
+            overwrite=True,
         )
     ev = Path(eval_dir)
     ev.mkdir(parents=True, exist_ok=True)
@@ -193,10 +323,13 @@ def package_bundle(run_dir: str | Path, bundle: str | Path, eval_dir: str | Path
     return b
 
 
-def rebundle_with_edits(bundle: str | Path, edits_dir: str | Path,
-                        catalog_path: str | Path | None = None,
-                        metrics: dict[str, Any] | None = None,
-                        commands: list[str] | None = None) -> Any:
+def rebundle_with_edits(
+    bundle: str | Path,
+    edits_dir: str | Path,
+    catalog_path: str | Path | None = None,
+    metrics: dict[str, Any] | None = None,
+    commands: list[str] | None = None,
+) -> Any:
     """Rebuild a trained bundle with the directions and catalog of ``edits_dir``.
 
     Generator, encoder, Fuser and latent_avg come from the bundle itself, so their files
@@ -217,8 +350,8 @@ def rebundle_with_edits(bundle: str | Path, edits_dir: str | Path,
             history.append(cmd)
     provenance["edits"] = {
         "how": "directions and catalog re-fitted for the trained generator/encoder/Fuser "
-               "(weights unchanged): conditional InterFaceGAN boundaries restricted to "
-               "W+ layers, chosen on held-out val inversions with the Fuser",
+        "(weights unchanged): conditional InterFaceGAN boundaries restricted to "
+        "W+ layers, chosen on held-out val inversions with the Fuser",
         "command": report.get("command"),
         "report": report,
     }
@@ -229,19 +362,26 @@ def rebundle_with_edits(bundle: str | Path, edits_dir: str | Path,
         provenance["catalog_sensitivity"] = sens
     kept_metrics = {k: v for k, v in old.metrics.items() if k != "edits"}
     return build_bundle(
-        bundle, {"g_ema": old.state_dicts["generator"], "latent_avg": old.latent_avg},
-        old.state_dicts["encoder"], old.state_dicts["fuser"], old.encoder_config,
-        old.fuser_config, e / "directions.safetensors",
+        bundle,
+        {"g_ema": old.state_dicts["generator"], "latent_avg": old.latent_avg},
+        old.state_dicts["encoder"],
+        old.state_dicts["fuser"],
+        old.encoder_config,
+        old.fuser_config,
+        e / "directions.safetensors",
         Path(catalog_path) if catalog_path else e / "catalog.json",
-        provenance, metrics=metrics if metrics is not None else kept_metrics, overwrite=True,
+        provenance,
+        metrics=metrics if metrics is not None else kept_metrics,
+        overwrite=True,
     )
 
 
 CLASS_KEPT_MIN = 0.9  # an edit keeping the item's class less often than this is sensitive
 
 
-def mark_sensitive_by_measurement(run_dir: Path, src: Path | None = None,
-                                  out_dir: Path | None = None) -> dict[str, Any]:
+def mark_sensitive_by_measurement(
+    run_dir: Path, src: Path | None = None, out_dir: Path | None = None
+) -> dict[str, Any]:
     """Mark edits sensitive when the evaluation measured that they change the item's class.
 
     The approval policy reads ``sensitive``; an edit described as shape- or tone-only
@@ -269,24 +409,35 @@ def mark_sensitive_by_measurement(run_dir: Path, src: Path | None = None,
         if row is not None and not spec.sensitive:
             kept = row["fuser"]["class_kept"]
             if kept < CLASS_KEPT_MIN:
-                note = (f" Measured on {ev['n_images']} held-out test images at the default "
-                        f"strength ({spec.default_strength:g}): the item's class changed for "
-                        f"{(1 - kept) * 100:.0f}% of them, so it is marked sensitive.")
-                spec = dataclasses.replace(spec, sensitive=True,
-                                           description=spec.description + note)
+                note = (
+                    f" Measured on {ev['n_images']} held-out test images at the default "
+                    f"strength ({spec.default_strength:g}): the item's class changed for "
+                    f"{(1 - kept) * 100:.0f}% of them, so it is marked sensitive."
+                )
+                spec = dataclasses.replace(
+                    spec, sensitive=True, description=spec.description + note
+                )
                 row["sensitive"] = True
                 changed[spec.name] = {"class_kept": kept, "threshold": CLASS_KEPT_MIN}
         specs.append(spec)
     EditCatalog(specs).save(out_dir / "catalog_final.json")
-    (out_dir / "sensitivity.json").write_text(json.dumps(
-        {"rule": f"sensitive if the class is kept for < {CLASS_KEPT_MIN:.0%} of test images "
-                 "at the default strength (with the Fuser)", "marked": changed}, indent=2))
+    (out_dir / "sensitivity.json").write_text(
+        json.dumps(
+            {
+                "rule": f"sensitive if the class is kept for < {CLASS_KEPT_MIN:.0%} of test images "
+                "at the default strength (with the Fuser)",
+                "marked": changed,
+            },
+            indent=2,
+        )
+    )
     ev_path.write_text(json.dumps(ev, indent=2))
     return changed
 
 
-def _rerender_report(run_dir: Path, args: argparse.Namespace, state: dict[str, Any],
-                     shipped: Any = None) -> None:
+def _rerender_report(
+    run_dir: Path, args: argparse.Namespace, state: dict[str, Any], shipped: Any = None
+) -> None:
     from inversion.evaluate import write_report
 
     ev = _read_json(run_dir / "evaluation.json")
@@ -317,8 +468,9 @@ def _name_shipped_version(ev: dict[str, Any], shipped: Any) -> None:
     evaluated = ev["bundle"].get("files") or {}
     now = shipped.manifest["files"]
     differ = sorted(k for k in now if k in evaluated and evaluated[k]["sha256"] != now[k]["sha256"])
-    ev["bundle"]["evaluated_version"] = ev["bundle"].get("evaluated_version",
-                                                         ev["bundle"]["version"])
+    ev["bundle"]["evaluated_version"] = ev["bundle"].get(
+        "evaluated_version", ev["bundle"]["version"]
+    )
     ev["bundle"]["version"] = shipped.version
     ev["bundle"]["files"] = now
     ev["bundle"]["files_changed_after_evaluation"] = differ
@@ -330,15 +482,15 @@ def _final_metrics(run_dir: Path, bundle: Path) -> dict[str, Any]:
     if ev:
         m = ev["methods"]
         metrics["reconstruction"] = {
-            k: {kk: round(v, 5) if isinstance(v, float) else v for kk, v in m[k].items()}
-            for k in m}
+            k: {kk: round(v, 5) if isinstance(v, float) else v for kk, v in m[k].items()} for k in m
+        }
         metrics["edits"] = ev["edits"]
         metrics["evaluation_data"] = ev["data"]
     metrics["ci_reconstruction"] = {
         "subset": f"fashion-mnist:test[0:{CI_SUBSET}]",
         "psnr_db": round(ci_reconstruction_psnr(bundle), 4),
         "how": "Inverter(bundle, cpu).invert(images).reconstruction; mean per-image PSNR "
-               "on [0, 1]; const noise",
+        "on [0, 1]; const noise",
     }
     return metrics
 
@@ -350,21 +502,32 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--report", default=Path("docs/quality.md"), type=Path)
     p.add_argument("--grid", default=Path("docs/images/quality_grid.png"), type=Path)
     p.add_argument("--only", default=None, help="comma-separated stages to run")
-    p.add_argument("--edits", default=None, type=Path,
-                   help="output of `train directions --bundle`: with --only rebundle, swap "
-                        "the bundle's directions and catalog; with --only finalize, finalize "
-                        "that bundle (no run folder needed)")
+    p.add_argument(
+        "--edits",
+        default=None,
+        type=Path,
+        help="output of `train directions --bundle`: with --only rebundle, swap "
+        "the bundle's directions and catalog; with --only finalize, finalize "
+        "that bundle (no run folder needed)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--generator-steps", type=int, default=100_000)
     p.add_argument("--generator-budget", type=float, default=4200)
     p.add_argument("--direction-samples", type=int, default=5000)
     p.add_argument("--encoder-steps", type=int, default=1000)
-    p.add_argument("--sequential", action="store_true",
-                   help="train the encoder and the pSp baseline one after the other "
-                        "(default: at the same time, one thread each)")
+    p.add_argument(
+        "--sequential",
+        action="store_true",
+        help="train the encoder and the pSp baseline one after the other "
+        "(default: at the same time, one thread each)",
+    )
     p.add_argument("--encoder-budget", type=float, default=None)
-    p.add_argument("--calib-images", type=int, default=CALIB_IMAGES,
-                   help="held-out val images that calibrate the edits' default strengths")
+    p.add_argument(
+        "--calib-images",
+        type=int,
+        default=CALIB_IMAGES,
+        help="held-out val images that calibrate the edits' default strengths",
+    )
     p.add_argument("--eval-n", type=int, default=1000)
     p.add_argument("--opt-n", type=int, default=200)
     p.add_argument("--opt-steps", type=int, default=500)
@@ -380,8 +543,12 @@ def run(args: argparse.Namespace) -> int:
     state.setdefault("stages", {})
     state["seed"] = args.seed
     state["commands"] = [shlex.join(cmds[s]) for s in STAGES]
-    state["budget"] = {"generator_s": args.generator_budget, "encoder_steps": args.encoder_steps,
-                       "encoder_s": args.encoder_budget, "target_total_s": 7200}
+    state["budget"] = {
+        "generator_s": args.generator_budget,
+        "encoder_steps": args.encoder_steps,
+        "encoder_s": args.encoder_budget,
+        "target_total_s": 7200,
+    }
     _adopt_existing(state, run_dir)
     if args.edits is not None:
         return _run_edits_stages(args, stages)
@@ -395,35 +562,45 @@ def run(args: argparse.Namespace) -> int:
             _run_parallel({k: cmds[k] for k in ("encoder", "psp")})
             wall = round(time.time() - t0, 1)
             for k in ("encoder", "psp"):
-                state["stages"][k] = {"wall_s": wall, "parallel": True,
-                                      "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+                state["stages"][k] = {
+                    "wall_s": wall,
+                    "parallel": True,
+                    "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                }
             state["total_wall_s"] = _total(state)
             state_path.write_text(json.dumps(state, indent=2))
             continue
         if stage == "package" and args.only:
-            package_bundle(run_dir, args.bundle, args.eval_dir, calibrate=True,
-                           calib_images=args.calib_images)
+            package_bundle(
+                run_dir, args.bundle, args.eval_dir, calibrate=True, calib_images=args.calib_images
+            )
         elif stage == "finalize" and args.only:
             mark_sensitive_by_measurement(run_dir)
             metrics = _final_metrics(run_dir, Path(args.bundle))
-            package_bundle(run_dir, args.bundle, args.eval_dir, metrics=metrics,
-                           calib_images=args.calib_images)
+            package_bundle(
+                run_dir, args.bundle, args.eval_dir, metrics=metrics, calib_images=args.calib_images
+            )
             _rerender_report(run_dir, args, state)
         else:
             if stage == "evaluate":
-                extra = {"recipe stages (wall s)": {k: v.get("wall_s") for k, v in
-                                                    state["stages"].items()},
-                         "commands": state["commands"],
-                         "data": DATA_SOURCE,
-                         **_read_json(run_dir / "notes.json")}
+                extra = {
+                    "recipe stages (wall s)": {
+                        k: v.get("wall_s") for k, v in state["stages"].items()
+                    },
+                    "commands": state["commands"],
+                    "data": DATA_SOURCE,
+                    **_read_json(run_dir / "notes.json"),
+                }
                 (run_dir / "report_extra.json").write_text(json.dumps(extra, indent=2))
             cmd = [sys.executable, *cmds[stage][1:]]
             print(f"== {stage}: {shlex.join(cmds[stage])}", flush=True)
             proc = subprocess.run(cmd)
             if proc.returncode != 0:
                 raise SystemExit(f"stage {stage} failed ({proc.returncode})")
-        state["stages"][stage] = {"wall_s": round(time.time() - t0, 1),
-                                  "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        state["stages"][stage] = {
+            "wall_s": round(time.time() - t0, 1),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
         state["total_wall_s"] = _total(state)
         state_path.write_text(json.dumps(state, indent=2))
     return 0
@@ -440,10 +617,13 @@ def _run_edits_stages(args: argparse.Namespace, stages: list[str]) -> int:
             mark_sensitive_by_measurement(run_dir, src=edits / "catalog.json", out_dir=edits)
             ev = _read_json(run_dir / "evaluation.json")
             cmds = [c for c in (ev.get("command"), me) if c]
-            b = rebundle_with_edits(args.bundle, edits,
-                                    catalog_path=edits / "catalog_final.json",
-                                    metrics=_final_metrics(run_dir, Path(args.bundle)),
-                                    commands=cmds)
+            b = rebundle_with_edits(
+                args.bundle,
+                edits,
+                catalog_path=edits / "catalog_final.json",
+                metrics=_final_metrics(run_dir, Path(args.bundle)),
+                commands=cmds,
+            )
             _name_shipped_version(ev, b)
             (run_dir / "evaluation.json").write_text(json.dumps(ev, indent=2))
             extra = _read_json(run_dir / "report_extra.json")
@@ -489,9 +669,12 @@ def _adopt_existing(state: dict[str, Any], run_dir: Path) -> None:
     gen = run_dir / "generator" / "generator.pt"
     if "generator" not in state["stages"] and gen.exists():
         train = torch.load(gen, map_location="cpu", weights_only=False).get("train", {})
-        state["stages"]["generator"] = {"wall_s": train.get("wall_s"), "adopted": True,
-                                        "step": train.get("step"), "kimg": train.get("kimg")}
+        state["stages"]["generator"] = {
+            "wall_s": train.get("wall_s"),
+            "adopted": True,
+            "step": train.get("step"),
+            "kimg": train.get("kimg"),
+        }
     clf = run_dir / "classifier" / "summary.json"
     if "classifier" not in state["stages"] and clf.exists():
-        state["stages"]["classifier"] = {"wall_s": _read_json(clf).get("wall_s"),
-                                         "adopted": True}
+        state["stages"]["classifier"] = {"wall_s": _read_json(clf).get("wall_s"), "adopted": True}

@@ -62,9 +62,16 @@ def demo_encoder_configs(gen_cfg: Any) -> tuple[Any, Any]:
     from inversion.presets import align_configs
 
     enc = EncoderConfig(
-        input_size=gen_cfg.size, n_latent=gen_cfg.n_latent, style_dim=gen_cfg.style_dim,
-        stem_channels=16, body_channels=[16, 32, 64, 96], body_units=[1, 1, 2, 1],
-        fpn_channels=[32, 64, 96], d_state=8, head_pool=2, detail_channels=16,
+        input_size=gen_cfg.size,
+        n_latent=gen_cfg.n_latent,
+        style_dim=gen_cfg.style_dim,
+        stem_channels=16,
+        body_channels=[16, 32, 64, 96],
+        body_units=[1, 1, 2, 1],
+        fpn_channels=[32, 64, 96],
+        d_state=8,
+        head_pool=2,
+        detail_channels=16,
     )
     res = 16 if 16 in gen_cfg.resolutions else gen_cfg.resolutions[-2]
     fus = FuserConfig(resolution=res, token_dim=32, seed_size=4, hidden_channels=32, d_state=8)
@@ -77,9 +84,13 @@ def demo_psp_config(gen_cfg: Any) -> Any:
 
     n = gen_cfg.n_latent
     return PSPConfig(
-        input_size=gen_cfg.size, n_latent=n, style_dim=gen_cfg.style_dim,
-        body_channels=[16, 32, 64, gen_cfg.style_dim], body_units=[1, 1, 2, 1],
-        coarse=max(1, round(n * 3 / 18)) + 1, middle=max(2, round(n * 7 / 18)) + 2,
+        input_size=gen_cfg.size,
+        n_latent=n,
+        style_dim=gen_cfg.style_dim,
+        body_channels=[16, 32, 64, gen_cfg.style_dim],
+        body_units=[1, 1, 2, 1],
+        coarse=max(1, round(n * 3 / 18)) + 1,
+        middle=max(2, round(n * 7 / 18)) + 2,
     )
 
 
@@ -150,9 +161,15 @@ def multiscale_mse(x: Tensor, y: Tensor) -> Tensor:
 
 
 class EncoderTrainer(Resumable):
-    def __init__(self, cfg: EncoderTrainConfig, out: str | Path, device: str | None = None,
-                 dataset: Any = None, generator: tuple[nn.Module, Tensor] | None = None,
-                 directions: dict[str, Tensor] | None = None) -> None:
+    def __init__(
+        self,
+        cfg: EncoderTrainConfig,
+        out: str | Path,
+        device: str | None = None,
+        dataset: Any = None,
+        generator: tuple[nn.Module, Tensor] | None = None,
+        directions: dict[str, Tensor] | None = None,
+    ) -> None:
         from inversion.training.directions import load_generator
 
         self.cfg = cfg
@@ -179,7 +196,8 @@ class EncoderTrainer(Resumable):
             self.fus_cfg = arch.fuser.config_from_dict(cfg.fuser)
             self.fuser = arch.fuser.build(self.fus_cfg).to(dev)
         params = list(self.encoder.parameters()) + (
-            list(self.fuser.parameters()) if self.fuser is not None else [])
+            list(self.fuser.parameters()) if self.fuser is not None else []
+        )
         self.optim = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.optim, self._lr_lambda)
         if directions is None and cfg.directions:
@@ -188,12 +206,19 @@ class EncoderTrainer(Resumable):
             directions = load_directions(cfg.directions)
         dirs = {k: v for k, v in (directions or {}).items() if v.ndim == 1}
         self.dir_names = sorted(dirs)
-        self.dir_stack = (torch.stack([dirs[k] for k in self.dir_names]).to(dev)
-                          if dirs else None)
-        self.dataset = dataset if dataset is not None else make_dataset(
-            cfg.data, gen_cfg.size, limit=cfg.data_limit)
-        self.sampler = InfiniteSampler(len(self.dataset), cfg.batch, seed=cfg.seed,
-                                       rank=self.info.rank, world_size=self.info.world_size)
+        self.dir_stack = torch.stack([dirs[k] for k in self.dir_names]).to(dev) if dirs else None
+        self.dataset = (
+            dataset
+            if dataset is not None
+            else make_dataset(cfg.data, gen_cfg.size, limit=cfg.data_limit)
+        )
+        self.sampler = InfiniteSampler(
+            len(self.dataset),
+            cfg.batch,
+            seed=cfg.seed,
+            rank=self.info.rank,
+            world_size=self.info.world_size,
+        )
         self.enc_ddp = ddp.wrap(self.encoder, self.info)
         self.fuser_ddp = ddp.wrap(self.fuser, self.info) if self.fuser is not None else None
         self.extra: dict[str, PluggableLoss] = {}
@@ -217,19 +242,26 @@ class EncoderTrainer(Resumable):
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
         size = self.enc_cfg.input_size
         if x.shape[-1] != size:
-            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
-                              antialias=True)
+            x = F.interpolate(
+                x, size=(size, size), mode="bilinear", align_corners=False, antialias=True
+            )
         out = self.enc_ddp(x)
         return out.wplus + self.latent_avg, out.detail
 
-    def render(self, wplus: Tensor, detail: Tensor | None, delta: Tensor | None,
-               features: int | None = None) -> Any:
+    def render(
+        self,
+        wplus: Tensor,
+        detail: Tensor | None,
+        delta: Tensor | None,
+        features: int | None = None,
+    ) -> Any:
         residual = None
         if self.fuser_ddp is not None and detail is not None:
             d = delta if delta is not None else torch.zeros_like(wplus)
             residual = {self.fus_cfg.resolution: self.fuser_ddp(d, detail)}
-        return self.g.synthesis(wplus, noise="const", feature_residual=residual,
-                                return_features=features)
+        return self.g.synthesis(
+            wplus, noise="const", feature_residual=residual, return_features=features
+        )
 
     # -- state ---------------------------------------------------------------------------
 
@@ -260,17 +292,27 @@ class EncoderTrainer(Resumable):
     def export(self, path: Path | None = None) -> Path:
         path = path or self.out / "encoder.pt"
         if self.info.is_main:
-            save_checkpoint(path, {
-                "arch": self.cfg.arch,
-                "encoder_config": self.enc_cfg.to_dict(),
-                "encoder": {k: v.cpu() for k, v in self.encoder.state_dict().items()},
-                "fuser_config": self.fus_cfg.to_dict() if self.fus_cfg is not None else None,
-                "fuser": ({k: v.cpu() for k, v in self.fuser.state_dict().items()}
-                          if self.fuser is not None else None),
-                "train": {"step": self.step, "wall_s": round(self.wall_s, 1),
-                          "batch": self.cfg.batch, "gen_batch": self.cfg.gen_batch,
-                          "images_seen": self.step * (self.cfg.batch + self.cfg.gen_batch)},
-            })
+            save_checkpoint(
+                path,
+                {
+                    "arch": self.cfg.arch,
+                    "encoder_config": self.enc_cfg.to_dict(),
+                    "encoder": {k: v.cpu() for k, v in self.encoder.state_dict().items()},
+                    "fuser_config": self.fus_cfg.to_dict() if self.fus_cfg is not None else None,
+                    "fuser": (
+                        {k: v.cpu() for k, v in self.fuser.state_dict().items()}
+                        if self.fuser is not None
+                        else None
+                    ),
+                    "train": {
+                        "step": self.step,
+                        "wall_s": round(self.wall_s, 1),
+                        "batch": self.cfg.batch,
+                        "gen_batch": self.cfg.gen_batch,
+                        "images_seen": self.step * (self.cfg.batch + self.cfg.gen_batch),
+                    },
+                },
+            )
         return path
 
     # -- one step ------------------------------------------------------------------------
@@ -286,8 +328,7 @@ class EncoderTrainer(Resumable):
         out["wnorm"] = (wplus - self.latent_avg).pow(2).mean()
         for name, fn in self.extra.items():
             out[name] = fn(rec, real)
-        total = (c.w_mse * out["mse"] + c.w_multiscale * out["multiscale"]
-                 + c.w_wnorm * out["wnorm"])
+        total = c.w_mse * out["mse"] + c.w_multiscale * out["multiscale"] + c.w_wnorm * out["wnorm"]
         total = total + sum(getattr(c, f"w_{n}") * out[n] for n in self.extra)
 
         if c.gen_batch > 0:
@@ -320,8 +361,9 @@ class EncoderTrainer(Resumable):
                     pred_img, tgt_img = pred, target
                 out["edit_mse"] = F.mse_loss(pred_img, tgt_img)
                 out["edit_multiscale"] = multiscale_mse(pred_img, tgt_img)
-                total = total + c.w_edit * (out["edit_mse"] + c.w_multiscale
-                                            * out["edit_multiscale"])
+                total = total + c.w_edit * (
+                    out["edit_mse"] + c.w_multiscale * out["edit_multiscale"]
+                )
         out["total"] = total
         return out
 
@@ -348,8 +390,9 @@ class EncoderTrainer(Resumable):
         if progress and self.info.is_main:
             from tqdm import tqdm
 
-            bar = tqdm(total=c.steps, initial=self.step, desc=f"encoder[{c.arch}]",
-                       dynamic_ncols=True)
+            bar = tqdm(
+                total=c.steps, initial=self.step, desc=f"encoder[{c.arch}]", dynamic_ncols=True
+            )
         while self.step < c.steps:
             if c.time_budget_s is not None and self.wall_s >= c.time_budget_s:
                 break
@@ -377,8 +420,9 @@ class EncoderTrainer(Resumable):
         return {"encoder": n_enc, "fuser": n_fus, "total": n_enc + n_fus}
 
 
-def load_encoder_export(path: str | Path, device: str | torch.device = "cpu"
-                        ) -> tuple[str, nn.Module, nn.Module | None, Any, Any]:
+def load_encoder_export(
+    path: str | Path, device: str | torch.device = "cpu"
+) -> tuple[str, nn.Module, nn.Module | None, Any, Any]:
     """(arch, encoder, fuser | None, encoder_cfg, fuser_cfg | None) from ``encoder.pt``."""
     ck = torch.load(path, map_location=device, weights_only=False)
     arch = registry.get(ck["arch"])
@@ -397,8 +441,12 @@ def load_encoder_export(path: str | Path, device: str | torch.device = "cpu"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", default=registry.DEFAULT_ARCH, choices=registry.names())
     p.add_argument("--generator", required=True, type=Path, help="generator.pt")
-    p.add_argument("--directions", type=Path, default=None,
-                   help="directions file for edit consistency (e.g. directions.safetensors)")
+    p.add_argument(
+        "--directions",
+        type=Path,
+        default=None,
+        help="directions file for edit consistency (e.g. directions.safetensors)",
+    )
     p.add_argument("--data", default="fashion-mnist:train")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--batch", type=int, default=16)
@@ -407,11 +455,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--time-budget", type=float, default=None)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--max-strength", type=float, default=3.0)
-    p.add_argument("--perceptual", default=None,
-                   help="TorchScript perceptual loss f(x, y) (user-supplied weights)")
+    p.add_argument(
+        "--perceptual",
+        default=None,
+        help="TorchScript perceptual loss f(x, y) (user-supplied weights)",
+    )
     p.add_argument("--w-perceptual", type=float, default=0.0)
-    p.add_argument("--identity", default=None,
-                   help="TorchScript identity embedder f(x) (user-supplied weights)")
+    p.add_argument(
+        "--identity",
+        default=None,
+        help="TorchScript identity embedder f(x) (user-supplied weights)",
+    )
     p.add_argument("--w-identity", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-limit", type=int, default=None)
@@ -421,20 +475,35 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     cfg = EncoderTrainConfig(
-        arch=args.arch, generator=str(args.generator),
-        directions=str(args.directions) if args.directions else None, data=args.data,
-        batch=args.batch, gen_batch=args.gen_batch, steps=args.steps,
-        time_budget_s=args.time_budget, lr=args.lr, max_strength=args.max_strength,
-        perceptual=args.perceptual, w_perceptual=args.w_perceptual, identity=args.identity,
-        w_identity=args.w_identity, seed=args.seed, data_limit=args.data_limit,
+        arch=args.arch,
+        generator=str(args.generator),
+        directions=str(args.directions) if args.directions else None,
+        data=args.data,
+        batch=args.batch,
+        gen_batch=args.gen_batch,
+        steps=args.steps,
+        time_budget_s=args.time_budget,
+        lr=args.lr,
+        max_strength=args.max_strength,
+        perceptual=args.perceptual,
+        w_perceptual=args.w_perceptual,
+        identity=args.identity,
+        w_identity=args.w_identity,
+        seed=args.seed,
+        data_limit=args.data_limit,
     )
     trainer = EncoderTrainer(cfg, args.out, device=args.device)
     if not args.no_resume and trainer.resume():
         print(f"resumed from step {trainer.step}")
     logs = trainer.train()
     if trainer.info.is_main:
-        summary = {"arch": args.arch, "step": trainer.step, "wall_s": round(trainer.wall_s, 1),
-                   "parameters": trainer.n_parameters(), **logs}
+        summary = {
+            "arch": args.arch,
+            "step": trainer.step,
+            "wall_s": round(trainer.wall_s, 1),
+            "parameters": trainer.n_parameters(),
+            **logs,
+        }
         (Path(args.out) / "summary.json").write_text(json.dumps(summary, indent=2))
         print(json.dumps(summary))
     ddp.cleanup()

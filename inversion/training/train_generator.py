@@ -45,7 +45,10 @@ __all__ = ["GANTrainConfig", "GANTrainer", "demo_generator_config", "add_argumen
 def demo_generator_config() -> GeneratorConfig:
     """The demo's 32 px generator: 8 W+ codes of 128, narrow channels (fast on CPU)."""
     return GeneratorConfig(
-        size=32, style_dim=128, n_mlp=4, channel_multiplier=1,
+        size=32,
+        style_dim=128,
+        n_mlp=4,
+        channel_multiplier=1,
         channels={4: 128, 8: 96, 16: 48, 32: 24},
     )
 
@@ -106,8 +109,9 @@ def mixing_noise(batch: int, dim: int, prob: float, device: torch.device) -> lis
 class GANTrainer(Resumable):
     """One StyleGAN2 training run (construct, optionally ``resume``, then ``train``)."""
 
-    def __init__(self, cfg: GANTrainConfig, out: str | Path, device: str | None = None,
-                 dataset: Any = None) -> None:
+    def __init__(
+        self, cfg: GANTrainConfig, out: str | Path, device: str | None = None, dataset: Any = None
+    ) -> None:
         self.cfg = cfg
         self.out = Path(out)
         self.info = ddp.setup(device)
@@ -128,11 +132,18 @@ class GANTrainer(Resumable):
         self.d_optim = torch.optim.Adam(
             self.d.parameters(), lr=cfg.lr * ratio, betas=(0.0, 0.99**ratio)
         )
-        self.dataset = dataset if dataset is not None else make_dataset(
-            cfg.data, gcfg.size, limit=cfg.data_limit
+        self.dataset = (
+            dataset
+            if dataset is not None
+            else make_dataset(cfg.data, gcfg.size, limit=cfg.data_limit)
         )
-        self.sampler = InfiniteSampler(len(self.dataset), cfg.batch, seed=cfg.seed,
-                                       rank=self.info.rank, world_size=self.info.world_size)
+        self.sampler = InfiniteSampler(
+            len(self.dataset),
+            cfg.batch,
+            seed=cfg.seed,
+            rank=self.info.rank,
+            world_size=self.info.world_size,
+        )
         self.step = 0
         self.wall_s = 0.0
         self.g_ddp = ddp.wrap(self.g, self.info)
@@ -237,13 +248,19 @@ class GANTrainer(Resumable):
         gen = torch.Generator(device=self.info.device).manual_seed(self.cfg.seed + 777)
         latent_avg = self.g_ema.mean_latent(n_mean, generator=gen)[0].cpu()
         if self.info.is_main:
-            save_checkpoint(path, {
-                "g_ema": {k: v.cpu() for k, v in self.g_ema.state_dict().items()},
-                "latent_avg": latent_avg,
-                "config": self.cfg.generator,
-                "train": {"step": self.step, "wall_s": round(self.wall_s, 1),
-                          "kimg": self.step * self.cfg.batch * self.info.world_size / 1000},
-            })
+            save_checkpoint(
+                path,
+                {
+                    "g_ema": {k: v.cpu() for k, v in self.g_ema.state_dict().items()},
+                    "latent_avg": latent_avg,
+                    "config": self.cfg.generator,
+                    "train": {
+                        "step": self.step,
+                        "wall_s": round(self.wall_s, 1),
+                        "kimg": self.step * self.cfg.batch * self.info.world_size / 1000,
+                    },
+                },
+            )
         return path
 
     @torch.no_grad()
@@ -295,15 +312,22 @@ class GANTrainer(Resumable):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", default="fashion-mnist:train",
-                   help="fashion-mnist[:split] or an image folder / .zip")
+    p.add_argument(
+        "--data",
+        default="fashion-mnist:train",
+        help="fashion-mnist[:split] or an image folder / .zip",
+    )
     p.add_argument("--out", required=True, type=Path, help="run directory")
     p.add_argument("--preset", default="demo", choices=sorted(GENERATOR_PRESETS))
     p.add_argument("--size", type=int, default=None, help="override the preset's size")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--steps", type=int, default=10_000)
-    p.add_argument("--time-budget", type=float, default=None,
-                   help="stop (and export) after this many seconds of training")
+    p.add_argument(
+        "--time-budget",
+        type=float,
+        default=None,
+        help="stop (and export) after this many seconds of training",
+    )
     p.add_argument("--lr", type=float, default=0.002)
     p.add_argument("--r1", type=float, default=0.1)
     p.add_argument("--mixing", type=float, default=0.9)
@@ -322,10 +346,20 @@ def run(args: argparse.Namespace) -> int:
     if args.size:
         gcfg = GeneratorConfig.from_dict({**gcfg.to_dict(), "size": args.size})
     cfg = GANTrainConfig(
-        data=args.data, generator=gcfg.to_dict(), batch=args.batch, steps=args.steps,
-        time_budget_s=args.time_budget, lr=args.lr, r1=args.r1, mixing=args.mixing,
-        ema_kimg=args.ema_kimg, seed=args.seed, ckpt_every=args.ckpt_every,
-        sample_every=args.sample_every, data_limit=args.data_limit, amp=not args.no_amp,
+        data=args.data,
+        generator=gcfg.to_dict(),
+        batch=args.batch,
+        steps=args.steps,
+        time_budget_s=args.time_budget,
+        lr=args.lr,
+        r1=args.r1,
+        mixing=args.mixing,
+        ema_kimg=args.ema_kimg,
+        seed=args.seed,
+        ckpt_every=args.ckpt_every,
+        sample_every=args.sample_every,
+        data_limit=args.data_limit,
+        amp=not args.no_amp,
     )
     trainer = GANTrainer(cfg, args.out, device=args.device)
     if not args.no_resume and trainer.resume():
@@ -337,5 +371,3 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(summary))
     ddp.cleanup()
     return 0
-
-

@@ -106,6 +106,10 @@ MATRIX: dict[tuple[str, str, str], dict[str, int]] = {
     ("POST", "logout/", "-"): every(302),
     # Verified 2FA roles are sent on; a requester may enrol a second factor voluntarily.
     ("GET", "account/2fa/", "-"): people(302, requester=200, **PORTAL),
+    ("GET", "account/", "-"): people(200, **PORTAL),
+    # --- portal: notifications (each person's own) ----------------------------------
+    ("GET", "notifications/", "-"): people(200, **PORTAL),
+    ("POST", "notifications/read/", "-"): people(302, **PORTAL),
     # --- portal: jobs -----------------------------------------------------------
     ("GET", "jobs/", "-"): people(200, **PORTAL),
     ("GET", "jobs/new/", "-"): people(403, requester=200, **PORTAL),
@@ -135,6 +139,10 @@ MATRIX: dict[tuple[str, str, str], dict[str, int]] = {
     ("GET", "audit/verify/", "-"): only({"reviewer": 200}, others=403, **PORTAL),
     ("POST", "audit/export/", "-"): only({"reviewer": 200}, others=403, **PORTAL),
     ("GET", "audit/public-key", "-"): only({"reviewer": 200}, others=403, **PORTAL),
+    # --- provenance: "was this made here?" (reviewers; the public check is off by default)
+    ("GET", "provenance/check", "-"): only({"reviewer": 200}, others=403, **PORTAL),
+    ("POST", "api/v1/provenance/check", "-"): people(403, reviewer=400, anon=API_ANON, integration=403),  # no image
+    ("POST", "api/v1/provenance/public-check", "-"): every(404),
 }
 
 SKIPPED_PREFIXES = ("admin/",)  # Django's admin guards itself (is_staff + model permissions)
@@ -403,7 +411,10 @@ def test_service_account_rows(model_bundle, settings):
     for (method, route, obj), row in MATRIX.items():
         if "integration" not in row or obj == "own":
             continue
-        expected = 403 if route.startswith("api/") else row["integration"]
+        # Routes that take no credentials at all (public docs, the public check) answer
+        # the key's holder as anyone; every other API route refuses the mixed account.
+        credential_free = row.get("anon") == row["integration"] and row["anon"] not in (API_ANON, PORTAL_ANON)
+        expected = 403 if route.startswith("api/") and not credential_free else row["integration"]
         job = world.job(obj, "integration", fresh=route.endswith(("/approve", "/reject", "/decide")))
         url = _url(route, job)
         body = _body(method, route, job, world)

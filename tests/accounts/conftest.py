@@ -16,9 +16,16 @@ PASSWORD = "correct horse battery staple 42"
 
 @pytest.fixture
 def make_user(db):
-    def _make(role: str | None, username: str | None = None, *, with_totp: bool = False, password: str = PASSWORD):
-        user = get_user_model().objects.create_user(username=username or f"{role or 'nobody'}-{secrets.token_hex(3)}",
-                                                    password=password)
+    def _make(
+        role: str | None,
+        username: str | None = None,
+        *,
+        with_totp: bool = False,
+        password: str = PASSWORD,
+    ):
+        user = get_user_model().objects.create_user(
+            username=username or f"{role or 'nobody'}-{secrets.token_hex(3)}", password=password
+        )
         if role:
             user.groups.add(ensure_groups()[role])
         if with_totp:
@@ -31,4 +38,7 @@ def make_user(db):
 def current_code(user, *, confirmed: bool = True) -> str:
     """The code an authenticator app would show now for the user's TOTP device."""
     device = TOTPDevice.objects.get(user=user, confirmed=confirmed)
-    return f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits, drift=device.drift):06d}"
+    code = totp(
+        device.bin_key, step=device.step, t0=device.t0, digits=device.digits, drift=device.drift
+    )
+    return f"{code:06d}"

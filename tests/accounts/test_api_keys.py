@@ -39,8 +39,16 @@ def client_with(raw_key: str, address: str = "127.0.0.1") -> APIClient:
 
 
 def submit(client, shade=120):
-    return client.post("/api/v1/jobs", {"image": io.BytesIO(png_bytes(shade)), "edits": catalog.request_json(),
-                                         "purpose": "CRM avatar refresh", "consent": "true"}, format="multipart")
+    return client.post(
+        "/api/v1/jobs",
+        {
+            "image": io.BytesIO(png_bytes(shade)),
+            "edits": catalog.request_json(),
+            "purpose": "CRM avatar refresh",
+            "consent": "true",
+        },
+        format="multipart",
+    )
 
 
 def test_only_a_hash_of_the_key_is_stored(service_account):
@@ -80,26 +88,36 @@ def test_unknown_expired_or_revoked_keys_are_401(service_account):
     _, raw = create_api_key(service_account, name="crm", scopes=["jobs:read"])
     bad = client_with(raw[:-1] + ("A" if raw[-1] != "A" else "B")).get("/api/v1/jobs")
     assert bad.status_code == 401 and bad["WWW-Authenticate"] == "Api-Key"
-    expired_key, expired = create_api_key(service_account, name="old", scopes=["jobs:read"],
-                                          expires_at=timezone.now() - timedelta(minutes=1))
+    expired_key, expired = create_api_key(
+        service_account,
+        name="old",
+        scopes=["jobs:read"],
+        expires_at=timezone.now() - timedelta(minutes=1),
+    )
     response = client_with(expired).get("/api/v1/jobs")
     assert response.status_code == 401 and "expired" in response.json()["detail"]
     key = IntegrationKey.objects.get(prefix=raw.partition(".")[0])
     assert revoke_api_key(key, reason="rotated")
     response = client_with(raw).get("/api/v1/jobs")
     assert response.status_code == 401 and "revoked" in response.json()["detail"]
-    assert AuditEvent.objects.filter(action="apikey.revoked", subject=f"apikey:{key.prefix}").exists()
+    assert AuditEvent.objects.filter(
+        action="apikey.revoked", subject=f"apikey:{key.prefix}"
+    ).exists()
 
 
 def test_ip_outside_the_allow_list_is_403(service_account):
-    _, raw = create_api_key(service_account, name="crm", scopes=["jobs:read"], allowed_networks=["10.1.0.0/16"])
+    _, raw = create_api_key(
+        service_account, name="crm", scopes=["jobs:read"], allowed_networks=["10.1.0.0/16"]
+    )
     assert client_with(raw, "10.1.2.3").get("/api/v1/jobs").status_code == 200
     response = client_with(raw, "10.2.0.1").get("/api/v1/jobs")
     assert response.status_code == 403 and "10.2.0.1" in response.json()["detail"]
 
 
 def test_quota_answers_429_with_retry_after(service_account, model_bundle):
-    _, raw = create_api_key(service_account, name="crm", scopes=["jobs:write", "jobs:read"], jobs_per_hour=2)
+    _, raw = create_api_key(
+        service_account, name="crm", scopes=["jobs:write", "jobs:read"], jobs_per_hour=2
+    )
     client = client_with(raw)
     assert submit(client, 10).status_code == 201
     assert submit(client, 20).status_code == 201
@@ -127,8 +145,20 @@ def test_an_integration_cannot_use_the_portal(client, service_account):
 
 
 def test_apikeys_command_creates_lists_and_revokes(service_account, capsys):
-    call_command("apikeys", "create", "--account", service_account.username, "--name", "cli",
-                 "--scopes", "jobs:read", "--expires-days", "30", "--allow-ip", "192.0.2.0/24")
+    call_command(
+        "apikeys",
+        "create",
+        "--account",
+        service_account.username,
+        "--name",
+        "cli",
+        "--scopes",
+        "jobs:read",
+        "--expires-days",
+        "30",
+        "--allow-ip",
+        "192.0.2.0/24",
+    )
     raw = capsys.readouterr().out.strip().splitlines()[-1]
     key = IntegrationKey.objects.get_from_key(raw)
     assert key.allowed_networks == ["192.0.2.0/24"] and key.expiry_date > timezone.now()

@@ -15,7 +15,9 @@ from tests.conftest import login
 
 
 def person(username: str, role: str):
-    user = get_user_model().objects.create_user(username, password=PASSWORD, is_staff=role == "admin")
+    user = get_user_model().objects.create_user(
+        username, password=PASSWORD, is_staff=role == "admin"
+    )
     user.groups.add(ensure_groups()[role])
     return user
 
@@ -29,7 +31,10 @@ def test_reset_reviewer_re_enrols_with_a_code_and_waits_for_the_second_admin(liv
     reset_two_factor(reviewer, by=first)
     code = issue_enrolment_code(reviewer, by=first)
     violations: list[str] = []
-    page.on("console", lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None)
+    page.on(
+        "console",
+        lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None,
+    )
 
     login(page, live_server, reviewer.username, PASSWORD)
     assert "/account/2fa/" in page.url

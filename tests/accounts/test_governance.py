@@ -43,7 +43,9 @@ def change_form_data(client, user, **overrides) -> dict:
     page = client.get(f"/admin/auth/user/{user.pk}/change/")
     assert page.status_code == 200
     form = page.context["adminform"].form
-    data = {name: form.initial.get(name) for name in form.fields if name not in ("password", "groups")}
+    data = {
+        name: form.initial.get(name) for name in form.fields if name not in ("password", "groups")
+    }
     data = {k: ("on" if v is True else v) for k, v in data.items() if v not in (None, False)}
     data["groups"] = [g.pk for g in user.groups.all()]
     data.update(overrides)
@@ -55,6 +57,7 @@ def events(action: str, user) -> list[AuditEvent]:
 
 
 # --- admin to superuser ----------------------------------------------------------------
+
 
 @pytest.mark.django_db
 def test_admin_cannot_tick_superuser_or_raw_permissions_on_their_own_account(make_user):
@@ -90,10 +93,15 @@ def test_superuser_only_by_the_audited_operator_command(make_user, capsys):
     ops = User.objects.get(username="ops")
     assert ops.is_superuser
     event = AuditEvent.objects.get(action="account.superuser_created", subject=f"user:{ops.pk}")
-    assert event.payload["reason"] == "role table broken, ticket OPS-17" and event.actor_name == "system/shell"
+    assert (
+        event.payload["reason"] == "role table broken, ticket OPS-17"
+        and event.actor_name == "system/shell"
+    )
     # Admins cannot see or edit the operator's superuser (e.g. reset its password).
     client = signed_in(staff_admin(make_user, "mallory3"))
-    assert client.get(f"/admin/auth/user/{ops.pk}/change/").status_code == 302  # "does not exist" redirect
+    assert (
+        client.get(f"/admin/auth/user/{ops.pk}/change/").status_code == 302
+    )  # "does not exist" redirect
     assert client.get(f"/admin/auth/user/{ops.pk}/password/").status_code == 404
 
 
@@ -102,12 +110,17 @@ def test_per_user_permissions_granted_in_a_shell_are_logged(make_user):
     admin = staff_admin(make_user, "mallory4")
     admin.user_permissions.add(Permission.objects.get(codename="view_auditevent"))
     event = events("account.permissions_changed", admin)[-1]
-    assert event.payload["added"] == ["audit.view_auditevent"] and event.actor_name == "system/shell"
+    assert (
+        event.payload["added"] == ["audit.view_auditevent"] and event.actor_name == "system/shell"
+    )
     admin.user_permissions.clear()
-    assert events("account.permissions_changed", admin)[-1].payload["removed"] == ["audit.view_auditevent"]
+    assert events("account.permissions_changed", admin)[-1].payload["removed"] == [
+        "audit.view_auditevent"
+    ]
 
 
 # --- admin takes over a reviewer ---------------------------------------------------------
+
 
 @pytest.mark.django_db
 def test_reviewer_2fa_reset_needs_re_enrolment_and_a_second_admin(make_user):
@@ -118,9 +131,15 @@ def test_reviewer_2fa_reset_needs_re_enrolment_and_a_second_admin(make_user):
     device = TOTPDevice.objects.get(user=reviewer, name="test")
     # The device page shows no key, QR code or config URL.
     page = client.get(f"/admin/otp_totp/totpdevice/{device.pk}/change/")
-    assert page.status_code == 200 and device.key.encode() not in page.content and b"qrcode" not in page.content
+    assert (
+        page.status_code == 200
+        and device.key.encode() not in page.content
+        and b"qrcode" not in page.content
+    )
     assert client.get(f"/admin/otp_totp/totpdevice/{device.pk}/qrcode/").status_code in (302, 404)
-    reset = client.post("/admin/auth/user/", {"action": "reset_second_factor", "_selected_action": [reviewer.pk]})
+    reset = client.post(
+        "/admin/auth/user/", {"action": "reset_second_factor", "_selected_action": [reviewer.pk]}
+    )
     assert reset.status_code == 302
     assert not TOTPDevice.objects.filter(user=reviewer).exists()
     assert events("user.2fa_reset", reviewer)[0].actor_name == "mallory5"
@@ -132,28 +151,48 @@ def test_reviewer_2fa_reset_needs_re_enrolment_and_a_second_admin(make_user):
     page = as_rosa.get("/account/2fa/")
     assert b"Enrolment code" in page.content and b"totp-secret" not in page.content
     # With an enrolment code Mallory issued herself, she can enrol a device as Rosa ...
-    issued = client.post("/admin/auth/user/", {"action": "issue_enrolment_code", "_selected_action": [reviewer.pk]},
-                         follow=True)
-    code = next(str(m).split(": ")[1].split(" ")[0] for m in issued.context["messages"] if "Enrolment code" in str(m))
+    issued = client.post(
+        "/admin/auth/user/",
+        {"action": "issue_enrolment_code", "_selected_action": [reviewer.pk]},
+        follow=True,
+    )
+    code = next(
+        str(m).split(": ")[1].split(" ")[0]
+        for m in issued.context["messages"]
+        if "Enrolment code" in str(m)
+    )
     assert as_rosa.post("/account/2fa/", {"enrolment_code": code}).status_code == 302
     as_rosa.get("/account/2fa/")
-    assert as_rosa.post("/account/2fa/", {"token": current_code(reviewer, confirmed=False)}).status_code == 302
+    assert (
+        as_rosa.post(
+            "/account/2fa/", {"token": current_code(reviewer, confirmed=False)}
+        ).status_code
+        == 302
+    )
     # ... but the account still cannot review: the reset waits for a second admin.
     assert as_rosa.get("/audit/").status_code == 403
     assert not has_role(User.objects.get(pk=reviewer.pk), "reviewer")
-    confirm = client.post("/admin/accounts/accountrecovery/",
-                          {"action": "confirm", "_selected_action": [recovery.pk]}, follow=True)
+    confirm = client.post(
+        "/admin/accounts/accountrecovery/",
+        {"action": "confirm", "_selected_action": [recovery.pk]},
+        follow=True,
+    )
     assert any("cannot also confirm" in str(m) for m in confirm.context["messages"])
     with pytest.raises(RecoveryError, match="only an administrator"):
         confirm_recovery(recovery, by=reviewer)
     assert as_rosa.get("/audit/").status_code == 403
-    signed_in(second).post("/admin/accounts/accountrecovery/", {"action": "confirm", "_selected_action": [recovery.pk]})
+    signed_in(second).post(
+        "/admin/accounts/accountrecovery/", {"action": "confirm", "_selected_action": [recovery.pk]}
+    )
     recovery.refresh_from_db()
     assert recovery.confirmed_by == second and recovery.completed_at is not None
     assert as_rosa.get("/audit/").status_code == 200
-    assert [e.action for e in AuditEvent.objects.filter(subject=f"user:{reviewer.pk}",
-                                                        action__startswith="account.recovery").order_by("seq")] == [
-        "account.recovery_opened", "account.recovery_confirmed", "account.recovery_completed"]
+    assert [
+        e.action
+        for e in AuditEvent.objects.filter(
+            subject=f"user:{reviewer.pk}", action__startswith="account.recovery"
+        ).order_by("seq")
+    ] == ["account.recovery_opened", "account.recovery_confirmed", "account.recovery_completed"]
 
 
 @pytest.mark.django_db
@@ -172,9 +211,14 @@ def test_password_reset_of_an_approver_suspends_approving_until_a_second_admin_c
     approver = make_user("approver", "arjun", with_totp=True)
     mallory = staff_admin(make_user, "mallory6")
     client = signed_in(mallory)
-    response = client.post(f"/admin/auth/user/{approver.pk}/password/",
-                           {"password1": "a brand new password 99", "password2": "a brand new password 99",
-                            "usable_password": "true"})
+    response = client.post(
+        f"/admin/auth/user/{approver.pk}/password/",
+        {
+            "password1": "a brand new password 99",
+            "password2": "a brand new password 99",
+            "usable_password": "true",
+        },
+    )
     assert response.status_code == 302
     assert events("account.password_changed", approver)[0].actor_name == "mallory6"
     assert events("account.recovery_opened", approver)[0].payload["kind"] == "password"
@@ -196,6 +240,7 @@ def test_a_suspended_admin_loses_the_admin_pages(make_user):
 
 # --- every change is an event, whichever path -------------------------------------------
 
+
 @pytest.mark.django_db
 def test_shell_changes_to_accounts_groups_devices_and_keys_are_audited(make_user):
     from editplatform.accounts.services import create_api_key
@@ -211,7 +256,9 @@ def test_shell_changes_to_accounts_groups_devices_and_keys_are_audited(make_user
     assert events("account.password_changed", user)[0].payload["by_owner"] is False
     group = Group.objects.create(name="side-door")
     group.permissions.add(Permission.objects.get(codename="view_auditevent"))
-    assert AuditEvent.objects.filter(action="group.changed", subject=f"group:{group.pk}").count() == 2
+    assert (
+        AuditEvent.objects.filter(action="group.changed", subject=f"group:{group.pk}").count() == 2
+    )
     device = TOTPDevice.objects.create(user=user, name="x", confirmed=True)
     assert events("user.2fa_enrolled", user)
     device.delete()
@@ -234,7 +281,10 @@ def test_admin_changes_carry_the_admin_as_actor(make_user):
     data = change_form_data(client, target, email="erin@example.org")
     assert client.post(f"/admin/auth/user/{target.pk}/change/", data).status_code == 302
     event = events("account.changed", target)[0]
-    assert event.actor_name == "root2" and event.payload["changed"]["email"]["new"] == "erin@example.org"
+    assert (
+        event.actor_name == "root2"
+        and event.payload["changed"]["email"]["new"] == "erin@example.org"
+    )
 
 
 @pytest.mark.django_db
@@ -244,7 +294,9 @@ def test_nobody_changes_their_own_roles(make_user):
     data = change_form_data(client, admin)
     data["groups"] = [*data["groups"], Group.objects.get(name="reviewer").pk]
     response = client.post(f"/admin/auth/user/{admin.pk}/change/", data)
-    assert response.status_code == 200 and "cannot change your own roles" in str(response.context["adminform"].form.errors)
+    assert response.status_code == 200 and "cannot change your own roles" in str(
+        response.context["adminform"].form.errors
+    )
     assert not User.objects.get(pk=admin.pk).groups.filter(name="reviewer").exists()
 
 
@@ -267,6 +319,9 @@ def test_operator_issues_the_first_admins_enrolment_code(make_user, capsys):
     assert client.post("/login/", {"username": "ann", "password": PASSWORD}).status_code == 302
     assert client.post("/account/2fa/", {"enrolment_code": code}).status_code == 302
     client.get("/account/2fa/")
-    assert client.post("/account/2fa/", {"token": current_code(ann, confirmed=False)}).status_code == 302
+    assert (
+        client.post("/account/2fa/", {"token": current_code(ann, confirmed=False)}).status_code
+        == 302
+    )
     assert client.get("/admin/auth/user/").status_code == 200
     assert events("account.enrolment_code_issued", ann)[0].actor_name == "system/shell"

@@ -90,7 +90,7 @@ def test_admin_key_for_a_person_is_a_form_error_not_a_500(admin_client):
 @pytest.mark.django_db
 def test_admin_key_for_a_service_account_is_created_and_shown_once(service_account, admin_client):
     response = admin_client.post("/admin/accounts/integrationkey/add/", {
-        "name": "crm", "service_account": service_account.pk, "scopes": '["jobs:read"]', "allowed_networks": "[]"},
+        "name": "crm", "service_account": service_account.pk, "scopes": ["jobs:read"], "allowed_networks": ""},
         follow=True)
     assert response.status_code == 200
     key = IntegrationKey.objects.get()

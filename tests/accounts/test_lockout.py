@@ -28,7 +28,12 @@ def test_a_success_before_the_limit_resets_the_count(client, make_user):
     user = make_user("requester")
     for _ in range(settings.AXES_FAILURE_LIMIT - 1):
         client.post("/login/", {"username": user.username, "password": "wrong"})
-    assert client.post("/login/", {"username": user.username, "password": PASSWORD}).status_code == 302
+    assert (
+        client.post("/login/", {"username": user.username, "password": PASSWORD}).status_code == 302
+    )
     client.post("/logout/")
     for _ in range(settings.AXES_FAILURE_LIMIT - 1):
-        assert client.post("/login/", {"username": user.username, "password": "wrong"}).status_code == 200
+        assert (
+            client.post("/login/", {"username": user.username, "password": "wrong"}).status_code
+            == 200
+        )

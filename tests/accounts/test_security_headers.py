@@ -24,7 +24,13 @@ def test_pages_carry_csp_and_security_headers(client, path):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("path", ["/static/portal/portal.css", "/static/drf_spectacular_sidecar/swagger-ui-dist/oauth2-redirect.html"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/static/portal/portal.css",
+        "/static/drf_spectacular_sidecar/swagger-ui-dist/oauth2-redirect.html",
+    ],
+)
 def test_static_files_carry_the_same_security_headers(client, path):
     """Whitenoise answers before django-csp and the frame middleware run (issue 11)."""
     response = client.get(path)
@@ -60,8 +66,19 @@ def test_swagger_ui_renders_offline_under_the_csp(live_server, page):
     user.groups.add(ensure_groups()["requester"])
     violations: list[str] = []
     external: list[str] = []
-    page.on("console", lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None)
-    page.on("request", lambda req: external.append(req.url) if not req.url.startswith(live_server.url) and not req.url.startswith(("data:", "blob:")) else None)
+    page.on(
+        "console",
+        lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None,
+    )
+    page.on(
+        "request",
+        lambda req: (
+            external.append(req.url)
+            if not req.url.startswith(live_server.url)
+            and not req.url.startswith(("data:", "blob:"))
+            else None
+        ),
+    )
     login(page, live_server, user.username, PASSWORD)
     page.goto(f"{live_server.url}/api/v1/docs")
     page.wait_for_selector(".swagger-ui .info .title", timeout=30_000)

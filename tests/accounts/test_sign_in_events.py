@@ -27,11 +27,16 @@ def failed_events():
 @pytest.mark.django_db
 def test_failures_from_one_address_are_one_event_per_window(settings):
     settings.AXES_FAILURE_LIMIT = 1000  # count failures, no lockout, for this test
-    settings.LOGIN_FAILURE_EVENT_WINDOW_SECONDS = 10**9  # one window (2001-2033): no boundary mid-test
+    settings.LOGIN_FAILURE_EVENT_WINDOW_SECONDS = (
+        10**9
+    )  # one window (2001-2033): no boundary mid-test
     before = len(failed_events())
     client = Client(REMOTE_ADDR="198.51.100.7")
     for n in range(30):
-        assert client.post("/login/", {"username": f"guess/{n}", "password": "nope"}).status_code == 200
+        assert (
+            client.post("/login/", {"username": f"guess/{n}", "password": "nope"}).status_code
+            == 200
+        )
     new = failed_events()[before:]
     assert len(new) == 1
     assert new[0].subject == "address:198.51.100.7" and new[0].payload["username"] == "guess/0"
@@ -52,7 +57,9 @@ def test_the_next_window_carries_the_previous_count(settings):
         client.post("/login/", {"username": "eve", "password": "nope"})
     time.sleep(1.1 - (time.time() % 1))
     client.post("/login/", {"username": "eve", "password": "nope"})
-    last = AuditEvent.objects.filter(action="user.login_failed", subject="address:198.51.100.9").order_by("-seq")[0]
+    last = AuditEvent.objects.filter(
+        action="user.login_failed", subject="address:198.51.100.9"
+    ).order_by("-seq")[0]
     assert last.payload["previous_window"]["count"] >= 1
     total = sum(w.count for w in SignInFailureWindow.objects.filter(address="198.51.100.9"))
     assert total == 4
@@ -64,7 +71,9 @@ def test_lockout_is_an_event(make_user):
     client = Client(REMOTE_ADDR="198.51.100.10")
     for _ in range(settings.AXES_FAILURE_LIMIT):
         client.post("/login/", {"username": user.username, "password": "wrong"})
-    assert client.post("/login/", {"username": user.username, "password": PASSWORD}).status_code == 429
+    assert (
+        client.post("/login/", {"username": user.username, "password": PASSWORD}).status_code == 429
+    )
     event = AuditEvent.objects.get(action="user.locked_out", subject="address:198.51.100.10")
     assert event.payload["username"] == user.username
 
@@ -101,9 +110,14 @@ def test_lockout_behind_a_proxy_locks_the_attacker_not_everyone(settings, make_u
     for n in range(settings.AXES_FAILURE_LIMIT):
         attacker.post("/login/", {"username": f"spray{n}", "password": "wrong"})
     user = make_user("requester")
-    assert attacker.post("/login/", {"username": user.username, "password": PASSWORD}).status_code == 429
+    assert (
+        attacker.post("/login/", {"username": user.username, "password": PASSWORD}).status_code
+        == 429
+    )
     honest = Client(REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_FOR="203.0.113.77")
-    assert honest.post("/login/", {"username": user.username, "password": PASSWORD}).status_code == 302
+    assert (
+        honest.post("/login/", {"username": user.username, "password": PASSWORD}).status_code == 302
+    )
 
 
 @pytest.mark.django_db
@@ -116,7 +130,9 @@ def test_key_allow_list_uses_the_client_address_behind_the_proxy(settings):
     settings.TRUSTED_PROXY_CIDRS = ["10.0.0.0/24"]
     svc = get_user_model().objects.create_user("svc-proxy", password=None)
     svc.groups.add(ensure_groups()["integration"])
-    _key, raw = create_api_key(svc, name="crm", scopes=["jobs:read"], allowed_networks=["203.0.113.0/28"])
+    _key, raw = create_api_key(
+        svc, name="crm", scopes=["jobs:read"], allowed_networks=["203.0.113.0/28"]
+    )
 
     def get(forwarded):
         client = APIClient(REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_FOR=forwarded)

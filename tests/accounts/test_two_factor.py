@@ -23,7 +23,9 @@ def test_roles_that_change_outcomes_must_verify_a_second_factor(client, make_use
     assert home.status_code == 302 and home["Location"].startswith("/account/2fa/")
     api = client.get("/api/v1/schema")
     assert api.status_code == 403 and b"two-factor" in api.content
-    wrong = client.post("/account/2fa/?next=/", {"token": "000000" if current_code(user) != "000000" else "111111"})
+    wrong = client.post(
+        "/account/2fa/?next=/", {"token": "000000" if current_code(user) != "000000" else "111111"}
+    )
     assert wrong.status_code == 200 and b"not valid" in wrong.content
     assert client.get("/").status_code == 302
     # django-otp throttles a device after a failure; the next code must wait it out.
@@ -52,13 +54,19 @@ def test_first_sign_in_of_a_privileged_role_needs_an_admin_issued_enrolment_code
     sign_in(client, user)
     page = client.get("/account/2fa/")
     # The password alone shows no secret and binds no device.
-    assert page.status_code == 200 and b"Enrolment code" in page.content and b"totp-secret" not in page.content
+    assert (
+        page.status_code == 200
+        and b"Enrolment code" in page.content
+        and b"totp-secret" not in page.content
+    )
     assert not TOTPDevice.objects.filter(user=user).exists()
     refused = client.post("/account/2fa/", {"enrolment_code": "made-up-code"})
     assert refused.status_code == 200 and b"not valid" in refused.content
     assert AuditEvent.objects.filter(action="user.2fa_failed", subject=f"user:{user.pk}").exists()
     code = issue_enrolment_code(user, by=admin)
-    issued = AuditEvent.objects.get(action="account.enrolment_code_issued", subject=f"user:{user.pk}")
+    issued = AuditEvent.objects.get(
+        action="account.enrolment_code_issued", subject=f"user:{user.pk}"
+    )
     assert issued.actor_name == admin.username and code not in str(issued.entry)
     step = client.post("/account/2fa/", {"enrolment_code": code})
     assert step.status_code == 302
@@ -90,7 +98,10 @@ def test_a_requester_may_enrol_voluntarily_without_a_code(client, make_user):
     sign_in(client, user)
     page = client.get("/account/2fa/")
     assert page.status_code == 200 and b"totp-secret" in page.content
-    assert client.post("/account/2fa/", {"token": current_code(user, confirmed=False)}).status_code == 302
+    assert (
+        client.post("/account/2fa/", {"token": current_code(user, confirmed=False)}).status_code
+        == 302
+    )
     assert TOTPDevice.objects.get(user=user).confirmed
 
 
@@ -115,5 +126,7 @@ def test_user_login_is_written_only_after_the_second_factor(client, make_user):
 def test_next_parameter_cannot_redirect_off_site(client, make_user):
     user = make_user("reviewer", with_totp=True)
     sign_in(client, user)
-    response = client.post("/account/2fa/?next=https://evil.example/", {"token": current_code(user)})
+    response = client.post(
+        "/account/2fa/?next=https://evil.example/", {"token": current_code(user)}
+    )
     assert response.status_code == 302 and response["Location"] == "/"

@@ -48,6 +48,8 @@ def assert_error_shape(response, status: int | None = None) -> dict:
         assert response.status_code == status, (response.status_code, response.content[:500])
     body = response.json()
     assert set(body) <= {"detail", "code", "field"}, body
-    assert isinstance(body["detail"], str) and body["detail"] and isinstance(body["code"], str), body
+    assert isinstance(body["detail"], str) and body["detail"] and isinstance(body["code"], str), (
+        body
+    )
     assert isinstance(body.get("field", ""), str), body
     return body

@@ -35,17 +35,36 @@ def generate_client(schema: str, workdir: Path):
     """Generate a client package from ``schema`` (JSON text) and import it."""
     package = f"styleledger_client_{uuid.uuid4().hex[:8]}"
     (workdir / "openapi.json").write_text(schema)
-    (workdir / "config.yml").write_text("post_hooks: []\n")  # no formatter run: faster, nothing to install
+    (workdir / "config.yml").write_text(
+        "post_hooks: []\n"
+    )  # no formatter run: faster, nothing to install
     run = subprocess.run(
-        [str(GENERATOR), "generate", "--path", str(workdir / "openapi.json"), "--output-path",
-         str(workdir / package), "--meta", "none", "--config", str(workdir / "config.yml")],
-        capture_output=True, text=True, timeout=300)
+        [
+            str(GENERATOR),
+            "generate",
+            "--path",
+            str(workdir / "openapi.json"),
+            "--output-path",
+            str(workdir / package),
+            "--meta",
+            "none",
+            "--config",
+            str(workdir / "config.yml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     output = run.stdout + run.stderr
     assert run.returncode == 0, output
     # every jobs operation generated whole (an unsupported content type makes the generator leave a
     # response out with a warning naming the operation, as the artifact download once was)
-    warned = [line for line in output.splitlines() if line.startswith("WARNING") and "/api/v1/" in line]
-    assert not [line for line in warned if "/api/v1/jobs" in line or "/api/v1/edits" in line], output
+    warned = [
+        line for line in output.splitlines() if line.startswith("WARNING") and "/api/v1/" in line
+    ]
+    assert not [line for line in warned if "/api/v1/jobs" in line or "/api/v1/edits" in line], (
+        output
+    )
     sys.path.insert(0, str(workdir))
     try:
         return importlib.import_module(package), package
@@ -57,11 +76,14 @@ def generate_client(schema: str, workdir: Path):
 def integration_key(integration_account):
     from editplatform.accounts.services import create_api_key
 
-    return create_api_key(integration_account, name="generated client", scopes=["jobs:read", "jobs:write"])[1]
+    return create_api_key(
+        integration_account, name="generated client", scopes=["jobs:read", "jobs:write"]
+    )[1]
 
 
-def test_a_generated_client_submits_polls_downloads_and_lists(live_server, model_bundle, celery_worker,
-                                                              integration_key, tmp_path):
+def test_a_generated_client_submits_polls_downloads_and_lists(
+    live_server, model_bundle, celery_worker, integration_key, tmp_path
+):
     from editplatform.jobs.models import EditJob
     from tests import catalog
     from tests.jobs import images
@@ -75,22 +97,34 @@ def test_a_generated_client_submits_polls_downloads_and_lists(live_server, model
     types = importlib.import_module(f"{package}.types")
     jobs_create, jobs_retrieve, jobs_artifact, jobs_list, jobs_cancel = (
         importlib.import_module(f"{api.__name__}.{name}")
-        for name in ("jobs_create", "jobs_retrieve", "jobs_artifact", "jobs_list", "jobs_cancel"))
+        for name in ("jobs_create", "jobs_retrieve", "jobs_artifact", "jobs_list", "jobs_cancel")
+    )
 
     # The generator's default prefix is Bearer, which the API refuses; the documented prefix works.
     bearer = generated.AuthenticatedClient(base_url=live_server.url, token=integration_key)
     assert jobs_list.sync_detailed(client=bearer).status_code == 401
-    client = generated.AuthenticatedClient(base_url=live_server.url, token=integration_key, prefix="Api-Key",
-                                           timeout=httpx.Timeout(60.0))
+    client = generated.AuthenticatedClient(
+        base_url=live_server.url,
+        token=integration_key,
+        prefix="Api-Key",
+        timeout=httpx.Timeout(60.0),
+    )
 
     offered = edits_api.sync(client=client)
-    assert isinstance(offered, models.Catalog) and [e.name for e in offered.edits] == catalog.catalog().names
+    assert (
+        isinstance(offered, models.Catalog)
+        and [e.name for e in offered.edits] == catalog.catalog().names
+    )
     spec = catalog.plain()
     request = {spec.name: catalog.strength(spec)}
 
     # submit as JSON: edits a real object, the image in base64
-    body = models.JobCreateJson(image_base64=base64.b64encode(images.png(seed=7)).decode(),
-                                edits=models.JobCreateJsonEdits.from_dict(request), purpose=PURPOSE, consent=True)
+    body = models.JobCreateJson(
+        image_base64=base64.b64encode(images.png(seed=7)).decode(),
+        edits=models.JobCreateJsonEdits.from_dict(request),
+        purpose=PURPOSE,
+        consent=True,
+    )
     created = jobs_create.sync_detailed(client=client, body=body, idempotency_key="generated-1")
     assert created.status_code == 201, created.content
     job = created.parsed
@@ -99,9 +133,14 @@ def test_a_generated_client_submits_polls_downloads_and_lists(live_server, model
     assert stored.edits == request and stored.source == "api" and stored.purpose == PURPOSE
 
     # submit as multipart: edits JSON text; cancelled again (the worker has one job to run)
-    form = models.JobCreate(image=types.File(payload=io.BytesIO(images.jpeg(seed=8)), file_name="photo.jpg",
-                                             mime_type="image/jpeg"),
-                            edits=json.dumps(request), purpose=PURPOSE, consent=True)
+    form = models.JobCreate(
+        image=types.File(
+            payload=io.BytesIO(images.jpeg(seed=8)), file_name="photo.jpg", mime_type="image/jpeg"
+        ),
+        edits=json.dumps(request),
+        purpose=PURPOSE,
+        consent=True,
+    )
     second = jobs_create.sync(client=client, body=form)
     assert isinstance(second, models.Job), second
     assert isinstance(jobs_cancel.sync(client=client, job_id=second.id), models.Job)

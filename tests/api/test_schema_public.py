@@ -41,12 +41,17 @@ def test_schema_and_docs_are_served_without_credentials_with_security_headers():
     validate(served_schema(anonymous))
     docs = anonymous.get("/api/v1/docs")
     assert docs.status_code == 200 and b"swagger" in docs.content.lower()
-    assert "script-src 'self'" in docs["Content-Security-Policy"] and docs["X-Frame-Options"] == "DENY"
+    assert (
+        "script-src 'self'" in docs["Content-Security-Policy"] and docs["X-Frame-Options"] == "DENY"
+    )
     script = anonymous.get("/api/v1/docs?script=")
     assert script.status_code == 200 and "javascript" in script["Content-Type"]
     # a stale or mistyped key does not lock an integrator out of the docs either
     stale = APIClient(HTTP_AUTHORIZATION="Api-Key nope.nope")
-    assert stale.get("/api/v1/schema").status_code == 200 and stale.get("/api/v1/docs").status_code == 200
+    assert (
+        stale.get("/api/v1/schema").status_code == 200
+        and stale.get("/api/v1/docs").status_code == 200
+    )
     # ...while the API itself still refuses it
     assert stale.get("/api/v1/jobs").status_code == 401
 
@@ -57,9 +62,11 @@ def test_examples_come_from_the_loaded_catalog(model_bundle):
     schemas = served_schema()["components"]["schemas"]
     example = schemas["JobCreateJson"]["properties"]["edits"]["example"]
     assert isinstance(example, dict) and len(example) == 1
-    (name, strength), = example.items()
+    ((name, strength),) = example.items()
     spec = catalog.catalog()[name]
-    assert not spec.sensitive and spec.min_strength <= strength <= spec.max_strength and strength != 0
+    assert (
+        not spec.sensitive and spec.min_strength <= strength <= spec.max_strength and strength != 0
+    )
     assert json.loads(schemas["JobCreate"]["properties"]["edits"]["example"]) == example
     assert "smile" not in json.dumps(served_schema()) or "smile" in catalog.catalog().names
 
@@ -77,11 +84,15 @@ def test_types_a_generated_client_needs(model_bundle):
     assert schemas["JobCreateJson"]["properties"]["edits"]["type"] == "object"
     assert schemas["JobCreateJson"]["properties"]["edits"]["additionalProperties"] == number_map
     assert schemas["Job"]["properties"]["edits"]["additionalProperties"] == number_map
-    assert schemas["JobCreate"]["properties"]["edits"]["type"] == "string"  # multipart: JSON text, documented
+    assert (
+        schemas["JobCreate"]["properties"]["edits"]["type"] == "string"
+    )  # multipart: JSON text, documented
     assert "JSON object as text" in schemas["JobCreate"]["properties"]["edits"]["description"]
     bodies = spec["paths"]["/api/v1/jobs"]["post"]["requestBody"]["content"]
     assert set(bodies) == {"application/json", "multipart/form-data"}
-    artifact = spec["paths"]["/api/v1/jobs/{job_id}/artifacts/{kind}"]["get"]["responses"]["200"]["content"]
+    artifact = spec["paths"]["/api/v1/jobs/{job_id}/artifacts/{kind}"]["get"]["responses"]["200"][
+        "content"
+    ]
     assert artifact["application/octet-stream"]["schema"] == {"type": "string", "format": "binary"}
     page = schemas["PaginatedJobList"]
     assert {"next_cursor", "previous_cursor", "results"} <= set(page["required"])
@@ -98,8 +109,11 @@ def internal_names() -> set[str]:
         if not module_name.startswith(("editplatform.", "audit.", "inversion.")):
             continue
         for name, value in vars(module).items():
-            if inspect.isclass(value) and getattr(value, "__module__", "").startswith(module_name) \
-                    and sum(c.isupper() for c in name) >= 2:
+            if (
+                inspect.isclass(value)
+                and getattr(value, "__module__", "").startswith(module_name)
+                and sum(c.isupper() for c in name) >= 2
+            ):
                 names.add(name)
     from django.conf import settings
 
@@ -110,8 +124,19 @@ def internal_names() -> set[str]:
 def test_descriptions_name_no_internal_classes_or_settings(model_bundle):
     spec = served_schema()
     names = internal_names()
-    assert {"EditJob", "DomainError", "JobCreateSerializer", "UPLOAD_MAX_BYTES"} <= names  # the net works
-    pattern = re.compile(r"\b(" + "|".join(map(re.escape, sorted(names, key=len, reverse=True))) + r")\b")
+    assert {
+        "EditJob",
+        "DomainError",
+        "JobCreateSerializer",
+        "UPLOAD_MAX_BYTES",
+    } <= names  # the net works
+    pattern = re.compile(
+        r"\b(" + "|".join(map(re.escape, sorted(names, key=len, reverse=True))) + r")\b"
+    )
     leaks = [(where, match) for where, text in texts(spec) for match in pattern.findall(text)]
-    leaks += [(where, text) for where, text in texts(spec) if re.search(r"\.objects\b|editplatform\.", text)]
+    leaks += [
+        (where, text)
+        for where, text in texts(spec)
+        if re.search(r"\.objects\b|editplatform\.", text)
+    ]
     assert leaks == []

@@ -105,9 +105,17 @@ def finished_job(requester):
 
     original = artifacts.store(png((200, 10, 10)), "image/png", width=16, height=16)
     return EditJob.objects.create(
-        requester=requester, source="api", original=original, upload_sha256=original.sha256, upload_format="png",
-        edits={"brightness": 0.5}, purpose="schemathesis fixture", consent=True, params_sha256="0" * 64,
-        state="succeeded", reconstruction=artifacts.store(png((10, 200, 10)), "image/png", width=16, height=16),
+        requester=requester,
+        source="api",
+        original=original,
+        upload_sha256=original.sha256,
+        upload_format="png",
+        edits={"brightness": 0.5},
+        purpose="schemathesis fixture",
+        consent=True,
+        params_sha256="0" * 64,
+        state="succeeded",
+        reconstruction=artifacts.store(png((10, 200, 10)), "image/png", width=16, height=16),
         edited=artifacts.store(png((10, 10, 200)), "image/png", width=16, height=16),
         latent=artifacts.store(b"\x00" * 64, "application/vnd.styleledger.latent+safetensors"),
     )
@@ -123,8 +131,11 @@ def load_schema(key: str):
     import schemathesis
     from django.core.wsgi import get_wsgi_application
 
-    return schemathesis.openapi.from_wsgi("/api/v1/schema?format=json", get_wsgi_application(),
-                                          headers={"Authorization": f"Api-Key {key}"})
+    return schemathesis.openapi.from_wsgi(
+        "/api/v1/schema?format=json",
+        get_wsgi_application(),
+        headers={"Authorization": f"Api-Key {key}"},
+    )
 
 
 def existing_ids_hook(schema, platform) -> None:
@@ -142,8 +153,13 @@ def existing_ids_hook(schema, platform) -> None:
         return st.just(params)
 
 
-CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conformance",
-          "response_headers_conformance", "response_schema_conformance")
+CHECKS = (
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_headers_conformance",
+    "response_schema_conformance",
+)
 
 
 def conformance_checks():
@@ -156,8 +172,13 @@ def fuzz(operation, auth: dict, statuses: set[int]) -> None:
     """Generated requests for one operation; raises schemathesis' FailureGroup on a failure."""
     checks = conformance_checks()
 
-    @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None, derandomize=True,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=MAX_EXAMPLES,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
     @given(case=operation.as_strategy())
     def check(case):
         response = case.call(headers=auth)
@@ -176,7 +197,10 @@ def run_operations(schema, key: str) -> tuple[list[str], dict[str, set[int]]]:
         operation = result.ok()
         try:
             fuzz(operation, auth, seen.setdefault(operation.label, set()))
-        except (Exception, BaseExceptionGroup) as exc:  # schemathesis raises a FailureGroup; collect them all
+        except (
+            Exception,
+            BaseExceptionGroup,
+        ) as exc:  # schemathesis raises a FailureGroup; collect them all
             failures.append(f"{operation.label}: {type(exc).__name__}: {str(exc)[:1500]}")
     return failures, seen
 
@@ -189,7 +213,11 @@ def explicit_uploads(schema, key: str) -> tuple[list[str], dict[str, int]]:
     operation = schema["/api/v1/jobs"]["POST"]
     from tests import catalog
 
-    form = {"edits": catalog.request_json(), "purpose": "Schemathesis explicit upload", "consent": "true"}
+    form = {
+        "edits": catalog.request_json(),
+        "purpose": "Schemathesis explicit upload",
+        "consent": "true",
+    }
     cases = {
         "valid png": {**form, "image": images.png()},
         "valid jpeg, idempotent": {**form, "image": images.jpeg()},
@@ -224,11 +252,24 @@ def test_every_operation_conforms_for_each_key_scope(scopes, service_account, pl
     assert not failures + upload_failures, "\n\n".join(failures + upload_failures)
 
     # The generated requests reached the code behind the doors, not only the doors.
-    assert {"GET /api/v1/audit/events", "GET /api/v1/audit/events/{seq}", "GET /api/v1/audit/checkpoint",
-            "GET /api/v1/audit/consistency", "GET /api/v1/jobs", "POST /api/v1/jobs", "GET /api/v1/jobs/{job_id}",
-            "GET /api/v1/jobs/{job_id}/artifacts/{kind}", "POST /api/v1/jobs/{job_id}/cancel",
-            "GET /api/v1/edits", "POST /api/v1/jobs/{job_id}/approve"} <= set(seen)
-    reads, writes, audit = ("jobs:read" in scopes), ("jobs:write" in scopes), ("audit:read" in scopes)
+    assert {
+        "GET /api/v1/audit/events",
+        "GET /api/v1/audit/events/{seq}",
+        "GET /api/v1/audit/checkpoint",
+        "GET /api/v1/audit/consistency",
+        "GET /api/v1/jobs",
+        "POST /api/v1/jobs",
+        "GET /api/v1/jobs/{job_id}",
+        "GET /api/v1/jobs/{job_id}/artifacts/{kind}",
+        "POST /api/v1/jobs/{job_id}/cancel",
+        "GET /api/v1/edits",
+        "POST /api/v1/jobs/{job_id}/approve",
+    } <= set(seen)
+    reads, writes, audit = (
+        ("jobs:read" in scopes),
+        ("jobs:write" in scopes),
+        ("audit:read" in scopes),
+    )
     assert (200 in seen["GET /api/v1/jobs/{job_id}"]) == reads
     assert (200 in seen["GET /api/v1/jobs/{job_id}/artifacts/{kind}"]) == reads
     assert (200 in seen["GET /api/v1/audit/events/{seq}"]) == audit
@@ -238,7 +279,9 @@ def test_every_operation_conforms_for_each_key_scope(scopes, service_account, pl
     if writes:
         assert uploads["valid png"] == 201 and uploads["valid jpeg, idempotent"] == 201
         assert uploads["not an image"] == 415 and uploads["unknown edit"] == 400
-        assert all(400 <= status < 500 for name, status in uploads.items() if not name.startswith("valid"))
+        assert all(
+            400 <= status < 500 for name, status in uploads.items() if not name.startswith("valid")
+        )
     else:
         assert set(uploads.values()) == {403}
 
@@ -248,12 +291,18 @@ def test_the_served_schema_is_valid_openapi_and_documents_every_audit_response(s
 
     from tests.conftest import api_client_for
 
-    response = api_client_for(service_account, scopes=("audit:read",)).get("/api/v1/schema?format=json")
+    response = api_client_for(service_account, scopes=("audit:read",)).get(
+        "/api/v1/schema?format=json"
+    )
     assert response.status_code == 200
     spec = json.loads(response.content)
     validate(spec)
-    for path in ("/api/v1/audit/events", "/api/v1/audit/events/{seq}", "/api/v1/audit/checkpoint",
-                 "/api/v1/audit/consistency"):
+    for path in (
+        "/api/v1/audit/events",
+        "/api/v1/audit/events/{seq}",
+        "/api/v1/audit/checkpoint",
+        "/api/v1/audit/consistency",
+    ):
         documented = set(spec["paths"][path]["get"]["responses"])
         assert {"200", "401", "403"} <= documented, (path, documented)
     # framework answers are documented everywhere with the one error shape
@@ -262,5 +311,6 @@ def test_the_served_schema_is_valid_openapi_and_documents_every_audit_response(s
             assert {"401", "403"} <= set(operation["responses"]), (method, path)
             if "{" in path:
                 assert "404" in operation["responses"], (method, path)
-    assert spec["paths"]["/api/v1/jobs"]["post"]["responses"]["429"]["content"]["application/json"]["schema"] \
-        == {"$ref": "#/components/schemas/ApiError"}
+    assert spec["paths"]["/api/v1/jobs"]["post"]["responses"]["429"]["content"]["application/json"][
+        "schema"
+    ] == {"$ref": "#/components/schemas/ApiError"}

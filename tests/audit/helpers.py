@@ -26,7 +26,10 @@ def make_user(username: str, role: str | None):
 
 def current_code(user) -> str:
     device = TOTPDevice.objects.get(user=user, confirmed=True)
-    return f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits, drift=device.drift):06d}"
+    code = totp(
+        device.bin_key, step=device.step, t0=device.t0, digits=device.digits, drift=device.drift
+    )
+    return f"{code:06d}"
 
 
 def sign_in(client, user) -> None:
@@ -53,15 +56,36 @@ def make_job_with_outputs(requester):
     edited = artifacts.store(png((10, 10, 200)), "image/png", width=16, height=16)
     latent = artifacts.store(b"\x00" * 64, "application/octet-stream")
     job = EditJob.objects.create(
-        requester=requester, source="portal", original=original, upload_sha256=original.sha256,
-        upload_format="png", edits={"brightness": 0.5}, purpose="audit test", consent=True,
-        params_sha256="0" * 64, state="succeeded", reconstruction=reconstruction, edited=edited, latent=latent,
+        requester=requester,
+        source="portal",
+        original=original,
+        upload_sha256=original.sha256,
+        upload_format="png",
+        edits={"brightness": 0.5},
+        purpose="audit test",
+        consent=True,
+        params_sha256="0" * 64,
+        state="succeeded",
+        reconstruction=reconstruction,
+        edited=edited,
+        latent=latent,
     )
     subject = f"job:{job.pk}"  # as editplatform.jobs.events.job_subject writes it
-    append_event(actions.JOB_SUBMITTED, actor=requester, subject=subject,
-                 payload={"original_sha256": original.sha256, "edits": {"brightness": 0.5}})
+    append_event(
+        actions.JOB_SUBMITTED,
+        actor=requester,
+        subject=subject,
+        payload={"original_sha256": original.sha256, "edits": {"brightness": 0.5}},
+    )
     append_event(actions.JOB_STARTED, subject=subject, payload={})
-    append_event(actions.JOB_SUCCEEDED, subject=subject, payload={
-        "original_sha256": original.sha256, "latent_sha256": latent.sha256, "model_version": "bundle-abc",
-        "outputs": {"reconstruction": reconstruction.sha256, "edited": edited.sha256}})
+    append_event(
+        actions.JOB_SUCCEEDED,
+        subject=subject,
+        payload={
+            "original_sha256": original.sha256,
+            "latent_sha256": latent.sha256,
+            "model_version": "bundle-abc",
+            "outputs": {"reconstruction": reconstruction.sha256, "edited": edited.sha256},
+        },
+    )
     return job

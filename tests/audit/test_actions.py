@@ -19,7 +19,9 @@ def test_registry_refuses_unregistered_names_with_a_typed_error():
     registry = ActionRegistry()
     assert registry.register("shop.sold", "an item was sold") == "shop.sold"
     assert registry.validate("shop.sold") == "shop.sold"
-    with pytest.raises(UnknownActionError, match=r"unknown audit action 'shop\.stolen'.*shop\.sold"):
+    with pytest.raises(
+        UnknownActionError, match=r"unknown audit action 'shop\.stolen'.*shop\.sold"
+    ):
         registry.validate("shop.stolen")
     assert issubclass(UnknownActionError, ValueError)
 
@@ -33,7 +35,9 @@ def test_registration_is_idempotent_but_a_name_keeps_its_meaning():
         registry.register("shop.sold", "something else")
 
 
-@pytest.mark.parametrize("name", ["", "sold", "Shop.Sold", "shop.", "shop..sold", "shop.sold!", "a." + "b" * 70])
+@pytest.mark.parametrize(
+    "name", ["", "sold", "Shop.Sold", "shop.", "shop..sold", "shop.sold!", "a." + "b" * 70]
+)
 def test_malformed_names_are_refused(name):
     with pytest.raises(ActionRegistrationError):
         ActionRegistry().register(name, "x")
@@ -53,7 +57,11 @@ def test_audit_itself_names_no_domain_action():
     found = []
     for path in sorted(AUDIT_DIR.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) and DOMAIN_NAME.match(node.value):
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and DOMAIN_NAME.match(node.value)
+            ):
                 found.append(f"{path.relative_to(AUDIT_DIR.parent)}:{node.lineno} {node.value!r}")
     assert found == []
     # ... and the names audit registers itself are all its own.

@@ -14,9 +14,16 @@ pytestmark = [pytest.mark.browser, pytest.mark.postgres]
 
 
 @pytest.mark.django_db(transaction=True)
-def test_reviewer_filters_opens_a_job_timeline_and_verifies_the_log(fresh_log, live_server, page, settings, tmp_path):
-    settings.STORAGES = {**settings.STORAGES, "default": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path / "s")}}}
+def test_reviewer_filters_opens_a_job_timeline_and_verifies_the_log(
+    fresh_log, live_server, page, settings, tmp_path
+):
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "s")},
+        },
+    }
     job = make_job_with_outputs(make_user("req-browser", "requester"))
     for i in range(30):
         audit_log.append_event(actions.JOB_QUEUED, subject=f"other-{i}", payload={"i": i})
@@ -36,9 +43,14 @@ def test_reviewer_filters_opens_a_job_timeline_and_verifies_the_log(fresh_log, l
     rows = page.locator("table.audit-events tbody tr")
     assert rows.count() == 3
     assert set(page.locator("table.audit-events tbody .badge").all_inner_texts()) == {
-        "job.submitted", "job.started", "job.succeeded"}
+        "job.submitted",
+        "job.started",
+        "job.succeeded",
+    }
 
-    page.locator(f"table.audit-events a:text-is('{subject}')").first.click()  # -> the job's timeline
+    page.locator(
+        f"table.audit-events a:text-is('{subject}')"
+    ).first.click()  # -> the job's timeline
     page.wait_for_load_state("networkidle")
     assert page.locator("#lineage").is_visible()
     lineage = page.locator("#lineage").inner_text()
@@ -58,4 +70,6 @@ def test_reviewer_filters_opens_a_job_timeline_and_verifies_the_log(fresh_log, l
     page.wait_for_load_state("networkidle")
     result = page.locator("#verify-result")
     assert "verified" in result.inner_text() and "failed" not in result.inner_text()
-    assert AuditEvent.objects.filter(action=actions.AUDIT_VERIFIED, actor_name="rev-browser").exists()
+    assert AuditEvent.objects.filter(
+        action=actions.AUDIT_VERIFIED, actor_name="rev-browser"
+    ).exists()

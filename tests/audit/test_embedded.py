@@ -18,14 +18,24 @@ def test_sqlite_appends_refuses_changes_and_verifies(settings, tmp_path):
     assert connection.vendor == "sqlite"
     settings.AUDIT_CHECKPOINT_DIR = tmp_path / "cp"
     start = audit_log.read_head().size
-    events = [audit_log.append_event(actions.JOB_SUBMITTED, subject="j", payload={"i": i, "x": 0.25})
-              for i in range(25)]
+    events = [
+        audit_log.append_event(actions.JOB_SUBMITTED, subject="j", payload={"i": i, "x": 0.25})
+        for i in range(25)
+    ]
     assert [e.seq for e in events] == list(range(start, start + 25))
     audit_log.make_checkpoint()
-    for statement in ("UPDATE audit_event SET action = 'job.failed'", "DELETE FROM audit_event",
-                      "UPDATE audit_checkpoint SET note = ''", "DELETE FROM audit_treenode",
-                      "UPDATE audit_loghead SET size = 0"):
-        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+    for statement in (
+        "UPDATE audit_event SET action = 'job.failed'",
+        "DELETE FROM audit_event",
+        "UPDATE audit_checkpoint SET note = ''",
+        "DELETE FROM audit_treenode",
+        "UPDATE audit_loghead SET size = 0",
+    ):
+        with (
+            pytest.raises(DatabaseError, match="append-only"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
             cursor.execute(statement)
     result = verify_log()
     assert result.ok, result.problems

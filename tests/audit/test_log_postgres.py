@@ -30,26 +30,39 @@ pytestmark = pytest.mark.postgres
 
 
 def fill(n: int, subject: str = "job-1") -> list[AuditEvent]:
-    return [audit_log.append_event(actions.JOB_SUBMITTED, subject=subject, payload={"i": i, "h": "ab" * 32})
-            for i in range(n)]
+    return [
+        audit_log.append_event(
+            actions.JOB_SUBMITTED, subject=subject, payload={"i": i, "h": "ab" * 32}
+        )
+        for i in range(n)
+    ]
 
 
 @pytest.mark.django_db
 def test_append_is_contiguous_canonical_and_joins_the_callers_transaction(fresh_log):
     user = get_user_model().objects.create_user("alice", password="x" * 16)
     wipe_log(connection)  # creating an account is itself an event (account.created)
-    first = audit_log.append_event(actions.JOB_SUBMITTED, actor=user, subject="j1", payload={"b": 2, "a": 1.0},
-                                   request_id="req-12345678")
+    first = audit_log.append_event(
+        actions.JOB_SUBMITTED,
+        actor=user,
+        subject="j1",
+        payload={"b": 2, "a": 1.0},
+        request_id="req-12345678",
+    )
     assert first.seq == 0 and first.actor_name == "alice"
     assert json.loads(first.entry)["payload"] == {"a": 1, "b": 2}
-    assert first.entry.startswith(f'{{"action":"job.submitted","actor":"alice","actor_id":{user.pk},')
+    assert first.entry.startswith(
+        f'{{"action":"job.submitted","actor":"alice","actor_id":{user.pk},'
+    )
     with pytest.raises(RuntimeError), transaction.atomic():
         audit_log.append_event(actions.JOB_FAILED, subject="j1")
         raise RuntimeError("the change failed, so must its event")
     second = audit_log.append_event(actions.JOB_APPROVED, subject="j1")
     assert second.seq == 1  # no gap left by the rolled-back append
     assert list(AuditEvent.objects.order_by("seq").values_list("seq", "action")) == [
-        (0, "job.submitted"), (1, "job.approved")]
+        (0, "job.submitted"),
+        (1, "job.approved"),
+    ]
     with pytest.raises(UnknownActionError, match="unknown audit action"):
         audit_log.append_event("job.teleported")
     assert audit_log.read_head().size == 2
@@ -76,8 +89,11 @@ def test_database_refuses_update_delete_truncate(fresh_log):
         "TRUNCATE audit_loghead",
     ]
     for statement in statements:
-        with pytest.raises(DatabaseError, match="append-only|only grow"), transaction.atomic(), \
-                connection.cursor() as cursor:
+        with (
+            pytest.raises(DatabaseError, match="append-only|only grow"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
             cursor.execute(statement)
     event = AuditEvent.objects.get(seq=1)
     with pytest.raises(AppendOnlyError):
@@ -120,9 +136,14 @@ def test_modified_payload_is_detected_at_its_index(fresh_log):
     with pytest.raises(CommandError, match="index 17"):
         call_command("audit", "verify")
     # Rewriting the stored leaf hash as well only moves the failure to the signed roots.
-    _tamper("UPDATE audit_event SET leaf_hash = sha256(convert_to('\\x00', 'UTF8') || convert_to(entry, 'UTF8')) WHERE seq = 17")
-    _tamper("UPDATE audit_event SET leaf_hash = %s WHERE seq = 17",
-            [tlog.hash_leaf(AuditEvent.objects.get(seq=17).entry.encode())])
+    _tamper(
+        "UPDATE audit_event SET leaf_hash = sha256(convert_to('\\x00', 'UTF8') || "
+        "convert_to(entry, 'UTF8')) WHERE seq = 17"
+    )
+    _tamper(
+        "UPDATE audit_event SET leaf_hash = %s WHERE seq = 17",
+        [tlog.hash_leaf(AuditEvent.objects.get(seq=17).entry.encode())],
+    )
     again = verify_log()
     assert not again.ok and any("rewritten" in str(p) or "root" in str(p) for p in again.problems)
 
@@ -139,7 +160,9 @@ def test_deleted_row_is_detected_at_its_index(fresh_log):
 def test_swapped_rows_are_detected_at_the_first_index(fresh_log):
     fill(30)
     _tamper("UPDATE audit_event SET seq = seq + 1000000 WHERE seq IN (5, 9)")
-    _tamper("UPDATE audit_event SET seq = CASE seq WHEN 1000005 THEN 9 ELSE 5 END WHERE seq >= 1000000")
+    _tamper(
+        "UPDATE audit_event SET seq = CASE seq WHEN 1000005 THEN 9 ELSE 5 END WHERE seq >= 1000000"
+    )
     assert json.loads(AuditEvent.objects.get(seq=5).entry)["seq"] == 9
     result = verify_log()
     assert not result.ok and result.first_bad_index == 5
@@ -149,7 +172,9 @@ def test_swapped_rows_are_detected_at_the_first_index(fresh_log):
 def test_rollback_to_an_earlier_size_fails_against_the_exported_checkpoint(fresh_log):
     fill(20)
     audit_log.make_checkpoint()
-    audit_log.export_checkpoint(audit_log.latest_checkpoint().note, 20, bytes(audit_log.latest_checkpoint().root_hash))
+    audit_log.export_checkpoint(
+        audit_log.latest_checkpoint().note, 20, bytes(audit_log.latest_checkpoint().root_hash)
+    )
     assert verify_log().ok and verify_log().exported_checked >= 1
     # An attacker restores an older state of the whole database: 12 events, their nodes,
     # head and checkpoints all consistent with each other. Only the export remembers.
@@ -158,8 +183,10 @@ def test_rollback_to_an_earlier_size_fails_against_the_exported_checkpoint(fresh
         frontier.append(bytes(event.leaf_hash))
     _tamper("DELETE FROM audit_event WHERE seq >= 12")
     _tamper("DELETE FROM audit_checkpoint")
-    _tamper("UPDATE audit_loghead SET size = 12, frontier = %s, root_hash = %s, checkpoint_size = 0",
-            [frontier.to_bytes(), frontier.root()])
+    _tamper(
+        "UPDATE audit_loghead SET size = 12, frontier = %s, root_hash = %s, checkpoint_size = 0",
+        [frontier.to_bytes(), frontier.root()],
+    )
     result = verify_log()
     assert not result.ok
     assert any("rolled back" in str(p) for p in result.problems), result.problems
@@ -169,8 +196,10 @@ def test_rollback_to_an_earlier_size_fails_against_the_exported_checkpoint(fresh
 def test_a_checkpoint_signed_by_another_key_is_rejected(fresh_log):
     fill(5)
     head = audit_log.read_head()
-    forged = sign_checkpoint(Body("styleledger.local/audit", head.size, head.root_hash),
-                             Signer.generate("styleledger.local/audit"))
+    forged = sign_checkpoint(
+        Body("styleledger.local/audit", head.size, head.root_hash),
+        Signer.generate("styleledger.local/audit"),
+    )
     audit_log.export_checkpoint(forged, head.size, head.root_hash)
     result = verify_log()
     assert not result.ok and "trusted key" in str(result.problems[0])
@@ -187,7 +216,9 @@ def test_eight_concurrent_writers_give_contiguous_indices_and_a_valid_tree(fresh
             barrier.wait()
             for i in range(200):
                 with transaction.atomic():
-                    audit_log.append_event(actions.JOB_STARTED, subject=f"w{number}", payload={"i": i})
+                    audit_log.append_event(
+                        actions.JOB_STARTED, subject=f"w{number}", payload={"i": i}
+                    )
         except BaseException as exc:  # reported below
             errors.append(exc)
         finally:
@@ -216,20 +247,35 @@ def test_prove_export_and_offline_verification(fresh_log, tmp_path):
     with out.open("w") as handle:
         call_command("audit", "prove", "11", stdout=handle)
     proof = json.loads(out.read_text())
-    tlog.verify_inclusion(bytes.fromhex(proof["leaf_hash"]), 11, proof["tree_size"],
-                          [base64.b64decode(h) for h in proof["inclusion_proof"]], base64.b64decode(proof["root_hash"]))
+    tlog.verify_inclusion(
+        bytes.fromhex(proof["leaf_hash"]),
+        11,
+        proof["tree_size"],
+        [base64.b64decode(h) for h in proof["inclusion_proof"]],
+        base64.b64decode(proof["root_hash"]),
+    )
     key = tmp_path / "log.vkey"
     with key.open("w") as handle:
         call_command("audit", "public-key", stdout=handle)
     export = tmp_path / "export.jsonl"
     csv_export = tmp_path / "export.csv"
     call_command("audit", "export", "--output", str(export))
-    call_command("audit", "export", "--format", "csv", "--subject", "job-y", "--output", str(csv_export))
-    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL")}
+    call_command(
+        "audit", "export", "--format", "csv", "--subject", "job-y", "--output", str(csv_export)
+    )
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL")
+    }
 
     def offline(path):
-        return subprocess.run([sys.executable, "-m", "audit.verify_export", str(path), "--public-key", str(key)],
-                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "audit.verify_export", str(path), "--public-key", str(key)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     ok = offline(export)
     assert ok.returncode == 0, ok.stderr
@@ -239,7 +285,7 @@ def test_prove_export_and_offline_verification(fresh_log, tmp_path):
     raw = export.read_bytes()
     position = raw.index(b'\\"i\\":5') + 6  # the digit 5 inside one event's entry
     tampered = tmp_path / "tampered.jsonl"
-    tampered.write_bytes(raw[:position] + b"6" + raw[position + 1:])
+    tampered.write_bytes(raw[:position] + b"6" + raw[position + 1 :])
     bad = offline(tampered)
     assert bad.returncode == 1 and "FAILED" in bad.stderr
     raw_csv = csv_export.read_text()
@@ -247,8 +293,18 @@ def test_prove_export_and_offline_verification(fresh_log, tmp_path):
     flipped.write_text(raw_csv.replace(",job-y,", ",job-z,", 1))  # an event row's subject column
     assert offline(flipped).returncode == 1
     # The offline verifier imported no Django settings.
-    probe = subprocess.run([sys.executable, "-c", "import sys, audit.verify_export; print('django.conf' in sys.modules)"],
-                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, audit.verify_export; print('django.conf' in sys.modules)",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert probe.stdout.strip() == "False"
     assert AuditEvent.objects.filter(action=actions.AUDIT_EXPORTED).count() == 2
 

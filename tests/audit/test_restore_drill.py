@@ -48,9 +48,11 @@ from editplatform.jobs.models import EditJob
 user = get_user_model().objects.get(username="drill")
 original = artifacts.store(b"original photo bytes %(tag)s", "image/jpeg")
 edited = artifacts.store(b"edited output bytes %(tag)s", "image/png")
-job = EditJob.objects.create(requester=user, source="api", original=original, upload_sha256=original.sha256,
-                             upload_format="jpeg", edits={}, purpose="restore drill", params_sha256="0" * 64,
-                             state="succeeded", edited=edited)
+job = EditJob.objects.create(
+    requester=user, source="api", original=original, upload_sha256=original.sha256,
+    upload_format="jpeg", edits={}, purpose="restore drill", params_sha256="0" * 64,
+    state="succeeded", edited=edited,
+)
 print(job.pk, original.sha256, edited.sha256)
 """
 
@@ -61,16 +63,32 @@ class Drill:
         self.database_url = database_url
         self.storage = root / "storage"
         self.checkpoints = root / "checkpoints"
-        self.env = dict(os.environ, DATABASE_URL=database_url, STYLELEDGER_VAR_DIR=str(root / "var"),
-                        STORAGE_ROOT=str(self.storage), AUDIT_CHECKPOINT_DIR=str(self.checkpoints),
-                        AUDIT_CHECKPOINT_EVERY="1", ALLOWED_HOSTS="127.0.0.1,localhost,testserver",
-                        PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+        self.env = dict(
+            os.environ,
+            DATABASE_URL=database_url,
+            STYLELEDGER_VAR_DIR=str(root / "var"),
+            STORAGE_ROOT=str(self.storage),
+            AUDIT_CHECKPOINT_DIR=str(self.checkpoints),
+            AUDIT_CHECKPOINT_EVERY="1",
+            ALLOWED_HOSTS="127.0.0.1,localhost,testserver",
+            PYTHONPATH=str(ROOT),
+            PYTHONUNBUFFERED="1",
+        )
 
     def manage(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
-        done = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=self.env,
-                              capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         if ok and done.returncode != 0:
-            pytest.fail(f"manage.py {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+            pytest.fail(
+                f"manage.py {' '.join(args)} failed "
+                f"({done.returncode}):\n{done.stdout}\n{done.stderr}"
+            )
         return done
 
     def work(self, n: int = 1) -> None:
@@ -92,7 +110,9 @@ class Drill:
 
 
 def _pg(tool: str, *args: str) -> None:
-    done = subprocess.run([str(_pg_bin() / tool), *args], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [str(_pg_bin() / tool), *args], capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, f"{tool} failed: {done.stderr}"
 
 
@@ -140,34 +160,56 @@ def test_restore_drill(tmp_path, test_pass):
     # 6. Nothing is appended on the rolled-back log, whatever asks.
     refused = drill.manage("audit", "checkpoint", ok=False)
     assert refused.returncode != 0
-    assert "rolled back" in refused.stderr and f"events {backup_size}..{witnessed_size - 1}" in refused.stderr
+    assert (
+        "rolled back" in refused.stderr
+        and f"events {backup_size}..{witnessed_size - 1}" in refused.stderr
+    )
     assert drill.head_size() == backup_size
-    in_app = drill.manage("shell", "-c", (
-        "from django.db import transaction\n"
-        "from audit import actions, log\n"
-        "from audit.rollback import LogRolledBack\n"
-        "try:\n"
-        "    with transaction.atomic():\n"
-        "        log.append_event(actions.AUDIT_VERIFIED, actor_name='web')\n"
-        "except LogRolledBack as exc:\n"
-        "    print('REFUSED', exc.status, exc.code)\n"))
+    in_app = drill.manage(
+        "shell",
+        "-c",
+        (
+            "from django.db import transaction\n"
+            "from audit import actions, log\n"
+            "from audit.rollback import LogRolledBack\n"
+            "try:\n"
+            "    with transaction.atomic():\n"
+            "        log.append_event(actions.AUDIT_VERIFIED, actor_name='web')\n"
+            "except LogRolledBack as exc:\n"
+            "    print('REFUSED', exc.status, exc.code)\n"
+        ),
+    )
     assert "REFUSED 503 audit_log_rolled_back" in in_app.stdout
     refused_download = drill.download(key, early_job)  # a download is an audited action
-    assert "HTTP 503" in refused_download and "audit_log_rolled_back" in refused_download, refused_download
+    assert "HTTP 503" in refused_download and "audit_log_rolled_back" in refused_download, (
+        refused_download
+    )
     assert f"events {backup_size}..{witnessed_size - 1}" in refused_download
     without_reason = drill.manage("audit", "acknowledge-rollback", "--reason", "oops", ok=False)
     assert without_reason.returncode != 0 and drill.head_size() == backup_size
 
     # 7. The operator acknowledges with a recorded reason: a signed fork checkpoint.
-    ack = drill.manage("audit", "acknowledge-rollback", "--operator", "ops-alice", "--json",
-                       "--reason", "restored last night's backup after disk failure (INC-42)")
+    ack = drill.manage(
+        "audit",
+        "acknowledge-rollback",
+        "--operator",
+        "ops-alice",
+        "--json",
+        "--reason",
+        "restored last night's backup after disk failure (INC-42)",
+    )
     facts = json.loads(ack.stdout)
     assert facts["lost_events"] == [backup_size, witnessed_size - 1]
     assert facts["event_seq"] == backup_size
     assert f"fork-from {witnessed_size} " in facts["note"]
-    exported = [json.loads(line) for line in (drill.checkpoints / "checkpoints.jsonl").read_text().splitlines()]
+    exported = [
+        json.loads(line)
+        for line in (drill.checkpoints / "checkpoints.jsonl").read_text().splitlines()
+    ]
     assert exported[-1]["fork"]["lost_events"] == [backup_size, witnessed_size - 1]
-    again = drill.manage("audit", "acknowledge-rollback", "--reason", "acknowledge the same rollback twice", ok=False)
+    again = drill.manage(
+        "audit", "acknowledge-rollback", "--reason", "acknowledge the same rollback twice", ok=False
+    )
     assert "no rollback to acknowledge" in again.stderr
 
     assert "HTTP 200" in drill.download(key, early_job)
@@ -177,14 +219,24 @@ def test_restore_drill(tmp_path, test_pass):
     verified = drill.manage("audit", "verify", "--trusted-checkpoint", str(witnessed), "--json")
     result = json.loads(verified.stdout)
     assert result["ok"], result
-    assert any(f"events {backup_size}..{witnessed_size - 1}" in fork for fork in result["acknowledged_forks"])
-    event = drill.manage("shell", "-c", (
-        "from audit.models import AuditEvent\n"
-        "import json\n"
-        "e = AuditEvent.objects.get(action='audit.rollback_acknowledged')\n"
-        "print(json.dumps([e.actor_name, json.loads(e.entry)['payload']['reason']]))\n"))
+    assert any(
+        f"events {backup_size}..{witnessed_size - 1}" in fork
+        for fork in result["acknowledged_forks"]
+    )
+    event = drill.manage(
+        "shell",
+        "-c",
+        (
+            "from audit.models import AuditEvent\n"
+            "import json\n"
+            "e = AuditEvent.objects.get(action='audit.rollback_acknowledged')\n"
+            "print(json.dumps([e.actor_name, json.loads(e.entry)['payload']['reason']]))\n"
+        ),
+    )
     assert json.loads(event.stdout.strip().splitlines()[-1]) == [
-        "ops-alice", "restored last night's backup after disk failure (INC-42)"]
+        "ops-alice",
+        "restored last night's backup after disk failure (INC-42)",
+    ]
 
     # 9. Jobs whose bytes the storage backup lacks are found and marked (once).
     check = drill.manage("check_artifacts", "--mark", "--json", ok=False)
@@ -194,5 +246,7 @@ def test_restore_drill(tmp_path, test_pass):
     assert early_job not in report["jobs_missing_artifacts"] and report["marked"] == 1
     report = json.loads(drill.manage("check_artifacts", "--mark", "--json", ok=False).stdout)
     assert report["marked"] == 0
-    final = json.loads(drill.manage("audit", "verify", "--trusted-checkpoint", str(witnessed), "--json").stdout)
+    final = json.loads(
+        drill.manage("audit", "verify", "--trusted-checkpoint", str(witnessed), "--json").stdout
+    )
     assert final["ok"], final

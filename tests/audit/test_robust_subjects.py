@@ -21,15 +21,26 @@ from tests.audit.helpers import make_user, sign_in
 
 pytestmark = pytest.mark.postgres
 
-HOSTILE_NAMES = ["a/b", "job:a/b", "../../admin/", "<script>alert(1)</script>", "x?y=1#z&w", "%2F%00", "\u202egnp.exe"]
+HOSTILE_NAMES = [
+    "a/b",
+    "job:a/b",
+    "../../admin/",
+    "<script>alert(1)</script>",
+    "x?y=1#z&w",
+    "%2F%00",
+    "\u202egnp.exe",
+]
 
 
 @pytest.mark.django_db
 def test_a_failed_sign_in_with_a_slash_does_not_break_the_reviewer_pages(fresh_log, client):
     anonymous = Client()
     for i, name in enumerate(HOSTILE_NAMES):  # one address each: below any lockout or aggregation
-        response = anonymous.post("/login/", {"username": name, "password": "wrong-password!"},
-                                  REMOTE_ADDR=f"198.51.100.{i + 1}")
+        response = anonymous.post(
+            "/login/",
+            {"username": name, "password": "wrong-password!"},
+            REMOTE_ADDR=f"198.51.100.{i + 1}",
+        )
         assert response.status_code == 200  # the sign-in form again, with its error
     failed = list(AuditEvent.objects.filter(action=actions.USER_LOGIN_FAILED).order_by("seq"))
     assert [e.payload["username"] for e in failed] == HOSTILE_NAMES
@@ -41,7 +52,10 @@ def test_a_failed_sign_in_with_a_slash_does_not_break_the_reviewer_pages(fresh_l
     # per address); the name tried is in the payload, shown escaped on the event page.
     assert "<script>alert(1)</script>" not in html
     script_event = next(e for e in failed if e.payload["username"] == "<script>alert(1)</script>")
-    assert b"&lt;script&gt;alert(1)&lt;/script&gt;" in client.get(f"/audit/events/{script_event.seq}/").content
+    assert (
+        b"&lt;script&gt;alert(1)&lt;/script&gt;"
+        in client.get(f"/audit/events/{script_event.seq}/").content
+    )
     for event in failed:
         detail = client.get(f"/audit/events/{event.seq}/")
         assert detail.status_code == 200 and b"<script>alert" not in detail.content
@@ -49,6 +63,10 @@ def test_a_failed_sign_in_with_a_slash_does_not_break_the_reviewer_pages(fresh_l
         match = re.search(r'href="([^"]*)">' + re.escape(escape(event.subject)) + "</a>", html)
         assert match, event.subject
         linked = client.get(html_lib.unescape(match.group(1)))
-        assert linked.status_code == 200 and [e.seq for e in linked.context["events"]] == [event.seq]
+        assert linked.status_code == 200 and [e.seq for e in linked.context["events"]] == [
+            event.seq
+        ]
         api = client.get("/api/v1/audit/events", {"subject": event.subject})
-        assert api.status_code == 200 and [e["subject"] for e in api.json()["results"]] == [event.subject]
+        assert api.status_code == 200 and [e["subject"] for e in api.json()["results"]] == [
+            event.subject
+        ]

@@ -9,8 +9,19 @@ import pytest
 from audit import tlog
 
 # The classic leaves of the RFC 6962 / Certificate Transparency test suite.
-LEAVES = [bytes.fromhex(h) for h in (
-    "", "00", "10", "2021", "3031", "40414243", "5051525354555657", "606162636465666768696a6b6c6d6e6f")]
+LEAVES = [
+    bytes.fromhex(h)
+    for h in (
+        "",
+        "00",
+        "10",
+        "2021",
+        "3031",
+        "40414243",
+        "5051525354555657",
+        "606162636465666768696a6b6c6d6e6f",
+    )
+]
 ROOTS = {
     1: "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
     2: "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
@@ -24,6 +35,7 @@ ROOTS = {
 
 
 # --- an independent, literal transcription of RFC 9162 section 2.1 -------------------
+
 
 def ref_mth(entries: list[bytes]) -> bytes:
     n = len(entries)
@@ -66,7 +78,10 @@ def data(n: int) -> list[bytes]:
 
 
 def test_hashes_match_the_rfc6962_vectors():
-    assert tlog.hash_leaf(b"").hex() == "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"
+    assert (
+        tlog.hash_leaf(b"").hex()
+        == "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d"
+    )
     assert tlog.root([]) == hashlib.sha256(b"").digest()
     for size, expected in ROOTS.items():
         leaf_hashes = [tlog.hash_leaf(d) for d in LEAVES[:size]]
@@ -87,7 +102,8 @@ def test_inclusion_proofs_for_every_size_and_index_up_to_64():
             leaf = tlog.hash_leaf(entries[index])
             tlog.verify_inclusion(leaf, index, size, proof, root)
             assert set(tlog.inclusion_nodes(index, size)) <= {
-                (lv, i) for lv in range(7) for i in range(64 >> lv)}
+                (lv, i) for lv in range(7) for i in range(64 >> lv)
+            }
             # Altered proofs, leaves, indexes and sizes fail.
             for j in range(len(proof)):
                 bad = list(proof)
@@ -123,7 +139,13 @@ def test_consistency_proofs_for_every_pair_of_sizes_up_to_64():
                     tlog.verify_consistency(old, new, roots[old], roots[new], bad)
             if old < new:
                 with pytest.raises(tlog.ProofError):
-                    tlog.verify_consistency(old, new, roots[old], roots[new - 1] if new - 1 != old else b"\0" * 32, proof)
+                    tlog.verify_consistency(
+                        old,
+                        new,
+                        roots[old],
+                        roots[new - 1] if new - 1 != old else b"\0" * 32,
+                        proof,
+                    )
                 with pytest.raises(tlog.ProofError):
                     tlog.verify_consistency(old, new, b"\1" * 32, roots[new], proof)
                 with pytest.raises(tlog.ProofError):

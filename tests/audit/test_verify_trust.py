@@ -36,7 +36,8 @@ def tamper(sql: str, params=()) -> None:
 
 
 def witness(tmp_path, name: str = "witness.note") -> tuple:
-    """Sign a checkpoint now and keep a copy off the machine (here: a file the attacker never touches)."""
+    """Sign a checkpoint now and keep a copy off the machine (here: a file the attacker never
+    touches)."""
     checkpoint = audit_log.make_checkpoint()
     path = tmp_path / name
     path.write_text(checkpoint.note)
@@ -50,25 +51,38 @@ def export_to_file(checkpoint) -> None:
 
 def rebuild_tree(size: int) -> tlog.MemoryTree:
     """An attacker's full, self-consistent rewrite of the stored tree, head and checkpoints."""
-    leaves = [bytes(h) for h in AuditEvent.objects.filter(seq__lt=size).order_by("seq")
-              .values_list("leaf_hash", flat=True)]
+    leaves = [
+        bytes(h)
+        for h in AuditEvent.objects.filter(seq__lt=size)
+        .order_by("seq")
+        .values_list("leaf_hash", flat=True)
+    ]
     tree = tlog.MemoryTree(leaves)
     tamper("DELETE FROM audit_event WHERE seq >= %s", [size])
     tamper("DELETE FROM audit_treenode")
     tamper("DELETE FROM audit_checkpoint")
-    rows = [(TreeNode.key_for(level, index), value)
-            for level, hashes in enumerate(tree.levels) for index, value in enumerate(hashes)]
+    rows = [
+        (TreeNode.key_for(level, index), value)
+        for level, hashes in enumerate(tree.levels)
+        for index, value in enumerate(hashes)
+    ]
     with triggers_disabled(connection), connection.cursor() as cursor:
         cursor.executemany("INSERT INTO audit_treenode (key, hash) VALUES (%s, %s)", rows)
-        cursor.execute("UPDATE audit_loghead SET size = %s, frontier = %s, root_hash = %s, checkpoint_size = 0, "
-                       "checkpoint_at = NULL", [size, tree.frontier.to_bytes(), tree.root()])
+        cursor.execute(
+            "UPDATE audit_loghead SET size = %s, frontier = %s, root_hash = %s, checkpoint_size = "
+            "0, checkpoint_at = NULL",
+            [size, tree.frontier.to_bytes(), tree.root()],
+        )
     return tree
 
 
 def rewrite_entry(seq: int, old: str, new: str) -> None:
     tamper("UPDATE audit_event SET entry = replace(entry, %s, %s) WHERE seq = %s", [old, new, seq])
     entry = AuditEvent.objects.get(seq=seq).entry
-    tamper("UPDATE audit_event SET leaf_hash = %s WHERE seq = %s", [tlog.hash_leaf(entry.encode()), seq])
+    tamper(
+        "UPDATE audit_event SET leaf_hash = %s WHERE seq = %s",
+        [tlog.hash_leaf(entry.encode()), seq],
+    )
 
 
 @pytest.mark.django_db
@@ -78,7 +92,9 @@ def test_payload_rewritten_with_its_leaf_hash_is_named_by_index(fresh_log, tmp_p
     rewrite_entry(17, '"i":17', '"i":71')
     result = verify_log(trusted=[note.read_text()])
     assert not result.ok and result.first_bad_index == 17, result.problems
-    assert any("index 17: entry and leaf hash were rewritten together" in str(p) for p in result.problems)
+    assert any(
+        "index 17: entry and leaf hash were rewritten together" in str(p) for p in result.problems
+    )
     with pytest.raises(CommandError, match="index 17"):
         call_command("audit", "verify", "--trusted-checkpoint", str(note))
 
@@ -129,10 +145,14 @@ def test_rolled_back_database_with_and_without_its_checkpoint_file(fresh_log, tm
     # The export no longer certifies itself: the server signs the rolled-back tree, but
     # the offline verifier holding the witnessed checkpoint refuses it.
     with pytest.raises(CommandError, match="does not extend the trusted checkpoint"):
-        call_command("audit", "export", "--trusted-checkpoint", str(note), "-o", str(tmp_path / "x.jsonl"))
+        call_command(
+            "audit", "export", "--trusted-checkpoint", str(note), "-o", str(tmp_path / "x.jsonl")
+        )
     call_command("audit", "export", "-o", str(tmp_path / "rolled.jsonl"))
     report = verify_export.verify_file(str(tmp_path / "rolled.jsonl"), _vkey(), [note.read_text()])
-    assert not report.ok and "is older than your trusted checkpoint (20 events)" in report.problems[0]
+    assert (
+        not report.ok and "is older than your trusted checkpoint (20 events)" in report.problems[0]
+    )
 
 
 @pytest.mark.django_db
@@ -154,12 +174,27 @@ def test_rows_beyond_the_head_are_named_hidden_and_cannot_block_appends(fresh_lo
     fill(10)
     template = AuditEvent.objects.get(seq=3)
     for seq in (10, 25):  # planted with the triggers off: a copy of a genuine row
-        tamper("INSERT INTO audit_event (seq, created_at, actor_name, action, subject, request_id, entry, leaf_hash) "
-               "VALUES (%s, %s, '', %s, %s, '', %s, %s)",
-               [seq, template.created_at, template.action, template.subject, template.entry, template.leaf_hash])
-    tamper("INSERT INTO audit_treenode (key, hash) VALUES (%s, %s)", [TreeNode.key_for(1, 5), b"\x07" * 32])
-    tamper("INSERT INTO audit_checkpoint (size, root_hash, note, created_at) VALUES (12, %s, 'forged', now())",
-           [b"\x07" * 32])
+        tamper(
+            "INSERT INTO audit_event (seq, created_at, actor_name, action, subject, request_id, "
+            "entry, leaf_hash) VALUES (%s, %s, '', %s, %s, '', %s, %s)",
+            [
+                seq,
+                template.created_at,
+                template.action,
+                template.subject,
+                template.entry,
+                template.leaf_hash,
+            ],
+        )
+    tamper(
+        "INSERT INTO audit_treenode (key, hash) VALUES (%s, %s)",
+        [TreeNode.key_for(1, 5), b"\x07" * 32],
+    )
+    tamper(
+        "INSERT INTO audit_checkpoint (size, root_hash, note, created_at) VALUES (12, %s, "
+        "'forged', now())",
+        [b"\x07" * 32],
+    )
 
     result = verify_log()
     named = {p.index for p in result.problems}
@@ -172,7 +207,10 @@ def test_rows_beyond_the_head_are_named_hidden_and_cannot_block_appends(fresh_lo
     assert not status["verified"] and "beyond the log's head" in status["reason"]
 
     # Appends go on: the planted rows are moved to the quarantine, the tree stays contiguous.
-    appended = [audit_log.append_event(actions.JOB_STARTED, subject="after", payload={"k": k}) for k in range(3)]
+    appended = [
+        audit_log.append_event(actions.JOB_STARTED, subject="after", payload={"k": k})
+        for k in range(3)
+    ]
     assert [e.seq for e in appended] == [10, 11, 12]
     audit_log.make_checkpoint()
     assert AuditEvent.objects.get(seq=10).action == actions.JOB_STARTED
@@ -202,8 +240,21 @@ def test_export_with_lines_removed_is_caught_and_trust_comes_from_the_witness(fr
     call_command("audit", "export", "--trusted-checkpoint", str(note), "-o", str(out))
     trusted = [note.read_text()]
     state = tmp_path / "offline-state"
-    assert verify_export.main([str(out), "--public-key", _vkey(), "--trusted-checkpoint", str(note),
-                               "--state", str(state), "--quiet"]) == 0
+    assert (
+        verify_export.main(
+            [
+                str(out),
+                "--public-key",
+                _vkey(),
+                "--trusted-checkpoint",
+                str(note),
+                "--state",
+                str(state),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert json.loads(state.read_text())["size"] == 31  # 30 + the audit.exported event
     good = verify_export.verify_file(str(out), _vkey(), trusted)
     assert good.ok and good.events == 31 and good.trusted_checked == 1
@@ -228,10 +279,22 @@ def test_export_with_lines_removed_is_caught_and_trust_comes_from_the_witness(fr
     # An event replaced by the hashes standing for it, in an export that says it is complete.
     event = json.loads(lines[seq_of[9]])
     swapped = tmp_path / "swapped.jsonl"
-    gap = json.dumps({"type": "gap", "from": 9, "to": 10,
-                      "hashes": [base64.b64encode(bytes.fromhex(event["leaf_hash"])).decode()]}) + "\n"
+    gap = (
+        json.dumps(
+            {
+                "type": "gap",
+                "from": 9,
+                "to": 10,
+                "hashes": [base64.b64encode(bytes.fromhex(event["leaf_hash"])).decode()],
+            }
+        )
+        + "\n"
+    )
     swapped.write_text("".join(gap if n == seq_of[9] else line for n, line in enumerate(lines)))
-    assert "index 9: events 9..9 appear only as hashes" in verify_export.verify_file(str(swapped), _vkey()).problems[0]
+    assert (
+        "index 9: events 9..9 appear only as hashes"
+        in verify_export.verify_file(str(swapped), _vkey()).problems[0]
+    )
 
     # Filtered exports stand in for what they leave out with subtree hashes, so they
     # are checked for completeness too; the CSV form the same.
@@ -241,7 +304,7 @@ def test_export_with_lines_removed_is_caught_and_trust_comes_from_the_witness(fr
     assert report.ok and report.events == 10 and report.omitted == 22, report.problems
     rows = subset.read_text().splitlines(keepends=True)
     victim = next(n for n, row in enumerate(rows) if row.startswith("event,25,"))
-    (tmp_path / "cut.csv").write_text("".join(rows[:victim] + rows[victim + 1:]))
+    (tmp_path / "cut.csv").write_text("".join(rows[:victim] + rows[victim + 1 :]))
     cut_report = verify_export.verify_file(str(tmp_path / "cut.csv"), _vkey())
     assert not cut_report.ok and "index 25" in cut_report.problems[0]
 
@@ -266,9 +329,11 @@ def test_planted_rows_are_not_listed_on_the_pages_or_the_api(fresh_log, client):
 
     fill(4, subject="real")
     template = AuditEvent.objects.get(seq=1)
-    tamper("INSERT INTO audit_event (seq, created_at, actor_name, action, subject, request_id, entry, leaf_hash) "
-           "VALUES (50, %s, '', %s, 'planted', '', %s, %s)",
-           [template.created_at, template.action, template.entry, template.leaf_hash])
+    tamper(
+        "INSERT INTO audit_event (seq, created_at, actor_name, action, subject, request_id, "
+        "entry, leaf_hash) VALUES (50, %s, '', %s, 'planted', '', %s, %s)",
+        [template.created_at, template.action, template.entry, template.leaf_hash],
+    )
     reviewer = make_user("rev-planted", "reviewer")
     sign_in(client, reviewer)
     page = client.get("/audit/", {"subject": "planted"})
@@ -280,4 +345,7 @@ def test_planted_rows_are_not_listed_on_the_pages_or_the_api(fresh_log, client):
     listed = [e["seq"] for e in api.get("/api/v1/audit/events").json()["results"]]
     assert 50 not in listed and {0, 1, 2, 3} <= set(listed)
     detail = api.get("/api/v1/audit/events/50").json()
-    assert detail["inclusion"]["verified"] is False and "beyond the log's head" in detail["inclusion"]["reason"]
+    assert (
+        detail["inclusion"]["verified"] is False
+        and "beyond the log's head" in detail["inclusion"]["reason"]
+    )

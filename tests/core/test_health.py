@@ -13,16 +13,22 @@ from tests.conftest import ROOT
 from tests.services import free_port
 
 READYZ_IN_SUBPROCESS = (
-    "import django, json; django.setup(); from django.test import Client; "
-    "r = Client(HTTP_HOST='127.0.0.1').get('/readyz'); print(r.status_code); print(r.content.decode())"
+    "import django, json; django.setup(); from django.test import Client; r = "
+    "Client(HTTP_HOST='127.0.0.1').get('/readyz'); print(r.status_code); print(r.content.decode())"
 )
 
 
 def readyz_with(**overrides: str) -> tuple[int, dict]:
     env = os.environ.copy()
     env.update(overrides)
-    result = subprocess.run([sys.executable, "-c", READYZ_IN_SUBPROCESS], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", READYZ_IN_SUBPROCESS],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     status, body = result.stdout.strip().split("\n", 1)
     return int(status), json.loads(body)
@@ -39,7 +45,12 @@ def test_readyz_reports_every_dependency_ok(client, model_bundle):
     response = client.get("/readyz")
     body = response.json()
     assert response.status_code == 200, body
-    assert body["checks"] == {"database": "ok", "broker": "ok", "storage": "ok", "model_bundle": "ok"}
+    assert body["checks"] == {
+        "database": "ok",
+        "broker": "ok",
+        "storage": "ok",
+        "model_bundle": "ok",
+    }
 
 
 def test_readyz_is_503_naming_the_database_when_it_is_unreachable(model_bundle):

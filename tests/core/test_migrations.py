@@ -17,7 +17,14 @@ from tests.services import create_database
 def manage(*args: str, **env_overrides: str) -> subprocess.CompletedProcess:
     env = os.environ.copy()
     env.update(env_overrides)
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def assert_all_applied(**env):
@@ -29,8 +36,13 @@ def assert_all_applied(**env):
     assert lines and all(line.startswith("[X]") for line in lines), shown.stdout
     # The role table's grants hold after the very first migrate (audit's permissions
     # exist before accounts' post_migrate hands them out).
-    granted = manage("shell", "-c", "from django.contrib.auth.models import Group; print(sorted("
-                     "Group.objects.get(name='reviewer').permissions.values_list('codename', flat=True)))", **env)
+    granted = manage(
+        "shell",
+        "-c",
+        "from django.contrib.auth.models import Group; print(sorted("
+        "Group.objects.get(name='reviewer').permissions.values_list('codename', flat=True)))",
+        **env,
+    )
     assert granted.returncode == 0, granted.stderr
     assert "view_auditevent" in granted.stdout, granted.stdout
 
@@ -92,18 +104,29 @@ def project_imports_outside_references(source: str) -> list[str]:
 
 def test_migrations_import_no_changing_project_code():
     files = migration_files()
-    assert any(p.parent.parent.name == "audit" for p in files), files  # the audit app's are checked too
-    found = {str(p.relative_to(ROOT)): project_imports_outside_references(p.read_text(encoding="utf-8"))
-             for p in files}
+    assert any(p.parent.parent.name == "audit" for p in files), (
+        files
+    )  # the audit app's are checked too
+    found = {
+        str(p.relative_to(ROOT)): project_imports_outside_references(p.read_text(encoding="utf-8"))
+        for p in files
+    }
     assert {name: problems for name, problems in found.items() if problems} == {}
 
 
 def test_the_frozen_migration_check_catches_an_import_of_live_code():
     """What 0001 of audit used to do: run DDL imported from a module that keeps changing."""
-    live = "from django.db import migrations\nfrom audit import schema\n\n" \
-           "def create(apps, editor):\n    schema.create(editor)\n"
+    live = (
+        "from django.db import migrations\nfrom audit import schema\n\n"
+        "def create(apps, editor):\n    schema.create(editor)\n"
+    )
     assert project_imports_outside_references(live) == ["line 2: from audit import ..."]
     aliased = "import audit.schema\n\nops = [audit.schema.create]\n"
-    assert project_imports_outside_references(aliased) == ["line 3: uses audit outside a field's validators"]
-    validator = "import editplatform.accounts.models\nf = models.JSONField(validators=[editplatform.accounts.models.v])\n"
+    assert project_imports_outside_references(aliased) == [
+        "line 3: uses audit outside a field's validators"
+    ]
+    validator = (
+        "import editplatform.accounts.models\nf = "
+        "models.JSONField(validators=[editplatform.accounts.models.v])\n"
+    )
     assert project_imports_outside_references(validator) == []

@@ -24,16 +24,26 @@ def test_runplatform_serves_health_and_stops_on_ctrl_c(tmp_path, model_bundle):
     env = os.environ.copy()
     for name in ("DATABASE_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"):
         env.pop(name, None)
-    env.update(STYLELEDGER_VAR_DIR=str(tmp_path), MODEL_BUNDLE=str(model_bundle), PYTHONUNBUFFERED="1")
+    env.update(
+        STYLELEDGER_VAR_DIR=str(tmp_path), MODEL_BUNDLE=str(model_bundle), PYTHONUNBUFFERED="1"
+    )
     log = open(tmp_path / "run.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "manage.py", "runplatform", "--port", str(port), "--web-workers", "1"],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "runplatform", "--port", str(port), "--web-workers", "1"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         body = None
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline and proc.poll() is None:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as response:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/readyz", timeout=5
+                ) as response:
                     body = json.loads(response.read())
                     break
             except (urllib.error.URLError, OSError):
@@ -57,5 +67,7 @@ def test_runplatform_serves_health_and_stops_on_ctrl_c(tmp_path, model_bundle):
     output = (tmp_path / "run.log").read_text(errors="replace")
     assert code == 0, output[-4000:]
     assert "Stopped web server and worker." in output
-    leftovers = subprocess.run(["pgrep", "-f", f"127.0.0.1:{port}"], capture_output=True, text=True).stdout.split()
+    leftovers = subprocess.run(
+        ["pgrep", "-f", f"127.0.0.1:{port}"], capture_output=True, text=True
+    ).stdout.split()
     assert leftovers == [], leftovers

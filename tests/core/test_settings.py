@@ -14,7 +14,14 @@ from tests.conftest import ROOT
 def run_check(**overrides: str) -> subprocess.CompletedProcess:
     env = os.environ.copy()
     env.update(overrides)
-    return subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.mark.parametrize(
@@ -46,19 +53,33 @@ def test_production_turns_on_secure_cookies_and_hsts():
     env.update(STYLELEDGER_ENV="production", SECRET_KEY="x" * 50, ALLOWED_HOSTS="edit.example.org")
     code = (
         "import django, json; django.setup(); from django.conf import settings as s; "
-        "print(json.dumps([s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SECURE_HSTS_SECONDS, s.DEBUG, s.ALLOWED_HOSTS]))"
+        "print(json.dumps([s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SECURE_HSTS_SECONDS, "
+        "s.DEBUG, s.ALLOWED_HOSTS]))"
     )
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == '[true, true, 31536000, false, ["edit.example.org"]]'
 
 
 def test_development_secret_key_is_generated_once(tmp_path):
     env = os.environ.copy()
-    env.update(STYLELEDGER_VAR_DIR=str(tmp_path), SECRET_KEY="", DATABASE_URL=f"sqlite:///{tmp_path}/db.sqlite3")
-    code = "import django; django.setup(); from django.conf import settings; print(settings.SECRET_KEY)"
-    first = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    second = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    env.update(
+        STYLELEDGER_VAR_DIR=str(tmp_path),
+        SECRET_KEY="",
+        DATABASE_URL=f"sqlite:///{tmp_path}/db.sqlite3",
+    )
+    code = (
+        "import django; django.setup(); from django.conf import settings; "
+        "print(settings.SECRET_KEY)"
+    )
+    first = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    second = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert first.returncode == 0, first.stderr
     assert first.stdout == second.stdout and len(first.stdout.strip()) >= 50
     assert (tmp_path / "secret_key").stat().st_mode & 0o077 == 0

@@ -23,12 +23,21 @@ def operator_env(database: str) -> dict[str, str]:
     """What an operator writes into docker/.env, for a deployment on the S3 profile."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("COMPOSE_", "STYLELEDGER_"))}
     env.update(
-        SECRET_KEY="k" * 50, POSTGRES_PASSWORD="owner-pw", APP_DB_PASSWORD="app-pw", METRICS_TOKEN="scrape-token",
-        ALLOWED_HOSTS="edit.example.org", SERVER_NAME="edit.example.org", POSTGRES_DB=database,
-        STORAGE_BACKEND="s3", S3_BUCKET="styleledger-artifacts", S3_ACCESS_KEY="styleledger",
-        S3_SECRET_KEY="s3-secret-for-tests", AUDIT_LOG_ORIGIN="edit.example.org/audit",
+        SECRET_KEY="k" * 50,
+        POSTGRES_PASSWORD="owner-pw",
+        APP_DB_PASSWORD="app-pw",
+        METRICS_TOKEN="scrape-token",
+        ALLOWED_HOSTS="edit.example.org",
+        SERVER_NAME="edit.example.org",
+        POSTGRES_DB=database,
+        STORAGE_BACKEND="s3",
+        S3_BUCKET="styleledger-artifacts",
+        S3_ACCESS_KEY="styleledger",
+        S3_SECRET_KEY="s3-secret-for-tests",
+        AUDIT_LOG_ORIGIN="edit.example.org/audit",
         # Short periods so the beat's sweeper and checkpoint runs happen within the test.
-        JOB_SWEEP_INTERVAL_SECONDS="2", AUDIT_CHECKPOINT_SECONDS="3",
+        JOB_SWEEP_INTERVAL_SECONDS="2",
+        AUDIT_CHECKPOINT_SECONDS="3",
     )
     return env
 

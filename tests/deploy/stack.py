@@ -41,7 +41,9 @@ def compose_config(env: dict[str, str], *profiles: str) -> dict:
     args = ["docker-compose", "-f", str(COMPOSE_FILE)]
     for profile in profiles:
         args += ["--profile", profile]
-    result = subprocess.run([*args, "config"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [*args, "config"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
     if result.returncode != 0:
         raise RuntimeError(f"docker-compose config failed: {result.stderr}")
     return yaml.safe_load(result.stdout)
@@ -164,12 +166,19 @@ class Stack:
 
     def rewrite(self, value: str, service: str) -> str:
         hosts = "|".join(NETWORK_HOSTS)
+
         def host_port(match: re.Match) -> str:
             owner = match[1] if match[1] in NETWORK_HOSTS else service  # loopback: this service
             return f"{self.host_of(owner)}:{self.port(owner, int(match[2]))}"
 
-        value = re.sub(rf"(?<![\w.])({hosts}|127\.0\.0\.1|0\.0\.0\.0|localhost):(\d+)\b", host_port, value)
-        value = re.sub(r"((?:^|-)[\w.]*port(?:\.grpc)?)=(\d+)$", lambda m: f"{m[1]}={self.port(service, int(m[2]))}", value)
+        value = re.sub(
+            rf"(?<![\w.])({hosts}|127\.0\.0\.1|0\.0\.0\.0|localhost):(\d+)\b", host_port, value
+        )
+        value = re.sub(
+            r"((?:^|-)[\w.]*port(?:\.grpc)?)=(\d+)$",
+            lambda m: f"{m[1]}={self.port(service, int(m[2]))}",
+            value,
+        )
         value = re.sub(rf"^-ip=({hosts})$", "-ip=127.0.0.1", value)
         value = value.replace("0.0.0.0", "127.0.0.1")
         for target, host in self.mounts(service):
@@ -203,8 +212,14 @@ class Stack:
     # --- running ------------------------------------------------------------------
     def run_once(self, service: str, timeout: float = 300) -> subprocess.CompletedProcess:
         """A one-shot service (init, migrate): run to completion."""
-        return subprocess.run(self.argv(service), cwd=ROOT, env=self.env(service), capture_output=True,
-                              text=True, timeout=timeout)
+        return subprocess.run(
+            self.argv(service),
+            cwd=ROOT,
+            env=self.env(service),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     def start(self, service: str) -> Running:
         if service == "proxy":
@@ -214,8 +229,14 @@ class Stack:
         log_path = self.root / "logs" / f"{service}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "wb") as log:
-            proc = subprocess.Popen(argv, cwd=ROOT, env=self.env(service), stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                argv,
+                cwd=ROOT,
+                env=self.env(service),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self.running[service] = Running(service, proc, log_path)
         return self.running[service]
 
@@ -249,11 +270,20 @@ class Stack:
             f"  access_log {work}/access.log;\n"
             f"  client_body_temp_path {temp['body']};\n  proxy_temp_path {temp['proxy']};\n"
             f"  fastcgi_temp_path {temp['fastcgi']};\n  uwsgi_temp_path {temp['uwsgi']};\n"
-            f"  scgi_temp_path {temp['scgi']};\n"
-            + "\n".join(rendered) + "\n}\n"
+            f"  scgi_temp_path {temp['scgi']};\n" + "\n".join(rendered) + "\n}\n"
         )
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-        return [nginx, "-e", str(work / "error.log"), "-p", str(work), "-c", str(conf), "-g", "daemon off;"]
+        return [
+            nginx,
+            "-e",
+            str(work / "error.log"),
+            "-p",
+            str(work),
+            "-c",
+            str(conf),
+            "-g",
+            "daemon off;",
+        ]
 
     def rewrite_text(self, text: str, service: str) -> str:
         """Rewrite a config file word by word (hosts, ports, mounted paths)."""
@@ -276,8 +306,14 @@ class Stack:
         output = ""
         for _attempt in range(retries + 3):  # + start period
             try:
-                result = subprocess.run(argv, cwd=ROOT, env=self.env(service), capture_output=True, text=True,
-                                        timeout=timeout)
+                result = subprocess.run(
+                    argv,
+                    cwd=ROOT,
+                    env=self.env(service),
+                    capture_output=True,
+                    text=True,
+                    timeout=timeout,
+                )
                 output = result.stdout + result.stderr
                 if result.returncode == 0:
                     return True, output

@@ -43,8 +43,12 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from tests.jobs import images
 from tests import catalog
-data = {"image": SimpleUploadedFile("p.jpg", images.jpeg((96, 72), seed=3)), "edits": catalog.request_json(),
-        "purpose": "compose sweeper test", "consent": "true"}
+data = {
+    "image": SimpleUploadedFile("p.jpg", images.jpeg((96, 72), seed=3)),
+    "edits": catalog.request_json(),
+    "purpose": "compose sweeper test",
+    "consent": "true",
+}
 response = Client().post("/api/v1/jobs", data, secure=True, HTTP_HOST="edit.example.org",
                          HTTP_AUTHORIZATION="Api-Key " + sys.argv[1])
 print("STATUS", response.status_code)
@@ -57,8 +61,14 @@ print("ENQUEUE_ERROR", bool(EditJob.objects.get(pk=job_id).enqueue_error))
 
 def manage(stack, service: str, *args: str, env: dict | None = None, timeout: float = 180):
     full_env = stack.env(service) | (env or {})
-    return subprocess.run([str(stack.bin / "python"), "manage.py", *args], cwd=ROOT, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [str(stack.bin / "python"), "manage.py", *args],
+        cwd=ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def wait_until(predicate, timeout: float, what: str, interval: float = 1.0):
@@ -80,13 +90,24 @@ def tls_cert(stack) -> str:
 
 
 def app_db(stack):
-    return psycopg.connect(host=stack.postgres[0], port=stack.postgres[1], dbname=stack.database,
-                           user="styleledger_app", password="app-pw", autocommit=True)
+    return psycopg.connect(
+        host=stack.postgres[0],
+        port=stack.postgres[1],
+        dbname=stack.database,
+        user="styleledger_app",
+        password="app-pw",
+        autocommit=True,
+    )
 
 
 def owner_db(stack):
-    return psycopg.connect(host=stack.postgres[0], port=stack.postgres[1], dbname=stack.database,
-                           user="styleledger", autocommit=True)
+    return psycopg.connect(
+        host=stack.postgres[0],
+        port=stack.postgres[1],
+        dbname=stack.database,
+        user="styleledger",
+        autocommit=True,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -100,10 +121,13 @@ def scrape(stack, token: str | None = "scrape-token") -> requests.Response:
     headers = {"Host": "web:8000"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    return requests.get(f"http://127.0.0.1:{stack.port('web', 8000)}/metrics", headers=headers, timeout=30)
+    return requests.get(
+        f"http://127.0.0.1:{stack.port('web', 8000)}/metrics", headers=headers, timeout=30
+    )
 
 
 # --- the file itself ------------------------------------------------------------------
+
 
 def test_every_queue_has_a_consumer_and_beat_runs_once(deployment):
     check_every_queue_consumed(deployment.config, QUEUES)
@@ -129,8 +153,9 @@ def test_init_made_the_key_the_certificate_and_the_app_role(deployment):
 
 def test_migrate_without_the_signing_key_fails(deployment):
     broken = copy.deepcopy(deployment.config)
-    broken["services"]["migrate"]["volumes"] = [v for v in broken["services"]["migrate"]["volumes"]
-                                                if not v.startswith("keys:")]
+    broken["services"]["migrate"]["volumes"] = [
+        v for v in broken["services"]["migrate"]["volumes"] if not v.startswith("keys:")
+    ]
     original = deployment.config
     deployment.config = broken
     try:
@@ -142,6 +167,7 @@ def test_migrate_without_the_signing_key_fails(deployment):
 
 
 # --- running services -----------------------------------------------------------------
+
 
 def test_healthchecks_pass(deployment):
     for name in ("s3", "web", "proxy", "worker", "worker-cpu"):
@@ -156,8 +182,15 @@ def test_a_broken_healthcheck_fails(deployment):
     wrong_path["test"] = [arg.replace("/healthz", "/healthz-missing") for arg in spec["test"]]
     assert not deployment.healthcheck("web", wrong_path)[0]
     # The old check (no Host header) is refused by ALLOWED_HOSTS in production.
-    old = dict(spec, test=["CMD", "python", "-c",
-                           "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz')"])
+    old = dict(
+        spec,
+        test=[
+            "CMD",
+            "python",
+            "-c",
+            "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz')",
+        ],
+    )
     assert not deployment.healthcheck("web", old)[0]
     # So is a worker check that pings a worker name nobody has.
     worker = copy.deepcopy(deployment.config["services"]["worker-cpu"]["healthcheck"])
@@ -167,33 +200,58 @@ def test_a_broken_healthcheck_fails(deployment):
 
 
 def test_http_redirects_to_https_and_https_serves_the_app(deployment):
-    plain = requests.get(f"http://127.0.0.1:{deployment.port('proxy', 80)}/jobs/", headers={"Host": HOST},
-                         allow_redirects=False, timeout=30)
+    plain = requests.get(
+        f"http://127.0.0.1:{deployment.port('proxy', 80)}/jobs/",
+        headers={"Host": HOST},
+        allow_redirects=False,
+        timeout=30,
+    )
     assert plain.status_code == 301 and plain.headers["Location"].startswith(f"https://{HOST}/")
-    login = requests.get(proxy_url(deployment, "/login/"), headers={"Host": HOST}, verify=tls_cert(deployment),
-                         allow_redirects=False, timeout=30)
+    login = requests.get(
+        proxy_url(deployment, "/login/"),
+        headers={"Host": HOST},
+        verify=tls_cert(deployment),
+        allow_redirects=False,
+        timeout=30,
+    )
     assert login.status_code == 200, login.text[:500]
     assert "Strict-Transport-Security" in login.headers  # Django saw HTTPS through the proxy
-    assert requests.get(proxy_url(deployment, "/metrics"), headers={"Host": HOST}, verify=tls_cert(deployment),
-                        timeout=30).status_code == 404
+    assert (
+        requests.get(
+            proxy_url(deployment, "/metrics"),
+            headers={"Host": HOST},
+            verify=tls_cert(deployment),
+            timeout=30,
+        ).status_code
+        == 404
+    )
 
 
 def test_a_job_submitted_through_the_https_proxy_completes_on_s3(deployment, api_key):
     from tests import catalog
 
     response = requests.post(
-        proxy_url(deployment, "/api/v1/jobs"), headers={"Host": HOST, "Authorization": f"Api-Key {api_key}"},
+        proxy_url(deployment, "/api/v1/jobs"),
+        headers={"Host": HOST, "Authorization": f"Api-Key {api_key}"},
         files={"image": ("p.jpg", images.jpeg((96, 72)), "application/octet-stream")},
-        data={"edits": catalog.request_json(), "purpose": "compose deployment test", "consent": "true"},
-        verify=tls_cert(deployment), timeout=60,
+        data={
+            "edits": catalog.request_json(),
+            "purpose": "compose deployment test",
+            "consent": "true",
+        },
+        verify=tls_cert(deployment),
+        timeout=60,
     )
     assert response.status_code == 201, response.text
     job_id = response.json()["id"]
 
     def finished():
-        body = requests.get(proxy_url(deployment, f"/api/v1/jobs/{job_id}"),
-                            headers={"Host": HOST, "Authorization": f"Api-Key {api_key}"},
-                            verify=tls_cert(deployment), timeout=30).json()
+        body = requests.get(
+            proxy_url(deployment, f"/api/v1/jobs/{job_id}"),
+            headers={"Host": HOST, "Authorization": f"Api-Key {api_key}"},
+            verify=tls_cert(deployment),
+            timeout=30,
+        ).json()
         return body if body["state"] in {"succeeded", "failed"} else None
 
     body = wait_until(finished, 300, "the job to finish", interval=2)
@@ -201,9 +259,13 @@ def test_a_job_submitted_through_the_https_proxy_completes_on_s3(deployment, api
     # The artifacts are in the S3 bucket, not on a local disk.
     import boto3
 
-    s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{deployment.port('s3', 8333)}",
-                      aws_access_key_id="styleledger", aws_secret_access_key="s3-secret-for-tests",
-                      region_name="us-east-1")
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=f"http://127.0.0.1:{deployment.port('s3', 8333)}",
+        aws_access_key_id="styleledger",
+        aws_secret_access_key="s3-secret-for-tests",
+        region_name="us-east-1",
+    )
     listed = s3.list_objects_v2(Bucket="styleledger-artifacts")
     assert listed.get("KeyCount", 0) >= 3, listed
     assert "gpu@" in deployment_job_worker(deployment, job_id)
@@ -216,8 +278,15 @@ def deployment_job_worker(stack, job_id: str) -> str:
 
 def submit_losing_the_publish(stack, api_key: str) -> str:
     dead = f"redis://127.0.0.1:{stack.port('nothing', 1)}/0"
-    result = manage(stack, "web", "shell", "-c", SUBMIT_WITH_BROKER_DOWN.replace("sys.argv[1]", repr(api_key)),
-                    env={"CELERY_BROKER_URL": dead}, timeout=240)
+    result = manage(
+        stack,
+        "web",
+        "shell",
+        "-c",
+        SUBMIT_WITH_BROKER_DOWN.replace("sys.argv[1]", repr(api_key)),
+        env={"CELERY_BROKER_URL": dead},
+        timeout=240,
+    )
     assert "STATUS 201" in result.stdout, result.stdout + result.stderr
     assert "ENQUEUE_ERROR True" in result.stdout, result.stdout  # the publish was lost
     return result.stdout.split("JOB ", 1)[1].split()[0]
@@ -258,10 +327,12 @@ def test_checkpoints_are_signed_and_the_log_verifies(deployment):
 def test_the_app_role_cannot_rewrite_the_audit_log(deployment):
     with app_db(deployment) as conn:
         assert conn.execute("SELECT count(*) FROM audit_event").fetchone()[0] > 0
-        for statement in ("UPDATE audit_event SET action = 'forged'",
-                          "TRUNCATE audit_event", "UPDATE audit_checkpoint SET note = ''",
-                          "INSERT INTO django_migrations (app, name, applied) "
-                          "VALUES ('x', 'y', now())"):
+        for statement in (
+            "UPDATE audit_event SET action = 'forged'",
+            "TRUNCATE audit_event",
+            "UPDATE audit_checkpoint SET note = ''",
+            "INSERT INTO django_migrations (app, name, applied) VALUES ('x', 'y', now())",
+        ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(statement)
         # DELETE is granted only so the guard can quarantine rows planted beyond the head;
@@ -270,9 +341,15 @@ def test_the_app_role_cannot_rewrite_the_audit_log(deployment):
             with pytest.raises(psycopg.errors.IntegrityConstraintViolation):
                 conn.execute(statement)
     with owner_db(deployment) as conn:
-        owner = conn.execute("SELECT tableowner FROM pg_tables WHERE tablename = 'audit_event'").fetchone()[0]
-        users = {r[0] for r in conn.execute(
-            "SELECT DISTINCT usename FROM pg_stat_activity WHERE datname = current_database()")}
+        owner = conn.execute(
+            "SELECT tableowner FROM pg_tables WHERE tablename = 'audit_event'"
+        ).fetchone()[0]
+        users = {
+            r[0]
+            for r in conn.execute(
+                "SELECT DISTINCT usename FROM pg_stat_activity WHERE datname = current_database()"
+            )
+        }
     assert owner == "styleledger" and "styleledger_app" in users
 
 
@@ -285,17 +362,30 @@ def test_metrics_show_the_deployment(deployment):
 
     # One failure with a known code: a copy of a finished job, recorded as failed.
     with owner_db(deployment) as conn:
-        columns = [r[0] for r in conn.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = 'jobs_editjob'")]
-        forced = {"id": "gen_random_uuid()", "state": "'failed'", "error_code": "'compose_test'",
-                  "idempotency_key": "NULL"}
-        conn.execute(f"INSERT INTO jobs_editjob ({', '.join(columns)}) "
-                     f"SELECT {', '.join(forced.get(c, c) for c in columns)} FROM jobs_editjob "
-                     "WHERE state = 'succeeded' LIMIT 1")
+        columns = [
+            r[0]
+            for r in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = "
+                "'jobs_editjob'"
+            )
+        ]
+        forced = {
+            "id": "gen_random_uuid()",
+            "state": "'failed'",
+            "error_code": "'compose_test'",
+            "idempotency_key": "NULL",
+        }
+        conn.execute(
+            f"INSERT INTO jobs_editjob ({', '.join(columns)}) "
+            f"SELECT {', '.join(forced.get(c, c) for c in columns)} FROM jobs_editjob "
+            "WHERE state = 'succeeded' LIMIT 1"
+        )
     response = scrape(deployment)
     values = parse(response.text)
     with owner_db(deployment) as conn:
-        succeeded = conn.execute("SELECT count(*) FROM jobs_editjob WHERE state = 'succeeded'").fetchone()[0]
+        succeeded = conn.execute(
+            "SELECT count(*) FROM jobs_editjob WHERE state = 'succeeded'"
+        ).fetchone()[0]
         size = conn.execute("SELECT size FROM audit_loghead").fetchone()[0]
     assert succeeded >= 2
     assert values[("styleledger_jobs", (("state", "succeeded"),))] == succeeded
@@ -310,10 +400,14 @@ def test_metrics_show_the_deployment(deployment):
     assert values[("styleledger_audit_unsigned_events", ())] >= 0
     # Every metric the example alerts and dashboard use is one the endpoint exposes.
     exposed = exposed_names(response.text)
-    for path in (ROOT / "docker" / "prometheus" / "styleledger-alerts.yml",
-                 ROOT / "docker" / "grafana" / "styleledger-dashboard.json"):
+    for path in (
+        ROOT / "docker" / "prometheus" / "styleledger-alerts.yml",
+        ROOT / "docker" / "grafana" / "styleledger-dashboard.json",
+    ):
         used = set(re.findall(r"styleledger_[a-z_]+", path.read_text()))
-        assert used and used <= exposed, f"{path.name} uses metrics nobody exposes: {used - exposed}"
+        assert used and used <= exposed, (
+            f"{path.name} uses metrics nobody exposes: {used - exposed}"
+        )
 
 
 def exposed_names(text: str) -> set[str]:
@@ -351,5 +445,15 @@ def test_without_the_default_worker_a_lost_job_stays_lost(deployment, api_key):
     time.sleep(20)  # ten sweep periods
     assert job_state(deployment, job_id) == "queued"
     deployment.start("worker-cpu")  # the consumer is back: the job is sent and runs
-    assert wait_until(lambda: job_state(deployment, job_id) in {"succeeded", "failed"} and
-                      job_state(deployment, job_id), 300, "the swept job", interval=2) == "succeeded"
+    assert (
+        wait_until(
+            lambda: (
+                job_state(deployment, job_id) in {"succeeded", "failed"}
+                and job_state(deployment, job_id)
+            ),
+            300,
+            "the swept job",
+            interval=2,
+        )
+        == "succeeded"
+    )

@@ -45,8 +45,12 @@ def test_dlib_finds_the_five_landmarks_on_the_portrait(portrait):
     face = faces[0]
     assert face.points.shape == (5, 2) and face.scheme == 5
     left, top, right, bottom = face.box
-    inside = ((face.points[:, 0] > left) & (face.points[:, 0] < right)
-              & (face.points[:, 1] > top) & (face.points[:, 1] < bottom))
+    inside = (
+        (face.points[:, 0] > left)
+        & (face.points[:, 0] < right)
+        & (face.points[:, 1] > top)
+        & (face.points[:, 1] < bottom)
+    )
     assert inside.all()
     eyes_y = face.points[:4, 1].mean()
     assert face.points[4, 1] > eyes_y + 0.15 * (bottom - top)  # the nose is below the eyes

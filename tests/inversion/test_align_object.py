@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
 from PIL import Image
 
 from inversion.align import NoObjectFound, align
 from inversion.align.object import DEMO_MARGIN, align_object, find_subject
+from inversion.align.synthetic import CANVAS_TONES, catalogue_canvas
 from inversion.training.data import FASHION_FILES, ensure_fashion_mnist, read_idx
 
-# (background RGB, item tint RGB): white, light grey, mid grey, black, beige, navy
-TONES = [
-    ((250, 250, 250), (40, 40, 40)),
-    ((215, 215, 212), (120, 30, 30)),
-    ((128, 128, 128), (250, 250, 250)),
-    ((8, 8, 8), (255, 255, 255)),
-    ((236, 222, 196), (30, 60, 140)),
-    ((20, 30, 70), (240, 200, 60)),
-]
+TONES = CANVAS_TONES
 
 
 @pytest.fixture(scope="module")
@@ -29,26 +20,7 @@ def items() -> np.ndarray:
     return read_idx(root / FASHION_FILES["test"][0])[:60]  # held-out test split, 28x28 uint8
 
 
-def _canvas(item: np.ndarray, bg, tint, size=(512, 512), scale=8, pos=(0.3, 0.6),
-            noise=3.0, seed=0, gradient=0.0):
-    """Composite an item (intensity = opacity) on a plain canvas; JPEG-compress it."""
-    rng = np.random.default_rng(seed)
-    w, h = size
-    big = np.asarray(Image.fromarray(item).resize((28 * scale, 28 * scale), Image.Resampling.BICUBIC),
-                     dtype=np.float64) / 255
-    alpha = np.zeros((h, w))
-    x0 = int(pos[0] * (w - 28 * scale))
-    y0 = int(pos[1] * (h - 28 * scale))
-    alpha[y0:y0 + 28 * scale, x0:x0 + 28 * scale] = big.clip(0, 1)
-    base = np.broadcast_to(np.asarray(bg, dtype=np.float64), (h, w, 3)).copy()
-    base += gradient * np.linspace(-1, 1, h)[:, None, None]
-    img = base * (1 - alpha[..., None]) + np.asarray(tint, dtype=np.float64) * alpha[..., None]
-    img += rng.normal(0, noise, img.shape)
-    buf = io.BytesIO()
-    Image.fromarray(np.clip(np.rint(img), 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=90)
-    ys, xs = np.nonzero(alpha > 0.25)
-    truth = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
-    return Image.open(io.BytesIO(buf.getvalue())).convert("RGB"), truth
+_canvas = catalogue_canvas
 
 
 def _iou(a, b) -> float:

@@ -21,7 +21,9 @@ def _transform(center, half, angle_deg=0.0, size=32, source=(60, 40), **kw) -> A
     t = np.radians(angle_deg)
     x = half * np.array([np.cos(t), np.sin(t)])
     y = half * np.array([-np.sin(t), np.cos(t)])
-    return AlignmentTransform(tuple(map(tuple, square_quad(center, x, y))), size, source, "test", **kw)
+    return AlignmentTransform(
+        tuple(map(tuple, square_quad(center, x, y))), size, source, "test", **kw
+    )
 
 
 def test_center_square_crop_is_the_exact_pixels():
@@ -73,24 +75,50 @@ def test_quad_outside_photo_is_padded_by_reflection_or_constant():
 
 
 def test_json_round_trip_is_lossless():
-    t = _transform((100.5, 80.25), 50.0, angle_deg=-7.0, size=256, source=(300, 200),
-                   pad_mode="constant", fill=(1, 2, 3), meta={"points": np.arange(4.0), "k": 1})
+    t = _transform(
+        (100.5, 80.25),
+        50.0,
+        angle_deg=-7.0,
+        size=256,
+        source=(300, 200),
+        pad_mode="constant",
+        fill=(1, 2, 3),
+        meta={"points": np.arange(4.0), "k": 1},
+    )
     back = AlignmentTransform.from_json(t.to_json())
     assert back == AlignmentTransform.from_dict(json.loads(json.dumps(t.to_dict())))
     assert back.quad == t.quad and back.fill == (1, 2, 3) and back.meta["points"] == [0, 1, 2, 3]
     assert np.allclose(back.source_to_crop_matrix(), t.source_to_crop_matrix())
 
 
-@pytest.mark.parametrize("bad", [
-    {},
-    {"format": "other"},
-    {"format": "styleledger.alignment/1", "quad": [[0, 0]], "output_size": 4,
-     "source_size": [8, 8], "method": "x"},
-    {"format": "styleledger.alignment/1", "quad": [[0, 0], [0, 4], [4, 4], [9, 0]],
-     "output_size": 4, "source_size": [8, 8], "method": "x"},  # not a parallelogram
-    {"format": "styleledger.alignment/1", "quad": [[0, 0], [0, 4], [4, 4], [4, 0]],
-     "output_size": 0, "source_size": [8, 8], "method": "x"},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {},
+        {"format": "other"},
+        {
+            "format": "styleledger.alignment/1",
+            "quad": [[0, 0]],
+            "output_size": 4,
+            "source_size": [8, 8],
+            "method": "x",
+        },
+        {
+            "format": "styleledger.alignment/1",
+            "quad": [[0, 0], [0, 4], [4, 4], [9, 0]],
+            "output_size": 4,
+            "source_size": [8, 8],
+            "method": "x",
+        },  # not a parallelogram
+        {
+            "format": "styleledger.alignment/1",
+            "quad": [[0, 0], [0, 4], [4, 4], [4, 0]],
+            "output_size": 0,
+            "source_size": [8, 8],
+            "method": "x",
+        },
+    ],
+)
 def test_malformed_transform_is_a_typed_error(bad):
     with pytest.raises(TransformError):
         AlignmentTransform.from_dict(bad)

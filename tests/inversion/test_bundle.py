@@ -190,7 +190,9 @@ def test_weights_that_do_not_fit_their_config_are_refused(bundle_copy: Path) -> 
         load_bundle(bundle_copy)
 
 
-def test_build_refuses_inconsistent_parts_and_leaves_nothing(random_bundle_dir: Path, tmp_path: Path) -> None:
+def test_build_refuses_inconsistent_parts_and_leaves_nothing(
+    random_bundle_dir: Path, tmp_path: Path
+) -> None:
     b = load_bundle(random_bundle_dir)
     parts = dict(
         generator_ckpt={"g_ema": b.state_dicts["generator"], "latent_avg": b.latent_avg},
@@ -203,7 +205,9 @@ def test_build_refuses_inconsistent_parts_and_leaves_nothing(random_bundle_dir: 
         provenance={"notes": "test"},
     )
     out = tmp_path / "out"
-    bad_dirs = {k: v for k, v in b.directions.items() if k != b.catalog[b.catalog.names[0]].direction}
+    bad_dirs = {
+        k: v for k, v in b.directions.items() if k != b.catalog[b.catalog.names[0]].direction
+    }
     with pytest.raises(BundleError, match="refers to direction"):
         build_bundle(out, **{**parts, "directions": bad_dirs})
     bad_enc = dict(b.state_dicts["encoder"])
@@ -248,8 +252,10 @@ def test_unknown_or_inconsistent_architectures_are_refused(bundle_copy: Path) ->
         (lambda m: m.__setitem__("encoder_arch", 1), "unknown encoder architecture 1"),
         # a pSp manifest over MambaStyle files: the fuser config has no place in it
         (lambda m: m.__setitem__("encoder_arch", "psp"), "a psp encoder has no Fuser config"),
-        (lambda m: m["configs"]["encoder"].__setitem__("typo", 1),
-         r"configs.encoder is invalid: unknown EncoderConfig keys: \['typo'\]"),
+        (
+            lambda m: m["configs"]["encoder"].__setitem__("typo", 1),
+            r"configs.encoder is invalid: unknown EncoderConfig keys: \['typo'\]",
+        ),
     ):
         m = json.loads(json.dumps(original))
         mutate(m)
@@ -273,7 +279,8 @@ def test_a_psp_bundle_builds_loads_and_inverts(psp_bundle_dir: Path) -> None:
     assert b.manifest["encoder_arch"] == b.encoder_arch == "psp"
     assert FUSER_FILE not in b.manifest["files"] and "fuser" not in b.manifest["configs"]
     assert sorted(p.name for p in psp_bundle_dir.iterdir()) == sorted(
-        [MANIFEST_NAME, *required_files("psp")])
+        [MANIFEST_NAME, *required_files("psp")]
+    )
     assert isinstance(b.encoder_config, PSPConfig) and b.fuser_config is None
     g, enc, fus = b.build_models("cpu")
     assert isinstance(enc, GradualStyleEncoder) and fus is None
@@ -294,22 +301,29 @@ def test_psp_bundle_refuses_fuser_parts(psp_bundle_dir: Path, tmp_path: Path) ->
     b = load_bundle(psp_bundle_dir)
     parts = dict(
         generator_ckpt={"g_ema": b.state_dicts["generator"], "latent_avg": b.latent_avg},
-        encoder_state=b.state_dicts["encoder"], fuser_state=None,
-        encoder_cfg=b.encoder_config, fuser_cfg=None, directions=b.directions,
-        catalog=b.catalog, provenance={"notes": "test"},
+        encoder_state=b.state_dicts["encoder"],
+        fuser_state=None,
+        encoder_cfg=b.encoder_config,
+        fuser_cfg=None,
+        directions=b.directions,
+        catalog=b.catalog,
+        provenance={"notes": "test"},
     )
     with pytest.raises(BundleError, match="a psp encoder has no Fuser"):
-        build_bundle(tmp_path / "x", **{**parts, "fuser_cfg": {"resolution": 16}},
-                     encoder_arch="psp")
+        build_bundle(
+            tmp_path / "x", **{**parts, "fuser_cfg": {"resolution": 16}}, encoder_arch="psp"
+        )
     with pytest.raises(BundleError, match="needs the Fuser"):
         build_bundle(tmp_path / "x", **parts)  # default architecture: MambaStyle
     with pytest.raises(ManifestError, match="configs.encoder is invalid"):
-        build_bundle(tmp_path / "x", **{**parts, "encoder_cfg": {"input_size": "64"}},
-                     encoder_arch="psp")
+        build_bundle(
+            tmp_path / "x", **{**parts, "encoder_cfg": {"input_size": "64"}}, encoder_arch="psp"
+        )
     assert list(tmp_path.iterdir()) == []
     again = build_bundle(tmp_path / "x", **parts, encoder_arch="psp")
     assert (tmp_path / "x" / "encoder.safetensors").read_bytes() == (
-        psp_bundle_dir / "encoder.safetensors").read_bytes()
+        psp_bundle_dir / "encoder.safetensors"
+    ).read_bytes()
     assert again.encoder_arch == "psp"
 
 
@@ -323,9 +337,16 @@ def test_the_trained_demo_psp_bundles_with_the_demo_generator(tmp_path: Path) ->
     arch, enc, fus, ecfg, fcfg = load_encoder_export(DEMO.parent / "demo_eval" / "psp_encoder.pt")
     assert arch == "psp" and fus is None and fcfg is None
     b = build_bundle(
-        tmp_path / "psp", {"g_ema": demo.state_dicts["generator"], "latent_avg": demo.latent_avg},
-        enc.state_dict(), None, ecfg, None, demo.directions, demo.catalog,
-        {"notes": "demo pSp baseline"}, encoder_arch="psp",
+        tmp_path / "psp",
+        {"g_ema": demo.state_dicts["generator"], "latent_avg": demo.latent_avg},
+        enc.state_dict(),
+        None,
+        ecfg,
+        None,
+        demo.directions,
+        demo.catalog,
+        {"notes": "demo pSp baseline"},
+        encoder_arch="psp",
     )
     loaded = load_bundle(tmp_path / "psp")
     assert loaded.version == b.version and loaded.encoder_arch == "psp"

@@ -43,16 +43,19 @@ def test_every_config_refuses_unknown_keys_by_name(cfg: ModelConfig) -> None:
         type(cfg).from_dict([1, 2])  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("cls", "changes", "message"), [
-    (GeneratorConfig, {"size": 48}, "power of two"),
-    (GeneratorConfig, {"size": "32"}, r"GeneratorConfig.size must be int, got '32'"),
-    (EncoderConfig, {"fpn_channels": [8, 8]}, "3 levels"),
-    (EncoderConfig, {"n_latent": True}, "EncoderConfig.n_latent must be int"),
-    (EncoderConfig, {"dt_rank": 1.5}, "dt_rank must be int or None"),
-    (FuserConfig, {"token_dim": None}, "FuserConfig.token_dim must be int"),
-    (PSPConfig, {"coarse": 9}, "coarse < middle"),
-    (DiscriminatorConfig, {"size": 24}, "power of two"),
-])
+@pytest.mark.parametrize(
+    ("cls", "changes", "message"),
+    [
+        (GeneratorConfig, {"size": 48}, "power of two"),
+        (GeneratorConfig, {"size": "32"}, r"GeneratorConfig.size must be int, got '32'"),
+        (EncoderConfig, {"fpn_channels": [8, 8]}, "3 levels"),
+        (EncoderConfig, {"n_latent": True}, "EncoderConfig.n_latent must be int"),
+        (EncoderConfig, {"dt_rank": 1.5}, "dt_rank must be int or None"),
+        (FuserConfig, {"token_dim": None}, "FuserConfig.token_dim must be int"),
+        (PSPConfig, {"coarse": 9}, "coarse < middle"),
+        (DiscriminatorConfig, {"size": 24}, "power of two"),
+    ],
+)
 def test_bad_values_are_config_errors(cls: type, changes: dict, message: str) -> None:
     base = {f: v for f, v in CONFIGS[[type(c) for c in CONFIGS].index(cls)].to_dict().items()}
     with pytest.raises(ConfigError, match=message):

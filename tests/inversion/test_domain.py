@@ -79,8 +79,12 @@ def demo():
     def encode(images) -> torch.Tensor:
         with torch.inference_mode():
             x = inv.preprocess(images)
-            return torch.cat([inv.encoder(x[i:i + 400]).wplus + inv.latent_avg
-                              for i in range(0, x.shape[0], 400)])
+            return torch.cat(
+                [
+                    inv.encoder(x[i : i + 400]).wplus + inv.latent_avg
+                    for i in range(0, x.shape[0], 400)
+                ]
+            )
 
     # `val` is held out of the bundle's training; the official test split is held out
     # of everything and plays the part of new in-domain uploads.
@@ -100,9 +104,12 @@ def demo():
 @pytest.fixture(scope="module")
 def gate(demo) -> DomainGate:
     return DomainGate.calibrate(
-        demo["fit"], demo["calib"].wplus,
-        calib_reconstruction=demo["calib"].reconstruction, calib_target=demo["calib_target"],
-        quantile=0.99, domain="Fashion-MNIST items, grey on black",
+        demo["fit"],
+        demo["calib"].wplus,
+        calib_reconstruction=demo["calib"].reconstruction,
+        calib_target=demo["calib_target"],
+        quantile=0.99,
+        domain="Fashion-MNIST items, grey on black",
         calibration=f"fashion-mnist:val[{FIT}:{FIT + CALIB}]",
     )
 
@@ -129,13 +136,17 @@ def test_demo_reports_explain_in_plain_words(demo, gate):
     portrait = out_of_domain_probes()["photo"][:1]
     bad = inv.invert(portrait)
     good = demo["calib"][:1]
-    reports = gate.assess(torch.cat([good.wplus, bad.wplus]),
-                          torch.cat([good.reconstruction, bad.reconstruction]),
-                          torch.cat([demo["calib_target"][:1], inv.preprocess(portrait)]))
+    reports = gate.assess(
+        torch.cat([good.wplus, bad.wplus]),
+        torch.cat([good.reconstruction, bad.reconstruction]),
+        torch.cat([demo["calib_target"][:1], inv.preprocess(portrait)]),
+    )
     ok, flagged = reports
     assert not flagged.in_domain and "ood" in flagged.reasons
     assert "outside what the model can represent" in flagged.explanation
-    assert "Fashion-MNIST" in flagged.explanation and f"{flagged.ood_score:.1f}" in flagged.explanation
+    assert (
+        "Fashion-MNIST" in flagged.explanation and f"{flagged.ood_score:.1f}" in flagged.explanation
+    )
     assert flagged.psnr is not None and flagged.ssim is not None
     if ok.in_domain:
         assert ok.reasons == [] and "looks like" in ok.explanation
@@ -144,9 +155,12 @@ def test_demo_reports_explain_in_plain_words(demo, gate):
 
 def test_gate_round_trips_through_a_file(tmp_path):
     g = torch.Generator().manual_seed(3)
-    gate = DomainGate.calibrate(torch.randn(300, 2, 8, generator=g),
-                                torch.randn(100, 2, 8, generator=g), quantile=0.95,
-                                domain="toy")
+    gate = DomainGate.calibrate(
+        torch.randn(300, 2, 8, generator=g),
+        torch.randn(100, 2, 8, generator=g),
+        quantile=0.95,
+        domain="toy",
+    )
     path = tmp_path / "domain.safetensors"
     gate.save(path)
     back = DomainGate.load(path)

@@ -163,8 +163,9 @@ def test_catalog_apply_and_direction_checks() -> None:
     cat.check_directions(dirs, n_latent=N, style_dim=D)
     wplus = torch.randn(3, N, D)
     out = cat.apply(wplus, {"smile": 1.0, "age": 0.5}, dirs)
-    expected = apply_direction(apply_direction(wplus, dirs["dir_smile"], 1.0, (2, 6)),
-                               dirs["dir_age"], 0.5, (0, N))
+    expected = apply_direction(
+        apply_direction(wplus, dirs["dir_smile"], 1.0, (2, 6)), dirs["dir_age"], 0.5, (0, N)
+    )
     torch.testing.assert_close(out, expected)
     assert torch.equal(cat.apply(wplus, {"smile": 0.0, "age": 0.0}, dirs), wplus)
     with pytest.raises(StrengthOutOfRange):

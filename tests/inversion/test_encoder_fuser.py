@@ -29,7 +29,11 @@ def test_presets():
     assert (full.input_size, full.n_latent, full.style_dim) == (256, 18, 512)
     assert (tiny.input_size, tiny.n_latent, tiny.style_dim) == (64, 8, 64)
     fus = FuserConfig.full()
-    assert (fus.resolution, fus.out_channels, fus.detail_channels) == (64, 512, full.detail_channels)
+    assert (fus.resolution, fus.out_channels, fus.detail_channels) == (
+        64,
+        512,
+        full.detail_channels,
+    )
     assert FuserConfig.tiny().detail_channels == tiny.detail_channels
 
 

@@ -86,5 +86,7 @@ def test_precision_and_throughput_figures_on_tiny_models():
     assert prec["ok"] == (bf16["image_psnr_db"] >= gpucheck.MIN_PSNR_DB)
     thr = gpucheck.check_throughput(models, [1, 2], ["float32"], repeats=1, device="cpu")
     assert thr["ok"] and [(r["dtype"], r["batch"]) for r in thr["rows"]] == [
-        ("float32", 1), ("float32", 2)]
+        ("float32", 1),
+        ("float32", 2),
+    ]
     assert all(r["images_per_s"] > 0 and r["latency_s"] > 0 for r in thr["rows"])

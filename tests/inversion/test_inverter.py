@@ -37,7 +37,8 @@ def test_shapes(inverter: Inverter, inversion: Inversion) -> None:
     b = inverter.bundle
     assert inversion.wplus.shape == (2, b.n_latent, b.generator_config.style_dim)
     assert inversion.detail is not None and inversion.detail.shape[:2] == (
-        2, b.encoder_config.detail_channels,
+        2,
+        b.encoder_config.detail_channels,
     )
     size = b.generator_config.size
     assert inversion.reconstruction.shape == (2, 3, size, size)
@@ -84,9 +85,7 @@ def test_deterministic_and_batch_independent(inverter: Inverter, inversion: Inve
     assert torch.equal(again.reconstruction, inversion.reconstruction)
     singles = Inversion.cat([inverter.invert([p]) for p in photos])
     torch.testing.assert_close(singles.wplus, inversion.wplus, atol=1e-5, rtol=0)
-    torch.testing.assert_close(
-        singles.reconstruction, inversion.reconstruction, atol=1e-5, rtol=0
-    )
+    torch.testing.assert_close(singles.reconstruction, inversion.reconstruction, atol=1e-5, rtol=0)
     request = {inverter.catalog.names[1]: -1.5}
     both = inverter.edit(inversion, request)
     one_by_one = inverter.edit(inversion, request, batch_size=1)
@@ -154,11 +153,15 @@ def test_latent_files_are_checked(inversion: Inversion) -> None:
     # metadata that contradicts the tensors
     from safetensors.torch import save
 
-    lying = save({"wplus": torch.zeros(1, 8, 64)},
-                 metadata={"format": LATENT_FORMAT, "wplus_shape": "2,8,64"})
+    lying = save(
+        {"wplus": torch.zeros(1, 8, 64)},
+        metadata={"format": LATENT_FORMAT, "wplus_shape": "2,8,64"},
+    )
     with pytest.raises(LatentFormatError, match="metadata says 2,8,64"):
         Inversion.from_bytes(lying)
     # the platform's first latents (no shape metadata) still read
-    legacy = save({"wplus": inversion.wplus[:1].contiguous()},
-                  metadata={"format": LATENT_FORMAT, "model_version": "abc"})
+    legacy = save(
+        {"wplus": inversion.wplus[:1].contiguous()},
+        metadata={"format": LATENT_FORMAT, "model_version": "abc"},
+    )
     assert Inversion.from_bytes(legacy).bundle_version == "abc"

@@ -30,8 +30,10 @@ def encode(img: Image.Image, fmt: str, **kw) -> bytes:
 def gradient(w: int = 40, h: int = 30) -> Image.Image:
     x = np.linspace(0, 255, w, dtype=np.float64)[None, :, None]
     y = np.linspace(0, 255, h, dtype=np.float64)[:, None, None]
-    arr = np.concatenate([np.broadcast_to(x, (h, w, 1)), np.broadcast_to(y, (h, w, 1)),
-                          np.full((h, w, 1), 128.0)], axis=2)
+    arr = np.concatenate(
+        [np.broadcast_to(x, (h, w, 1)), np.broadcast_to(y, (h, w, 1)), np.full((h, w, 1), 128.0)],
+        axis=2,
+    )
     return Image.fromarray(arr.astype(np.uint8), "RGB")
 
 
@@ -77,8 +79,12 @@ def _png_header_only(width: int, height: int) -> bytes:
     """A PNG that declares width x height but holds no pixel data."""
 
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return (struct.pack(">I", len(body)) + kind + body
-                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+        return (
+            struct.pack(">I", len(body))
+            + kind
+            + body
+            + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")

@@ -31,4 +31,3 @@ def test_tiny_psp_forward_backward_and_determinism():
     m.eval()
     with torch.no_grad():
         torch.testing.assert_close(m(x).wplus, m(x).wplus)
-

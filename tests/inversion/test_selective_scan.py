@@ -30,6 +30,7 @@ def naive_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplu
         delta = delta + delta_bias[:, None]
     if delta_softplus:
         delta = F.softplus(delta)
+
     def per_channel(M):  # -> (b, d, n, L)
         if M.dim() == 2:  # constant (d, n)
             return M[None, :, :, None].expand(b, d, M.shape[1], L)
@@ -40,7 +41,10 @@ def naive_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplu
     x = u.new_zeros(b, d, A.shape[1])
     ys = []
     for t in range(L):
-        x = torch.exp(delta[:, :, t, None] * A) * x + (delta[:, :, t] * u[:, :, t])[..., None] * B[..., t]
+        x = (
+            torch.exp(delta[:, :, t, None] * A) * x
+            + (delta[:, :, t] * u[:, :, t])[..., None] * B[..., t]
+        )
         ys.append((x * C[..., t]).sum(-1))
     y = torch.stack(ys, dim=-1)
     if D is not None:
@@ -81,7 +85,11 @@ CASES = [
 
 def _call(fn, inp, opts, **kw):
     return fn(
-        inp["u"], inp["delta"], inp["A"], inp["B"], inp["C"],
+        inp["u"],
+        inp["delta"],
+        inp["A"],
+        inp["B"],
+        inp["C"],
         D=inp["D"] if "D" in opts else None,
         z=inp["z"] if "z" in opts else None,
         delta_bias=inp["delta_bias"] if "delta_bias" in opts else None,
@@ -120,8 +128,13 @@ def test_gradients_match_naive(L, n, chunk, opts):
     (_call(selective_scan, leaves, opts, chunk_size=chunk, backend="torch") * w).sum().backward()
     (_call(naive_scan, ref_leaves, opts)[0] * w).sum().backward()
     for k in names:
-        torch.testing.assert_close(leaves[k].grad, ref_leaves[k].grad, rtol=1e-9, atol=1e-10,
-                                   msg=lambda m, k=k: f"grad of {k}: {m}")
+        torch.testing.assert_close(
+            leaves[k].grad,
+            ref_leaves[k].grad,
+            rtol=1e-9,
+            atol=1e-10,
+            msg=lambda m, k=k: f"grad of {k}: {m}",
+        )
 
 
 @pytest.mark.parametrize("backend", CPU_BACKENDS)
@@ -134,8 +147,17 @@ def test_grouped_B_C_and_channel_blocks(monkeypatch, backend):
     want, want_state = naive_scan(inp["u"], inp["delta"], inp["A"], inp["B"], inp["C"], D=inp["D"])
     kw = {"chunk_size": 6} if backend == "torch" else {}
     with torch.no_grad():
-        got, state = selective_scan(inp["u"], inp["delta"], inp["A"], inp["B"], inp["C"],
-                                    D=inp["D"], return_last_state=True, backend=backend, **kw)
+        got, state = selective_scan(
+            inp["u"],
+            inp["delta"],
+            inp["A"],
+            inp["B"],
+            inp["C"],
+            D=inp["D"],
+            return_last_state=True,
+            backend=backend,
+            **kw,
+        )
     torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
     torch.testing.assert_close(state, want_state, rtol=1e-10, atol=1e-10)
 
@@ -157,8 +179,14 @@ def test_constant_B_or_C_accepted(backend, const):
     torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-10)
     torch.testing.assert_close(state, want_state, rtol=1e-10, atol=1e-10)
     with pytest.raises(ValueError, match=r"constant B must be \(d=6, n=4\)"):
-        selective_scan(inp["u"], inp["delta"], inp["A"], torch.zeros(d, n + 1, dtype=torch.float64),
-                       inp["C"], backend=backend)
+        selective_scan(
+            inp["u"],
+            inp["delta"],
+            inp["A"],
+            torch.zeros(d, n + 1, dtype=torch.float64),
+            inp["C"],
+            backend=backend,
+        )
 
 
 def test_constant_B_gradients_match_naive():
@@ -197,8 +225,15 @@ def test_float32_long_sequence_close_and_dtype_kept(backend):
     want, _ = naive_scan(inp["u"], inp["delta"], inp["A"], inp["B"], inp["C"], delta_softplus=True)
     f32 = {k: v.float() for k, v in inp.items()}
     with torch.no_grad():
-        got = selective_scan(f32["u"], f32["delta"], f32["A"], f32["B"], f32["C"],
-                             delta_softplus=True, backend=backend)
+        got = selective_scan(
+            f32["u"],
+            f32["delta"],
+            f32["A"],
+            f32["B"],
+            f32["C"],
+            delta_softplus=True,
+            backend=backend,
+        )
     assert got.dtype == torch.float32
     torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-4)
 

@@ -33,7 +33,9 @@ def chain_dir(tmp_path_factory) -> Path:
 def dev_ca(settings, chain_dir):
     """The platform's development chain, generated lazily on first signing (as in make run)."""
     settings.PROVENANCE_DEV_CA_DIR = chain_dir
-    settings.C2PA_SIGNING_KEY_FILE = settings.C2PA_CERT_CHAIN_FILE = settings.C2PA_TRUST_ANCHORS_FILE = None
+    settings.C2PA_SIGNING_KEY_FILE = settings.C2PA_CERT_CHAIN_FILE = (
+        settings.C2PA_TRUST_ANCHORS_FILE
+    ) = None
     return chain_dir
 
 
@@ -74,6 +76,10 @@ def clone_job(job, **changes):
         setattr(clone, name, value)
     with transaction.atomic():
         clone.save()
-        event = append_event(JOB_SUCCEEDED, subject=f"job:{clone.pk}", actor_name="worker", payload={
-            "original_sha256": clone.original_id, "model_version": clone.model_version})
+        event = append_event(
+            JOB_SUCCEEDED,
+            subject=f"job:{clone.pk}",
+            actor_name="worker",
+            payload={"original_sha256": clone.original_id, "model_version": clone.model_version},
+        )
     return clone, event

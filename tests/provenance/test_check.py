@@ -28,7 +28,9 @@ def _checks() -> int:
 @pytest.mark.redis
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_api_and_page_answer_with_the_job_and_record_every_check(worker, requester, integration, reviewer):
+def test_api_and_page_answer_with_the_job_and_record_every_check(
+    worker, requester, integration, reviewer
+):
     job = run_real_job(requester)
     big, event = clone_job(job)  # a full-resolution output (the demo model renders 32x32)
     marked = mark_output(big, png_bytes(corpus.outputs(1)[0]), audit_event=event)
@@ -38,10 +40,15 @@ def test_api_and_page_answer_with_the_job_and_record_every_check(worker, request
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["made_here"] and body["manifest"]["state"] == "Trusted"
-    assert body["watermark"]["resolved"] and body["watermark"]["key"] == f"{marked.watermark_key:08x}"
+    assert (
+        body["watermark"]["resolved"] and body["watermark"]["key"] == f"{marked.watermark_key:08x}"
+    )
     (match,) = body["jobs"]
     assert match["job_id"] == str(big.pk) and match["requester"] == requester.username
-    assert match["purpose"] == big.purpose and match["proofs"][0]["event"]["seq"] == marked.manifest_info["event"]["seq"]
+    assert (
+        match["purpose"] == big.purpose
+        and match["proofs"][0]["event"]["seq"] == marked.manifest_info["event"]["seq"]
+    )
     assert "manifest (Trusted)" in match["evidence"]
     event = AuditEvent.objects.get(seq=body["audit_seq"])
     assert event.action == "provenance.checked" and event.actor_name == integration.username
@@ -51,39 +58,66 @@ def test_api_and_page_answer_with_the_job_and_record_every_check(worker, request
     stripped = attacks.jpeg(attacks.strip(Image.open(io.BytesIO(marked.data)).convert("RGB")), 75)
     buffer = io.BytesIO()
     stripped.save(buffer, format="JPEG", quality=95)
-    body = checker.post("/api/v1/provenance/check", _upload(buffer.getvalue(), "x.jpg"), format="multipart").json()
-    assert body["made_here"] and not body["manifest"]["present"] and body["jobs"][0]["job_id"] == str(big.pk)
+    body = checker.post(
+        "/api/v1/provenance/check", _upload(buffer.getvalue(), "x.jpg"), format="multipart"
+    ).json()
+    assert (
+        body["made_here"]
+        and not body["manifest"]["present"]
+        and body["jobs"][0]["job_id"] == str(big.pk)
+    )
 
     # An unrelated image: no match, with the distances.
     before = _checks()
-    body = checker.post("/api/v1/provenance/check", _upload(png_bytes(corpus.unrelated(1)[0])),
-                        format="multipart").json()
+    body = checker.post(
+        "/api/v1/provenance/check", _upload(png_bytes(corpus.unrelated(1)[0])), format="multipart"
+    ).json()
     assert not body["made_here"] and body["jobs"] == []
     assert body["fingerprints"]["nearest_distance"]["pdq"] > body["fingerprints"]["threshold"]
     assert _checks() == before + 1
 
     # Bad input: 4xx naming the problem, and no check recorded.
-    response = checker.post("/api/v1/provenance/check", _upload(b"not an image"), format="multipart")
+    response = checker.post(
+        "/api/v1/provenance/check", _upload(b"not an image"), format="multipart"
+    )
     assert response.status_code == 415 and "image" in response.json()["detail"]
     assert _checks() == before + 1
 
     # A key without the scope, and a requester without the permission: 403, nothing recorded.
     wrong = api_client_for(integration, scopes=("jobs:read",))
-    assert wrong.post("/api/v1/provenance/check", _upload(marked.data), format="multipart").status_code == 403
-    assert api_client_for(requester).post("/api/v1/provenance/check", _upload(marked.data),
-                                          format="multipart").status_code == 403
+    assert (
+        wrong.post("/api/v1/provenance/check", _upload(marked.data), format="multipart").status_code
+        == 403
+    )
+    assert (
+        api_client_for(requester)
+        .post("/api/v1/provenance/check", _upload(marked.data), format="multipart")
+        .status_code
+        == 403
+    )
     assert _checks() == before + 1
 
     # The public variant is off by default.
-    assert api_client_for(None).post("/api/v1/provenance/public-check", _upload(marked.data),
-                                     format="multipart").status_code == 404
+    assert (
+        api_client_for(None)
+        .post("/api/v1/provenance/public-check", _upload(marked.data), format="multipart")
+        .status_code
+        == 404
+    )
 
     # The reviewer's page.
     page = api_client_for(reviewer)
     form = page.get("/provenance/check")
-    assert form.status_code == 200 and b'href="/provenance/check"' in form.content  # in the portal's nav
+    assert (
+        form.status_code == 200 and b'href="/provenance/check"' in form.content
+    )  # in the portal's nav
     html = page.post("/provenance/check", _upload(marked.data), format="multipart").content.decode()
-    assert "Made here" in html and str(big.pk) in html and requester.username in html and "Trusted" in html
+    assert (
+        "Made here" in html
+        and str(big.pk) in html
+        and requester.username in html
+        and "Trusted" in html
+    )
     assert _checks() == before + 2
     assert api_client_for(requester).get("/provenance/check").status_code == 403
 
@@ -93,7 +127,10 @@ def test_api_and_page_answer_with_the_job_and_record_every_check(worker, request
 def test_public_check_answers_without_personal_data_when_switched_on(settings):
     settings.PROVENANCE_PUBLIC_CHECK = True
     before = _checks()
-    response = api_client_for(None).post("/api/v1/provenance/public-check",
-                                         _upload(png_bytes(corpus.unrelated(2)[1])), format="multipart")
+    response = api_client_for(None).post(
+        "/api/v1/provenance/public-check",
+        _upload(png_bytes(corpus.unrelated(2)[1])),
+        format="multipart",
+    )
     assert response.status_code == 200 and response.json() == {"made_here": False, "jobs": []}
     assert _checks() == before + 1

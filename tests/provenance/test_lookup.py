@@ -35,7 +35,9 @@ def _encode(image: Image.Image, attack: str) -> bytes:
 @pytest.mark.worker
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_lookup_finds_the_right_job_after_attacks_and_nothing_for_unrelated_images(worker, requester):
+def test_lookup_finds_the_right_job_after_attacks_and_nothing_for_unrelated_images(
+    worker, requester
+):
     template = run_real_job(requester)
     released = []
     for image in corpus.outputs(OUTPUTS):

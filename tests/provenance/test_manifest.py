@@ -26,10 +26,17 @@ def _material(files) -> manifest.SigningMaterial:
 
 def _signed(files) -> bytes:
     image, original = corpus.outputs(2)
-    definition = manifest.build_definition(title="t", software="StyleLedger", software_version="0",
-                                           model_version="m", edits=[{"name": "smile", "strength": 1.0}],
-                                           audit=AUDIT)
-    return manifest.sign_image(png_bytes(image), definition, _material(files), original=png_bytes(original))
+    definition = manifest.build_definition(
+        title="t",
+        software="StyleLedger",
+        software_version="0",
+        model_version="m",
+        edits=[{"name": "smile", "strength": 1.0}],
+        audit=AUDIT,
+    )
+    return manifest.sign_image(
+        png_bytes(image), definition, _material(files), original=png_bytes(original)
+    )
 
 
 def test_our_manifest_is_trusted_with_both_actions_and_the_audit_assertion(chains):
@@ -70,15 +77,22 @@ def test_a_foreign_valid_manifest_is_valid_but_not_trusted(chains):
 
 def test_an_image_without_manifest_is_reported_as_such(chains):
     ours, _ = chains
-    report = manifest.read_image(png_bytes(Image.new("RGB", (64, 64), "white")), anchors_pem=ours.root.read_bytes())
+    report = manifest.read_image(
+        png_bytes(Image.new("RGB", (64, 64), "white")), anchors_pem=ours.root.read_bytes()
+    )
     assert not report.present and not report.trusted and report.audit is None
 
 
 def test_offline_verifier_refuses_untrusted_and_missing_manifests(chains, tmp_path, capsys):
     ours, foreign = chains
-    for name, data in (("foreign.png", _signed(foreign)), ("plain.png", png_bytes(Image.new("RGB", (32, 32))))):
+    for name, data in (
+        ("foreign.png", _signed(foreign)),
+        ("plain.png", png_bytes(Image.new("RGB", (32, 32)))),
+    ):
         path = tmp_path / name
         path.write_bytes(data)
-        code = verify_output.main([str(path), "--public-key", "x+00000000+AAAA", "--trust-anchor", str(ours.root)])
+        code = verify_output.main(
+            [str(path), "--public-key", "x+00000000+AAAA", "--trust-anchor", str(ours.root)]
+        )
         assert code == 1
         assert "not Trusted" in capsys.readouterr().out

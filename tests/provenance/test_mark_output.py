@@ -23,7 +23,9 @@ from tests.provenance.conftest import run_real_job, succeeded_event
 @pytest.mark.redis
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_a_real_jobs_output_is_marked_signed_and_verifiable_offline(worker, requester, bundle, tmp_path, dev_ca):
+def test_a_real_jobs_output_is_marked_signed_and_verifiable_offline(
+    worker, requester, bundle, tmp_path, dev_ca
+):
     job = run_real_job(requester)
     event = succeeded_event(job)
     output = artifacts.read(job.edited)
@@ -37,7 +39,11 @@ def test_a_real_jobs_output_is_marked_signed_and_verifiable_offline(worker, requ
     audit = report.audit
     assert audit == marked.manifest_info
     assert audit["job_id"] == str(job.pk) and audit["original_sha256"] == job.original_id
-    assert audit["event"] == {"seq": event.seq, "action": "job.succeeded", "leaf_hash": bytes(event.leaf_hash).hex()}
+    assert audit["event"] == {
+        "seq": event.seq,
+        "action": "job.succeeded",
+        "leaf_hash": bytes(event.leaf_hash).hex(),
+    }
     assert audit["model_version"] == job.model_version == bundle.version
     edited = report.actions[1]["parameters"]
     assert edited["edits"] == [{"name": k, "strength": v} for k, v in sorted(job.edits.items())]
@@ -45,7 +51,9 @@ def test_a_real_jobs_output_is_marked_signed_and_verifiable_offline(worker, requ
     checkpoint = open_checkpoint(audit["checkpoint"]["note"], audit_signing.get_verifier())
     assert checkpoint.size == audit["checkpoint"]["size"] > event.seq
     proof = [base64.b64decode(p) for p in audit["checkpoint"]["inclusion_proof"]]
-    tlog.verify_inclusion(bytes(event.leaf_hash), event.seq, checkpoint.size, proof, checkpoint.root_hash)
+    tlog.verify_inclusion(
+        bytes(event.leaf_hash), event.seq, checkpoint.size, proof, checkpoint.root_hash
+    )
 
     # Same pixels size, the key and both fingerprints recorded against the job.
     image = Image.open(io.BytesIO(marked.data))
@@ -58,10 +66,25 @@ def test_a_real_jobs_output_is_marked_signed_and_verifiable_offline(worker, requ
     path = tmp_path / "released.png"
     path.write_bytes(marked.data)
     vkey = audit_signing.get_verifier().vkey()
-    assert verify_output.main([str(path), "--public-key", vkey, "--trust-anchor", str(dev_ca / "root.pem")]) == 0
+    assert (
+        verify_output.main(
+            [str(path), "--public-key", vkey, "--trust-anchor", str(dev_ca / "root.pem")]
+        )
+        == 0
+    )
     # A different log key refuses the checkpoint.
     from audit.checkpoint import Signer
 
     other = Signer.generate(audit_signing.origin())
-    assert verify_output.main([str(path), "--public-key", other.verifier.vkey(),
-                               "--trust-anchor", str(dev_ca / "root.pem")]) == 1
+    assert (
+        verify_output.main(
+            [
+                str(path),
+                "--public-key",
+                other.verifier.vkey(),
+                "--trust-anchor",
+                str(dev_ca / "root.pem"),
+            ]
+        )
+        == 1
+    )

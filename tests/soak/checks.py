@@ -11,12 +11,24 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-TERMINAL_EVENT = {"succeeded": "job.succeeded", "failed": "job.failed", "cancelled": "job.cancelled",
-                  "rejected": "job.rejected", "expired": "job.expired"}
+TERMINAL_EVENT = {
+    "succeeded": "job.succeeded",
+    "failed": "job.failed",
+    "cancelled": "job.cancelled",
+    "rejected": "job.rejected",
+    "expired": "job.expired",
+}
 # Compute, then release: a job that needed approval ends "succeeded" by its release.
 RELEASED_EVENT = "job.released"
 # The path of a released held job, in order (retries may repeat job.queued/job.started).
-HELD_PATH = ("job.submitted", "job.queued", "job.started", "job.held", "job.approved", "job.released")
+HELD_PATH = (
+    "job.submitted",
+    "job.queued",
+    "job.started",
+    "job.held",
+    "job.approved",
+    "job.released",
+)
 # The ends of a held job that destroy its outputs instead of releasing them.
 DESTROYED_ENDS = ("rejected", "expired", "cancelled")
 
@@ -24,15 +36,22 @@ DESTROYED_ENDS = ("rejected", "expired", "cancelled")
 def _logged_outputs(payload: dict) -> dict[str, str]:
     """{kind: sha256} of the outputs a job.succeeded / job.held event logged."""
     outputs = payload.get("outputs") or {}
-    return {"reconstruction": outputs.get("reconstruction") or "", "edited": outputs.get("edited") or "",
-            "latent": payload.get("latent_sha256") or ""}
+    return {
+        "reconstruction": outputs.get("reconstruction") or "",
+        "edited": outputs.get("edited") or "",
+        "latent": payload.get("latent_sha256") or "",
+    }
 
 
 def _row_outputs(job) -> dict[str, str]:
-    return {kind: getattr(job, f"{kind}_id") or "" for kind in ("reconstruction", "edited", "latent")}
+    return {
+        kind: getattr(job, f"{kind}_id") or "" for kind in ("reconstruction", "edited", "latent")
+    }
 
 
-def held_checks(job_id: str, job, chain: list[tuple[int, str, dict]]) -> tuple[list[str], list[str]]:
+def held_checks(
+    job_id: str, job, chain: list[tuple[int, str, dict]]
+) -> tuple[list[str], list[str]]:
     """Compute, then release, for one job that needed approval.
 
     Returns (problems for "ran to success at most once", problems for "complete event
@@ -49,7 +68,9 @@ def held_checks(job_id: str, job, chain: list[tuple[int, str, dict]]) -> tuple[l
     if len(held) > 1:
         once.append(f"job {job_id} has {len(held)} job.held events (attempts {job.attempts})")
     if "job.succeeded" in actions:
-        once.append(f"job {job_id} needs approval but logged job.succeeded (released without being held)")
+        once.append(
+            f"job {job_id} needs approval but logged job.succeeded (released without being held)"
+        )
     if not held:
         if job.state in ("succeeded", "rejected", "expired"):
             order.append(f"job {job_id} needs approval and is {job.state} without job.held")
@@ -59,10 +80,14 @@ def held_checks(job_id: str, job, chain: list[tuple[int, str, dict]]) -> tuple[l
     logged = _logged_outputs(held[-1])
     if job.state == "succeeded":
         if logged != _row_outputs(job):
-            once.append(f"job {job_id}: the row's outputs differ from the held ones logged "
-                        f"({_row_outputs(job)} vs {logged})")
+            once.append(
+                f"job {job_id}: the row's outputs differ from the held ones logged "
+                f"({_row_outputs(job)} vs {logged})"
+            )
         if actions.count(RELEASED_EVENT) != 1:
-            order.append(f"job {job_id} is succeeded with {actions.count(RELEASED_EVENT)} {RELEASED_EVENT}")
+            order.append(
+                f"job {job_id} is succeeded with {actions.count(RELEASED_EVENT)} {RELEASED_EVENT}"
+            )
         released = [p for _, a, p in chain if a == RELEASED_EVENT]
         if released and released[-1].get("held_outputs") != logged:
             once.append(f"job {job_id}: released outputs differ from the held ones logged")
@@ -70,17 +95,21 @@ def held_checks(job_id: str, job, chain: list[tuple[int, str, dict]]) -> tuple[l
         for step in HELD_PATH:  # each step's first occurrence after the previous step's
             later = [i for i, a in enumerate(actions) if a == step and i > position]
             if not later:
-                order.append(f"job {job_id}: released chain lacks {step} after "
-                             f"{HELD_PATH[HELD_PATH.index(step) - 1] if position >= 0 else 'the start'} "
-                             f"({actions})")
+                order.append(
+                    f"job {job_id}: released chain lacks {step} after "
+                    f"{HELD_PATH[HELD_PATH.index(step) - 1] if position >= 0 else 'the start'} "
+                    f"({actions})"
+                )
                 break
             position = later[0]
         first_held = actions.index("job.held")
         if any(a == "job.approved" and i < first_held for i, a in enumerate(actions)):
             order.append(f"job {job_id} was approved before it was held")
         if RELEASED_EVENT in actions:
-            after = actions[actions.index(RELEASED_EVENT) + 1:]
-            ran = [x for x in after if x in ("job.started", "job.held", "job.succeeded", "job.failed")]
+            after = actions[actions.index(RELEASED_EVENT) + 1 :]
+            ran = [
+                x for x in after if x in ("job.started", "job.held", "job.succeeded", "job.failed")
+            ]
             if ran:
                 order.append(f"job {job_id} ran again after its release ({ran})")
     elif job.state in DESTROYED_ENDS:
@@ -89,11 +118,15 @@ def held_checks(job_id: str, job, chain: list[tuple[int, str, dict]]) -> tuple[l
             order.append(f"job {job_id} was held after it ended {job.state}")
         destroyed = [p for _, a, p in chain if a == "job.outputs_destroyed"]
         if len(destroyed) != 1:
-            order.append(f"job {job_id} is {job.state} after job.held with {len(destroyed)} job.outputs_destroyed")
+            order.append(
+                f"job {job_id} is {job.state} after job.held with {len(destroyed)} job.outputs_destroyed"
+            )
         elif destroyed[0].get("held_outputs") != {k: v for k, v in logged.items() if v}:
             once.append(f"job {job_id}: destroyed outputs differ from the held ones logged")
         if any(_row_outputs(job).values()):
-            once.append(f"job {job_id} is {job.state} but its row still names outputs {_row_outputs(job)}")
+            once.append(
+                f"job {job_id} is {job.state} but its row still names outputs {_row_outputs(job)}"
+            )
         if RELEASED_EVENT in actions:
             once.append(f"job {job_id} is {job.state} but logged {RELEASED_EVENT}")
     else:
@@ -107,15 +140,27 @@ def job_checks(accepted: dict[str, dict]) -> tuple[dict[str, list[str]], dict]:
     from editplatform.jobs.models import EditJob
     from editplatform.jobs.states import TERMINAL
 
-    problems: dict[str, list[str]] = {name: [] for name in (
-        "every job terminal", "no accepted job lost", "ran to success at most once", "complete event chain")}
+    problems: dict[str, list[str]] = {
+        name: []
+        for name in (
+            "every job terminal",
+            "no accepted job lost",
+            "ran to success at most once",
+            "complete event chain",
+        )
+    }
     jobs = {str(j.pk): j for j in EditJob.objects.filter(pk__in=list(accepted))}
     for job_id in accepted:
         if job_id not in jobs:
-            problems["no accepted job lost"].append(f"job {job_id} was accepted (201/200) but is not stored")
+            problems["no accepted job lost"].append(
+                f"job {job_id} was accepted (201/200) but is not stored"
+            )
     events: dict[str, list[tuple[int, str, dict]]] = defaultdict(list)
-    rows = AuditEvent.objects.filter(subject__startswith="job:").order_by("seq").values_list("seq", "subject", "action",
-                                                                                           "entry")
+    rows = (
+        AuditEvent.objects.filter(subject__startswith="job:")
+        .order_by("seq")
+        .values_list("seq", "subject", "action", "entry")
+    )
     for seq, subject, action, entry in rows.iterator():
         events[subject[4:]].append((seq, action, json.loads(entry)["payload"]))
     states: dict[str, int] = defaultdict(int)
@@ -136,25 +181,42 @@ def job_checks(accepted: dict[str, dict]) -> tuple[dict[str, list[str]], dict]:
         else:
             if len(successes) > 1:
                 problems["ran to success at most once"].append(
-                    f"job {job_id} has {len(successes)} job.succeeded events (attempts {job.attempts})")
+                    f"job {job_id} has {len(successes)} job.succeeded events (attempts {job.attempts})"
+                )
             if job.state == "succeeded":
                 if not successes:
                     problems["ran to success at most once"].append(
-                        f"job {job_id} succeeded without job.succeeded")
+                        f"job {job_id} succeeded without job.succeeded"
+                    )
                 elif successes[-1].get("outputs", {}).get("edited") != job.edited_id:
                     problems["ran to success at most once"].append(
-                        f"job {job_id}: the row's output differs from the logged one (written twice)")
+                        f"job {job_id}: the row's output differs from the logged one (written twice)"
+                    )
             elif successes:
                 problems["ran to success at most once"].append(
-                    f"job {job_id} is {job.state} but logged job.succeeded")
+                    f"job {job_id} is {job.state} but logged job.succeeded"
+                )
             if "job.held" in actions:
-                problems["ran to success at most once"].append(f"job {job_id} needs no approval but was held")
+                problems["ran to success at most once"].append(
+                    f"job {job_id} needs no approval but was held"
+                )
         if not actions or actions[0] != "job.submitted" or actions.count("job.submitted") != 1:
-            problems["complete event chain"].append(f"job {job_id}: chain does not start with one job.submitted "
-                                                    f"({actions[:3]})")
-        want = RELEASED_EVENT if job.needs_approval and job.state == "succeeded" else TERMINAL_EVENT.get(job.state)
-        if want and actions.count(want) != 1 and not (want == "job.succeeded" and len(successes) > 1):
-            problems["complete event chain"].append(f"job {job_id} is {job.state} with {actions.count(want)} {want}")
+            problems["complete event chain"].append(
+                f"job {job_id}: chain does not start with one job.submitted ({actions[:3]})"
+            )
+        want = (
+            RELEASED_EVENT
+            if job.needs_approval and job.state == "succeeded"
+            else TERMINAL_EVENT.get(job.state)
+        )
+        if (
+            want
+            and actions.count(want) != 1
+            and not (want == "job.succeeded" and len(successes) > 1)
+        ):
+            problems["complete event chain"].append(
+                f"job {job_id} is {job.state} with {actions.count(want)} {want}"
+            )
     return problems, {"states": dict(states), "jobs": len(jobs), "failed_by_code": dict(failed)}
 
 
@@ -167,7 +229,11 @@ def audit_check(witnessed: Path) -> tuple[list[str], dict]:
     problems = [str(p) for p in result.problems]
     if not notes:
         problems.append("no checkpoint was exported: nothing witnessed the log")
-    return problems, {"summary": result.summary(), "size": result.size, "trusted_checked": result.trusted_checked}
+    return problems, {
+        "summary": result.summary(),
+        "size": result.size,
+        "trusted_checked": result.trusted_checked,
+    }
 
 
 def storage_check() -> tuple[list[str], dict]:

@@ -51,7 +51,15 @@ from pathlib import Path
 from tests.soak.services import Postgres, Redis
 
 ROOT = Path(__file__).resolve().parents[2]
-FAULTS = ("sigkill", "sigstop", "redis_persistent", "redis_empty", "postgres", "storage", "checkpoint_dir")
+FAULTS = (
+    "sigkill",
+    "sigstop",
+    "redis_persistent",
+    "redis_empty",
+    "postgres",
+    "storage",
+    "checkpoint_dir",
+)
 LEASE_SECONDS = 6
 RECOVERY_TAIL = 5.0  # seconds after a fault still counted as "during faults"
 
@@ -98,16 +106,36 @@ class Soak:
 
     def _spawn(self, name: str, cmd: list[str]) -> subprocess.Popen:
         log = open(self.root / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
-        return subprocess.Popen(cmd, cwd=ROOT, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        return subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env=os.environ.copy(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def start_web(self) -> None:
         from editplatform.jobs.management.commands.bench_jobs import _free_port
 
         self.port = _free_port()
-        self.web = self._spawn("web", [sys.executable, "-m", "gunicorn", "editplatform.wsgi:application", "--bind",
-                                       f"127.0.0.1:{self.port}", "--workers", "2", "--threads", "4",
-                                       "--timeout", "60"])
+        self.web = self._spawn(
+            "web",
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "editplatform.wsgi:application",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                "2",
+                "--threads",
+                "4",
+                "--timeout",
+                "60",
+            ],
+        )
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             try:
@@ -120,10 +148,29 @@ class Soak:
 
     def start_worker(self) -> str:
         name = f"soak{len(self.workers)}-{uuid.uuid4().hex[:4]}"
-        self.workers[name] = self._spawn(name, [
-            sys.executable, "-m", "celery", "-A", "tests.soak.worker_app", "worker", "-Q", "gpu,default",
-            "--concurrency", "1", "--pool", "prefork", "--hostname", f"{name}@soak", "--loglevel", "INFO",
-            "--without-gossip", "--without-mingle"])
+        self.workers[name] = self._spawn(
+            name,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "tests.soak.worker_app",
+                "worker",
+                "-Q",
+                "gpu,default",
+                "--concurrency",
+                "1",
+                "--pool",
+                "prefork",
+                "--hostname",
+                f"{name}@soak",
+                "--loglevel",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+        )
         return name
 
     def wait_worker_ready(self, name: str, timeout: float = 120) -> None:
@@ -133,7 +180,9 @@ class Soak:
             if log.exists() and "ready." in log.read_text(errors="replace"):
                 return
             if self.workers[name].poll() is not None:
-                raise RuntimeError(f"worker {name} exited: {log.read_text(errors='replace')[-2000:]}")
+                raise RuntimeError(
+                    f"worker {name} exited: {log.read_text(errors='replace')[-2000:]}"
+                )
             time.sleep(0.3)
         raise RuntimeError(f"worker {name} not ready in {timeout} s")
 
@@ -153,7 +202,9 @@ class Soak:
 
     # --- HTTP client -------------------------------------------------------------------
 
-    def request(self, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
+    def request(
+        self, method: str, path: str, body: bytes | None = None, headers: dict | None = None
+    ):
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
         try:
             conn.request(method, path, body=body, headers=headers or {})
@@ -169,15 +220,26 @@ class Soak:
         boundary = uuid.uuid4().hex
         edits = self.sensitive_edits if op.kind == "sensitive" else self.plain_edits
         image = b"this is not an image" if op.kind == "bad" else _photo(op.seed)
-        parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
-                 for k, v in (("edits", json.dumps(edits)), ("purpose", f"soak job {op.index}: reliability test"),
-                              ("consent", "true"))]
-        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="p.jpg"\r\n'
-                     "Content-Type: image/jpeg\r\n\r\n".encode() + image + b"\r\n")
+        parts = [
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+            for k, v in (
+                ("edits", json.dumps(edits)),
+                ("purpose", f"soak job {op.index}: reliability test"),
+                ("consent", "true"),
+            )
+        ]
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="p.jpg"\r\n'
+            "Content-Type: image/jpeg\r\n\r\n".encode()
+            + image
+            + b"\r\n"
+        )
         parts.append(f"--{boundary}--\r\n".encode())
         return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
-    def _post_until_answered(self, path: str, body: bytes, headers: dict, op: Op) -> tuple[int, dict]:
+    def _post_until_answered(
+        self, path: str, body: bytes, headers: dict, op: Op
+    ) -> tuple[int, dict]:
         """POST, retrying 5xx/connection errors (same Idempotency-Key) for up to 90 s."""
         deadline = time.monotonic() + 90
         while True:
@@ -200,7 +262,11 @@ class Soak:
         if wait > 0:
             time.sleep(wait)
         body, ctype = self._multipart(op)
-        headers = {"Authorization": f"Api-Key {self.api_key}", "Content-Type": ctype, "Idempotency-Key": op.key}
+        headers = {
+            "Authorization": f"Api-Key {self.api_key}",
+            "Content-Type": ctype,
+            "Idempotency-Key": op.key,
+        }
         op.submitted_at = time.monotonic()
         started = time.perf_counter()
         status, data = self._post_until_answered("/api/v1/jobs", body, headers, op)
@@ -217,10 +283,16 @@ class Soak:
         if op.kind == "duplicate":
             status2, data2 = self._post_until_answered("/api/v1/jobs", body, headers, op)
             if status2 != 200 or data2.get("id") != op.job_id:
-                op.notes.append(f"duplicate submit answered {status2} {data2.get('id')} (first {op.job_id})")
+                op.notes.append(
+                    f"duplicate submit answered {status2} {data2.get('id')} (first {op.job_id})"
+                )
         if op.kind == "cancel":
-            status3, data3 = self._post_until_answered(f"/api/v1/jobs/{op.job_id}/cancel", b"",
-                                                       {"Authorization": f"Api-Key {self.api_key}"}, op)
+            status3, data3 = self._post_until_answered(
+                f"/api/v1/jobs/{op.job_id}/cancel",
+                b"",
+                {"Authorization": f"Api-Key {self.api_key}"},
+                op,
+            )
             if status3 not in (200, 202, 409):
                 op.notes.append(f"cancel answered {status3}: {data3}")
 
@@ -278,8 +350,13 @@ class Soak:
         for job in EditJob.objects.filter(state=HELD, held_at__isnull=False):
             for approver in self.approvers:
                 try:
-                    job = approvals.approve(job, approver, params_sha256=approvals.current_params_sha256(job),
-                                            outputs_sha256=approvals.current_outputs_sha256(job), comment="soak")
+                    job = approvals.approve(
+                        job,
+                        approver,
+                        params_sha256=approvals.current_params_sha256(job),
+                        outputs_sha256=approvals.current_outputs_sha256(job),
+                        comment="soak",
+                    )
                 except DomainError as exc:
                     if getattr(exc, "code", None) != "conflict":
                         raise
@@ -297,7 +374,9 @@ class Soak:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             close_old_connections()
-            running = EditJob.objects.filter(state="running").values_list("worker", "pk", "lease_id")
+            running = EditJob.objects.filter(state="running").values_list(
+                "worker", "pk", "lease_id"
+            )
             for host, pk, lease in running:
                 name = host.split("@", 1)[0]
                 if name in self.workers and self.workers[name].poll() is None:
@@ -354,7 +433,9 @@ class Soak:
             folder = Path(os.environ["AUDIT_CHECKPOINT_DIR"])
             away = folder.with_name(folder.name + ".away")
             folder.rename(away)
-            folder.write_text("the checkpoint folder is unavailable (soak fault)\n")  # a file: nothing can be written
+            folder.write_text(
+                "the checkpoint folder is unavailable (soak fault)\n"
+            )  # a file: nothing can be written
             time.sleep(8)
             folder.unlink()
             away.rename(folder)
@@ -368,7 +449,9 @@ class Soak:
             try:
                 self.fault(kind)
             except Exception:
-                self.errors.append(f"fault {kind} could not be injected: {traceback.format_exc()[-600:]}")
+                self.errors.append(
+                    f"fault {kind} could not be injected: {traceback.format_exc()[-600:]}"
+                )
                 self.say(self.errors[-1])
             time.sleep(gap)
 
@@ -386,8 +469,9 @@ class Soak:
         users = get_user_model().objects
         client = users.create_user(username=f"soak-client-{uuid.uuid4().hex[:4]}")
         client.groups.add(groups[INTEGRATION.name])
-        _key, self.api_key = create_api_key(client, name="soak", scopes=["jobs:read", "jobs:write"],
-                                            jobs_per_hour=1_000_000)
+        _key, self.api_key = create_api_key(
+            client, name="soak", scopes=["jobs:read", "jobs:write"], jobs_per_hour=1_000_000
+        )
         self.approvers = []
         for i in range(required_approvals()):
             approver = users.create_user(username=f"soak-approver-{i}")
@@ -397,14 +481,21 @@ class Soak:
         plain = next(s for s in catalog if not s.sensitive)
         sensitive = next((s for s in catalog if s.sensitive), None)
         self.plain_edits = {plain.name: plain.default_strength or plain.max_strength / 2}
-        self.sensitive_edits = ({sensitive.name: sensitive.default_strength or sensitive.max_strength / 2}
-                                if sensitive else self.plain_edits)
+        self.sensitive_edits = (
+            {sensitive.name: sensitive.default_strength or sensitive.max_strength / 2}
+            if sensitive
+            else self.plain_edits
+        )
 
     def plan(self) -> list[Op]:
         rng = random.Random(self.args.seed)
-        kinds = ["plain"] * 60 + ["sensitive"] * 15 + ["cancel"] * 10 + ["duplicate"] * 10 + ["bad"] * 5
-        ops = [Op(i, rng.choice(kinds), f"soak-{self.args.seed}-{i}-{uuid.uuid4().hex[:8]}", 1000 + i)
-               for i in range(self.args.jobs)]
+        kinds = (
+            ["plain"] * 60 + ["sensitive"] * 15 + ["cancel"] * 10 + ["duplicate"] * 10 + ["bad"] * 5
+        )
+        ops = [
+            Op(i, rng.choice(kinds), f"soak-{self.args.seed}-{i}-{uuid.uuid4().hex[:8]}", 1000 + i)
+            for i in range(self.args.jobs)
+        ]
         for kind, i in zip(("sensitive", "cancel", "duplicate", "bad"), range(4), strict=True):
             ops[i].kind = kind  # each kind at least once
         return ops
@@ -440,7 +531,9 @@ class Soak:
         """Load every gunicorn worker's code paths before the clock starts."""
         headers = {"Authorization": f"Api-Key {self.api_key}"}
         with ThreadPoolExecutor(8) as pool:
-            list(pool.map(lambda _: self.request("GET", "/api/v1/jobs", headers=headers), range(16)))
+            list(
+                pool.map(lambda _: self.request("GET", "/api/v1/jobs", headers=headers), range(16))
+            )
 
     def drain(self, job_ids: list[str]) -> bool:
         from django.db import close_old_connections
@@ -452,7 +545,9 @@ class Soak:
         while time.monotonic() < deadline:
             try:
                 close_old_connections()
-                left = EditJob.objects.filter(pk__in=job_ids).exclude(state__in=list(TERMINAL)).count()
+                left = (
+                    EditJob.objects.filter(pk__in=job_ids).exclude(state__in=list(TERMINAL)).count()
+                )
             except Exception:
                 left = -1
             if left == 0:
@@ -502,26 +597,38 @@ class Soak:
                 t = job.finished_at.timestamp() - wall0 + self.t0
                 if t <= self.load_end:
                     finished[self.during_fault(t)] += 1
-        fault_seconds = sum(min(end + RECOVERY_TAIL, self.load_end) - start for _, start, end in self.windows)
+        fault_seconds = sum(
+            min(end + RECOVERY_TAIL, self.load_end) - start for _, start, end in self.windows
+        )
         quiet_seconds = max(1e-9, (self.load_end - self.t0) - fault_seconds)
         figures = {
-            "submit_ms": {k: {"n": len(v), "p50": _pct(v, .5), "p99": _pct(v, .99)}
-                          for k, v in (("faults", lat[True]), ("no_faults", lat[False]))},
-            "queue_to_start_ms": {k: {"n": len(v), "p50": _pct(v, .5), "p99": _pct(v, .99)}
-                                  for k, v in (("faults", q2s[True]), ("no_faults", q2s[False]))},
-            "throughput_jobs_per_s": {"faults": finished[True] / max(1e-9, fault_seconds),
-                                      "no_faults": finished[False] / quiet_seconds},
+            "submit_ms": {
+                k: {"n": len(v), "p50": _pct(v, 0.5), "p99": _pct(v, 0.99)}
+                for k, v in (("faults", lat[True]), ("no_faults", lat[False]))
+            },
+            "queue_to_start_ms": {
+                k: {"n": len(v), "p50": _pct(v, 0.5), "p99": _pct(v, 0.99)}
+                for k, v in (("faults", q2s[True]), ("no_faults", q2s[False]))
+            },
+            "throughput_jobs_per_s": {
+                "faults": finished[True] / max(1e-9, fault_seconds),
+                "no_faults": finished[False] / quiet_seconds,
+            },
             "attempts_mean": statistics.mean([j.attempts for j in jobs.values()]) if jobs else 0,
             "submit_retries": sum(op.tries - 1 for op in ops),
         }
-        checks = {name: {"ok": not found, "problems": found[:20], "count": len(found)}
-                  for name, found in problems.items()}
+        checks = {
+            name: {"ok": not found, "problems": found[:20], "count": len(found)}
+            for name, found in problems.items()
+        }
         report = {
             "ok": drained and all(c["ok"] for c in checks.values()),
             "drained": drained,
             "jobs_planned": len(ops),
-            "ops_by_kind": {k: sum(op.kind == k for op in ops) for k in ("plain", "sensitive", "cancel",
-                                                                          "duplicate", "bad")},
+            "ops_by_kind": {
+                k: sum(op.kind == k for op in ops)
+                for k in ("plain", "sensitive", "cancel", "duplicate", "bad")
+            },
             "accepted": len(accepted),
             "job_states": job_counts["states"],
             "failed_by_code": job_counts["failed_by_code"],
@@ -538,33 +645,55 @@ class Soak:
 
 def print_report(report: dict) -> None:
     print("\n=== soak report ===")
-    print(f"jobs planned {report['jobs_planned']} {report['ops_by_kind']}, accepted {report['accepted']}, "
-          f"states {report['job_states']}, failed by code {report['failed_by_code']}")
+    print(
+        f"jobs planned {report['jobs_planned']} {report['ops_by_kind']}, accepted {report['accepted']}, "
+        f"states {report['job_states']}, failed by code {report['failed_by_code']}"
+    )
     print("faults: " + ", ".join(f"{f['kind']} ({f['seconds']} s)" for f in report["faults"]))
     for name, check in report["checks"].items():
-        print(f"  [{'PASS' if check['ok'] else 'FAIL'}] {name}"
-              + ("" if check["ok"] else f": {check['count']} problem(s), e.g. {check['problems'][:3]}"))
+        print(
+            f"  [{'PASS' if check['ok'] else 'FAIL'}] {name}"
+            + (
+                ""
+                if check["ok"]
+                else f": {check['count']} problem(s), e.g. {check['problems'][:3]}"
+            )
+        )
     print(f"  audit: {report['audit'].get('summary', '')}")
     f = report["figures"]
     for name in ("submit_ms", "queue_to_start_ms"):
         a, b = f[name]["no_faults"], f[name]["faults"]
-        print(f"  {name}: no faults p50 {a['p50']:.0f} / p99 {a['p99']:.0f} (n={a['n']}); "
-              f"during faults p50 {b['p50']:.0f} / p99 {b['p99']:.0f} (n={b['n']})")
+        print(
+            f"  {name}: no faults p50 {a['p50']:.0f} / p99 {a['p99']:.0f} (n={a['n']}); "
+            f"during faults p50 {b['p50']:.0f} / p99 {b['p99']:.0f} (n={b['n']})"
+        )
     t = f["throughput_jobs_per_s"]
-    print(f"  throughput: {t['no_faults']:.2f} jobs/s without faults, {t['faults']:.2f} during faults; "
-          f"attempts per job {f['attempts_mean']:.2f}; submit retries {f['submit_retries']}")
+    print(
+        f"  throughput: {t['no_faults']:.2f} jobs/s without faults, {t['faults']:.2f} during faults; "
+        f"attempts per job {f['attempts_mean']:.2f}; submit retries {f['submit_retries']}"
+    )
     print("RESULT: " + ("PASS" if report["ok"] else "FAIL"))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.soak", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.soak", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--jobs", type=int, default=150)
     parser.add_argument("--clients", type=int, default=6)
     parser.add_argument("--workers", type=int, default=3)
-    parser.add_argument("--load-seconds", type=float, default=100, help="submissions are spread over this")
-    parser.add_argument("--drain-seconds", type=float, default=180, help="then wait at most this for terminal")
-    parser.add_argument("--faults", default=",".join(FAULTS), help=f"comma-separated, from {','.join(FAULTS)}")
-    parser.add_argument("--progress-delay-ms", type=int, default=0, help="slows each job (see worker_app)")
+    parser.add_argument(
+        "--load-seconds", type=float, default=100, help="submissions are spread over this"
+    )
+    parser.add_argument(
+        "--drain-seconds", type=float, default=180, help="then wait at most this for terminal"
+    )
+    parser.add_argument(
+        "--faults", default=",".join(FAULTS), help=f"comma-separated, from {','.join(FAULTS)}"
+    )
+    parser.add_argument(
+        "--progress-delay-ms", type=int, default=0, help="slows each job (see worker_app)"
+    )
     parser.add_argument("--seed", type=int, default=19)
     parser.add_argument("--report", help="write the JSON report here")
     parser.add_argument("--keep", action="store_true", help="keep the run folder (logs) afterwards")
@@ -577,17 +706,29 @@ def main(argv: list[str] | None = None) -> int:
     pg = redis = None
     try:
         pg, redis = Postgres(root), Redis(root)
-        os.environ.update({
-            "DATABASE_URL": pg.url, "CELERY_BROKER_URL": redis.url, "REDIS_URL": redis.url,
-            "STYLELEDGER_VAR_DIR": str(root / "var"), "STORAGE_ROOT": str(root / "storage"),
-            "AUDIT_CHECKPOINT_DIR": str(root / "checkpoints"), "AUDIT_CHECKPOINT_EVERY": "50",
-            "AUDIT_CHECKPOINT_SECONDS": "2", "JOB_LEASE_SECONDS": str(LEASE_SECONDS),
-            "JOB_REQUEUE_AFTER_SECONDS": "20", "JOB_TORCH_THREADS": "1", "DJANGO_SETTINGS_MODULE":
-            "editplatform.settings", "TEST_PROGRESS_DELAY_MS": str(args.progress_delay_ms),
-            "SOAK_STORAGE_FAULT": str(root / "storage-refuses-writes"), "PYTHONUNBUFFERED": "1",
-            "STYLELEDGER_ENV": os.environ.get("STYLELEDGER_ENV", "development"),
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-        })
+        os.environ.update(
+            {
+                "DATABASE_URL": pg.url,
+                "CELERY_BROKER_URL": redis.url,
+                "REDIS_URL": redis.url,
+                "STYLELEDGER_VAR_DIR": str(root / "var"),
+                "STORAGE_ROOT": str(root / "storage"),
+                "AUDIT_CHECKPOINT_DIR": str(root / "checkpoints"),
+                "AUDIT_CHECKPOINT_EVERY": "50",
+                "AUDIT_CHECKPOINT_SECONDS": "2",
+                "JOB_LEASE_SECONDS": str(LEASE_SECONDS),
+                "JOB_REQUEUE_AFTER_SECONDS": "20",
+                "JOB_TORCH_THREADS": "1",
+                "DJANGO_SETTINGS_MODULE": "editplatform.settings",
+                "TEST_PROGRESS_DELAY_MS": str(args.progress_delay_ms),
+                "SOAK_STORAGE_FAULT": str(root / "storage-refuses-writes"),
+                "PYTHONUNBUFFERED": "1",
+                "STYLELEDGER_ENV": os.environ.get("STYLELEDGER_ENV", "development"),
+                "PYTHONPATH": os.pathsep.join(
+                    filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])
+                ),
+            }
+        )
         import django
 
         django.setup()

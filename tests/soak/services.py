@@ -24,7 +24,8 @@ from tests.services import (
 
 
 class Postgres:
-    """A PostgreSQL server with a fixed port and data directory; `restart()` = fast shutdown + start."""
+    """A PostgreSQL server with a fixed port and data directory; `restart()` = fast shutdown +
+    start."""
 
     def __init__(self, root: Path):
         self.bin = _pg_bin()
@@ -35,24 +36,47 @@ class Postgres:
         if _running_as_root():
             shutil.chown(self.root, "postgres", "postgres")
             self.root.chmod(0o700)
-        init = subprocess.run(_as_postgres([str(self.bin / "initdb"), "-D", str(self.data), "-U", "styleledger",
-                                            "-A", "trust", "-E", "UTF8", "--no-sync", "--locale=C"]),
-                              capture_output=True, text=True)
+        init = subprocess.run(
+            _as_postgres(
+                [
+                    str(self.bin / "initdb"),
+                    "-D",
+                    str(self.data),
+                    "-U",
+                    "styleledger",
+                    "-A",
+                    "trust",
+                    "-E",
+                    "UTF8",
+                    "--no-sync",
+                    "--locale=C",
+                ]
+            ),
+            capture_output=True,
+            text=True,
+        )
         if init.returncode != 0:
             raise ServiceError(f"initdb failed: {init.stderr[-2000:]}")
         # Durable commits (unlike the test session's server): a fast shutdown mid-run must
         # not lose a commit the platform already acknowledged and exported a checkpoint of.
-        self.opts = (f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c fsync=on "
-                     "-c synchronous_commit=on -c max_connections=200")
+        self.opts = (
+            f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c fsync=on "
+            "-c synchronous_commit=on -c max_connections=200"
+        )
         self.start()
         self.url = create_database(f"postgres://styleledger@127.0.0.1:{self.port}/postgres", "soak")
 
     def _ctl(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(_as_postgres([str(self.bin / "pg_ctl"), "-D", str(self.data), *args]),
-                              capture_output=True, text=True)
+        return subprocess.run(
+            _as_postgres([str(self.bin / "pg_ctl"), "-D", str(self.data), *args]),
+            capture_output=True,
+            text=True,
+        )
 
     def start(self) -> None:
-        done = self._ctl("-o", self.opts, "-l", str(self.root / "server.log"), "-w", "-t", "60", "start")
+        done = self._ctl(
+            "-o", self.opts, "-l", str(self.root / "server.log"), "-w", "-t", "60", "start"
+        )
         if done.returncode != 0:
             raise ServiceError(f"PostgreSQL did not start: {done.stderr}")
         _wait_port(self.port, 30, "PostgreSQL")
@@ -85,9 +109,28 @@ class Redis:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [self.exe, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "yes",
-             "--appendfsync", "always", "--dir", str(self.dir), "--protected-mode", "yes", "--loglevel", "warning"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                self.exe,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--dir",
+                str(self.dir),
+                "--protected-mode",
+                "yes",
+                "--loglevel",
+                "warning",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         _wait_port(self.port, 20, "redis-server", self.proc)
 
     def stop(self, persistent: bool = True) -> None:

@@ -18,15 +18,29 @@ import pytest
 from tests.conftest import ROOT
 from tests.soak.harness import FAULTS
 
-GUARANTEES = ("every job terminal", "no accepted job lost", "ran to success at most once", "complete event chain",
-              "audit verify (exported checkpoints trusted)", "no missing or orphan artifacts",
-              "harness ran without errors")
+GUARANTEES = (
+    "every job terminal",
+    "no accepted job lost",
+    "ran to success at most once",
+    "complete event chain",
+    "audit verify (exported checkpoints trusted)",
+    "no missing or orphan artifacts",
+    "harness ran without errors",
+)
 
 
-def _soak(tmp_path, *args: str, env: dict | None = None, timeout: int = 420) -> tuple[int, dict, str]:
+def _soak(
+    tmp_path, *args: str, env: dict | None = None, timeout: int = 420
+) -> tuple[int, dict, str]:
     report = tmp_path / "report.json"
-    done = subprocess.run([sys.executable, "-m", "tests.soak", *args, "--report", str(report)], cwd=ROOT,
-                          env=dict(os.environ, **(env or {})), capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.soak", *args, "--report", str(report)],
+        cwd=ROOT,
+        env=dict(os.environ, **(env or {})),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     output = done.stdout[-6000:] + done.stderr[-3000:]
     if not report.exists():
         pytest.fail(f"the soak wrote no report (exit {done.returncode}):\n{output}")
@@ -36,14 +50,28 @@ def _soak(tmp_path, *args: str, env: dict | None = None, timeout: int = 420) -> 
 def test_short_soak_keeps_every_guarantee_under_every_fault(tmp_path, test_pass):
     if test_pass != "postgres":
         pytest.fail("the soak runs in the PostgreSQL + Redis pass")
-    code, report, output = _soak(tmp_path, "--jobs", "50", "--clients", "4", "--workers", "3",
-                                 "--load-seconds", "70", "--drain-seconds", "150")
+    code, report, output = _soak(
+        tmp_path,
+        "--jobs",
+        "50",
+        "--clients",
+        "4",
+        "--workers",
+        "3",
+        "--load-seconds",
+        "70",
+        "--drain-seconds",
+        "150",
+    )
     assert {f["kind"] for f in report["faults"]} == set(FAULTS), output
     for name in GUARANTEES:
         assert report["checks"][name]["ok"], (name, report["checks"][name], output)
     assert report["ok"] and code == 0, output
     assert report["accepted"] >= 40 and sum(report["job_states"].values()) == report["accepted"]
-    assert report["job_states"].get("succeeded", 0) > 0 and report["job_states"].get("cancelled", 0) > 0
+    assert (
+        report["job_states"].get("succeeded", 0) > 0
+        and report["job_states"].get("cancelled", 0) > 0
+    )
     assert report["audit"]["trusted_checked"] > 0
 
 
@@ -51,12 +79,27 @@ def test_the_soak_fails_when_the_lease_fence_is_broken(tmp_path, test_pass):
     """SOAK_BREAK=lease: the test worker app runs every state change unfenced (tests/soak/worker_app.py)."""
     if test_pass != "postgres":
         pytest.fail("the soak runs in the PostgreSQL + Redis pass")
-    code, report, output = _soak(tmp_path, "--jobs", "8", "--clients", "2", "--load-seconds", "10",
-                                 "--drain-seconds", "90", "--faults", "sigstop", "--progress-delay-ms", "500",
-                                 env={"SOAK_BREAK": "lease"})
+    code, report, output = _soak(
+        tmp_path,
+        "--jobs",
+        "8",
+        "--clients",
+        "2",
+        "--load-seconds",
+        "10",
+        "--drain-seconds",
+        "90",
+        "--faults",
+        "sigstop",
+        "--progress-delay-ms",
+        "500",
+        env={"SOAK_BREAK": "lease"},
+    )
     assert code == 1 and not report["ok"], output
     broken = report["checks"]["ran to success at most once"]
     assert not broken["ok"], output
     # the resumed run committed a second time: a plain job's second job.succeeded, or a
     # sensitive job's second job.held (compute, then release: it was held, not succeeded)
-    assert re.search(r"has [2-9] job\.(succeeded|held) events", " ".join(broken["problems"])), broken
+    assert re.search(r"has [2-9] job\.(succeeded|held) events", " ".join(broken["problems"])), (
+        broken
+    )

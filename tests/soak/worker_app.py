@@ -70,7 +70,9 @@ def _break_lease_fence() -> None:
         return True
 
     def progress_without_lease(run, stage, percent):
-        EditJob.objects.filter(pk=run.job.pk).update(progress=max(0, min(99, percent)), stage=stage[:40])
+        EditJob.objects.filter(pk=run.job.pk).update(
+            progress=max(0, min(99, percent)), stage=stage[:40]
+        )
 
     execution.transition = unfenced
     execution.report_progress = progress_without_lease

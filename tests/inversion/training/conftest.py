@@ -18,8 +18,13 @@ def _threads():
 
 @pytest.fixture(scope="session")
 def tiny_gen_cfg() -> GeneratorConfig:
-    return GeneratorConfig(size=32, style_dim=32, n_mlp=2, channel_multiplier=1,
-                           channels={4: 32, 8: 32, 16: 16, 32: 16})
+    return GeneratorConfig(
+        size=32,
+        style_dim=32,
+        n_mlp=2,
+        channel_multiplier=1,
+        channels={4: 32, 8: 32, 16: 16, 32: 16},
+    )
 
 
 @pytest.fixture(scope="session")

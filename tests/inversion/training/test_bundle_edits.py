@@ -15,13 +15,24 @@ from inversion.training.recipe import rebundle_with_edits
 
 PLANS = {
     "bulk": {
-        "attribute": "bulk", "kind": "measured", "conditions": [("classes", "others")],
-        "layers": [(0, 2)], "strengths": [0.5, 1.0],
-        "description": "d", "changes": "area", "preserves": "class",
+        "attribute": "bulk",
+        "kind": "measured",
+        "conditions": [("classes", "others")],
+        "layers": [(0, 2)],
+        "strengths": [0.5, 1.0],
+        "description": "d",
+        "changes": "area",
+        "preserves": "class",
     },
     "footwear": {
-        "attribute": "footwear", "kind": "category", "conditions": [()], "layers": [None],
-        "strengths": [1.0], "description": "f", "changes": "category", "preserves": "tone",
+        "attribute": "footwear",
+        "kind": "category",
+        "conditions": [()],
+        "layers": [None],
+        "strengths": [1.0],
+        "description": "f",
+        "changes": "category",
+        "preserves": "tone",
     },
 }
 
@@ -29,10 +40,11 @@ PLANS = {
 def test_conditional_direction_is_orthogonal_to_what_it_projects_out():
     g = torch.Generator().manual_seed(0)
     w = torch.randn(500, 16, generator=g)
-    normals = {a: torch.nn.functional.normalize(torch.randn(16, generator=g), dim=0)
-               for a in ("footwear", "long_sleeves", "brightness", "bulk")}
-    classes = [torch.nn.functional.normalize(torch.randn(16, generator=g), dim=0)
-               for _ in range(3)]
+    normals = {
+        a: torch.nn.functional.normalize(torch.randn(16, generator=g), dim=0)
+        for a in ("footwear", "long_sleeves", "brightness", "bulk")
+    }
+    classes = [torch.nn.functional.normalize(torch.randn(16, generator=g), dim=0) for _ in range(3)]
     d = conditional_direction("bulk", normals, classes, ("classes", "others"), w)
     for n in [*classes, normals["brightness"]]:
         assert abs(float(d @ n)) < 1e-4
@@ -42,13 +54,18 @@ def test_conditional_direction_is_orthogonal_to_what_it_projects_out():
     assert torch.allclose(plain / plain.norm(), normals["bulk"], atol=1e-5)
 
 
-def test_fit_bundle_edits_and_rebundle_keep_the_weights(random_bundle_dir, fixed_batch,
-                                                        tmp_path):
+def test_fit_bundle_edits_and_rebundle_keep_the_weights(random_bundle_dir, fixed_batch, tmp_path):
     torch.manual_seed(0)
     clf = AttributeClassifier(width=4).eval()
-    dirs, catalog, report = fit_bundle_edits(random_bundle_dir, clf, fixed_batch[0][:8],
-                                             n_samples=64, ganspace_components=2,
-                                             plans=PLANS, progress=False)
+    dirs, catalog, report = fit_bundle_edits(
+        random_bundle_dir,
+        clf,
+        fixed_batch[0][:8],
+        n_samples=64,
+        ganspace_components=2,
+        plans=PLANS,
+        progress=False,
+    )
     assert report["val_images"] == 8
     for name in PLANS:
         assert report[name]["tried"] and report[name]["decision"]
@@ -74,8 +91,12 @@ def test_fit_bundle_edits_and_rebundle_keep_the_weights(random_bundle_dir, fixed
     shutil.copytree(random_bundle_dir, bundle)
     before = load_bundle(bundle)
     after = rebundle_with_edits(bundle, edits, commands=["python -m y"])
-    for name in ("generator.safetensors", "encoder.safetensors", "fuser.safetensors",
-                 "latent_avg.safetensors"):
+    for name in (
+        "generator.safetensors",
+        "encoder.safetensors",
+        "fuser.safetensors",
+        "latent_avg.safetensors",
+    ):
         assert after.manifest["files"][name] == before.manifest["files"][name], name
     assert after.catalog == catalog
     assert after.provenance["edits"]["command"] == "python -m x"

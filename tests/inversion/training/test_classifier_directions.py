@@ -28,8 +28,16 @@ def test_classifier_training_lowers_loss_and_round_trips(fixed_batch, tmp_path):
     torch.manual_seed(0)
     model = AttributeClassifier(width=8)
     before = float(F.cross_entropy(model.eval()(x), y))
-    summary = train_classifier(tmp_path, steps=40, batch=16, lr=1e-2, width=8,
-                               train_data=(x, y), val_data=(x, y), progress=False)
+    summary = train_classifier(
+        tmp_path,
+        steps=40,
+        batch=16,
+        lr=1e-2,
+        width=8,
+        train_data=(x, y),
+        val_data=(x, y),
+        progress=False,
+    )
     clf = load_classifier(tmp_path / "classifier.pt")
     after = float(F.cross_entropy(clf(x), y))
     assert after < before - 0.2, (before, after)
@@ -56,12 +64,19 @@ def test_fit_boundary_recovers_a_separating_direction():
 def test_fit_directions_builds_a_catalog(tiny_generator, fixed_batch, tmp_path):
     g, _ = tiny_generator
     x, y = fixed_batch
-    train_classifier(tmp_path, steps=3, batch=16, width=8, train_data=(x, y),
-                     val_data=(x, y), progress=False)
+    train_classifier(
+        tmp_path, steps=3, batch=16, width=8, train_data=(x, y), val_data=(x, y), progress=False
+    )
     clf = load_classifier(tmp_path / "classifier.pt")
-    dirs, catalog, report = fit_directions(g, clf, n_samples=200, calib_samples=32,
-                                           max_strength=1.0, ganspace_components=2,
-                                           progress=False)
+    dirs, catalog, report = fit_directions(
+        g,
+        clf,
+        n_samples=200,
+        calib_samples=32,
+        max_strength=1.0,
+        ganspace_components=2,
+        progress=False,
+    )
     assert isinstance(catalog, EditCatalog)
     catalog.check_directions(dirs, n_latent=g.n_latent, style_dim=g.style_dim)
     names = set(catalog.names)

@@ -13,8 +13,7 @@ from inversion.training import data
 
 
 def _write_idx(path, arr: np.ndarray) -> None:
-    header = bytes([0, 0, 0x08, arr.ndim]) + b"".join(
-        int(d).to_bytes(4, "big") for d in arr.shape)
+    header = bytes([0, 0, 0x08, arr.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in arr.shape)
     with gzip.open(path, "wb") as f:
         f.write(header + arr.astype(np.uint8).tobytes())
 
@@ -49,7 +48,9 @@ def test_fashion_splits_are_disjoint_and_sized():
     xt, _ = data.load_fashion_mnist("train", limit=10)
     raw = data.read_idx(data.FASHION_DIR / data.FASHION_FILES["train"][0])
     # val is the tail of the official training split, train its head
-    assert torch.equal(x[0, 0, 2:30, 2:30], torch.from_numpy(raw[data.TRAIN_SPLIT].copy()).float() / 127.5 - 1)
+    assert torch.equal(
+        x[0, 0, 2:30, 2:30], torch.from_numpy(raw[data.TRAIN_SPLIT].copy()).float() / 127.5 - 1
+    )
     assert torch.equal(xt[0, 0, 2:30, 2:30], torch.from_numpy(raw[0].copy()).float() / 127.5 - 1)
 
 

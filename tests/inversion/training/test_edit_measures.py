@@ -47,8 +47,10 @@ def test_category_success_is_a_label_flip_and_tone_is_reported(fixed_batch):
     darker = lambda signed: (((x + 1) / 2) * 0.5) * 2 - 1  # noqa: E731
     effects, _ = measure_edit(darker, x, clf, "footwear", 3.0)
     m = pixel_measures(x)
-    assert torch.allclose(effects["tone_change"].abs(),
-                          (m["brightness"] - pixel_measures(darker(None))["brightness"]).abs())
+    assert torch.allclose(
+        effects["tone_change"].abs(),
+        (m["brightness"] - pixel_measures(darker(None))["brightness"]).abs(),
+    )
 
 
 def test_downsample_baseline_loses_detail_and_keeps_flat_images():
@@ -63,8 +65,14 @@ def test_downsample_baseline_loses_detail_and_keeps_flat_images():
 
 
 def test_catalog_descriptive_fields_round_trip_and_stay_optional():
-    spec = EditSpec("tone", "t", "d", changes="brightness", preserves="class",
-                    measured={"attribute": "brightness", "class_kept": 0.9})
+    spec = EditSpec(
+        "tone",
+        "t",
+        "d",
+        changes="brightness",
+        preserves="class",
+        measured={"attribute": "brightness", "class_kept": 0.9},
+    )
     plain = EditSpec("other", "o", "d")
     cat = EditCatalog([spec, plain])
     again = EditCatalog.from_json(cat.to_json())

@@ -42,17 +42,34 @@ def eval_parts(random_bundle_dir, tmp_path):
     save_checkpoint(tmp_path / "clf.pt", {"state": clf.state_dict(), "width": 4, "summary": {}})
     cfg = PSPConfig.tiny()
     psp = GradualStyleEncoder(cfg)
-    save_checkpoint(tmp_path / "psp.pt", {
-        "arch": "psp", "encoder_config": cfg.to_dict(), "encoder": psp.state_dict(),
-        "fuser_config": None, "fuser": None, "train": {}})
+    save_checkpoint(
+        tmp_path / "psp.pt",
+        {
+            "arch": "psp",
+            "encoder_config": cfg.to_dict(),
+            "encoder": psp.state_dict(),
+            "fuser_config": None,
+            "fuser": None,
+            "train": {},
+        },
+    )
     return random_bundle_dir, tmp_path / "clf.pt", tmp_path / "psp.pt"
 
 
 def test_evaluation_runs_on_8_images(eval_parts, tmp_path, fixed_batch):
     bundle, clf, psp = eval_parts
     images = fixed_batch[0][:8]
-    result = evaluate(bundle, clf, psp, images=images, opt_n=4, opt_steps=3, batch=8,
-                      grid_path=tmp_path / "grid.png", progress=False)
+    result = evaluate(
+        bundle,
+        clf,
+        psp,
+        images=images,
+        opt_n=4,
+        opt_steps=3,
+        batch=8,
+        grid_path=tmp_path / "grid.png",
+        progress=False,
+    )
     m = result["methods"]
     assert {"ours", "ours_no_fuser", "psp", "optimisation", "ours_on_opt_subset"} <= set(m)
     assert m["ours"]["n"] == 8 and m["optimisation"]["n"] == 4
@@ -63,8 +80,12 @@ def test_evaluation_runs_on_8_images(eval_parts, tmp_path, fixed_batch):
     # the random bundle's catalog has no supervised (InterFaceGAN) edits
     assert result["edits"] == {}
     assert (tmp_path / "grid.png").stat().st_size > 0
-    report = write_report(result, tmp_path / "docs" / "quality.md", extra={"a": 1},
-                          command="python -m inversion evaluate ...")
+    report = write_report(
+        result,
+        tmp_path / "docs" / "quality.md",
+        extra={"a": 1},
+        command="python -m inversion evaluate ...",
+    )
     text = report.read_text()
     assert "| MambaStyle encoder + Fuser (ours) | 8 |" in text
     assert "pSp baseline" in text and "## Goals" in text and "grid.png" in text

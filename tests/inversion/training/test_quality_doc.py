@@ -25,10 +25,14 @@ def test_quality_doc_names_the_shipped_bundle_version():
 
 def test_quality_doc_reports_baselines_load_and_both_timings():
     text = REPORT.read_text(encoding="utf-8")
-    for needle in ("downsample to 16x16 and back (bilinear)",
-                   "downsample to 8x8 and back (bicubic)",
-                   "single image, batch 1", "batch throughput", "load average",
-                   "not converged"):
+    for needle in (
+        "downsample to 16x16 and back (bilinear)",
+        "downsample to 8x8 and back (bicubic)",
+        "single image, batch 1",
+        "batch throughput",
+        "load average",
+        "not converged",
+    ):
         assert needle in text, needle
 
 
@@ -44,4 +48,5 @@ def test_quality_doc_edit_rows_match_the_shipped_catalog():
             assert f"| {spec.name} |" in text, spec.name
             assert spec.changes and spec.preserves and spec.measured, spec.name
     assert bundle.metrics["edits"].keys() == {
-        s.name for s in bundle.catalog if attribute_of(s) in ATTRIBUTES}
+        s.name for s in bundle.catalog if attribute_of(s) in ATTRIBUTES
+    }

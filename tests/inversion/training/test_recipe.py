@@ -26,6 +26,12 @@ def test_stage_commands_are_project_commands():
 
 
 def test_parallel_stages_count_once():
-    state = {"stages": {"generator": {"wall_s": 10.0}, "encoder": {"wall_s": 5.0, "parallel": True},
-                        "psp": {"wall_s": 5.0, "parallel": True}, "evaluate": {"wall_s": 1.0}}}
+    state = {
+        "stages": {
+            "generator": {"wall_s": 10.0},
+            "encoder": {"wall_s": 5.0, "parallel": True},
+            "psp": {"wall_s": 5.0, "parallel": True},
+            "evaluate": {"wall_s": 1.0},
+        }
+    }
     assert recipe._total(state) == 16.0

@@ -17,13 +17,26 @@ from inversion.training.train_encoder import (
 
 def _configs(arch, gen_cfg):
     if arch == "psp":
-        p = PSPConfig(input_size=32, n_latent=gen_cfg.n_latent, style_dim=gen_cfg.style_dim,
-                      body_channels=[8, 8, 16, gen_cfg.style_dim], body_units=[1, 1, 1, 1],
-                      coarse=2, middle=4)
+        p = PSPConfig(
+            input_size=32,
+            n_latent=gen_cfg.n_latent,
+            style_dim=gen_cfg.style_dim,
+            body_channels=[8, 8, 16, gen_cfg.style_dim],
+            body_units=[1, 1, 1, 1],
+            coarse=2,
+            middle=4,
+        )
         return p.to_dict(), None
-    e = EncoderConfig(input_size=32, stem_channels=8, body_channels=[8, 8, 16, 16],
-                      body_units=[1, 1, 1, 1], fpn_channels=[16, 16, 16], d_state=4,
-                      head_pool=1, detail_channels=8)
+    e = EncoderConfig(
+        input_size=32,
+        stem_channels=8,
+        body_channels=[8, 8, 16, 16],
+        body_units=[1, 1, 1, 1],
+        fpn_channels=[16, 16, 16],
+        d_state=4,
+        head_pool=1,
+        detail_channels=8,
+    )
     f = FuserConfig(resolution=16, token_dim=8, seed_size=4, hidden_channels=8, d_state=4)
     e, f = align_configs(gen_cfg, e, f)
     return e.to_dict(), f.to_dict()
@@ -34,11 +47,27 @@ def _trainer(arch, tiny_generator, fixed_batch, out, **kw):
     enc, fus = _configs(arch, g.cfg)
     x, y = fixed_batch
     dirs = {"a": torch.randn(g.style_dim, generator=torch.Generator().manual_seed(1)) * 0.2}
-    cfg = EncoderTrainConfig(arch=arch, encoder=enc, fuser=fus, batch=4, gen_batch=2,
-                             steps=kw.pop("steps", 10), lr=kw.pop("lr", 1e-2), log_every=1,
-                             ckpt_every=0, seed=kw.pop("seed", 0), **kw)
-    return EncoderTrainer(cfg, out, device="cpu", dataset=TensorImageDataset(x, y),
-                          generator=(g, avg), directions=dirs)
+    cfg = EncoderTrainConfig(
+        arch=arch,
+        encoder=enc,
+        fuser=fus,
+        batch=4,
+        gen_batch=2,
+        steps=kw.pop("steps", 10),
+        lr=kw.pop("lr", 1e-2),
+        log_every=1,
+        ckpt_every=0,
+        seed=kw.pop("seed", 0),
+        **kw,
+    )
+    return EncoderTrainer(
+        cfg,
+        out,
+        device="cpu",
+        dataset=TensorImageDataset(x, y),
+        generator=(g, avg),
+        directions=dirs,
+    )
 
 
 @pytest.mark.parametrize("arch", ["mambastyle", "psp"])
@@ -89,7 +118,8 @@ def test_pluggable_perceptual_loss_is_used(tiny_generator, fixed_batch, tmp_path
 
     path = tmp_path / "l1.pt"
     torch.jit.script(L1()).save(str(path))
-    t = _trainer("psp", tiny_generator, fixed_batch, tmp_path / "run", perceptual=str(path),
-                 w_perceptual=1.0)
+    t = _trainer(
+        "psp", tiny_generator, fixed_batch, tmp_path / "run", perceptual=str(path), w_perceptual=1.0
+    )
     logs = t.train_step(fixed_batch[0][:4])
     assert logs["perceptual"] > 0

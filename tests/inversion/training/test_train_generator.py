@@ -17,8 +17,16 @@ from inversion.training.train_generator import (
 
 
 def _cfg(tiny_gen_cfg, **kw) -> GANTrainConfig:
-    base = dict(generator=tiny_gen_cfg.to_dict(), batch=8, steps=4, log_every=1,
-                ckpt_every=0, sample_every=0, seed=1, d_reg_every=2)
+    base = dict(
+        generator=tiny_gen_cfg.to_dict(),
+        batch=8,
+        steps=4,
+        log_every=1,
+        ckpt_every=0,
+        sample_every=0,
+        seed=1,
+        d_reg_every=2,
+    )
     base.update(kw)
     return GANTrainConfig(**base)
 
@@ -48,8 +56,9 @@ def test_r1_penalty_is_the_squared_input_gradient():
 
 def test_discriminator_loss_falls_on_a_fixed_batch(tiny_gen_cfg, fixed_batch, tmp_path):
     x, y = fixed_batch
-    t = GANTrainer(_cfg(tiny_gen_cfg, lr=0.004), tmp_path, device="cpu",
-                   dataset=TensorImageDataset(x, y))
+    t = GANTrainer(
+        _cfg(tiny_gen_cfg, lr=0.004), tmp_path, device="cpu", dataset=TensorImageDataset(x, y)
+    )
     gen = torch.Generator().manual_seed(5)
     z = torch.randn(8, tiny_gen_cfg.style_dim, generator=gen)
 
@@ -77,8 +86,7 @@ def test_checkpoint_resumes_to_identical_state(tiny_gen_cfg, fixed_batch, tmp_pa
     a.cfg.steps = 4
     a.train(progress=False)
 
-    b = GANTrainer(_cfg(tiny_gen_cfg, steps=4, seed=123), tmp_path / "b", device="cpu",
-                   dataset=ds)
+    b = GANTrainer(_cfg(tiny_gen_cfg, steps=4, seed=123), tmp_path / "b", device="cpu", dataset=ds)
     # checkpoint at step 2 was overwritten at step 4 by `a`; rebuild from a fresh run
     c = GANTrainer(_cfg(tiny_gen_cfg, steps=2), tmp_path / "c", device="cpu", dataset=ds)
     c.train(progress=False)

@@ -25,7 +25,9 @@ from editplatform.accounts.two_factor import ROLES_REQUIRING_2FA
 
 
 class Command(BaseCommand):
-    help = "Create one demo account per role when none exist; print their passwords (and keys) once."
+    help = (
+        "Create one demo account per role when none exist; print their passwords (and keys) once."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--json", action="store_true", help="print the new credentials as JSON")
@@ -43,8 +45,12 @@ class Command(BaseCommand):
                     # A service account: no password at all, only an API key.
                     user = User.objects.create_user(username=username, password=None)
                     user.groups.add(groups[role.name])
-                    _key, raw = create_api_key(user, name="demo integration", scopes=[SCOPE_JOBS_READ, SCOPE_JOBS_WRITE])
-                    created.append({"role": role.name, "username": username, "password": None, "api_key": raw})
+                    _key, raw = create_api_key(
+                        user, name="demo integration", scopes=[SCOPE_JOBS_READ, SCOPE_JOBS_WRITE]
+                    )
+                    created.append(
+                        {"role": role.name, "username": username, "password": None, "api_key": raw}
+                    )
                     continue
                 password = secrets.token_urlsafe(12)
                 user = User.objects.create_user(username=username, password=password)
@@ -53,7 +59,9 @@ class Command(BaseCommand):
                 user.groups.add(groups[role.name])
                 row = {"role": role.name, "username": username, "password": password}
                 if role.name in ROLES_REQUIRING_2FA:
-                    device = TOTPDevice.objects.create(user=user, name="demo authenticator", confirmed=True)
+                    device = TOTPDevice.objects.create(
+                        user=user, name="demo authenticator", confirmed=True
+                    )
                     row["totp_secret"] = b32encode(device.bin_key).decode()
                     row["totp_uri"] = device.config_url
                 created.append(row)
@@ -61,17 +69,25 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(created))
             return
         if not created:
-            self.stdout.write("Demo accounts already exist (passwords were printed when they were made).")
+            self.stdout.write(
+                "Demo accounts already exist (passwords were printed when they were made)."
+            )
             return
         self.stdout.write("Demo accounts (passwords shown once, stored only hashed):")
         for row in created:
             if row.get("api_key"):
-                self.stdout.write(f"  {row['role']:<12} {row['username']:<18} API key {row['api_key']}  (jobs:read, jobs:write)")
+                self.stdout.write(
+                    f"  {row['role']:<12} {row['username']:<18} API key {row['api_key']}  "
+                    "(jobs:read, jobs:write)"
+                )
                 continue
             totp = f"  TOTP secret {row['totp_secret']}" if "totp_secret" in row else ""
             self.stdout.write(f"  {row['role']:<12} {row['username']:<18} {row['password']}{totp}")
         if any("totp_uri" in row for row in created):
-            self.stdout.write("Approver, reviewer and admin sign in with a TOTP code; add these to an authenticator app:")
+            self.stdout.write(
+                "Approver, reviewer and admin sign in with a TOTP code; add these to an "
+                "authenticator app:"
+            )
             for row in created:
                 if "totp_uri" in row:
                     self.stdout.write(f"  {row['totp_uri']}")

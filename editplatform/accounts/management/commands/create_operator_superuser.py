@@ -25,7 +25,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("username")
-        parser.add_argument("--reason", required=True, help="why a superuser is needed (kept in the audit log)")
+        parser.add_argument(
+            "--reason", required=True, help="why a superuser is needed (kept in the audit log)"
+        )
 
     def handle(self, *args, **opts):
         reason = opts["reason"].strip()
@@ -42,9 +44,17 @@ class Command(BaseCommand):
             user.is_superuser = True
             user.is_staff = True
             user.save(update_fields=["is_superuser", "is_staff"])
-            record(events.ACCOUNT_SUPERUSER_CREATED, subject=f"user:{user.pk}",
-                   payload={"user": user.get_username(), "user_id": user.pk, "created": created,
-                            "reason": reason[:500], "os_user": _os_user()})
+            record(
+                events.ACCOUNT_SUPERUSER_CREATED,
+                subject=f"user:{user.pk}",
+                payload={
+                    "user": user.get_username(),
+                    "user_id": user.pk,
+                    "created": created,
+                    "reason": reason[:500],
+                    "os_user": _os_user(),
+                },
+            )
         self.stdout.write(f"{user.username} is now a superuser (audited).")
         if password:
             self.stdout.write(f"Password (shown once): {password}")

@@ -16,5 +16,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         raise CommandError(
-            "createsuperuser is disabled: superusers bypass every role and are made only by an operator with "
-            "`manage.py create_operator_superuser USERNAME --reason \"...\"`, which writes an audit event")
+            "createsuperuser is disabled: superusers bypass every role and are made only by an "
+            "operator with "
+            '`manage.py create_operator_superuser USERNAME --reason "..."`, which writes an audit '
+            "event"
+        )

@@ -26,5 +26,7 @@ class Command(BaseCommand):
         except User.DoesNotExist:
             raise CommandError(f"no user named {opts['username']!r}") from None
         code = issue_enrolment_code(user)
-        self.stdout.write(f"Enrolment code for {user.username} (shown once, valid 72 hours, single use):")
+        self.stdout.write(
+            f"Enrolment code for {user.username} (shown once, valid 72 hours, single use):"
+        )
         self.stdout.write(code)

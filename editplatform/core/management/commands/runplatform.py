@@ -46,20 +46,47 @@ class Command(BaseCommand):
         env.setdefault("DJANGO_SETTINGS_MODULE", "editplatform.settings")
         children: list[tuple[str, subprocess.Popen]] = []
         web_cmd = [
-            sys.executable, "-m", "gunicorn", "editplatform.wsgi:application",
-            "--bind", f"{opts['host']}:{opts['port']}",
-            "--workers", str(opts["web_workers"]), "--threads", "4",
-            "--access-logfile", "-", "--graceful-timeout", "10",
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "editplatform.wsgi:application",
+            "--bind",
+            f"{opts['host']}:{opts['port']}",
+            "--workers",
+            str(opts["web_workers"]),
+            "--threads",
+            "4",
+            "--access-logfile",
+            "-",
+            "--graceful-timeout",
+            "10",
         ]
         children.append(("web", subprocess.Popen(web_cmd, env=env, start_new_session=True)))
         if not opts["no_worker"]:
             worker_cmd = [
-                sys.executable, "-m", "celery", "-A", "editplatform", "worker",
-                "-Q", "gpu,default", "--concurrency", "1", "--pool", "prefork",
-                "--loglevel", "INFO", "--hostname", "worker1@%h",
-                "--beat", "--schedule", str(var_dir / "celerybeat-schedule"),
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "editplatform",
+                "worker",
+                "-Q",
+                "gpu,default",
+                "--concurrency",
+                "1",
+                "--pool",
+                "prefork",
+                "--loglevel",
+                "INFO",
+                "--hostname",
+                "worker1@%h",
+                "--beat",
+                "--schedule",
+                str(var_dir / "celerybeat-schedule"),
             ]
-            children.append(("worker", subprocess.Popen(worker_cmd, env=env, start_new_session=True)))
+            children.append(
+                ("worker", subprocess.Popen(worker_cmd, env=env, start_new_session=True))
+            )
 
         stopping = {"flag": False}
 
@@ -72,7 +99,9 @@ class Command(BaseCommand):
         try:
             ready = self._wait_ready(url + "readyz", opts["ready_timeout"], children, stopping)
             if ready is not None:
-                self.stdout.write(self.style.SUCCESS(f"StyleLedger is running at {url}  (Ctrl-C stops it)"))
+                self.stdout.write(
+                    self.style.SUCCESS(f"StyleLedger is running at {url}  (Ctrl-C stops it)")
+                )
                 self.stdout.write(f"readiness: {json.dumps(ready)}")
             while not stopping["flag"]:
                 for name, proc in children:
@@ -91,7 +120,9 @@ class Command(BaseCommand):
             raise CommandError(f"MODEL_BUNDLE={bundle} has no manifest.json")
         from inversion.bundle import build_random_bundle
 
-        self.stdout.write(f"No trained bundle shipped; building the seeded bootstrap bundle at {bundle} ...")
+        self.stdout.write(
+            f"No trained bundle shipped; building the seeded bootstrap bundle at {bundle} ..."
+        )
         build_random_bundle(bundle, preset="tiny", seed=0)
 
     def _wait_ready(self, url, timeout, children, stopping):
@@ -100,7 +131,9 @@ class Command(BaseCommand):
         while time.monotonic() < deadline and not stopping["flag"]:
             for name, proc in children:
                 if proc.poll() is not None:
-                    raise CommandError(f"{name} process exited with code {proc.returncode} during start-up")
+                    raise CommandError(
+                        f"{name} process exited with code {proc.returncode} during start-up"
+                    )
             try:
                 with urllib.request.urlopen(url, timeout=5) as response:
                     return json.loads(response.read())

@@ -24,7 +24,10 @@ from django.db import connection, transaction
 
 
 class Command(BaseCommand):
-    help = "Prepare a deployment (signing key, TLS cert, DB role, bucket) or migrate it (grants, first admin)."
+    help = (
+        "Prepare a deployment (signing key, TLS cert, DB role, bucket) or migrate it (grants, "
+        "first admin)."
+    )
     requires_system_checks: list = []  # the key may not exist yet; `migrate` runs them itself
 
     def add_arguments(self, parser):
@@ -50,15 +53,21 @@ class Command(BaseCommand):
             if settings.AUDIT_SIGNING_KEY:
                 self.stdout.write("signing key: given in AUDIT_SIGNING_KEY")
                 return
-            raise CommandError("set AUDIT_SIGNING_KEY_FILE: where the audit signing key is (or is to be made)")
+            raise CommandError(
+                "set AUDIT_SIGNING_KEY_FILE: where the audit signing key is (or is to be made)"
+            )
         path = Path(settings.AUDIT_SIGNING_KEY_FILE)
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(Signer.generate(settings.AUDIT_LOG_ORIGIN).private_pem())
-            self.stdout.write(f"signing key: created {path} (keep an offline copy; it cannot be recovered)")
-        signer = load_signer(name=settings.AUDIT_LOG_ORIGIN, key_file=str(path), key_text=None, dev_key_path=None)
+            self.stdout.write(
+                f"signing key: created {path} (keep an offline copy; it cannot be recovered)"
+            )
+        signer = load_signer(
+            name=settings.AUDIT_LOG_ORIGIN, key_file=str(path), key_text=None, dev_key_path=None
+        )
         self.stdout.write(f"signing key: verifier key {signer.verifier.vkey()}")
 
     def _tls(self) -> None:
@@ -67,8 +76,11 @@ class Command(BaseCommand):
         from editplatform.monitoring.tls import ensure_self_signed
 
         if ensure_self_signed(Path(settings.TLS_CERT_DIR), settings.TLS_SERVER_NAME):
-            self.stdout.write(f"tls: self-signed certificate for {settings.TLS_SERVER_NAME} in {settings.TLS_CERT_DIR} "
-                              "(replace tls.crt/tls.key with your own to use a real one)")
+            self.stdout.write(
+                f"tls: self-signed certificate for {settings.TLS_SERVER_NAME} in "
+                f"{settings.TLS_CERT_DIR} (replace tls.crt/tls.key with your own to use a real "
+                "one)"
+            )
 
     def _app_role(self) -> None:
         if connection.vendor != "postgresql":
@@ -76,10 +88,16 @@ class Command(BaseCommand):
         from editplatform.monitoring.dbroles import ensure_role
 
         if not settings.APP_DATABASE_PASSWORD:
-            raise CommandError("set APP_DATABASE_PASSWORD: the password of the application's database role")
+            raise CommandError(
+                "set APP_DATABASE_PASSWORD: the password of the application's database role"
+            )
         with connection.cursor() as cursor:
-            created = ensure_role(cursor, settings.APP_DATABASE_ROLE, settings.APP_DATABASE_PASSWORD)
-        self.stdout.write(f"database role {settings.APP_DATABASE_ROLE}: {'created' if created else 'exists'}")
+            created = ensure_role(
+                cursor, settings.APP_DATABASE_ROLE, settings.APP_DATABASE_PASSWORD
+            )
+        self.stdout.write(
+            f"database role {settings.APP_DATABASE_ROLE}: {'created' if created else 'exists'}"
+        )
 
     def _bucket(self) -> None:
         if settings.STORAGE_BACKEND != "s3":
@@ -101,8 +119,12 @@ class Command(BaseCommand):
         from editplatform.monitoring.dbroles import grant_app_privileges
 
         with transaction.atomic(), connection.cursor() as cursor:
-            grant_app_privileges(cursor, settings.APP_DATABASE_ROLE, connection.settings_dict["NAME"])
-        self.stdout.write(f"database role {settings.APP_DATABASE_ROLE}: granted (audit tables append-only)")
+            grant_app_privileges(
+                cursor, settings.APP_DATABASE_ROLE, connection.settings_dict["NAME"]
+            )
+        self.stdout.write(
+            f"database role {settings.APP_DATABASE_ROLE}: granted (audit tables append-only)"
+        )
 
     def _first_admin(self) -> None:
         # No superuser (issue 11): an account with the admin role, plus the one-time
@@ -118,9 +140,13 @@ class Command(BaseCommand):
             return
         password = secrets.token_urlsafe(18)
         with transaction.atomic():
-            user = User.objects.create_user(settings.FIRST_ADMIN_USERNAME, email="", password=password, is_staff=True)
+            user = User.objects.create_user(
+                settings.FIRST_ADMIN_USERNAME, email="", password=password, is_staff=True
+            )
             grant_role(user, ADMIN.name)
             code = issue_enrolment_code(user)
-        self.stdout.write(f"first admin: {user.username} password: {password}\n"
-                          f"  2FA enrolment code: {code}\n"
-                          "  (shown once; sign in, enter the code, set up two-factor and change the password)")
+        self.stdout.write(
+            f"first admin: {user.username} password: {password}\n"
+            f"  2FA enrolment code: {code}\n"
+            "  (shown once; sign in, enter the code, set up two-factor and change the password)"
+        )

@@ -1,13 +1,13 @@
 """`manage.py provenance bench|robustness|sign-bench`: the measurements docs/ records.
 
-    manage.py provenance bench --rows 1000000 --queries 200
-        fill the fingerprint index with random hashes (kind 'pdq', no job) and time
-        near-match lookups (half near a stored hash, half random); prints p50/p95/max.
-        `--cleanup` deletes the benchmark rows afterwards.
-    manage.py provenance robustness --outputs 100 --unrelated 10000
-        watermark bit accuracy and lookup rates per attack, false matches (no database).
-    manage.py provenance sign-bench --count 20
-        sign and verify time per output (development chain unless C2PA_* are set).
+manage.py provenance bench --rows 1000000 --queries 200
+    fill the fingerprint index with random hashes (kind 'pdq', no job) and time
+    near-match lookups (half near a stored hash, half random); prints p50/p95/max.
+    `--cleanup` deletes the benchmark rows afterwards.
+manage.py provenance robustness --outputs 100 --unrelated 10000
+    watermark bit accuracy and lookup rates per attack, false matches (no database).
+manage.py provenance sign-bench --count 20
+    sign and verify time per output (development chain unless C2PA_* are set).
 """
 
 from __future__ import annotations
@@ -58,7 +58,11 @@ class Command(BaseCommand):
         rng = random.Random(11)
         have = Fingerprint.objects.filter(marked_sha256=BENCH_TAG).count()
         started = time.perf_counter()
-        columns = ["kind", "value", "marked_sha256", "created_at"] + [f"c{i}" for i in range(16)] + [f"h{i}" for i in range(4)]
+        columns = (
+            ["kind", "value", "marked_sha256", "created_at"]
+            + [f"c{i}" for i in range(16)]
+            + [f"h{i}" for i in range(4)]
+        )
         sample: list[bytes] = []
         while have < rows:
             batch = min(20_000, rows - have)
@@ -68,19 +72,31 @@ class Command(BaseCommand):
                 if len(sample) < queries:
                     sample.append(value)
                 chunks = index.chunk_columns(value)
-                buffer.write("\t".join(["pdq", "\\\\x" + value.hex(), BENCH_TAG, "2026-01-01 00:00:00+00"]
-                                       + [str(chunks[f"c{i}"]) for i in range(16)] + [str(chunks[f"h{i}"]) for i in range(4)]) + "\n")
+                buffer.write(
+                    "\t".join(
+                        ["pdq", "\\\\x" + value.hex(), BENCH_TAG, "2026-01-01 00:00:00+00"]
+                        + [str(chunks[f"c{i}"]) for i in range(16)]
+                        + [str(chunks[f"h{i}"]) for i in range(4)]
+                    )
+                    + "\n"
+                )
             buffer.seek(0)
             with transaction.atomic(), connection.cursor() as cursor:
-                with cursor.copy(f"COPY {Fingerprint._meta.db_table} ({', '.join(columns)}) FROM STDIN") as copy:
+                with cursor.copy(
+                    f"COPY {Fingerprint._meta.db_table} ({', '.join(columns)}) FROM STDIN"
+                ) as copy:
                     copy.write(buffer.getvalue())
             have += batch
             self.stdout.write(f"  {have} rows ({time.perf_counter() - started:.0f} s)")
         with connection.cursor() as cursor:
             cursor.execute(f"ANALYZE {Fingerprint._meta.db_table}")
         if not sample:
-            sample = [bytes(v) for v in Fingerprint.objects.filter(marked_sha256=BENCH_TAG)
-                      .values_list("value", flat=True)[:queries]]
+            sample = [
+                bytes(v)
+                for v in Fingerprint.objects.filter(marked_sha256=BENCH_TAG).values_list(
+                    "value", flat=True
+                )[:queries]
+            ]
         timings, found = [], 0
         total = Fingerprint.objects.count()
         for i in range(queries):
@@ -95,10 +111,15 @@ class Command(BaseCommand):
             matches = index.search("pdq", query, distance)
             timings.append((time.perf_counter() - t0) * 1000)
             found += bool(matches) and i % 2 == 0
-        result = {"rows": total, "queries": queries, "distance": distance,
-                  "near_queries_found": f"{found}/{(queries + 1) // 2}",
-                  "p50_ms": round(statistics.median(timings), 2), "p95_ms": round(_percentile(timings, 0.95), 2),
-                  "max_ms": round(max(timings), 2)}
+        result = {
+            "rows": total,
+            "queries": queries,
+            "distance": distance,
+            "near_queries_found": f"{found}/{(queries + 1) // 2}",
+            "p50_ms": round(statistics.median(timings), 2),
+            "p95_ms": round(_percentile(timings, 0.95), 2),
+            "max_ms": round(max(timings), 2),
+        }
         self.stdout.write(json.dumps(result))
         if cleanup:
             Fingerprint.objects.filter(marked_sha256=BENCH_TAG).delete()
@@ -117,8 +138,13 @@ class Command(BaseCommand):
         for image in images[1:]:
             data = _png(image)
             definition = manifest.build_definition(
-                title="bench", software="StyleLedger", software_version="0", model_version="bench",
-                edits=[{"name": "smile", "strength": 1.0}], audit={"job_id": "bench"})
+                title="bench",
+                software="StyleLedger",
+                software_version="0",
+                model_version="bench",
+                edits=[{"name": "smile", "strength": 1.0}],
+                audit={"job_id": "bench"},
+            )
             t0 = time.perf_counter()
             signed = manifest.sign_image(data, definition, material, original=original)
             t1 = time.perf_counter()
@@ -129,13 +155,19 @@ class Command(BaseCommand):
             sign_ms.append((t1 - t0) * 1000)
             verify_ms.append((t2 - t1) * 1000)
             sizes.append(len(signed) - len(data))
-        self.stdout.write(json.dumps({
-            "outputs": count, "sign_ms_median": round(statistics.median(sign_ms), 1),
-            "sign_ms_p95": round(_percentile(sign_ms, 0.95), 1),
-            "verify_ms_median": round(statistics.median(verify_ms), 1),
-            "verify_ms_p95": round(_percentile(verify_ms, 0.95), 1),
-            "manifest_bytes_median": int(statistics.median(sizes)),
-            "tsa": bool(material.tsa_url)}))
+        self.stdout.write(
+            json.dumps(
+                {
+                    "outputs": count,
+                    "sign_ms_median": round(statistics.median(sign_ms), 1),
+                    "sign_ms_p95": round(_percentile(sign_ms, 0.95), 1),
+                    "verify_ms_median": round(statistics.median(verify_ms), 1),
+                    "verify_ms_p95": round(_percentile(verify_ms, 0.95), 1),
+                    "manifest_bytes_median": int(statistics.median(sizes)),
+                    "tsa": bool(material.tsa_url),
+                }
+            )
+        )
 
 
 def _png(image) -> bytes:

@@ -16,15 +16,23 @@ from editplatform.provenance import ca
 
 
 class Command(BaseCommand):
-    help = "Generate the development C2PA root -> intermediate -> signer chain into PROVENANCE_DEV_CA_DIR."
+    help = (
+        "Generate the development C2PA root -> intermediate -> signer chain into "
+        "PROVENANCE_DEV_CA_DIR."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--force", action="store_true", help="replace an existing chain")
 
     def handle(self, *args, force: bool = False, **options):
         if settings.PRODUCTION:
-            raise CommandError("production signs with the operator's CA (C2PA_SIGNING_KEY_FILE, "
-                               "C2PA_CERT_CHAIN_FILE, C2PA_TRUST_ANCHORS_FILE), never a generated one")
+            raise CommandError(
+                "production signs with the operator's CA (C2PA_SIGNING_KEY_FILE, "
+                "C2PA_CERT_CHAIN_FILE, C2PA_TRUST_ANCHORS_FILE), never a generated one"
+            )
         directory = Path(settings.PROVENANCE_DEV_CA_DIR)
         files = ca.generate_chain(directory) if force else ca.ensure_chain(directory)
-        self.stdout.write(f"signing key: {files.key}\ncertificate chain: {files.chain}\ntrust anchor: {files.root}")
+        self.stdout.write(
+            f"signing key: {files.key}\ncertificate chain: {files.chain}\ntrust anchor: "
+            f"{files.root}"
+        )

@@ -1,0 +1,1 @@
+"""Telling people what happened to their jobs: in-app notifications and email."""
