@@ -119,7 +119,8 @@ def held_checks(
         destroyed = [p for _, a, p in chain if a == "job.outputs_destroyed"]
         if len(destroyed) != 1:
             order.append(
-                f"job {job_id} is {job.state} after job.held with {len(destroyed)} job.outputs_destroyed"
+                f"job {job_id} is {job.state} after job.held with {len(destroyed)} "
+                "job.outputs_destroyed"
             )
         elif destroyed[0].get("held_outputs") != {k: v for k, v in logged.items() if v}:
             once.append(f"job {job_id}: destroyed outputs differ from the held ones logged")
@@ -181,7 +182,8 @@ def job_checks(accepted: dict[str, dict]) -> tuple[dict[str, list[str]], dict]:
         else:
             if len(successes) > 1:
                 problems["ran to success at most once"].append(
-                    f"job {job_id} has {len(successes)} job.succeeded events (attempts {job.attempts})"
+                    f"job {job_id} has {len(successes)} job.succeeded events "
+                    f"(attempts {job.attempts})"
                 )
             if job.state == "succeeded":
                 if not successes:
@@ -190,7 +192,8 @@ def job_checks(accepted: dict[str, dict]) -> tuple[dict[str, list[str]], dict]:
                     )
                 elif successes[-1].get("outputs", {}).get("edited") != job.edited_id:
                     problems["ran to success at most once"].append(
-                        f"job {job_id}: the row's output differs from the logged one (written twice)"
+                        f"job {job_id}: the row's output differs from the logged one "
+                        "(written twice)"
                     )
             elif successes:
                 problems["ran to success at most once"].append(

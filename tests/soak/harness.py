@@ -23,8 +23,9 @@ starts gunicorn and W `celery worker` processes (`-A tests.soak.worker_app`), al
 At the end (every job terminal, or the drain timeout) it stops everything and checks
 (tests/soak/checks.py): all terminal, none lost, success at most once, complete event
 chains (held -> approved -> released for sensitive jobs), `audit verify` with the
-exported checkpoints as trusted, no missing or orphan artifacts; and prints latency/throughput with and without faults. Exit 1 if a check
-fails. Bounded: --jobs, --load-seconds, --drain-seconds.
+exported checkpoints as trusted, no missing or orphan artifacts; and prints
+latency/throughput with and without faults. Exit 1 if a check fails. Bounded: --jobs,
+--load-seconds, --drain-seconds.
 """
 
 from __future__ import annotations
@@ -366,7 +367,8 @@ class Soak:
     # --- faults -------------------------------------------------------------------------
 
     def running_worker(self, timeout: float = 30) -> tuple[str, str | None, str | None]:
-        """A live worker in the middle of a job: (worker, job id, lease id); else any live worker."""
+        """A live worker in the middle of a job: (worker, job id, lease id); else any live
+        worker."""
         from django.db import close_old_connections
 
         from editplatform.jobs.models import EditJob
@@ -646,8 +648,9 @@ class Soak:
 def print_report(report: dict) -> None:
     print("\n=== soak report ===")
     print(
-        f"jobs planned {report['jobs_planned']} {report['ops_by_kind']}, accepted {report['accepted']}, "
-        f"states {report['job_states']}, failed by code {report['failed_by_code']}"
+        f"jobs planned {report['jobs_planned']} {report['ops_by_kind']}, accepted "
+        f"{report['accepted']}, states {report['job_states']}, failed by code "
+        f"{report['failed_by_code']}"
     )
     print("faults: " + ", ".join(f"{f['kind']} ({f['seconds']} s)" for f in report["faults"]))
     for name, check in report["checks"].items():
@@ -669,8 +672,8 @@ def print_report(report: dict) -> None:
         )
     t = f["throughput_jobs_per_s"]
     print(
-        f"  throughput: {t['no_faults']:.2f} jobs/s without faults, {t['faults']:.2f} during faults; "
-        f"attempts per job {f['attempts_mean']:.2f}; submit retries {f['submit_retries']}"
+        f"  throughput: {t['no_faults']:.2f} jobs/s without faults, {t['faults']:.2f} during "
+        f"faults; attempts per job {f['attempts_mean']:.2f}; submit retries {f['submit_retries']}"
     )
     print("RESULT: " + ("PASS" if report["ok"] else "FAIL"))
 

@@ -76,7 +76,8 @@ def test_short_soak_keeps_every_guarantee_under_every_fault(tmp_path, test_pass)
 
 
 def test_the_soak_fails_when_the_lease_fence_is_broken(tmp_path, test_pass):
-    """SOAK_BREAK=lease: the test worker app runs every state change unfenced (tests/soak/worker_app.py)."""
+    """SOAK_BREAK=lease: the test worker app runs every state change unfenced
+    (tests/soak/worker_app.py)."""
     if test_pass != "postgres":
         pytest.fail("the soak runs in the PostgreSQL + Redis pass")
     code, report, output = _soak(
