@@ -16,7 +16,123 @@ TERMINAL_EVENT = {
     "failed": "job.failed",
     "cancelled": "job.cancelled",
     "rejected": "job.rejected",
+    "expired": "job.expired",
 }
+# Compute, then release: a job that needed approval ends "succeeded" by its release.
+RELEASED_EVENT = "job.released"
+# The path of a released held job, in order (retries may repeat job.queued/job.started).
+HELD_PATH = (
+    "job.submitted",
+    "job.queued",
+    "job.started",
+    "job.held",
+    "job.approved",
+    "job.released",
+)
+# The ends of a held job that destroy its outputs instead of releasing them.
+DESTROYED_ENDS = ("rejected", "expired", "cancelled")
+
+
+def _logged_outputs(payload: dict) -> dict[str, str]:
+    """{kind: sha256} of the outputs a job.succeeded / job.held event logged."""
+    outputs = payload.get("outputs") or {}
+    return {
+        "reconstruction": outputs.get("reconstruction") or "",
+        "edited": outputs.get("edited") or "",
+        "latent": payload.get("latent_sha256") or "",
+    }
+
+
+def _row_outputs(job) -> dict[str, str]:
+    return {
+        kind: getattr(job, f"{kind}_id") or "" for kind in ("reconstruction", "edited", "latent")
+    }
+
+
+def held_checks(
+    job_id: str, job, chain: list[tuple[int, str, dict]]
+) -> tuple[list[str], list[str]]:
+    """Compute, then release, for one job that needed approval.
+
+    Returns (problems for "ran to success at most once", problems for "complete event
+    chain"). A held job is held once, with the outputs its row names; it is either
+    released (submitted -> queued -> started -> held -> approved -> released, state
+    succeeded, the row keeps the held outputs) or ends rejected/expired/cancelled with
+    those outputs destroyed (job.outputs_destroyed of the held hashes, the row naming
+    none). A job that failed or was cancelled before it was held was never held.
+    """
+    once: list[str] = []
+    order: list[str] = []
+    actions = [a for _, a, _ in chain]
+    held = [p for _, a, p in chain if a == "job.held"]
+    if len(held) > 1:
+        once.append(f"job {job_id} has {len(held)} job.held events (attempts {job.attempts})")
+    if "job.succeeded" in actions:
+        once.append(
+            f"job {job_id} needs approval but logged job.succeeded (released without being held)"
+        )
+    if not held:
+        if job.state in ("succeeded", "rejected", "expired"):
+            order.append(f"job {job_id} needs approval and is {job.state} without job.held")
+        if RELEASED_EVENT in actions or "job.approved" in actions:
+            order.append(f"job {job_id} was approved or released without job.held")
+        return once, order
+    logged = _logged_outputs(held[-1])
+    if job.state == "succeeded":
+        if logged != _row_outputs(job):
+            once.append(
+                f"job {job_id}: the row's outputs differ from the held ones logged "
+                f"({_row_outputs(job)} vs {logged})"
+            )
+        if actions.count(RELEASED_EVENT) != 1:
+            order.append(
+                f"job {job_id} is succeeded with {actions.count(RELEASED_EVENT)} {RELEASED_EVENT}"
+            )
+        released = [p for _, a, p in chain if a == RELEASED_EVENT]
+        if released and released[-1].get("held_outputs") != logged:
+            once.append(f"job {job_id}: released outputs differ from the held ones logged")
+        position = -1
+        for step in HELD_PATH:  # each step's first occurrence after the previous step's
+            later = [i for i, a in enumerate(actions) if a == step and i > position]
+            if not later:
+                order.append(
+                    f"job {job_id}: released chain lacks {step} after "
+                    f"{HELD_PATH[HELD_PATH.index(step) - 1] if position >= 0 else 'the start'} "
+                    f"({actions})"
+                )
+                break
+            position = later[0]
+        first_held = actions.index("job.held")
+        if any(a == "job.approved" and i < first_held for i, a in enumerate(actions)):
+            order.append(f"job {job_id} was approved before it was held")
+        if RELEASED_EVENT in actions:
+            after = actions[actions.index(RELEASED_EVENT) + 1 :]
+            ran = [
+                x for x in after if x in ("job.started", "job.held", "job.succeeded", "job.failed")
+            ]
+            if ran:
+                order.append(f"job {job_id} ran again after its release ({ran})")
+    elif job.state in DESTROYED_ENDS:
+        want = TERMINAL_EVENT[job.state]
+        if want in actions and actions.index(want) < actions.index("job.held"):
+            order.append(f"job {job_id} was held after it ended {job.state}")
+        destroyed = [p for _, a, p in chain if a == "job.outputs_destroyed"]
+        if len(destroyed) != 1:
+            order.append(
+                f"job {job_id} is {job.state} after job.held with {len(destroyed)} "
+                "job.outputs_destroyed"
+            )
+        elif destroyed[0].get("held_outputs") != {k: v for k, v in logged.items() if v}:
+            once.append(f"job {job_id}: destroyed outputs differ from the held ones logged")
+        if any(_row_outputs(job).values()):
+            once.append(
+                f"job {job_id} is {job.state} but its row still names outputs {_row_outputs(job)}"
+            )
+        if RELEASED_EVENT in actions:
+            once.append(f"job {job_id} is {job.state} but logged {RELEASED_EVENT}")
+    else:
+        order.append(f"job {job_id} was held but ended {job.state}")
+    return once, order
 
 
 def job_checks(accepted: dict[str, dict]) -> tuple[dict[str, list[str]], dict]:
@@ -59,28 +175,43 @@ def job_checks(accepted: dict[str, dict]) -> tuple[dict[str, list[str]], dict]:
         if job.state not in TERMINAL:
             problems["every job terminal"].append(f"job {job_id} is still {job.state}")
         successes = [p for _, a, p in chain if a == "job.succeeded"]
-        if len(successes) > 1:
-            problems["ran to success at most once"].append(
-                f"job {job_id} has {len(successes)} job.succeeded events (attempts {job.attempts})"
-            )
-        if job.state == "succeeded":
-            if not successes:
+        if job.needs_approval:
+            once, order = held_checks(job_id, job, chain)
+            problems["ran to success at most once"] += once
+            problems["complete event chain"] += order
+        else:
+            if len(successes) > 1:
                 problems["ran to success at most once"].append(
-                    f"job {job_id} succeeded without job.succeeded"
+                    f"job {job_id} has {len(successes)} job.succeeded events "
+                    f"(attempts {job.attempts})"
                 )
-            elif successes[-1].get("outputs", {}).get("edited") != job.edited_id:
+            if job.state == "succeeded":
+                if not successes:
+                    problems["ran to success at most once"].append(
+                        f"job {job_id} succeeded without job.succeeded"
+                    )
+                elif successes[-1].get("outputs", {}).get("edited") != job.edited_id:
+                    problems["ran to success at most once"].append(
+                        f"job {job_id}: the row's output differs from the logged one "
+                        "(written twice)"
+                    )
+            elif successes:
                 problems["ran to success at most once"].append(
-                    f"job {job_id}: the row's output differs from the logged one (written twice)"
+                    f"job {job_id} is {job.state} but logged job.succeeded"
                 )
-        elif successes:
-            problems["ran to success at most once"].append(
-                f"job {job_id} is {job.state} but logged job.succeeded"
-            )
+            if "job.held" in actions:
+                problems["ran to success at most once"].append(
+                    f"job {job_id} needs no approval but was held"
+                )
         if not actions or actions[0] != "job.submitted" or actions.count("job.submitted") != 1:
             problems["complete event chain"].append(
                 f"job {job_id}: chain does not start with one job.submitted ({actions[:3]})"
             )
-        want = TERMINAL_EVENT.get(job.state)
+        want = (
+            RELEASED_EVENT
+            if job.needs_approval and job.state == "succeeded"
+            else TERMINAL_EVENT.get(job.state)
+        )
         if (
             want
             and actions.count(want) != 1
@@ -88,17 +219,6 @@ def job_checks(accepted: dict[str, dict]) -> tuple[dict[str, list[str]], dict]:
         ):
             problems["complete event chain"].append(
                 f"job {job_id} is {job.state} with {actions.count(want)} {want}"
-            )
-        if (
-            job.needs_approval
-            and "job.started" in actions
-            and (
-                "job.approved" not in actions
-                or actions.index("job.approved") > actions.index("job.started")
-            )
-        ):
-            problems["complete event chain"].append(
-                f"job {job_id} needs approval but started before job.approved"
             )
     return problems, {"states": dict(states), "jobs": len(jobs), "failed_by_code": dict(failed)}
 

@@ -6,23 +6,26 @@ starts gunicorn and W `celery worker` processes (`-A tests.soak.worker_app`), al
 127.0.0.1, then:
 
 * C client threads submit N jobs through POST /api/v1/jobs with an API key, paced over
-  the load window: plain edits, sensitive edits (a scripted approver in this process
-  approves them through the approvals service), submits cancelled right after, duplicate
-  submits (same Idempotency-Key, the client's retry) and bad uploads (must answer 400).
+  the load window: plain edits, sensitive edits (computed, then held; scripted approvers
+  in this process approve the held outputs through the approvals service, which releases
+  them), submits cancelled right after, duplicate submits (same Idempotency-Key, the
+  client's retry) and bad uploads (must answer 400).
   A submit that fails (5xx, connection refused during a fault) is retried with the same
   Idempotency-Key, as a well-behaved client does; a job counts as accepted on 201/200.
 * a fault schedule runs after a fault-free baseline (each at least once): SIGKILL a
   worker (a replacement starts); SIGSTOP a worker mid-job past its lease, then SIGCONT;
   restart Redis with persistence and without (queue lost); restart PostgreSQL (fast
   shutdown); artifact storage refuses writes; the audit checkpoint folder unwritable.
-* this process also does what beat would: the sweeper every 2 s, the audit checkpoint
-  task every 3 s (the re-export after the checkpoint folder comes back).
+* this process also does what beat would: the sweeper and held-job expiry every 2 s, the
+  audit checkpoint task every 3 s (the re-export after the checkpoint folder comes back).
+  An exception there other than a fault's (database, broker, OSError) fails the run.
 
 At the end (every job terminal, or the drain timeout) it stops everything and checks
 (tests/soak/checks.py): all terminal, none lost, success at most once, complete event
-chains, `audit verify` with the exported checkpoints as trusted, no missing or orphan
-artifacts; and prints latency/throughput with and without faults. Exit 1 if a check
-fails. Bounded: --jobs, --load-seconds, --drain-seconds.
+chains (held -> approved -> released for sensitive jobs), `audit verify` with the
+exported checkpoints as trusted, no missing or orphan artifacts; and prints
+latency/throughput with and without faults. Exit 1 if a check fails. Bounded: --jobs,
+--load-seconds, --drain-seconds.
 """
 
 from __future__ import annotations
@@ -93,6 +96,7 @@ class Soak:
         self.stop_background = threading.Event()
         self.storage_flag = root / "storage-refuses-writes"
         self.errors: list[str] = []
+        self.harness_errors: list[str] = []
 
     def say(self, text: str) -> None:
         line = f"[soak {time.strftime('%H:%M:%S')}] {text}"
@@ -296,33 +300,69 @@ class Soak:
     # --- background duties (what beat and the approvers do) --------------------------
 
     def background(self) -> None:
+        """Beat's periodic tasks and the scripted approvers, every 2 s until the run ends.
+
+        A round that meets a fault (database, broker or checkpoint folder down) is retried
+        next round; any other exception is a bug in the harness or the platform and is
+        recorded as a harness error, which fails the run instead of vanishing in the log.
+        """
+        from django.db import Error as DatabaseError
         from django.db import close_old_connections, connection
+        from kombu.exceptions import KombuError
+        from redis.exceptions import RedisError
 
         from audit.tasks import checkpoint
-        from editplatform.approvals import services as approvals
-        from editplatform.jobs.models import EditJob
+        from editplatform.jobs.holding import expire_held
         from editplatform.jobs.sweeper import sweep
 
+        fault_errors = (DatabaseError, OSError, KombuError, RedisError)
         last_checkpoint = 0.0
         while not self.stop_background.wait(2.0):
             try:
                 close_old_connections()
                 sweep()
-                for job in EditJob.objects.filter(state="awaiting_approval"):
-                    for approver in self.approvers:
-                        try:
-                            approvals.approve(
-                                job, approver, params_sha256=job.params_sha256, comment="soak"
-                            )
-                        except Exception as exc:  # already decided, or state moved on
-                            if "already decided" not in str(exc):
-                                self.say(f"approver: {exc}")
+                expire_held()
+                self.approve_held()
                 if time.monotonic() - last_checkpoint > 3:
                     checkpoint()
                     last_checkpoint = time.monotonic()
-            except Exception as exc:  # the database or broker is down right now: next round
+            except fault_errors as exc:  # the database or broker is down right now: next round
                 self.say(f"background round failed ({type(exc).__name__}: {str(exc)[:120]})")
                 connection.close()
+            except Exception:
+                self.harness_errors.append(f"background round: {traceback.format_exc()[-1500:]}")
+                self.say(self.harness_errors[-1])
+                connection.close()
+
+    def approve_held(self) -> None:
+        """The scripted approvers: approve every held job on the outputs it holds now.
+
+        Compute, then release: a sensitive job is computed first and held
+        (``awaiting_approval`` with outputs); each approver approves it bound to the
+        hash of its parameters and of its held outputs, as a human would after looking
+        at them. Only held jobs are decided. A 409 "conflict" (already decided by this
+        approver, or the job moved on meanwhile) is expected; any other refusal is not.
+        """
+        from editplatform.approvals import services as approvals
+        from editplatform.core.errors import DomainError
+        from editplatform.jobs.models import EditJob
+        from editplatform.jobs.states import HELD
+
+        for job in EditJob.objects.filter(state=HELD, held_at__isnull=False):
+            for approver in self.approvers:
+                try:
+                    job = approvals.approve(
+                        job,
+                        approver,
+                        params_sha256=approvals.current_params_sha256(job),
+                        outputs_sha256=approvals.current_outputs_sha256(job),
+                        comment="soak",
+                    )
+                except DomainError as exc:
+                    if getattr(exc, "code", None) != "conflict":
+                        raise
+                if job.state != HELD:
+                    break
 
     # --- faults -------------------------------------------------------------------------
 
@@ -540,6 +580,7 @@ class Soak:
         client_notes = [f"op {op.index} ({op.kind}): {note}" for op in ops for note in op.notes]
         problems["clients got the answers they should"] = client_notes
         problems["every fault injected"] = list(self.errors)
+        problems["harness ran without errors"] = list(self.harness_errors)
 
         # Figures: wall-clock of this process mapped to the database's clock through t0.
         wall0 = timezone.now().timestamp() - (time.monotonic() - self.t0)
