@@ -41,7 +41,9 @@ test: install-dev system-deps
 	$(PY) -m tests.launch
 
 lint: install-dev
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 bench: install
 	$(PY) -m inversion bench

@@ -82,7 +82,8 @@ class AuditAPIView(APIView):
     required_scopes = {"GET": SCOPE_AUDIT_READ}
 
     def perform_content_negotiation(self, request, force=False):
-        """An unknown `?format=` is the caller's mistake (400 naming the field), not a missing page."""
+        """An unknown `?format=` is the caller's mistake (400 naming the field), not a missing
+        page."""
         try:
             return super().perform_content_negotiation(request, force)
         except Http404:
@@ -140,7 +141,8 @@ class EventPageSerializer(serializers.Serializer):
 
 class InclusionSerializer(serializers.Serializer):
     verified = serializers.BooleanField(
-        help_text="the server checked the entry against its leaf hash and the proof against the checkpoint's signed root"
+        help_text="the server checked the entry against its leaf hash and the proof against the "
+        "checkpoint's signed root"
     )
     reason = serializers.CharField(
         allow_blank=True, help_text="why not verified (empty when verified)"
@@ -288,7 +290,8 @@ class EventListView(AuditAPIView):
         tags=["audit"],
         parameters=[EventQuery],
         responses={200: EventPageSerializer, 400: ApiErrorSerializer, **DENIED},
-        description="Events matching every filter, keyset-paginated by seq: follow `next` (it carries "
+        description="Events matching every filter, keyset-paginated by seq: follow `next` "
+        "(it carries "
         "`after_seq`, or `before_seq` with order=desc). Filters are exact matches.",
     )
     def get(self, request):
@@ -337,8 +340,10 @@ class EventDetailView(AuditAPIView):
             )
         ],
         responses={200: EventDetailSerializer, 404: ApiErrorSerializer, **DENIED},
-        description="The event, its canonical entry and leaf hash, and an inclusion proof against the latest "
-        "signed checkpoint (with that checkpoint's note). An event newer than the latest checkpoint "
+        description="The event, its canonical entry and leaf hash, and an inclusion proof against "
+        "the latest "
+        "signed checkpoint (with that checkpoint's note). An event newer than the latest "
+        "checkpoint "
         "has no proof yet (`verified` false, `reason` says so).",
     )
     def get(self, request, seq: int):
@@ -368,7 +373,8 @@ class CheckpointView(AuditAPIView):
             404: OpenApiResponse(ApiErrorSerializer, description="no checkpoint yet"),
             **DENIED,
         },
-        description="The latest signed checkpoint. Verify its note with `verifier_key` (or a copy of the log's "
+        description="The latest signed checkpoint. Verify its note with `verifier_key` "
+        "(or a copy of the log's "
         "public key you obtained independently), then check proofs against its root.",
         examples=[
             OpenApiExample(
@@ -378,8 +384,13 @@ class CheckpointView(AuditAPIView):
                     "origin": "styleledger.example/audit",
                     "size": 8,
                     "root_hash": "XcnaeacGWamtVbdwHe3ZqauduCOtL0lgz+Nw7/9GQyg=",
-                    "root_hash_hex": "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328",
-                    "note": "styleledger.example/audit\n8\nXcnaeacGWamtVbdwHe3ZqauduCOtL0lgz+Nw7/9GQyg=\n\n\u2014 styleledger.example/audit ...\n",
+                    "root_hash_hex": (
+                        "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328"
+                    ),
+                    "note": (
+                        "styleledger.example/audit\n8\nXcnaeacGWamtVbdwHe3ZqauduCOtL0lgz+Nw7/9GQyg=\n"
+                        "\n\u2014 styleledger.example/audit ...\n"
+                    ),
                     "created_at": "2025-01-01T00:00:00Z",
                     "verifier_key": "styleledger.example/audit+1234abcd+AQ...",
                     "log_size": 9,
@@ -411,8 +422,10 @@ class ConsistencyView(AuditAPIView):
         tags=["audit"],
         parameters=[ConsistencyQuery],
         responses={200: ConsistencySerializer, 400: ApiErrorSerializer, **DENIED},
-        description="An RFC 9162 proof that the log's first `old` events are a prefix of its first `new` "
-        "events (0 <= old <= new <= the log's size). Verify it between two checkpoints you trust.",
+        description="An RFC 9162 proof that the log's first `old` events are a prefix of its "
+        "first `new` "
+        "events (0 <= old <= new <= the log's size). Verify it between two checkpoints "
+        "you trust.",
     )
     def get(self, request):
         query = ConsistencyQuery(data=request.query_params)
@@ -427,7 +440,9 @@ class ConsistencyView(AuditAPIView):
         if not old <= new <= size:
             return Response(
                 {
-                    "detail": f"need 0 <= old <= new <= {size} (the log's size); got old={old}, new={new}",
+                    "detail": (
+                        f"need 0 <= old <= new <= {size} (the log's size); got old={old}, new={new}"
+                    ),
                     "code": "invalid",
                     "field": "new" if new > size else "old",
                 },

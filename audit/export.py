@@ -88,7 +88,8 @@ def _event_rows(filters: dict, size: int, using: str) -> Iterator[tuple[int, str
         names = subjects.expand(filters["subject"])
         marks = ", ".join(["%s"] * len(names))
         where.append(
-            f"(subject IN ({marks}) OR seq IN (SELECT seq FROM audit_event_subject WHERE subject IN ({marks})))"
+            f"(subject IN ({marks}) OR seq IN "
+            f"(SELECT seq FROM audit_event_subject WHERE subject IN ({marks})))"
         )
         params.extend(names + names)
     for column in ("action", "actor_name"):

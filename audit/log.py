@@ -14,8 +14,9 @@ and root in the head row. A row planted beyond the head never blocks an append: 
 moved to `audit_quarantine` and the append goes on (see `_execute_writes`). Every
 AUDIT_CHECKPOINT_EVERY events or AUDIT_CHECKPOINT_SECONDS seconds, whichever comes
 first, the append also signs a checkpoint; it is written to the export file outside
-the database once the transaction commits (never for a transaction that rolls back). A periodic task (`audit.tasks.checkpoint`) covers the
-quiet tail and re-exports any checkpoint a crash kept from the file.
+the database once the transaction commits (never for a transaction that rolls back).
+A periodic task (`audit.tasks.checkpoint`) covers the quiet tail and
+re-exports any checkpoint a crash kept from the file.
 """
 
 from __future__ import annotations
@@ -109,7 +110,8 @@ def _lock_head(cursor, vendor: str) -> Head:
 def read_head(using: str = DEFAULT_DB_ALIAS) -> Head:
     with connections[using].cursor() as cursor:
         cursor.execute(
-            "SELECT size, frontier, root_hash, last_time, checkpoint_size, checkpoint_at FROM audit_loghead WHERE id = 1"
+            "SELECT size, frontier, root_hash, last_time, checkpoint_size, checkpoint_at "
+            "FROM audit_loghead WHERE id = 1"
         )
         row = cursor.fetchone()
     if row is None:
@@ -244,7 +246,8 @@ def append_event(
         root_hash = frontier.root()
         checkpoint_size, checkpoint_at = head.checkpoint_size, head.checkpoint_at
         statements = [
-            "INSERT INTO audit_event (seq, created_at, actor_id, actor_name, action, subject, request_id, entry, leaf_hash) "
+            "INSERT INTO audit_event (seq, created_at, actor_id, actor_name, action, subject, "
+            "request_id, entry, leaf_hash) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
         ]
         params = [seq, db_now, actor_id, actor_name, action, subject, request_id, entry, leaf_hash]
@@ -526,14 +529,16 @@ def hash_reader(using: str = DEFAULT_DB_ALIAS):
             for start in range(0, len(leaves), 500):
                 chunk = leaves[start : start + 500]
                 cursor.execute(
-                    f"SELECT seq, leaf_hash FROM audit_event WHERE seq IN ({', '.join(['%s'] * len(chunk))})",
+                    "SELECT seq, leaf_hash FROM audit_event "
+                    f"WHERE seq IN ({', '.join(['%s'] * len(chunk))})",
                     chunk,
                 )
                 found.update({(0, int(seq)): bytes(value) for seq, value in cursor.fetchall()})
             for start in range(0, len(keys), 500):
                 chunk = keys[start : start + 500]
                 cursor.execute(
-                    f"SELECT key, hash FROM audit_treenode WHERE key IN ({', '.join(['%s'] * len(chunk))})",
+                    "SELECT key, hash FROM audit_treenode "
+                    f"WHERE key IN ({', '.join(['%s'] * len(chunk))})",
                     chunk,
                 )
                 for key, value in cursor.fetchall():

@@ -145,7 +145,10 @@ class TreeNode(AppendOnlyModel):
         db_table = "audit_treenode"
 
     def __str__(self) -> str:
-        return f"node level {self.key >> self.LEVEL_SHIFT} index {self.key & ((1 << self.LEVEL_SHIFT) - 1)}"
+        return (
+            f"node level {self.key >> self.LEVEL_SHIFT} "
+            f"index {self.key & ((1 << self.LEVEL_SHIFT) - 1)}"
+        )
 
     @classmethod
     def key_for(cls, level: int, index: int) -> int:

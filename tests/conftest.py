@@ -118,7 +118,8 @@ class WorkerProcess:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(
-                    f"worker {self.name} exited ({self.proc.returncode}); log:\n{self.log()[-3000:]}"
+                    f"worker {self.name} exited ({self.proc.returncode}); log:\n"
+                    f"{self.log()[-3000:]}"
                 )
             if "ready." in self.log():
                 return

@@ -3,7 +3,8 @@
 Object-level access is decided by ``EditJob.objects.visible_to(user)`` only; an id the
 user may not see answers 404 exactly like an id that does not exist (no IDOR, no
 existence oracle). Once released and marked (provenance), "edited" is served as the
-marked copy: watermarked, with a signed C2PA manifest. A job's *held* outputs (computed, awaiting approval) answer 404 to
+marked copy: watermarked, with a signed C2PA manifest. A job's *held* outputs
+(computed, awaiting approval) answer 404 to
 everyone but eligible approvers and reviewers (:func:`holding.may_read_outputs`): the
 requester and the API see them only once released. Every artifact read is an audit
 event whose subject is the job (so the job's timeline lists who saw what) and which

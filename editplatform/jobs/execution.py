@@ -143,7 +143,10 @@ def claim(job_id, worker: str, catalog) -> Run | None:
                 lease_id=None,
                 error_code="too_many_attempts",
                 stage="failed",
-                error=f"gave up after {job.attempts} attempts (the worker died or timed out each time)",
+                error=(
+                    f"gave up after {job.attempts} attempts "
+                    "(the worker died or timed out each time)"
+                ),
             ):
                 events.emit(
                     events.JOB_FAILED,

@@ -93,7 +93,8 @@ def clean_purpose(purpose) -> str:
     text = (purpose or "").strip() if isinstance(purpose, str) else ""
     if len(text) < PURPOSE_MIN:
         raise DomainError(
-            f"purpose is required: say in at least {PURPOSE_MIN} characters why this edit is needed",
+            f"purpose is required: say in at least {PURPOSE_MIN} characters"
+            " why this edit is needed",
             "purpose_required",
             field="purpose",
         )
@@ -143,7 +144,8 @@ def find_replay(user, key: str | None, fingerprint: str) -> EditJob | None:
     job = EditJob.objects.filter(requester=user, idempotency_key=key).first()
     if job is not None and job.idempotency_fingerprint != fingerprint:
         raise DomainError(
-            "this Idempotency-Key was already used for a different request (other image, edits or purpose)",
+            "this Idempotency-Key was already used for a different request"
+            " (other image, edits or purpose)",
             "idempotency_key_reused",
             status=422,
             field="Idempotency-Key",
@@ -344,7 +346,10 @@ def _create(
 
 
 def _queue(job: EditJob, *, actor, source_state: State, **fields) -> bool:
-    """Enter `queued` from ``source_state`` (inside the caller's transaction), publish after commit."""
+    """Enter `queued` from ``source_state`` (inside the caller's transaction).
+
+    Publish after commit.
+    """
     if not transition(
         job, State.QUEUED, sources=frozenset({source_state}), stage="queued", **fields
     ):

@@ -108,8 +108,9 @@ def transition(
 
     ``sources`` narrows the allowed sources (it may not widen them); ``fence`` (a
     lease id) fences the update to the worker holding that lease. Extra ``fields`` are written
-    in the same UPDATE; ``where`` adds filters. On success the in-memory ``job`` is refreshed with the written
-    values and True is returned; if another process moved the job first, False.
+    in the same UPDATE; ``where`` adds filters. On success the in-memory ``job`` is refreshed
+    with the written values and True is returned; if another process moved the job first,
+    False.
     """
     allowed = sources_of(target)
     if sources is not None:

@@ -1,8 +1,8 @@
 """The GPU worker's task: run one edit job.
 
-Routed to the `gpu` queue (task_routes, set by the app); acks late and rejects on worker loss (a killed worker's
-message goes back to the queue); soft/hard time limits from settings. Exactly-once
-effects come from the lease in :mod:`editplatform.jobs.execution`. Faults are sorted:
+Routed to the `gpu` queue (task_routes, set by the app); acks late and rejects on worker
+loss (a killed worker's message goes back to the queue); soft/hard time limits from settings.
+Exactly-once effects come from the lease in :mod:`editplatform.jobs.execution`. Faults are sorted:
 
 * bad input (the image or the edits turn out unusable): the job fails, no retry;
 * transient (database or storage unreachable, model bundle unavailable, CUDA out of

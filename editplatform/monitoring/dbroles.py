@@ -48,7 +48,8 @@ def grant_app_privileges(cursor, role: str, database: str) -> None:
         # docs/audit.md, "Revoking UPDATE/DELETE/TRUNCATE from the application's role".
         sql.SQL("REVOKE ALL ON {} FROM {}").format(tables, ident),
         sql.SQL(
-            "GRANT SELECT, INSERT ON audit_event, audit_treenode, audit_checkpoint, audit_event_subject TO {}"
+            "GRANT SELECT, INSERT ON audit_event, audit_treenode, audit_checkpoint,"
+            " audit_event_subject TO {}"
         ).format(ident),
         # DELETE only reaches the guard triggers, which refuse every row of the log and
         # move rows planted beyond the head into audit_quarantine (docs/audit.md).

@@ -35,7 +35,10 @@ def message_for(kind: str, job: EditJob, *, actor_name: str, payload: dict) -> s
         reason = (payload.get("reason") or "").strip()
         return f'Job {short} was rejected by {actor_name}. Reason: "{reason}"'
     if kind == "expired":
-        return f"Job {short} was not decided in time; its result was discarded. You can submit it again."
+        return (
+            f"Job {short} was not decided in time; its result was discarded."
+            " You can submit it again."
+        )
     if kind == "succeeded":
         return f"Job {short} has finished: the result is ready to view and download."
     return f"Job {short} failed: {job.error or 'see the job page for details'}"

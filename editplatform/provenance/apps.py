@@ -45,8 +45,8 @@ def check_signing_files(app_configs=None, **kwargs):
         errors.append(
             checks.Error(
                 f"C2PA signing is not configured: {', '.join(missing)} unset",
-                hint="set the operator's signing key, certificate chain and trust anchors (PEM files; "
-                "docs/provenance.md)",
+                hint="set the operator's signing key, certificate chain and trust anchors "
+                "(PEM files; docs/provenance.md)",
                 id="provenance.E001",
             )
         )
@@ -58,7 +58,8 @@ def check_signing_files(app_configs=None, **kwargs):
     if unreadable:
         errors.append(
             checks.Error(
-                f"C2PA files not found: {', '.join(f'{n}={getattr(settings, n)}' for n in unreadable)}",
+                "C2PA files not found: "
+                f"{', '.join(f'{n}={getattr(settings, n)}' for n in unreadable)}",
                 id="provenance.E002",
             )
         )

@@ -47,7 +47,8 @@ def sign_in_with_totp(page, live_server, user) -> None:
 
 def images_loaded(page, selector: str) -> None:
     page.wait_for_function(
-        "(sel) => { const img = document.querySelector(sel); return img && img.complete && img.naturalWidth > 0; }",
+        "(sel) => { const img = document.querySelector(sel);"
+        " return img && img.complete && img.naturalWidth > 0; }",
         arg=selector,
     )
 
@@ -113,7 +114,8 @@ def test_held_result_is_approved_released_downloaded_and_every_view_is_on_the_ti
         approver_page.wait_for_url("**/approvals/")
         assert wait_for_state(job.pk, State.SUCCEEDED, timeout=10)
 
-        # 3. The requester's open page follows the job to its release: the result, the decision, a download.
+        # 3. The requester's open page follows the job to its release: the result, the decision,
+        # a download.
         page.wait_for_selector("#img-edited", timeout=60_000)
         images_loaded(page, "#img-edited")
         decision = page.locator("#decisions tr.decision")
@@ -129,7 +131,8 @@ def test_held_result_is_approved_released_downloaded_and_every_view_is_on_the_ti
         assert saved.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         page.screenshot(path=str(OUTPUT / "release-3-requester-released.png"), full_page=True)
 
-        # 4. The reviewer's timeline lists every view and download of this job, by anyone, with a summary.
+        # 4. The reviewer's timeline lists every view and download of this job, by anyone, with a
+        # summary.
         reviewer_page = contexts[2].new_page()
         sign_in_with_totp(reviewer_page, live_server, reviewer)
         reviewer_page.goto(f"{live_server.url}/audit/jobs/{job.pk}/")  # a bare UUID finds the job
@@ -165,7 +168,8 @@ def test_held_result_is_approved_released_downloaded_and_every_view_is_on_the_ti
         assert all(summaries), summaries
         reviewer_page.wait_for_function(
             "() => [...document.querySelectorAll('#lineage img')].length >= 3"
-            " && [...document.querySelectorAll('#lineage img')].every(img => img.complete && img.naturalWidth > 0)"
+            " && [...document.querySelectorAll('#lineage img')]"
+            ".every(img => img.complete && img.naturalWidth > 0)"
         )
         reviewer_page.screenshot(
             path=str(OUTPUT / "release-4-reviewer-timeline.png"), full_page=True

@@ -416,7 +416,8 @@ def test_permission_matrix(model_bundle, settings):
                 response = client.post(url, body.get("data", {}))
             if response.status_code != expected:
                 mismatches.append(
-                    f"{role:<11} {method:<4} /{route} [{obj}] -> {response.status_code}, expected {expected}"
+                    f"{role:<11} {method:<4} /{route} [{obj}] -> {response.status_code},"
+                    f" expected {expected}"
                 )
     assert mismatches == [], "permission matrix mismatches:\n" + "\n".join(mismatches)
 

@@ -64,7 +64,10 @@ def catalogue_canvas(
 
 
 def portrait_on_canvas(size: int = 512) -> Image.Image:
-    """matplotlib's grace_hopper.jpg as a 'product' on a plain canvas: aligns, but is no clothing item."""
+    """matplotlib's grace_hopper.jpg as a 'product' on a plain canvas.
+
+    It aligns, but is no clothing item.
+    """
     import matplotlib
 
     photo = Image.open(

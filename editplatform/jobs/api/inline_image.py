@@ -39,7 +39,8 @@ def check_body_size(content_length) -> None:
             413,
             "file_too_large",
             f"the request has {declared} bytes; a base64 image of at most "
-            f"{settings.UPLOAD_MAX_BYTES} bytes needs at most {encoded_limit() + JSON_OVERHEAD_BYTES}",
+            f"{settings.UPLOAD_MAX_BYTES} bytes needs at most "
+            f"{encoded_limit() + JSON_OVERHEAD_BYTES}",
         )
 
 

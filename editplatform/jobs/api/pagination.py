@@ -75,7 +75,9 @@ class JobCursorPagination(CursorPagination):
         cursor = {
             "type": "string",
             "nullable": True,
-            "description": "pass as the `cursor` query parameter for the next page; null on the last page",
+            "description": (
+                "pass as the `cursor` query parameter for the next page; null on the last page"
+            ),
         }
         link = {"type": "string", "nullable": True, "format": "uri"}
         return {

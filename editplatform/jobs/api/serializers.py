@@ -142,7 +142,8 @@ class JobSerializer(serializers.ModelSerializer):
 
 @extend_schema_field(OpenApiTypes.BINARY)
 class UploadField(serializers.FileField):
-    """A file part of a multipart request (documented as binary, not as the URL FileField renders)."""
+    """A file part of a multipart request (documented as binary, not as the URL FileField
+    renders)."""
 
 
 def _limit_text() -> str:
@@ -150,7 +151,8 @@ def _limit_text() -> str:
 
 
 PURPOSE_HELP = (
-    f"why this edit is needed ({services.PURPOSE_MIN} to {services.PURPOSE_MAX} characters; recorded "
+    f"why this edit is needed ({services.PURPOSE_MIN} to {services.PURPOSE_MAX} characters; "
+    "recorded "
     "in the audit log)"
 )
 CONSENT_HELP = "attests the consent of the person shown (or the rights holder); must be true"

@@ -69,7 +69,8 @@ class JobListCreateView(JobsAPIView):
     @extend_schema(
         operation_id="jobs_list",
         summary="List jobs",
-        description="The jobs you may see, newest first, a page at a time: pass a page's `next_cursor` as "
+        description="The jobs you may see, newest first, a page at a time: pass a page's "
+        "`next_cursor` as "
         "`cursor` to get the next one.",
         parameters=[
             OpenApiParameter(
@@ -102,7 +103,8 @@ class JobListCreateView(JobsAPIView):
     @extend_schema(
         operation_id="jobs_create",
         summary="Submit a job",
-        description="Submit a photo and the edits to apply, as one JSON object (the image in base64, `edits` "
+        description="Submit a photo and the edits to apply, as one JSON object "
+        "(the image in base64, `edits` "
         "an object) or as a multipart form (the image a file part, `edits` JSON text). The job is "
         "queued at once, or waits for approval when an edit is sensitive; poll it with "
         "GET /api/v1/jobs/{job_id}.",
@@ -213,7 +215,8 @@ class JobDetailView(JobsAPIView):
     @extend_schema(
         operation_id="jobs_retrieve",
         summary="Get a job",
-        description="The job's state, progress, parameters and, once it has succeeded, its artifacts "
+        description="The job's state, progress, parameters and, once it has succeeded, its "
+        "artifacts "
         "(download each from its `url`).",
         responses={200: JobSerializer, 404: ApiErrorSerializer},
     )
@@ -246,7 +249,8 @@ class JobArtifactView(JobsAPIView):
     @extend_schema(
         operation_id="jobs_artifact",
         summary="Download an artifact",
-        description="The bytes of one artifact of a job: images are PNG, the latent is a safetensors file. "
+        description="The bytes of one artifact of a job: images are PNG, the latent is a "
+        "safetensors file. "
         "Send `Accept: application/octet-stream` to get any of them under that generic type. "
         "Once released, `edited` is the marked copy: invisibly watermarked and carrying a signed "
         "C2PA manifest that names the job (its `sha256` in the job's `artifacts` is that copy's; "

@@ -180,7 +180,10 @@ class Command(BaseCommand):
             ("consent", "true"),
         ):
             parts.append(
-                f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+                (
+                    f"--{boundary}\r\n"
+                    f'Content-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+                ).encode()
             )
         parts.append(
             f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="p.jpg"\r\n'
@@ -359,24 +362,33 @@ class Command(BaseCommand):
         lines = [
             SECTION,
             "",
-            f"Command: `python manage.py bench_jobs --jobs {opts['jobs']} --clients {opts['clients']} "
+            f"Command: `python manage.py bench_jobs --jobs {opts['jobs']} "
+            f"--clients {opts['clients']} "
             f"--latency-jobs {opts['latency_jobs']} --torch-threads {opts['torch_threads']}` "
             f"(database {connection.vendor}, broker {settings.CELERY_BROKER_URL.split(':')[0]}).",
             f"Machine: {os.cpu_count()} CPU cores ({cpu}), no GPU, torch {torch.__version__}, "
-            f"{opts['torch_threads']} torch thread(s) per worker process. Date: {timezone.now():%Y-%m-%d %H:%M} UTC.",
-            f"Model bundle: `{Path(settings.MODEL_BUNDLE).name}` version {engine.get_catalog().version[:12]}.",
+            f"{opts['torch_threads']} torch thread(s) per worker process. "
+            f"Date: {timezone.now():%Y-%m-%d %H:%M} UTC.",
+            f"Model bundle: `{Path(settings.MODEL_BUNDLE).name}` "
+            f"version {engine.get_catalog().version[:12]}.",
             "",
             "| figure | value | goal |",
             "|---|---|---|",
-            f"| API submit latency p50 / p99 ({opts['clients']} concurrent clients, {len(s)} requests) | "
+            f"| API submit latency p50 / p99 ({opts['clients']} concurrent clients, "
+            f"{len(s)} requests) | "
             f"{_pct(s, 0.5):.0f} ms / {_pct(s, 0.99):.0f} ms | p99 < 100 ms |",
             f"| API submit latency p50 / p99 (1 client, {len(f['single_ms'])} requests) | "
             f"{_pct(f['single_ms'], 0.5):.0f} ms / {_pct(f['single_ms'], 0.99):.0f} ms | |",
-            f"| queue-to-start p50 / p99 (idle warm workers, {len(q)} jobs) | {_pct(q, 0.5):.0f} ms / {_pct(q, 0.99):.0f} ms | p50 < 100 ms |",
-            f"| throughput, 1 worker process ({one['jobs']} jobs) | {one['jobs_per_s']:.2f} jobs/s (model time per job p50 {one['job_s_p50']:.2f} s) | |",
-            f"| throughput, 2 worker processes ({two['jobs']} jobs) | {two['jobs_per_s']:.2f} jobs/s = "
+            f"| queue-to-start p50 / p99 (idle warm workers, {len(q)} jobs) | "
+            f"{_pct(q, 0.5):.0f} ms / {_pct(q, 0.99):.0f} ms | p50 < 100 ms |",
+            f"| throughput, 1 worker process ({one['jobs']} jobs) | "
+            f"{one['jobs_per_s']:.2f} jobs/s "
+            f"(model time per job p50 {one['job_s_p50']:.2f} s) | |",
+            f"| throughput, 2 worker processes ({two['jobs']} jobs) | "
+            f"{two['jobs_per_s']:.2f} jobs/s = "
             f"{two['jobs_per_s'] / one['jobs_per_s']:.2f}x | >= 1.8x |",
-            f"| attempts per job (1 = none ran twice) | {(one['attempts'] + two['attempts']) / (one['jobs'] + two['jobs']):.2f} | 1 |",
+            f"| attempts per job (1 = none ran twice) | "
+            f"{(one['attempts'] + two['attempts']) / (one['jobs'] + two['jobs']):.2f} | 1 |",
             "",
         ]
         return "\n".join(lines) + "\n"

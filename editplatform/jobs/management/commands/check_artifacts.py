@@ -65,7 +65,10 @@ def orphan_blobs() -> list[str]:
 
 
 class Command(BaseCommand):
-    help = "List (and with --mark, record) jobs whose artifacts are missing from storage, and orphan blobs."
+    help = (
+        "List (and with --mark, record) jobs whose artifacts are missing from storage, "
+        "and orphan blobs."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument(
