@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import re
+import time
 
 import pytest
 from PIL import Image
@@ -67,8 +68,13 @@ def _world():
         source="portal",
     )
     for job in (pending, rejected):  # computed first, outputs held for the approver
+        # run here, unless a session worker already took the published task: then wait
         run_edit_job.apply(args=[str(job.pk)])
+        deadline = time.monotonic() + 120
         job.refresh_from_db()
+        while job.state in ("queued", "running") and time.monotonic() < deadline:
+            time.sleep(0.5)
+            job.refresh_from_db()
         assert job.state == "awaiting_approval", job.error
     approvals.reject(
         rejected, people["approver"], reason="A long reason that wraps: " + "no-consent-form " * 6
