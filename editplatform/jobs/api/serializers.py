@@ -65,7 +65,7 @@ class JobSerializer(serializers.ModelSerializer):
     )
     out_of_domain = serializers.SerializerMethodField(
         help_text="true when the domain gate found the photo outside what the model represents "
-        "(the job is then flagged, held for an approver or refused per JOB_OUT_OF_DOMAIN)"
+        "(the job is then flagged, held for an approver or refused, per the platform's policy)"
     )
     edits = serializers.DictField(
         child=serializers.FloatField(),
