@@ -95,11 +95,16 @@ def test_held_outputs_are_for_approvers_until_approval_releases_them(celery_work
         event.subject == f"job:{job.pk}" and event.summary.startswith(event.actor_name)
         for event in access
     )
-    assert all(f"artifact:{job.edited_id}" in event.subjects for event in access)
+    # Each names the artifact it served: the held edit, or after release the marked copy
+    # (provenance watermark + C2PA) that downloads serve.
+    job.refresh_from_db()
+    served = [sha for sha in (job.edited_id, job.marked_id) if sha]
+    assert all({f"artifact:{sha}" for sha in served} & set(event.subjects) for event in access)
     # A bare SHA-256 finds the same events through the artifact subject.
-    assert set(filter_events(subject=job.edited_id).values_list("seq", flat=True)) >= {
-        e.seq for e in access
-    }
+    found = set()
+    for sha in served:
+        found |= set(filter_events(subject=sha).values_list("seq", flat=True))
+    assert found >= {e.seq for e in access}
     timeline = portal(rev).get(f"/audit/jobs/{job.pk}/").content.decode()
     for event in access:
         assert event.summary in timeline.replace("&#x27;", "'")
