@@ -4,6 +4,7 @@ approvers see how many jobs wait for them in the navigation."""
 from __future__ import annotations
 
 import io
+import time
 
 import pytest
 from django.core import mail
@@ -38,7 +39,13 @@ def _sensitive_job(user, shade: int = 10):
         source="portal",
     )
     run_edit_job.apply(args=[str(job.pk)])
+    # in a transactional test the task was also published: a session worker may be the
+    # one computing it, so wait for the held state
+    deadline = time.monotonic() + 120
     job.refresh_from_db()
+    while job.state in ("queued", "running") and time.monotonic() < deadline:
+        time.sleep(0.5)
+        job.refresh_from_db()
     assert job.state == "awaiting_approval", job.error
     return job
 
