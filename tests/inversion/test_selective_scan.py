@@ -8,8 +8,8 @@ import sys
 
 import pytest
 import torch
-import torch.nn.functional as F
 
+from inversion.gpucheck import reference_scan
 from inversion.ops import cross_merge, cross_scan, selective_scan_cpu
 from inversion.ops.selective_scan import (
     ENV_VAR,
@@ -24,34 +24,11 @@ CPU_BACKENDS = ["torch", "cpu_fused"]
 
 
 def naive_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False):
-    """The S6 recurrence one step at a time (the definition, not an optimisation)."""
-    b, d, L = u.shape
-    if delta_bias is not None:
-        delta = delta + delta_bias[:, None]
-    if delta_softplus:
-        delta = F.softplus(delta)
-
-    def per_channel(M):  # -> (b, d, n, L)
-        if M.dim() == 2:  # constant (d, n)
-            return M[None, :, :, None].expand(b, d, M.shape[1], L)
-        M = M.unsqueeze(1) if M.dim() == 3 else M
-        return M.repeat_interleave(d // M.shape[1], dim=1)
-
-    B, C = per_channel(B), per_channel(C)
-    x = u.new_zeros(b, d, A.shape[1])
-    ys = []
-    for t in range(L):
-        x = (
-            torch.exp(delta[:, :, t, None] * A) * x
-            + (delta[:, :, t] * u[:, :, t])[..., None] * B[..., t]
-        )
-        ys.append((x * C[..., t]).sum(-1))
-    y = torch.stack(ys, dim=-1)
-    if D is not None:
-        y = y + D[:, None] * u
-    if z is not None:
-        y = y * F.silu(z)
-    return y, x
+    """The S6 recurrence one step at a time: the one reference loop, shared with
+    `make gpu-check` (inversion.gpucheck.reference_scan); (y, last state)."""
+    return reference_scan(
+        u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state=True
+    )
 
 
 def make_inputs(b=2, d=6, L=7, n=4, groups=0, seed=0, dtype=torch.float64):
