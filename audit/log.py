@@ -27,12 +27,19 @@ import fcntl
 import json
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
+from django.db import (
+    DEFAULT_DB_ALIAS,
+    DatabaseError,
+    IntegrityError,
+    connections,
+    transaction,
+)
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -180,6 +187,35 @@ def _extra_subjects(subject: str, subjects: Sequence[str]) -> list[str]:
     return out
 
 
+MAX_BATCH = 256  # events per group commit (one transaction, one head update)
+HEAD_MOVED = "SL409"  # SQLSTATE raised by audit_expect_head (migration 0004)
+
+
+@dataclass
+class _Pending:
+    """One validated event waiting for its sequence number."""
+
+    action: str
+    actor: object | None
+    actor_name: str
+    actor_id: int | None
+    subject: str
+    request_id: str
+    payload: dict
+    subjects: list[str]
+
+
+@dataclass
+class _Plan:
+    """The writes that append a run of events to a given head, and what follows commit."""
+
+    events: list[AuditEvent]
+    statements: list[str]
+    params: list
+    checkpoints: list[tuple[str, int, bytes]]  # (note, size, root) to export after commit
+    head: Head  # the head once these writes commit
+
+
 def append_event(
     action: str,
     *,
@@ -191,12 +227,33 @@ def append_event(
     subjects: Sequence[str] = (),
     using: str = DEFAULT_DB_ALIAS,
 ) -> AuditEvent:
-    """Append one event to the log inside the caller's transaction; return it.
+    """Append one event to the log; return it once it is part of the log.
+
+    Inside a transaction (``transaction.atomic``), the event joins it: it commits or
+    rolls back with the caller's change, and the head stays locked until the caller
+    commits (so keep such transactions short). Called outside any transaction, the
+    event is group-committed: appends that arrive together from this process's threads
+    share one transaction and one head update (see `_Group`), and the call returns once
+    that transaction has committed.
 
     ``subjects`` names further subjects the event is about (besides ``subject``): they
     go into the hashed entry and into the `audit_event_subject` index, so the event is
     found under each of them.
     """
+    pending = _prepare(action, actor, subject, payload, request_id, actor_name, subjects)
+    connection = connections[using]
+    if (
+        connection.in_atomic_block
+        or not connection.get_autocommit()
+        or rollback.bypassed()
+        or getattr(_leading, "on", False)
+    ):
+        return _append_in_transaction(pending, using)
+    return _group(using).append(pending)
+
+
+def _prepare(action, actor, subject, payload, request_id, actor_name, subjects) -> _Pending:
+    """Validate an event before any lock is taken (bad input never reaches the log)."""
     actions.validate(action)
     if payload is None:
         payload = {}
@@ -217,89 +274,35 @@ def append_event(
             raise ValueError(f"{name} is longer than {_LIMITS[name]} characters")
     canonical_text(payload)  # refuse a non-canonicalisable payload before taking the lock
     subjects = _extra_subjects(subject, subjects)
+    return _Pending(action, actor, actor_name, actor_id, subject, request_id, payload, subjects)
 
+
+def _append_in_transaction(pending: _Pending, using: str) -> AuditEvent:
+    """Append inside the caller's transaction (opening one if there is none)."""
     connection = connections[using]
-    with transaction.atomic(using=using), connection.cursor() as cursor:
-        head = _lock_head(cursor, connection.vendor)
-        rollback.check(head.size, hash_reader(using))  # refuse to fork a restored log
-        seq = head.size
-        now = timezone.now()
-        if head.last_time is not None and now < head.last_time:
-            now = head.last_time  # times never go backwards along the log
-        entry = build_entry(
-            seq=seq,
-            time=now,
-            action=action,
-            actor_name=actor_name,
-            actor_id=actor_id,
-            subject=subject,
-            request_id=request_id,
-            payload=payload,
-            subjects=subjects,
+    if not connection.in_atomic_block:
+        with transaction.atomic(using=using):
+            return _append_in_transaction(pending, using)
+    with connection.cursor() as cursor:
+        plan = _try_fast(
+            cursor,
+            connection,
+            [pending],
+            using,
+            begin="SAVEPOINT audit_append",
+            end="RELEASE SAVEPOINT audit_append",
+            undo="ROLLBACK TO SAVEPOINT audit_append; RELEASE SAVEPOINT audit_append",
         )
-        leaf_hash = tlog.hash_leaf(entry.encode("utf-8"))
-        frontier = tlog.Frontier.from_bytes(seq, head.frontier)
-        # The leaf hash is also kept with the tree (level 0): an entry rewritten together
-        # with its `leaf_hash` column is then still located by index (`audit verify`).
-        created = [((0, seq), leaf_hash), *frontier.append(leaf_hash)]
-        db_now = connection.ops.adapt_datetimefield_value(now)
-        root_hash = frontier.root()
-        checkpoint_size, checkpoint_at = head.checkpoint_size, head.checkpoint_at
-        statements = [
-            "INSERT INTO audit_event (seq, created_at, actor_id, actor_name, action, subject, "
-            "request_id, entry, leaf_hash) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
-        ]
-        params = [seq, db_now, actor_id, actor_name, action, subject, request_id, entry, leaf_hash]
-        if subjects:
-            statements.append(
-                "INSERT INTO audit_event_subject (subject, seq) VALUES "
-                + ", ".join(["(%s, %s)"] * len(subjects))
-            )
-            for value in subjects:
-                params += [value, seq]
-        statements.append(
-            "INSERT INTO audit_treenode (key, hash) VALUES "
-            + ", ".join(["(%s, %s)"] * len(created))
-        )
-        for (level, index), value in created:
-            params += [TreeNode.key_for(level, index), value]
-        signed = None
-        if _checkpoint_due(frontier.size, now, head):
-            sql, sql_params, signed = _checkpoint_insert(connection, frontier.size, root_hash, now)
-            statements.append(sql)
-            params += sql_params
-            checkpoint_size, checkpoint_at = frontier.size, now
-        statements.append(
-            "UPDATE audit_loghead SET size = %s, frontier = %s, root_hash = %s, last_time = %s, "
-            "checkpoint_size = %s, checkpoint_at = %s WHERE id = 1"
-        )
-        params += [
-            frontier.size,
-            frontier.to_bytes(),
-            root_hash,
-            db_now,
-            checkpoint_size,
-            connection.ops.adapt_datetimefield_value(checkpoint_at),
-        ]
-        _execute_writes(cursor, connection, head, statements, params)
-        if signed is not None:
-            _export_on_commit(signed, frontier.size, root_hash, using)
-    event = AuditEvent(
-        seq=seq,
-        created_at=now,
-        actor_id=actor_id,
-        actor_name=actor_name,
-        action=action,
-        subject=subject,
-        request_id=request_id,
-        entry=entry,
-        leaf_hash=leaf_hash,
-    )
-    event._state.adding = False
-    event._state.db = using
-    if actor is not None:
-        event.actor = actor
+        if plan is None:
+            # A savepoint: a refusal (rolled-back log, bad row) leaves the caller's
+            # transaction usable.
+            with transaction.atomic(using=using):
+                plan = _append_locked(cursor, connection, [pending], using)
+    for note, size, root_hash in plan.checkpoints:
+        _export_on_commit(note, size, root_hash, using)
+    head = plan.head
+    transaction.on_commit(lambda: _heads.remember(using, head), using=using)
+    event = plan.events[0]
     if event_appended.has_listeners():
         transaction.on_commit(
             lambda: event_appended.send(sender=AuditEvent, event=event), using=using, robust=True
@@ -307,12 +310,310 @@ def append_event(
     return event
 
 
-def _checkpoint_due(size: int, now: dt.datetime, head: Head) -> bool:
-    if size - head.checkpoint_size >= settings.AUDIT_CHECKPOINT_EVERY:
+def _try_fast(cursor, connection, pendings, using, *, begin, end, undo) -> _Plan | None:
+    """Append in one round trip from the head this process last committed, or return None.
+
+    PostgreSQL only. `audit_expect_head` locks the head row and raises if another
+    writer moved it, so the writes behind it never land on a stale head. None sends the
+    caller to `_append_locked` (lock, read the head, write), which also handles rows
+    planted beyond the head.
+    """
+    if connection.vendor != "postgresql":
+        return None
+    head = _heads.get(using)
+    if head is None:
+        return None
+    try:
+        rollback.check(head.size, hash_reader(using))
+    except rollback.LogRolledBack:
+        return None  # perhaps only a stale cached head: the locked path decides
+    plan = _plan(connection, head, pendings)
+    sql = (
+        f"{begin}; SELECT audit_expect_head(%s, %s, %s); "
+        + "; ".join(plan.statements)
+        + f"; {end}"
+    )
+    try:
+        cursor.execute(sql, [head.size, head.root_hash, head.checkpoint_size, *plan.params])
+    except DatabaseError as exc:
+        cursor.execute(undo)
+        _heads.forget(using)
+        state = getattr(exc.__cause__, "sqlstate", None)
+        if state != HEAD_MOVED and not isinstance(exc, IntegrityError):
+            logger.warning("audit append: one-round-trip write failed (%s); locking the head", exc)
+        return None
+    return plan
+
+
+def _append_locked(cursor, connection, pendings, using) -> _Plan:
+    """Lock and read the head, check it against the exported checkpoints, write."""
+    head = _lock_head(cursor, connection.vendor)
+    rollback.check(head.size, hash_reader(using))  # refuse to fork a restored log
+    plan = _plan(connection, head, pendings)
+    _execute_writes(cursor, connection, head, plan.statements, plan.params)
+    return plan
+
+
+def _plan(connection, head: Head, pendings: Sequence[_Pending]) -> _Plan:
+    """The rows that append `pendings` to `head` in order, and the head they leave."""
+    now = timezone.now()
+    if head.last_time is not None and now < head.last_time:
+        now = head.last_time  # times never go backwards along the log
+    db_now = connection.ops.adapt_datetimefield_value(now)
+    frontier = tlog.Frontier.from_bytes(head.size, head.frontier)
+    checkpoint_size, checkpoint_at = head.checkpoint_size, head.checkpoint_at
+    event_params, subject_params, node_params, events = [], [], [], []
+    checkpoints, checkpoint_sql = [], []
+    for pending in pendings:
+        seq = frontier.size
+        entry = build_entry(
+            seq=seq,
+            time=now,
+            action=pending.action,
+            actor_name=pending.actor_name,
+            actor_id=pending.actor_id,
+            subject=pending.subject,
+            request_id=pending.request_id,
+            payload=pending.payload,
+            subjects=pending.subjects,
+        )
+        leaf_hash = tlog.hash_leaf(entry.encode("utf-8"))
+        # The leaf hash is also kept with the tree (level 0): an entry rewritten together
+        # with its `leaf_hash` column is then still located by index (`audit verify`).
+        for (level, index), value in [((0, seq), leaf_hash), *frontier.append(leaf_hash)]:
+            node_params += [TreeNode.key_for(level, index), value]
+        event_params += [
+            seq,
+            db_now,
+            pending.actor_id,
+            pending.actor_name,
+            pending.action,
+            pending.subject,
+            pending.request_id,
+            entry,
+            leaf_hash,
+        ]
+        for value in pending.subjects:
+            subject_params += [value, seq]
+        if _checkpoint_due(frontier.size, now, checkpoint_size, checkpoint_at):
+            sql, sql_params, note = _checkpoint_insert(
+                connection, frontier.size, frontier.root(), now
+            )
+            checkpoint_sql.append((sql, sql_params))
+            checkpoints.append((note, frontier.size, sql_params[1]))
+            checkpoint_size, checkpoint_at = frontier.size, now
+        events.append(_event_object(pending, seq, now, entry, leaf_hash, connection.alias))
+    statements = [
+        "INSERT INTO audit_event (seq, created_at, actor_id, actor_name, action, subject, "
+        "request_id, entry, leaf_hash) VALUES "
+        + ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(events))
+    ]
+    params = event_params
+    if subject_params:
+        statements.append(
+            "INSERT INTO audit_event_subject (subject, seq) VALUES "
+            + ", ".join(["(%s, %s)"] * (len(subject_params) // 2))
+        )
+        params += subject_params
+    statements.append(
+        "INSERT INTO audit_treenode (key, hash) VALUES "
+        + ", ".join(["(%s, %s)"] * (len(node_params) // 2))
+    )
+    params += node_params
+    for sql, sql_params in checkpoint_sql:
+        statements.append(sql)
+        params += sql_params
+    root_hash = frontier.root()
+    statements.append(
+        "UPDATE audit_loghead SET size = %s, frontier = %s, root_hash = %s, last_time = %s, "
+        "checkpoint_size = %s, checkpoint_at = %s WHERE id = 1"
+    )
+    params += [
+        frontier.size,
+        frontier.to_bytes(),
+        root_hash,
+        db_now,
+        checkpoint_size,
+        connection.ops.adapt_datetimefield_value(checkpoint_at),
+    ]
+    new_head = Head(
+        frontier.size, frontier.to_bytes(), root_hash, now, checkpoint_size, checkpoint_at
+    )
+    return _Plan(events, statements, params, checkpoints, new_head)
+
+
+def _event_object(pending: _Pending, seq, now, entry, leaf_hash, using) -> AuditEvent:
+    event = AuditEvent(
+        seq=seq,
+        created_at=now,
+        actor_id=pending.actor_id,
+        actor_name=pending.actor_name,
+        action=pending.action,
+        subject=pending.subject,
+        request_id=pending.request_id,
+        entry=entry,
+        leaf_hash=leaf_hash,
+    )
+    event._state.adding = False
+    event._state.db = using
+    if pending.actor is not None:
+        event.actor = pending.actor
+    return event
+
+
+def _checkpoint_due(
+    size: int, now: dt.datetime, checkpoint_size: int, checkpoint_at: dt.datetime | None
+) -> bool:
+    if size - checkpoint_size >= settings.AUDIT_CHECKPOINT_EVERY:
         return True
-    if head.checkpoint_at is None:
+    if checkpoint_at is None:
         return True  # the first event after installation is checkpointed at once
-    return (now - head.checkpoint_at).total_seconds() >= settings.AUDIT_CHECKPOINT_SECONDS
+    return (now - checkpoint_at).total_seconds() >= settings.AUDIT_CHECKPOINT_SECONDS
+
+
+# --- group commit -------------------------------------------------------------------------
+
+
+class _HeadCache:
+    """The head as this process last committed or read it, per database alias.
+
+    Only a guess: `audit_expect_head` checks it under the row lock before any write.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._heads: dict[str, Head] = {}
+
+    def get(self, using: str) -> Head | None:
+        with self._lock:
+            return self._heads.get(using)
+
+    def remember(self, using: str, head: Head) -> None:
+        with self._lock:
+            known = self._heads.get(using)
+            if known is None or head.size >= known.size:
+                self._heads[using] = head
+
+    def forget(self, using: str) -> None:
+        with self._lock:
+            self._heads.pop(using, None)
+
+
+_heads = _HeadCache()
+_leading = threading.local()  # set while this thread commits a group (re-entrant appends)
+
+
+class _Request:
+    __slots__ = ("pending", "event", "error", "done")
+
+    def __init__(self, pending: _Pending):
+        self.pending = pending
+        self.event: AuditEvent | None = None
+        self.error: BaseException | None = None
+        self.done = False
+
+
+class _Group:
+    """Group commit for appends made outside a transaction, per process and database.
+
+    The first thread to arrive commits everything queued so far in one transaction
+    (one head lock, one head update, one round trip on PostgreSQL when the cached head
+    is current); threads that arrive meanwhile queue and are committed by the next
+    leader, which is one of them. No thread waits for a timer: a lone writer commits at
+    once, and batches form exactly when appends overlap. A thread returns only after the
+    transaction holding its event committed, so an acknowledged event is durable as
+    far as the database's commit is; a crash before that commit loses only events whose
+    callers were still waiting (and got no acknowledgement).
+    """
+
+    def __init__(self, using: str):
+        self.using = using
+        self._cond = threading.Condition()
+        self._queue: list[_Request] = []
+        self._leader = False
+
+    def append(self, pending: _Pending) -> AuditEvent:
+        request = _Request(pending)
+        with self._cond:
+            self._queue.append(request)
+        while True:
+            with self._cond:
+                while not request.done and self._leader:
+                    self._cond.wait()
+                if request.done:
+                    break
+                self._leader = True
+                batch = self._queue[:MAX_BATCH]
+                del self._queue[:MAX_BATCH]
+            try:
+                self._commit(batch)
+            finally:
+                with self._cond:
+                    self._leader = False
+                    self._cond.notify_all()
+        if request.error is not None:
+            raise request.error
+        return request.event
+
+    def _commit(self, batch: list[_Request]) -> None:
+        _leading.on = True
+        try:
+            try:
+                events = _commit_group([r.pending for r in batch], self.using)
+            except BaseException as exc:
+                if len(batch) == 1 or not isinstance(exc, Exception):
+                    for request in batch:
+                        request.error, request.done = exc, True
+                    return
+                # One bad event must not fail its neighbours: commit each alone.
+                for request in batch:
+                    try:
+                        request.event = _commit_group([request.pending], self.using)[0]
+                    except Exception as single:
+                        request.error = single
+                    request.done = True
+                return
+            for request, event in zip(batch, events, strict=True):
+                request.event, request.done = event, True
+        finally:
+            _leading.on = False
+
+
+_groups: dict[str, _Group] = {}
+_groups_lock = threading.Lock()
+
+
+def _group(using: str) -> _Group:
+    with _groups_lock:
+        group = _groups.get(using)
+        if group is None:
+            group = _groups[using] = _Group(using)
+        return group
+
+
+def _commit_group(pendings: list[_Pending], using: str) -> list[AuditEvent]:
+    """Append `pendings` in one transaction of their own; run what follows its commit."""
+    connection = connections[using]
+    with connection.cursor() as cursor:
+        plan = _try_fast(
+            cursor, connection, pendings, using, begin="BEGIN", end="COMMIT", undo="ROLLBACK"
+        )
+    if plan is None:
+        with transaction.atomic(using=using), connection.cursor() as cursor:
+            plan = _append_locked(cursor, connection, pendings, using)
+    _heads.remember(using, plan.head)
+    for note, size, root_hash in plan.checkpoints:
+        try:
+            export_checkpoint(note, size, root_hash)
+        except Exception:  # the periodic task re-exports what a failure kept from the file
+            logger.exception("audit log: exporting checkpoint %d failed", size)
+    if event_appended.has_listeners():
+        for event in plan.events:
+            try:
+                event_appended.send(sender=AuditEvent, event=event)
+            except Exception:
+                logger.exception("audit log: an event_appended receiver failed (seq %d)", event.seq)
+    return plan.events
 
 
 def _checkpoint_insert(

@@ -127,7 +127,13 @@ class Command(BaseCommand):
         bench.add_argument(
             "--size", type=int, default=1_000_000, help="log size for verify and page timings"
         )
-        bench.add_argument("--page-requests", type=int, default=300)
+        bench.add_argument("--page-requests", type=int, default=300, help="0: skip")
+        bench.add_argument(
+            "--modes",
+            default="standalone,transaction",
+            help="append modes: standalone (plain calls, group-committed), "
+            "transaction (one transaction.atomic() per event)",
+        )
         bench.add_argument("--json", action="store_true")
 
     def handle(self, *args, subcommand: str, **options):
@@ -323,6 +329,7 @@ class Command(BaseCommand):
             writers=[int(w) for w in options["writers"].split(",") if w],
             size=options["size"],
             page_requests=options["page_requests"],
+            modes=tuple(m for m in options["modes"].split(",") if m),
             out=self.stderr,
         )
         self.stdout.write(
