@@ -326,6 +326,7 @@ def _try_fast(cursor, connection, pendings, using, *, begin, end, undo) -> _Plan
     try:
         rollback.check(head.size, hash_reader(using))
     except rollback.LogRolledBack:
+        _heads.forget(using)
         return None  # perhaps only a stale cached head: the locked path decides
     plan = _plan(connection, head, pendings)
     sql = (

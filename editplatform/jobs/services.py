@@ -219,7 +219,7 @@ def submit(
     if replay is not None:
         return replay, False
     if data is not None:
-        image = uploads.validate_image(data)
+        image = uploads.validate_image(data, upload_sha256=upload_sha256)
     return _create(
         user=user,
         image=image,

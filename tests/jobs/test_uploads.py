@@ -162,3 +162,29 @@ def test_same_photo_twice_is_stored_once(requester, isolated_storage, model_bund
     sha = first.json()["artifacts"]["original"]["sha256"]
     assert stored_files(isolated_storage)[0].name == sha
     assert stored_files(isolated_storage)[0].parent.parent.name == sha[:2]
+
+
+@pytest.mark.parametrize("size", [(1, 1), (1, 7), (9, 1), (33, 17), (640, 480)])
+def test_stored_png_keeps_every_pixel_and_nothing_else(size):
+    """encode_png (the submit path's fast encoder) is lossless, bare and deterministic."""
+    import numpy as np
+
+    from editplatform.jobs.uploads import encode_png
+
+    width, height = size
+    pixels = np.random.default_rng(width * height).integers(0, 256, (height, width, 3), np.uint8)
+    source = Image.fromarray(pixels, "RGB")
+    source.info["exif"] = b"Exif\x00\x00GPS"  # nothing of the source's info may be written
+    png = encode_png(source)
+    assert png == encode_png(Image.fromarray(pixels.copy(), "RGB"))  # a function of the pixels
+    decoded = Image.open(io.BytesIO(png))
+    decoded.load()
+    assert decoded.format == "PNG" and decoded.mode == "RGB" and decoded.size == size
+    assert np.array_equal(np.asarray(decoded), pixels)
+    assert decoded.info == {} and b"GPS" not in png
+    chunks, at = [], 8
+    while at < len(png):
+        length = int.from_bytes(png[at : at + 4], "big")
+        chunks.append(png[at + 4 : at + 8])
+        at += 12 + length
+    assert chunks == [b"IHDR", b"IDAT", b"IEND"]
