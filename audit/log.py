@@ -1,11 +1,29 @@
 """Appending to the audit log, checkpoints, and reading tree hashes back.
 
-`append_event` is the one way in. It joins the caller's transaction, so an event
-commits or rolls back with the change it describes. Appends are serialised by a
-row lock on the single `audit_loghead` row (PostgreSQL: SELECT ... FOR UPDATE;
-SQLite: a write to that row takes the database's write lock first), which keeps
-sequence numbers gap-free and contiguous under any number of writers. Hold the lock
-briefly: call `append_event` near the end of your transaction.
+`append_event` is the one way in. Appends are serialised by a row lock on the single
+`audit_loghead` row (PostgreSQL: SELECT ... FOR UPDATE, or `audit_expect_head`; SQLite:
+a write to that row takes the database's write lock first), which keeps sequence
+numbers gap-free and contiguous under any number of writers and processes.
+
+Two ways in, one log (the trade-off, issue 18):
+
+* Inside the caller's transaction (``transaction.atomic``): the event commits or rolls
+  back with the change it describes, and its sequence number is known at once. The
+  price is that the head stays locked until the caller commits, so such appends are
+  one per transaction and serialise on the head: call `append_event` near the end of
+  your transaction. Jobs, approvals and accounts append this way (their event must not
+  exist without their change, nor the change without its event).
+* Outside any transaction: group commit (`_Group`). Appends that arrive together from
+  this process's threads share one transaction, one head lock and one head update; a
+  call returns once that transaction committed, so nothing acknowledged is lost by a
+  crash mid-batch (an uncommitted batch acknowledged nobody). For events that stand
+  alone (a sign-in, a view, a check); most such callers still wrap their append in
+  `transaction.atomic()` today and can drop the wrapper to be group-committed.
+
+Either way an append costs one database round trip on PostgreSQL when this process's
+cached head (`_HeadCache`) is current: the writes are computed from it and sent behind
+`audit_expect_head` (migration 0004), which locks the head and refuses if another
+writer moved it; the append then locks and reads the head (`_append_locked`).
 
 Each append stores the event (its canonical JSON entry and leaf hash), a copy of the
 leaf hash with the tree (level 0, so a rewritten entry + leaf hash is still located),
