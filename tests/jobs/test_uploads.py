@@ -166,7 +166,7 @@ def test_same_photo_twice_is_stored_once(requester, isolated_storage, model_bund
 
 @pytest.mark.parametrize("size", [(1, 1), (1, 7), (9, 1), (33, 17), (640, 480)])
 def test_stored_png_keeps_every_pixel_and_nothing_else(size):
-    """encode_png (the submit path's fast encoder) is lossless, bare and deterministic."""
+    """encode_png (the submit path's cheap encoding) is lossless, bare and deterministic."""
     import numpy as np
 
     from editplatform.jobs.uploads import encode_png
@@ -187,4 +187,4 @@ def test_stored_png_keeps_every_pixel_and_nothing_else(size):
         length = int.from_bytes(png[at : at + 4], "big")
         chunks.append(png[at + 4 : at + 8])
         at += 12 + length
-    assert chunks == [b"IHDR", b"IDAT", b"IEND"]
+    assert chunks[0] == b"IHDR" and chunks[-1] == b"IEND" and set(chunks[1:-1]) == {b"IDAT"}
