@@ -49,6 +49,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.soak.breakage import MODES, write_marker
 from tests.soak.services import Postgres, Redis
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -320,7 +321,8 @@ class Soak:
         while not self.stop_background.wait(2.0):
             try:
                 close_old_connections()
-                sweep()
+                if self.args.break_ != "redelivery":  # that break removes the sweeper too
+                    sweep()
                 expire_held()
                 self.approve_held()
                 if time.monotonic() - last_checkpoint > 3:
@@ -570,7 +572,16 @@ class Soak:
         from editplatform.jobs.models import EditJob
         from tests.soak.checks import audit_check, job_checks, storage_check
 
-        problems, job_counts = job_checks(accepted)
+        # submits that never got an answer (the client gave up during a fault): a job the
+        # server stored for them is no duplicate
+        unanswered = frozenset(op.key for op in ops if not op.status or op.status >= 500)
+        problems, job_counts = job_checks(accepted, unanswered)
+        try:  # beat's last round: sign and export the log's final head for the witness
+            from audit.tasks import checkpoint
+
+            checkpoint()
+        except Exception:
+            self.harness_errors.append(f"final checkpoint: {traceback.format_exc()[-1500:]}")
         witnessed = self.root / "witnessed-checkpoints.jsonl"
         export = Path(os.environ["AUDIT_CHECKPOINT_DIR"]) / "checkpoints.jsonl"
         if export.exists():
@@ -640,7 +651,7 @@ class Soak:
             "storage": storage,
             "figures": figures,
             "load_seconds": round(self.load_end - self.t0, 1),
-            "break": os.environ.get("SOAK_BREAK", ""),
+            "break": self.args.break_ or "",
         }
         return report
 
@@ -698,12 +709,22 @@ def main(argv: list[str] | None = None) -> int:
         "--progress-delay-ms", type=int, default=0, help="slows each job (see worker_app)"
     )
     parser.add_argument("--seed", type=int, default=19)
+    parser.add_argument(
+        "--break",
+        dest="break_",
+        choices=sorted(MODES),
+        help="TEST ONLY: run a deliberately broken build (tests/soak/breakage.py); the soak "
+        "must then FAIL",
+    )
     parser.add_argument("--report", help="write the JSON report here")
     parser.add_argument("--keep", action="store_true", help="keep the run folder (logs) afterwards")
     args = parser.parse_args(argv)
     unknown = set(args.faults.split(",")) - set(FAULTS) - {""}
     if unknown:
         parser.error(f"unknown fault(s) {sorted(unknown)}")
+    if os.environ.pop("SOAK_BREAK", None) and not args.break_:
+        print("[soak] SOAK_BREAK in the environment ignored: only --break breaks a build")
+    os.environ.pop("SOAK_BREAK_MARKER", None)
 
     root = Path(tempfile.mkdtemp(prefix="styleledger-soak-"))
     pg = redis = None
@@ -732,6 +753,10 @@ def main(argv: list[str] | None = None) -> int:
                 ),
             }
         )
+        if args.break_:
+            os.environ["SOAK_BREAK"] = args.break_
+            os.environ["SOAK_BREAK_MARKER"] = str(write_marker(root, args.break_, pg.url))
+            print(f"[soak] DELIBERATELY BROKEN BUILD ({args.break_}): {MODES[args.break_]}")
         import django
 
         django.setup()
