@@ -25,6 +25,9 @@ from pathlib import Path
 MODES = {
     "lease": "no lease fence: every job state change is an unconditional UPDATE, so a "
     "worker resumed after SIGSTOP commits although another worker took its job over",
+    "acks": "acks early only: the edit task is acknowledged on receipt and not handed back "
+    "when its worker dies; the sweeper still runs (a soak with this break is expected to "
+    "pass: it measures what the sweeper alone covers)",
     "redelivery": "no redelivery of a dead worker's job: the edit task is acknowledged on "
     "receipt, not handed back when its worker dies, and the harness runs no sweeper (the "
     "second defence, which re-publishes a job whose lease expired)",

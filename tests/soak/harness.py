@@ -448,7 +448,7 @@ class Soak:
 
     def fault_schedule(self, faults: list[str]) -> None:
         time.sleep(self.args.load_seconds * 0.2)  # the baseline: no faults
-        gap = max(2.0, (self.args.load_seconds * 0.75) / max(1, len(faults)) - 8)
+        gap = fault_gap(self.args.load_seconds, len(faults))
         for kind in faults:
             try:
                 self.fault(kind)
@@ -492,17 +492,7 @@ class Soak:
         )
 
     def plan(self) -> list[Op]:
-        rng = random.Random(self.args.seed)
-        kinds = (
-            ["plain"] * 60 + ["sensitive"] * 15 + ["cancel"] * 10 + ["duplicate"] * 10 + ["bad"] * 5
-        )
-        ops = [
-            Op(i, rng.choice(kinds), f"soak-{self.args.seed}-{i}-{uuid.uuid4().hex[:8]}", 1000 + i)
-            for i in range(self.args.jobs)
-        ]
-        for kind, i in zip(("sensitive", "cancel", "duplicate", "bad"), range(4), strict=True):
-            ops[i].kind = kind  # each kind at least once
-        return ops
+        return plan_ops(self.args)
 
     def run(self) -> dict:
         self.setup_accounts()
@@ -656,6 +646,49 @@ class Soak:
         return report
 
 
+def plan_ops(args) -> list[Op]:
+    """The N operations, their kinds drawn from the seed (each kind at least once)."""
+    rng = random.Random(args.seed)
+    kinds = ["plain"] * 60 + ["sensitive"] * 15 + ["cancel"] * 10 + ["duplicate"] * 10 + ["bad"] * 5
+    ops = [
+        Op(i, rng.choice(kinds), f"soak-{args.seed}-{i}-{uuid.uuid4().hex[:8]}", 1000 + i)
+        for i in range(args.jobs)
+    ]
+    for kind, i in zip(("sensitive", "cancel", "duplicate", "bad"), range(4), strict=True):
+        if i < len(ops):
+            ops[i].kind = kind  # each kind at least once
+    return ops
+
+
+def fault_gap(load_seconds: float, faults: int) -> float:
+    """Seconds between the end of one fault and the start of the next (a fault lasts ~8 s)."""
+    return max(2.0, (load_seconds * 0.75) / max(1, faults) - 8)
+
+
+def dry_run(args) -> dict:
+    """What a run with these arguments would do, without starting anything."""
+    ops = plan_ops(args)
+    faults = [f for f in args.faults.split(",") if f]
+    return {
+        "jobs": args.jobs,
+        "ops_by_kind": {
+            k: sum(op.kind == k for op in ops)
+            for k in ("plain", "sensitive", "cancel", "duplicate", "bad")
+        },
+        "clients": args.clients,
+        "workers": args.workers,
+        "load_seconds": args.load_seconds,
+        "submit_every_seconds": round(args.load_seconds / max(1, args.jobs), 3),
+        "drain_seconds": args.drain_seconds,
+        "faults": faults,
+        "first_fault_at_seconds": round(args.load_seconds * 0.2, 1),
+        "seconds_between_faults": round(fault_gap(args.load_seconds, len(faults)), 1),
+        "progress_delay_ms": args.progress_delay_ms,
+        "break": args.break_ or "",
+        "report": str(Path(args.report).resolve()) if args.report else None,
+    }
+
+
 def print_report(report: dict) -> None:
     print("\n=== soak report ===")
     print(
@@ -718,10 +751,29 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--report", help="write the JSON report here")
     parser.add_argument("--keep", action="store_true", help="keep the run folder (logs) afterwards")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check the arguments and print the plan (jobs by kind, fault schedule); start nothing",
+    )
     args = parser.parse_args(argv)
     unknown = set(args.faults.split(",")) - set(FAULTS) - {""}
     if unknown:
         parser.error(f"unknown fault(s) {sorted(unknown)}")
+    for name in ("jobs", "clients", "workers"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1")
+    if args.load_seconds <= 0 or args.drain_seconds <= 0:
+        parser.error("--load-seconds and --drain-seconds must be positive")
+    if args.report:
+        # fail now, not after a 50-minute run: the report's folder must exist and be writable
+        report = Path(args.report).resolve()
+        report.parent.mkdir(parents=True, exist_ok=True)
+        if not os.access(report.parent, os.W_OK):
+            parser.error(f"cannot write the report to {report.parent}")
+    if args.dry_run:
+        print(json.dumps(dry_run(args), indent=2))
+        return 0
     if os.environ.pop("SOAK_BREAK", None) and not args.break_:
         print("[soak] SOAK_BREAK in the environment ignored: only --break breaks a build")
     os.environ.pop("SOAK_BREAK_MARKER", None)

@@ -69,4 +69,4 @@ def test_only_the_soak_reads_soak_break():
         text=True,
     ).stdout.split()
     assert files == [], files
-    assert set(MODES) == {"lease", "redelivery"}
+    assert set(MODES) == {"lease", "acks", "redelivery"}

@@ -6,12 +6,13 @@ Production code has none of these; a soak worker runs ``-A tests.soak.worker_app
   job lasts long enough for a SIGKILL or SIGSTOP to land in the middle of it;
 * while the file named by SOAK_STORAGE_FAULT exists, every artifact write raises
   OSError (a full disk or a refusing object store);
-* SOAK_BREAK=lease|redelivery (set only by `python -m tests.soak --break`, guarded by
+* SOAK_BREAK=lease|acks|redelivery (set only by `python -m tests.soak --break`, guarded by
   tests/soak/breakage.py: the worker refuses to start unless the soak run asked for it)
   breaks a guarantee on purpose: `lease` turns off the lease fence (a run that lost its
   lease still commits); `redelivery` acknowledges the edit task on receipt and never hands
-  a killed worker's message back (the harness then runs no sweeper either). The soak's
-  checker must then fail; tests/soak proves it.
+  a killed worker's message back (the harness then runs no sweeper either); `acks` does
+  that with the sweeper left on. The soak's checker must fail on `lease` and `redelivery`;
+  tests/soak proves it.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ BREAK = authorised_break(dict(os.environ))
 
 @worker_init.connect(weak=False, dispatch_uid="tests.soak.break_main")
 def _break_main_process(**_kwargs) -> None:
-    if BREAK == "redelivery":
+    if BREAK in ("acks", "redelivery"):
         _ack_early()  # the main process acknowledges messages
 
 
@@ -46,7 +47,7 @@ def _install_faults(**_kwargs) -> None:
         _refuse_writes_while(Path(flag))
     if BREAK == "lease":
         _break_lease_fence()
-    elif BREAK == "redelivery":
+    elif BREAK in ("acks", "redelivery"):
         _ack_early()
 
 
@@ -60,7 +61,7 @@ def _ack_early() -> None:
     task = app.tasks[RUN_EDIT_JOB]
     task.acks_late = False
     task.reject_on_worker_lost = False
-    logger.warning("soak worker: ACKS EARLY, NO REDELIVERY ON WORKER LOSS (SOAK_BREAK=redelivery)")
+    logger.warning("soak worker: ACKS EARLY, NO REDELIVERY ON WORKER LOSS (SOAK_BREAK=%s)", BREAK)
 
 
 def _refuse_writes_while(flag: Path) -> None:
