@@ -371,5 +371,29 @@ def storage_check() -> tuple[list[str], dict]:
 
     missing, orphans = missing_by_job(), orphan_blobs()
     problems = [f"job {j} misses {kinds}" for j, kinds in missing.items()]
-    problems += [f"orphan blob {name} (no Artifact row refers to it)" for name in orphans]
+    problems += [
+        f"orphan blob {_describe_blob(name)} (no Artifact row refers to it)" for name in orphans
+    ]
     return problems, {"missing": len(missing), "orphans": len(orphans)}
+
+
+def _describe_blob(name: str) -> str:
+    """A stored blob's name with what it looks like and when it was written, so an orphan
+    can be matched with the fault that left it (the harness prints each fault's times)."""
+    from django.core.files.storage import default_storage
+
+    try:
+        with default_storage.open(name, "rb") as handle:
+            head = handle.read(8)
+        size = default_storage.size(name)
+        written = default_storage.get_modified_time(name).strftime("%H:%M:%S")
+    except (OSError, NotImplementedError):
+        return name
+    kind = (
+        "JPEG"
+        if head.startswith(b"\xff\xd8")
+        else "PNG"
+        if head.startswith(b"\x89PNG")
+        else "other"
+    )
+    return f"{name} ({kind}, {size} bytes, written {written} UTC)"

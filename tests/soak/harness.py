@@ -35,6 +35,7 @@ import http.client
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import statistics
@@ -98,6 +99,7 @@ class Soak:
         self.storage_flag = root / "storage-refuses-writes"
         self.errors: list[str] = []
         self.harness_errors: list[str] = []
+        self.resumed_runs: list[str] = []  # how each run resumed after SIGSTOP ended
 
     def say(self, text: str) -> None:
         line = f"[soak {time.strftime('%H:%M:%S')}] {text}"
@@ -189,13 +191,19 @@ class Soak:
         raise RuntimeError(f"worker {name} not ready in {timeout} s")
 
     def stop_all(self) -> None:
+        """Warm shutdown: SIGTERM to each worker's main process only, so a run still in
+        progress (e.g. the one resumed after SIGSTOP) finishes and commits, or is refused,
+        before the checks; SIGKILL after 60 s."""
         for proc in [*self.workers.values(), self.web]:
             if proc is None or proc.poll() is not None:
                 continue
             try:
                 os.killpg(proc.pid, signal.SIGCONT)
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(timeout=30)
+                if proc is self.web:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                else:
+                    os.kill(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
@@ -404,6 +412,27 @@ class Soak:
                 return
             time.sleep(0.5)
 
+    def wait_resumed_run_ends(self, log: Path, offset: int, cap: float = 60) -> str:
+        """Until the worker resumed after SIGSTOP has finished the run it was stopped in
+        (Celery logs the task's end and return value), so that run has committed or been
+        refused before the soak's end; its return value (``'superseded'`` when the lease
+        fence refused it) goes into the report."""
+        from editplatform.jobs.worker_hooks import RUN_EDIT_JOB
+
+        pattern = re.compile(
+            rf"Task {re.escape(RUN_EDIT_JOB)}\[[^\]]+\] "
+            r"(succeeded in [^:]*: (.*)|raised .*|retry: .*)"
+        )
+        deadline = time.monotonic() + cap
+        while time.monotonic() < deadline:
+            with open(log, "rb") as handle:
+                handle.seek(offset)
+                found = pattern.search(handle.read().decode(errors="replace"))
+            if found:
+                return found.group(2) or found.group(1)[:200]
+            time.sleep(0.5)
+        return f"not within {cap:.0f} s"
+
     def fault(self, kind: str) -> None:
         start = time.monotonic()
         self.say(f"fault {kind}: begin")
@@ -420,7 +449,11 @@ class Soak:
             os.killpg(self.workers[name].pid, signal.SIGSTOP)
             self.say(f"  SIGSTOP {name} (running job {job_id}) past its lease ({LEASE_SECONDS} s)")
             self.wait_taken_over(job_id, lease)
+            log = self.root / f"{name}.log"
+            offset = log.stat().st_size if log.exists() else 0
             os.killpg(self.workers[name].pid, signal.SIGCONT)
+            self.resumed_runs.append(self.wait_resumed_run_ends(log, offset))
+            self.say(f"  resumed {name}: its run ended {self.resumed_runs[-1]}")
         elif kind in ("redis_persistent", "redis_empty"):
             self.redis.stop(persistent=kind == "redis_persistent")
             time.sleep(3)
@@ -642,6 +675,7 @@ class Soak:
             "figures": figures,
             "load_seconds": round(self.load_end - self.t0, 1),
             "break": self.args.break_ or "",
+            "sigstop_resumed_runs": list(self.resumed_runs),
         }
         return report
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 
 from celery.signals import worker_init, worker_process_init
@@ -99,10 +100,13 @@ def _break_lease_fence() -> None:
         job.refresh_from_db(fields=list(values))
         return True
 
+    delay = int(os.environ.get("TEST_PROGRESS_DELAY_MS", "0")) / 1000.0
+
     def progress_without_lease(run, stage, percent):
         EditJob.objects.filter(pk=run.job.pk).update(
             progress=max(0, min(99, percent)), stage=stage[:40]
         )
+        time.sleep(delay)  # keeps tests/jobs/slow_worker.py's delay, which this replaces
 
     execution.transition = unfenced
     execution.report_progress = progress_without_lease
