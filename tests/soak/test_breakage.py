@@ -70,3 +70,18 @@ def test_only_the_soak_reads_soak_break():
     ).stdout.split()
     assert files == [], files
     assert set(MODES) == {"lease", "acks", "redelivery"}
+
+
+def test_the_images_do_not_ship_the_soak():
+    """The production images copy the platform's packages only, never tests/ (where the
+    soak's worker app and its breakage switch live)."""
+    dockerfiles = sorted((ROOT / "docker").glob("Dockerfile*"))
+    assert dockerfiles
+    for dockerfile in dockerfiles:
+        copies = [
+            line.split()[1:-1]
+            for line in dockerfile.read_text().splitlines()
+            if line.strip().upper().startswith("COPY") and "--from=" not in line
+        ]
+        sources = {source.rstrip("/") for args in copies for source in args}
+        assert "tests" not in sources and "." not in sources, (dockerfile.name, sources)
