@@ -138,11 +138,137 @@ def held_checks(
     return once, order
 
 
-def job_checks(accepted: dict[str, dict]) -> tuple[dict[str, list[str]], dict]:
-    """accepted: job id -> what the client saw (kind, ...). Returns (problems by check, counts)."""
+# The path of a plain job that succeeded, in order (retries may repeat queued/started).
+PLAIN_PATH = ("job.submitted", "job.queued", "job.started", "job.succeeded")
+# Events that mean a worker ran (or finished running) the job.
+RUN_EVENTS = ("job.started", "job.held", "job.succeeded", "job.failed", "job.released")
+
+
+def _missing_step(job_id: str, actions: list[str], path: tuple[str, ...]) -> str | None:
+    """The first step of `path` not found after the previous one, as a problem; else None."""
+    position = -1
+    for number, step in enumerate(path):
+        later = [i for i, a in enumerate(actions) if a == step and i > position]
+        if not later:
+            after = path[number - 1] if number else "the start"
+            return f"job {job_id}: chain lacks {step} after {after} ({actions})"
+        position = later[0]
+    return None
+
+
+def plain_checks(
+    job_id: str, job, chain: list[tuple[int, str, dict]]
+) -> tuple[list[str], list[str]]:
+    """A job that needed no approval: at most one job.succeeded, none unless succeeded,
+    the row names the logged output, never held; a succeeded one went submitted -> queued
+    -> started -> succeeded in that order.
+
+    Returns (problems for "ran to success at most once", problems for "complete event
+    chain").
+    """
+    once: list[str] = []
+    order: list[str] = []
+    actions = [a for _, a, _ in chain]
+    successes = [p for _, a, p in chain if a == "job.succeeded"]
+    if len(successes) > 1:
+        once.append(
+            f"job {job_id} has {len(successes)} job.succeeded events (attempts {job.attempts})"
+        )
+    if job.state == "succeeded":
+        if not successes:
+            once.append(f"job {job_id} succeeded without job.succeeded")
+        elif (successes[-1].get("outputs") or {}).get("edited") != job.edited_id:
+            once.append(
+                f"job {job_id}: the row's output differs from the logged one (written twice)"
+            )
+        missing = _missing_step(job_id, actions, PLAIN_PATH)
+        if missing:
+            order.append(missing)
+    elif successes:
+        once.append(f"job {job_id} is {job.state} but logged job.succeeded")
+    if "job.held" in actions:
+        once.append(f"job {job_id} needs no approval but was held")
+    return once, order
+
+
+def ran_after_end(job_id: str, job, actions: list[str]) -> list[str]:
+    """Nothing runs a job after its terminal event (a cancelled job that a worker still
+    started, a failed one that later succeeded): problems for "complete event chain"."""
+    end = (
+        RELEASED_EVENT
+        if job.needs_approval and job.state == "succeeded"
+        else TERMINAL_EVENT.get(job.state)
+    )
+    if end not in actions:
+        return []
+    after = actions[actions.index(end) + 1 :]
+    ran = [a for a in after if a in RUN_EVENTS]
+    return [f"job {job_id} ran after it ended {job.state} ({ran})"] if ran else []
+
+
+def _last_seen(job):
+    """The last sign that something was about to run the job: its heartbeat, its queueing
+    or its (re-)publication by the sweeper."""
+    stamps = [job.heartbeat_at, job.queued_at, job.enqueued_at, job.created_at]
+    return max((t for t in stamps if t is not None), default=None)
+
+
+def _age(job, now) -> str:
+    seen = _last_seen(job)
+    return f"{(now - seen).total_seconds():.0f} s" if seen else "never"
+
+
+def abandoned(job, now, lease_seconds: float) -> bool:
+    """A job left queued or running that nothing will finish: no heartbeat, queueing or
+    re-publication for twice the lease (the worker died, its message went with it and
+    nobody re-published it). A held job waits for people, not workers: never abandoned."""
+    if job.state not in ("queued", "running"):
+        return False
+    seen = _last_seen(job)
+    return seen is None or (now - seen).total_seconds() > 2 * lease_seconds
+
+
+def unexpected_jobs(
+    stored: dict[str, str | None], accepted: set[str], unanswered_keys: set[str] | frozenset
+) -> list[str]:
+    """Jobs in the database that no client was answered with: a submit stored twice (the
+    Idempotency-Key not honoured) or a bad upload that stored a job. A job whose submit never
+    got an answer (the client gave up during a fault) is the client's problem, already
+    reported under "clients got the answers they should", not a duplicate."""
+    return [
+        f"job {job_id} is stored but no client was given it (Idempotency-Key {key!r})"
+        for job_id, key in sorted(stored.items())
+        if job_id not in accepted and key not in unanswered_keys
+    ]
+
+
+def witness_coverage(sizes: list[int], log_size: int) -> list[str]:
+    """The witnessed checkpoints must reach the end of the log: events after the last one
+    are trusted on the database's word alone (exports that stopped after a fault)."""
+    if not sizes:
+        return []  # reported as "no checkpoint was exported"
+    last = max(sizes)
+    if last < log_size:
+        return [
+            f"events {last}..{log_size - 1} are covered by no witnessed checkpoint "
+            f"(the last exported one is at size {last} of {log_size})"
+        ]
+    return []
+
+
+def job_checks(
+    accepted: dict[str, dict], unanswered_keys: frozenset[str] = frozenset()
+) -> tuple[dict[str, list[str]], dict]:
+    """accepted: job id -> what the client saw (kind, ...); unanswered_keys: the
+    Idempotency-Keys of submits that never got an answer. Returns (problems by check, counts)."""
+    from django.conf import settings
+    from django.utils import timezone
+
     from audit.models import AuditEvent
     from editplatform.jobs.models import EditJob
     from editplatform.jobs.states import TERMINAL
+
+    now, lease_seconds = timezone.now(), settings.JOB_LEASE_SECONDS
 
     problems: dict[str, list[str]] = {
         name: []
@@ -153,6 +279,10 @@ def job_checks(accepted: dict[str, dict]) -> tuple[dict[str, list[str]], dict]:
             "complete event chain",
         )
     }
+    stored = dict(EditJob.objects.values_list("pk", "idempotency_key"))
+    problems["no job stored that no client was given"] = unexpected_jobs(
+        {str(pk): key for pk, key in stored.items()}, set(accepted), unanswered_keys
+    )
     jobs = {str(j.pk): j for j in EditJob.objects.filter(pk__in=list(accepted))}
     for job_id in accepted:
         if job_id not in jobs:
@@ -178,34 +308,16 @@ def job_checks(accepted: dict[str, dict]) -> tuple[dict[str, list[str]], dict]:
         if job.state not in TERMINAL:
             problems["every job terminal"].append(f"job {job_id} is still {job.state}")
         successes = [p for _, a, p in chain if a == "job.succeeded"]
-        if job.needs_approval:
-            once, order = held_checks(job_id, job, chain)
-            problems["ran to success at most once"] += once
-            problems["complete event chain"] += order
-        else:
-            if len(successes) > 1:
-                problems["ran to success at most once"].append(
-                    f"job {job_id} has {len(successes)} job.succeeded events "
-                    f"(attempts {job.attempts})"
-                )
-            if job.state == "succeeded":
-                if not successes:
-                    problems["ran to success at most once"].append(
-                        f"job {job_id} succeeded without job.succeeded"
-                    )
-                elif successes[-1].get("outputs", {}).get("edited") != job.edited_id:
-                    problems["ran to success at most once"].append(
-                        f"job {job_id}: the row's output differs from the logged one "
-                        "(written twice)"
-                    )
-            elif successes:
-                problems["ran to success at most once"].append(
-                    f"job {job_id} is {job.state} but logged job.succeeded"
-                )
-            if "job.held" in actions:
-                problems["ran to success at most once"].append(
-                    f"job {job_id} needs no approval but was held"
-                )
+        once, order = (held_checks if job.needs_approval else plain_checks)(job_id, job, chain)
+        problems["ran to success at most once"] += once
+        problems["complete event chain"] += order
+        order = ran_after_end(job_id, job, actions)
+        problems["complete event chain"] += order
+        if job.state not in TERMINAL and abandoned(job, now, lease_seconds):
+            problems["no accepted job lost"].append(
+                f"job {job_id} is abandoned: {job.state}, last sign of life "
+                f"{_age(job, now)} ago, nothing will run it (its message was lost)"
+            )
         if not actions or actions[0] != "job.submitted" or actions.count("job.submitted") != 1:
             problems["complete event chain"].append(
                 f"job {job_id}: chain does not start with one job.submitted ({actions[:3]})"
@@ -227,6 +339,10 @@ def job_checks(accepted: dict[str, dict]) -> tuple[dict[str, list[str]], dict]:
 
 
 def audit_check(witnessed: Path) -> tuple[list[str], dict]:
+    """`verify_log` given the exported checkpoints as trusted; the last of them must cover
+    the whole log (the harness exports a final checkpoint after the drain)."""
+    from audit.checkpoint import CheckpointError, open_checkpoint
+    from audit.signing import get_verifier
     from audit.trust import read_notes
     from audit.verify import verify_log
 
@@ -235,10 +351,18 @@ def audit_check(witnessed: Path) -> tuple[list[str], dict]:
     problems = [str(p) for p in result.problems]
     if not notes:
         problems.append("no checkpoint was exported: nothing witnessed the log")
+    verifier, sizes = get_verifier(), []
+    for note in notes:
+        try:
+            sizes.append(open_checkpoint(note, verifier).size)
+        except CheckpointError:
+            pass  # verify_log reported it
+    problems += witness_coverage(sizes, result.size)
     return problems, {
         "summary": result.summary(),
         "size": result.size,
         "trusted_checked": result.trusted_checked,
+        "witnessed_up_to": max(sizes, default=0),
     }
 
 
@@ -247,5 +371,29 @@ def storage_check() -> tuple[list[str], dict]:
 
     missing, orphans = missing_by_job(), orphan_blobs()
     problems = [f"job {j} misses {kinds}" for j, kinds in missing.items()]
-    problems += [f"orphan blob {name} (no Artifact row refers to it)" for name in orphans]
+    problems += [
+        f"orphan blob {_describe_blob(name)} (no Artifact row refers to it)" for name in orphans
+    ]
     return problems, {"missing": len(missing), "orphans": len(orphans)}
+
+
+def _describe_blob(name: str) -> str:
+    """A stored blob's name with what it looks like and when it was written, so an orphan
+    can be matched with the fault that left it (the harness prints each fault's times)."""
+    from django.core.files.storage import default_storage
+
+    try:
+        with default_storage.open(name, "rb") as handle:
+            head = handle.read(8)
+        size = default_storage.size(name)
+        written = default_storage.get_modified_time(name).strftime("%H:%M:%S")
+    except (OSError, NotImplementedError):
+        return name
+    kind = (
+        "JPEG"
+        if head.startswith(b"\xff\xd8")
+        else "PNG"
+        if head.startswith(b"\x89PNG")
+        else "other"
+    )
+    return f"{name} ({kind}, {size} bytes, written {written} UTC)"

@@ -16,8 +16,9 @@ starts gunicorn and W `celery worker` processes (`-A tests.soak.worker_app`), al
   worker (a replacement starts); SIGSTOP a worker mid-job past its lease, then SIGCONT;
   restart Redis with persistence and without (queue lost); restart PostgreSQL (fast
   shutdown); artifact storage refuses writes; the audit checkpoint folder unwritable.
-* this process also does what beat would: the sweeper and held-job expiry every 2 s, the
-  audit checkpoint task every 3 s (the re-export after the checkpoint folder comes back).
+* this process also does what beat would: the sweeper, held-job expiry and the
+  provenance mark sweep every 2 s, the audit checkpoint task every 3 s (the re-export
+  after the checkpoint folder comes back).
   An exception there other than a fault's (database, broker, OSError) fails the run.
 
 At the end (every job terminal, or the drain timeout) it stops everything and checks
@@ -35,6 +36,7 @@ import http.client
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import statistics
@@ -49,6 +51,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.soak.breakage import MODES, write_marker
 from tests.soak.services import Postgres, Redis
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,6 +100,7 @@ class Soak:
         self.storage_flag = root / "storage-refuses-writes"
         self.errors: list[str] = []
         self.harness_errors: list[str] = []
+        self.resumed_runs: list[str] = []  # how each run resumed after SIGSTOP ended
 
     def say(self, text: str) -> None:
         line = f"[soak {time.strftime('%H:%M:%S')}] {text}"
@@ -188,13 +192,19 @@ class Soak:
         raise RuntimeError(f"worker {name} not ready in {timeout} s")
 
     def stop_all(self) -> None:
+        """Warm shutdown: SIGTERM to each worker's main process only, so a run still in
+        progress (e.g. the one resumed after SIGSTOP) finishes and commits, or is refused,
+        before the checks; SIGKILL after 60 s."""
         for proc in [*self.workers.values(), self.web]:
             if proc is None or proc.poll() is not None:
                 continue
             try:
                 os.killpg(proc.pid, signal.SIGCONT)
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(timeout=30)
+                if proc is self.web:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                else:
+                    os.kill(proc.pid, signal.SIGTERM)
+                proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
@@ -314,14 +324,17 @@ class Soak:
         from audit.tasks import checkpoint
         from editplatform.jobs.holding import expire_held
         from editplatform.jobs.sweeper import sweep
+        from editplatform.provenance.release import sweep as mark_sweep
 
         fault_errors = (DatabaseError, OSError, KombuError, RedisError)
         last_checkpoint = 0.0
         while not self.stop_background.wait(2.0):
             try:
                 close_old_connections()
-                sweep()
+                if self.args.break_ != "redelivery":  # that break removes the sweeper too
+                    sweep()
                 expire_held()
+                mark_sweep()  # beat's provenance-mark-sweep: marks a release that failed
                 self.approve_held()
                 if time.monotonic() - last_checkpoint > 3:
                     checkpoint()
@@ -402,6 +415,27 @@ class Soak:
                 return
             time.sleep(0.5)
 
+    def wait_resumed_run_ends(self, log: Path, offset: int, cap: float = 60) -> str:
+        """Until the worker resumed after SIGSTOP has finished the run it was stopped in
+        (Celery logs the task's end and return value), so that run has committed or been
+        refused before the soak's end; its return value (``'superseded'`` when the lease
+        fence refused it) goes into the report."""
+        from editplatform.jobs.worker_hooks import RUN_EDIT_JOB
+
+        pattern = re.compile(
+            rf"Task {re.escape(RUN_EDIT_JOB)}\[[^\]]+\] "
+            r"(succeeded in [^:]*: (.*)|raised .*|retry: .*)"
+        )
+        deadline = time.monotonic() + cap
+        while time.monotonic() < deadline:
+            with open(log, "rb") as handle:
+                handle.seek(offset)
+                found = pattern.search(handle.read().decode(errors="replace"))
+            if found:
+                return found.group(2) or found.group(1)[:200]
+            time.sleep(0.5)
+        return f"not within {cap:.0f} s"
+
     def fault(self, kind: str) -> None:
         start = time.monotonic()
         self.say(f"fault {kind}: begin")
@@ -418,7 +452,11 @@ class Soak:
             os.killpg(self.workers[name].pid, signal.SIGSTOP)
             self.say(f"  SIGSTOP {name} (running job {job_id}) past its lease ({LEASE_SECONDS} s)")
             self.wait_taken_over(job_id, lease)
+            log = self.root / f"{name}.log"
+            offset = log.stat().st_size if log.exists() else 0
             os.killpg(self.workers[name].pid, signal.SIGCONT)
+            self.resumed_runs.append(self.wait_resumed_run_ends(log, offset))
+            self.say(f"  resumed {name}: its run ended {self.resumed_runs[-1]}")
         elif kind in ("redis_persistent", "redis_empty"):
             self.redis.stop(persistent=kind == "redis_persistent")
             time.sleep(3)
@@ -446,7 +484,7 @@ class Soak:
 
     def fault_schedule(self, faults: list[str]) -> None:
         time.sleep(self.args.load_seconds * 0.2)  # the baseline: no faults
-        gap = max(2.0, (self.args.load_seconds * 0.75) / max(1, len(faults)) - 8)
+        gap = fault_gap(self.args.load_seconds, len(faults))
         for kind in faults:
             try:
                 self.fault(kind)
@@ -490,17 +528,7 @@ class Soak:
         )
 
     def plan(self) -> list[Op]:
-        rng = random.Random(self.args.seed)
-        kinds = (
-            ["plain"] * 60 + ["sensitive"] * 15 + ["cancel"] * 10 + ["duplicate"] * 10 + ["bad"] * 5
-        )
-        ops = [
-            Op(i, rng.choice(kinds), f"soak-{self.args.seed}-{i}-{uuid.uuid4().hex[:8]}", 1000 + i)
-            for i in range(self.args.jobs)
-        ]
-        for kind, i in zip(("sensitive", "cancel", "duplicate", "bad"), range(4), strict=True):
-            ops[i].kind = kind  # each kind at least once
-        return ops
+        return plan_ops(self.args)
 
     def run(self) -> dict:
         self.setup_accounts()
@@ -570,7 +598,16 @@ class Soak:
         from editplatform.jobs.models import EditJob
         from tests.soak.checks import audit_check, job_checks, storage_check
 
-        problems, job_counts = job_checks(accepted)
+        # submits that never got an answer (the client gave up during a fault): a job the
+        # server stored for them is no duplicate
+        unanswered = frozenset(op.key for op in ops if not op.status or op.status >= 500)
+        problems, job_counts = job_checks(accepted, unanswered)
+        try:  # beat's last round: sign and export the log's final head for the witness
+            from audit.tasks import checkpoint
+
+            checkpoint()
+        except Exception:
+            self.harness_errors.append(f"final checkpoint: {traceback.format_exc()[-1500:]}")
         witnessed = self.root / "witnessed-checkpoints.jsonl"
         export = Path(os.environ["AUDIT_CHECKPOINT_DIR"]) / "checkpoints.jsonl"
         if export.exists():
@@ -617,6 +654,13 @@ class Soak:
                 "no_faults": finished[False] / quiet_seconds,
             },
             "attempts_mean": statistics.mean([j.attempts for j in jobs.values()]) if jobs else 0,
+            # released outputs without their provenance-marked copy (marking is retried by
+            # the mark sweep; a figure, not a check of this soak)
+            "released_unmarked": sum(
+                1
+                for j in jobs.values()
+                if j.state == "succeeded" and j.edited_id and not j.marked_id
+            ),
             "submit_retries": sum(op.tries - 1 for op in ops),
         }
         checks = {
@@ -640,9 +684,53 @@ class Soak:
             "storage": storage,
             "figures": figures,
             "load_seconds": round(self.load_end - self.t0, 1),
-            "break": os.environ.get("SOAK_BREAK", ""),
+            "break": self.args.break_ or "",
+            "sigstop_resumed_runs": list(self.resumed_runs),
         }
         return report
+
+
+def plan_ops(args) -> list[Op]:
+    """The N operations, their kinds drawn from the seed (each kind at least once)."""
+    rng = random.Random(args.seed)
+    kinds = ["plain"] * 60 + ["sensitive"] * 15 + ["cancel"] * 10 + ["duplicate"] * 10 + ["bad"] * 5
+    ops = [
+        Op(i, rng.choice(kinds), f"soak-{args.seed}-{i}-{uuid.uuid4().hex[:8]}", 1000 + i)
+        for i in range(args.jobs)
+    ]
+    for kind, i in zip(("sensitive", "cancel", "duplicate", "bad"), range(4), strict=True):
+        if i < len(ops):
+            ops[i].kind = kind  # each kind at least once
+    return ops
+
+
+def fault_gap(load_seconds: float, faults: int) -> float:
+    """Seconds between the end of one fault and the start of the next (a fault lasts ~8 s)."""
+    return max(2.0, (load_seconds * 0.75) / max(1, faults) - 8)
+
+
+def dry_run(args) -> dict:
+    """What a run with these arguments would do, without starting anything."""
+    ops = plan_ops(args)
+    faults = [f for f in args.faults.split(",") if f]
+    return {
+        "jobs": args.jobs,
+        "ops_by_kind": {
+            k: sum(op.kind == k for op in ops)
+            for k in ("plain", "sensitive", "cancel", "duplicate", "bad")
+        },
+        "clients": args.clients,
+        "workers": args.workers,
+        "load_seconds": args.load_seconds,
+        "submit_every_seconds": round(args.load_seconds / max(1, args.jobs), 3),
+        "drain_seconds": args.drain_seconds,
+        "faults": faults,
+        "first_fault_at_seconds": round(args.load_seconds * 0.2, 1),
+        "seconds_between_faults": round(fault_gap(args.load_seconds, len(faults)), 1),
+        "progress_delay_ms": args.progress_delay_ms,
+        "break": args.break_ or "",
+        "report": str(Path(args.report).resolve()) if args.report else None,
+    }
 
 
 def print_report(report: dict) -> None:
@@ -675,6 +763,10 @@ def print_report(report: dict) -> None:
         f"  throughput: {t['no_faults']:.2f} jobs/s without faults, {t['faults']:.2f} during "
         f"faults; attempts per job {f['attempts_mean']:.2f}; submit retries {f['submit_retries']}"
     )
+    print(
+        f"  released outputs not yet marked: {f.get('released_unmarked', 0)}; runs resumed "
+        f"after SIGSTOP ended: {report.get('sigstop_resumed_runs', [])}"
+    )
     print("RESULT: " + ("PASS" if report["ok"] else "FAIL"))
 
 
@@ -698,12 +790,41 @@ def main(argv: list[str] | None = None) -> int:
         "--progress-delay-ms", type=int, default=0, help="slows each job (see worker_app)"
     )
     parser.add_argument("--seed", type=int, default=19)
+    parser.add_argument(
+        "--break",
+        dest="break_",
+        choices=sorted(MODES),
+        help="TEST ONLY: run a deliberately broken build (tests/soak/breakage.py); the soak "
+        "must then FAIL",
+    )
     parser.add_argument("--report", help="write the JSON report here")
     parser.add_argument("--keep", action="store_true", help="keep the run folder (logs) afterwards")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check the arguments and print the plan (jobs by kind, fault schedule); start nothing",
+    )
     args = parser.parse_args(argv)
     unknown = set(args.faults.split(",")) - set(FAULTS) - {""}
     if unknown:
         parser.error(f"unknown fault(s) {sorted(unknown)}")
+    for name in ("jobs", "clients", "workers"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1")
+    if args.load_seconds <= 0 or args.drain_seconds <= 0:
+        parser.error("--load-seconds and --drain-seconds must be positive")
+    if args.report:
+        # fail now, not after a 50-minute run: the report's folder must exist and be writable
+        report = Path(args.report).resolve()
+        report.parent.mkdir(parents=True, exist_ok=True)
+        if not os.access(report.parent, os.W_OK):
+            parser.error(f"cannot write the report to {report.parent}")
+    if args.dry_run:
+        print(json.dumps(dry_run(args), indent=2))
+        return 0
+    if os.environ.pop("SOAK_BREAK", None) and not args.break_:
+        print("[soak] SOAK_BREAK in the environment ignored: only --break breaks a build")
+    os.environ.pop("SOAK_BREAK_MARKER", None)
 
     root = Path(tempfile.mkdtemp(prefix="styleledger-soak-"))
     pg = redis = None
@@ -732,6 +853,10 @@ def main(argv: list[str] | None = None) -> int:
                 ),
             }
         )
+        if args.break_:
+            os.environ["SOAK_BREAK"] = args.break_
+            os.environ["SOAK_BREAK_MARKER"] = str(write_marker(root, args.break_, pg.url))
+            print(f"[soak] DELIBERATELY BROKEN BUILD ({args.break_}): {MODES[args.break_]}")
         import django
 
         django.setup()

@@ -75,27 +75,45 @@ def test_short_soak_keeps_every_guarantee_under_every_fault(tmp_path, test_pass)
     assert report["audit"]["trusted_checked"] > 0
 
 
-def test_the_soak_fails_when_the_lease_fence_is_broken(tmp_path, test_pass):
-    """SOAK_BREAK=lease: the test worker app runs every state change unfenced
-    (tests/soak/worker_app.py)."""
+# The small soak: the same jobs, clients, load and drain for the real build and for each
+# broken one; only --faults (the fault that exercises the broken guarantee: the real build
+# gets both) and --break differ.
+SMALL = (
+    "--jobs",
+    "8",
+    "--clients",
+    "2",
+    "--load-seconds",
+    "10",
+    "--drain-seconds",
+    "60",
+    "--progress-delay-ms",
+    "500",
+)
+
+
+def test_the_small_soak_passes_with_the_real_build(tmp_path, test_pass):
+    """The control for the broken builds below: with the real configuration the same small
+    soak, under both faults they use, keeps every guarantee."""
     if test_pass != "postgres":
         pytest.fail("the soak runs in the PostgreSQL + Redis pass")
-    code, report, output = _soak(
-        tmp_path,
-        "--jobs",
-        "8",
-        "--clients",
-        "2",
-        "--load-seconds",
-        "10",
-        "--drain-seconds",
-        "90",
-        "--faults",
+    code, report, output = _soak(tmp_path, *SMALL, "--faults", "sigkill,sigstop")
+    assert report["break"] == "" and {f["kind"] for f in report["faults"]} == {
+        "sigkill",
         "sigstop",
-        "--progress-delay-ms",
-        "500",
-        env={"SOAK_BREAK": "lease"},
-    )
+    }, output
+    failing = {name: c for name, c in report["checks"].items() if not c["ok"]}
+    assert code == 0 and report["ok"] and not failing, (failing, output)
+    assert report["job_states"].get("succeeded", 0) > 0, output
+
+
+def test_the_soak_fails_when_the_lease_fence_is_broken(tmp_path, test_pass):
+    """--break lease: the test worker app runs every state change unfenced
+    (tests/soak/worker_app.py), so the worker resumed after SIGSTOP commits a second run."""
+    if test_pass != "postgres":
+        pytest.fail("the soak runs in the PostgreSQL + Redis pass")
+    code, report, output = _soak(tmp_path, *SMALL, "--faults", "sigstop", "--break", "lease")
+    assert report["break"] == "lease", output
     assert code == 1 and not report["ok"], output
     broken = report["checks"]["ran to success at most once"]
     assert not broken["ok"], output
@@ -104,3 +122,19 @@ def test_the_soak_fails_when_the_lease_fence_is_broken(tmp_path, test_pass):
     assert re.search(r"has [2-9] job\.(succeeded|held) events", " ".join(broken["problems"])), (
         broken
     )
+
+
+def test_the_soak_fails_when_a_killed_workers_job_is_not_redelivered(tmp_path, test_pass):
+    """--break redelivery: the edit task is acknowledged on receipt, a dead worker's message is not
+    handed back, and no sweeper runs (both defences off), so the SIGKILLed worker's job is
+    never run again: the checker must report it lost and not terminal."""
+    if test_pass != "postgres":
+        pytest.fail("the soak runs in the PostgreSQL + Redis pass")
+    code, report, output = _soak(tmp_path, *SMALL, "--faults", "sigkill", "--break", "redelivery")
+    assert report["break"] == "redelivery", output
+    assert code == 1 and not report["ok"] and not report["drained"], output
+    lost = report["checks"]["no accepted job lost"]
+    assert not lost["ok"] and re.search(
+        r"job [0-9a-f-]+ is abandoned: running", " ".join(lost["problems"])
+    ), (lost, output)
+    assert not report["checks"]["every job terminal"]["ok"], output

@@ -6,23 +6,39 @@ Production code has none of these; a soak worker runs ``-A tests.soak.worker_app
   job lasts long enough for a SIGKILL or SIGSTOP to land in the middle of it;
 * while the file named by SOAK_STORAGE_FAULT exists, every artifact write raises
   OSError (a full disk or a refusing object store);
-* SOAK_BREAK=lease turns off the lease fence (a deliberately broken build): a run that
-  lost its lease still commits. The soak's checker must then fail; tests/soak proves it.
+* SOAK_BREAK=lease|acks|redelivery (set only by `python -m tests.soak --break`, guarded by
+  tests/soak/breakage.py: the worker refuses to start unless the soak run asked for it)
+  breaks a guarantee on purpose: `lease` turns off the lease fence (a run that lost its
+  lease still commits); `redelivery` acknowledges the edit task on receipt and never hands
+  a killed worker's message back (the harness then runs no sweeper either); `acks` does
+  that with the sweeper left on. The soak's checker must fail on `lease` and `redelivery`;
+  tests/soak proves it.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init
 
 import tests.jobs.slow_worker  # noqa: F401 - registers the slow-progress hook
 from editplatform.celery import app
+from tests.soak.breakage import authorised_break
 
 __all__ = ("app",)
 logger = logging.getLogger(__name__)
+# Raises BreakRefused (the worker does not start) when SOAK_BREAK is set outside a soak
+# run that asked for it.
+BREAK = authorised_break(dict(os.environ))
+
+
+@worker_init.connect(weak=False, dispatch_uid="tests.soak.break_main")
+def _break_main_process(**_kwargs) -> None:
+    if BREAK in ("acks", "redelivery"):
+        _ack_early()  # the main process acknowledges messages
 
 
 @worker_process_init.connect(weak=False, dispatch_uid="tests.soak.faults")
@@ -30,8 +46,23 @@ def _install_faults(**_kwargs) -> None:
     flag = os.environ.get("SOAK_STORAGE_FAULT")
     if flag:
         _refuse_writes_while(Path(flag))
-    if os.environ.get("SOAK_BREAK") == "lease":
+    if BREAK == "lease":
         _break_lease_fence()
+    elif BREAK in ("acks", "redelivery"):
+        _ack_early()
+
+
+def _ack_early() -> None:
+    """Broken on purpose: the edit task is acknowledged when received and a message whose
+    worker died is not handed back (the opposite of editplatform/celery.py's defaults)."""
+    from editplatform.jobs.worker_hooks import RUN_EDIT_JOB
+
+    app.conf.task_acks_late = False
+    app.conf.task_reject_on_worker_lost = False
+    task = app.tasks[RUN_EDIT_JOB]
+    task.acks_late = False
+    task.reject_on_worker_lost = False
+    logger.warning("soak worker: ACKS EARLY, NO REDELIVERY ON WORKER LOSS (SOAK_BREAK=%s)", BREAK)
 
 
 def _refuse_writes_while(flag: Path) -> None:
@@ -69,10 +100,13 @@ def _break_lease_fence() -> None:
         job.refresh_from_db(fields=list(values))
         return True
 
+    delay = int(os.environ.get("TEST_PROGRESS_DELAY_MS", "0")) / 1000.0
+
     def progress_without_lease(run, stage, percent):
         EditJob.objects.filter(pk=run.job.pk).update(
             progress=max(0, min(99, percent)), stage=stage[:40]
         )
+        time.sleep(delay)  # keeps tests/jobs/slow_worker.py's delay, which this replaces
 
     execution.transition = unfenced
     execution.report_progress = progress_without_lease
