@@ -242,6 +242,16 @@ JOB_OUT_OF_DOMAIN = env.get_choice("JOB_OUT_OF_DOMAIN", "approve", ("refuse", "a
 JOB_DEVICE = env.get_str("JOB_DEVICE", "auto")
 JOB_TORCH_THREADS = env.get_int("JOB_TORCH_THREADS", 0, minimum=0)
 
+# --- artifact encryption and retention (docs/retention.md) ----------------------------
+# Every stored artifact is sealed under its own data key, wrapped by this key-encryption
+# key, which never lives in the database. A KMS: name a class with wrap/unwrap/kek_id.
+ARTIFACT_KEY_WRAPPER = env.get_str(
+    "ARTIFACT_KEY_WRAPPER", "editplatform.core.crypto.FileKeyWrapper"
+)
+ARTIFACT_KEK_FILE = env.get_str("ARTIFACT_KEK_FILE") or (
+    None if PRODUCTION else str(VAR_DIR / "artifact_kek")
+)
+
 # --- audit log (docs/audit.md) ---------------------------------------------------
 AUDIT_LOG_ORIGIN = env.get_str("AUDIT_LOG_ORIGIN", "styleledger.local/audit")
 AUDIT_SIGNING_KEY_FILE = env.get_str("AUDIT_SIGNING_KEY_FILE")
