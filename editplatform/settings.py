@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "editplatform.monitoring",
     "editplatform.provenance",
     "editplatform.notifications",
+    "editplatform.retention",
 ]
 
 MIDDLEWARE = [
@@ -251,6 +252,26 @@ ARTIFACT_KEY_WRAPPER = env.get_str(
 ARTIFACT_KEK_FILE = env.get_str("ARTIFACT_KEK_FILE") or (
     None if PRODUCTION else str(VAR_DIR / "artifact_kek")
 )
+
+# Days each artifact kind is kept after its job ended, before the periodic retention run
+# shreds it (editplatform.retention; the admin's retention policies override a kind, or a
+# kind for a purpose). RETENTION_DAYS="original=30,latent=90": named kinds replace these.
+RETENTION_DAYS = {
+    "original": 30,
+    "aligned": 30,
+    "latent": 90,
+    "transform": 90,
+    "reconstruction": 365,
+    "edited": 365,
+    "result": 365,
+    "marked": 365,
+}
+for _item in env.get_list("RETENTION_DAYS", []):
+    _kind, _, _days = _item.partition("=")
+    if _kind.strip() not in RETENTION_DAYS or not _days.strip().isdigit():
+        raise env.ConfigError("RETENTION_DAYS", f"{_item!r} is not <kind>=<days> for a known kind")
+    RETENTION_DAYS[_kind.strip()] = int(_days)
+RETENTION_INTERVAL_SECONDS = env.get_int("RETENTION_INTERVAL_SECONDS", 3600, minimum=1)
 
 # --- audit log (docs/audit.md) ---------------------------------------------------
 AUDIT_LOG_ORIGIN = env.get_str("AUDIT_LOG_ORIGIN", "styleledger.local/audit")

@@ -93,7 +93,8 @@ class ArtifactKey(models.Model):
     kek_id = models.CharField(max_length=100, help_text="which key-encryption key wrapped it")
     wrapped = models.BinaryField()
     commitment = models.CharField(
-        max_length=64, help_text="HMAC-SHA256 of the plaintext under a key derived from the data key"
+        max_length=64,
+        help_text="HMAC-SHA256 of the plaintext under a key derived from the data key",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     sealed_at = models.DateTimeField(
