@@ -222,9 +222,7 @@ def test_legal_hold_blocks_shredding_until_two_reviewers_lift_it(people, tmp_pat
     assert_log_verifies(tmp_path)
 
 
-def test_erasure_request_shreds_everything_and_certifies(
-    people, fast_hasher_and_storage, tmp_path
-):
+def test_erasure_request_shreds_everything_and_certifies(people, fast_hasher_and_storage, tmp_path):
     first, first_data = make_job(people["alice"], 5, ended_days_ago=1)
     second, second_data = make_job(people["alice"], 6, ended_days_ago=0)
     other, other_data = make_job(people["rita"], 7, ended_days_ago=0)
