@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from contextlib import nullcontext
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from editplatform.core import crypto
@@ -61,21 +62,31 @@ def _context(digest: str) -> bytes:
     return b"artifact:" + digest.encode()
 
 
-def data_key_row(digest: str, plaintext: bytes) -> ArtifactKey:
-    """The artifact's key row, created (with a fresh wrapped data key) if absent."""
+def data_key_row(digest: str, plaintext: bytes, *, sealed: bool = False) -> ArtifactKey:
+    """The artifact's key row, created (with a fresh wrapped data key) if absent.
+
+    ``sealed``: a new row says "read the ciphertext" at once (new bytes: nobody reads
+    them before the Artifact row exists; a reader that finds no ciphertext yet falls
+    back to a legacy plaintext file). The migration creates rows unsealed instead and
+    switches them once the ciphertext is verified.
+    """
     existing = ArtifactKey.objects.filter(sha256=digest).first()
     if existing is not None:
         return existing
     wrapper = crypto.key_wrapper()
     data_key, key_id = crypto.new_data_key()
+    # Outside a transaction one INSERT is atomic by itself (no BEGIN/COMMIT round trips);
+    # inside one, a savepoint keeps a lost race from aborting the caller's transaction.
+    guard = transaction.atomic() if connection.in_atomic_block else nullcontext()
     try:
-        with transaction.atomic():
+        with guard:
             return ArtifactKey.objects.create(
                 sha256=digest,
                 key_id=key_id.hex(),
                 kek_id=wrapper.kek_id,
                 wrapped=wrapper.wrap(data_key, _context(digest)),
                 commitment=crypto.commitment(data_key, plaintext),
+                sealed_at=timezone.now() if sealed else None,
             )
     except IntegrityError:  # a concurrent writer created it first
         return ArtifactKey.objects.get(sha256=digest)
@@ -113,9 +124,9 @@ def write_blob(data: bytes) -> str:
     new key: the artifact is live again, its erasure stays in the audit log.
     """
     digest = sha256_hex(data)
-    key = data_key_row(digest, data)
+    key = data_key_row(digest, data, sealed=True)
     write_sealed(digest, data, key)
-    if key.sealed_at is None:
+    if key.sealed_at is None:  # a row the migration created: switch reads over now
         ArtifactKey.objects.filter(pk=digest, sealed_at__isnull=True).update(
             sealed_at=timezone.now()
         )
@@ -174,7 +185,10 @@ def open_stream(artifact: Artifact):
     key = ArtifactKey.objects.filter(sha256=artifact.sha256, sealed_at__isnull=False).first()
     if key is None:  # legacy plaintext, not migrated yet
         return default_storage.open(artifact.storage_name, "rb")
-    handle = default_storage.open(sealed_name(artifact.sha256), "rb")
+    try:
+        handle = default_storage.open(sealed_name(artifact.sha256), "rb")
+    except FileNotFoundError:  # new key, ciphertext being written over a legacy file
+        return default_storage.open(artifact.storage_name, "rb")
     try:
         return crypto.DecryptingReader(
             handle, unwrap(key), bytes.fromhex(key.key_id), artifact.sha256

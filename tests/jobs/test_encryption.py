@@ -179,3 +179,18 @@ def test_migration_encrypts_in_place_resumably_and_reads_keep_working(isolated_s
         assert crypto.is_sealed(blob) and png((i, 40, 90)) not in blob
         assert artifacts.read(artifact) == png((i, 40, 90))
     assert ArtifactKey.objects.get(pk=legacy[0].sha256).key_id == key.key_id
+
+
+@pytest.mark.embedded
+def test_embedded_defaults_seal_read_and_shred(requester, isolated_storage):
+    """`make run`'s shape (SQLite, local files, the generated KEK in var/) works alike."""
+    job = make_job(requester, color=(5, 6, 7))
+    assert all(p.name.endswith(".sealed") for p in isolated_storage.rglob("*") if p.is_file())
+    assert artifacts.read(job.original) == png((5, 6, 7))
+    assert shredding.shred_job(job, reason="embedded", ref="test:embedded")
+    assert not ArtifactKey.objects.exists()
+    assert not [p for p in isolated_storage.rglob("*") if p.is_file()]
+    gone = api_client(requester).get(
+        reverse("jobs-api:artifact", kwargs={"job_id": job.pk, "kind": "latent"})
+    )
+    assert gone.status_code == 410
