@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -66,8 +67,12 @@ def due(now: datetime | None = None) -> list[tuple[str, str, int]]:
         return []
     oldest_end = now - timedelta(days=min(all_days))
     erased = set(Artifact.objects.filter(erased_at__isnull=False).values_list("pk", flat=True))
+    live = Q()  # jobs that still name at least one live artifact
+    for field in shredding.JOB_ARTIFACT_FIELDS:
+        live |= Q(**{f"{field}__isnull": False, f"{field}__erased_at__isnull": True})
     jobs = (
         EditJob.objects.filter(state__in=list(TERMINAL))
+        .filter(live)
         .annotate(ended=Coalesce("finished_at", "updated_at"))
         .filter(ended__lte=oldest_end)
         .order_by("ended")
