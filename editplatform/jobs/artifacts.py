@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from contextlib import nullcontext
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -65,31 +64,46 @@ def _context(digest: str) -> bytes:
 def data_key_row(digest: str, plaintext: bytes, *, sealed: bool = False) -> ArtifactKey:
     """The artifact's key row, created (with a fresh wrapped data key) if absent.
 
+    One round trip for new content: the row is inserted unless one exists (``ON
+    CONFLICT DO NOTHING``, which neither raises nor needs a savepoint inside the
+    caller's transaction); only an existing one is read back.
+
     ``sealed``: a new row says "read the ciphertext" at once (new bytes: nobody reads
     them before the Artifact row exists; a reader that finds no ciphertext yet falls
     back to a legacy plaintext file). The migration creates rows unsealed instead and
     switches them once the ciphertext is verified.
     """
-    existing = ArtifactKey.objects.filter(sha256=digest).first()
-    if existing is not None:
-        return existing
     wrapper = crypto.key_wrapper()
     data_key, key_id = crypto.new_data_key()
-    # Outside a transaction one INSERT is atomic by itself (no BEGIN/COMMIT round trips);
-    # inside one, a savepoint keeps a lost race from aborting the caller's transaction.
-    guard = transaction.atomic() if connection.in_atomic_block else nullcontext()
-    try:
-        with guard:
-            return ArtifactKey.objects.create(
-                sha256=digest,
-                key_id=key_id.hex(),
-                kek_id=wrapper.kek_id,
-                wrapped=wrapper.wrap(data_key, _context(digest)),
-                commitment=crypto.commitment(data_key, plaintext),
-                sealed_at=timezone.now() if sealed else None,
-            )
-    except IntegrityError:  # a concurrent writer created it first
-        return ArtifactKey.objects.get(sha256=digest)
+    now = timezone.now()
+    row = ArtifactKey(
+        sha256=digest,
+        key_id=key_id.hex(),
+        kek_id=wrapper.kek_id,
+        wrapped=wrapper.wrap(data_key, _context(digest)),
+        commitment=crypto.commitment(data_key, plaintext),
+        created_at=now,
+        sealed_at=now if sealed else None,
+    )
+    if _insert_if_absent(row):
+        return row
+    return ArtifactKey.objects.get(sha256=digest)
+
+
+def _insert_if_absent(row: ArtifactKey) -> bool:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING (PostgreSQL, SQLite >= 3.35)."""
+    fields = ArtifactKey._meta.concrete_fields
+    quote = connection.ops.quote_name
+    pk = quote(ArtifactKey._meta.pk.column)
+    sql = (
+        f"INSERT INTO {quote(ArtifactKey._meta.db_table)} "
+        f"({', '.join(quote(f.column) for f in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT ({pk}) DO NOTHING RETURNING {pk}"
+    )
+    values = [f.get_db_prep_save(getattr(row, f.attname), connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        return cursor.fetchone() is not None
 
 
 def unwrap(key: ArtifactKey) -> bytes:
@@ -121,7 +135,7 @@ def write_blob(data: bytes) -> str:
     """Store ``data`` encrypted under its hash (if not there yet); return the hash.
 
     Storing bytes of an erased artifact again (the same photo uploaded anew) gives it a
-    new key: the artifact is live again, its erasure stays in the audit log.
+    new key and ciphertext; :func:`revive` then clears its erased mark.
     """
     digest = sha256_hex(data)
     key = data_key_row(digest, data, sealed=True)
@@ -130,10 +144,21 @@ def write_blob(data: bytes) -> str:
         ArtifactKey.objects.filter(pk=digest, sealed_at__isnull=True).update(
             sealed_at=timezone.now()
         )
-    Artifact.objects.filter(sha256=digest, erased_at__isnull=False).update(
-        erased_at=None, erasure_reason="", erasure_ref=""
-    )
     return digest
+
+
+def revive(artifact: Artifact) -> Artifact:
+    """Clear the erased mark of an artifact whose bytes were just stored again (new key).
+
+    Callers that get the Artifact row after :func:`write_blob` call it (``store`` does);
+    the earlier erasure stays in the audit log.
+    """
+    if artifact.erased_at is not None:
+        Artifact.objects.filter(pk=artifact.pk).update(
+            erased_at=None, erasure_reason="", erasure_ref=""
+        )
+        artifact.erased_at, artifact.erasure_reason, artifact.erasure_ref = None, "", ""
+    return artifact
 
 
 def store(
@@ -154,7 +179,7 @@ def store(
             )
     except IntegrityError:  # a concurrent insert of the same hash
         artifact = Artifact.objects.get(sha256=digest)
-    return artifact
+    return revive(artifact)
 
 
 def delete_blobs(digest: str) -> None:
