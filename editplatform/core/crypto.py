@@ -160,6 +160,26 @@ def key_wrapper() -> KeyWrapper:
     return _wrapper(settings.ARTIFACT_KEY_WRAPPER, str(settings.ARTIFACT_KEK_FILE))
 
 
+def check_kek(app_configs=None, **kwargs):
+    """System check: production needs a key-encryption key from outside the database."""
+    from django.conf import settings
+    from django.core import checks
+
+    if (
+        settings.PRODUCTION
+        and settings.ARTIFACT_KEY_WRAPPER.endswith(".FileKeyWrapper")
+        and not settings.ARTIFACT_KEK_FILE
+    ):
+        return [
+            checks.Error(
+                "no key-encryption key for stored artifacts",
+                hint="set ARTIFACT_KEK_FILE (32 bytes, base64) or ARTIFACT_KEY_WRAPPER (a KMS)",
+                id="core.E101",
+            )
+        ]
+    return []
+
+
 # --- data keys and the keyed commitment ----------------------------------------------
 
 

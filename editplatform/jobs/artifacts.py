@@ -53,6 +53,17 @@ class ArtifactUnreadable(DomainError):
         )
 
 
+class ArtifactKeysUnavailable(DomainError):
+    """The key-encryption key cannot be used (missing file, KMS down): nothing is stored."""
+
+    def __init__(self, detail: str):
+        super().__init__(
+            f"Stored images cannot be encrypted or decrypted right now ({detail}).",
+            code="artifact_keys_unavailable",
+            status=503,
+        )
+
+
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -138,8 +149,12 @@ def write_blob(data: bytes) -> str:
     new key and ciphertext; :func:`revive` then clears its erased mark.
     """
     digest = sha256_hex(data)
-    key = data_key_row(digest, data, sealed=True)
-    write_sealed(digest, data, key)
+    try:
+        key = data_key_row(digest, data, sealed=True)
+        write_sealed(digest, data, key)
+    except crypto.KeyUnavailable as exc:
+        logger.error("artifact keys unavailable: %s", exc)
+        raise ArtifactKeysUnavailable(str(exc)) from None
     if key.sealed_at is None:  # a row the migration created: switch reads over now
         ArtifactKey.objects.filter(pk=digest, sealed_at__isnull=True).update(
             sealed_at=timezone.now()
@@ -218,6 +233,10 @@ def open_stream(artifact: Artifact):
         return crypto.DecryptingReader(
             handle, unwrap(key), bytes.fromhex(key.key_id), artifact.sha256
         )
+    except crypto.KeyUnavailable as exc:
+        handle.close()
+        logger.error("artifact %s: key unavailable: %s", artifact.sha256, exc)
+        raise ArtifactKeysUnavailable(str(exc)) from None
     except crypto.CryptoError as exc:
         handle.close()
         logger.error("artifact %s failed its integrity check: %s", artifact.sha256, exc)

@@ -208,3 +208,52 @@ def test_the_same_bytes_stored_after_erasure_get_a_new_key(requester, reviewer, 
     # the erasure stays on record
     shredded = AuditEvent.objects.filter(action="artifact.shredded", subject=f"job:{job.pk}")
     assert shredded.count() == 1
+
+
+def test_an_unusable_kek_is_a_clear_503(requester, isolated_storage, settings, tmp_path):
+    job = make_job(requester)
+    bad = tmp_path / "kek"
+    bad.write_bytes(b"too short")
+    settings.ARTIFACT_KEK_FILE = str(bad)
+    with pytest.raises(artifacts.ArtifactKeysUnavailable, match="32 bytes"):
+        artifacts.store(png((1, 1, 1)), "image/png")
+    assert not Artifact.objects.filter(pk=artifacts.sha256_hex(png((1, 1, 1)))).exists()
+    url = reverse("jobs-api:artifact", kwargs={"job_id": job.pk, "kind": "original"})
+    response = api_client(requester).get(url)
+    assert response.status_code == 503
+    assert response.json()["code"] == "artifact_keys_unavailable"
+
+
+def test_production_without_a_kek_refuses_to_start(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    env = dict(
+        os.environ,
+        STYLELEDGER_ENV="production",
+        SECRET_KEY="x" * 50,
+        STYLELEDGER_VAR_DIR=str(tmp_path),
+        ARTIFACT_KEK_FILE="",
+    )
+    run = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert run.returncode != 0 and "core.E101" in run.stderr and "ARTIFACT_KEK_FILE" in run.stderr
+    env["ARTIFACT_KEK_FILE"] = str(tmp_path / "kek")
+    run = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert "core.E101" not in run.stderr
