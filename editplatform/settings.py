@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "editplatform.monitoring",
     "editplatform.provenance",
     "editplatform.notifications",
+    "editplatform.retention",
 ]
 
 MIDDLEWARE = [
@@ -241,6 +242,36 @@ JOB_APPROVAL_FOR_ALL = env.get_bool("JOB_APPROVAL_FOR_ALL", False)
 JOB_OUT_OF_DOMAIN = env.get_choice("JOB_OUT_OF_DOMAIN", "approve", ("refuse", "approve", "flag"))
 JOB_DEVICE = env.get_str("JOB_DEVICE", "auto")
 JOB_TORCH_THREADS = env.get_int("JOB_TORCH_THREADS", 0, minimum=0)
+
+# --- artifact encryption and retention (docs/retention.md) ----------------------------
+# Every stored artifact is sealed under its own data key, wrapped by this key-encryption
+# key, which never lives in the database. A KMS: name a class with wrap/unwrap/kek_id.
+ARTIFACT_KEY_WRAPPER = env.get_str(
+    "ARTIFACT_KEY_WRAPPER", "editplatform.core.crypto.FileKeyWrapper"
+)
+ARTIFACT_KEK_FILE = env.get_str("ARTIFACT_KEK_FILE") or (
+    None if PRODUCTION else str(VAR_DIR / "artifact_kek")
+)
+
+# Days each artifact kind is kept after its job ended, before the periodic retention run
+# shreds it (editplatform.retention; the admin's retention policies override a kind, or a
+# kind for a purpose). RETENTION_DAYS="original=30,latent=90": named kinds replace these.
+RETENTION_DAYS = {
+    "original": 30,
+    "aligned": 30,
+    "latent": 90,
+    "transform": 90,
+    "reconstruction": 365,
+    "edited": 365,
+    "result": 365,
+    "marked": 365,
+}
+for _item in env.get_list("RETENTION_DAYS", []):
+    _kind, _, _days = _item.partition("=")
+    if _kind.strip() not in RETENTION_DAYS or not _days.strip().isdigit():
+        raise env.ConfigError("RETENTION_DAYS", f"{_item!r} is not <kind>=<days> for a known kind")
+    RETENTION_DAYS[_kind.strip()] = int(_days)
+RETENTION_INTERVAL_SECONDS = env.get_int("RETENTION_INTERVAL_SECONDS", 3600, minimum=1)
 
 # --- audit log (docs/audit.md) ---------------------------------------------------
 AUDIT_LOG_ORIGIN = env.get_str("AUDIT_LOG_ORIGIN", "styleledger.local/audit")

@@ -35,6 +35,7 @@ urlpatterns = [
     path("audit/jobs/", include("editplatform.compliance.urls")),
     path("audit/", include("audit.urls")),
     path("notifications/", include("editplatform.notifications.urls")),
+    path("retention/", include("editplatform.retention.urls")),
     path("", include("editplatform.provenance.urls")),
     path("", include("editplatform.portal.urls")),
 ]

@@ -79,8 +79,23 @@ def _image_kinds(job: EditJob) -> dict[str, str]:
     out = {}
     for kind in THUMBNAIL_KINDS:
         artifact = getattr(job, kind, None)
-        if artifact is not None and str(getattr(artifact, "media_type", "")).startswith("image/"):
+        if (
+            artifact is not None
+            and artifact.erased_at is None  # crypto-shredded: the page says so instead
+            and str(getattr(artifact, "media_type", "")).startswith("image/")
+        ):
             out[artifact.sha256] = kind
+    return out
+
+
+def _erased(job: EditJob) -> dict[str, str]:
+    """sha256 -> "erased on <date> under <reason>" for the job's crypto-shredded artifacts."""
+    out = {}
+    kinds = ("original", "reconstruction", "edited", "latent", "result", "aligned", "transform")
+    for kind in kinds:
+        artifact = getattr(job, kind, None)
+        if artifact is not None and artifact.erased_at is not None:
+            out[artifact.sha256] = artifact.erased_under()
     return out
 
 
@@ -98,7 +113,10 @@ def job_timeline(request, subject: str | None = None):
     chain = lineage(events)
     thumbs = _image_kinds(job) if job is not None else {}
     shown = {}
+    erased = _erased(job) if job is not None else {}
     for node in [chain["original"], chain["latent"], *chain["outputs"].values()]:
+        if node and node["sha256"] in erased:
+            node["erased"] = erased[node["sha256"]]
         if node and node["sha256"] in thumbs:
             # Built from the job's own id and a stored artifact's hash, never the subject as given.
             node["thumbnail"] = reverse(

@@ -13,6 +13,8 @@ also names the artifact.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from django.db import transaction
 from django.http import FileResponse, Http404
 
@@ -68,8 +70,10 @@ def artifact_response(
     artifact = readable_artifact(user, job, kind)
     if artifact is None:
         raise Http404(f"the job has no {kind} artifact")
+    # Erased (410) or failing its integrity check: refused before anything is logged or sent.
+    stream = artifacts.open_stream(artifact)
     action = events.ARTIFACT_DOWNLOADED if download else events.ARTIFACT_VIEWED
-    with transaction.atomic():
+    with _closing_on_error(stream), transaction.atomic():
         events.emit(
             action,
             actor=user,
@@ -85,7 +89,7 @@ def artifact_response(
         )
     filename = f"{job.pk}-{kind}.{EXTENSIONS.get(artifact.media_type, 'bin')}"
     response = FileResponse(
-        artifacts.open_stream(artifact),
+        stream,
         content_type=artifact.media_type,
         as_attachment=download,
         filename=filename,
@@ -96,6 +100,15 @@ def artifact_response(
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     response["ETag"] = f'"{artifact.sha256}"'
     return response
+
+
+@contextmanager
+def _closing_on_error(stream):
+    try:
+        yield
+    except BaseException:
+        stream.close()
+        raise
 
 
 ARTIFACT_KINDS = tuple(Artifact.Kind.values)

@@ -135,3 +135,8 @@ JOB_ARTIFACTS_MISSING = register(
     "a job's stored bytes are gone (e.g. after a restore); named by kind and hash",
     _summary("stored bytes of {job} are missing"),
 )
+ARTIFACT_SHREDDED = register(
+    "artifact.shredded",
+    "an artifact was crypto-shredded: its data key and ciphertext destroyed (retention, erasure)",
+    _summary("{kind} of {job} shredded by {actor} ({reason})"),
+)

@@ -11,6 +11,7 @@ from audit.log import append_event
 from editplatform.core.middleware import current_request_id
 from editplatform.jobs.audit_actions import (  # noqa: F401 - re-exported for callers
     ARTIFACT_DOWNLOADED,
+    ARTIFACT_SHREDDED,
     ARTIFACT_VIEWED,
     JOB_APPROVAL_REQUIRED,
     JOB_CANCELLED,

@@ -39,6 +39,13 @@ class Artifact(models.Model):
     width = models.PositiveIntegerField(null=True, blank=True)
     height = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Crypto-shredding (editplatform.jobs.shredding): the key and the ciphertext are gone,
+    # the row stays so jobs and the audit log keep naming what existed.
+    erased_at = models.DateTimeField(null=True, blank=True)
+    erasure_reason = models.CharField(max_length=200, blank=True)
+    erasure_ref = models.CharField(
+        max_length=100, blank=True, help_text="what erased it: retention:<kind>, dsr:<id>, ..."
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -50,10 +57,52 @@ class Artifact(models.Model):
     def storage_name(self) -> str:
         return storage_name(self.sha256)
 
+    @property
+    def is_erased(self) -> bool:
+        return self.erased_at is not None
+
+    def erased_under(self) -> str:
+        """The line pages and the API show instead of the bytes: erased on <date> under <why>."""
+        if self.erased_at is None:
+            return ""
+        under = self.erasure_reason or self.erasure_ref or "erasure"
+        return f"erased on {self.erased_at:%Y-%m-%d} under {under}"
+
 
 def storage_name(sha256: str) -> str:
-    """Where an artifact's bytes live in the default storage."""
+    """Where an artifact's plaintext bytes lived before encryption (legacy layout)."""
     return f"artifacts/{sha256[:2]}/{sha256[2:4]}/{sha256}"
+
+
+def sealed_name(sha256: str) -> str:
+    """Where an artifact's ciphertext lives (editplatform.core.crypto's sealed format)."""
+    return storage_name(sha256) + ".sealed"
+
+
+class ArtifactKey(models.Model):
+    """The wrapped data key of one artifact (envelope encryption).
+
+    Apart from :class:`Artifact` on purpose: it is created before the artifact row
+    (bytes are written first), deleting it is the shredding, and operators back this
+    table up on its own, shorter-lived schedule (docs/retention.md), so a destroyed key
+    does not come back from a database backup after that window.
+    """
+
+    sha256 = models.CharField(max_length=64, primary_key=True)
+    key_id = models.CharField(max_length=32, help_text="hex; the sealed blob names it too")
+    kek_id = models.CharField(max_length=100, help_text="which key-encryption key wrapped it")
+    wrapped = models.BinaryField()
+    commitment = models.CharField(
+        max_length=64,
+        help_text="HMAC-SHA256 of the plaintext under a key derived from the data key",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    sealed_at = models.DateTimeField(
+        null=True, blank=True, help_text="when the ciphertext was written (reads switch to it)"
+    )
+
+    def __str__(self) -> str:
+        return f"key of {self.sha256[:12]}"
 
 
 class EditJobQuerySet(models.QuerySet):

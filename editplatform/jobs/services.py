@@ -283,6 +283,7 @@ def _create(
                     "height": image.height,
                 },
             )
+            artifacts.revive(original)  # the same photo erased before: live again
             job = EditJob.objects.create(
                 requester=user,
                 source=source,

@@ -127,6 +127,10 @@ def run_edit_job(self, job_id: str) -> str:
     except (InvalidImage, EditError) as exc:
         execution.fail(run, "bad_input", str(exc))
         return "failed"
+    except (artifacts.ArtifactErased, artifacts.ArtifactUnreadable) as exc:
+        # shredded while queued, or a ciphertext that does not authenticate: no retry helps
+        execution.fail(run, exc.code, exc.message)
+        return "failed"
     except DatabaseError as exc:
         if is_transient(exc) and self.request.retries < self.max_retries:
             _release(run, exc)

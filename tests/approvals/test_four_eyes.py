@@ -24,7 +24,7 @@ from editplatform.approvals.models import Decision
 from editplatform.core.errors import DomainError
 from editplatform.jobs import access, holding, policy
 from editplatform.jobs import services as job_services
-from editplatform.jobs.models import Artifact, EditJob, storage_name
+from editplatform.jobs.models import Artifact, EditJob, sealed_name
 from editplatform.jobs.states import State
 from editplatform.jobs.tasks import run_edit_job
 from editplatform.jobs.uploads import validate_image
@@ -93,7 +93,7 @@ def approve(job, user, **kwargs):
 
 
 def stored(sha: str) -> bool:
-    return default_storage.exists(storage_name(sha))
+    return default_storage.exists(sealed_name(sha))
 
 
 def events_of(job, action) -> list[AuditEvent]:

@@ -12,7 +12,7 @@ from django.test import Client
 from audit.models import AuditEvent
 from audit.queries import filter_events
 from editplatform.jobs import policy
-from editplatform.jobs.models import EditJob, storage_name
+from editplatform.jobs.models import EditJob, sealed_name
 from editplatform.jobs.states import State
 from tests import catalog
 from tests.approvals.test_four_eyes import people, png  # noqa: F401 - fixture
@@ -115,7 +115,7 @@ def test_held_outputs_are_for_approvers_until_approval_releases_them(celery_work
 def test_a_rejected_jobs_held_outputs_are_gone_from_storage(celery_worker, people):  # noqa: F811
     job = submit_sensitive(people["req"], 22)
     held = policy.output_hashes(job)
-    assert all(default_storage.exists(storage_name(sha)) for sha in held.values())
+    assert all(default_storage.exists(sealed_name(sha)) for sha in held.values())
     response = portal(people["ap2"]).post(
         f"/approvals/{job.pk}/decide", {"verdict": "reject", "reason": "the edit is too strong"}
     )
@@ -123,7 +123,7 @@ def test_a_rejected_jobs_held_outputs_are_gone_from_storage(celery_worker, peopl
     job.refresh_from_db()
     assert job.state == State.REJECTED
     wait_for(
-        lambda: not any(default_storage.exists(storage_name(sha)) for sha in held.values()),
+        lambda: not any(default_storage.exists(sealed_name(sha)) for sha in held.values()),
         timeout=10,
         what="held outputs deleted from storage",
     )

@@ -10,7 +10,7 @@ from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from editplatform.jobs import execution, services, sweeper
-from editplatform.jobs.models import EditJob
+from editplatform.jobs.models import EditJob, sealed_name
 from editplatform.jobs.states import IllegalTransition, State, can_transition, transition
 from editplatform.jobs.tasks import is_transient, run_edit_job
 from tests.jobs import images
@@ -95,13 +95,15 @@ def test_cancel_requested_before_the_worker_claims(queued_job, bundle, requester
 
 
 def test_unreadable_original_fails_without_retry(queued_job):
-    default_storage.delete(queued_job.original.storage_name)
-    default_storage.save(queued_job.original.storage_name, ContentFile(b"\x89PNG\r\n\x1a\n broken"))
+    # The stored ciphertext is replaced: it no longer authenticates (never garbage input).
+    name = sealed_name(queued_job.original_id)
+    default_storage.delete(name)
+    default_storage.save(name, ContentFile(b"\x89PNG\r\n\x1a\n broken"))
     assert run_edit_job.apply(args=[str(queued_job.pk)]).get() == "failed"
     queued_job.refresh_from_db()
     assert (
         queued_job.state == "failed"
-        and queued_job.error_code == "bad_input"
+        and queued_job.error_code == "artifact_integrity"
         and queued_job.attempts == 1
     )
     assert audit_count(queued_job.pk, "job.failed") == 1

@@ -160,7 +160,7 @@ def test_same_photo_twice_is_stored_once(requester, isolated_storage, model_bund
     assert EditJob.objects.count() == 2 and Artifact.objects.count() == 1
     assert len(stored_files(isolated_storage)) == 1
     sha = first.json()["artifacts"]["original"]["sha256"]
-    assert stored_files(isolated_storage)[0].name == sha
+    assert stored_files(isolated_storage)[0].name == f"{sha}.sealed"  # encrypted at rest
     assert stored_files(isolated_storage)[0].parent.parent.name == sha[:2]
 
 

@@ -20,6 +20,14 @@ class ArtifactSerializer(serializers.Serializer):
     width = serializers.IntegerField(allow_null=True)
     height = serializers.IntegerField(allow_null=True)
     url = serializers.CharField(help_text="permission-checked download URL (each read is audited)")
+    erased_at = serializers.DateTimeField(
+        allow_null=True,
+        help_text="when the artifact was crypto-shredded (retention or erasure); its URL then "
+        "answers 410",
+    )
+    erased_under = serializers.CharField(
+        help_text='"erased on <date> under <reason>", empty while the bytes exist'
+    )
 
 
 class DomainReportSerializer(serializers.Serializer):
@@ -126,6 +134,8 @@ class JobSerializer(serializers.ModelSerializer):
                 "width": artifact.width,
                 "height": artifact.height,
                 "url": reverse("jobs-api:artifact", kwargs={"job_id": job.pk, "kind": kind}),
+                "erased_at": artifact.erased_at,
+                "erased_under": artifact.erased_under(),
             }
         return out
 

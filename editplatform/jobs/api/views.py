@@ -265,6 +265,8 @@ class JobArtifactView(JobsAPIView):
             (200, "application/vnd.styleledger.latent+safetensors"): OpenApiTypes.BINARY,
             (200, "application/octet-stream"): OpenApiTypes.BINARY,
             404: ApiErrorSerializer,
+            409: ApiErrorSerializer,
+            410: ApiErrorSerializer,
         },
     )
     def get(self, request, job_id, kind):

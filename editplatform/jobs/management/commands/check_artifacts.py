@@ -20,18 +20,23 @@ from django.db import transaction
 from audit import log as audit_log
 from audit.models import AuditEvent
 from editplatform.jobs.audit_actions import JOB_ARTIFACTS_MISSING
-from editplatform.jobs.models import Artifact, EditJob, storage_name
+from editplatform.jobs.models import Artifact, EditJob, sealed_name, storage_name
 
 KINDS = ("original", "latent", "reconstruction", "edited")
 
 
 def missing_by_job() -> dict[str, dict[str, str]]:
     """{job id: {kind: sha256}} for every artifact a job references that storage lacks."""
-    present: dict[str, bool] = {}
+    # Crypto-shredded artifacts have no bytes on purpose: they are not "missing".
+    present: dict[str, bool] = dict.fromkeys(
+        Artifact.objects.filter(erased_at__isnull=False).values_list("sha256", flat=True), True
+    )
 
     def exists(digest: str) -> bool:
         if digest not in present:
-            present[digest] = default_storage.exists(storage_name(digest))
+            present[digest] = default_storage.exists(
+                sealed_name(digest)
+            ) or default_storage.exists(storage_name(digest))
         return present[digest]
 
     found: dict[str, dict[str, str]] = {}
@@ -51,7 +56,8 @@ def orphan_blobs() -> list[str]:
     def walk(folder: str) -> None:
         dirs, files = default_storage.listdir(folder)
         for name in files:
-            if len(name) == 64 and name not in known:
+            digest = name.removesuffix(".sealed")
+            if len(digest) == 64 and digest not in known:
                 orphans.append(f"{folder}/{name}".lstrip("/"))
         for sub in dirs:
             walk(f"{folder}/{sub}".lstrip("/"))

@@ -36,6 +36,7 @@ class Command(BaseCommand):
     def handle(self, *args, stage: str, **opts):
         if stage == "prepare":
             self._signing_key()
+            self._artifact_kek()
             self._tls()
             self._c2pa()
             self._app_role()
@@ -70,6 +71,15 @@ class Command(BaseCommand):
             name=settings.AUDIT_LOG_ORIGIN, key_file=str(path), key_text=None, dev_key_path=None
         )
         self.stdout.write(f"signing key: verifier key {signer.verifier.vkey()}")
+
+    def _artifact_kek(self) -> None:
+        """The key-encryption key of stored artifacts (editplatform.core.crypto), if a file."""
+        if not settings.ARTIFACT_KEK_FILE:
+            return
+        from editplatform.core.crypto import ensure_dev_kek
+
+        ensure_dev_kek(Path(settings.ARTIFACT_KEK_FILE))
+        self.stdout.write(f"artifact key-encryption key: {settings.ARTIFACT_KEK_FILE}")
 
     def _tls(self) -> None:
         if not settings.TLS_CERT_DIR:
