@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import io
 import logging
+import time
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, close_old_connections, connection, transaction
 from PIL import Image
 
 from audit.log import append_event
@@ -59,7 +60,11 @@ def mark_job(job: EditJob) -> bool:
     marked = mark_output(job, artifacts.read(job.edited), audit_event=event)
     width, height = Image.open(io.BytesIO(marked.data)).size
     media_type = "image/jpeg" if marked.data[:3] == b"\xff\xd8\xff" else "image/png"
-    artifact = artifacts.store(marked.data, media_type, width=width, height=height)
+    try:
+        artifact = artifacts.store(marked.data, media_type, width=width, height=height)
+    except DatabaseError:
+        _discard_unlinked(artifacts.sha256_hex(marked.data))
+        raise
     with transaction.atomic():
         linked = EditJob.objects.filter(
             pk=job.pk, marked__isnull=True, edited_id=job.edited_id
@@ -81,6 +86,28 @@ def mark_job(job: EditJob) -> bool:
             },
         )
     return True
+
+
+def _discard_unlinked(digest: str, *, attempts: int = 10, pause_s: float = 1.0) -> None:
+    """Remove the key and ciphertext of marked bytes whose row could not be stored.
+
+    A signed mark is unique to one call (its manifest carries a time), so a retry by the
+    sweep writes other bytes and these would stay behind as an orphan blob. The database
+    is usually what failed (e.g. a restart), so this retries for a few seconds on a fresh
+    connection; if it stays unreachable the blob is left for ``check_artifacts`` to report.
+    """
+    if connection.in_atomic_block:  # a caller's transaction: no reconnecting under it
+        attempts = 1
+    for attempt in range(attempts):
+        if not connection.in_atomic_block:
+            close_old_connections()
+        try:
+            artifacts.discard_blob_if_unreferenced(digest)
+            return
+        except DatabaseError:
+            if attempt + 1 < attempts:
+                time.sleep(pause_s)
+    logger.warning("could not discard the unlinked marked blob %s", digest)
 
 
 def mark_released(job) -> None:

@@ -117,6 +117,45 @@ def test_a_failed_marking_keeps_the_job_and_the_sweep_marks_it(
 @pytest.mark.redis
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
+def test_a_mark_whose_row_cannot_be_stored_leaves_no_orphan_blob(
+    worker, requester, dev_ca, monkeypatch
+):
+    """The database failing between the marked bytes' write and their row (a restart, as
+    the soak injects) must not leave the signed bytes behind: the retry signs other bytes."""
+    from django.db import OperationalError
+    from django.db.models import QuerySet
+
+    from editplatform.jobs.management.commands.check_artifacts import orphan_blobs
+    from editplatform.jobs.models import Artifact
+
+    job = _marked(run_real_job(requester))
+    clone, _ = clone_job(job, marked=None)
+    real_get_or_create = QuerySet.get_or_create
+
+    def failing(self, *args, **kwargs):
+        if self.model is Artifact:
+            raise OperationalError("server closed the connection unexpectedly")
+        return real_get_or_create(self, *args, **kwargs)
+
+    monkeypatch.setattr(QuerySet, "get_or_create", failing)
+    release.mark_released(clone)
+    monkeypatch.setattr(QuerySet, "get_or_create", real_get_or_create)
+
+    clone.refresh_from_db()
+    assert clone.state == "succeeded" and clone.marked_id is None
+    assert AuditEvent.objects.filter(
+        subject=f"job:{clone.pk}", action="provenance.mark_failed"
+    ).exists()
+    assert orphan_blobs() == []
+    assert release.sweep() == 1
+    clone.refresh_from_db()
+    assert clone.marked_id and orphan_blobs() == []
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
 def test_a_held_job_is_marked_when_an_approval_releases_it(
     worker, requester, approver, bundle, dev_ca
 ):
