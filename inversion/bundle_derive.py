@@ -45,12 +45,13 @@ def derive_bundle(
     directions: Mapping[str, Tensor] | None = None,
     change: Mapping[str, Any] | None = None,
     metrics: Mapping[str, Any] | None = None,
+    provenance: Mapping[str, Any] | None = None,
 ) -> ModelBundle:
     """Write the child of ``parent`` at ``out_dir`` (must not exist) and return it loaded.
 
     ``catalog`` / ``directions`` replace the parent's (None: keep); ``change`` is recorded
     as ``provenance.derived`` (what was done, by which command, on which data);
-    ``metrics`` are merged over the parent's.
+    ``metrics`` and ``provenance`` are merged (top-level keys) over the parent's.
     """
     out = Path(out_dir)
     if out.exists():
@@ -68,6 +69,7 @@ def derive_bundle(
         name: {"sha256": sha256_hex(data), "size": len(data)}
         for name, data in sorted(payloads.items())
     }
+    manifest["provenance"].update(json.loads(json.dumps(dict(provenance or {}))))
     manifest["parent_version"] = parent.version
     manifest["provenance"]["parent_version"] = parent.version
     manifest["provenance"]["derived"] = json.loads(json.dumps(dict(change or {})))

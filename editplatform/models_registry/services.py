@@ -131,7 +131,9 @@ def register_bundle(
     )
 
 
-def _create(bundle, *, name, purpose, user=None, how, state=State.REGISTERED, **fields):
+def _create(
+    bundle, *, name, purpose=DEFAULT_PURPOSE, user=None, how, state=State.REGISTERED, **fields
+):
     manifest = bundle.manifest
     card = build_card(bundle.version, manifest, bundle.catalog.to_dict())
     name = (name or "").strip()[

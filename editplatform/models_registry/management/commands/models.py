@@ -77,7 +77,9 @@ class Command(BaseCommand):
         ext.add_argument("--strength", type=float, default=None)
         ext.add_argument("--holdout", type=float, default=0.25)
         ext.add_argument("--seed", type=int, default=0)
-        ext.add_argument("--out", default=None, help="where to write the child bundle")
+        ext.add_argument("--classifier", default=None, help="measures class kept (sensitivity)")
+        ext.add_argument("--mark-sensitive", default="", help="mark it sensitive, with a reason")
+        ext.add_argument("--out", default=None, help="also keep the child bundle here")
 
     def handle(self, *args, action: str, **opts):
         try:
@@ -119,7 +121,7 @@ class Command(BaseCommand):
             self.stdout.write(f"bootstrapped {mv.version} ({mv.name}): registered and active")
 
     def _extend_catalog(
-        self, version, folder, name, description, by, strength, holdout, seed, out, **_
+        self, version, folder, name, description, by, strength, holdout, seed, out, **opts
     ):
         from editplatform.models_registry import extend
 
@@ -133,6 +135,8 @@ class Command(BaseCommand):
             strength=strength,
             holdout=holdout,
             seed=seed,
+            classifier=Path(opts["classifier"]) if opts.get("classifier") else None,
+            mark_sensitive=opts.get("mark_sensitive") or "",
             out=Path(out) if out else None,
         )
         entry = next(e for e in child.card["edits"] if e["name"] == name)
