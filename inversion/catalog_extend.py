@@ -203,8 +203,8 @@ def extend_catalog(
         return torch.cat(outs), torch.cat(origs), labels
 
     with torch.inference_mode():
-        if strength is None:  # chosen on (up to 16 per label of) the training photos
-            pick_p, pick_n = tr_p[:16], tr_n[:16]
+        if strength is None:  # chosen on (up to 8 per label of) the training photos
+            pick_p, pick_n = tr_p[:8], tr_n[:8]
             strength = max(STRENGTHS)
             for s in STRENGTHS:
                 edited, _, labels = moved(pick_p, pick_n, s)

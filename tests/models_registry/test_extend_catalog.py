@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -50,7 +51,7 @@ def test_extend_catalog_registers_a_child_version(registry_people, model_bundle,
 
     # A folder without its negative/ half is refused; nothing is registered.
     broken = tmp_path / "broken"
-    (broken / "positive").mkdir(parents=True)
+    shutil.copytree(folder / "positive", broken / "positive")
     with pytest.raises(CommandError, match="negative/"):
         call_command(
             "models", "extend-catalog", parent.short, "--folder", str(broken),
@@ -73,7 +74,7 @@ def test_extend_catalog_registers_a_child_version(registry_people, model_bundle,
     bundle = load_bundle(child.path)
     assert bundle.version == child.version
     parent_bundle = load_bundle(parent.path)
-    assert bundle.catalog.names() == [*parent_bundle.catalog.names(), "footwear_fit"]
+    assert bundle.catalog.names == [*parent_bundle.catalog.names, "footwear_fit"]
     assert "interfacegan_footwear_fit" in load_file(Path(child.path) / "directions.safetensors")
     for name in ("generator.safetensors", "encoder.safetensors", "fuser.safetensors"):
         assert bundle.manifest["files"][name] == parent_bundle.manifest["files"][name]
