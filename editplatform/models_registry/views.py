@@ -97,6 +97,9 @@ def _act(request, version, step):
 @login_required
 @require_POST
 def approve(request, version):
+    if not services.is_model_approver(request.user):
+        raise PermissionDenied("only model approvers approve model versions")
+
     def step(row):
         services.approve(
             row,
@@ -112,6 +115,9 @@ def approve(request, version):
 @login_required
 @require_POST
 def activate(request, version):
+    if not has_role(request.user, ADMIN):
+        raise PermissionDenied("only admins activate model versions")
+
     def step(row):
         services.activate(row, request.user, bundle_sha256=request.POST.get("bundle_sha256", ""))
         messages.success(request, "Activated: new jobs use this version.")
@@ -122,6 +128,9 @@ def activate(request, version):
 @login_required
 @require_POST
 def retire(request, version):
+    if not has_role(request.user, ADMIN):
+        raise PermissionDenied("only admins retire model versions")
+
     def step(row):
         services.retire(row, request.user, reason=request.POST.get("reason", ""))
         messages.success(request, "Retired: no job runs with this version again.")
