@@ -92,7 +92,11 @@ def test_extend_catalog_registers_a_child_version(registry_people, model_bundle,
     assert "extend-catalog" in derived["command"]
 
     # Registered through the registry: its event names the parent too; the parent is intact.
-    event = AuditEvent.objects.get(action="model.registered", subject=f"model:{child.version}")
+    event = (
+        AuditEvent.objects.filter(action="model.registered", subject=f"model:{child.version}")
+        .order_by("seq")
+        .last()
+    )
     assert f"model:{parent.version}" in event.subjects
     assert event.payload["parent_version"] == parent.version
     assert verify_bundle_files(parent.path) == parent.version
