@@ -348,9 +348,7 @@ def _try_fast(cursor, connection, pendings, using, *, begin, end, undo) -> _Plan
         return None  # perhaps only a stale cached head: the locked path decides
     plan = _plan(connection, head, pendings)
     sql = (
-        f"{begin}; SELECT audit_expect_head(%s, %s, %s); "
-        + "; ".join(plan.statements)
-        + f"; {end}"
+        f"{begin}; SELECT audit_expect_head(%s, %s, %s); " + "; ".join(plan.statements) + f"; {end}"
     )
     try:
         cursor.execute(sql, [head.size, head.root_hash, head.checkpoint_size, *plan.params])

@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "editplatform.portal",
     "editplatform.jobs",
     "editplatform.approvals",
+    "editplatform.models_registry",
     "editplatform.compliance",
     "editplatform.monitoring",
     "editplatform.provenance",
@@ -224,6 +225,10 @@ MODEL_BUNDLE = Path(
         str(_DEMO_BUNDLE if (_DEMO_BUNDLE / "manifest.json").exists() else _BOOTSTRAP_BUNDLE),
     )
 ).resolve()
+
+# The model registry's verified copies of registered bundles (docs/models.md).
+MODEL_REGISTRY_DIR = Path(env.get_str("MODEL_REGISTRY_DIR", str(VAR_DIR / "models"))).resolve()
+MODEL_UPLOAD_MAX_BYTES = env.get_int("MODEL_UPLOAD_MAX_BYTES", 2 * 1024 * 1024 * 1024, minimum=1024)
 
 # --- edit jobs (editplatform.jobs; docs/jobs.md) ---------------------------------
 UPLOAD_MAX_BYTES = env.get_int("UPLOAD_MAX_BYTES", 20 * 1024 * 1024, minimum=1024)

@@ -31,6 +31,7 @@ urlpatterns = [
     path("api/v1/audit/", include("audit.api_urls")),
     path("jobs/", include("editplatform.jobs.urls")),
     path("approvals/", include("editplatform.approvals.urls")),
+    path("models/", include("editplatform.models_registry.urls")),
     path("account/", include("editplatform.accounts.urls")),
     path("audit/jobs/", include("editplatform.compliance.urls")),
     path("audit/", include("audit.urls")),

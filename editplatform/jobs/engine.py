@@ -9,6 +9,13 @@ reads just ``manifest.json`` and ``catalog.json``, checks the catalog's SHA-256 
 the manifest and takes the manifest's SHA-256 as the version — the same version
 ``load_bundle`` reports — without reading hundreds of MB of weights. Both caches are
 keyed by the manifest's modification time, so a replaced bundle is picked up.
+
+Which bundle: :mod:`editplatform.jobs.model_source` answers (the model registry's
+active version, or the version a job was pinned to at submit; settings.MODEL_BUNDLE
+when nothing is registered). Several versions may be cached at once, so a worker
+switches to a newly activated version, or runs a job pinned to the previous one,
+without a restart. A bundle whose manifest hash is not the version asked for is
+refused (:class:`~editplatform.jobs.model_source.UnknownModelVersion`).
 """
 
 from __future__ import annotations
@@ -23,11 +30,14 @@ from pathlib import Path
 from django.conf import settings
 
 from editplatform.core.errors import DomainError
+from editplatform.jobs import model_source
+from editplatform.jobs.model_source import UnknownModelVersion  # noqa: F401 - re-exported
 
 logger = logging.getLogger(__name__)
 _lock = threading.Lock()
 _catalog_cache: dict[tuple[str, float], CatalogInfo] = {}
 _inverter_cache: dict[tuple[str, float], object] = {}
+MAX_CACHED_VERSIONS = 2  # the active version and one a queued job was pinned to
 
 
 class ModelUnavailable(DomainError):
@@ -48,25 +58,43 @@ class CatalogInfo:
     domain: object = None  # inversion.bundle_domain.BundleDomain (the default when undeclared)
 
 
-def _bundle_key() -> tuple[Path, tuple[str, float]]:
-    path = Path(settings.MODEL_BUNDLE)
+def _bundle_key(version: str | None = None) -> tuple[Path, tuple[str, float], str | None]:
+    ref = model_source.resolve(version)
+    path = Path(ref.path)
     manifest = path / "manifest.json"
     try:
         mtime = manifest.stat().st_mtime
     except OSError:
         raise ModelUnavailable(f"model bundle {path} has no manifest.json") from None
-    return path, (str(path), mtime)
+    return path, (str(path), mtime), ref.version
 
 
-def get_catalog() -> CatalogInfo:
-    """The bundle's edit catalog and version, verified against the manifest."""
+def _check_version(path: Path, found: str, expected: str | None) -> None:
+    if expected is not None and found != expected:
+        raise UnknownModelVersion(
+            f"model version {expected[:12]} is not available: the bundle at {path} "
+            f"is version {found[:12]}"
+        )
+
+
+def _remember(cache: dict, key, value) -> None:
+    cache.pop(key, None)
+    cache[key] = value
+    while len(cache) > MAX_CACHED_VERSIONS:
+        cache.pop(next(iter(cache)))
+
+
+def get_catalog(version: str | None = None) -> CatalogInfo:
+    """The edit catalog and version of the active bundle (or of ``version``), verified
+    against the manifest."""
     from inversion.bundle import CATALOG_FILE, MANIFEST_NAME
     from inversion.editing.catalog import EditCatalog
     from inversion.errors import EditError
 
-    path, key = _bundle_key()
+    path, key, expected = _bundle_key(version)
     cached = _catalog_cache.get(key)
     if cached is not None:
+        _check_version(path, cached.version, expected)
         return cached
     with _lock:
         raw = (path / MANIFEST_NAME).read_bytes()
@@ -88,8 +116,8 @@ def get_catalog() -> CatalogInfo:
             catalog=catalog,
             domain=_declared_domain(path, raw),
         )
-        _catalog_cache.clear()
-        _catalog_cache[key] = info
+        _check_version(path, info.version, expected)
+        _remember(_catalog_cache, key, info)
         return info
 
 
@@ -117,30 +145,33 @@ def configure_torch() -> None:
         torch.set_num_threads(threads)
 
 
-def get_inverter():
-    """The worker process's Inverter (bundle verified and loaded once)."""
+def get_inverter(version: str | None = None):
+    """The worker process's Inverter for the active bundle (or ``version``), verified and
+    loaded once per version."""
     from inversion.bundle import load_bundle
     from inversion.errors import BundleError
     from inversion.inverter import Inverter
 
-    path, key = _bundle_key()
+    path, key, expected = _bundle_key(version)
     cached = _inverter_cache.get(key)
     if cached is not None:
+        _check_version(path, cached.version, expected)
         return cached
     with _lock:
         cached = _inverter_cache.get(key)
         if cached is not None:
+            _check_version(path, cached.version, expected)
             return cached
         configure_torch()
         try:
             bundle = load_bundle(path)
         except BundleError as exc:
             raise ModelUnavailable(f"model bundle {path}: {exc}") from None
+        _check_version(path, bundle.version, expected)
         device = None if settings.JOB_DEVICE in ("", "auto") else settings.JOB_DEVICE
         inverter = Inverter(bundle, device=device)
         logger.info(
             "model bundle %s loaded (version %s) on %s", path, bundle.version, inverter.device
         )
-        _inverter_cache.clear()
-        _inverter_cache[key] = inverter
+        _remember(_inverter_cache, key, inverter)
         return inverter

@@ -187,6 +187,10 @@ class EditJob(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     worker = models.CharField(max_length=200, blank=True)
 
+    # The model version active at submit (the registry's); the worker runs this version
+    # even if another is activated meanwhile, and fails the job if it is no longer served.
+    model_pin = models.CharField(max_length=64, blank=True)
+
     # What came out.
     model_version = models.CharField(max_length=64, blank=True)
     reconstruction = models.ForeignKey(

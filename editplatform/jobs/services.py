@@ -303,6 +303,7 @@ def _create(
                 api_key=api_key,
                 resubmitted_from=resubmitted_from,
                 face_index=face_index,
+                model_pin=catalog_info.version,
             )
             previous = (
                 {"resubmitted_from": str(resubmitted_from.pk)}

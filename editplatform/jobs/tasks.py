@@ -27,6 +27,7 @@ from editplatform.jobs import (
     engine,
     execution,
     holding,
+    model_pin,
     pipeline,
     policy,
 )
@@ -83,15 +84,18 @@ def backoff_seconds(retries: int) -> float:
 )
 def run_edit_job(self, job_id: str) -> str:
     try:
-        catalog = engine.get_catalog().catalog
+        pin = model_pin.pinned_version(job_id)
+        catalog = engine.get_catalog(pin).catalog
         run = execution.claim(job_id, self.request.hostname or "worker", catalog)
+    except engine.UnknownModelVersion as exc:
+        return "failed" if model_pin.refuse(job_id, str(exc)) else "skipped"
     except (OperationalError, InterfaceError, engine.ModelUnavailable) as exc:
         raise self.retry(exc=exc, countdown=backoff_seconds(self.request.retries)) from None
     if run is None:
         return "skipped"
     beat = execution.start_heartbeat(run)
     try:
-        inverter = engine.get_inverter()
+        inverter = engine.get_inverter(pin)
         original = artifacts.read(run.job.original)
         result = pipeline.run(
             inverter,
@@ -130,6 +134,9 @@ def run_edit_job(self, job_id: str) -> str:
     except (artifacts.ArtifactErased, artifacts.ArtifactUnreadable) as exc:
         # shredded while queued, or a ciphertext that does not authenticate: no retry helps
         execution.fail(run, exc.code, exc.message)
+        return "failed"
+    except engine.UnknownModelVersion as exc:
+        execution.fail(run, model_pin.CODE, str(exc))
         return "failed"
     except DatabaseError as exc:
         if is_transient(exc) and self.request.retries < self.max_retries:

@@ -183,6 +183,18 @@ MATRIX: dict[tuple[str, str, str], dict[str, int]] = {
         403, reviewer=400, anon=API_ANON, integration=403
     ),  # no image
     ("POST", "api/v1/provenance/public-check", "-"): every(404),
+    # --- model registry (issue 16): staff read, admins register/activate/retire, model
+    # approvers (a permission no matrix role holds) approve, reviewers read the history.
+    # "model" = the bootstrapped active version: activating it again or retiring it is a
+    # refused state change (message and redirect), never a 200.
+    ("GET", "models/", "-"): people(200, **PORTAL),
+    ("GET", "models/register", "-"): only({"admin": 200}, others=403, **PORTAL),
+    ("POST", "models/register", "-"): only({"admin": 400}, others=403, **PORTAL),  # no bundle
+    ("GET", "models/history", "-"): only({"reviewer": 200}, others=403, **PORTAL),
+    ("GET", "models/<str:version>/", "model"): people(200, **PORTAL),
+    ("POST", "models/<str:version>/approve", "model"): people(403, **PORTAL),
+    ("POST", "models/<str:version>/activate", "model"): only({"admin": 302}, others=403, **PORTAL),
+    ("POST", "models/<str:version>/retire", "model"): only({"admin": 302}, others=403, **PORTAL),
 }
 
 SKIPPED_PREFIXES = ("admin/",)  # Django's admin guards itself (is_staff + model permissions)
@@ -303,7 +315,7 @@ class World:
     def job(self, obj: str, role: str, *, fresh: bool = False) -> EditJob | None:
         """Finished jobs are shared between rows (no row can change them: cancelling a
         finished job is refused); a row that decides on a pending job gets a fresh one."""
-        if obj == "-":
+        if obj in ("-", "model"):  # the model version is named by _model_version()
             return None
         key = (obj, role if obj in ("own", "held", "decided") else "")
         if not fresh and key in self._cache:
@@ -334,6 +346,8 @@ def _url(route: str, job: EditJob | None, obj: str = "-") -> str:
             return f"job:{job.pk}"
         if name == "sha256":
             return job.original_id
+        if name == "version":
+            return _model_version()
         if name == "seq":
             from audit.models import AuditEvent
 
@@ -348,6 +362,20 @@ def _url(route: str, job: EditJob | None, obj: str = "-") -> str:
     return "/" + re.sub(r"<(\w+):(\w+)>", value, route) + (f"?{query()}" if query else "")
 
 
+def _model_version() -> str:
+    """The active registered version (bootstrapped from MODEL_BUNDLE, so jobs keep running)."""
+    from pathlib import Path
+
+    from django.conf import settings as django_settings
+
+    from editplatform.models_registry import services as model_services
+
+    active = model_services.active_version() or model_services.bootstrap(
+        Path(django_settings.MODEL_BUNDLE)
+    )
+    return active.version
+
+
 def _consistency_query() -> str:
     from audit.log import make_checkpoint
 
@@ -359,7 +387,7 @@ QUERIES = {"api/v1/audit/consistency": _consistency_query}
 
 
 def _body(method: str, route: str, job: EditJob | None, world: World) -> dict:
-    if method != "POST":
+    if method != "POST" or route.startswith("models/"):  # model forms: empty bodies
         return {}
     if route == "api/v1/jobs":
         return {

@@ -40,6 +40,9 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         self.stdout.write("Database migrated.")
         self._ensure_bundle()
+        # First start: the model registry registers and activates that bundle (recorded as
+        # a model.bootstrapped event); later starts leave the registry's choice alone.
+        call_command("models", "bootstrap", stdout=self.stdout)
         call_command("bootstrap_demo_accounts", stdout=self.stdout)
 
         env = os.environ.copy()

@@ -34,9 +34,9 @@ def missing_by_job() -> dict[str, dict[str, str]]:
 
     def exists(digest: str) -> bool:
         if digest not in present:
-            present[digest] = default_storage.exists(
-                sealed_name(digest)
-            ) or default_storage.exists(storage_name(digest))
+            present[digest] = default_storage.exists(sealed_name(digest)) or default_storage.exists(
+                storage_name(digest)
+            )
         return present[digest]
 
     found: dict[str, dict[str, str]] = {}

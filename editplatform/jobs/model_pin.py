@@ -1,0 +1,62 @@
+"""The worker's side of model pinning: which version a job runs with, and refusing it.
+
+A job is pinned at submit to the model version then active (``EditJob.model_pin``),
+so activating another version (or rolling back) never changes a job already queued.
+The worker reads the pin before it claims the job; a version the registry no longer
+serves (unknown, retired, altered on disk) fails the job with a message naming it,
+instead of retrying or silently using another model.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+
+from editplatform.jobs import events
+from editplatform.jobs.models import EditJob
+from editplatform.jobs.states import State, transition
+
+logger = logging.getLogger(__name__)
+
+CODE = "model_unknown"
+
+
+def pinned_version(job_id) -> str | None:
+    """The version the job was pinned to (None: the active one, for jobs from before pins)."""
+    pin = EditJob.objects.filter(pk=job_id).values_list("model_pin", flat=True).first()
+    return pin or None
+
+
+def refuse(job_id, message: str) -> bool:
+    """Fail a queued job whose pinned model is not served (before any worker claims it)."""
+    job = EditJob.objects.filter(pk=job_id).first()
+    if job is None:
+        return False
+    with transaction.atomic():
+        if not transition(
+            job,
+            State.FAILED,
+            sources=frozenset({State.QUEUED}),
+            lease_id=None,
+            error_code=CODE,
+            error=message,
+            stage="failed",
+        ):
+            return False
+        events.emit(
+            events.JOB_FAILED,
+            subject=events.job_subject(job),
+            request_id=job.request_id,
+            actor_name=f"worker:{job.worker}" if job.worker else "worker",
+            payload={
+                "original_sha256": job.original_id,
+                "edits": job.edits,
+                "purpose": job.purpose,
+                "model_pin": job.model_pin,
+                "error_code": CODE,
+                "error": message,
+            },
+        )
+    logger.error("job %s refused: %s", job.pk, message)
+    return True

@@ -1,0 +1,1 @@
+"""The model registry: bundles registered with a model card, activated by two people."""

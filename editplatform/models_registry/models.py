@@ -1,0 +1,81 @@
+"""A registered model version: the bundle hash, its verified copy, its card, its state.
+
+The version is the SHA-256 of the bundle's ``manifest.json`` (the same string every job
+records as ``model_version``); the manifest commits to every weight file, so the row
+names the exact bytes. States move registered -> approved -> active -> retired; an
+active version that another replaces goes back to registered (its approval was used
+up), so a rollback needs a fresh four-eyes approval like any activation. A database
+constraint keeps at most one active version per purpose (the worker queue it serves).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+DEFAULT_PURPOSE = "gpu"  # the edit-job queue
+
+
+class ModelVersion(models.Model):
+    class State(models.TextChoices):
+        REGISTERED = "registered", "Registered"
+        APPROVED = "approved", "Approved"
+        ACTIVE = "active", "Active"
+        RETIRED = "retired", "Retired"
+
+    version = models.CharField(max_length=64, unique=True, help_text="SHA-256 of manifest.json")
+    name = models.CharField(max_length=100, help_text="a label for people")
+    purpose = models.CharField(max_length=40, default=DEFAULT_PURPOSE)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.REGISTERED)
+    path = models.CharField(max_length=500, help_text="the registry's verified copy of the bundle")
+    card = models.JSONField(default=dict, help_text="the model card, built from the manifest")
+    parent_version = models.CharField(max_length=64, blank=True)
+    source = models.CharField(max_length=20, help_text="path, upload, bootstrap or catalog")
+
+    registered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    registered_at = models.DateTimeField(auto_now_add=True)
+    # The pending approval for the next activation (cleared when it is used or withdrawn).
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    approved_sha256 = models.CharField(
+        max_length=64, blank=True, help_text="the bundle hash the approver saw"
+    )
+    approval_comment = models.TextField(blank=True)
+    activated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    activated_at = models.DateTimeField(null=True, blank=True)
+    retired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-registered_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["purpose"],
+                condition=Q(state="active"),
+                name="models_registry_one_active_per_purpose",
+            ),
+            models.CheckConstraint(
+                condition=Q(state__in=["registered", "approved", "active", "retired"]),
+                name="models_registry_state_known",
+            ),
+        ]
+        permissions = [
+            ("approve_modelversion", "Can approve a model version for activation (model approver)")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.version[:12]}, {self.state})"
+
+    @property
+    def short(self) -> str:
+        return self.version[:12]
+
+    @property
+    def subject(self) -> str:
+        return f"model:{self.version}"
