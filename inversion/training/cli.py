@@ -24,6 +24,7 @@ STEPS = {
     "directions": ("inversion.training.directions", "fit edit directions and the catalog"),
     "encoder": ("inversion.training.train_encoder", "train an encoder (+ Fuser) or pSp"),
     "recipe": ("inversion.training.recipe", "run the whole demo recipe end to end"),
+    "adapt": ("inversion.training.adapt", "adapt a bundle to an unlabelled photo folder"),
 }
 PROG = "python -m inversion train"
 
