@@ -104,14 +104,46 @@ def write_shifted(out: str | Path, start: int, n: int, seed: int = 0) -> list[Pa
     return paths
 
 
+def write_evaluate_subset(out: str | Path, n: int, seed: int = 0) -> list[Path]:
+    """The *unshifted* held-out images ``python -m inversion evaluate --n N --seed S``
+    measures (Fashion-MNIST test, ``randperm(seed)[:n]``) as 32 px PNGs, in its order
+    (``test_<rank>_<index>.png``): so ``poc`` can be checked against ``evaluate`` on
+    exactly the same pixels."""
+    import torch
+    from PIL import Image
+
+    from inversion.training.data import load_fashion_mnist
+
+    test, _ = load_fashion_mnist("test", size=32)
+    idx = torch.randperm(test.shape[0], generator=torch.Generator().manual_seed(seed))[:n]
+    arr = test[idx].add(1).mul(127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for rank, (i, a) in enumerate(zip(idx.tolist(), arr.numpy(), strict=True)):
+        p = out / f"test_{rank:05d}_{i:05d}.png"
+        Image.fromarray(a, mode="RGB").save(p)
+        paths.append(p)
+    return paths
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument(
+        "--evaluate-subset",
+        action="store_true",
+        help="instead: write evaluate's unshifted test subset (--n images, --seed)",
+    )
     p.add_argument("--start", type=int, default=0, help="first index in the val split")
     p.add_argument("--n", type=int, default=200, help="number of photos")
     p.add_argument("--seed", type=int, default=0)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.evaluate_subset:
+        paths = write_evaluate_subset(args.out, args.n, args.seed)
+        print(f"{len(paths)} unshifted test images (evaluate's subset) -> {args.out}")
+        return 0
     paths = write_shifted(args.out, args.start, args.n, args.seed)
     print(f"{len(paths)} shifted product photos -> {args.out}")
     return 0
