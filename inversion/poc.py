@@ -161,7 +161,8 @@ def measure(
     crops, names, skipped = load_photos(paths, bundle.domain)
     if not crops:
         raise PocError(f"none of the {len(paths)} photos could be read and aligned: {skipped}")
-    x = image_to_tensor(crops, inverter.output_size)
+    # on the model's device: metrics, edits and the gate then compare like with like
+    x = image_to_tensor(crops, inverter.output_size).to(inverter.device)
     n = x.shape[0]
     load_before = machine_load()
     inv = inverter.invert(x, batch_size=batch)
