@@ -102,6 +102,16 @@ for _command in (
         "evaluate", "evaluate a bundle (reconstruction and edit quality)", "inversion.evaluate"
     ),
     Command(
+        "poc",
+        "proof-of-concept report of a bundle on a folder of your own photos (HTML + JSON)",
+        "inversion.poc",
+    ),
+    Command(
+        "shifted-photos",
+        "write a shifted product-photo folder (the domain-adaptation demo's data)",
+        "inversion.shifted",
+    ),
+    Command(
         "evaluate-refine",
         "measure quality mode refine vs fast and the ceiling",
         "inversion.evaluate_refine",

@@ -6,7 +6,8 @@ not declare are shown as "not declared" rather than guessed. The keys read:
 
 - ``encoder_arch``, ``configs``: the architecture (names from inversion.registry);
 - ``provenance.data`` (text or object) and ``provenance.data_hashes`` /
-  ``provenance.data_sha256``: the training data and its hashes;
+  ``provenance.data_sha256`` (or an adapted bundle's ``provenance.adaptation.data_sha256``):
+  the training data and its hashes;
 - ``intended_use`` (top level or in provenance; else ``provenance.notes``);
 - ``domain``: the declared domain (issue 12), absent on bundles that declare none;
 - ``metrics``: the evaluation figures (reconstruction table, per-edit measures);
@@ -61,7 +62,12 @@ def _architecture(manifest: dict[str, Any]) -> dict[str, Any]:
 def _training_data(prov: dict[str, Any]) -> dict[str, Any]:
     return {
         "description": _first(prov.get("data")) or NOT_DECLARED,
-        "hashes": _first(prov.get("data_hashes"), prov.get("data_sha256")) or {},
+        "hashes": _first(
+            prov.get("data_hashes"),
+            prov.get("data_sha256"),
+            (prov.get("adaptation") or {}).get("data_sha256"),  # `inversion train adapt`
+        )
+        or {},
         "commands": prov.get("commands") or [],
     }
 

@@ -3,7 +3,8 @@
 Steps: ``generator`` (StyleGAN2), ``classifier`` (attribute classifier on real labels),
 ``directions`` (InterFaceGAN boundaries + GANSpace, and the edit catalog), ``encoder``
 (MambaStyle encoder + Fuser, or the pSp baseline with ``--arch psp``), ``recipe`` (the
-whole demo, end to end). Each step's module provides ``add_arguments``/``run``.
+whole demo, end to end), ``adapt`` (fine-tune a bundle on a folder of unlabelled photos
+into a new bundle). Each step's module provides ``add_arguments``/``run``.
 
 The ``train`` parser only takes the step's name and hands the rest of the arguments to
 the step's own parser, built in :func:`run`: so only the chosen step's module is
@@ -24,6 +25,7 @@ STEPS = {
     "directions": ("inversion.training.directions", "fit edit directions and the catalog"),
     "encoder": ("inversion.training.train_encoder", "train an encoder (+ Fuser) or pSp"),
     "recipe": ("inversion.training.recipe", "run the whole demo recipe end to end"),
+    "adapt": ("inversion.training.adapt", "adapt a bundle to an unlabelled photo folder"),
 }
 PROG = "python -m inversion train"
 
