@@ -183,6 +183,7 @@ MATRIX: dict[tuple[str, str, str], dict[str, int]] = {
         403, reviewer=400, anon=API_ANON, integration=403
     ),  # no image
     ("POST", "api/v1/provenance/public-check", "-"): every(404),
+    ("GET", "provenance/public-check", "-"): every(404),
 }
 
 SKIPPED_PREFIXES = ("admin/",)  # Django's admin guards itself (is_staff + model permissions)
