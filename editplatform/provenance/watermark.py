@@ -43,7 +43,8 @@ CORE_BOOST = 1.0  # the core's margin relative to the whole frame's
 CROP_MAX_CUT = 0.12  # crop search: up to 12 % of each axis cut away, anywhere
 CROP_STEP = 0.25 / GRID  # a quarter cell: the correlation still reads at that misalignment
 CROP_SAMPLES = 128  # the crop search reads the luma at this many pixels per side
-CROP_TRIES = 48  # RS decodes tried, best-margin crop hypotheses first
+CROP_TRIES = 160  # RS decodes tried, best-scoring crop hypotheses first
+CROP_REFINE = 12  # then the best this many are searched again at half the step (3 tries each)
 
 
 @dataclass(frozen=True)
@@ -68,12 +69,18 @@ def encode_key(key: int) -> np.ndarray:
 
 
 def decode_bits(bits: np.ndarray) -> int | None:
+    decoded = decode_with_corrections(bits)
+    return None if decoded is None else decoded[0]
+
+
+def decode_with_corrections(bits: np.ndarray) -> tuple[int, int] | None:
+    """(key, bytes Reed-Solomon corrected), or None when the word is not decodable."""
     word = np.packbits(bits.astype(np.uint8)).tobytes()
     try:
-        message, _, _ = _RS.decode(word)
+        message, _, errata = _RS.decode(word)
     except ReedSolomonError:
         return None
-    return int.from_bytes(bytes(message), "big")
+    return int.from_bytes(bytes(message), "big"), len(errata)
 
 
 @lru_cache(maxsize=4)
@@ -264,21 +271,47 @@ def _axis_hypotheses(max_cut: float = CROP_MAX_CUT, step: float = CROP_STEP) -> 
     return np.array(pairs, dtype=np.float64)
 
 
+def _weights_for(hyps: np.ndarray, samples: int) -> np.ndarray:
+    """Per (visible fraction, offset) hypothesis: core-cells x samples box weights, each row
+    the mean of one original core cell's pixels in the cropped image (every core cell
+    lies inside every crop the search considers)."""
+    cells = np.arange(GRID + 1)[CORE.start : CORE.stop + 1] / GRID
+    bounds = (cells[None, :] - hyps[:, 1:2]) / hyps[:, 0:1] * samples  # (H, core + 1) edges
+    lo, hi = bounds[:, :-1, None], bounds[:, 1:, None]
+    edges = np.arange(samples + 1, dtype=np.float64)
+    overlap = np.clip(np.minimum(edges[1:], hi) - np.maximum(edges[:-1], lo), 0, None)
+    return (overlap / overlap.sum(axis=2, keepdims=True)).astype(np.float32)
+
+
 @lru_cache(maxsize=2)
 def _axis_weights(samples: int, max_cut: float = CROP_MAX_CUT) -> np.ndarray:
-    """Per hypothesis: core-cells x samples box weights, each row the mean of one original
-    core cell's pixels in the cropped image (every core cell lies inside every crop)."""
-    hyps = _axis_hypotheses(max_cut)
-    edges = np.arange(samples + 1, dtype=np.float64)
-    cells = range(GRID)[CORE]
-    weights = np.zeros((len(hyps), len(cells), samples), dtype=np.float32)
-    for h, (visible, offset) in enumerate(hyps):
-        bounds = (np.arange(GRID + 1) / GRID - offset) / visible * samples  # cell edges, pixels
-        for row, j in enumerate(cells):
-            lo, hi = bounds[j], bounds[j + 1]
-            overlap = np.clip(np.minimum(edges[1:], hi) - np.maximum(edges[:-1], lo), 0, None)
-            weights[h, row] = overlap / overlap.sum()
-    return weights
+    return _weights_for(_axis_hypotheses(max_cut), samples)
+
+
+def _window_correlations(pixels: np.ndarray, wy: np.ndarray, wx: np.ndarray, seed: int):
+    """Correlations (len(wy) * len(wx), CODE_BITS) of every (row, column) hypothesis pair,
+    and each pair's score: 10th percentile of |correlation| over its median."""
+    ny, nx, side = wy.shape[0], wx.shape[0], wy.shape[1]
+    columns = pixels @ wx.reshape(nx * side, -1).T  # rows x (hypothesis, cell)
+    grids = (wy.reshape(ny * side, -1) @ columns).reshape(ny, side, nx, side)
+    grids = np.ascontiguousarray(grids.transpose(0, 2, 1, 3))  # y, x, cell, cell
+    corr = grids.reshape(ny * nx, side * side) @ _core_detector(seed).T
+    # Informed embedding gave every bit at least the margin, so at the right window even
+    # the weakest correlations are large; at a wrong one they are noise, or a few image
+    # edges that dwarf the rest.
+    tenth, half = np.quantile(np.abs(corr), [0.1, 0.5], axis=1)
+    return corr, tenth / (half + 1e-9)
+
+
+def _local(hyp: np.ndarray, step: float) -> np.ndarray:
+    """A 3 x 3 lattice of (fraction, offset) at half the search step around `hyp`."""
+    return np.array(
+        [
+            (hyp[0] + df, hyp[1] + do)
+            for df in (-step / 2, 0, step / 2)
+            for do in (-step / 2, 0, step / 2)
+        ]
+    )
 
 
 @lru_cache(maxsize=4)
@@ -289,6 +322,34 @@ def _core_detector(seed: int) -> np.ndarray:
     basis = np.eye(side * side, dtype=np.float64).reshape(-1, side, side)
     highpass = np.stack([_highpass(b) for b in basis]).reshape(side * side, -1).T  # hp = H @ g
     return (_hp_core_patterns(seed).reshape(CODE_BITS, -1) @ highpass).astype(np.float32)
+
+
+def _best_key(corr, margins, indices, ys, xs) -> Detection | None:
+    """The best decodable word among `indices` (row-major over ys x xs), tried in order.
+
+    An exact codeword (no correction) ends the search: a wrong window gives one with
+    probability 2^-32. A word Reed-Solomon had to correct is kept only if no exact one
+    turns up: about 4e-4 of noise words decode that way, so among many windows a wrong
+    one may, and it must not hide the right window further down the list."""
+    best = None
+    for flat_index in indices:
+        bits = (corr[flat_index] > 0).astype(np.uint8)
+        decoded = decode_with_corrections(bits)
+        if decoded is None:
+            continue
+        key, corrected = decoded
+        if best is None or corrected < best[0]:
+            iy, ix = divmod(int(flat_index), len(xs))
+            (fy, oy), (fx, ox) = ys[iy], xs[ix]
+            crop = (float(ox), float(oy), float(fx), float(fy))
+            best = (corrected, Detection(key, bits, 0.0, 1.0, float(margins[flat_index]), crop))
+        if corrected == 0:
+            break
+    return None if best is None else best[1]
+
+
+def _exact(detection: Detection) -> bool:
+    return decode_with_corrections(detection.bits) == (detection.key, 0)
 
 
 def crop_search(
@@ -310,27 +371,26 @@ def crop_search(
     """
     weights = _axis_weights(CROP_SAMPLES, max_cut)
     hyps = _axis_hypotheses(max_cut)
-    n, side = weights.shape[0], weights.shape[1]
+    n = len(hyps)
     pixels = np.asarray(
         luma.resize((CROP_SAMPLES, CROP_SAMPLES), Image.Resampling.BOX), dtype=np.float32
     )
-    flat = weights.reshape(n * side, CROP_SAMPLES)
-    columns = pixels @ flat.T  # rows x (hypothesis, cell)
-    grids = (flat @ columns).reshape(n, side, n, side).transpose(0, 2, 1, 3)  # y, x, cell, cell
-    grids = np.ascontiguousarray(grids)
-    corr = grids.reshape(n * n, side * side) @ _core_detector(seed).T
-    # Informed embedding gave every bit at least the margin, so at the right window even
-    # the weakest correlations are large; at a wrong one they are noise, or a few image
-    # edges that dwarf the rest. Score: 10th percentile of |correlation| over its median.
-    magnitude = np.abs(corr)
-    tenth, half = np.quantile(magnitude, [0.1, 0.5], axis=1)
-    margins = tenth / (half + 1e-9)
-    for flat_index in np.argsort(-margins)[:CROP_TRIES]:
-        bits = (corr[flat_index] > 0).astype(np.uint8)
-        key = decode_bits(bits)
-        if key is not None:
-            iy, ix = divmod(int(flat_index), n)
-            (fy, oy), (fx, ox) = hyps[iy], hyps[ix]
-            crop = (float(ox), float(oy), float(fx), float(fy))
-            return Detection(key, bits, 0.0, 1.0, float(margins[flat_index]), crop)
-    return None
+    corr, margins = _window_correlations(pixels, weights, weights, seed)
+    order = np.argsort(-margins)
+    found = _best_key(corr, margins, order[:CROP_TRIES], hyps, hyps)
+    if found is not None and found.margin is not None and _exact(found):
+        return found
+    # Between lattice points (a crop whose edges fall near the middle of a step): look
+    # again at half the step around the best-scoring windows.
+    for flat_index in order[:CROP_REFINE]:
+        iy, ix = divmod(int(flat_index), n)
+        ys, xs = _local(hyps[iy], CROP_STEP), _local(hyps[ix], CROP_STEP)
+        ys = ys[(ys[:, 1] >= 0) & (ys[:, 0] + ys[:, 1] <= 1)]
+        xs = xs[(xs[:, 1] >= 0) & (xs[:, 0] + xs[:, 1] <= 1)]
+        wy, wx = _weights_for(ys, CROP_SAMPLES), _weights_for(xs, CROP_SAMPLES)
+        local_corr, local_margins = _window_correlations(pixels, wy, wx, seed)
+        local = _best_key(local_corr, local_margins, np.argsort(-local_margins)[:3], ys, xs)
+        if local is not None and _exact(local):
+            return local
+        found = found or local
+    return found

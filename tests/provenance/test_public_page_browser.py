@@ -16,8 +16,9 @@ from django.core.cache import caches
 from PIL import Image
 
 from audit.models import AuditEvent
+from editplatform.core.errors import DomainError
 from editplatform.provenance import corpus
-from editplatform.provenance.services import mark_output
+from editplatform.provenance.services import find_matching_jobs, mark_output
 from tests.provenance.conftest import clone_job, png_bytes, run_real_job
 
 
@@ -80,4 +81,13 @@ def test_anyone_learns_made_here_with_the_job_reference_and_no_match_for_other_p
     assert page.locator("#verdict").count() == 0
 
     # Both answered checks are in the audit log; the refused upload is not.
+    assert _checks() == before + 2
+
+    # The function-level lookup the page builds on (and data subject requests will use):
+    # the same answer, nothing recorded.
+    matches = find_matching_jobs(found.read_bytes())
+    assert matches and matches[0].job_id == str(job.pk), matches
+    assert find_matching_jobs(unrelated.read_bytes()) == []
+    with pytest.raises(DomainError):
+        find_matching_jobs(not_an_image.read_bytes())
     assert _checks() == before + 2
