@@ -466,6 +466,15 @@ PROVENANCE_WATERMARK_SEED = env.get_int("PROVENANCE_WATERMARK_SEED", 0x5719E1ED,
 PROVENANCE_WATERMARK_STRENGTH = float(env.get_str("PROVENANCE_WATERMARK_STRENGTH", "3.0"))
 PROVENANCE_MATCH_DISTANCE = env.get_int("PROVENANCE_MATCH_DISTANCE", 31, minimum=0)
 PROVENANCE_PUBLIC_CHECK = env.get_bool("PROVENANCE_PUBLIC_CHECK", False)
+# The public check's rate limit per client IP (provenance/throttling.py): DRF's
+# "<n>/<second|minute|hour|day>", counted in this cache alias, with the address read
+# through this many trusted reverse proxies' X-Forwarded-For (0: REMOTE_ADDR).
+PROVENANCE_PUBLIC_CHECK_RATE = env.get_str("PROVENANCE_PUBLIC_CHECK_RATE", "30/minute")
+PROVENANCE_THROTTLE_CACHE = env.get_str("PROVENANCE_THROTTLE_CACHE", "default")
+PROVENANCE_PUBLIC_CHECK_PROXIES = env.get_int("PROVENANCE_PUBLIC_CHECK_PROXIES", 0, minimum=0)
+# The fingerprint lookup runs as a server-side prepared statement (planned once per
+# connection); turn off behind a transaction-pooling PgBouncer (provenance/index.py).
+PROVENANCE_PREPARED_LOOKUP = env.get_bool("PROVENANCE_PREPARED_LOOKUP", True)
 # Released jobs whose marking failed are retried by a periodic sweep: how often, how many a run.
 PROVENANCE_SWEEP_SECONDS = env.get_int("PROVENANCE_SWEEP_SECONDS", 300, minimum=1)
 PROVENANCE_SWEEP_BATCH = env.get_int("PROVENANCE_SWEEP_BATCH", 20, minimum=1)

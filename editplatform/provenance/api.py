@@ -2,14 +2,15 @@
 
 People need `provenance.check_provenance` (reviewers). With PROVENANCE_PUBLIC_CHECK on,
 `POST /api/v1/provenance/public-check` answers anyone, data-free: made here yes/no and
-the job references, nothing about people or purposes.
+the job references, nothing about people or purposes; it is rate-limited per client IP
+(throttling.py: 429 naming the limit).
 """
 
 from __future__ import annotations
 
 from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import permissions, serializers, status
+from rest_framework import exceptions, permissions, serializers, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -19,6 +20,7 @@ from editplatform.core.errors import DomainError
 from editplatform.jobs.uploads import read_upload
 from editplatform.provenance import services
 from editplatform.provenance.access import can_check
+from editplatform.provenance.throttling import PublicCheckThrottle
 
 _REQUEST = inline_serializer("ProvenanceCheckRequest", {"image": serializers.ImageField()})
 _ERROR = inline_serializer(
@@ -60,6 +62,12 @@ class PublicCheckView(APIView):
     parser_classes = [MultiPartParser]
     authentication_classes: list = []
     permission_classes = [permissions.AllowAny]
+    throttle_classes = [PublicCheckThrottle]
+
+    def throttled(self, request, wait):
+        # 429 with the limit named; DRF adds "Expected available in N seconds." and the
+        # Retry-After header.
+        raise exceptions.Throttled(wait, detail=PublicCheckThrottle().limit_message())
 
     # Not in the integrations' schema: it is off by default, takes no credentials (so none
     # of the 401/403 answers every documented operation has), and docs/provenance.md

@@ -33,6 +33,18 @@ def crop10(image: Image.Image) -> Image.Image:
     return image.crop((dx, dy, image.width - dx, image.height - dy))
 
 
+def crop10_corner(image: Image.Image) -> Image.Image:
+    """Keep the top-left 90 % of each side (the 10 % cut from the right and the bottom)."""
+    w, h = image.size
+    return image.crop((0, 0, w - round(w * 0.1), h - round(h * 0.1)))
+
+
+def crop10_uneven(image: Image.Image) -> Image.Image:
+    """Cut 3 % left, 7 % right, 8 % top, 2 % bottom: 10 % of each side, off centre."""
+    w, h = image.size
+    return image.crop((round(w * 0.03), round(h * 0.08), w - round(w * 0.07), h - round(h * 0.02)))
+
+
 def brighten10(image: Image.Image) -> Image.Image:
     return ImageEnhance.Brightness(image).enhance(1.10)
 
@@ -48,8 +60,11 @@ ATTACKS = {
     "jpeg90": lambda im: jpeg(im, 90),
     "resize0.5": resize_half,
     "crop10": crop10,
+    "crop10corner": crop10_corner,
+    "crop10uneven": crop10_uneven,
     "brightness+10": brighten10,
     "rotate2": rotate2,
     "strip": strip,
 }
-NON_CROP = tuple(name for name in ATTACKS if name != "crop10")
+CROPS = ("crop10", "crop10corner", "crop10uneven")
+NON_CROP = tuple(name for name in ATTACKS if name not in CROPS)

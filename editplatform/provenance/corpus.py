@@ -3,6 +3,11 @@
 `outputs(n)`: stand-ins for released full-resolution outputs — crops of matplotlib's
 shipped portrait (grace_hopper.jpg) at varied positions, scales and sizes (256-512 px),
 each lightly re-coloured so no two are the same picture.
+`pipeline_outputs(n)`: the real thing — full-resolution results of the job pipeline
+(`editplatform.jobs.pipeline.run`: object alignment -> inversion with the shipped demo
+bundle -> a catalogue edit at its default strength -> paste-back into the 512x512
+photo), on catalogue photos of held-out Fashion-MNIST test items
+(`inversion.align.synthetic.random_canvas`, the photos the pipeline is built for).
 `unrelated(n)`: images that were never marked — matplotlib's other shipped pictures and
 data sets rendered through colour maps, and generated scenes (smooth random fields,
 gradients, shapes, noise), all seeded.
@@ -43,6 +48,54 @@ def outputs(n: int, seed: int = 0) -> list[Image.Image]:
         tint = 1 + rng.normal(0, 0.04, 3)
         arr = np.clip(np.asarray(crop, dtype=np.float32) * tint, 0, 255).astype(np.uint8)
         images.append(Image.fromarray(arr, "RGB"))
+    return images
+
+
+def pipeline_outputs(
+    n: int, seed: int = 0, bundle=None, progress=None, cache_dir: Path | None = None
+) -> list[Image.Image]:
+    """`n` released-output stand-ins made by the job pipeline itself (see the module doc).
+
+    The edit cycles through the bundle's catalogue at each edit's default strength.
+    About 1-2 s per output on one CPU core; `cache_dir` keeps them as PNG for reruns."""
+    import io
+
+    if cache_dir is not None:
+        cache = Path(cache_dir) / f"pipeline-seed{seed}-n{n}"
+        files = sorted(cache.glob("*.png")) if cache.is_dir() else []
+        if len(files) == n:
+            return [Image.open(f).convert("RGB") for f in files]
+        images = pipeline_outputs(n, seed, bundle, progress)
+        cache.mkdir(parents=True, exist_ok=True)
+        for i, image in enumerate(images):
+            image.save(cache / f"{i:04d}.png")
+        return images
+
+    from editplatform.jobs import pipeline
+    from inversion.align.synthetic import random_canvas
+    from inversion.inverter import Inverter
+    from inversion.training.data import FASHION_FILES, ensure_fashion_mnist, read_idx
+
+    if bundle is None:
+        from django.conf import settings
+
+        bundle = settings.MODEL_BUNDLE
+    inverter = Inverter.from_path(bundle, device="cpu")
+    names = list(inverter.catalog.names)
+    raw = read_idx(ensure_fashion_mnist() / FASHION_FILES["test"][0])
+    rng = np.random.default_rng(seed)
+    pick = rng.permutation(raw.shape[0])[:n]
+    images = []
+    for i, item in enumerate(pick):
+        photo, _, _ = random_canvas(raw[item], rng)
+        buffer = io.BytesIO()
+        photo.save(buffer, format="PNG")
+        name = names[i % len(names)]
+        edit = {name: inverter.catalog[name].default_strength}
+        result = pipeline.run(inverter, buffer.getvalue(), edit, lambda stage, percent: None)
+        images.append(Image.open(io.BytesIO(result.result_png)).convert("RGB"))
+        if progress and (i + 1) % 10 == 0:
+            progress(f"pipeline outputs: {i + 1}/{n}")
     return images
 
 

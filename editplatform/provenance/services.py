@@ -183,8 +183,26 @@ class CheckResult:
         }
 
     def public_dict(self) -> dict:
-        """The data-free answer: made here or not, and job references only."""
-        return {"made_here": self.made_here, "jobs": [job["job_id"] for job in self.jobs]}
+        """The data-free answer: made here or not, the job references, and per job the audit
+        log entry its released output points at (event index, leaf hash, the signed
+        checkpoint that includes it) so anyone can verify it against a published
+        checkpoint. No people, purposes, edits or evidence."""
+        references = []
+        for job in self.jobs:
+            for proof in job.get("proofs", [])[:1]:
+                references.append(
+                    {
+                        "job_id": job["job_id"],
+                        "audit_seq": proof["event"]["seq"],
+                        "leaf_hash": proof["event"]["leaf_hash"],
+                        "checkpoint_size": proof["checkpoint"]["size"],
+                    }
+                )
+        return {
+            "made_here": self.made_here,
+            "jobs": [job["job_id"] for job in self.jobs],
+            "audit": references,
+        }
 
 
 def _job_summary(job: EditJob, evidence: list[str]) -> dict:
@@ -211,8 +229,26 @@ def _job_summary(job: EditJob, evidence: list[str]) -> dict:
     }
 
 
-def analyse(data: bytes, pixels: Image.Image) -> CheckResult:
-    """Read manifest, watermark and fingerprints of an image; resolve them to jobs."""
+@dataclass(frozen=True)
+class JobMatch:
+    """One job whose released output matches an image, and why."""
+
+    job_id: str
+    evidence: tuple[str, ...]  # "manifest (Trusted)", "watermark key ...", "pdq distance 12"
+    closest: int  # -1: a resolved watermark key; else the smallest fingerprint distance
+
+
+@dataclass
+class _Signals:
+    manifest: dict
+    watermark: dict
+    fingerprints: dict
+    prints: fingerprint.Fingerprints
+    matches: list[JobMatch]
+
+
+def _signals(data: bytes, pixels: Image.Image) -> _Signals:
+    """Read manifest, watermark and fingerprints; resolve them through our own tables."""
     evidence: dict[str, list[str]] = {}
     closest: dict[str, int] = {}
     report = manifest.read_image(data, anchors_pem=signing.trust_anchors())
@@ -230,6 +266,7 @@ def analyse(data: bytes, pixels: Image.Image) -> CheckResult:
         "resolved": False,
         "angle": detection.angle,
         "scale": detection.scale,
+        "crop": list(detection.crop) if detection.crop else None,
     }
     if detection.key is not None:
         watermark_info["key"] = f"{detection.key:08x}"
@@ -254,16 +291,51 @@ def analyse(data: bytes, pixels: Image.Image) -> CheckResult:
                 )
                 key = str(match.job_id)
                 closest[key] = min(closest.get(key, match.distance), match.distance)
-    if not any(fp_info["nearest"].values()):
-        fp_info["nearest_distance"] = _nearest_distances(prints)
-
-    jobs = EditJob.objects.select_related("requester").filter(pk__in=list(evidence))
-    summaries = [_job_summary(job, evidence[str(job.pk)]) for job in jobs]
     # best first: the most independent pieces of evidence, then the closest match (near
     # duplicates of one photo can all fall within the threshold)
-    summaries.sort(key=lambda s: (-len(s["evidence"]), closest.get(s["job_id"], 257)))
+    found = [
+        JobMatch(job_id, tuple(ev), closest.get(job_id, 257)) for job_id, ev in evidence.items()
+    ]
+    found.sort(key=lambda m: (-len(m.evidence), m.closest))
+    return _Signals(manifest_info, watermark_info, fp_info, prints, found)
+
+
+def find_matching_jobs(data: bytes) -> list[JobMatch]:
+    """Jobs whose released outputs match this image, best first — the lookup other parts
+    of the platform build on (e.g. a data subject's request: "which jobs made images
+    like this one?").
+
+    Validates `data` like any upload (DomainError, 4xx, for bad input), then reads the
+    C2PA manifest, the watermark and the fingerprints and resolves each only through the
+    platform's own tables. Records nothing: the caller writes its own audit event.
+    """
+    from editplatform.jobs.uploads import validate_image
+
+    validated = validate_image(data)
+    pixels = Image.open(io.BytesIO(validated.png)).convert("RGB")
+    found = _signals(data, pixels).matches
+    ids = EditJob.objects.filter(pk__in=[m.job_id for m in found]).values_list("pk", flat=True)
+    existing = {str(pk) for pk in ids}
+    return [m for m in found if m.job_id in existing]
+
+
+def analyse(data: bytes, pixels: Image.Image) -> CheckResult:
+    """Read manifest, watermark and fingerprints of an image; resolve them to jobs."""
+    signals = _signals(data, pixels)
+    fp_info = signals.fingerprints
+    if not any(fp_info["nearest"].values()):
+        fp_info["nearest_distance"] = _nearest_distances(signals.prints)
+    evidence = {m.job_id: list(m.evidence) for m in signals.matches}
+    rank = {m.job_id: i for i, m in enumerate(signals.matches)}
+    jobs = EditJob.objects.select_related("requester").filter(pk__in=list(evidence))
+    summaries = [_job_summary(job, evidence[str(job.pk)]) for job in jobs]
+    summaries.sort(key=lambda s: rank[s["job_id"]])
     return CheckResult(
-        hashlib.sha256(data).hexdigest(), manifest_info, watermark_info, fp_info, summaries
+        hashlib.sha256(data).hexdigest(),
+        signals.manifest,
+        signals.watermark,
+        fp_info,
+        summaries,
     )
 
 

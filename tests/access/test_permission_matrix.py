@@ -195,6 +195,25 @@ MATRIX: dict[tuple[str, str, str], dict[str, int]] = {
     ("POST", "models/<str:version>/approve", "model"): people(403, **PORTAL),
     ("POST", "models/<str:version>/activate", "model"): only({"admin": 302}, others=403, **PORTAL),
     ("POST", "models/<str:version>/retire", "model"): only({"admin": 302}, others=403, **PORTAL),
+    ("GET", "provenance/public-check", "-"): every(404),
+    # --- retention (issue 17): reviewers read and act (acting redirects with a message:
+    # an empty form is refused in the message, never a 200); unknown holds/requests 404.
+    ("GET", "retention/", "-"): only({"reviewer": 200}, others=403, **PORTAL),
+    ("POST", "retention/run", "-"): only({"reviewer": 302}, others=403, **PORTAL),
+    ("POST", "retention/holds", "-"): only({"reviewer": 302}, others=403, **PORTAL),
+    ("POST", "retention/holds/<int:pk>/request-lift", "-"): only(
+        {"reviewer": 404}, others=403, **PORTAL
+    ),
+    ("POST", "retention/holds/<int:pk>/confirm-lift", "-"): only(
+        {"reviewer": 404}, others=403, **PORTAL
+    ),
+    ("POST", "retention/requests", "-"): only({"reviewer": 302}, others=403, **PORTAL),
+    ("POST", "retention/requests/<int:pk>/approve", "-"): only(
+        {"reviewer": 404}, others=403, **PORTAL
+    ),
+    ("GET", "retention/requests/<int:pk>/certificate", "-"): only(
+        {"reviewer": 404}, others=403, **PORTAL
+    ),
 }
 
 SKIPPED_PREFIXES = ("admin/",)  # Django's admin guards itself (is_staff + model permissions)
@@ -348,6 +367,8 @@ def _url(route: str, job: EditJob | None, obj: str = "-") -> str:
             return job.original_id
         if name == "version":
             return _model_version()
+        if name == "pk":  # retention holds and erasure requests: one that does not exist
+            return "999999"
         if name == "seq":
             from audit.models import AuditEvent
 
@@ -387,7 +408,7 @@ QUERIES = {"api/v1/audit/consistency": _consistency_query}
 
 
 def _body(method: str, route: str, job: EditJob | None, world: World) -> dict:
-    if method != "POST" or route.startswith("models/"):  # model forms: empty bodies
+    if method != "POST" or route.startswith(("models/", "retention/")):  # forms: empty bodies
         return {}
     if route == "api/v1/jobs":
         return {

@@ -132,5 +132,9 @@ def test_public_check_answers_without_personal_data_when_switched_on(settings):
         _upload(png_bytes(corpus.unrelated(2)[1])),
         format="multipart",
     )
-    assert response.status_code == 200 and response.json() == {"made_here": False, "jobs": []}
+    assert response.status_code == 200 and response.json() == {
+        "made_here": False,
+        "jobs": [],
+        "audit": [],
+    }
     assert _checks() == before + 1

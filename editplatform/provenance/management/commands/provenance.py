@@ -3,9 +3,15 @@
 manage.py provenance bench --rows 1000000 --queries 200
     fill the fingerprint index with random hashes (kind 'pdq', no job) and time
     near-match lookups (half near a stored hash, half random); prints p50/p95/max.
-    `--cleanup` deletes the benchmark rows afterwards.
-manage.py provenance robustness --outputs 100 --unrelated 10000
-    watermark bit accuracy and lookup rates per attack, false matches (no database).
+    Times the lookup as shipped (covering indexes, prepared statement) and planned on
+    every call; `--cleanup` deletes the benchmark rows afterwards; `--legacy` also times,
+    on the same rows and queries, the first version's plan (OR-ed bitmap scans on plain
+    chunk indexes, every candidate's heap row fetched), building those indexes for the run
+    and dropping them after. Bounded wrapper with a throwaway server:
+    tests/provenance/bench_lookup.py.
+manage.py provenance robustness --outputs 100 --unrelated 10000 [--source pipeline]
+    watermark bit accuracy and lookup rates per attack, false matches (no database);
+    outputs made by the job pipeline (default) or the first run's portrait crops.
 manage.py provenance sign-bench --count 20
     sign and verify time per output (development chain unless C2PA_* are set).
 """
@@ -20,8 +26,10 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
+from django.test import override_settings
 
 from editplatform.provenance import corpus, evaluate, index, manifest, signing
+from editplatform.provenance.fingerprint import chunks, words
 from editplatform.provenance.models import Fingerprint
 
 BENCH_TAG = "bench"
@@ -42,9 +50,11 @@ class Command(BaseCommand):
         bench.add_argument("--queries", type=int, default=200)
         bench.add_argument("--distance", type=int, default=31)
         bench.add_argument("--cleanup", action="store_true")
+        bench.add_argument("--legacy", action="store_true")
         robust = sub.add_parser("robustness")
         robust.add_argument("--outputs", type=int, default=100)
         robust.add_argument("--unrelated", type=int, default=10_000)
+        robust.add_argument("--source", choices=("pipeline", "portrait"), default="pipeline")
         signb = sub.add_parser("sign-bench")
         signb.add_argument("--count", type=int, default=20)
 
@@ -52,7 +62,7 @@ class Command(BaseCommand):
         getattr(self, "_" + action.replace("-", "_"))(**options)
 
     # --- index ------------------------------------------------------------------------
-    def _bench(self, rows: int, queries: int, distance: int, cleanup: bool, **_):
+    def _bench(self, rows: int, queries: int, distance: int, cleanup: bool, legacy: bool, **_):
         if connection.vendor != "postgresql":
             raise CommandError("the index benchmark is for PostgreSQL (SQLite scans in process)")
         rng = random.Random(11)
@@ -88,8 +98,9 @@ class Command(BaseCommand):
                     copy.write(buffer.getvalue())
             have += batch
             self.stdout.write(f"  {have} rows ({time.perf_counter() - started:.0f} s)")
-        with connection.cursor() as cursor:
-            cursor.execute(f"ANALYZE {Fingerprint._meta.db_table}")
+        with connection.cursor() as cursor:  # sets the visibility map: index-only scans
+            cursor.execute(f"VACUUM (ANALYZE) {Fingerprint._meta.db_table}")
+        self.stdout.write(f"  loaded + vacuumed ({time.perf_counter() - started:.0f} s)")
         if not sample:
             sample = [
                 bytes(v)
@@ -97,36 +108,58 @@ class Command(BaseCommand):
                     "value", flat=True
                 )[:queries]
             ]
-        timings, found = [], 0
-        total = Fingerprint.objects.count()
+        near = []
         for i in range(queries):
             if i % 2 == 0:  # a stored hash with `distance` // 2 bits flipped: must be found
                 value = int.from_bytes(sample[i % len(sample)], "big")
                 for bit in rng.sample(range(256), distance // 2):
                     value ^= 1 << bit
-                query = value.to_bytes(32, "big")
+                near.append((value.to_bytes(32, "big"), True))
             else:
-                query = rng.getrandbits(256).to_bytes(32, "big")
-            t0 = time.perf_counter()
-            matches = index.search("pdq", query, distance)
-            timings.append((time.perf_counter() - t0) * 1000)
-            found += bool(matches) and i % 2 == 0
-        result = {
-            "rows": total,
-            "queries": queries,
-            "distance": distance,
-            "near_queries_found": f"{found}/{(queries + 1) // 2}",
-            "p50_ms": round(statistics.median(timings), 2),
-            "p95_ms": round(_percentile(timings, 0.95), 2),
-            "max_ms": round(max(timings), 2),
-        }
+                near.append((rng.getrandbits(256).to_bytes(32, "big"), False))
+
+        def planned_each_time(kind, query, radius):
+            with override_settings(PROVENANCE_PREPARED_LOOKUP=False):
+                return index.search(kind, query, radius)
+
+        plans = {"covering_prepared": index.search, "covering_planned_each_time": planned_each_time}
+        if legacy:
+            plans["legacy"] = _legacy_search
+            _legacy_indexes(create=True)
+        result: dict = {"rows": Fingerprint.objects.count(), "queries": queries}
+        try:
+            for name, search in plans.items():
+                timings, found = [], 0
+                for query, must in near:
+                    t0 = time.perf_counter()
+                    matches = search("pdq", query, distance)
+                    timings.append((time.perf_counter() - t0) * 1000)
+                    found += bool(matches) and must
+                result[name] = {
+                    "near_queries_found": f"{found}/{(queries + 1) // 2}",
+                    "p50_ms": round(statistics.median(timings), 2),
+                    "p95_ms": round(_percentile(timings, 0.95), 2),
+                    "max_ms": round(max(timings), 2),
+                }
+        finally:
+            if legacy:
+                _legacy_indexes(create=False)
+        result["distance"] = distance
         self.stdout.write(json.dumps(result))
         if cleanup:
             Fingerprint.objects.filter(marked_sha256=BENCH_TAG).delete()
 
     # --- robustness -----------------------------------------------------------------
-    def _robustness(self, outputs: int, unrelated: int, **_):
-        figures = evaluate.run(outputs, unrelated, progress=self.stdout.write)
+    def _robustness(self, outputs: int, unrelated: int, source: str, **_):
+        from django.conf import settings
+
+        figures = evaluate.run(
+            outputs,
+            unrelated,
+            source=source,
+            cache_dir=settings.VAR_DIR / "provenance-corpus",
+            progress=lambda line: (self.stdout.write(line), self.stdout.flush()),
+        )
         self.stdout.write(json.dumps(figures.__dict__, indent=1))
 
     # --- signing --------------------------------------------------------------------
@@ -168,6 +201,38 @@ class Command(BaseCommand):
                 }
             )
         )
+
+
+def _legacy_indexes(*, create: bool) -> None:
+    """The first version's plain single-column chunk indexes (for the comparison only)."""
+    table = Fingerprint._meta.db_table
+    with connection.cursor() as cursor:
+        for i in range(16):
+            if create:
+                cursor.execute(f"CREATE INDEX IF NOT EXISTS legacy_c{i} ON {table} (c{i})")
+            else:
+                cursor.execute(f"DROP INDEX IF EXISTS legacy_c{i}")
+        if create:
+            cursor.execute(f"ANALYZE {table}")
+
+
+def _legacy_search(kind: str, query: bytes, max_distance: int) -> list:
+    """The first version's query: OR-ed chunk probes, candidates measured on heap rows."""
+    table = Fingerprint._meta.db_table
+    radius = max_distance // 16
+    clauses, params = [], [kind]
+    for i, part in enumerate(chunks(query)):
+        clauses.append(f"c{i} = ANY(%s)")
+        params.append(index._probe_values(part, radius))
+    distance = " + ".join(f"bit_count((h{i} # %s)::bit(64))" for i in range(4))
+    sql = (
+        f"SELECT id, distance FROM (SELECT id, {distance} AS distance FROM {table} "
+        f"WHERE kind = %s AND ({' OR '.join(clauses)})) AS c WHERE distance <= %s "
+        f"ORDER BY distance, id LIMIT 10"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*words(query), *params, max_distance])
+        return cursor.fetchall()
 
 
 def _png(image) -> bytes:
