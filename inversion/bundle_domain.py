@@ -377,6 +377,27 @@ def calibrate_gate(
     """
     from inversion.domain import DomainGate
 
+    t = calibration_tensors(inverter, domain, images, batch)
+    return DomainGate.calibrate(
+        t["fit_wplus"],
+        t["calib_wplus"],
+        calib_reconstruction=t["calib_reconstruction"],
+        calib_target=t["calib_target"],
+        calib_crops=t["calib_crops"],
+        check_colour=domain.colour == "grey",
+        quantile=quantile,
+        pooling=pooling,
+        domain=domain.description or domain.subject,
+        calibration=images.name,
+    )
+
+
+def calibration_tensors(inverter, domain: BundleDomain, images: CalibrationSet, batch: int = 64):
+    """What :func:`calibrate_gate` fits on: the fit photos' W+ codes and, for the held-out
+    calibration photos, W+ codes, reconstructions, targets (the crops the model got) and
+    the crops before the colour mode (kept apart so one encoding serves several
+    quantiles, as ``python -m inversion.domain_eval --quantiles`` does)."""
+
     def invert(photos: Sequence[Any]):
         prepared = [pipeline_crop(p, domain) for p in photos]
         c = [crop for _, crop, _ in prepared]
@@ -388,18 +409,13 @@ def calibrate_gate(
 
     fit_w, _, _, _ = invert(images.fit)
     cal_w, cal_rec, cal_target, cal_aligned = invert(images.calib)
-    return DomainGate.calibrate(
-        fit_w,
-        cal_w,
-        calib_reconstruction=cal_rec,
-        calib_target=cal_target,
-        calib_crops=cal_aligned,
-        check_colour=domain.colour == "grey",
-        quantile=quantile,
-        pooling=pooling,
-        domain=domain.description or domain.subject,
-        calibration=images.name,
-    )
+    return {
+        "fit_wplus": fit_w,
+        "calib_wplus": cal_w,
+        "calib_reconstruction": cal_rec,
+        "calib_target": cal_target,
+        "calib_crops": cal_aligned,
+    }
 
 
 def _targets(inverter, crops: Sequence[Any]):

@@ -226,8 +226,9 @@ def evaluate_gates(
     quantile: float = 0.99,
     seed: int = 0,
     log: Callable[[str], None] = print,
+    other_quantiles: Sequence[float] = (),
 ) -> dict[str, Any]:
-    from inversion.bundle_domain import BundleDomain, calibrate_gate
+    from inversion.bundle_domain import BundleDomain
     from inversion.domain import DomainGate, fidelity
     from inversion.inverter import Inverter
     from inversion.training.data import load_fashion_mnist
@@ -242,10 +243,25 @@ def evaluate_gates(
             subject="product", align="object", resolution=inv.output_size, colour="grey"
         )
     )
-    from inversion.bundle_domain import calibration_set
+    from inversion.bundle_domain import calibration_set, calibration_tensors
 
     cal_set = calibration_set("fashion-mnist", fit, calib, seed)
-    gate = calibrate_gate(inv, domain, cal_set, quantile=quantile)
+    tensors = calibration_tensors(inv, domain, cal_set)
+
+    def calibrated(q: float) -> DomainGate:
+        return DomainGate.calibrate(
+            tensors["fit_wplus"],
+            tensors["calib_wplus"],
+            calib_reconstruction=tensors["calib_reconstruction"],
+            calib_target=tensors["calib_target"],
+            calib_crops=tensors["calib_crops"],
+            check_colour=domain.colour == "grey",
+            quantile=q,
+            domain=domain.description or domain.subject,
+            calibration=cal_set.name,
+        )
+
+    gate = calibrated(quantile)
     log(f"canvas-calibrated gate: {gate.thresholds.to_dict()} ({time.time() - t0:.0f} s)")
 
     # the previous calibration: bare items (val[:fit] fit, val[fit:fit+calib] thresholds)
@@ -288,8 +304,10 @@ def evaluate_gates(
         "latent score only": latent_only,
         "latent + PSNR + SSIM, calibrated on bare items (before)": gate_flags(bare_gate, False),
         "latent + PSNR + SSIM, calibrated on catalogue photos": gate_flags(gate, False),
-        "+ colour and background (the gate now)": gate_flags(gate),
+        f"+ colour and background (the gate now, quantile {quantile})": gate_flags(gate),
     }
+    for q in other_quantiles:
+        gates[f"+ colour and background, quantile {q}"] = gate_flags(calibrated(q))
     half = held_out // 2
     held = {
         "canvas": _Encoded(inv, domain, in_domain_canvases(half, "test", seed + 2, kind="canvas")),
@@ -338,6 +356,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--held-out", type=int, default=500)
     p.add_argument("--quantile", type=float, default=0.99)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--other-quantiles",
+        default="",
+        help="comma-separated quantiles to report too (same encodings; the gate saved is "
+        "the --quantile one)",
+    )
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--json", help="also write the result here")
     p.add_argument(
@@ -356,6 +380,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.quantile,
         args.seed,
         log=lambda m: print(m, file=sys.stderr),
+        other_quantiles=[float(q) for q in args.other_quantiles.split(",") if q.strip()],
     )
     gate = result.pop("gate")
     if args.save:
