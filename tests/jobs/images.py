@@ -19,6 +19,12 @@ from PIL import Image
 
 # Held-out Fashion-MNIST test items (the last 500 of the test split, never trained on).
 ITEMS_FROM = -500
+# Indices (into those 500) of items whose catalogue photos the shipped gate passes with a
+# wide margin at 40x40, 64x48 and 200x150 (latent score < 0.8 x its limit, PSNR 1.5 dB
+# and SSIM 0.05 above theirs, background well inside): a test photo must not sit at the
+# gate's 1 % edge. Chosen by scanning the 500 in order; re-chosen when the gate changes
+# (tests/jobs/test_test_images.py fails then).
+TYPICAL = (499, 495, 493, 489, 488, 486)
 
 
 @functools.lru_cache(maxsize=1)
@@ -29,14 +35,14 @@ def _items() -> np.ndarray:
 
 
 def catalogue_photo(size=(64, 48), seed=0) -> Image.Image:
-    """A catalogue photo of ``size`` (w, h): a light grey clothing item (a held-out
-    Fashion-MNIST item chosen by ``seed``) off-centre on a dark canvas with margins, as
+    """A catalogue photo of ``size`` (w, h): a light grey clothing item (one of the
+    :data:`TYPICAL` held-out items, chosen by ``seed``) off-centre on a dark canvas, as
     :func:`inversion.align.synthetic.catalogue_photo` makes them (lossless here; the
     callers choose the file format). Different seeds give different bytes."""
     from inversion.align.synthetic import catalogue_photo as make
 
-    items = _items()
-    return make(items[(seed * 7919) % len(items)], np.random.default_rng(seed), size, jpeg=False)
+    item = _items()[TYPICAL[seed % len(TYPICAL)]]
+    return make(item, np.random.default_rng(seed), size, jpeg=False)
 
 
 def _photo(size=(64, 48), seed=0) -> Image.Image:
