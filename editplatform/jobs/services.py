@@ -489,10 +489,7 @@ def release_approved(job: EditJob, *, approver, params_sha256: str, outputs_sha2
     from the row now, and the approval hook re-checks the four-eyes rules for them
     (:func:`policy.may_release`). A mismatch is refused and nothing is released.
     """
-    if (
-        params_sha256 != policy.job_params_sha256(job)
-        or params_sha256 != job.params_sha256
-    ):
+    if params_sha256 != policy.job_params_sha256(job) or params_sha256 != job.params_sha256:
         raise DomainError(
             "the approval is for different job parameters", "approval_mismatch", status=409
         )
