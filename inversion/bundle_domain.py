@@ -396,10 +396,21 @@ def calibration_tensors(inverter, domain: BundleDomain, images: CalibrationSet, 
     """What :func:`calibrate_gate` fits on: the fit photos' W+ codes and, for the held-out
     calibration photos, W+ codes, reconstructions, targets (the crops the model got) and
     the crops before the colour mode (kept apart so one encoding serves several
-    quantiles, as ``python -m inversion.domain_eval --quantiles`` does)."""
+    quantiles, as ``python -m inversion.domain_eval --other-quantiles`` does). Photos the
+    alignment refuses are left out: a job fails them before the gate."""
+
+    from inversion.align import AlignmentError
+
+    def prepare(photo):
+        try:
+            return pipeline_crop(photo, domain)
+        except AlignmentError:
+            return None  # a job would fail this photo (no_subject): it never reaches the gate
 
     def invert(photos: Sequence[Any]):
-        prepared = [pipeline_crop(p, domain) for p in photos]
+        prepared = [p for p in map(prepare, photos) if p is not None]
+        if len(prepared) < 2:
+            raise BundleError("fewer than 2 calibration photos could be aligned")
         c = [crop for _, crop, _ in prepared]
         parts = [inverter.invert(c[i : i + batch]) for i in range(0, len(c), batch)]
         wplus = torch.cat([p.wplus for p in parts])
