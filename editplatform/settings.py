@@ -245,6 +245,9 @@ JOB_APPROVAL_FOR_ALL = env.get_bool("JOB_APPROVAL_FOR_ALL", False)
 # A photo the model cannot represent (the bundle's domain gate): refuse the job, hold its
 # outputs for an approver (default), or release them flagged. See jobs.policy.
 JOB_OUT_OF_DOMAIN = env.get_choice("JOB_OUT_OF_DOMAIN", "approve", ("refuse", "approve", "flag"))
+# Quality mode `refine` (per job): optimisation steps after the encoder (inversion.refine);
+# the cost grows linearly with it (docs/quality.md, "Quality mode: refine").
+REFINE_MAX_STEPS = env.get_int("REFINE_MAX_STEPS", 25, minimum=1)
 JOB_DEVICE = env.get_str("JOB_DEVICE", "auto")
 JOB_TORCH_THREADS = env.get_int("JOB_TORCH_THREADS", 0, minimum=0)
 

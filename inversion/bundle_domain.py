@@ -48,6 +48,7 @@ __all__ = [
     "apply_domain",
     "calibrate_gate",
     "default_domain",
+    "pipeline_crop",
     "read_domain",
 ]
 
@@ -136,6 +137,24 @@ def default_domain(resolution: int) -> BundleDomain:
         gate=None,
         declared=False,
     )
+
+
+def pipeline_crop(photo, domain: BundleDomain, **options: Any):
+    """The crop the model sees for ``photo``: the domain's alignment, then its colour mode.
+
+    The one place a job (``editplatform.jobs.pipeline``) and the gate's calibration
+    (:func:`calibrate_gate`) prepare a photo, so the gate is calibrated on exactly what
+    it judges. ``options`` go to the alignment (``face_index`` for ``ffhq``). Returns
+    ``(transform, crop, aligned)``: ``crop`` is what the model gets, ``aligned`` the crop
+    before the colour mode (the gate's colour check needs it; the same image for
+    ``rgb``). Alignment failures raise :mod:`inversion.align`'s errors.
+    """
+    from inversion.align import align
+
+    transform = align(photo, domain.align, domain.resolution, **options)
+    aligned = transform.crop(photo)
+    crop = aligned.convert("L").convert("RGB") if domain.colour == "grey" else aligned
+    return transform, crop, aligned
 
 
 # --- reading ----------------------------------------------------------------------
@@ -322,14 +341,23 @@ def fashion_mnist_canvases(
 
 
 def calibration_set(source: str, fit: int, calib: int, seed: int = 0) -> CalibrationSet:
-    """Named in-domain sets: ``fashion-mnist`` (canvases built from the validation split;
-    fit and calibration items are disjoint)."""
+    """Named in-domain sets: ``fashion-mnist`` -- catalogue photos of validation items
+    (:func:`inversion.domain_eval.in_domain_canvases`, ``mixed``: 512x512 canvases and
+    photos of random size, every background tone, noise level and JPEG the demo's
+    catalogue photos come with); fit and calibration items are disjoint.
+
+    Why not bare 32-px items: the gate judges the *aligned crop of a photo*, and crops of
+    real canvases differ from bare items in background tone and noise; a gate calibrated
+    on bare items flagged about half of the in-domain canvases (docs/quality.md).
+    """
     if source == "fashion-mnist":
+        from inversion.domain_eval import in_domain_canvases
+
         return CalibrationSet(
-            fit=fashion_mnist_canvases(fit, "val", seed),
-            calib=fashion_mnist_canvases(calib, "val", seed + 1, offset=fit),
+            fit=in_domain_canvases(fit, "val", seed),
+            calib=in_domain_canvases(calib, "val", seed + 1, offset=fit),
             name=f"fashion-mnist:val[0:{fit}] fit, val[{fit}:{fit + calib}] calibration, "
-            f"as catalogue canvases (seed {seed})",
+            f"as catalogue photos (512x512 canvases and random sizes, seed {seed})",
         )
     raise BundleError(f"unknown calibration source {source!r} (known: fashion-mnist)")
 
@@ -347,31 +375,58 @@ def calibrate_gate(
     Each photo is aligned with the domain's method (as a job does), inverted, and its W+
     code (and for the held-out half its reconstruction) used for the fit / thresholds.
     """
-    from inversion.align import align
     from inversion.domain import DomainGate
 
-    def crops(photos: Sequence[Any]) -> list[Any]:
-        return [align(p, domain.align, domain.resolution).crop(p) for p in photos]
-
-    def invert(photos: Sequence[Any]):
-        c = crops(photos)
-        parts = [inverter.invert(c[i : i + batch]) for i in range(0, len(c), batch)]
-        wplus = torch.cat([p.wplus for p in parts])
-        rec = torch.cat([p.reconstruction for p in parts])
-        return wplus, rec, _targets(inverter, c)
-
-    fit_w, _, _ = invert(images.fit)
-    cal_w, cal_rec, cal_target = invert(images.calib)
+    t = calibration_tensors(inverter, domain, images, batch)
     return DomainGate.calibrate(
-        fit_w,
-        cal_w,
-        calib_reconstruction=cal_rec,
-        calib_target=cal_target,
+        t["fit_wplus"],
+        t["calib_wplus"],
+        calib_reconstruction=t["calib_reconstruction"],
+        calib_target=t["calib_target"],
+        calib_crops=t["calib_crops"],
+        check_colour=domain.colour == "grey",
         quantile=quantile,
         pooling=pooling,
         domain=domain.description or domain.subject,
         calibration=images.name,
     )
+
+
+def calibration_tensors(inverter, domain: BundleDomain, images: CalibrationSet, batch: int = 64):
+    """What :func:`calibrate_gate` fits on: the fit photos' W+ codes and, for the held-out
+    calibration photos, W+ codes, reconstructions, targets (the crops the model got) and
+    the crops before the colour mode (kept apart so one encoding serves several
+    quantiles, as ``python -m inversion.domain_eval --other-quantiles`` does). Photos the
+    alignment refuses are left out: a job fails them before the gate."""
+
+    from inversion.align import AlignmentError
+
+    def prepare(photo):
+        try:
+            return pipeline_crop(photo, domain)
+        except AlignmentError:
+            return None  # a job would fail this photo (no_subject): it never reaches the gate
+
+    def invert(photos: Sequence[Any]):
+        prepared = [p for p in map(prepare, photos) if p is not None]
+        if len(prepared) < 2:
+            raise BundleError("fewer than 2 calibration photos could be aligned")
+        c = [crop for _, crop, _ in prepared]
+        parts = [inverter.invert(c[i : i + batch]) for i in range(0, len(c), batch)]
+        wplus = torch.cat([p.wplus for p in parts])
+        rec = torch.cat([p.reconstruction for p in parts])
+        aligned = _targets(inverter, [a for _, _, a in prepared])
+        return wplus, rec, _targets(inverter, c), aligned
+
+    fit_w, _, _, _ = invert(images.fit)
+    cal_w, cal_rec, cal_target, cal_aligned = invert(images.calib)
+    return {
+        "fit_wplus": fit_w,
+        "calib_wplus": cal_w,
+        "calib_reconstruction": cal_rec,
+        "calib_target": cal_target,
+        "calib_crops": cal_aligned,
+    }
 
 
 def _targets(inverter, crops: Sequence[Any]):

@@ -449,6 +449,12 @@ def add_bundle_arguments(parser: argparse.ArgumentParser) -> None:
         help="in-domain photos for the gate (fashion-mnist); "
         "without it the bundle declares no gate",
     )
+    d.add_argument(
+        "--gate-from",
+        type=Path,
+        help="a gate already calibrated for this bundle's weights (safetensors, as "
+        "`python -m inversion.domain_eval --save` writes it) instead of --calibrate-from",
+    )
     d.add_argument("--fit", type=int, default=2000, help="photos the Gaussian is fitted on")
     d.add_argument("--calib", type=int, default=1000, help="held-out photos for the thresholds")
     d.add_argument("--quantile", type=float, default=0.99)
@@ -483,6 +489,19 @@ def _run_bundle_domain(args: argparse.Namespace) -> int:
         description=args.description,
     )
     gate = None
+    if args.gate_from and args.calibrate_from:
+        raise InversionError("use --gate-from or --calibrate-from, not both")
+    if args.gate_from:
+        from inversion.domain import DomainGate
+
+        gate = DomainGate.load(args.gate_from)
+        cfg = current.encoder_config
+        expected = (getattr(cfg, "n_latent", None), getattr(cfg, "style_dim", None))
+        if None not in expected and tuple(gate.model.latent_shape) not in ((0, 0), expected):
+            raise InversionError(
+                f"{args.gate_from}: the gate was fitted on W+ codes of shape "
+                f"{gate.model.latent_shape}, this bundle's are {expected}"
+            )
     if args.calibrate_from:
         from inversion.inverter import Inverter
 

@@ -17,10 +17,21 @@ latent -- but the result is useless, and nobody is told. Two measurements catch 
   are the flattened W+ codes (``"flat"``) or the per-layer codes averaged
   (``"layer_mean"``, for large n_latent x style_dim).
 
+* **Crop statistics** the model's input no longer shows (:func:`crop_statistics`, on the
+  aligned crop *before* the bundle's colour mode): ``chroma``, the mean per-pixel
+  spread of R, G, B (0 for a grey photo; a greyscale model cannot draw colour, and the
+  grey conversion hides it from the two tests above), and ``border``, the spread of the
+  crop's outer ring (the alignment margin: background by construction for ``object``
+  alignment, so a busy ring means the photo is not an item on a plain background).
+  Measured on catalogue canvases, these two catch most of the portraits, scenes and
+  drawn faces that the latent score and PSNR let through (docs/quality.md).
+
 Thresholds are calibrated on *held-out* in-domain images (not those the Gaussian was
 fitted on): the OOD threshold is the ``quantile`` (default 0.99) of their scores, the
-fidelity thresholds the ``1 - quantile`` quantiles of their PSNR and SSIM; so about 1 % of
-in-domain photos are flagged by each test by construction. Everything is serialisable:
+fidelity thresholds the ``1 - quantile`` quantiles of their PSNR and SSIM, the crop
+statistics' thresholds the ``quantile`` of theirs (never below a small floor: a grey
+calibration set has chroma 0); so about 1 % of in-domain photos are flagged by each test
+by construction. Everything is serialisable:
 :meth:`DomainGate.save` writes one safetensors file (mean, precision) whose metadata
 holds the thresholds as JSON, for a model bundle to ship.
 """
@@ -49,6 +60,7 @@ __all__ = [
     "DomainReport",
     "DomainGate",
     "fidelity",
+    "crop_statistics",
     "ledoit_wolf",
     "latent_features",
     "reports_to_json",
@@ -73,6 +85,31 @@ def fidelity(reconstruction: Tensor, target: Tensor) -> dict[str, Tensor]:
         )
     m = recon_metrics(reconstruction.detach().cpu(), target.detach().cpu())
     return {"psnr": m["psnr"], "ssim": m["ssim"]}
+
+
+CHROMA_FLOOR = 3.0  # grey levels: JPEG and resampling leave about 1 on grey photos
+BORDER_FLOOR = 4.0  # grey levels: sensor noise on a plain background
+
+
+def crop_statistics(crops: Tensor) -> dict[str, Tensor]:
+    """Per-image ``chroma`` and ``border`` (grey levels, 0-255) of aligned crops
+    (B, 3, H, W) in [-1, 1], taken before any colour conversion.
+
+    ``chroma``: mean over pixels of max(R, G, B) - min(R, G, B). ``border``: standard
+    deviation of the luma of the outer ring (``max(1, H // 16)`` pixels wide: the
+    alignment's margin).
+    """
+    if crops.ndim != 4 or crops.shape[1] != 3:
+        raise DomainError(f"expected crops (B, 3, H, W), got {tuple(crops.shape)}")
+    x = (crops.detach().to("cpu", torch.float64) + 1) * 127.5
+    chroma = (x.max(1).values - x.min(1).values).flatten(1).mean(1)
+    luma = 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]
+    h, w = luma.shape[-2:]
+    r = max(1, min(h, w) // 16)
+    ring = torch.ones(h, w, dtype=torch.bool)
+    ring[r : h - r, r : w - r] = False
+    border = luma[:, ring].std(1)
+    return {"chroma": chroma.float(), "border": border.float()}
 
 
 def latent_features(wplus: Tensor, pooling: Pooling = "flat") -> Tensor:
@@ -148,11 +185,14 @@ class LatentGaussian:
 
 @dataclass
 class DomainThresholds:
-    """Calibrated limits: flag above ``ood_max``, below ``psnr_min`` or ``ssim_min``."""
+    """Calibrated limits: flag above ``ood_max``, ``chroma_max`` or ``border_max``, below
+    ``psnr_min`` or ``ssim_min`` (a limit that is None is not checked)."""
 
     ood_max: float
     psnr_min: float | None = None
     ssim_min: float | None = None
+    chroma_max: float | None = None  # None: not checked (gates calibrated before it existed)
+    border_max: float | None = None
     quantile: float = 0.99
     n_calibration: int = 0
     calibration: str = ""  # what the calibration images were (for the model card)
@@ -183,6 +223,10 @@ class DomainReport:
     psnr_min: float | None = None
     ssim: float | None = None
     ssim_min: float | None = None
+    chroma: float | None = None
+    chroma_max: float | None = None
+    border: float | None = None
+    border_max: float | None = None
     reasons: list[str] = field(default_factory=list)
     explanation: str = ""
 
@@ -198,6 +242,10 @@ def _explain(r: DomainReport, domain: str) -> tuple[list[str], str]:
         reasons.append("psnr")
     if r.ssim is not None and r.ssim_min is not None and r.ssim < r.ssim_min:
         reasons.append("ssim")
+    if r.chroma is not None and r.chroma_max is not None and r.chroma > r.chroma_max:
+        reasons.append("colour")
+    if r.border is not None and r.border_max is not None and r.border > r.border_max:
+        reasons.append("background")
     what = f" ({domain})" if domain else ""
     if not reasons:
         return reasons, (
@@ -219,6 +267,16 @@ def _explain(r: DomainReport, domain: str) -> tuple[list[str], str]:
         if r.ssim is not None:
             nums.append(f"SSIM {r.ssim:.2f}, limit {r.ssim_min:.2f}")
         parts.append("the model cannot redraw it faithfully (" + "; ".join(nums) + ")")
+    if "colour" in reasons:
+        parts.append(
+            f"it is in colour and the model works in greyscale (colourfulness "
+            f"{r.chroma:.1f}, limit {r.chroma_max:.1f})"
+        )
+    if "background" in reasons:
+        parts.append(
+            f"the subject is not on a plain background (background variation "
+            f"{r.border:.1f}, limit {r.border_max:.1f})"
+        )
     return reasons, (
         "This photo is outside what the model can represent: "
         + " and ".join(parts)
@@ -242,12 +300,18 @@ class DomainGate:
         *,
         calib_reconstruction: Tensor | None = None,
         calib_target: Tensor | None = None,
+        calib_crops: Tensor | None = None,
         quantile: float = 0.99,
         pooling: Pooling = "flat",
         domain: str = "",
         calibration: str = "",
+        check_colour: bool = True,
     ) -> DomainGate:
-        """Fit on ``fit_wplus``; set thresholds from held-out ``calib_*``."""
+        """Fit on ``fit_wplus``; set thresholds from held-out ``calib_*``.
+
+        ``calib_crops``: the held-out aligned crops before the colour mode (for
+        :func:`crop_statistics`); ``check_colour`` False leaves colour unchecked (an RGB
+        model, whose calibration photos are in colour anyway)."""
         if not 0.5 <= quantile < 1:
             raise DomainError(f"quantile must be in [0.5, 1), got {quantile!r}")
         model = LatentGaussian.fit(fit_wplus, pooling)
@@ -262,18 +326,31 @@ class DomainGate:
             f = fidelity(calib_reconstruction, calib_target)
             th.psnr_min = float(torch.quantile(f["psnr"].double(), 1 - quantile))
             th.ssim_min = float(torch.quantile(f["ssim"].double(), 1 - quantile))
+        if calib_crops is not None:
+            st = crop_statistics(calib_crops)
+            border = float(torch.quantile(st["border"].double(), quantile))
+            th.border_max = max(border, BORDER_FLOOR)
+            if check_colour:
+                chroma = float(torch.quantile(st["chroma"].double(), quantile))
+                th.chroma_max = max(chroma, CHROMA_FLOOR)
         return cls(model, th, domain)
 
     def assess(
-        self, wplus: Tensor, reconstruction: Tensor | None = None, target: Tensor | None = None
+        self,
+        wplus: Tensor,
+        reconstruction: Tensor | None = None,
+        target: Tensor | None = None,
+        crops: Tensor | None = None,
     ) -> list[DomainReport]:
-        """One report per image. Fidelity is judged only when both images are given."""
+        """One report per image. Fidelity is judged only when both images are given, the
+        crop statistics only when ``crops`` (before the colour mode) are."""
         scores = self.model.score(wplus)
         fid = (
             fidelity(reconstruction, target)
             if (reconstruction is not None and target is not None)
             else None
         )
+        stats = crop_statistics(crops) if crops is not None else None
         th = self.thresholds
         reports = []
         for i in range(scores.shape[0]):
@@ -285,6 +362,10 @@ class DomainGate:
                 psnr_min=th.psnr_min,
                 ssim=None if fid is None else round(float(fid["ssim"][i]), 4),
                 ssim_min=th.ssim_min,
+                chroma=None if stats is None else round(float(stats["chroma"][i]), 3),
+                chroma_max=th.chroma_max,
+                border=None if stats is None else round(float(stats["border"][i]), 3),
+                border_max=th.border_max,
             )
             r.reasons, r.explanation = _explain(r, self.domain)
             r.in_domain = not r.reasons

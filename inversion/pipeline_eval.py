@@ -125,8 +125,11 @@ def evaluate_pipeline(
         }
         log(f"{name}: {edits[name]}")
 
-    gate = _calibrated_gate(inverter, DomainGate, gate_fit, gate_calib)
-    canvas_flags = [not r.in_domain for r in gate.assess(inv.wplus, inv.reconstruction, x)]
+    # The bundle's own gate when it ships one (calibrated on catalogue photos, see
+    # python -m inversion.domain_eval); otherwise one fitted on bare validation items.
+    shipped = getattr(inverter.bundle, "domain_gate", None)
+    gate = shipped or _calibrated_gate(inverter, DomainGate, gate_fit, gate_calib)
+    canvas_flags = [not r.in_domain for r in gate.assess(inv.wplus, inv.reconstruction, x, x)]
     ood: dict[str, Any] = {}
     for kind, images in out_of_domain_probes(seed).items():
         flagged = stopped = gate_alone = 0
@@ -134,7 +137,7 @@ def evaluate_pipeline(
             # the gate on its own (whole image, as python -m inversion.domain measures it)
             whole = inverter.preprocess(img)
             w = inverter.invert(whole)
-            gate_alone += int(not gate.assess(w.wplus, w.reconstruction, whole)[0].in_domain)
+            gate_alone += int(not gate.assess(w.wplus, w.reconstruction, whole, whole)[0].in_domain)
             try:
                 t = align(img, "object", size)
             except AlignmentError:
@@ -142,7 +145,7 @@ def evaluate_pipeline(
                 continue
             crop = _crop_tensor([t.crop(img)])
             r = inverter.invert(crop)
-            flagged += int(not gate.assess(r.wplus, r.reconstruction, crop)[0].in_domain)
+            flagged += int(not gate.assess(r.wplus, r.reconstruction, crop, crop)[0].in_domain)
         ood[kind] = {
             "n": len(images),
             "stopped_at_alignment": stopped,
@@ -163,7 +166,7 @@ def evaluate_pipeline(
         "feather": feather,
         "edits": edits,
         "gate": {
-            "fit": f"fashion-mnist:val[:{gate_fit}]",
+            "fit": "the bundle's shipped gate" if shipped else f"fashion-mnist:val[:{gate_fit}]",
             "calibration": gate.thresholds.calibration,
             "thresholds": gate.thresholds.to_dict(),
             "canvas_flagged": float(np.mean(canvas_flags)),

@@ -50,7 +50,7 @@ def required_approvals() -> int:
 
 def current_params_sha256(job: EditJob) -> str:
     """The parameter hash recomputed from the job's fields, never trusted from the row."""
-    return policy.params_sha256(job.original_id, job.edits, job.purpose)
+    return policy.job_params_sha256(job)
 
 
 def current_outputs_sha256(job: EditJob) -> str:

@@ -54,6 +54,17 @@ class NewJobForm(forms.Form):
         ),
     )
     resubmit_from = forms.UUIDField(required=False, widget=forms.HiddenInput)
+    # Passed through as typed: services.submit validates it (clean_quality), like the API.
+    quality = forms.ChoiceField(
+        label="Quality",
+        required=False,
+        initial="fast",
+        choices=[
+            ("fast", "Fast: the model's first result (seconds)"),
+            ("refine", "Refine: a closer likeness of your photo, computed longer"),
+        ],
+        widget=forms.RadioSelect,
+    )
     consent = forms.BooleanField(
         required=False,
         label=GENERIC_CONSENT,

@@ -233,6 +233,18 @@ class EditJob(models.Model):
         default=dict, blank=True, help_text="the domain gate's report on the aligned crop"
     )
 
+    class Quality(models.TextChoices):
+        FAST = "fast", "Fast (encoder)"
+        REFINE = "refine", "Refine (encoder + bounded optimisation)"
+
+    quality = models.CharField(
+        max_length=8,
+        choices=Quality.choices,
+        default=Quality.FAST,
+        help_text="fast: the encoder's latent; refine: then a bounded optimisation against "
+        "the aligned crop (steps capped by the operator)",
+    )
+
     # Timings.
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

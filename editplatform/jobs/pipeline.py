@@ -77,16 +77,25 @@ def run(
     report: Report,
     *,
     face_index: int | None = None,
+    quality: str = "fast",
+    refine_steps: int = 25,
 ) -> PipelineResult:
     """Align, invert the aligned crop, edit, paste back at the photo's resolution.
 
     The bundle's domain (``inverter.bundle.domain``) says how: the alignment method, the
     colour mode, the paste-back mode and feather, and the domain gate that judges the
     crop. Alignment failures raise the typed errors of :mod:`inversion.align` (bad input).
+    ``quality="refine"`` optimises the encoder's latent against the crop for
+    ``refine_steps`` (the caller passes its cap, REFINE_MAX_STEPS) before editing; the
+    domain gate judges the *encoder's* latent and reconstruction either way, because that
+    is what its thresholds were calibrated on (refining would hide how far the photo is
+    from the domain).
     """
-    from inversion.align import align
-    from inversion.bundle_domain import default_domain
+    from inversion.bundle_domain import default_domain, pipeline_crop
     from inversion.pasteback import paste_back
+
+    if quality not in ("fast", "refine"):
+        raise ValueError(f"quality must be 'fast' or 'refine', got {quality!r}")
 
     domain = getattr(inverter.bundle, "domain", None) or default_domain(inverter.output_size)
     timings: dict[str, float] = {}
@@ -102,10 +111,7 @@ def run(
     options = (
         {"face_index": face_index} if domain.align == "ffhq" and face_index is not None else {}
     )
-    transform = align(original, domain.align, inverter.output_size, **options)
-    crop = transform.crop(original)
-    if domain.colour == "grey":
-        crop = crop.convert("L").convert("RGB")
+    transform, crop, aligned = pipeline_crop(original, domain, **options)
     timings["align"] = time.perf_counter() - t
     report("align", 8)
 
@@ -117,6 +123,15 @@ def run(
             10 + int(45 * frac) if stage != "preprocess" else 9,
         ),
     )
+    encoded = inversion
+    if quality == "refine":
+        inversion = inverter.refine(
+            inversion,
+            [crop],
+            refine_steps,
+            max_steps=refine_steps,
+            progress=lambda stage, frac: report("refine", 30 + int(25 * frac)),
+        )
     timings["invert"] = time.perf_counter() - t
     report("invert", 55)
 
@@ -137,7 +152,7 @@ def run(
     report("paste back", 85)
 
     t = time.perf_counter()
-    domain_report = domain_check(inverter, inversion, crop, domain)
+    domain_report = domain_check(inverter, encoded, crop, domain, aligned=aligned)
     timings["domain"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -152,6 +167,8 @@ def run(
             **image_metrics(crop, rec_img, edit_img),
             "photo_size": list(original.size),
             "alignment": transform.method,
+            "quality": quality,
+            **({"refine_steps": refine_steps} if quality == "refine" else {}),
         },
         result_png=png_bytes(photo),
         result_size=photo.size,
@@ -166,8 +183,13 @@ def run(
     return result
 
 
-def domain_check(inverter, inversion, crop: Image.Image, domain) -> dict:
+def domain_check(
+    inverter, inversion, crop: Image.Image, domain, aligned: Image.Image | None = None
+) -> dict:
     """The job's domain report (JSON-safe): the bundle's gate on the aligned crop.
+
+    ``aligned`` is the crop before the bundle's colour mode (its colour and background
+    statistics; ``crop`` when None).
 
     Reconstruction fidelity (PSNR, SSIM) is measured against the crop at the model's
     size; the OOD score is the gate's Mahalanobis distance of the W+ code. A bundle with
@@ -201,5 +223,6 @@ def domain_check(inverter, inversion, crop: Image.Image, domain) -> dict:
                 f"SSIM {ssim:.2f}). Review the result before use."
             ),
         }
-    r = gate.assess(inversion.wplus.detach().float().cpu(), rec, target)[0]
+    crops = image_to_tensor(aligned if aligned is not None else crop, rec.shape[-1])
+    r = gate.assess(inversion.wplus.detach().float().cpu(), rec, target, crops)[0]
     return {"gated": True, **r.to_dict(), "domain": described, "alignment": domain.align}

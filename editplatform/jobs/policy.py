@@ -4,7 +4,7 @@ A job needs approval when any requested edit is marked ``sensitive`` in the mode
 bundle's catalog (with a non-zero strength), or when the operator requires approval
 for every job (``JOB_APPROVAL_FOR_ALL``). Such a job is computed first and its outputs
 held (compute, then release): the approver judges the result itself. An approval binds
-to the job's parameter hash (original, edits, purpose) *and* to the hash of its held
+to the job's parameter hash (original, edits, purpose, face, quality) *and* to the hash of its held
 outputs (:func:`outputs_sha256`), both recomputed from the row when the approver
 decides and again at release (:func:`may_release`), so an approval can never be reused
 for other parameters or swapped outputs. The worker only refuses a tampered row
@@ -22,19 +22,48 @@ from django.conf import settings
 from editplatform.jobs import approval_hook
 
 
-def params_sha256(original_sha256: str, edits: Mapping[str, float], purpose: str) -> str:
-    """Canonical hash of what a job will do (what an approver approves)."""
+def params_sha256(
+    original_sha256: str,
+    edits: Mapping[str, float],
+    purpose: str,
+    *,
+    face_index: int | None = None,
+    quality: str = "fast",
+) -> str:
+    """Canonical hash of what a job will do (what an approver approves).
+
+    ``face_index`` (which face is edited) and ``quality`` change the result, so they are
+    bound too. They enter the canonical form only when they differ from the defaults
+    (no face chosen, ``fast``): the hash of a default job is the one it had before these
+    parameters existed, so digests recorded in the log and in decisions stay valid.
+    """
+    params: dict = {
+        "original_sha256": original_sha256,
+        "edits": dict(sorted(edits.items())),
+        "purpose": purpose,
+    }
+    if face_index is not None:
+        params["face_index"] = int(face_index)
+    if quality != "fast":
+        params["quality"] = quality
     canonical = json.dumps(
-        {
-            "original_sha256": original_sha256,
-            "edits": dict(sorted(edits.items())),
-            "purpose": purpose,
-        },
+        params,
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def job_params_sha256(job) -> str:
+    """:func:`params_sha256` of the job's row as it is now (tamper checks, approvals)."""
+    return params_sha256(
+        job.original_id,
+        job.edits,
+        job.purpose,
+        face_index=job.face_index,
+        quality=job.quality or "fast",
+    )
 
 
 def sensitive_edits(catalog, edits: Mapping[str, float]) -> list[str]:
@@ -93,7 +122,7 @@ def out_of_domain_decision(job, domain_report: Mapping) -> str:
 
 def is_tampered(job) -> bool:
     """The row no longer matches the parameter hash it was submitted (and approved) with."""
-    return job.params_sha256 != params_sha256(job.original_id, job.edits, job.purpose)
+    return job.params_sha256 != job_params_sha256(job)
 
 
 OUTPUT_KINDS = ("reconstruction", "edited", "latent", "result", "aligned", "transform")

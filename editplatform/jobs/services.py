@@ -118,10 +118,20 @@ def require_consent(consent) -> None:
     )
 
 
-def idempotency_fingerprint(upload_sha256: str, edits: Mapping[str, float], purpose: str) -> str:
-    canonical = json.dumps(
-        [upload_sha256, dict(sorted(edits.items())), purpose], separators=(",", ":")
-    )
+def idempotency_fingerprint(
+    upload_sha256: str,
+    edits: Mapping[str, float],
+    purpose: str,
+    *,
+    face_index: int | None = None,
+    quality: str = "fast",
+) -> str:
+    """What an Idempotency-Key replay must match (a different request under the same key
+    is refused); the face and quality only when not the defaults (as in params_sha256)."""
+    parts: list = [upload_sha256, dict(sorted(edits.items())), purpose]
+    if face_index is not None or quality != "fast":
+        parts += [face_index, quality]
+    canonical = json.dumps(parts, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -175,6 +185,23 @@ def clean_face_index(raw) -> int | None:
     return value
 
 
+QUALITY_MODES = ("fast", "refine")
+
+
+def clean_quality(raw) -> str:
+    """The optional quality mode of a request: ``fast`` (default) or ``refine``."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return "fast"
+    value = str(raw).strip().lower() if isinstance(raw, str) else raw
+    if value not in QUALITY_MODES:
+        raise DomainError(
+            f"quality must be one of {', '.join(QUALITY_MODES)}, got {str(raw)[:40]!r}",
+            "invalid_quality",
+            field="quality",
+        )
+    return value
+
+
 def submit(
     *,
     user,
@@ -187,6 +214,7 @@ def submit(
     api_key=None,
     resubmitted_from: EditJob | None = None,
     face_index=None,
+    quality=None,
 ) -> tuple[EditJob, bool]:
     """Validate a request for a new job, then store the original and create the job.
 
@@ -213,8 +241,11 @@ def submit(
     purpose = clean_purpose(purpose)
     require_consent(consent)
     face_index = clean_face_index(face_index)
+    quality = clean_quality(quality)
     key = clean_idempotency_key(idempotency_key)
-    fingerprint = idempotency_fingerprint(upload_sha256, edits, purpose)
+    fingerprint = idempotency_fingerprint(
+        upload_sha256, edits, purpose, face_index=face_index, quality=quality
+    )
     replay = find_replay(user, key, fingerprint)
     if replay is not None:
         return replay, False
@@ -232,6 +263,7 @@ def submit(
         catalog_info=catalog_info,
         resubmitted_from=resubmitted_from,
         face_index=face_index,
+        quality=quality,
     )
 
 
@@ -262,6 +294,7 @@ def _create(
     catalog_info,
     resubmitted_from: EditJob | None = None,
     face_index: int | None = None,
+    quality: str = "fast",
 ) -> tuple[EditJob, bool]:
     """Store the original and create the job with its audit events in one transaction.
 
@@ -294,7 +327,10 @@ def _create(
                 edits=edits,
                 purpose=purpose,
                 consent=True,
-                params_sha256=policy.params_sha256(digest, edits, purpose),
+                params_sha256=policy.params_sha256(
+                    digest, edits, purpose, face_index=face_index, quality=quality
+                ),
+                quality=quality,
                 needs_approval=needs_approval,
                 idempotency_key=key,
                 idempotency_fingerprint=fingerprint if key else "",
@@ -331,6 +367,7 @@ def _create(
                     "needs_approval": needs_approval,
                     "sensitive_edits": policy.sensitive_edits(catalog_info.catalog, edits),
                     "face_index": face_index,
+                    "quality": quality,
                 },
             )
             _queue(job, actor=user, source_state=State.SUBMITTED)
@@ -454,10 +491,7 @@ def release_approved(job: EditJob, *, approver, params_sha256: str, outputs_sha2
     from the row now, and the approval hook re-checks the four-eyes rules for them
     (:func:`policy.may_release`). A mismatch is refused and nothing is released.
     """
-    if (
-        params_sha256 != policy.params_sha256(job.original_id, job.edits, job.purpose)
-        or params_sha256 != job.params_sha256
-    ):
+    if params_sha256 != policy.job_params_sha256(job) or params_sha256 != job.params_sha256:
         raise DomainError(
             "the approval is for different job parameters", "approval_mismatch", status=409
         )

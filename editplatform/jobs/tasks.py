@@ -103,6 +103,8 @@ def run_edit_job(self, job_id: str) -> str:
             run.job.edits,
             lambda stage, pct: execution.report_progress(run, stage, pct),
             face_index=run.job.face_index,
+            quality=run.job.quality or "fast",
+            refine_steps=settings.REFINE_MAX_STEPS,
         )
         beat.stop()
         decision = policy.out_of_domain_decision(run.job, result.domain)

@@ -32,8 +32,9 @@ def _resubmitted(user, job_id) -> EditJob | None:
 
 
 def _prefilled(job: EditJob, catalog) -> dict:
-    """A new-job form's initial values taken from the job it revises (edits, purpose)."""
-    initial = {"purpose": job.purpose, "resubmit_from": job.pk}
+    """A new-job form's initial values taken from the job it revises (edits, purpose,
+    quality)."""
+    initial = {"purpose": job.purpose, "resubmit_from": job.pk, "quality": job.quality}
     for spec in catalog:
         if spec.name in job.edits:
             initial[f"edit_{spec.name}"] = f"{job.edits[spec.name]:g}"
@@ -82,6 +83,7 @@ def new_job(request):
                 source=EditJob.Source.PORTAL,
                 resubmitted_from=resubmit,
                 face_index=request.POST.get("face_index"),
+                quality=request.POST.get("quality"),
             )
         except DomainError as exc:
             status = show_error(request, exc, form)

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-__all__ = ["CANVAS_TONES", "catalogue_canvas", "random_canvas"]
+__all__ = ["CANVAS_TONES", "catalogue_canvas", "catalogue_photo", "random_canvas"]
 
 # (background RGB, item tint RGB): white, light grey, mid grey, black, beige, navy
 CANVAS_TONES: list[tuple[tuple[int, int, int], tuple[int, int, int]]] = [
@@ -96,3 +96,45 @@ def random_canvas(
     seed = int(rng.integers(2**31))
     photo, truth = catalogue_canvas(item, bg, tint, size=size, scale=scale, pos=pos, seed=seed)
     return photo, truth, {"scale": scale, "pos": pos, "background": bg, "tint": tint}
+
+
+def catalogue_photo(
+    item: np.ndarray,
+    rng: np.random.Generator,
+    size: tuple[int, int] | None = None,
+    jpeg: bool | None = None,
+) -> Image.Image:
+    """A catalogue photo in the demo model's domain at any size: a light grey ``item``
+    (28x28 uint8) off-centre on a dark, slightly noisy canvas, with margins.
+
+    ``size`` (w, h) defaults to a random one (long side 48-640 px, aspect 3:4 to 4:3):
+    photos arrive at every size, and the aligned crop of a small photo (the item
+    upsampled, its noise kept) differs from that of a large one (downsampled, noise
+    averaged out), so the domain gate is calibrated on both. The item fills 30-80 % of
+    the short side; background tone 0-40, item 190-255, noise sigma 1-4; JPEG (quality
+    80-95) half of the time unless ``jpeg`` says.
+    """
+    if size is None:
+        long_side = int(round(float(np.exp(rng.uniform(np.log(48), np.log(640))))))
+        aspect = float(rng.uniform(0.75, 1.33))
+        short = max(32, int(round(long_side * min(aspect, 1 / aspect))))
+        size = (long_side, short) if aspect >= 1 else (short, long_side)
+    w, h = size
+    side = max(12, int(round(float(rng.uniform(0.3, 0.8)) * min(w, h))))
+    big = (
+        np.asarray(Image.fromarray(item).resize((side, side), Image.Resampling.BICUBIC), np.float64)
+        / 255
+    ).clip(0, 1)
+    bg, tint = float(rng.integers(0, 41)), float(rng.integers(190, 256))
+    x0 = int(rng.uniform(0.05, 0.95) * (w - side))
+    y0 = int(rng.uniform(0.05, 0.95) * (h - side))
+    alpha = np.zeros((h, w))
+    alpha[y0 : y0 + side, x0 : x0 + side] = big
+    grey = bg * (1 - alpha) + tint * alpha + rng.normal(0, float(rng.uniform(1, 4)), (h, w))
+    arr = np.repeat(np.clip(np.rint(grey), 0, 255).astype(np.uint8)[..., None], 3, 2)
+    photo = Image.fromarray(arr, "RGB")
+    if jpeg if jpeg is not None else bool(rng.integers(2)):
+        buf = io.BytesIO()
+        photo.save(buf, "JPEG", quality=int(rng.integers(80, 96)))
+        photo = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+    return photo

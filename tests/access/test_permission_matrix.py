@@ -27,7 +27,6 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
-from PIL import Image
 
 from editplatform.accounts.roles import ensure_groups
 from editplatform.approvals import services as approval_services
@@ -39,6 +38,7 @@ from editplatform.jobs.tasks import run_edit_job
 from editplatform.jobs.uploads import validate_image
 from tests import catalog
 from tests.conftest import api_client_for, mark_two_factor_verified
+from tests.jobs import images
 
 ROLES = ("anon", "requester", "approver", "reviewer", "admin", "integration")
 PEOPLE = ("requester", "approver", "reviewer", "admin")
@@ -252,9 +252,8 @@ def test_every_row_names_known_roles():
 
 
 def _png(shade: int) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (40, 40), (shade, 100, 150)).save(buffer, "PNG")
-    return buffer.getvalue()
+    """A catalogue photo in the demo model's domain (tests.jobs.images), one per shade."""
+    return images.png((40, 40), seed=shade)
 
 
 def _finished_job(user, shade: int) -> EditJob:

@@ -9,7 +9,6 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.utils import timezone
-from PIL import Image
 from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
@@ -17,12 +16,12 @@ from editplatform.accounts.models import IntegrationKey
 from editplatform.accounts.roles import ensure_groups
 from editplatform.accounts.services import AccountError, create_api_key, revoke_api_key
 from tests import catalog
+from tests.jobs import images
 
 
 def png_bytes(shade: int = 120) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (40, 40), (shade, 80, 200)).save(buffer, "PNG")
-    return buffer.getvalue()
+    """A catalogue photo in the demo model's domain (tests.jobs.images), one per shade."""
+    return images.png((40, 40), seed=shade)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ cancellation destroys their bytes (read back from the storage itself).
 
 from __future__ import annotations
 
-import io
 from datetime import timedelta
 
 import pytest
@@ -15,7 +14,6 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.core.files.storage import default_storage
 from django.utils import timezone
-from PIL import Image
 
 from audit.models import AuditEvent
 from editplatform.accounts.roles import ensure_groups
@@ -29,13 +27,12 @@ from editplatform.jobs.states import State
 from editplatform.jobs.tasks import run_edit_job
 from editplatform.jobs.uploads import validate_image
 from tests import catalog
+from tests.jobs import images
 
 
 def png(seed: int = 1) -> bytes:
-    image = Image.new("RGB", (48, 48), (seed * 40 % 256, 90, 160))
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return buffer.getvalue()
+    """A catalogue photo in the demo model's domain (tests.jobs.images), one per seed."""
+    return images.png((48, 48), seed=seed)
 
 
 @pytest.fixture

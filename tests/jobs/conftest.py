@@ -112,8 +112,10 @@ def submit_via_api(
     consent="true",
     name="photo.png",
     headers=None,
+    extra=None,
 ):
-    """POST a job; `edits` defaults to the catalog's first plain edit at 3/4 of its range."""
+    """POST a job; `edits` defaults to the catalog's first plain edit at 3/4 of its range;
+    ``extra`` adds form fields (``quality``, ``face_index``)."""
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     from tests import catalog
@@ -125,6 +127,7 @@ def submit_via_api(
         "edits": edits,
         "purpose": purpose,
         "consent": consent,
+        **(extra or {}),
     }
     return client.post("/api/v1/jobs", data, format="multipart", **(headers or {}))
 

@@ -1,7 +1,15 @@
-"""Test images made on the fly: good photos in every mode and the bad-input corpus."""
+"""Test images made on the fly: good photos in every mode and the bad-input corpus.
+
+The good photos are catalogue photos in the demo model's domain (:func:`catalogue_photo`):
+the shipped bundle declares ``object`` alignment and a domain gate, so a generic picture
+(a gradient, a plain colour) would fail alignment (``no_subject``) or be held as out of
+domain, and every test that is about something else would be testing the gate instead.
+tests/jobs/test_test_images.py checks that these photos pass the shipped gate.
+"""
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
 import zlib
@@ -9,18 +17,36 @@ import zlib
 import numpy as np
 from PIL import Image
 
+# Held-out Fashion-MNIST test items (the last 500 of the test split, never trained on).
+ITEMS_FROM = -500
+# Indices (into those 500) of items whose catalogue photos the shipped gate passes with a
+# wide margin at 40x40, 64x48 and 200x150 (latent score < 0.8 x its limit, PSNR 1.5 dB
+# and SSIM 0.05 above theirs, background well inside): a test photo must not sit at the
+# gate's 1 % edge. Chosen by scanning the 500 in order; re-chosen when the gate changes
+# (tests/jobs/test_test_images.py fails then).
+TYPICAL = (499, 495, 493, 489, 488, 486)
+
+
+@functools.lru_cache(maxsize=1)
+def _items() -> np.ndarray:
+    from inversion.training.data import FASHION_FILES, ensure_fashion_mnist, read_idx
+
+    return read_idx(ensure_fashion_mnist() / FASHION_FILES["test"][0])[ITEMS_FROM:]
+
+
+def catalogue_photo(size=(64, 48), seed=0) -> Image.Image:
+    """A catalogue photo of ``size`` (w, h): a light grey clothing item (one of the
+    :data:`TYPICAL` held-out items, chosen by ``seed``) off-centre on a dark canvas, as
+    :func:`inversion.align.synthetic.catalogue_photo` makes them (lossless here; the
+    callers choose the file format). Different seeds give different bytes."""
+    from inversion.align.synthetic import catalogue_photo as make
+
+    item = _items()[TYPICAL[seed % len(TYPICAL)]]
+    return make(item, np.random.default_rng(seed), size, jpeg=False)
+
 
 def _photo(size=(64, 48), seed=0) -> Image.Image:
-    """A smooth colourful gradient with some noise (compresses like a photo)."""
-    w, h = size
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:h, 0:w]
-    arr = np.stack(
-        [x * 255 / max(w - 1, 1), y * 255 / max(h - 1, 1), (x + y) * 127 / max(w + h - 2, 1)],
-        axis=-1,
-    )
-    arr = np.clip(arr + rng.normal(0, 6, arr.shape), 0, 255).astype(np.uint8)
-    return Image.fromarray(arr, "RGB")
+    return catalogue_photo(size, seed)
 
 
 def encode(img: Image.Image, fmt: str, **params) -> bytes:

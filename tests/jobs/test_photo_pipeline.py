@@ -118,12 +118,12 @@ def photo_worker(start_worker, domain_bundle, settings):
     settings.MODEL_BUNDLE = domain_bundle
     started = []
 
-    def _start(policy: str = "approve"):
+    def _start(policy: str = "approve", **env):
         settings.JOB_OUT_OF_DOMAIN = policy
         worker = start_worker(
             f"photo-{policy}",
             queues="gpu",
-            env=worker_env_with(MODEL_BUNDLE=domain_bundle, JOB_OUT_OF_DOMAIN=policy),
+            env=worker_env_with(MODEL_BUNDLE=domain_bundle, JOB_OUT_OF_DOMAIN=policy, **env),
         )
         started.append(worker)
         return worker
@@ -248,6 +248,11 @@ def test_out_of_domain_photo_is_held_refused_or_flagged_per_policy(
         from tests import catalog
 
         assert "out_of_domain" in job_policy.approval_reasons(job, catalog.catalog())
+        # The approver's page shows the report: verdict, explanation and the numbers.
+        page = api_client(approver).get(f"/approvals/{job.pk}/").content.decode()
+        assert 'id="domain-report"' in page and "Outside the model's domain" in page
+        assert f"{report['ood_score']:.2f}" in page and f"{report['psnr']:.2f} dB" in page
+        assert "outside what the model can represent" in page
         # An approver who saw the report releases it; then the requester gets the full-size result.
         from editplatform.approvals import services as approvals
 
@@ -273,6 +278,36 @@ def test_out_of_domain_photo_is_held_refused_or_flagged_per_policy(
         assert job.state == "succeeded" and job.result_id
         assert checked["decision"] == "flagged"
         assert _event(job, "job.succeeded")["domain"] == {"in_domain": False, "decision": "flagged"}
+
+
+@pytest.mark.redis
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_refine_quality_runs_the_capped_optimisation_and_is_judged_like_fast(
+    photo_worker, requester, settings
+):
+    """quality=refine on a real worker: REFINE_MAX_STEPS steps, a closer reconstruction
+    of the same crop than fast, the same domain report (the gate judges the encoder's
+    latent), and a different params_sha256."""
+    canvas = catalogue_canvas(index=4, pos=(0.7, 0.25))
+    with gpu_queue_to_ourselves():
+        photo_worker("flag", REFINE_MAX_STEPS=12)
+        fast = _submit(requester, canvas)
+        refine = _submit(requester, canvas, extra={"quality": "refine"})
+        fast = wait_for_state(fast.pk, {"succeeded", "failed"}, timeout=180)
+        refine = wait_for_state(refine.pk, {"succeeded", "failed"}, timeout=180)
+    assert fast.state == refine.state == "succeeded", (refine.error_code, refine.error)
+    assert (fast.quality, refine.quality) == ("fast", "refine")
+    assert fast.metrics["quality"] == "fast" and "refine_steps" not in fast.metrics
+    assert refine.metrics["quality"] == "refine" and refine.metrics["refine_steps"] == 12
+    assert fast.aligned_id == refine.aligned_id  # the same crop ...
+    assert (
+        refine.metrics["reconstruction_psnr_db"] > fast.metrics["reconstruction_psnr_db"] + 0.1
+    )  # ... redrawn more faithfully
+    assert refine.latent_id != fast.latent_id
+    assert refine.domain_report == fast.domain_report
+    assert refine.params_sha256 != fast.params_sha256
+    assert _event(refine, "job.submitted")["quality"] == "refine"
 
 
 @pytest.mark.redis

@@ -3,12 +3,10 @@ approvers see how many jobs wait for them in the navigation."""
 
 from __future__ import annotations
 
-import io
 import time
 
 import pytest
 from django.core import mail
-from PIL import Image
 
 from audit.models import AuditEvent
 from editplatform.approvals import services as approvals
@@ -19,13 +17,13 @@ from editplatform.jobs.uploads import validate_image
 from editplatform.notifications.listeners import on_event_appended
 from editplatform.notifications.models import Notification
 from tests import catalog
+from tests.jobs import images
 from tests.portal.conftest import client_for, person, sign_in
 
 
 def _png(shade: int) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (40, 40), (shade, 90, 160)).save(buffer, "PNG")
-    return buffer.getvalue()
+    """A catalogue photo in the demo model's domain (tests.jobs.images), one per shade."""
+    return images.png((40, 40), seed=shade)
 
 
 def _sensitive_job(user, shade: int = 10):

@@ -5,12 +5,10 @@ page at both widths are kept under test-output/responsive/."""
 
 from __future__ import annotations
 
-import io
 import re
 import time
 
 import pytest
-from PIL import Image
 
 from audit.models import AuditEvent
 from editplatform.approvals import services as approvals
@@ -19,6 +17,7 @@ from editplatform.jobs.tasks import run_edit_job
 from editplatform.jobs.uploads import validate_image
 from tests import catalog
 from tests.conftest import OUTPUT
+from tests.jobs import images
 from tests.portal.conftest import person, sign_in
 
 WIDTHS = (360, 1280)
@@ -27,9 +26,8 @@ OVERFLOW = "() => ({scroll: document.documentElement.scrollWidth, inner: window.
 
 
 def _png(shade: int) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (48, 48), (shade, 120, 90)).save(buffer, "PNG")
-    return buffer.getvalue()
+    """A catalogue photo in the demo model's domain (tests.jobs.images), one per shade."""
+    return images.png((48, 48), seed=shade)
 
 
 def _world():

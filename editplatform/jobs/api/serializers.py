@@ -113,6 +113,7 @@ class JobSerializer(serializers.ModelSerializer):
             "timings",
             "queue_to_start_seconds",
             "face_index",
+            "quality",
             "domain_report",
             "out_of_domain",
         ]
@@ -170,6 +171,11 @@ FACE_INDEX_HELP = (
     "face models: which detected face to edit (0 = leftmost); without it a photo with "
     "several faces fails with error_code multiple_faces"
 )
+QUALITY_HELP = (
+    "fast (default): the encoder's result; refine: the encoder's result improved by a "
+    "bounded optimisation against the photo (closer likeness, slower); part of "
+    "params_sha256"
+)
 EDITS_HELP = "edit name to strength; names and allowed ranges: GET /api/v1/edits"
 
 
@@ -184,6 +190,9 @@ class JobCreateSerializer(serializers.Serializer):
     consent = serializers.BooleanField(help_text=CONSENT_HELP)
     face_index = serializers.IntegerField(
         required=False, min_value=0, max_value=99, help_text=FACE_INDEX_HELP
+    )
+    quality = serializers.ChoiceField(
+        choices=services.QUALITY_MODES, required=False, default="fast", help_text=QUALITY_HELP
     )
 
 
@@ -201,6 +210,9 @@ class JobCreateJsonSerializer(serializers.Serializer):
     consent = serializers.BooleanField(help_text=CONSENT_HELP)
     face_index = serializers.IntegerField(
         required=False, min_value=0, max_value=99, help_text=FACE_INDEX_HELP
+    )
+    quality = serializers.ChoiceField(
+        choices=services.QUALITY_MODES, required=False, default="fast", help_text=QUALITY_HELP
     )
 
 

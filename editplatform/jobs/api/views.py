@@ -152,6 +152,7 @@ class JobListCreateView(JobsAPIView):
             idempotency_key=request.headers.get("Idempotency-Key"),
             api_key=request.auth if isinstance(request.auth, IntegrationKey) else None,
             face_index=request.data.get("face_index"),
+            quality=request.data.get("quality"),
         )
         return self._answer(job, created=created)
 
