@@ -110,9 +110,7 @@ def test_stage_cli_checkpoints_every_n_steps_and_resumes(random_bundle_dir, tmp_
     assert (out / "log.csv").read_text().count("\n") >= 3
 
 
-def test_swap_encoder_refuses_a_worse_export_and_records_a_forced_swap(
-    random_bundle_dir, tmp_path
-):
+def test_swap_encoder_refuses_a_worse_export_and_records_a_forced_swap(random_bundle_dir, tmp_path):
     from inversion.training.recipe import swap_encoder
     from inversion.training.train_encoder import _load_generator
 
@@ -135,9 +133,10 @@ def test_swap_encoder_refuses_a_worse_export_and_records_a_forced_swap(
     assert cmp["n"] == 16 and cmp["shipped_version"] == before.version
     for name in ("generator.safetensors", "latent_avg.safetensors", "catalog.json"):
         assert after.manifest["files"][name] == before.manifest["files"][name], name
-    assert after.manifest["files"]["encoder.safetensors"] != before.manifest["files"][
-        "encoder.safetensors"
-    ]
+    assert (
+        after.manifest["files"]["encoder.safetensors"]
+        != before.manifest["files"]["encoder.safetensors"]
+    )
     record = after.provenance["encoder_retraining"][-1]
     assert record["forced"] and record["val_comparison"]["n"] == 16
     assert after.provenance["commands"][-1] == "python -m x"
