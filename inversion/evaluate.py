@@ -32,6 +32,7 @@ import json
 import math
 import os
 import platform
+import re
 import shlex
 import time
 from collections.abc import Callable
@@ -592,7 +593,8 @@ def _reused_optimisation(
         raise ValueError(
             f"{path}: optimisation ran on {opt['n']} images, this subset has {len(opt_idx)}"
         )
-    opt["label"] += " [reused: previous evaluation run of this generator]"
+    if "[reused" not in opt["label"]:  # a reused row reused again keeps one note
+        opt["label"] += " [reused: previous evaluation run of this generator]"
     opt["reused_from"] = str(path)
     out = {
         "optimisation": opt,
@@ -777,8 +779,18 @@ def write_report(
         "",
     ]
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines))
+    out.write_text("\n".join(lines) + _sections_after_the_report(out))
     return out
+
+
+def _sections_after_the_report(out: Path) -> str:
+    """What other commands and people wrote below the generated report (alignment,
+    domain gate, refine ...): kept when the report is re-rendered."""
+    if not out.exists():
+        return ""
+    old = out.read_text(encoding="utf-8")
+    match = re.search(r"^Evaluation wall time: [^\n]*\n", old, flags=re.M)
+    return old[match.end() :] if match else ""
 
 
 def _timing_lines(result: dict[str, Any]) -> list[str]:

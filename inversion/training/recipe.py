@@ -423,9 +423,7 @@ def swap_encoder(
             dirs,
             cat,
             provenance,
-            metrics={
-                k: v for k, v in old.metrics.items() if k not in ("edits", "ci_reconstruction")
-            },
+            metrics={},  # the old figures describe the old encoder; finalize measures anew
             overwrite=True,
         )
     return b, cmp
