@@ -614,6 +614,7 @@ def fit_bundle_edits(
         category = plan["kind"] == "category"
         tried: list[dict[str, Any]] = []
         best: tuple[float, dict[str, Any]] | None = None
+        best_swap: tuple[float, dict[str, Any]] | None = None  # most success (fallback)
         for condition in plan["conditions"]:
             d = conditional_direction(attr, normals, class_normals, tuple(condition), w)
             for layers in plan["layers"]:
@@ -657,6 +658,8 @@ def fit_bundle_edits(
                         )
                     if best is None or score > best[0]:
                         best = (score, {**row, "direction": d})
+                    if best_swap is None or row["success"] > best_swap[0]:
+                        best_swap = (row["success"], {**row, "direction": d})
                     if row["success"] >= TARGET or (
                         floor is not None and row["class_kept"] < floor
                     ):
@@ -687,10 +690,16 @@ def fit_bundle_edits(
             continue
         fallback = plan.get("fallback")
         if category and plan.get("keep_tone") and fallback and chosen["tone_kept"] < TARGET:
+            # no candidate keeps the tone: ship the one that swaps the category most often,
+            # under a name that says it swaps
+            assert best_swap is not None
             report[name]["decision"] = (
-                f"shipped as {fallback['name']}: keeps the tone for only "
-                f"{chosen['tone_kept']:.0%} (target {TARGET:.0%})"
+                f"shipped as {fallback['name']}: the best tone-keeping candidate keeps the "
+                f"tone for only {chosen['tone_kept']:.0%} (target {TARGET:.0%}); the swap "
+                "is the candidate with the highest success"
             )
+            chosen = best_swap[1]
+            report[name]["chosen"] = {k: v for k, v in chosen.items() if k != "direction"}
             plan = {**plan, **{k: v for k, v in fallback.items() if k != "name"}}
             log(f"edit {name}: {report[name]['decision']}")
             name = fallback["name"]

@@ -35,7 +35,7 @@ __all__ = ["FeatureNet", "PerceptualDistance", "train_perceptual", "add_argument
 class FeatureNet(nn.Module):
     """Three conv stages (32, 16, 8 px) and a linear head; the stages are the features."""
 
-    def __init__(self, width: int = 24, n_classes: int = 10) -> None:
+    def __init__(self, width: int = 16, n_classes: int = 10) -> None:
         super().__init__()
         w = width
 
@@ -82,10 +82,10 @@ class PerceptualDistance(nn.Module):
 
 def train_perceptual(
     out: str | Path,
-    steps: int = 800,
-    batch: int = 128,
+    steps: int = 300,
+    batch: int = 64,
     lr: float = 2e-3,
-    width: int = 24,
+    width: int = 16,
     seed: int = 1,
     progress: bool = True,
     data_limit: int | None = None,
@@ -134,10 +134,10 @@ def train_perceptual(
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--steps", type=int, default=800)
-    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--width", type=int, default=24)
+    p.add_argument("--width", type=int, default=16)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--data-limit", type=int, default=None)
 

@@ -112,6 +112,8 @@ def test_a_category_edit_that_loses_the_tone_ships_under_its_fallback_name(
     monkeypatch.setattr(edit_measures, "TONE_TOLERANCE", -1.0)  # no image keeps its tone
     plan = {
         **PLANS["footwear"],
+        "layers": [(0, 1), None],
+        "strengths": [0.5, 3.0],
         "keep_tone": True,
         "fallback": {
             "name": "footwear_swap",
@@ -135,3 +137,6 @@ def test_a_category_edit_that_loses_the_tone_ships_under_its_fallback_name(
     assert spec.changes.startswith("the category") and spec.preserves == "the framing only"
     assert spec.measured["tone_kept"] == 0 and spec.sensitive
     assert report["footwear"]["decision"].startswith("shipped as footwear_swap")
+    # the swap ships the candidate that swaps most often, not the best tone-keeping one
+    best = max(row["success"] for row in report["footwear"]["tried"])
+    assert spec.measured["success"] == best == report["footwear"]["chosen"]["success"]
