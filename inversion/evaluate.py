@@ -32,6 +32,7 @@ import json
 import math
 import os
 import platform
+import re
 import shlex
 import time
 from collections.abc import Callable
@@ -283,6 +284,8 @@ def edit_metrics(
     samples: dict[str, Tensor] = {}
     for spec, attr in _measured_edits(catalog, attributes):
         category = attr in CATEGORY_GROUPS
+        declared = (spec.measured or {}).get("min_change")
+        min_change = float(declared) if declared is not None else MIN_CHANGE.get(attr, 0.0)
         row: dict[str, Any] = {
             "attribute": attr,
             "kind": "category" if category else "attribute",
@@ -292,9 +295,11 @@ def edit_metrics(
             "success_rule": (
                 "the classifier's group label flips"
                 if category
-                else f"{attr} moves in the requested direction by >= {MIN_CHANGE[attr]:g}"
+                else f"{attr} moves in the requested direction by >= {min_change:g}"
             ),
             "tone_tolerance": TONE_TOLERANCE,
+            "changes": spec.changes,
+            "preserves": spec.preserves,
         }
         for use_fuser in (True, False):
 
@@ -309,7 +314,15 @@ def edit_metrics(
                     ).to(recon.dtype)
                 return out
 
-            effects, edited = measure_edit(render, recon, clf, attr, spec.default_strength, s0)
+            effects, edited = measure_edit(
+                render,
+                recon,
+                clf,
+                attr,
+                spec.default_strength,
+                s0,
+                min_change=None if category else min_change,
+            )
             r = summarise_effects(effects)
             r["ssim_to_input"] = (
                 float(
@@ -360,6 +373,7 @@ def evaluate(
     progress: bool = True,
     reuse_optimisation: str | Path | None = None,
     latency_repeats: int = 20,
+    previous: str | Path | None = None,
 ) -> dict[str, Any]:
     from inversion.bundle import load_bundle
     from inversion.inverter import Inverter
@@ -430,6 +444,24 @@ def evaluate(
             if mode == "bilinear":
                 recs[f"down{size}"] = rec_b
 
+    # the bundle this one replaces, on the same images (did retraining help?)
+    m_prev = None
+    if previous is not None:
+        prev = load_bundle(previous)
+        rec_prev = Inverter(prev, device="cpu", batch_size=batch).invert(images).reconstruction
+        m_prev = recon_metrics(rec_prev, images)
+        methods["previous"] = {
+            "label": f"previous bundle `{prev.version[:12]}` (encoder + Fuser it shipped)",
+            **_summary(m_prev),
+            "parameters": sum(
+                v.numel() for k in ("encoder", "fuser") for v in prev.state_dicts[k].values()
+            ),
+            "n": n,
+            "version": prev.version,
+        }
+        recs["previous"] = rec_prev
+        log(f"previous: {methods['previous']}")
+
     # (b) pSp
     if psp_path is not None:
         from inversion.training.train_encoder import load_encoder_export
@@ -499,6 +531,13 @@ def evaluate(
         recs["optimisation"] = rec_opt
         log(f"optimisation: {methods['optimisation']}")
 
+    if m_prev is not None and "optimisation" in methods:
+        methods["previous_on_opt_subset"] = {
+            "label": "previous bundle on the optimisation subset",
+            **{k: float(v[opt_idx].mean()) for k, v in m_prev.items()},
+            "n": opt_n,
+        }
+
     # edits
     edits, samples = edit_metrics(inverter, inv, clf, ATTRIBUTES, bundle.catalog, batch)
     log(f"edits: {json.dumps(edits)}")
@@ -554,7 +593,8 @@ def _reused_optimisation(
         raise ValueError(
             f"{path}: optimisation ran on {opt['n']} images, this subset has {len(opt_idx)}"
         )
-    opt["label"] += " [reused: previous evaluation run of this generator]"
+    if "[reused" not in opt["label"]:  # a reused row reused again keeps one note
+        opt["label"] += " [reused: previous evaluation run of this generator]"
     opt["reused_from"] = str(path)
     out = {
         "optimisation": opt,
@@ -581,7 +621,7 @@ def save_quality_grid(
 
     cols = opt_idx[:n_cols] if "optimisation" in recs else torch.arange(min(n_cols, len(images)))
     rows = [images[cols]]
-    for key in ("ours", "psp", "down16"):
+    for key in ("ours", "previous", "psp", "down16"):
         if key in recs:
             rows.append(recs[key][cols])
     if "optimisation" in recs:
@@ -593,6 +633,8 @@ def save_quality_grid(
 
 def _row_names(result: dict[str, Any]) -> list[str]:
     names = ["input", "ours"]
+    if "previous" in result["methods"]:
+        names.append("previous bundle")
     if "psp" in result["methods"]:
         names.append("pSp")
     if "down16_bilinear" in result["methods"]:
@@ -609,6 +651,7 @@ def _row_names(result: dict[str, Any]) -> list[str]:
 RECON_ROWS = (
     "ours",
     "ours_no_fuser",
+    "previous",
     "psp",
     "down16_bilinear",
     "down16_bicubic",
@@ -616,6 +659,7 @@ RECON_ROWS = (
     "down8_bicubic",
     "optimisation",
     "ours_on_opt_subset",
+    "previous_on_opt_subset",
     "psp_on_opt_subset",
 )
 
@@ -735,8 +779,18 @@ def write_report(
         "",
     ]
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines))
+    out.write_text("\n".join(lines) + _sections_after_the_report(out))
     return out
+
+
+def _sections_after_the_report(out: Path) -> str:
+    """What other commands and people wrote below the generated report (alignment,
+    domain gate, refine ...): kept when the report is re-rendered."""
+    if not out.exists():
+        return ""
+    old = out.read_text(encoding="utf-8")
+    match = re.search(r"^Evaluation wall time: [^\n]*\n", old, flags=re.M)
+    return old[match.end() :] if match else ""
 
 
 def _timing_lines(result: dict[str, Any]) -> list[str]:
@@ -822,6 +876,14 @@ def _edit_lines(result: dict[str, Any]) -> list[str]:
             "all" if row.get("layers") is None else f"{row['layers'][0]}-{row['layers'][1] - 1}"
         )
         rules.append(f"- `{name}`: success = {row.get('success_rule', 'label flips')}.")
+        if row.get("changes"):
+            f = row["fuser"]
+            rules.append(
+                f"  Declares it changes {row['changes']}; preserves {row['preserves']}. "
+                f"Measured here (with the Fuser): success {f['success'] * 100:.1f}%, class "
+                f"kept {f['class_kept'] * 100:.1f}%, tone within the tolerance "
+                f"{f['tone_kept'] * 100:.1f}%."
+            )
         for key, label in (("fuser", "with"), ("no_fuser", "without")):
             r = row[key]
             s = f"{r['ssim_to_input']:.3f}" if r.get("ssim_to_input") is not None else "-"
@@ -936,6 +998,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--latency-repeats", type=int, default=20)
     p.add_argument(
+        "--previous",
+        type=Path,
+        default=None,
+        help="a copy of the bundle this one replaces: its reconstruction is measured on "
+        "the same images and shown beside ours",
+    )
+    p.add_argument(
         "--from-json",
         type=Path,
         default=None,
@@ -964,6 +1033,7 @@ def run(args: argparse.Namespace) -> int:
         grid_path=args.grid,
         reuse_optimisation=args.reuse_optimisation,
         latency_repeats=args.latency_repeats,
+        previous=args.previous,
     )
     # the arguments as given to inversion.cli.main (not sys.argv: main may be called in-process)
     command = "python -m inversion " + shlex.join(getattr(args, "_argv", ["evaluate"]))

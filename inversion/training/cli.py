@@ -23,6 +23,10 @@ STEPS = {
     "generator": ("inversion.training.train_generator", "train the StyleGAN2 generator"),
     "classifier": ("inversion.training.classifier", "train the attribute classifier"),
     "directions": ("inversion.training.directions", "fit edit directions and the catalog"),
+    "perceptual": (
+        "inversion.training.perceptual",
+        "train the perceptual-loss network (LPIPS-style, on Fashion-MNIST)",
+    ),
     "encoder": ("inversion.training.train_encoder", "train an encoder (+ Fuser) or pSp"),
     "recipe": ("inversion.training.recipe", "run the whole demo recipe end to end"),
     "adapt": ("inversion.training.adapt", "adapt a bundle to an unlabelled photo folder"),

@@ -14,7 +14,9 @@ of an edit are exercised. Per image:
   *tone kept* = the item's mean brightness moves by at most :data:`TONE_TOLERANCE`.
 * measured attributes (``brightness``: mean grey of the item's pixels on [0, 1];
   ``bulk``: fraction of the frame the item covers): *success* = the measure moves in the
-  requested direction by at least :data:`MIN_CHANGE`; *class kept* = the 10-way class is
+  requested direction by at least :data:`MIN_CHANGE` (or the edit's own declared
+  ``min_change``: a gentle edit claims a smaller move and is held to that claim);
+  *class kept* = the 10-way class is
   unchanged (the edit keeps what it does not name).
 """
 
@@ -53,6 +55,7 @@ def measure_edit(
     attribute: str,
     strength: float,
     scores0: dict[str, Tensor] | None = None,
+    min_change: float | None = None,
 ) -> tuple[dict[str, Tensor], Tensor]:
     """Per-image effects of moving each image towards the other side by ``strength``.
 
@@ -73,7 +76,8 @@ def measure_edit(
         change = success
     else:
         change = (m1[attribute] - m0[attribute]) * sign
-        success = (change >= MIN_CHANGE[attribute]).float()
+        floor = MIN_CHANGE[attribute] if min_change is None else min_change
+        success = (change >= floor).float()
     return {
         "success": success,
         "class_kept": (s1["class"] == s0["class"]).float(),

@@ -12,6 +12,13 @@ Stages (each one a project command, recorded verbatim in the bundle's manifest):
 7. ``evaluate``   -- ``python -m inversion evaluate`` -> docs/quality.md + grid
 8. ``finalize``   -- rebuild the bundle with the measured metrics in its manifest
 
+Improving the encoder of a shipped bundle (generator untouched; ``docs/quality.md``,
+"Fidelity recipe"): ``train perceptual``, then ``train encoder --stage recon`` and
+``--stage joint`` (resumable, warm-started from the bundle), then ``--only swap-encoder
+--encoder EXPORT``: the export replaces the bundle's encoder and Fuser only if it
+reconstructs held-out ``val`` images better than the shipped one (else it refuses), and
+the edits are re-fitted for it with ``train directions --bundle`` as below.
+
 Every stage is resumable (the training stages resume from their checkpoints); ``--only``
 runs a subset. Wall times per stage go to ``<run>/recipe.json``.
 
@@ -31,6 +38,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -323,6 +331,104 @@ def package_bundle(
     return b
 
 
+VAL_GATE_N = 1000  # val images on which a new encoder must beat the shipped one
+
+
+def compare_encoders_on_val(
+    bundle: str | Path, export: str | Path, n: int = VAL_GATE_N, batch: int = 250
+) -> dict[str, Any]:
+    """PSNR / SSIM of the bundle's encoder + Fuser and of ``export``'s on ``val[-n:]``.
+
+    ``val`` is held out of training and of the test evaluation, so choosing on it keeps
+    the test figures clean. Same generator, same Inverter path for both.
+    """
+    import dataclasses
+
+    from inversion.bundle import load_bundle
+    from inversion.evaluate import recon_metrics
+    from inversion.inverter import Inverter
+    from inversion.training.data import load_fashion_mnist
+    from inversion.training.train_encoder import load_encoder_export
+
+    b = load_bundle(bundle)
+    x, _ = load_fashion_mnist("val", size=b.generator_config.size)
+    x = x[-n:]
+    _, enc, fus, _, _ = load_encoder_export(export)
+    swapped = dataclasses.replace(
+        b,
+        state_dicts={
+            **b.state_dicts,
+            "encoder": {k: v.detach().clone() for k, v in enc.state_dict().items()},
+            "fuser": {k: v.detach().clone() for k, v in fus.state_dict().items()},
+        },
+    )
+    out: dict[str, Any] = {"data": f"fashion-mnist:val[-{n}:]", "n": n}
+    for key, bun in (("shipped", b), ("candidate", swapped)):
+        rec = Inverter(bun, device="cpu", batch_size=batch).invert(x).reconstruction
+        m = recon_metrics(rec, x)
+        out[key] = {
+            "psnr": round(float(m["psnr"].mean()), 4),
+            "ssim": round(float(m["ssim"].mean()), 4),
+        }
+    out["shipped_version"] = b.version
+    out["candidate"]["export"] = str(export)
+    return out
+
+
+def swap_encoder(
+    bundle: str | Path,
+    export: str | Path,
+    commands: list[str],
+    force: bool = False,
+    n: int = VAL_GATE_N,
+) -> tuple[Any, dict[str, Any]]:
+    """Replace the bundle's encoder + Fuser with ``export`` if it is better on ``val``.
+
+    Directions and catalog are kept as they are (re-fit them next: their measured
+    figures describe the old encoder); provenance records the comparison and the
+    training stages of the export.
+    """
+    from inversion.bundle import build_bundle, load_bundle
+
+    cmp = compare_encoders_on_val(bundle, export, n=n)
+    better = cmp["candidate"]["psnr"] > cmp["shipped"]["psnr"]
+    if not better and not force:
+        raise SystemExit(
+            f"the candidate encoder is not better on {cmp['data']}: PSNR "
+            f"{cmp['candidate']['psnr']} vs shipped {cmp['shipped']['psnr']} dB; bundle unchanged"
+        )
+    from inversion.training.train_encoder import load_encoder_export
+
+    old = load_bundle(bundle)
+    _, enc, fus, ecfg, fcfg = load_encoder_export(export)
+    ck = torch.load(export, map_location="cpu", weights_only=False)
+    provenance = json.loads(json.dumps(old.provenance))
+    history = provenance.setdefault("commands", [])
+    history.extend(c for c in commands if c not in history)
+    provenance.setdefault("encoder_retraining", []).append(
+        {"train": ck.get("train", {}), "val_comparison": cmp, "forced": bool(force and not better)}
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        dirs = Path(tmp) / "directions.safetensors"
+        cat = Path(tmp) / "catalog.json"
+        shutil.copyfile(Path(bundle) / "directions.safetensors", dirs)
+        shutil.copyfile(Path(bundle) / "catalog.json", cat)
+        b = build_bundle(
+            bundle,
+            {"g_ema": old.state_dicts["generator"], "latent_avg": old.latent_avg},
+            enc.state_dict(),
+            fus.state_dict(),
+            ecfg,
+            fcfg,
+            dirs,
+            cat,
+            provenance,
+            metrics={},  # the old figures describe the old encoder; finalize measures anew
+            overwrite=True,
+        )
+    return b, cmp
+
+
 def rebundle_with_edits(
     bundle: str | Path,
     edits_dir: str | Path,
@@ -510,6 +616,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "the bundle's directions and catalog; with --only finalize, finalize "
         "that bundle (no run folder needed)",
     )
+    p.add_argument(
+        "--encoder",
+        default=None,
+        type=Path,
+        help="with --only swap-encoder: the encoder.pt export to put into the bundle "
+        "(only if it beats the shipped encoder on held-out val images)",
+    )
+    p.add_argument("--force", action="store_true", help="swap-encoder even if not better")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--generator-steps", type=int, default=100_000)
     p.add_argument("--generator-budget", type=float, default=4200)
@@ -550,6 +664,15 @@ def run(args: argparse.Namespace) -> int:
         "target_total_s": 7200,
     }
     _adopt_existing(state, run_dir)
+    if stages == ["swap-encoder"]:
+        if args.encoder is None:
+            raise SystemExit("--only swap-encoder needs --encoder EXPORT")
+        me = shlex.join(["python", "-m", "inversion", "train", "recipe", *sys.argv[3:]])
+        b, cmp = swap_encoder(args.bundle, args.encoder, [me], force=args.force)
+        (run_dir / "swap_encoder.json").write_text(json.dumps(cmp, indent=2))
+        print(json.dumps(cmp, indent=2))
+        print(f"swap-encoder: {args.bundle} version {b.version}", flush=True)
+        return 0
     if args.edits is not None:
         return _run_edits_stages(args, stages)
     for stage in stages:

@@ -17,6 +17,16 @@ constant noise, exactly as the :class:`~inversion.inverter.Inverter` renders):
    of x' (feature consistency); w_hat is pulled towards w (latent loss), and x is
    reconstructed too (d = 0).
 
+Stages (``--stage``, MambaStyle's losses that apply to 32 px product photos; each stage is
+resumable from its own ``checkpoint.pt`` and starts from the previous stage's export or a
+shipped bundle with ``--init-from``):
+
+* ``recon``: real reconstruction only (pixel MSE, multi-scale MSE, the perceptual loss of
+  ``train perceptual``, W-norm): the fidelity stage, cheapest per step.
+* ``joint``: reconstruction plus the edit-consistency pairs (pixel, multi-scale and
+  feature consistency at the Fuser's resolution, latent loss), at a lower learning rate,
+  so the Fuser keeps carrying detail through edits.
+
 ``--arch psp`` trains the pSp baseline with the same loop, data, batch, steps and
 losses (it has no detail map, hence no Fuser and no residual), so the comparison is
 same-data, same-budget.
@@ -46,6 +56,8 @@ from inversion.training.logger import RunLogger
 __all__ = [
     "EncoderTrainConfig",
     "EncoderTrainer",
+    "STAGES",
+    "config_from_args",
     "PluggableLoss",
     "demo_encoder_configs",
     "demo_psp_config",
@@ -150,6 +162,32 @@ class EncoderTrainConfig:
     ckpt_every: int = 200
     data_limit: int | None = None
     fast_ops: bool = True
+    stage: str | None = None
+    init_from: str | None = None
+    warmup: int = 50
+
+
+# --stage presets: EncoderTrainConfig fields they set (command-line values not given win)
+STAGES: dict[str, dict[str, Any]] = {
+    "recon": {
+        "gen_batch": 0,
+        "batch": 32,
+        "lr": 3e-4,
+        "w_multiscale": 1.0,
+        "w_perceptual": 0.05,
+        "w_wnorm": 1e-4,
+    },
+    "joint": {
+        "gen_batch": 8,
+        "batch": 24,
+        "lr": 1e-4,
+        "w_multiscale": 1.0,
+        "w_perceptual": 0.05,
+        "w_wnorm": 1e-4,
+        "w_feat": 0.5,
+        "w_edit": 1.0,
+    },
+}
 
 
 def multiscale_mse(x: Tensor, y: Tensor) -> Tensor:
@@ -170,14 +208,12 @@ class EncoderTrainer(Resumable):
         generator: tuple[nn.Module, Tensor] | None = None,
         directions: dict[str, Tensor] | None = None,
     ) -> None:
-        from inversion.training.directions import load_generator
-
         self.cfg = cfg
         self.out = Path(out)
         self.info = ddp.setup(device)
         ddp.seed_everything(cfg.seed, self.info.rank)
         dev = self.info.device
-        g, avg = generator if generator is not None else load_generator(cfg.generator, dev)
+        g, avg = generator if generator is not None else _load_generator(cfg.generator, dev)
         self.g = copy.deepcopy(g).to(dev).eval()
         requires_grad(self.g, False)
         if cfg.fast_ops:
@@ -185,6 +221,12 @@ class EncoderTrainer(Resumable):
         self.latent_avg = avg.to(dev).reshape(1, 1, -1)
         gen_cfg = self.g.cfg
         arch = registry.get(cfg.arch)
+        if not cfg.encoder and cfg.init_from and Path(cfg.init_from).is_dir():
+            from inversion.bundle import load_bundle
+
+            b = load_bundle(cfg.init_from)  # the architecture the weights belong to
+            cfg.encoder = b.encoder_config.to_dict()
+            cfg.fuser = b.fuser_config.to_dict() if b.fuser_config is not None else None
         if not cfg.encoder:
             e, f = DEMO_CONFIGS[arch.name](gen_cfg)
             cfg.encoder, cfg.fuser = e.to_dict(), f.to_dict() if f is not None else None
@@ -195,6 +237,8 @@ class EncoderTrainer(Resumable):
         if arch.fuser is not None and cfg.fuser is not None:
             self.fus_cfg = arch.fuser.config_from_dict(cfg.fuser)
             self.fuser = arch.fuser.build(self.fus_cfg).to(dev)
+        if cfg.init_from:
+            self._init_weights(cfg.init_from)
         params = list(self.encoder.parameters()) + (
             list(self.fuser.parameters()) if self.fuser is not None else []
         )
@@ -230,8 +274,27 @@ class EncoderTrainer(Resumable):
         self.wall_s = 0.0
         self.logger = RunLogger(self.out, enabled=self.info.is_main)
 
+    def _init_weights(self, path: str) -> None:
+        """Start from a shipped bundle's (or an earlier stage's) encoder and Fuser weights."""
+        src = Path(path)
+        if src.is_dir():
+            from inversion.bundle import load_bundle
+
+            b = load_bundle(src)
+            if b.encoder_arch != self.cfg.arch:
+                raise ValueError(f"{src}: encoder is {b.encoder_arch}, not {self.cfg.arch}")
+            enc_sd, fus_sd = b.state_dicts["encoder"], b.state_dicts.get("fuser")
+        else:
+            ck = torch.load(src, map_location="cpu", weights_only=False)
+            if ck["arch"] != self.cfg.arch:
+                raise ValueError(f"{src}: encoder is {ck['arch']}, not {self.cfg.arch}")
+            enc_sd, fus_sd = ck["encoder"], ck.get("fuser")
+        self.encoder.load_state_dict(enc_sd)
+        if self.fuser is not None and fus_sd is not None:
+            self.fuser.load_state_dict(fus_sd)
+
     def _lr_lambda(self, step: int) -> float:
-        warm = 50
+        warm = self.cfg.warmup
         if step < warm:
             return (step + 1) / warm
         frac = min(1.0, step / max(1, self.cfg.steps))
@@ -310,6 +373,8 @@ class EncoderTrainer(Resumable):
                         "batch": self.cfg.batch,
                         "gen_batch": self.cfg.gen_batch,
                         "images_seen": self.step * (self.cfg.batch + self.cfg.gen_batch),
+                        "stage": self.cfg.stage,
+                        "init_from": self.cfg.init_from,
                     },
                 },
             )
@@ -420,6 +485,18 @@ class EncoderTrainer(Resumable):
         return {"encoder": n_enc, "fuser": n_fus, "total": n_enc + n_fus}
 
 
+def _load_generator(path: str | Path, device: Any) -> tuple[nn.Module, Tensor]:
+    """(generator, latent_avg) from ``generator.pt`` or from a bundle directory."""
+    from inversion.training.directions import load_generator
+
+    if Path(path).is_dir():
+        from inversion.bundle import load_bundle
+
+        b = load_bundle(path)
+        return b.build_generator(device), b.latent_avg.to(device)
+    return load_generator(path, device)
+
+
 def load_encoder_export(
     path: str | Path, device: str | torch.device = "cpu"
 ) -> tuple[str, nn.Module, nn.Module | None, Any, Any]:
@@ -440,7 +517,25 @@ def load_encoder_export(
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", default=registry.DEFAULT_ARCH, choices=registry.names())
-    p.add_argument("--generator", required=True, type=Path, help="generator.pt")
+    p.add_argument(
+        "--generator", required=True, type=Path, help="generator.pt, or a bundle directory"
+    )
+    p.add_argument(
+        "--stage",
+        choices=sorted(STAGES),
+        default=None,
+        help="a preset of losses, batch and learning rate (module docstring); explicit "
+        "options override it",
+    )
+    p.add_argument(
+        "--init-from",
+        default=None,
+        help="start from these encoder/Fuser weights: a bundle directory or an encoder.pt "
+        "export (ignored when resuming)",
+    )
+    p.add_argument("--ckpt-every", type=int, default=200, help="checkpoint every N steps")
+    p.add_argument("--log-every", type=int, default=25)
+    p.add_argument("--warmup", type=int, default=50, help="linear learning-rate warm-up steps")
     p.add_argument(
         "--directions",
         type=Path,
@@ -449,18 +544,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--data", default="fashion-mnist:train")
     p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--gen-batch", type=int, default=8)
+    p.add_argument("--batch", type=int, default=None, help="default 16 (or the stage's)")
+    p.add_argument("--gen-batch", type=int, default=None, help="default 8 (or the stage's)")
     p.add_argument("--steps", type=int, default=2000)
-    p.add_argument("--time-budget", type=float, default=None)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument(
+        "--time-budget",
+        type=float,
+        default=None,
+        help="stop after this many seconds of training in total (resumed runs included)",
+    )
+    p.add_argument("--lr", type=float, default=None, help="default 1e-3 (or the stage's)")
     p.add_argument("--max-strength", type=float, default=3.0)
     p.add_argument(
         "--perceptual",
         default=None,
         help="TorchScript perceptual loss f(x, y) (user-supplied weights)",
     )
-    p.add_argument("--w-perceptual", type=float, default=0.0)
+    p.add_argument("--w-perceptual", type=float, default=None)
     p.add_argument(
         "--identity",
         default=None,
@@ -470,30 +570,59 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-limit", type=int, default=None)
     p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from <out>/checkpoint.pt (the default; the flag states it)",
+    )
     p.add_argument("--no-resume", action="store_true")
 
 
-def run(args: argparse.Namespace) -> int:
+def config_from_args(args: argparse.Namespace) -> EncoderTrainConfig:
+    """The run's config: defaults, then the ``--stage`` preset, then explicit options."""
+    preset = dict(STAGES[args.stage]) if args.stage else {}
+    if preset and not args.perceptual:
+        preset.pop("w_perceptual", None)  # no network given: the stage runs without it
+    explicit = {
+        "batch": args.batch,
+        "gen_batch": args.gen_batch,
+        "lr": args.lr,
+        "w_perceptual": args.w_perceptual,
+    }
+    values = {**preset, **{k: v for k, v in explicit.items() if v is not None}}
     cfg = EncoderTrainConfig(
         arch=args.arch,
         generator=str(args.generator),
         directions=str(args.directions) if args.directions else None,
         data=args.data,
-        batch=args.batch,
-        gen_batch=args.gen_batch,
         steps=args.steps,
         time_budget_s=args.time_budget,
-        lr=args.lr,
         max_strength=args.max_strength,
         perceptual=args.perceptual,
-        w_perceptual=args.w_perceptual,
         identity=args.identity,
         w_identity=args.w_identity,
         seed=args.seed,
         data_limit=args.data_limit,
+        stage=args.stage,
+        init_from=str(args.init_from) if args.init_from else None,
+        ckpt_every=args.ckpt_every,
+        log_every=args.log_every,
+        warmup=args.warmup,
     )
+    for k, v in values.items():
+        setattr(cfg, k, v)
+    return cfg
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    resuming = not args.no_resume and (Path(args.out) / "checkpoint.pt").exists()
+    if resuming:
+        cfg.init_from = None  # the checkpoint holds the weights (and their architecture)
+        saved = torch.load(Path(args.out) / "checkpoint.pt", map_location="cpu", weights_only=False)
+        cfg.encoder, cfg.fuser = saved["config"]["encoder"], saved["config"]["fuser"]
     trainer = EncoderTrainer(cfg, args.out, device=args.device)
-    if not args.no_resume and trainer.resume():
+    if resuming and trainer.resume():
         print(f"resumed from step {trainer.step}")
     logs = trainer.train()
     if trainer.info.is_main:

@@ -102,3 +102,41 @@ def test_fit_bundle_edits_and_rebundle_keep_the_weights(random_bundle_dir, fixed
     assert after.provenance["edits"]["command"] == "python -m x"
     assert after.provenance["commands"][-2:] == ["python -m x", "python -m y"]
     assert "edits" not in after.metrics
+
+
+def test_a_category_edit_that_loses_the_tone_ships_under_its_fallback_name(
+    random_bundle_dir, fixed_batch, monkeypatch
+):
+    from inversion.training import edit_measures
+
+    monkeypatch.setattr(edit_measures, "TONE_TOLERANCE", -1.0)  # no image keeps its tone
+    plan = {
+        **PLANS["footwear"],
+        "layers": [(0, 1), None],
+        "strengths": [0.5, 3.0],
+        "keep_tone": True,
+        "fallback": {
+            "name": "footwear_swap",
+            "description": "swap",
+            "changes": "the category; the item is replaced",
+            "preserves": "the framing only",
+        },
+    }
+    torch.manual_seed(0)
+    _, catalog, report = fit_bundle_edits(
+        random_bundle_dir,
+        AttributeClassifier(width=4).eval(),
+        fixed_batch[0][:8],
+        n_samples=64,
+        ganspace_components=1,
+        plans={"footwear": plan},
+        progress=False,
+    )
+    assert "footwear" not in catalog.names
+    spec = catalog["footwear_swap"]
+    assert spec.changes.startswith("the category") and spec.preserves == "the framing only"
+    assert spec.measured["tone_kept"] == 0 and spec.sensitive
+    assert report["footwear"]["decision"].startswith("shipped as footwear_swap")
+    # the swap ships the candidate that swaps most often, not the best tone-keeping one
+    best = max(row["success"] for row in report["footwear"]["tried"])
+    assert spec.measured["success"] == best == report["footwear"]["chosen"]["success"]

@@ -39,6 +39,23 @@ def test_measured_attribute_success_follows_the_requested_direction(fixed_batch)
     assert effects["class_kept"].mean() == 1 and effects["tone_kept"].mean() == 1
 
 
+def test_a_declared_min_change_is_the_bar_a_gentle_edit_is_held_to(fixed_batch):
+    x = fixed_batch[0]
+    clf = _clf()
+    s0 = clf.attributes(x)
+
+    def nudge(signed):  # moves item brightness by 0.03 the requested way
+        grey = (x + 1) / 2
+        fg = (grey > 0.1).float()
+        return ((grey + 0.03 * signed.sign().view(-1, 1, 1, 1) * fg).clamp(0.11, 1) * fg) * 2 - 1
+
+    default, _ = measure_edit(nudge, x, clf, "brightness", 1.0, s0)
+    gentle, _ = measure_edit(nudge, x, clf, "brightness", 1.0, s0, min_change=0.02)
+    assert default["success"].sum() == 0  # 0.03 < the default 0.05
+    assert gentle["success"].mean() > 0.8  # but it does what a 0.02 nudge claims
+    assert torch.equal(default["change"], gentle["change"])
+
+
 def test_category_success_is_a_label_flip_and_tone_is_reported(fixed_batch):
     x = fixed_batch[0]
     clf = _clf()

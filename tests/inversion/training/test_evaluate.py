@@ -69,9 +69,13 @@ def test_evaluation_runs_on_8_images(eval_parts, tmp_path, fixed_batch):
         batch=8,
         grid_path=tmp_path / "grid.png",
         progress=False,
+        previous=bundle,
     )
     m = result["methods"]
     assert {"ours", "ours_no_fuser", "psp", "optimisation", "ours_on_opt_subset"} <= set(m)
+    # the replaced bundle, on the same images (here the same bundle: the same figures)
+    assert m["previous"]["psnr"] == pytest.approx(m["ours"]["psnr"], abs=1e-4)
+    assert m["previous_on_opt_subset"]["n"] == 4
     assert m["ours"]["n"] == 8 and m["optimisation"]["n"] == 4
     for r in (m["ours"], m["psp"], m["optimisation"]):
         assert 0 < r["mse"] < 4 and r["ms_per_image"] > 0
@@ -88,6 +92,11 @@ def test_evaluation_runs_on_8_images(eval_parts, tmp_path, fixed_batch):
     )
     text = report.read_text()
     assert "| MambaStyle encoder + Fuser (ours) | 8 |" in text
+    assert "| previous bundle `" in text
+    # sections written below the report by others survive a re-render
+    report.write_text(text + "## Alignment\n\nhand-written\n")
+    again = write_report(result, report, extra={"a": 1}).read_text()
+    assert again.endswith("## Alignment\n\nhand-written\n") and again.count("## Alignment") == 1
     assert "pSp baseline" in text and "## Goals" in text and "grid.png" in text
     json.dumps(result)  # JSON-serialisable for the manifest
 
