@@ -56,6 +56,8 @@ ROLE_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "otp_totp.delete_totpdevice",
         "accounts.view_accountrecovery",
         "accounts.change_accountrecovery",
+        # Read-only in the admin; state changes go through the four-eyes services.
+        "models_registry.view_modelversion",
     ),
 }
 

@@ -82,6 +82,32 @@ def _refuse_tampered(job: EditJob, where: dict) -> None:
             logger.error("job %s refused by the worker: %s", job.pk, message)
 
 
+def claim_condition(job: EditJob, now=None) -> dict | None:
+    """The row condition under which a delivery may take ``job``; None: not for this delivery.
+
+    A queued job is taken as it is; a running one only once its worker stopped
+    heart-beating for JOB_LEASE_SECONDS (killed, host lost), and only if nobody took it
+    over meanwhile (same lease and heartbeat). Shared with the model-pin refusal so a job
+    is refused under exactly the rules it would have been claimed under.
+    """
+    now = now or timezone.now()
+    if job.state == State.QUEUED:
+        return {}
+    if (
+        job.state == State.RUNNING
+        and job.heartbeat_at
+        and job.heartbeat_at < now - timedelta(seconds=settings.JOB_LEASE_SECONDS)
+    ):
+        logger.warning(
+            "job %s: lease of %s expired (last heartbeat %s); taking over",
+            job.pk,
+            job.worker,
+            job.heartbeat_at,
+        )
+        return {"lease_id": job.lease_id, "heartbeat_at": job.heartbeat_at}
+    return None
+
+
 def claim(job_id, worker: str, catalog) -> Run | None:
     """Take the job for this worker, or return None when there is nothing to run."""
     job = EditJob.objects.filter(pk=job_id).first()
@@ -89,24 +115,8 @@ def claim(job_id, worker: str, catalog) -> Run | None:
         logger.warning("job %s does not exist (deleted?); message dropped", job_id)
         return None
     now = timezone.now()
-    if job.state == State.QUEUED:
-        where = {}
-    elif (
-        job.state == State.RUNNING
-        and job.heartbeat_at
-        and job.heartbeat_at < now - timedelta(seconds=settings.JOB_LEASE_SECONDS)
-    ):
-        where = {
-            "lease_id": job.lease_id,
-            "heartbeat_at": job.heartbeat_at,
-        }  # take over a dead worker's job
-        logger.warning(
-            "job %s: lease of %s expired (last heartbeat %s); taking over",
-            job.pk,
-            job.worker,
-            job.heartbeat_at,
-        )
-    else:
+    where = claim_condition(job, now)
+    if where is None:
         logger.info("job %s is %s; nothing to do for this delivery", job.pk, job.state)
         return None
 

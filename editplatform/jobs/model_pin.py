@@ -13,7 +13,7 @@ import logging
 
 from django.db import transaction
 
-from editplatform.jobs import events
+from editplatform.jobs import events, execution
 from editplatform.jobs.models import EditJob
 from editplatform.jobs.states import State, transition
 
@@ -29,15 +29,26 @@ def pinned_version(job_id) -> str | None:
 
 
 def refuse(job_id, message: str) -> bool:
-    """Fail a queued job whose pinned model is not served (before any worker claims it)."""
+    """Fail a job whose pinned model is not served, in place of claiming it.
+
+    Under the claim's own rules (:func:`execution.claim_condition`): a queued job (first
+    delivery), or a running one whose worker died (re-delivery, or the sweeper's
+    re-publish once the lease expired) — otherwise such a job would stay ``running``
+    until its lease was handled again. A job some live worker holds is left alone.
+    """
     job = EditJob.objects.filter(pk=job_id).first()
     if job is None:
+        return False
+    where = execution.claim_condition(job)
+    if where is None:
+        logger.info("job %s is %s; nothing to refuse for this delivery", job.pk, job.state)
         return False
     with transaction.atomic():
         if not transition(
             job,
             State.FAILED,
-            sources=frozenset({State.QUEUED}),
+            sources=frozenset({State(job.state)}),
+            where=where,
             lease_id=None,
             error_code=CODE,
             error=message,

@@ -499,6 +499,13 @@ ADMIN_PAGES: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "admin/axes/accessattempt/"): only(
         {"admin": 200}, others=302, anon=302, integration=302
     ),
+    # Model versions (issue 16): admins read them here; state changes only via four-eyes.
+    ("GET", "admin/models_registry/modelversion/"): only(
+        {"admin": 200}, others=302, anon=302, integration=302
+    ),
+    ("GET", "admin/models_registry/modelversion/add/"): only(
+        {"admin": 403}, others=302, anon=302, integration=302
+    ),
     # Escalation targets: the audit tables, groups' permissions, adding TOTP devices.
     ("GET", "admin/audit/auditevent/"): only({"admin": 403}, others=302, anon=302, integration=302),
     ("GET", "admin/audit/checkpoint/"): only({"admin": 403}, others=302, anon=302, integration=302),

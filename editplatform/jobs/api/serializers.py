@@ -83,6 +83,14 @@ class JobSerializer(serializers.ModelSerializer):
     artifacts = serializers.SerializerMethodField()
     queue_to_start_seconds = serializers.SerializerMethodField()
     state = serializers.ChoiceField(choices=State.choices, read_only=True)
+    model_pin = serializers.CharField(
+        read_only=True,
+        help_text="the model version (SHA-256 of its bundle manifest) this job was pinned to "
+        "at submit: the version active then, which computes it even if another version is "
+        "activated meanwhile; empty for jobs submitted before models were registered. If the "
+        "registry no longer serves it (unknown or retired), the job fails with error_code "
+        "model_unknown. model_version is the version that actually produced the outputs",
+    )
 
     class Meta:
         model = EditJob
@@ -99,6 +107,7 @@ class JobSerializer(serializers.ModelSerializer):
             "needs_approval",
             "params_sha256",
             "upload_sha256",
+            "model_pin",
             "model_version",
             "metrics",
             "error",
