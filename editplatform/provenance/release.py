@@ -4,11 +4,14 @@ When a job's outputs are released (``job.succeeded`` for plain jobs, ``job.relea
 held ones) the jobs layer calls :func:`mark_released` after commit. It marks the edited
 output (:func:`services.mark_output`), stores the marked bytes as a content-addressed
 artifact, links it as ``EditJob.marked`` (what downloads of "edited" serve from then on)
-and records ``provenance.marked`` with the marked bytes' SHA-256.
+and records ``provenance.marked`` with the marked bytes' SHA-256. A photo-pipeline job's
+full-resolution ``result`` (what a user of a real photo downloads) is marked the same way
+and linked as ``EditJob.marked_result``, with its own ``provenance.marked`` event
+(``kind: "result"``).
 
 A failure never loses the job: it is logged, recorded as ``provenance.mark_failed`` and
 left for :func:`sweep`, which the beat runs periodically over a bounded batch of
-released jobs that have no mark yet.
+released jobs with an output that has no mark yet.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import time
 
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection, transaction
+from django.db.models import Q
 from PIL import Image
 
 from audit.log import append_event
@@ -43,21 +47,43 @@ def release_event(job: EditJob) -> AuditEvent | None:
     )
 
 
+MARKS = (("edited", "marked"), ("result", "marked_result"))
+"""(output field, field linking its marked copy): the model-size edit and, for the photo
+pipeline, the full-resolution pasted-back result — what a user of a real photo downloads."""
+
+
 def mark_job(job: EditJob) -> bool:
-    """Mark one released job's edited output; True when this call linked a mark.
+    """Mark one released job's outputs (edited, and result when it has one); True when this
+    call linked at least one mark.
 
-    False (and nothing recorded) when the job is not released, has no edited output, or
-    is already marked. Raises what marking raises; :func:`mark_released` catches it.
+    Each output is marked, stored and linked on its own, so a failure on one leaves the
+    other's mark standing and the sweep retries only what is missing. False (and nothing
+    recorded) when the job is not released, has no such output, or is already marked.
+    Raises what marking raises; :func:`mark_released` catches it.
     """
-    from editplatform.provenance.services import mark_output
-
-    job = EditJob.objects.select_related("original", "edited").get(pk=job.pk)
-    if job.state != State.SUCCEEDED or job.edited_id is None or job.marked_id is not None:
+    job = EditJob.objects.select_related("original", "edited", "result").get(pk=job.pk)
+    todo = [
+        (source, target)
+        for source, target in MARKS
+        if getattr(job, f"{source}_id") is not None and getattr(job, f"{target}_id") is None
+    ]
+    if job.state != State.SUCCEEDED or not todo:
         return False
     event = release_event(job)
     if event is None:
         raise RuntimeError(f"job {job.pk} has no job.succeeded or job.released event")
-    marked = mark_output(job, artifacts.read(job.edited), audit_event=event)
+    linked = False
+    for source, target in todo:
+        linked |= _mark_one(job, source, target, event)
+    return linked
+
+
+def _mark_one(job: EditJob, source: str, target: str, event: AuditEvent) -> bool:
+    """Mark `job.<source>`, store the marked bytes and link them as `job.<target>`."""
+    from editplatform.provenance.services import mark_output
+
+    source_id = getattr(job, f"{source}_id")
+    marked = mark_output(job, artifacts.read(getattr(job, source)), audit_event=event)
     width, height = Image.open(io.BytesIO(marked.data)).size
     media_type = "image/jpeg" if marked.data[:3] == b"\xff\xd8\xff" else "image/png"
     try:
@@ -67,18 +93,19 @@ def mark_job(job: EditJob) -> bool:
         raise
     with transaction.atomic():
         linked = EditJob.objects.filter(
-            pk=job.pk, marked__isnull=True, edited_id=job.edited_id
-        ).update(marked=artifact)
+            pk=job.pk, **{f"{target}__isnull": True, f"{source}_id": source_id}
+        ).update(**{target: artifact})
         if not linked:  # another worker marked it meanwhile: its mark stands
             return False
         append_event(
             PROVENANCE_MARKED,
             subject=f"job:{job.pk}",
             actor_name="provenance",
-            subjects=[f"artifact:{job.edited_id}", f"artifact:{artifact.sha256}"],
+            subjects=[f"artifact:{source_id}", f"artifact:{artifact.sha256}"],
             payload={
                 "job": str(job.pk),
-                "edited_sha256": job.edited_id,
+                "kind": source,
+                f"{source}_sha256": source_id,
                 "marked_sha256": artifact.sha256,
                 "watermark_key": f"{marked.watermark_key:08x}",
                 "release_event_seq": event.seq,
@@ -133,10 +160,16 @@ def _record_failure(job, exc: Exception) -> None:
 
 
 def pending(limit: int = SWEEP_BATCH):
-    """Released jobs with an edited output and no mark yet, oldest first, at most `limit`."""
-    return EditJob.objects.filter(
-        state=State.SUCCEEDED, edited__isnull=False, marked__isnull=True
-    ).order_by("finished_at")[:limit]
+    """Released jobs with an output (edited or result) lacking its mark, oldest first, at
+    most `limit`."""
+    missing = Q()
+    for source, target in MARKS:
+        missing |= Q(**{f"{source}__isnull": False, f"{target}__isnull": True})
+    return (
+        EditJob.objects.filter(state=State.SUCCEEDED)
+        .filter(missing)
+        .order_by("finished_at")[:limit]
+    )
 
 
 def sweep(limit: int | None = None) -> int:
