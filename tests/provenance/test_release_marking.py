@@ -146,6 +146,8 @@ def test_a_mark_whose_row_cannot_be_stored_leaves_no_orphan_blob(
 
     job = _marked(run_real_job(requester))
     clone, _ = clone_job(job, marked=None)
+    # blobs of earlier tests in this run (their rows flushed) are orphans already
+    before = orphan_blobs()
     real_get_or_create = QuerySet.get_or_create
 
     def failing(self, *args, **kwargs):
@@ -162,10 +164,10 @@ def test_a_mark_whose_row_cannot_be_stored_leaves_no_orphan_blob(
     assert AuditEvent.objects.filter(
         subject=f"job:{clone.pk}", action="provenance.mark_failed"
     ).exists()
-    assert orphan_blobs() == []
+    assert orphan_blobs() == before
     assert release.sweep() == 1
     clone.refresh_from_db()
-    assert clone.marked_id and orphan_blobs() == []
+    assert clone.marked_id and orphan_blobs() == before
 
 
 @pytest.mark.postgres
@@ -270,16 +272,14 @@ def test_a_photo_jobs_full_resolution_result_is_released_marked(
     assert report.audit["job_id"] == str(job.pk) and report.audit["event"]["seq"] == released.seq
     key = WatermarkKey.objects.get(job=job, marked_sha256=job.marked_result_id)
 
-    # Both marks are in the audit log, each with its source and marked hashes.
-    marks = {
-        e.payload["kind"]: e.payload
-        for e in AuditEvent.objects.filter(subject=f"job:{job.pk}", action="provenance.marked")
-    }
-    assert marks["edited"]["edited_sha256"] == job.edited_id
-    assert marks["edited"]["marked_sha256"] == job.marked_id
-    assert marks["result"]["result_sha256"] == job.result_id
-    assert marks["result"]["marked_sha256"] == job.marked_result_id
-    assert marks["result"]["watermark_key"] == f"{key.key:08x}"
+    # Both marks are in one audit event, each with its source and marked hashes.
+    marks = AuditEvent.objects.get(subject=f"job:{job.pk}", action="provenance.marked").payload
+    assert (marks["edited_sha256"], marks["marked_sha256"]) == (job.edited_id, job.marked_id)
+    assert (marks["result_sha256"], marks["marked_result_sha256"]) == (
+        job.result_id,
+        job.marked_result_id,
+    )
+    assert marks["result_watermark_key"] == f"{key.key:08x}" != marks["watermark_key"]
 
     # A re-saved JPEG of the download (no manifest left) still leads to the job.
     resaved = _jpeg(data)
@@ -293,6 +293,7 @@ def test_a_photo_jobs_full_resolution_result_is_released_marked(
     # The result's mark fails after its bytes were written: nothing left behind, the job
     # stays released with its edited mark, and the sweep marks the result.
     clone, _ = clone_job(job, marked_result=None)
+    before = orphan_blobs()  # earlier tests' blobs (their rows flushed)
     real_get_or_create = QuerySet.get_or_create
 
     def failing(self, *args, **kwargs):
@@ -306,7 +307,7 @@ def test_a_photo_jobs_full_resolution_result_is_released_marked(
     clone.refresh_from_db()
     assert clone.state == "succeeded" and clone.marked_result_id is None
     assert clone.marked_id == job.marked_id  # the edited mark it had stands
-    assert orphan_blobs() == []
+    assert orphan_blobs() == before
     assert list(release.pending()) == [clone]
     assert (
         client.get(f"/api/v1/jobs/{clone.pk}").json()["artifacts"]["result"]["sha256"]
@@ -317,9 +318,32 @@ def test_a_photo_jobs_full_resolution_result_is_released_marked(
     assert clone.marked_result_id and clone.marked_result_id != job.marked_result_id
     assert clone.marked_id == job.marked_id and not list(release.pending())
     (swept,) = AuditEvent.objects.filter(subject=f"job:{clone.pk}", action="provenance.marked")
-    assert swept.payload["kind"] == "result"
-    assert swept.payload["marked_sha256"] == clone.marked_result_id
+    assert swept.payload["marked_result_sha256"] == clone.marked_result_id
+    assert "marked_sha256" not in swept.payload  # only the missing mark was made
     assert release.sweep() == 0
+
+    # Both marks missing and the second one's row fails: the first, already stored, is
+    # dropped with its bytes too (nothing half-marked, nothing left behind).
+    both, _ = clone_job(job, marked=None, marked_result=None)
+    rows = Artifact.objects.count()
+    calls = []
+
+    def second_fails(self, *args, **kwargs):
+        if self.model is Artifact:
+            calls.append(1)
+            if len(calls) == 2:
+                raise OperationalError("server closed the connection unexpectedly")
+        return real_get_or_create(self, *args, **kwargs)
+
+    monkeypatch.setattr(QuerySet, "get_or_create", second_fails)
+    release.mark_released(both)
+    monkeypatch.setattr(QuerySet, "get_or_create", real_get_or_create)
+    both.refresh_from_db()
+    assert len(calls) == 2 and both.marked_id is None and both.marked_result_id is None
+    assert Artifact.objects.count() == rows and orphan_blobs() == before
+    assert release.sweep() == 1
+    both.refresh_from_db()
+    assert both.marked_id and both.marked_result_id
 
 
 def test_production_refuses_to_start_without_the_c2pa_files(settings, tmp_path):
