@@ -2,8 +2,9 @@
 
 Object-level access is decided by ``EditJob.objects.visible_to(user)`` only; an id the
 user may not see answers 404 exactly like an id that does not exist (no IDOR, no
-existence oracle). Once released and marked (provenance), "edited" is served as the
-marked copy: watermarked, with a signed C2PA manifest. A job's *held* outputs
+existence oracle). Once released and marked (provenance), "edited" and the photo
+pipeline's "result" are served as their marked copies: watermarked, with a signed C2PA
+manifest. A job's *held* outputs
 (computed, awaiting approval) answer 404 to
 everyone but eligible approvers and reviewers (:func:`holding.may_read_outputs`): the
 requester and the API see them only once released. Every artifact read is an audit
@@ -39,6 +40,7 @@ def get_visible_job(user, job_id) -> EditJob:
                 "marked",
                 "latent",
                 "result",
+                "marked_result",
                 "aligned",
                 "transform",
                 "requester",
@@ -52,10 +54,11 @@ def get_visible_job(user, job_id) -> EditJob:
 def readable_artifact(user, job: EditJob, kind: str):
     """The artifact of ``kind`` if ``user`` may read it now, else None (held outputs included)."""
     artifact = job.artifact(kind)
-    if (
-        kind == Artifact.Kind.EDITED and job.marked_id
-    ):  # released and marked: what leaves is the marked copy
+    # released and marked: what leaves is the marked copy
+    if kind == Artifact.Kind.EDITED and job.marked_id:
         artifact = job.marked
+    elif kind == Artifact.Kind.RESULT and job.marked_result_id:
+        artifact = job.marked_result
     if artifact is None or (
         kind != Artifact.Kind.ORIGINAL and not holding.may_read_outputs(user, job)
     ):

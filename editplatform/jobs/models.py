@@ -218,6 +218,11 @@ class EditJob(models.Model):
         related_name="+",
         help_text="the full-resolution edited photo (the main result)",
     )
+    # The released full-resolution result as it leaves the platform (marked like `marked`;
+    # downloads of "result" serve it once it exists).
+    marked_result = models.ForeignKey(
+        Artifact, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     aligned = models.ForeignKey(
         Artifact, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )

@@ -29,7 +29,7 @@ from editplatform.jobs.models import Artifact, ArtifactKey, EditJob
 
 logger = logging.getLogger(__name__)
 
-JOB_ARTIFACT_FIELDS = ("original", *policy.OUTPUT_KINDS, "marked")
+JOB_ARTIFACT_FIELDS = ("original", *policy.OUTPUT_KINDS, "marked", "marked_result")
 """Every EditJob field that names an artifact."""
 
 # guard(artifact, jobs) -> a reason the artifact must not be shredded now, or "".

@@ -29,10 +29,14 @@ from editplatform.retention.models import RetentionPolicy
 logger = logging.getLogger(__name__)
 
 BATCH = 500
+# Job fields kept under another field's retention kind: the marked full-resolution result is
+# a released (marked) copy like `marked`.
+FIELD_KINDS = {"marked_result": "marked"}
 
 
 def days_for(kind: str, purpose: str, rows: list[RetentionPolicy] | None = None) -> int | None:
     """Days to keep artifacts of ``kind`` for a job with ``purpose`` (None: keep)."""
+    kind = FIELD_KINDS.get(kind, kind)
     rows = list(RetentionPolicy.objects.all()) if rows is None else rows
     matching = [
         r

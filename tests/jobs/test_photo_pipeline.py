@@ -266,9 +266,9 @@ def test_out_of_domain_photo_is_held_refused_or_flagged_per_policy(
         job.refresh_from_db()
         assert job.state == "succeeded"
         body = api_client(requester).get(f"/api/v1/jobs/{job.pk}").json()
-        assert (
-            body["artifacts"]["result"]["sha256"] == job.result_id and body["out_of_domain"] is True
-        )
+        # released: the result served is its marked copy (provenance) once marked
+        released = job.marked_result_id or job.result_id
+        assert body["artifacts"]["result"]["sha256"] == released and body["out_of_domain"] is True
     elif policy == "refuse":
         assert job.state == "failed" and job.error_code == "out_of_domain"
         assert job.error == report["explanation"] and body["error_code"] == "out_of_domain"

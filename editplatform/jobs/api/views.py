@@ -256,6 +256,7 @@ class JobArtifactView(JobsAPIView):
         "Once released, `edited` is the marked copy: invisibly watermarked and carrying a signed "
         "C2PA manifest that names the job (its `sha256` in the job's `artifacts` is that copy's; "
         "until marking completes, the unmarked output). "
+        "The photo pipeline's full-resolution `result` is marked the same way. "
         "Every download is recorded in the audit log.",
         parameters=[
             OpenApiParameter("kind", str, OpenApiParameter.PATH, enum=list(access.ARTIFACT_KINDS))
