@@ -4,7 +4,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("jobs", "0007_editjob_model_pin"),
+        ("jobs", "0008_editjob_quality"),
     ]
 
     operations = [
