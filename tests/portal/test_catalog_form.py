@@ -109,7 +109,7 @@ def test_recommended_strength_is_submitted_exactly(live_server, page, model_bund
     assert page.locator("input.edit-slider").count() == len(offered)
     for spec in catalog.catalog():
         assert (page.locator(f"#id_edit_{spec.name}").count() == 1) == spec.offered_to_staff
-    label = page.locator("label.checkbox").inner_text().strip()
+    label = page.locator("#consent-label").inner_text().strip()
     assert label == consent_wording(catalog.catalog().subject_kind)
     # Plain words first, the model's detail behind a disclosure.
     spec = catalog.sensitive()
