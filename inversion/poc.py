@@ -85,12 +85,14 @@ def sha256_file(path: Path) -> str:
 
 
 def load_photos(
-    paths: Sequence[Path], domain: Any
+    paths: Sequence[Path], domain: Any, *, aligned: bool = False
 ) -> tuple[list[Any], list[str], list[dict[str, str]]]:
     """(aligned crops as PIL images, their names, skipped [{name, reason}]).
 
     Each photo is decoded with the platform's validation (:func:`load_image_bytes`) and
-    aligned with the domain's method at the model's resolution, as a job does."""
+    aligned with the domain's method at the model's resolution, as a job does; with
+    ``aligned`` the photos are taken as crops already (only resized, like ``evaluate``
+    takes its images), for comparing the two commands on the same pixels."""
     from inversion.align import align
     from inversion.preprocess import load_image_bytes
 
@@ -98,7 +100,8 @@ def load_photos(
     for p in paths:
         try:
             img = load_image_bytes(p.read_bytes())
-            crops.append(align(img, domain.align, domain.resolution).crop(img))
+            method = "center" if aligned else domain.align
+            crops.append(align(img, method, domain.resolution).crop(img))
             names.append(p.name)
         except (OSError, InversionError, ValueError) as exc:
             skipped.append({"name": p.name, "reason": str(exc) or type(exc).__name__})
@@ -154,6 +157,7 @@ def measure(
     batch: int = 100,
     limit: int | None = None,
     progress: bool = True,
+    aligned: bool = False,
 ) -> tuple[dict[str, Any], dict[str, Tensor]]:
     """All figures of the report (JSON-safe) and the tensors its images are drawn from."""
     from inversion.bundle import load_bundle
@@ -165,7 +169,7 @@ def measure(
     bundle = load_bundle(bundle_path)
     inverter = Inverter(bundle, device=device, batch_size=batch)
     paths = list_photos(photos, limit)
-    crops, names, skipped = load_photos(paths, bundle.domain)
+    crops, names, skipped = load_photos(paths, bundle.domain, aligned=aligned)
     if not crops:
         raise PocError(f"none of the {len(paths)} photos could be read and aligned: {skipped}")
     # on the model's device: metrics, edits and the gate then compare like with like
@@ -249,6 +253,7 @@ def measure(
             "n_found": len(paths),
             "n_used": n,
             "skipped": skipped,
+            "aligned_by": "center (given as crops)" if aligned else bundle.domain.align,
             "sha256": hashlib.sha256(
                 "".join(f"{p.name}:{sha256_file(p)}\n" for p in paths).encode()
             ).hexdigest(),
@@ -423,6 +428,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--photos", required=True, type=Path, help="folder of your photos")
     p.add_argument("--out", required=True, type=Path, help="report folder")
     p.add_argument(
+        "--aligned",
+        action="store_true",
+        help="the photos are model-sized crops already (as `evaluate` takes them): "
+        "resize only, no alignment",
+    )
+    p.add_argument(
         "--gpu-hour-price",
         type=float,
         default=None,
@@ -452,6 +463,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         batch=args.batch,
         limit=args.limit,
+        aligned=args.aligned,
     )
     result["command"] = "python -m inversion " + shlex.join(getattr(args, "_argv", ["poc"]))
     args.out.mkdir(parents=True, exist_ok=True)

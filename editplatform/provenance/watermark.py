@@ -44,6 +44,7 @@ CROP_MAX_CUT = 0.12  # crop search: up to 12 % of each axis cut away, anywhere
 CROP_STEP = 0.25 / GRID  # a quarter cell: the correlation still reads at that misalignment
 CROP_SAMPLES = 128  # the crop search reads the luma at this many pixels per side
 CROP_TRIES = 160  # RS decodes tried, best-scoring crop hypotheses first
+CROP_MAX_CORRECTED = 1  # crop search: Reed-Solomon byte corrections a found word may need
 CROP_REFINE = 12  # then the best this many are searched again at half the step (3 tries each)
 
 
@@ -348,6 +349,10 @@ def _best_key(corr, margins, indices, ys, xs) -> Detection | None:
     return None if best is None else best[1]
 
 
+def _corrections(detection: Detection) -> int:
+    return decode_with_corrections(detection.bits)[1]
+
+
 def _exact(detection: Detection) -> bool:
     return decode_with_corrections(detection.bits) == (detection.key, 0)
 
@@ -392,5 +397,11 @@ def crop_search(
         local = _best_key(local_corr, local_margins, np.argsort(-local_margins)[:3], ys, xs)
         if local is not None and _exact(local):
             return local
-        found = found or local
+        if local is not None and (found is None or _corrections(local) < _corrections(found)):
+            found = local
+    # A word Reed-Solomon had to correct in two bytes is what noise gives about 4e-4 of the
+    # time per window, and the search reads ~200 windows: from the search, accept at most
+    # one corrected byte (a crop's few misread bits), which noise gives ~5e-7 per window.
+    if found is None or _corrections(found) > CROP_MAX_CORRECTED:
+        return None
     return found

@@ -192,18 +192,19 @@ def plain_checks(
 
 
 def ran_after_end(job_id: str, job, actions: list[str]) -> list[str]:
-    """Nothing runs a job after its terminal event (a cancelled job that a worker still
-    started, a failed one that later succeeded): problems for "complete event chain"."""
-    end = (
-        RELEASED_EVENT
-        if job.needs_approval and job.state == "succeeded"
-        else TERMINAL_EVENT.get(job.state)
-    )
-    if end not in actions:
+    """Nothing runs a job after its first terminal event (a cancelled job that a worker
+    still started or even finished, a failed one that later succeeded): problems for
+    "complete event chain". The first end counts, not the one the row shows now: a worker
+    without a lease fence overwrites a cancelled job's row with "succeeded" afterwards."""
+    ends = {*TERMINAL_EVENT.values(), RELEASED_EVENT}
+    if job.needs_approval:  # a held job ends by its release; job.succeeded is not its event
+        ends.discard("job.succeeded")
+    first = next((i for i, action in enumerate(actions) if action in ends), None)
+    if first is None:
         return []
-    after = actions[actions.index(end) + 1 :]
-    ran = [a for a in after if a in RUN_EVENTS]
-    return [f"job {job_id} ran after it ended {job.state} ({ran})"] if ran else []
+    ran = [a for a in actions[first + 1 :] if a in RUN_EVENTS]
+    ended = actions[first].removeprefix("job.")
+    return [f"job {job_id} ran after it ended {ended} ({ran})"] if ran else []
 
 
 def _last_seen(job):

@@ -81,6 +81,12 @@ def test_nothing_may_run_a_job_after_its_terminal_event():
     assert ran and "ran after it ended cancelled" in ran[0]
     failed_then_ok = ran_after_end("j", _job("failed"), [*GOOD[:3], "job.failed", "job.succeeded"])
     assert failed_then_ok
+    # a stale worker (no lease fence) finished a job its client had cancelled: the row
+    # now says succeeded, the log says it ended cancelled first
+    overwritten = ran_after_end(
+        "j", _job("succeeded"), [*GOOD[:3], "job.cancelled", "job.succeeded"]
+    )
+    assert overwritten and "ran after it ended cancelled" in overwritten[0]
     held = _job("succeeded", needs_approval=True)
     released = ["job.held", "job.approved", "job.released"]
     assert ran_after_end("j", held, [*GOOD[:3], *released, "job.held"])
