@@ -632,7 +632,15 @@ def build_bundle(
     # Same checks as loading, before anything is written; then strict weight loads.
     _check_contents(gen_cfg, enc_cfg, fus_cfg, gen_state, {"latent_avg": avg}, dirs, cat)
     for name, (component, cfg, state) in states.items():
-        _build_strict(component, cfg, state, name, None, None)
+        model = _build_strict(component, cfg, state, name, None, None)
+        # load_state_dict(strict=True) tolerates some absent entries (BatchNorm fills in a
+        # missing num_batches_tracked); a bundle must hold exactly what the model has.
+        expected = set(model.state_dict())
+        if set(state) != expected:
+            missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)
+            raise BundleContentError(
+                f"{name}: weights do not fit the config: missing {missing}, unexpected {extra}"
+            )
 
     payloads: dict[str, bytes] = {
         GENERATOR_FILE: save_safetensors_bytes(gen_state),
