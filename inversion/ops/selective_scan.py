@@ -54,6 +54,14 @@ gradient of the last state in its backward (its docstring says so; ``backward(ct
 *args)`` drops it), so a loss on the last state alone gives no gradient there. The torch
 backend here builds the last state from ordinary differentiable ops, so its gradient
 flows into u, delta, A, B, C and delta_bias. The cpu_fused backend has no backward at all.
+
+One gap in mamba_ssm's kernel is corrected here: with a constant (d, n) ``B`` its forward
+kernel scans ``delta * u`` and applies ``B`` only at the output (``csrc/selective_scan/
+selective_scan_fwd_kernel.cuh``, ``!kIsVariableB ? delta_u : B * delta_u``), so the last
+state it returns lacks the factor ``B`` -- on an H200 (mamba-ssm 2.3.2.post1, 2026-11-29,
+``make gpu-check``) its last state differed from the torch and CPU scans by 104 % (max
+relative) while y and every gradient agreed to 1.5e-6. The ``"cuda"`` backend multiplies
+it back (:func:`constant_b_last_state`).
 """
 
 from __future__ import annotations
@@ -70,6 +78,7 @@ __all__ = [
     "BACKENDS",
     "ENV_VAR",
     "ScanBackendUnavailable",
+    "constant_b_last_state",
     "resolve_backend",
     "scan_backend_report",
     "selective_scan",
@@ -228,7 +237,11 @@ def selective_scan(
     if name == "cuda":
         kernel, _ = _cuda_kernel()
         assert kernel is not None
-        return kernel(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+        out = kernel(u, delta, A, B, C, D, z, delta_bias, delta_softplus, return_last_state)
+        if return_last_state and B.dim() == 2:
+            y, last = out
+            return y, constant_b_last_state(last, B)
+        return out
     return selective_scan_torch(
         u,
         delta,
@@ -242,6 +255,15 @@ def selective_scan(
         return_last_state,
         chunk_size=chunk_size,
     )
+
+
+def constant_b_last_state(kernel_last: Tensor, B: Tensor) -> Tensor:
+    """The true last state from mamba_ssm's kernel's for a constant (d, n) ``B``.
+
+    The state is linear in ``B`` and, ``B`` being the same at every step, it factors out:
+    x_L = B * (the state of the same scan with B = 1), which is what the kernel returns.
+    """
+    return kernel_last * B.to(kernel_last.dtype)
 
 
 # ---------------------------------------------------------------------------------------

@@ -89,14 +89,17 @@ def train_perceptual(
     seed: int = 1,
     progress: bool = True,
     data_limit: int | None = None,
+    device: str = "cpu",
 ) -> dict[str, Any]:
-    """Train :class:`FeatureNet` on ``train``; write ``perceptual.pt`` (TorchScript)."""
+    """Train :class:`FeatureNet` on ``train``; write ``perceptual.pt`` (TorchScript, on
+    the CPU whatever ``device`` trained it)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     x, y = load_fashion_mnist("train", limit=data_limit)
     xv, yv = load_fashion_mnist("val", limit=2000 if data_limit is None else data_limit)
-    net = FeatureNet(width)
+    dev = torch.device(device)
+    net = FeatureNet(width).to(dev)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
     sampler = InfiniteSampler(x.shape[0], batch, seed=seed)
@@ -105,7 +108,7 @@ def train_perceptual(
     losses: list[float] = []
     for step in range(steps):
         idx = sampler.next()
-        loss = F.cross_entropy(net(augment(x[idx], gen)), y[idx])
+        loss = F.cross_entropy(net(augment(x[idx], gen).to(dev)), y[idx].to(dev))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -113,7 +116,7 @@ def train_perceptual(
         losses.append(float(loss.detach()))
         if progress and (step + 1) % 100 == 0:
             print(f"perceptual step {step + 1}/{steps} loss {sum(losses[-100:]) / 100:.4f}")
-    net.eval()
+    net.eval().cpu()
     for p in net.parameters():
         p.requires_grad_(False)
     summary = {
@@ -121,6 +124,7 @@ def train_perceptual(
         "batch": batch,
         "width": width,
         "seed": seed,
+        "device": str(dev),
         "val_accuracy": round(accuracy(net, xv, yv), 4),
         "final_loss": round(sum(losses[-50:]) / max(1, len(losses[-50:])), 4),
         "wall_s": round(time.time() - start, 1),
@@ -140,6 +144,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--width", type=int, default=16)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--data-limit", type=int, default=None)
+    p.add_argument("--device", default="cpu", help="where to train (e.g. cuda); saved for the CPU")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -152,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
         args.seed,
         progress=True,
         data_limit=args.data_limit,
+        device=args.device,
     )
     print(json.dumps(summary))
     return 0

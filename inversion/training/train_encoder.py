@@ -144,6 +144,9 @@ class EncoderTrainConfig:
     gen_batch: int = 8
     steps: int = 2000
     time_budget_s: float | None = None
+    # decay the learning rate over the time budget when it ends before ``steps`` (a run
+    # on hardware whose speed is not known beforehand, e.g. a lent GPU)
+    decay_by_time: bool = False
     lr: float = 1e-3
     weight_decay: float = 1e-4
     max_strength: float = 3.0
@@ -298,6 +301,8 @@ class EncoderTrainer(Resumable):
         if step < warm:
             return (step + 1) / warm
         frac = min(1.0, step / max(1, self.cfg.steps))
+        if self.cfg.decay_by_time and self.cfg.time_budget_s:
+            frac = max(frac, min(1.0, self.wall_s / self.cfg.time_budget_s))
         return 0.1 + 0.9 * 0.5 * (1 + torch.cos(torch.tensor(frac * torch.pi)).item())
 
     # -- model pieces --------------------------------------------------------------------
@@ -537,6 +542,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-every", type=int, default=25)
     p.add_argument("--warmup", type=int, default=50, help="linear learning-rate warm-up steps")
     p.add_argument(
+        "--decay-by-time",
+        action="store_true",
+        help="with --time-budget: decay the learning rate over the budget when it ends "
+        "before --steps (hardware of unknown speed)",
+    )
+    p.add_argument(
         "--directions",
         type=Path,
         default=None,
@@ -608,6 +619,7 @@ def config_from_args(args: argparse.Namespace) -> EncoderTrainConfig:
         ckpt_every=args.ckpt_every,
         log_every=args.log_every,
         warmup=args.warmup,
+        decay_by_time=args.decay_by_time,
     )
     for k, v in values.items():
         setattr(cfg, k, v)

@@ -14,6 +14,7 @@ from inversion.ops import cross_merge, cross_scan, selective_scan_cpu
 from inversion.ops.selective_scan import (
     ENV_VAR,
     ScanBackendUnavailable,
+    constant_b_last_state,
     resolve_backend,
     scan_backend_report,
     selective_scan,
@@ -164,6 +165,24 @@ def test_constant_B_or_C_accepted(backend, const):
             inp["C"],
             backend=backend,
         )
+
+
+def test_constant_b_kernel_state_correction():
+    """mamba_ssm's kernel returns, for a constant B, the state of the scan run with B = 1
+    (it applies B at the output: seen on an H200, see the module docstring). The "cuda"
+    backend multiplies B back; that this gives the true state is checked here against
+    the per-step loop, and the uncorrected state is shown to be wrong."""
+    d, n = 6, 4
+    inp = make_inputs(d=d, L=21, n=n, seed=3)
+    inp["B"] = torch.randn(d, n, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    opts = {"D", "z", "delta_bias", "softplus"}
+    _, want_state = _call(naive_scan, inp, opts)
+    as_kernel = {**inp, "B": torch.ones(d, n, dtype=torch.float64)}
+    _, kernel_state = _call(naive_scan, as_kernel, opts)
+    assert not torch.allclose(kernel_state, want_state)
+    torch.testing.assert_close(
+        constant_b_last_state(kernel_state, inp["B"]), want_state, rtol=1e-12, atol=1e-12
+    )
 
 
 def test_constant_B_gradients_match_naive():
