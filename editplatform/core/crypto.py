@@ -218,6 +218,23 @@ def commitment(data_key: bytes, plaintext: bytes) -> str:
     return hmac.new(mac_key, plaintext, hashlib.sha256).hexdigest()
 
 
+def new_salt() -> bytes:
+    """A per-artifact secret for :func:`keyed_hash` (kept beside the wrapped data key)."""
+    return secrets.token_bytes(DATA_KEY_BYTES)
+
+
+def keyed_hash(salt: bytes, name: str, value: str) -> str:
+    """HMAC-SHA256 of a hash the log would otherwise record in the clear (the upload's
+    SHA-256, the parameter hash that binds the original's), under the artifact's salt.
+
+    ``name`` (the payload field) separates domains, so one keyed value never stands for
+    another field's. Without the salt (shredded with the key row) nobody can compute it
+    from a copy of the image.
+    """
+    message = b"styleledger keyed v1|" + name.encode() + b"|" + value.encode()
+    return hmac.new(bytes(salt), message, hashlib.sha256).hexdigest()
+
+
 # --- sealing ---------------------------------------------------------------------------
 
 
