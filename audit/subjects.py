@@ -32,12 +32,27 @@ def register_prefix(prefix: str) -> None:
     _PREFIXES.add(prefix)
 
 
+_ALIASES: list = []
+
+
+def register_aliases(aliases) -> None:
+    """``aliases(subject) -> [other subjects]`` that name the same thing (an app that
+    records an object under another name: the jobs app's keyed artifact ids)."""
+    if aliases not in _ALIASES:
+        _ALIASES.append(aliases)
+
+
 def expand(value: str) -> list[str]:
-    """The subjects a search for ``value`` means: itself, and prefix+value when bare."""
+    """The subjects a search for ``value`` means: itself, prefix+value when bare, and
+    the registered aliases of each."""
     known = sorted(_PREFIXES | set(_PAGES))
     if not value or any(value.startswith(prefix) for prefix in known):
-        return [value]
-    return [value, *(prefix + value for prefix in known)]
+        names = [value]
+    else:
+        names = [value, *(prefix + value for prefix in known)]
+    for aliases in _ALIASES:
+        names += [alias for name in list(names) for alias in aliases(name) if alias not in names]
+    return names
 
 
 def register_page(prefix: str, url_name: str) -> None:

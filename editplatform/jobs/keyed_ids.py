@@ -110,10 +110,27 @@ def keyed_payload(payload: dict) -> dict:
     return keyed_event("", "", payload, [])[1]
 
 
+def subject_aliases(subject: str) -> list[str]:
+    """A search for ``artifact:<sha256>`` also finds the events that name the artifact by
+    its commitment, while its key lives (a reviewer can still follow a known artifact;
+    after shredding the link is gone, as intended)."""
+    from editplatform.jobs.models import ArtifactKey
+
+    if not subject.startswith(ARTIFACT_PREFIX):
+        return []
+    sha = subject[len(ARTIFACT_PREFIX) :]
+    if not HEX64.match(sha):
+        return []
+    commitment = ArtifactKey.objects.filter(pk=sha).values_list("commitment", flat=True).first()
+    return [ARTIFACT_PREFIX + commitment] if commitment else []
+
+
 def register() -> None:
     from audit.log import register_event_filter
+    from audit.subjects import register_aliases
 
     register_event_filter(keyed_event)
+    register_aliases(subject_aliases)
 
 
 # --- reading: what a recorded id stands for ------------------------------------------

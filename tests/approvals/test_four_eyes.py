@@ -20,7 +20,7 @@ from editplatform.accounts.roles import ensure_groups
 from editplatform.approvals import services
 from editplatform.approvals.models import Decision
 from editplatform.core.errors import DomainError
-from editplatform.jobs import access, holding, policy
+from editplatform.jobs import access, holding, keyed_ids, policy
 from editplatform.jobs import services as job_services
 from editplatform.jobs.models import Artifact, EditJob, sealed_name
 from editplatform.jobs.states import State
@@ -28,6 +28,7 @@ from editplatform.jobs.tasks import run_edit_job
 from editplatform.jobs.uploads import validate_image
 from tests import catalog
 from tests.jobs import images
+from tests.jobs.helpers import logged
 
 
 def png(seed: int = 1) -> bytes:
@@ -119,9 +120,15 @@ def test_a_sensitive_job_is_computed_and_its_outputs_held(people):
     job = sensitive_job(people["req"])
     held = events_of(job, "job.held")
     assert len(held) == 1 and not events_of(job, "job.succeeded")
-    assert held[0].payload["outputs"]["edited"] == job.edited_id
-    assert held[0].payload["outputs_sha256"] == policy.outputs_sha256(job)
-    assert f"artifact:{job.edited_id}" in held[0].subjects
+    # Keyed ids (issue 17): commitments, and the outputs hash keyed under the original's salt.
+    assert held[0].payload["outputs"]["edited"] == logged(job.edited_id)
+    assert keyed_ids.confirm_derived(
+        held[0].payload["outputs_sha256"],
+        "outputs_sha256",
+        policy.outputs_sha256(job),
+        job.original,
+    )
+    assert f"artifact:{logged(job.edited_id)}" in held[0].subjects
     assert all(stored(sha) for sha in policy.output_hashes(job).values())
     # Held outputs: the requester (even one holding the approver role) and the API see nothing.
     assert access.readable_artifact(people["req"], job, "edited") is None

@@ -18,6 +18,7 @@ from tests import catalog
 from tests.approvals.test_four_eyes import people, png  # noqa: F401 - fixture
 from tests.conftest import api_client_for, mark_two_factor_verified
 from tests.jobs.conftest import submit_via_api, wait_for, wait_for_state
+from tests.jobs.helpers import logged
 
 
 def portal(user) -> Client:
@@ -99,7 +100,8 @@ def test_held_outputs_are_for_approvers_until_approval_releases_them(celery_work
     # (provenance watermark + C2PA) that downloads serve.
     job.refresh_from_db()
     served = [sha for sha in (job.edited_id, job.marked_id) if sha]
-    assert all({f"artifact:{sha}" for sha in served} & set(event.subjects) for event in access)
+    logged_as = {f"artifact:{logged(sha)}" for sha in served}  # keyed ids (issue 17)
+    assert all(logged_as & set(event.subjects) for event in access)
     # A bare SHA-256 finds the same events through the artifact subject.
     found = set()
     for sha in served:

@@ -44,8 +44,12 @@ def _logged_outputs(payload: dict) -> dict[str, str]:
 
 
 def _row_outputs(job) -> dict[str, str]:
+    """What the log records for the row's outputs: keyed commitments (issue 17)."""
+    from tests.jobs.helpers import logged
+
     return {
-        kind: getattr(job, f"{kind}_id") or "" for kind in ("reconstruction", "edited", "latent")
+        kind: logged(getattr(job, f"{kind}_id") or "")
+        for kind in ("reconstruction", "edited", "latent")
     }
 
 
