@@ -43,13 +43,17 @@ def register_aliases(aliases) -> None:
 
 
 def expand(value: str) -> list[str]:
-    """The subjects a search for ``value`` means: itself, prefix+value when bare, and
-    the registered aliases of each."""
+    """The subjects a search for ``value`` means: itself, and prefix+value when bare."""
     known = sorted(_PREFIXES | set(_PAGES))
     if not value or any(value.startswith(prefix) for prefix in known):
-        names = [value]
-    else:
-        names = [value, *(prefix + value for prefix in known)]
+        return [value]
+    return [value, *(prefix + value for prefix in known)]
+
+
+def expand_with_aliases(value: str) -> list[str]:
+    """:func:`expand`, plus the registered aliases of each name (they may read the
+    database: for queries, not for pure code)."""
+    names = expand(value)
     for aliases in _ALIASES:
         names += [alias for name in list(names) for alias in aliases(name) if alias not in names]
     return names

@@ -149,7 +149,7 @@ def test_job_timeline_links_original_latent_outputs_and_logs_the_page_view_once(
     assert (
         viewed.subject == f"job:{job.pk}"
         and viewed.actor_name == "rev"
-        and viewed.payload["sha256"] == job.edited.sha256
+        and viewed.payload["sha256"] == logged(job.edited.sha256)
     )
     assert viewed.summary.startswith("rev viewed the edited of job")
     assert client.get(f"/audit/jobs/job:{job.pk}/artifacts/{'f' * 64}").status_code == 404
