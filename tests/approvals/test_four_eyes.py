@@ -165,7 +165,12 @@ def test_one_approval_releases_the_held_outputs_by_default(people):
     assert access.readable_artifact(people["req"], job, "edited") is not None
     released = events_of(job, "job.released")
     assert len(released) == 1 and released[0].actor_name == "ap1"
-    assert released[0].payload["outputs_sha256"] == policy.outputs_sha256(job)
+    assert keyed_ids.confirm_derived(  # keyed under the original's salt (issue 17)
+        released[0].payload["outputs_sha256"],
+        "outputs_sha256",
+        policy.outputs_sha256(job),
+        job.original,
+    )
 
 
 def test_n_approvals_are_required_when_configured(people, settings):
@@ -255,6 +260,7 @@ def test_rejection_needs_a_reason_ends_the_job_and_destroys_the_held_outputs(
 ):
     job = sensitive_job(people["req"])
     held = policy.output_hashes(job)
+    held_logged = {kind: logged(sha) for kind, sha in held.items()}  # keyed ids (issue 17)
     with pytest.raises(DomainError, match="reason"):
         services.reject(job, people["ap1"], reason="  ")
     with django_capture_on_commit_callbacks(execute=True):  # bytes go once the decision commits
@@ -266,8 +272,8 @@ def test_rejection_needs_a_reason_ends_the_job_and_destroys_the_held_outputs(
     assert stored(job.original_id)  # the requester's upload stays
     destroyed = events_of(job, "job.outputs_destroyed")
     assert (
-        len(destroyed) == 1 and destroyed[0].payload["held_outputs"] == held
-    )  # hashes stay in the log
+        len(destroyed) == 1 and destroyed[0].payload["held_outputs"] == held_logged
+    )  # their keyed ids stay in the log
     with pytest.raises(DomainError):
         approve(job, people["ap2"])
 
@@ -311,7 +317,9 @@ def test_each_decision_is_an_audit_event_with_a_summary(people, settings):
     approved = AuditEvent.objects.get(action="job.approved", subject=f"job:{job.pk}")
     assert approved.actor_name == "ap1"
     assert (
-        approved.payload["params_sha256"] == job.params_sha256
+        keyed_ids.confirm_derived(
+            approved.payload["params_sha256"], "params_sha256", job.params_sha256, job.original
+        )
         and approved.payload["approvals"] == 1
     )
     assert approved.payload["outputs_sha256"] == policy.outputs_sha256(job)
