@@ -322,7 +322,12 @@ def test_each_decision_is_an_audit_event_with_a_summary(people, settings):
         )
         and approved.payload["approvals"] == 1
     )
-    assert approved.payload["outputs_sha256"] == policy.outputs_sha256(job)
+    assert keyed_ids.confirm_derived(
+        approved.payload["outputs_sha256"],
+        "outputs_sha256",
+        policy.outputs_sha256(job),
+        job.original,
+    )
     assert approved.summary == f"ap1 approved job {str(job.pk)[:8]} (1/2): “looks right”"
     rejected = AuditEvent.objects.get(action="job.rejected", subject=f"job:{other.pk}")
     assert rejected.actor_name == "ap2" and rejected.payload["reason"] == "purpose too vague"
