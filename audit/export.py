@@ -85,7 +85,7 @@ def _event_rows(filters: dict, size: int, using: str) -> Iterator[tuple[int, str
         where.append("seq >= %s")
         params.append(int(filters["since_seq"]))
     if filters.get("subject"):  # main or extra subject; a bare id/hash matches its prefixed forms
-        names = subjects.expand(filters["subject"])
+        names = subjects.expand_with_aliases(filters["subject"])
         marks = ", ".join(["%s"] * len(names))
         where.append(
             f"(subject IN ({marks}) OR seq IN "

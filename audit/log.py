@@ -75,6 +75,17 @@ ENTRY_VERSION = 1
 EXPORT_FILE = "checkpoints.jsonl"
 _LIMITS = {"subject": 200, "request_id": 64, "actor_name": 150}
 
+# Apps rewrite what an event records before it is hashed (register_event_filter): the
+# jobs app replaces artifacts' plain hashes with keyed commitments (issue 17).
+_EVENT_FILTERS: list = []
+
+
+def register_event_filter(event_filter) -> None:
+    """Run ``event_filter(action, subject, payload, subjects) -> (subject, payload,
+    subjects)`` on every event before it is validated and hashed (idempotent)."""
+    if event_filter not in _EVENT_FILTERS:
+        _EVENT_FILTERS.append(event_filter)
+
 
 class TreeError(RuntimeError):
     """Stored tree hashes are missing: the log's tables were tampered with or damaged."""
@@ -283,6 +294,8 @@ def _prepare(action, actor, subject, payload, request_id, actor_name, subjects) 
         request_id = ""
     actor, actor_name, actor_id = _resolve_actor(actor, actor_name)
     subject = str(subject)
+    for event_filter in _EVENT_FILTERS:
+        subject, payload, subjects = event_filter(action, subject, payload, list(subjects))
     for name, value in (
         ("subject", subject),
         ("request_id", request_id),

@@ -35,7 +35,7 @@ def subject_filter(subject: str) -> Q:
     also matches every registered prefix followed by it, so reviewers can paste an id
     or a hash as they find it.
     """
-    candidates = subjects.expand(subject)
+    candidates = subjects.expand_with_aliases(subject)
     extra = AuditEventSubject.objects.filter(subject__in=candidates).values("seq")
     return Q(subject__in=candidates) | Q(seq__in=extra)
 

@@ -32,12 +32,31 @@ def register_prefix(prefix: str) -> None:
     _PREFIXES.add(prefix)
 
 
+_ALIASES: list = []
+
+
+def register_aliases(aliases) -> None:
+    """``aliases(subject) -> [other subjects]`` that name the same thing (an app that
+    records an object under another name: the jobs app's keyed artifact ids)."""
+    if aliases not in _ALIASES:
+        _ALIASES.append(aliases)
+
+
 def expand(value: str) -> list[str]:
     """The subjects a search for ``value`` means: itself, and prefix+value when bare."""
     known = sorted(_PREFIXES | set(_PAGES))
     if not value or any(value.startswith(prefix) for prefix in known):
         return [value]
     return [value, *(prefix + value for prefix in known)]
+
+
+def expand_with_aliases(value: str) -> list[str]:
+    """:func:`expand`, plus the registered aliases of each name (they may read the
+    database: for queries, not for pure code)."""
+    names = expand(value)
+    for aliases in _ALIASES:
+        names += [alias for name in list(names) for alias in aliases(name) if alias not in names]
+    return names
 
 
 def register_page(prefix: str, url_name: str) -> None:

@@ -29,6 +29,7 @@ urlpatterns = [
     path("api/v1/", include("editplatform.jobs.api.urls")),
     path("api/v1/", include("editplatform.approvals.api_urls")),
     path("api/v1/audit/", include("audit.api_urls")),
+    path("api/v1/retention/", include("editplatform.retention.api_urls")),
     path("jobs/", include("editplatform.jobs.urls")),
     path("approvals/", include("editplatform.approvals.urls")),
     path("models/", include("editplatform.models_registry.urls")),

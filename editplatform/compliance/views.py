@@ -29,7 +29,7 @@ from audit.log import append_event
 from audit.queries import filter_events
 from editplatform.compliance.audit_actions import TIMELINE_VIEWED
 from editplatform.compliance.lineage import lineage
-from editplatform.jobs import artifacts
+from editplatform.jobs import artifacts, keyed_ids
 from editplatform.jobs.audit_actions import ARTIFACT_DOWNLOADED, ARTIFACT_VIEWED
 from editplatform.jobs.models import EditJob
 
@@ -111,6 +111,12 @@ def job_timeline(request, subject: str | None = None):
     canonical = f"job:{job.pk}" if job is not None else subject
     events = list(filter_events(subject=canonical).order_by("seq")[:TIMELINE_LIMIT])
     chain = lineage(events)
+    if job is not None:  # new events record keyed commitments (editplatform.jobs.keyed_ids)
+        ids = keyed_ids.recorded_ids(job)
+        for node in [chain["original"], chain["latent"], *chain["outputs"].values()]:
+            if node:
+                recorded = node["sha256"]
+                node["recorded"], node["sha256"] = recorded, ids.get(recorded, recorded)
     thumbs = _image_kinds(job) if job is not None else {}
     shown = {}
     erased = _erased(job) if job is not None else {}

@@ -141,14 +141,31 @@ def ensure_dev_kek(path: Path) -> Path:
 
 
 @lru_cache(maxsize=4)
-def _wrapper(class_path: str, kek_file: str) -> KeyWrapper:
+def _wrapper(class_path: str, kek_file: str, stamp: tuple | None) -> KeyWrapper:
     from django.utils.module_loading import import_string
 
     return import_string(class_path)()
 
 
+def _file_stamp(kek_file) -> tuple | None:
+    """What identifies the KEK file's current content (None when it cannot be stat'ed).
+
+    Part of the cache key: a KEK file that becomes unreadable, or is restored or
+    replaced (a rotated secret mount), is read again on next use, so a long-running
+    worker neither keeps serving a KEK an operator withdrew nor stays broken after the
+    file is back (jobs retry meanwhile: editplatform.jobs.tasks).
+    """
+    if not kek_file:
+        return None
+    try:
+        st = os.stat(kek_file)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size, st.st_mode)
+
+
 def key_wrapper() -> KeyWrapper:
-    """The configured KEK provider (cached per setting values)."""
+    """The configured KEK provider (cached per setting values and KEK file state)."""
     from django.conf import settings
 
     if (
@@ -157,7 +174,8 @@ def key_wrapper() -> KeyWrapper:
         and settings.ARTIFACT_KEY_WRAPPER.endswith(".FileKeyWrapper")
     ):
         ensure_dev_kek(Path(settings.ARTIFACT_KEK_FILE))
-    return _wrapper(settings.ARTIFACT_KEY_WRAPPER, str(settings.ARTIFACT_KEK_FILE))
+    kek_file = settings.ARTIFACT_KEK_FILE
+    return _wrapper(settings.ARTIFACT_KEY_WRAPPER, str(kek_file), _file_stamp(kek_file))
 
 
 def check_kek(app_configs=None, **kwargs):
@@ -198,6 +216,23 @@ def commitment(data_key: bytes, plaintext: bytes) -> str:
         algorithm=hashes.SHA256(), length=32, salt=None, info=b"styleledger commitment"
     ).derive(data_key)
     return hmac.new(mac_key, plaintext, hashlib.sha256).hexdigest()
+
+
+def new_salt() -> bytes:
+    """A per-artifact secret for :func:`keyed_hash` (kept beside the wrapped data key)."""
+    return secrets.token_bytes(DATA_KEY_BYTES)
+
+
+def keyed_hash(salt: bytes, name: str, value: str) -> str:
+    """HMAC-SHA256 of a hash the log would otherwise record in the clear (the upload's
+    SHA-256, the parameter hash that binds the original's), under the artifact's salt.
+
+    ``name`` (the payload field) separates domains, so one keyed value never stands for
+    another field's. Without the salt (shredded with the key row) nobody can compute it
+    from a copy of the image.
+    """
+    message = b"styleledger keyed v1|" + name.encode() + b"|" + value.encode()
+    return hmac.new(bytes(salt), message, hashlib.sha256).hexdigest()
 
 
 # --- sealing ---------------------------------------------------------------------------

@@ -19,3 +19,6 @@ class JobsConfig(AppConfig):
         from editplatform.jobs import audit_actions  # noqa: F401 - registers its audit names
 
         worker_hooks.register()
+        from editplatform.jobs import keyed_ids
+
+        keyed_ids.register()  # new events record keyed commitments, not plain hashes

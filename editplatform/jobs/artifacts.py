@@ -93,6 +93,7 @@ def data_key_row(digest: str, plaintext: bytes, *, sealed: bool = False) -> Arti
         kek_id=wrapper.kek_id,
         wrapped=wrapper.wrap(data_key, _context(digest)),
         commitment=crypto.commitment(data_key, plaintext),
+        salt=crypto.new_salt(),
         created_at=now,
         sealed_at=now if sealed else None,
     )

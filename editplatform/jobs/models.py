@@ -94,7 +94,14 @@ class ArtifactKey(models.Model):
     wrapped = models.BinaryField()
     commitment = models.CharField(
         max_length=64,
-        help_text="HMAC-SHA256 of the plaintext under a key derived from the data key",
+        db_index=True,
+        help_text="HMAC-SHA256 of the plaintext under a key derived from the data key; "
+        "what new audit events record instead of the SHA-256 (editplatform.jobs.keyed_ids)",
+    )
+    salt = models.BinaryField(
+        null=True,
+        help_text="per-artifact secret keying the other hashes the log records about it "
+        "(upload, parameters); destroyed with the row",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     sealed_at = models.DateTimeField(

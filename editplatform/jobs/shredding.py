@@ -2,8 +2,9 @@
 
 Why not delete rows: jobs reference artifacts and the audit log commits to their
 hashes; deleting either would break the record and its proofs. Shredding deletes the
-wrapped data key (:class:`~editplatform.jobs.models.ArtifactKey`) in the transaction
-that marks the artifact erased (when, why, under which request) and appends an
+wrapped data key (:class:`~editplatform.jobs.models.ArtifactKey`, with the salt that
+keys what the log records about the artifact, :mod:`editplatform.jobs.keyed_ids`) in the
+transaction that marks the artifact erased (when, why, under which request) and appends an
 ``artifact.shredded`` event; the ciphertext is deleted from storage after commit. Any
 copy of the ciphertext left behind (a storage backup) is undecryptable once the key is
 gone.
@@ -93,7 +94,6 @@ def shred(
         if blocked:
             raise ShredBlocked(f"artifact {sha[:12]} cannot be shredded: {blocked}")
         key = ArtifactKey.objects.filter(pk=sha).first()
-        ArtifactKey.objects.filter(pk=sha).delete()
         now = timezone.now()
         Artifact.objects.filter(pk=sha).update(
             erased_at=now, erasure_reason=reason[:200], erasure_ref=ref[:100]
@@ -124,6 +124,9 @@ def shred(
             },
             **kwargs,
         )
+        # After the event: while the key row exists the log's filter (keyed_ids) records
+        # the artifact as its commitment, never its plain hash; then the key goes.
+        ArtifactKey.objects.filter(pk=sha).delete()
         transaction.on_commit(lambda: artifacts.delete_blobs(sha), robust=True)
     logger.info("shredded artifact %s (%s)", sha[:12], ref)
     return True

@@ -5,9 +5,10 @@ loss (a killed worker's message goes back to the queue); soft/hard time limits f
 Exactly-once effects come from the lease in :mod:`editplatform.jobs.execution`. Faults are sorted:
 
 * bad input (the image or the edits turn out unusable): the job fails, no retry;
-* transient (database or storage unreachable, model bundle unavailable, CUDA out of
-  memory): the job goes back to `queued` and the task retries with exponential backoff
-  and jitter, up to ``max_retries``; then it fails;
+* transient (database or storage unreachable, model bundle unavailable, the artifacts'
+  key-encryption key unavailable, CUDA out of memory): the job goes back to `queued`
+  (stage `retrying`, the reason in its error) and the task retries with exponential
+  backoff and jitter, up to ``max_retries``; then it fails;
 * anything else is a bug: the job fails with a generic message, the traceback is logged.
 """
 
@@ -49,6 +50,8 @@ MAX_RETRIES = 5
 
 def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, OperationalError | InterfaceError | engine.ModelUnavailable):
+        return True
+    if isinstance(exc, artifacts.ArtifactKeysUnavailable):  # KEK file or KMS unavailable
         return True
     if isinstance(exc, OSError):  # storage (local disk, S3 connection)
         return True

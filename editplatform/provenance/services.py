@@ -25,6 +25,7 @@ from PIL import Image
 from audit.log import append_event, inclusion_proof, make_checkpoint
 from audit.models import AuditEvent
 from audit.models import Checkpoint as StoredCheckpoint
+from editplatform.jobs import keyed_ids
 from editplatform.jobs.models import EditJob
 from editplatform.provenance import fingerprint, index, manifest, signing, watermark
 from editplatform.provenance.audit_actions import PROVENANCE_CHECKED
@@ -62,23 +63,27 @@ def _covering_checkpoint(seq: int) -> StoredCheckpoint:
 def audit_assertion(job: EditJob, event: AuditEvent) -> dict:
     checkpoint = _covering_checkpoint(event.seq)
     proof = inclusion_proof(event.seq, checkpoint.size)
-    return {
-        "version": ASSERTION_VERSION,
-        "job_id": str(job.pk),
-        "original_sha256": job.original_id,
-        "upload_sha256": job.upload_sha256,
-        "model_version": job.model_version,
-        "event": {
-            "seq": event.seq,
-            "action": event.action,
-            "leaf_hash": bytes(event.leaf_hash).hex(),
-        },
-        "checkpoint": {
-            "size": checkpoint.size,
-            "note": checkpoint.note,
-            "inclusion_proof": [base64.b64encode(p).decode() for p in proof],
-        },
-    }
+    # The original and upload are named by keyed values, as in the log (issue 17): a
+    # released image must not let a copy of an erased original be confirmed.
+    return keyed_ids.keyed_payload(
+        {
+            "version": ASSERTION_VERSION,
+            "job_id": str(job.pk),
+            "original_sha256": job.original_id,
+            "upload_sha256": job.upload_sha256,
+            "model_version": job.model_version,
+            "event": {
+                "seq": event.seq,
+                "action": event.action,
+                "leaf_hash": bytes(event.leaf_hash).hex(),
+            },
+            "checkpoint": {
+                "size": checkpoint.size,
+                "note": checkpoint.note,
+                "inclusion_proof": [base64.b64encode(p).decode() for p in proof],
+            },
+        }
+    )
 
 
 def _encode_like(image: Image.Image, original: bytes) -> bytes:

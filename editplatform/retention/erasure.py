@@ -30,12 +30,11 @@ from audit import log as audit_log
 from audit import tlog
 from audit.checkpoint import CheckpointError, Verifier, open_checkpoint
 from audit.log import append_event
-from audit.models import AuditEvent, AuditEventSubject
+from audit.models import AuditEvent
 from audit.signing import get_signer
 from editplatform.accounts.roles import REVIEWER, has_role
 from editplatform.core.errors import DomainError
-from editplatform.jobs import shredding
-from editplatform.jobs.audit_actions import ARTIFACT_SHREDDED
+from editplatform.jobs import keyed_ids, shredding
 from editplatform.jobs.models import EditJob
 from editplatform.retention.audit_actions import (
     ERASURE_APPROVED,
@@ -144,11 +143,17 @@ def approve(request: ErasureRequest, user) -> ErasureRequest:
     return request
 
 
-def _shred_event(sha: str) -> AuditEvent | None:
-    seqs = AuditEventSubject.objects.filter(subject=f"artifact:{sha}").values("seq")
-    return (
-        AuditEvent.objects.filter(seq__in=seqs, action=ARTIFACT_SHREDDED).order_by("-seq").first()
-    )
+def _shred_event(job: EditJob, field: str) -> AuditEvent | None:
+    """The latest ``artifact.shredded`` event of ``job``'s artifact ``field``.
+
+    Found through the job's subject and the event's ``kinds_by_job``: since the cut-over
+    to keyed ids (editplatform.jobs.keyed_ids) its artifact subject is a commitment.
+    """
+    found = None
+    for event in keyed_ids.shred_events(job):
+        if field in event.payload.get("kinds_by_job", {}).get(str(job.pk), []):
+            found = event
+    return found
 
 
 def _canonical(value) -> bytes:
@@ -160,8 +165,8 @@ def issue_certificate(request: ErasureRequest) -> dict:
     checkpoint = audit_log.make_checkpoint()
     items = []
     for job in request.jobs.order_by("created_at"):
-        for field, sha in shredding.artifacts_of(job).items():
-            event = _shred_event(sha)
+        for field in shredding.artifacts_of(job):
+            event = _shred_event(job, field)
             if event is None or event.seq >= checkpoint.size:
                 raise DomainError(
                     f"artifact {field} of job {job.pk} has no shredding event in the log",

@@ -214,6 +214,38 @@ MATRIX: dict[tuple[str, str, str], dict[str, int]] = {
     ("GET", "retention/requests/<int:pk>/certificate", "-"): only(
         {"reviewer": 404}, others=403, **PORTAL
     ),
+    # --- API: retention (issue 17): the pages' rules; no API-key scope opens them. Empty
+    # bodies are refused (400 naming the field); unknown holds/requests 404.
+    ("GET", "api/v1/retention/holds", "-"): only(
+        {"reviewer": 200}, others=403, anon=API_ANON, integration=403
+    ),
+    ("POST", "api/v1/retention/holds", "-"): only(
+        {"reviewer": 400}, others=403, anon=API_ANON, integration=403
+    ),
+    ("GET", "api/v1/retention/holds/<int:pk>", "-"): only(
+        {"reviewer": 404}, others=403, anon=API_ANON, integration=403
+    ),
+    ("POST", "api/v1/retention/holds/<int:pk>/request-lift", "-"): only(
+        {"reviewer": 404}, others=403, anon=API_ANON, integration=403
+    ),
+    ("POST", "api/v1/retention/holds/<int:pk>/confirm-lift", "-"): only(
+        {"reviewer": 404}, others=403, anon=API_ANON, integration=403
+    ),
+    ("GET", "api/v1/retention/requests", "-"): only(
+        {"reviewer": 200}, others=403, anon=API_ANON, integration=403
+    ),
+    ("POST", "api/v1/retention/requests", "-"): only(
+        {"reviewer": 400}, others=403, anon=API_ANON, integration=403
+    ),
+    ("GET", "api/v1/retention/requests/<int:pk>", "-"): only(
+        {"reviewer": 404}, others=403, anon=API_ANON, integration=403
+    ),
+    ("POST", "api/v1/retention/requests/<int:pk>/approve", "-"): only(
+        {"reviewer": 404}, others=403, anon=API_ANON, integration=403
+    ),
+    ("GET", "api/v1/retention/requests/<int:pk>/certificate", "-"): only(
+        {"reviewer": 404}, others=403, anon=API_ANON, integration=403
+    ),
 }
 
 SKIPPED_PREFIXES = ("admin/",)  # Django's admin guards itself (is_staff + model permissions)
@@ -407,7 +439,8 @@ QUERIES = {"api/v1/audit/consistency": _consistency_query}
 
 
 def _body(method: str, route: str, job: EditJob | None, world: World) -> dict:
-    if method != "POST" or route.startswith(("models/", "retention/")):  # forms: empty bodies
+    if method != "POST" or route.startswith(("models/", "retention/", "api/v1/retention/")):
+        # forms (and the retention API, whose empty bodies are refused): empty bodies
         return {}
     if route == "api/v1/jobs":
         return {

@@ -20,7 +20,7 @@ from editplatform.accounts.roles import ensure_groups
 from editplatform.approvals import services
 from editplatform.approvals.models import Decision
 from editplatform.core.errors import DomainError
-from editplatform.jobs import access, holding, policy
+from editplatform.jobs import access, holding, keyed_ids, policy
 from editplatform.jobs import services as job_services
 from editplatform.jobs.models import Artifact, EditJob, sealed_name
 from editplatform.jobs.states import State
@@ -28,6 +28,7 @@ from editplatform.jobs.tasks import run_edit_job
 from editplatform.jobs.uploads import validate_image
 from tests import catalog
 from tests.jobs import images
+from tests.jobs.helpers import logged
 
 
 def png(seed: int = 1) -> bytes:
@@ -119,9 +120,15 @@ def test_a_sensitive_job_is_computed_and_its_outputs_held(people):
     job = sensitive_job(people["req"])
     held = events_of(job, "job.held")
     assert len(held) == 1 and not events_of(job, "job.succeeded")
-    assert held[0].payload["outputs"]["edited"] == job.edited_id
-    assert held[0].payload["outputs_sha256"] == policy.outputs_sha256(job)
-    assert f"artifact:{job.edited_id}" in held[0].subjects
+    # Keyed ids (issue 17): commitments, and the outputs hash keyed under the original's salt.
+    assert held[0].payload["outputs"]["edited"] == logged(job.edited_id)
+    assert keyed_ids.confirm_derived(
+        held[0].payload["outputs_sha256"],
+        "outputs_sha256",
+        policy.outputs_sha256(job),
+        job.original,
+    )
+    assert f"artifact:{logged(job.edited_id)}" in held[0].subjects
     assert all(stored(sha) for sha in policy.output_hashes(job).values())
     # Held outputs: the requester (even one holding the approver role) and the API see nothing.
     assert access.readable_artifact(people["req"], job, "edited") is None
@@ -158,7 +165,12 @@ def test_one_approval_releases_the_held_outputs_by_default(people):
     assert access.readable_artifact(people["req"], job, "edited") is not None
     released = events_of(job, "job.released")
     assert len(released) == 1 and released[0].actor_name == "ap1"
-    assert released[0].payload["outputs_sha256"] == policy.outputs_sha256(job)
+    assert keyed_ids.confirm_derived(  # keyed under the original's salt (issue 17)
+        released[0].payload["outputs_sha256"],
+        "outputs_sha256",
+        policy.outputs_sha256(job),
+        job.original,
+    )
 
 
 def test_n_approvals_are_required_when_configured(people, settings):
@@ -248,6 +260,7 @@ def test_rejection_needs_a_reason_ends_the_job_and_destroys_the_held_outputs(
 ):
     job = sensitive_job(people["req"])
     held = policy.output_hashes(job)
+    held_logged = {kind: logged(sha) for kind, sha in held.items()}  # keyed ids (issue 17)
     with pytest.raises(DomainError, match="reason"):
         services.reject(job, people["ap1"], reason="  ")
     with django_capture_on_commit_callbacks(execute=True):  # bytes go once the decision commits
@@ -259,8 +272,8 @@ def test_rejection_needs_a_reason_ends_the_job_and_destroys_the_held_outputs(
     assert stored(job.original_id)  # the requester's upload stays
     destroyed = events_of(job, "job.outputs_destroyed")
     assert (
-        len(destroyed) == 1 and destroyed[0].payload["held_outputs"] == held
-    )  # hashes stay in the log
+        len(destroyed) == 1 and destroyed[0].payload["held_outputs"] == held_logged
+    )  # their keyed ids stay in the log
     with pytest.raises(DomainError):
         approve(job, people["ap2"])
 
@@ -304,10 +317,17 @@ def test_each_decision_is_an_audit_event_with_a_summary(people, settings):
     approved = AuditEvent.objects.get(action="job.approved", subject=f"job:{job.pk}")
     assert approved.actor_name == "ap1"
     assert (
-        approved.payload["params_sha256"] == job.params_sha256
+        keyed_ids.confirm_derived(
+            approved.payload["params_sha256"], "params_sha256", job.params_sha256, job.original
+        )
         and approved.payload["approvals"] == 1
     )
-    assert approved.payload["outputs_sha256"] == policy.outputs_sha256(job)
+    assert keyed_ids.confirm_derived(
+        approved.payload["outputs_sha256"],
+        "outputs_sha256",
+        policy.outputs_sha256(job),
+        job.original,
+    )
     assert approved.summary == f"ap1 approved job {str(job.pk)[:8]} (1/2): “looks right”"
     rejected = AuditEvent.objects.get(action="job.rejected", subject=f"job:{other.pk}")
     assert rejected.actor_name == "ap2" and rejected.payload["reason"] == "purpose too vague"

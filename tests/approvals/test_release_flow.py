@@ -18,6 +18,7 @@ from tests import catalog
 from tests.approvals.test_four_eyes import people, png  # noqa: F401 - fixture
 from tests.conftest import api_client_for, mark_two_factor_verified
 from tests.jobs.conftest import submit_via_api, wait_for, wait_for_state
+from tests.jobs.helpers import logged
 
 
 def portal(user) -> Client:
@@ -99,7 +100,8 @@ def test_held_outputs_are_for_approvers_until_approval_releases_them(celery_work
     # (provenance watermark + C2PA) that downloads serve.
     job.refresh_from_db()
     served = [sha for sha in (job.edited_id, job.marked_id) if sha]
-    assert all({f"artifact:{sha}" for sha in served} & set(event.subjects) for event in access)
+    logged_as = {f"artifact:{logged(sha)}" for sha in served}  # keyed ids (issue 17)
+    assert all(logged_as & set(event.subjects) for event in access)
     # A bare SHA-256 finds the same events through the artifact subject.
     found = set()
     for sha in served:
@@ -115,6 +117,7 @@ def test_held_outputs_are_for_approvers_until_approval_releases_them(celery_work
 def test_a_rejected_jobs_held_outputs_are_gone_from_storage(celery_worker, people):  # noqa: F811
     job = submit_sensitive(people["req"], 22)
     held = policy.output_hashes(job)
+    held_logged = {kind: logged(sha) for kind, sha in held.items()}  # keyed ids (issue 17)
     assert all(default_storage.exists(sealed_name(sha)) for sha in held.values())
     response = portal(people["ap2"]).post(
         f"/approvals/{job.pk}/decide", {"verdict": "reject", "reason": "the edit is too strong"}
@@ -128,7 +131,7 @@ def test_a_rejected_jobs_held_outputs_are_gone_from_storage(celery_worker, peopl
         what="held outputs deleted from storage",
     )
     destroyed = AuditEvent.objects.get(subject=f"job:{job.pk}", action="job.outputs_destroyed")
-    assert destroyed.payload["held_outputs"] == held
+    assert destroyed.payload["held_outputs"] == held_logged
     # The requester sees the decision and may resubmit with changes (the form is pre-filled).
     requester = portal(people["req"])
     page = requester.get(f"/jobs/{job.pk}/").content.decode()

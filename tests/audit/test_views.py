@@ -13,6 +13,7 @@ from editplatform.jobs import artifacts
 from tests.audit import action_names as actions
 from tests.audit.conftest import triggers_disabled
 from tests.audit.helpers import make_job_with_outputs, make_user, sign_in
+from tests.jobs.helpers import logged
 
 pytestmark = pytest.mark.postgres
 
@@ -128,8 +129,10 @@ def test_job_timeline_links_original_latent_outputs_and_logs_the_page_view_once(
     # The page view is one event naming the thumbnails it shows; the renders are not logged.
     shown = AuditEvent.objects.get(action="compliance.timeline_viewed")
     assert shown.subject == f"job:{job.pk}" and shown.actor_name == "rev"
-    assert shown.payload["thumbnails"]["edited"] == job.edited.sha256
-    assert f"artifact:{job.edited.sha256}" in shown.subjects and "timeline of job" in shown.summary
+    # Named by keyed commitments (issue 17), which the key row ties to the artifact.
+    assert shown.payload["thumbnails"]["edited"] == logged(job.edited.sha256)
+    assert f"artifact:{logged(job.edited.sha256)}" in shown.subjects
+    assert "timeline of job" in shown.summary
     before = AuditEvent.objects.count()
     image = client.get(thumbnail)
     assert (
@@ -146,7 +149,7 @@ def test_job_timeline_links_original_latent_outputs_and_logs_the_page_view_once(
     assert (
         viewed.subject == f"job:{job.pk}"
         and viewed.actor_name == "rev"
-        and viewed.payload["sha256"] == job.edited.sha256
+        and viewed.payload["sha256"] == logged(job.edited.sha256)
     )
     assert viewed.summary.startswith("rev viewed the edited of job")
     assert client.get(f"/audit/jobs/job:{job.pk}/artifacts/{'f' * 64}").status_code == 404

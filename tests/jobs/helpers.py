@@ -11,6 +11,15 @@ from editplatform.jobs.models import EditJob
 from tests.jobs.conftest import audit_count
 
 
+def logged(sha: str) -> str:
+    """What events written since the keyed-ids cut-over record for artifact ``sha``: its
+    keyed commitment while its key lives (editplatform.jobs.keyed_ids, issue 17)."""
+    from editplatform.jobs.models import ArtifactKey
+
+    key = ArtifactKey.objects.filter(pk=sha).first() if sha else None
+    return key.commitment if key else sha
+
+
 def assert_job_produced_everything(job: EditJob, bundle) -> None:
     """Succeeded once, with images, the latent, the model version and audit events."""
     job.refresh_from_db()
@@ -32,16 +41,17 @@ def assert_job_produced_everything(job: EditJob, bundle) -> None:
     from audit.models import AuditEvent
 
     done = AuditEvent.objects.get(subject=f"job:{job.pk}", action="job.succeeded").payload
-    assert done["latent_sha256"] == job.latent_id and done["model_version"] == bundle.version
+    assert done["latent_sha256"] == logged(job.latent_id)
+    assert done["model_version"] == bundle.version
     assert done["outputs"] == {
-        "reconstruction": job.reconstruction_id,
-        "edited": job.edited_id,
-        "result": job.result_id,
-        "aligned": job.aligned_id,
-        "transform": job.transform_id,
+        "reconstruction": logged(job.reconstruction_id),
+        "edited": logged(job.edited_id),
+        "result": logged(job.result_id),
+        "aligned": logged(job.aligned_id),
+        "transform": logged(job.transform_id),
     }
     original = Image.open(io.BytesIO(artifacts.read(job.original)))
     result = Image.open(io.BytesIO(artifacts.read(job.result)))
     assert result.format == "PNG" and result.size == original.size  # the photo's own size
     assert audit_count(job.pk, "job.domain_checked") == 1 and job.domain_report["explanation"]
-    assert done["original_sha256"] == job.original_id
+    assert done["original_sha256"] == logged(job.original_id)

@@ -15,6 +15,7 @@ from editplatform.jobs.tasks import run_edit_job
 from tests import catalog
 from tests.jobs import images
 from tests.jobs.conftest import api_client, submit_via_api
+from tests.jobs.helpers import logged
 
 pytestmark = pytest.mark.django_db
 
@@ -180,7 +181,7 @@ def test_artifact_download_streams_bytes_and_is_audited(alice_job, reviewer):
     # The job is the event's subject (its timeline lists the download); the artifact is named too.
     event = AuditEvent.objects.get(action="artifact.downloaded", subject=f"job:{alice_job.pk}")
     assert event.actor_name == "rita" and event.payload["job"] == str(alice_job.pk)
-    assert event.subjects == [f"job:{alice_job.pk}", f"artifact:{alice_job.original_id}"]
+    assert event.subjects == [f"job:{alice_job.pk}", f"artifact:{logged(alice_job.original_id)}"]
     assert (
         event.summary
         == f"rita downloaded the original of job {str(alice_job.pk)[:8]} (api download)"

@@ -109,7 +109,9 @@ def test_shred_destroys_key_and_bytes_and_every_view_says_erased(
     assert not (isolated_storage / sealed_name(sha)).exists()
     assert not (isolated_storage / storage_name(sha)).exists()
     event = AuditEvent.objects.get(action="artifact.shredded", subject=f"job:{job.pk}")
-    assert f"artifact:{sha}" in event.subjects
+    # Logged by its keyed commitment, never the plain hash (editplatform.jobs.keyed_ids).
+    assert f"artifact:{event.payload['commitment']}" in event.subjects
+    assert f"artifact:{sha}" not in event.subjects
     assert event.payload["kind"] == "original" and len(event.payload["commitment"]) == 64
     # API: the job lists the erasure, the download answers 410 with the reason
     client = api_client(requester)

@@ -33,6 +33,7 @@ from tests.jobs.conftest import (
     wait_for_state,
     worker_env_with,
 )
+from tests.jobs.helpers import logged
 
 FEATHER = 0.1
 
@@ -190,16 +191,16 @@ def test_catalogue_photo_comes_back_full_size_with_only_the_subject_changed(
     # Every artifact is linked in the audit log, and the decision is an event.
     done = _event(job, "job.succeeded")
     assert done["outputs"] == {
-        "reconstruction": job.reconstruction_id,
-        "edited": job.edited_id,
-        "result": job.result_id,
-        "aligned": job.aligned_id,
-        "transform": job.transform_id,
+        "reconstruction": logged(job.reconstruction_id),
+        "edited": logged(job.edited_id),
+        "result": logged(job.result_id),
+        "aligned": logged(job.aligned_id),
+        "transform": logged(job.transform_id),
     }
-    assert done["latent_sha256"] == job.latent_id
+    assert done["latent_sha256"] == logged(job.latent_id)
     checked = _event(job, "job.domain_checked")
     assert checked["decision"] == "released" and checked["report"] == report
-    assert checked["outputs"]["result"] == job.result_id
+    assert checked["outputs"]["result"] == logged(job.result_id)
 
     # The API shows the same: the report, its explanation, and the full-size result.
     body = api_client(requester).get(f"/api/v1/jobs/{job.pk}").json()
@@ -240,7 +241,7 @@ def test_out_of_domain_photo_is_held_refused_or_flagged_per_policy(
         assert (
             job.result_id
             and checked["decision"] == "held"
-            and checked["outputs"]["result"] == job.result_id
+            and checked["outputs"]["result"] == logged(job.result_id)
         )
         assert audit_count(job.pk, "job.held") == 1 and audit_count(job.pk, "job.succeeded") == 0
         assert "result" not in body["artifacts"] and "edited" not in body["artifacts"]

@@ -16,6 +16,7 @@ from editplatform.jobs import artifacts
 from editplatform.provenance import manifest, signing, watermark
 from editplatform.provenance.models import Fingerprint, WatermarkKey
 from editplatform.provenance.services import mark_output
+from tests.jobs.helpers import logged
 from tests.provenance.conftest import run_real_job, succeeded_event
 
 
@@ -38,7 +39,7 @@ def test_a_real_jobs_output_is_marked_signed_and_verifiable_offline(
     assert report.state == "Trusted", report.failures
     audit = report.audit
     assert audit == marked.manifest_info
-    assert audit["job_id"] == str(job.pk) and audit["original_sha256"] == job.original_id
+    assert audit["job_id"] == str(job.pk) and audit["original_sha256"] == logged(job.original_id)
     assert audit["event"] == {
         "seq": event.seq,
         "action": "job.succeeded",

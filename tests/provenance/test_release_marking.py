@@ -28,6 +28,7 @@ from tests.jobs.conftest import (
     wait_for,
     wait_for_state,
 )
+from tests.jobs.helpers import logged
 from tests.jobs.test_photo_pipeline import (  # noqa: F401  (fixtures)
     catalogue_canvas,
     domain_bundle,
@@ -70,15 +71,16 @@ def test_a_plain_job_on_a_worker_is_released_marked(worker, requester, dev_ca):
     assert report.state == "Trusted", report.failures
     released = AuditEvent.objects.get(subject=f"job:{job.pk}", action="job.succeeded")
     assert (
-        report.audit["job_id"] == str(job.pk) and report.audit["original_sha256"] == job.original_id
+        report.audit["job_id"] == str(job.pk)
+        and report.audit["original_sha256"] == logged(job.original_id)  # keyed (issue 17)
     )
     assert report.audit["event"]["seq"] == released.seq
     assert WatermarkKey.objects.get(job=job, marked_sha256=job.marked_id).manifest == report.audit
 
     event = AuditEvent.objects.get(subject=f"job:{job.pk}", action="provenance.marked")
     assert (
-        event.payload["marked_sha256"] == job.marked_id
-        and event.payload["edited_sha256"] == job.edited_id
+        event.payload["marked_sha256"] == logged(job.marked_id)  # keyed ids (issue 17)
+        and event.payload["edited_sha256"] == logged(job.edited_id)
     )
     assert event.seq > released.seq
 
@@ -120,12 +122,9 @@ def test_a_failed_marking_keeps_the_job_and_the_sweep_marks_it(
     assert release.sweep() == 1
     clone.refresh_from_db()
     assert clone.marked_id and not list(release.pending())
-    assert (
-        AuditEvent.objects.get(subject=f"job:{clone.pk}", action="provenance.marked").payload[
-            "marked_sha256"
-        ]
-        == clone.marked_id
-    )
+    assert AuditEvent.objects.get(subject=f"job:{clone.pk}", action="provenance.marked").payload[
+        "marked_sha256"
+    ] == logged(clone.marked_id)
     assert release.sweep() == 0  # nothing left; already marked jobs are not marked again
 
 
@@ -194,12 +193,9 @@ def test_a_held_job_is_marked_when_an_approval_releases_it(
     assert report.state == "Trusted", report.failures
     released = AuditEvent.objects.get(subject=f"job:{job.pk}", action="job.released")
     assert report.audit["job_id"] == str(job.pk) and report.audit["event"]["seq"] == released.seq
-    assert (
-        AuditEvent.objects.get(subject=f"job:{job.pk}", action="provenance.marked").payload[
-            "marked_sha256"
-        ]
-        == job.marked_id
-    )
+    assert AuditEvent.objects.get(subject=f"job:{job.pk}", action="provenance.marked").payload[
+        "marked_sha256"
+    ] == logged(job.marked_id)
     assert (
         api_client(requester).get(f"/api/v1/jobs/{job.pk}").json()["artifacts"]["edited"]["sha256"]
         == job.marked_id
@@ -274,10 +270,13 @@ def test_a_photo_jobs_full_resolution_result_is_released_marked(
 
     # Both marks are in one audit event, each with its source and marked hashes.
     marks = AuditEvent.objects.get(subject=f"job:{job.pk}", action="provenance.marked").payload
-    assert (marks["edited_sha256"], marks["marked_sha256"]) == (job.edited_id, job.marked_id)
+    assert (marks["edited_sha256"], marks["marked_sha256"]) == (
+        logged(job.edited_id),
+        logged(job.marked_id),
+    )
     assert (marks["result_sha256"], marks["marked_result_sha256"]) == (
-        job.result_id,
-        job.marked_result_id,
+        logged(job.result_id),
+        logged(job.marked_result_id),
     )
     assert marks["result_watermark_key"] == f"{key.key:08x}" != marks["watermark_key"]
 
@@ -318,7 +317,7 @@ def test_a_photo_jobs_full_resolution_result_is_released_marked(
     assert clone.marked_result_id and clone.marked_result_id != job.marked_result_id
     assert clone.marked_id == job.marked_id and not list(release.pending())
     (swept,) = AuditEvent.objects.filter(subject=f"job:{clone.pk}", action="provenance.marked")
-    assert swept.payload["marked_result_sha256"] == clone.marked_result_id
+    assert swept.payload["marked_result_sha256"] == logged(clone.marked_result_id)
     assert "marked_sha256" not in swept.payload  # only the missing mark was made
     assert release.sweep() == 0
 
