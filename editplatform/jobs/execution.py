@@ -23,7 +23,7 @@ from django.db import close_old_connections, connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from editplatform.jobs import events, policy, release_hook
+from editplatform.jobs import endings, events, policy, release_hook
 from editplatform.jobs.models import EditJob
 from editplatform.jobs.states import State, transition
 
@@ -48,38 +48,22 @@ class Run:
     heartbeat: Heartbeat | None = field(default=None, repr=False)
 
 
-def _payload_base(job: EditJob) -> dict:
-    return {"original_sha256": job.original_id, "edits": job.edits, "purpose": job.purpose}
-
-
-def _actor(job: EditJob) -> str:
-    return f"worker:{job.worker}" if job.worker else "worker"
+_payload_base = endings.payload_base
+_actor = endings.actor
 
 
 def _refuse_tampered(job: EditJob, where: dict) -> None:
     """The row no longer matches the parameter hash it was submitted with: never run it."""
-    code = "parameters_tampered"
     message = "the job's parameters no longer match the hash they were submitted with"
-    payload = {**_payload_base(job), "params_sha256": job.params_sha256}
-    with transaction.atomic():
-        if transition(
-            job,
-            State.FAILED,
-            sources=frozenset({State(job.state)}),
-            where=where,
-            lease_id=None,
-            error_code=code,
-            error=message,
-            stage="failed",
-        ):
-            events.emit(
-                events.JOB_FAILED,
-                subject=events.job_subject(job),
-                request_id=job.request_id,
-                actor_name=_actor(job),
-                payload={**payload, "error_code": code, "error": message},
-            )
-            logger.error("job %s refused by the worker: %s", job.pk, message)
+    if endings.fail_job(
+        job,
+        "parameters_tampered",
+        message,
+        sources=frozenset({State(job.state)}),
+        where=where,
+        details={"params_sha256": job.params_sha256},
+    ):
+        logger.error("job %s refused by the worker: %s", job.pk, message)
 
 
 def claim_condition(job: EditJob, now=None) -> dict | None:
@@ -121,22 +105,9 @@ def claim(job_id, worker: str, catalog) -> Run | None:
         return None
 
     if job.cancel_requested:
-        with transaction.atomic():
-            if transition(
-                job,
-                State.CANCELLED,
-                sources=frozenset({State(job.state)}),
-                where=where,
-                lease_id=None,
-                stage="cancelled",
-            ):
-                events.emit(
-                    events.JOB_CANCELLED,
-                    subject=events.job_subject(job),
-                    request_id=job.request_id,
-                    actor_name=_actor(job),
-                    payload={**_payload_base(job), "by": "requester", "while": "queued"},
-                )
+        endings.cancel_job(
+            job, sources=frozenset({State(job.state)}), where=where, while_="queued"
+        )
         return None
     if not policy.may_run(job, catalog):
         _refuse_tampered(job, where)
@@ -144,31 +115,14 @@ def claim(job_id, worker: str, catalog) -> Run | None:
     # The catalog may have marked an edit sensitive since submission: hold its outputs.
     hold = policy.needs_hold(job, catalog)
     if job.attempts >= settings.JOB_MAX_ATTEMPTS:
-        with transaction.atomic():
-            if transition(
-                job,
-                State.FAILED,
-                sources=frozenset({State(job.state)}),
-                where=where,
-                lease_id=None,
-                error_code="too_many_attempts",
-                stage="failed",
-                error=(
-                    f"gave up after {job.attempts} attempts "
-                    "(the worker died or timed out each time)"
-                ),
-            ):
-                events.emit(
-                    events.JOB_FAILED,
-                    subject=events.job_subject(job),
-                    request_id=job.request_id,
-                    actor_name=_actor(job),
-                    payload={
-                        **_payload_base(job),
-                        "error_code": job.error_code,
-                        "attempts": job.attempts,
-                    },
-                )
+        endings.fail_job(
+            job,
+            "too_many_attempts",
+            f"gave up after {job.attempts} attempts (the worker died or timed out each time)",
+            sources=frozenset({State(job.state)}),
+            where=where,
+            details={"attempts": job.attempts},
+        )
         return None
 
     lease_id = uuid.uuid4()
@@ -285,60 +239,25 @@ def succeed(run: Run, result, *, decision: str = "released") -> bool:
 
 def fail(run: Run, code: str, message: str, **details) -> bool:
     """Fail the job with ``code``; ``details`` (JSON-safe) join the audit payload."""
-    job = run.job
-    with transaction.atomic():
-        won = transition(
-            job,
-            State.FAILED,
-            sources=frozenset({State.RUNNING}),
-            fence=run.lease_id,
-            error_code=code[:40],
-            error=message[:2000],
-            stage="failed",
-            lease_id=None,
-        )
-        if won:
-            events.emit(
-                events.JOB_FAILED,
-                subject=events.job_subject(job),
-                request_id=job.request_id,
-                actor_name=_actor(job),
-                payload={
-                    **_payload_base(job),
-                    "error_code": code,
-                    "error": message[:500],
-                    "attempt": run.attempt,
-                    **details,
-                },
-            )
-    return won
+    return endings.fail_job(
+        run.job,
+        code,
+        message,
+        sources=frozenset({State.RUNNING}),
+        fence=run.lease_id,
+        details={"attempt": run.attempt, **details},
+    )
 
 
 def cancelled(run: Run) -> bool:
-    job = run.job
-    with transaction.atomic():
-        won = transition(
-            job,
-            State.CANCELLED,
-            sources=frozenset({State.RUNNING}),
-            fence=run.lease_id,
-            stage="cancelled",
-            lease_id=None,
-        )
-        if won:
-            events.emit(
-                events.JOB_CANCELLED,
-                subject=events.job_subject(job),
-                request_id=job.request_id,
-                actor_name=_actor(job),
-                payload={
-                    **_payload_base(job),
-                    "by": "requester",
-                    "while": "running",
-                    "attempt": run.attempt,
-                },
-            )
-    return won
+    """The requester cancelled the running job: end it under the run's lease."""
+    return endings.cancel_job(
+        run.job,
+        sources=frozenset({State.RUNNING}),
+        fence=run.lease_id,
+        while_="running",
+        details={"attempt": run.attempt},
+    )
 
 
 def release_for_retry(run: Run, message: str) -> bool:
