@@ -14,6 +14,7 @@ An :class:`Inversion` is stored in the one latent format (:mod:`inversion.latent
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -259,16 +260,9 @@ class Inverter:
     def _kernels(self):
         """Batch-invariant kernels in fixed_batch mode: oneDNN off (its convolutions
         round differently per batch position), cuDNN deterministic, no autotuning."""
-        import contextlib
-
         if not self.fixed_batch:
             return contextlib.nullcontext()
-        stack = contextlib.ExitStack()
-        stack.enter_context(torch.backends.mkldnn.flags(enabled=False))
-        stack.enter_context(
-            torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=True)
-        )
-        return stack
+        return _batch_invariant_kernels()
 
     def _chunks(self, n: int, batch_size: int | None) -> list[slice]:
         size = batch_size or self.batch_size
@@ -423,3 +417,16 @@ class Inverter:
     def to_pil(self, images: Tensor, size: int | None = None) -> list[Image.Image]:
         """Generator outputs -> RGB PIL images (native size unless ``size``)."""
         return tensor_to_images(images, size=size)
+
+
+@contextlib.contextmanager
+def _batch_invariant_kernels():
+    """oneDNN off, cuDNN deterministic without autotuning; restored afterwards. (The
+    backends' ``flags()`` context managers also reset TF32 settings and warn on CPU.)"""
+    mkldnn, cudnn = torch.backends.mkldnn, torch.backends.cudnn
+    saved = (mkldnn.enabled, cudnn.deterministic, cudnn.benchmark)
+    mkldnn.enabled, cudnn.deterministic, cudnn.benchmark = False, True, False
+    try:
+        yield
+    finally:
+        mkldnn.enabled, cudnn.deterministic, cudnn.benchmark = saved

@@ -277,11 +277,13 @@ def release_for_retry(run: Run, message: str) -> bool:
 
 
 class Heartbeat(threading.Thread):
-    """Refreshes the lease while a long step (a big encoder pass) runs without progress."""
+    """Refreshes the leases of a run (or of every run of a worker's batch) while a long
+    step (a big encoder pass) runs without progress."""
 
-    def __init__(self, run: Run, interval: float):
-        super().__init__(name=f"heartbeat-{run.job.pk}", daemon=True)
-        self.run_ = run
+    def __init__(self, runs: Run | list[Run], interval: float):
+        runs = [runs] if isinstance(runs, Run) else list(runs)
+        super().__init__(name=f"heartbeat-{runs[0].job.pk}", daemon=True)
+        self.runs = runs
         self.interval = interval
         self.stopped = threading.Event()
         self.lost = False
@@ -291,24 +293,27 @@ class Heartbeat(threading.Thread):
             while not self.stopped.wait(self.interval):
                 close_old_connections()
                 now = timezone.now()
-                n = EditJob.objects.filter(
-                    pk=self.run_.job.pk, lease_id=self.run_.lease_id, state=State.RUNNING
-                ).update(heartbeat_at=now)
-                if not n:
-                    self.lost = True
-                    return
+                for held in self.runs:
+                    n = EditJob.objects.filter(
+                        pk=held.job.pk, lease_id=held.lease_id, state=State.RUNNING
+                    ).update(heartbeat_at=now)
+                    if not n:
+                        self.lost = True
         except Exception:  # the next progress write will notice a real problem
-            logger.warning("heartbeat for job %s failed", self.run_.job.pk, exc_info=True)
+            logger.warning("heartbeat for job %s failed", self.runs[0].job.pk, exc_info=True)
         finally:
             connections.close_all()
 
     def stop(self) -> None:
         self.stopped.set()
-        self.join(timeout=5)
+        if self.is_alive():
+            self.join(timeout=5)
 
 
-def start_heartbeat(run: Run) -> Heartbeat:
-    beat = Heartbeat(run, interval=max(0.5, settings.JOB_LEASE_SECONDS / 4))
+def start_heartbeat(runs: Run | list[Run]) -> Heartbeat:
+    """One heartbeat thread for a run or for all the runs of a batch."""
+    beat = Heartbeat(runs, interval=max(0.5, settings.JOB_LEASE_SECONDS / 4))
     beat.start()
-    run.heartbeat = beat
+    for held in beat.runs:
+        held.heartbeat = beat
     return beat
