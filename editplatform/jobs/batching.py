@@ -122,14 +122,19 @@ def run_batch(
                 edits=run.job.edits,
                 report=partial(execution.report_progress, run),
                 face_index=run.job.face_index,
+                key=run.job.pk,
             )
             pairs.append((run, item))
+        by_key = {run.job.pk: run for run, _ in pairs}
         pipeline_batch.run_batch(
             inverter,
             [item for _, item in pairs],
             quality=runs[0].job.quality or "fast",
             refine_steps=settings.REFINE_MAX_STEPS,
             passthrough=(SoftTimeLimitExceeded,),
+            report_all=lambda items, stage, pct: execution.report_progress_many(
+                [by_key[item.key] for item in items], stage, pct
+            ),
         )
         for run, item in pairs:
             if isinstance(item.outcome, BaseException):

@@ -20,7 +20,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import close_old_connections, connections, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from editplatform.jobs import endings, events, policy, release_hook
@@ -105,9 +105,7 @@ def claim(job_id, worker: str, catalog) -> Run | None:
         return None
 
     if job.cancel_requested:
-        endings.cancel_job(
-            job, sources=frozenset({State(job.state)}), where=where, while_="queued"
-        )
+        endings.cancel_job(job, sources=frozenset({State(job.state)}), where=where, while_="queued")
         return None
     if not policy.may_run(job, catalog):
         _refuse_tampered(job, where)
@@ -166,6 +164,42 @@ def report_progress(run: Run, stage: str, percent: int) -> None:
     ).update(progress=max(0, min(99, percent)), stage=stage[:40], heartbeat_at=now, updated_at=now)
     if not updated:
         _raise_why_stopped(run)
+
+
+def report_progress_many(runs: list[Run], stage: str, percent: int) -> dict:
+    """:func:`report_progress` for every run of a batch in one fenced UPDATE.
+
+    Returns ``{job id: JobCancelled() | LeaseLost()}`` for the runs that must stop (their
+    rows were not written); empty when all go on. One round trip per stage for the
+    whole batch instead of one per job: progress rows are most of a small job's fixed
+    cost.
+    """
+    if not runs:
+        return {}
+    now = timezone.now()
+    fence = Q()
+    for run in runs:
+        fence |= Q(pk=run.job.pk, lease_id=run.lease_id)
+    updated = EditJob.objects.filter(fence, state=State.RUNNING, cancel_requested=False).update(
+        progress=max(0, min(99, percent)), stage=stage[:40], heartbeat_at=now, updated_at=now
+    )
+    if updated == len(runs):
+        return {}
+    current = {
+        row["pk"]: row
+        for row in EditJob.objects.filter(pk__in=[r.job.pk for r in runs]).values(
+            "pk", "state", "lease_id", "cancel_requested"
+        )
+    }
+    stopped = {}
+    for run in runs:
+        row = current.get(run.job.pk)
+        if row and row["lease_id"] == run.lease_id and row["state"] == State.RUNNING:
+            if row["cancel_requested"]:
+                stopped[run.job.pk] = JobCancelled()
+            continue  # written (or written now by our own progress): goes on
+        stopped[run.job.pk] = LeaseLost()
+    return stopped
 
 
 def _raise_why_stopped(run: Run) -> None:

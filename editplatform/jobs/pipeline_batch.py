@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from editplatform.jobs.pipeline import (
@@ -44,13 +44,19 @@ class Item:
     edits: dict
     report: Report
     face_index: int | None = None
+    key: object = None  # the caller's name for it (a job id), for ``report_all``
     outcome: PipelineResult | BaseException | None = None
     prepared: Prepared | None = field(default=None, repr=False)
+    result: PipelineResult | None = field(default=None, repr=False)  # before the last report
     timings: dict = field(default_factory=dict, repr=False)
 
     @property
     def alive(self) -> bool:
         return self.outcome is None
+
+
+# report_all(items, stage, percent) -> {item.key: exception} for the items that must stop
+ReportAll = Callable[[list[Item], str, int], dict]
 
 
 def run_batch(
@@ -60,11 +66,13 @@ def run_batch(
     quality: str = "fast",
     refine_steps: int = 25,
     passthrough: tuple[type[BaseException], ...] = (),
+    report_all: ReportAll | None = None,
 ) -> list[Item]:
     """Run ``items`` as one batch; each item's ``outcome`` is its result or the exception
     that ended it (an alignment error, a bad edit, :class:`JobCancelled` from its
-    ``report`` ...). Exceptions in ``passthrough`` (a time limit: the whole task's) end
-    the batch and propagate."""
+    report ...). Exceptions in ``passthrough`` (a time limit: the whole task's) end the
+    batch and propagate. ``report_all`` reports a stage for every live item at once (one
+    database round trip); without it each item's ``report`` is called."""
     if quality not in ("fast", "refine"):
         raise ValueError(f"quality must be 'fast' or 'refine', got {quality!r}")
     domain = bundle_domain(inverter)
@@ -79,8 +87,24 @@ def run_batch(
             item.outcome = exc
             return None
 
+    def tell(stage: str, percent: int) -> None:
+        alive = [item for item in items if item.alive]
+        if report_all is None:
+            for item in alive:
+                guard(item, lambda item=item: item.report(stage, percent))
+            return
+        try:
+            stopped = report_all(alive, stage, percent)
+        except passthrough:
+            raise
+        except Exception as exc:  # the database: every job's (transient) fault
+            stopped = {item.key: exc for item in alive}
+        for item in alive:
+            if item.key in stopped:
+                item.outcome = stopped[item.key]
+
+    tell("load", 5)
     for item in items:
-        guard(item, lambda item=item: item.report("load", 5))
         if item.alive:
             item.prepared = guard(
                 item,
@@ -88,8 +112,7 @@ def run_batch(
             )
         if item.alive:
             guard(item, lambda item=item: inverter.catalog.validate_request(item.edits))
-        if item.alive:
-            guard(item, lambda item=item: item.report("align", 8))
+    tell("align", 8)
 
     batch = [item for item in items if item.alive]
     if not batch:
@@ -112,17 +135,15 @@ def run_batch(
                 for item in batch
             ]
     model_seconds = time.perf_counter() - t
+    for item in batch:
+        item.timings.update(model=model_seconds, batch=len(batch))
+    tell("invert", 55)
+    tell("edit", 80)
 
     for item, done in zip(batch, passes, strict=True):
         if not item.alive or done is None:
             continue
         encoded, final, edited = done
-        item.timings.update(model=model_seconds, batch=len(batch))
-        guard(item, lambda item=item: item.report("invert", 55))
-        if item.alive:
-            guard(item, lambda item=item: item.report("edit", 80))
-        if not item.alive:
-            continue
         result = guard(
             item,
             lambda item=item, encoded=encoded, final=final, edited=edited: finish(
@@ -135,15 +156,17 @@ def run_batch(
                 quality=quality,
                 refine_steps=refine_steps,
                 timings=item.timings,
-                report=item.report,
+                report=lambda stage, percent: None,  # told below, for all at once
             ),
         )
-        if result is None:
-            continue
-        result.timings["total"] = round(time.perf_counter() - t0, 4)
-        guard(item, lambda item=item: item.report("store", 90))
-        if item.alive:
-            item.outcome = result
+        if result is not None:
+            result.timings["total"] = round(time.perf_counter() - t0, 4)
+            item.result = result
+    tell("paste back", 85)
+    tell("store", 90)
+    for item in batch:
+        if item.alive and item.result is not None:
+            item.outcome = item.result
     return list(items)
 
 
