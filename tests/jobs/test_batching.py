@@ -101,7 +101,7 @@ def test_a_batch_runs_its_jobs_in_one_pass_and_a_bad_one_fails_alone(
 def test_cancelling_one_job_of_a_batch_stops_only_that_job(start_worker, requester, bundle):
     with gpu_queue_to_ourselves():
         jobs = [_submit(requester, fraction=0.5 + i / 10) for i in range(4)]
-        start_worker(
+        worker = start_worker(
             "slowbatch",
             queues="gpu",
             env=worker_env_with(JOB_BATCH_SIZE=4, TEST_PROGRESS_DELAY_MS=400),
@@ -118,6 +118,7 @@ def test_cancelling_one_job_of_a_batch_stops_only_that_job(start_worker, request
         victim = EditJob.objects.get(pk=jobs[2].pk)
         services.cancel(victim, requester)
         done = [wait_for_state(job.pk, DONE, timeout=180) for job in jobs]
+        worker.stop()
     cancelled = done.pop(2)
     assert cancelled.state == "cancelled" and cancelled.latent_id is None
     _assert_one_chain(cancelled, "job.cancelled")
