@@ -450,7 +450,7 @@ class Command(BaseCommand):
 
         configs = list(runs[0])
         base = configs[0]
-        head = " | ".join(f"{w} worker(s), batch {b}" for w, b in configs)
+        head = " | ".join(f"{w} worker(s), batch {b} (jobs/s)" for w, b in configs)
         lines = [
             BATCH_SECTION,
             "",
@@ -461,10 +461,10 @@ class Command(BaseCommand):
             f"torch {torch.__version__}; {timezone.now():%Y-%m-%d %H:%M} UTC; load average "
             f"at the end {' '.join(f'{x:.1f}' for x in os.getloadavg())}.",
             "",
-            f"| run | {head} (jobs/s) | "
+            f"| run | {head} | "
             + " | ".join(f"{w}w b{b} / {base[0]}w b{base[1]}" for w, b in configs[1:])
             + " |",
-            "|---" * (2 + len(configs)) + "|",
+            "|---" * (2 * len(configs)) + "|",
         ]
         for i, row in enumerate(runs, 1):
             rates = [row[c]["jobs_per_s"] for c in configs]
