@@ -23,8 +23,7 @@ from inversion.latent import read_latent
 def _photos(n: int) -> list[Image.Image]:
     rng = np.random.default_rng(11)
     return [
-        Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), "RGB")
-        for _ in range(n)
+        Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8), "RGB") for _ in range(n)
     ]
 
 

@@ -108,9 +108,11 @@ def test_cancelling_one_job_of_a_batch_stops_only_that_job(start_worker, request
             app=SLOW_APP,
         )
         wait_for(
-            lambda: EditJob.objects.filter(pk=jobs[0].pk, progress__gt=0).exists()
-            and EditJob.objects.filter(pk__in=[j.pk for j in jobs], state="running").count()
-            == 4,
+            lambda: (
+                EditJob.objects.filter(pk=jobs[0].pk, progress__gt=0).exists()
+                and EditJob.objects.filter(pk__in=[j.pk for j in jobs], state="running").count()
+                == 4
+            ),
             timeout=90,
             interval=0.05,
             what="the batch to be running",
@@ -171,11 +173,13 @@ def test_worker_killed_mid_batch_every_job_completes_exactly_once(
         jobs = [_submit(requester, fraction=0.5 + i / 10) for i in range(3)]
         victim = start_worker("victim", queues="gpu", env=slow, app=SLOW_APP)
         wait_for(
-            lambda: EditJob.objects.filter(
-                pk__in=[j.pk for j in jobs], state="running", worker__startswith="victim@"
-            ).count()
-            == 3
-            and EditJob.objects.filter(pk=jobs[0].pk, progress__gt=0).exists(),
+            lambda: (
+                EditJob.objects.filter(
+                    pk__in=[j.pk for j in jobs], state="running", worker__startswith="victim@"
+                ).count()
+                == 3
+                and EditJob.objects.filter(pk=jobs[0].pk, progress__gt=0).exists()
+            ),
             timeout=90,
             interval=0.05,
             what="the batch to be running",
