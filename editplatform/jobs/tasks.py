@@ -1,8 +1,10 @@
-"""The GPU worker's task: run one edit job.
+"""The GPU worker's task: run one edit job (or, with JOB_BATCH_SIZE > 1, a micro-batch of
+queued jobs like it: :mod:`editplatform.jobs.batching`).
 
 Routed to the `gpu` queue (task_routes, set by the app); acks late and rejects on worker
 loss (a killed worker's message goes back to the queue); soft/hard time limits from settings.
-Exactly-once effects come from the lease in :mod:`editplatform.jobs.execution`. Faults are sorted:
+Exactly-once effects come from the lease in :mod:`editplatform.jobs.execution`. Faults are
+sorted (:mod:`editplatform.jobs.faults`, shared with the batched run):
 
 * bad input (the image or the edits turn out unusable): the job fails, no retry;
 * transient (database or storage unreachable, model bundle unavailable, CUDA out of
