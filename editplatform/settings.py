@@ -250,6 +250,9 @@ JOB_OUT_OF_DOMAIN = env.get_choice("JOB_OUT_OF_DOMAIN", "approve", ("refuse", "a
 REFINE_MAX_STEPS = env.get_int("REFINE_MAX_STEPS", 25, minimum=1)
 JOB_DEVICE = env.get_str("JOB_DEVICE", "auto")
 JOB_TORCH_THREADS = env.get_int("JOB_TORCH_THREADS", 0, minimum=0)
+# Micro-batching (editplatform.jobs.batching): a worker runs up to this many queued jobs of
+# the same model version and quality mode as one forward pass; 1 = one job at a time.
+JOB_BATCH_SIZE = env.get_int("JOB_BATCH_SIZE", 1, minimum=1)
 
 # --- artifact encryption and retention (docs/retention.md) ----------------------------
 # Every stored artifact is sealed under its own data key, wrapped by this key-encryption

@@ -14,6 +14,7 @@ An :class:`Inversion` is stored in the one latent format (:mod:`inversion.latent
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -25,7 +26,7 @@ from PIL import Image
 from torch import Tensor
 
 from inversion.bundle import ModelBundle, load_bundle
-from inversion.errors import InvalidImage, LatentError, LatentMismatch
+from inversion.errors import EditError, InvalidImage, LatentError, LatentMismatch
 from inversion.latent import read_latent, write_latent
 from inversion.preprocess import image_to_tensor, tensor_to_images
 
@@ -33,6 +34,8 @@ __all__ = ["Inversion", "Inverter", "ProgressCallback", "resolve_device"]
 
 ProgressCallback = Callable[[str, float], None]
 NoiseMode = Literal["const", "random"]
+# One seed for a whole call (sample k gets seed + k), or one seed per sample.
+Seeds = int | Sequence[int] | None
 
 
 def resolve_device(device: torch.device | str | None) -> torch.device:
@@ -136,8 +139,19 @@ class Inverter:
         *,
         batch_size: int = 8,
         noise: NoiseMode = "const",
+        fixed_batch: bool = False,
     ) -> None:
+        """``fixed_batch``: run every forward pass at exactly ``batch_size`` samples
+        (a short chunk is padded, the padding dropped) with batch-invariant kernels, so a
+        sample's outputs are bit for bit the same whatever else shares its batch and
+        wherever it sits in it. Batched matrix products are not: a 1-row product (gemv)
+        and an n-row one (gemm), or oneDNN's convolutions at different batch positions,
+        round differently in the last bits, and a job's latent hash would then depend on
+        which other jobs a worker happened to batch it with. Costs a full batch for a
+        short one (what a GPU does anyway; on a CPU a lone job pays for ``batch_size``).
+        """
         self.bundle = bundle
+        self.fixed_batch = fixed_batch
         self.device = resolve_device(device)
         self.dtype = dtype if dtype is not None else torch.float32
         if batch_size < 1:
@@ -192,16 +206,22 @@ class Inverter:
 
     # -- rendering -------------------------------------------------------------------
 
-    def _noise(self, batch: int, seed: int | None, offset: int) -> NoiseMode | list[Tensor]:
+    def _noise(self, batch: int, seed: Seeds, offset: int) -> NoiseMode | list[Tensor]:
         if self.noise == "const":
             return "const"
-        # per-sample seeds make the noise independent of how samples are batched
-        base = 0 if seed is None else seed
+        # Per-sample seeds make the noise independent of how samples are chunked. An int
+        # seeds sample k with seed + k (its index in the whole call), so the same image
+        # gets other noise at another position of the call; a sequence gives every sample
+        # its own seed (a worker batching jobs passes one per job, so a job's output does
+        # not depend on which batch, or which position in it, the job landed in).
+        if isinstance(seed, Sequence):
+            seeds = [int(seed[offset + i]) for i in range(batch)]
+        else:
+            base = 0 if seed is None else seed
+            seeds = [base + offset + i for i in range(batch)]
         per_sample = [
-            self.generator.make_noise(
-                torch.Generator(device=self.device).manual_seed(base + offset + i)
-            )
-            for i in range(batch)
+            self.generator.make_noise(torch.Generator(device=self.device).manual_seed(s))
+            for s in seeds
         ]
         return [torch.cat(maps).to(self.dtype) for maps in zip(*per_sample, strict=True)]
 
@@ -210,15 +230,39 @@ class Inverter:
         wplus: Tensor,
         detail: Tensor | None,
         delta: Tensor | None,
-        seed: int | None,
+        seed: Seeds,
         offset: int,
     ) -> Tensor:
-        residual = None
-        if self.fuser is not None and detail is not None and delta is not None:
-            residual = {self.fuser_resolution: self.fuser(delta, detail)}
-        return self.generator.synthesis(
-            wplus, noise=self._noise(wplus.shape[0], seed, offset), feature_residual=residual
-        )
+        n = wplus.shape[0]
+        noise = self._noise(n, seed, offset)
+        if self.fixed_batch:
+            wplus, detail, delta = (self._pad(t) for t in (wplus, detail, delta))
+            if not isinstance(noise, str):
+                noise = [self._pad(t) for t in noise]
+        with self._kernels():
+            residual = None
+            if self.fuser is not None and detail is not None and delta is not None:
+                residual = {self.fuser_resolution: self.fuser(delta, detail)}
+            out = self.generator.synthesis(wplus, noise=noise, feature_residual=residual)
+        return out[:n]
+
+    def _pad(self, t: Tensor | None) -> Tensor | None:
+        """``t`` with zero rows appended up to ``batch_size`` (fixed_batch mode), always in
+        contiguous layout: a preprocessed image tensor is a channels-last view, and a
+        full chunk would otherwise reach other kernels than a padded (copied) one."""
+        if t is None:
+            return t
+        if t.shape[0] >= self.batch_size:
+            return t.contiguous()
+        fill = t.new_zeros((self.batch_size - t.shape[0], *t.shape[1:]))
+        return torch.cat([t, fill])
+
+    def _kernels(self):
+        """Batch-invariant kernels in fixed_batch mode: oneDNN off (its convolutions
+        round differently per batch position), cuDNN deterministic, no autotuning."""
+        if not self.fixed_batch:
+            return contextlib.nullcontext()
+        return _batch_invariant_kernels()
 
     def _chunks(self, n: int, batch_size: int | None) -> list[slice]:
         size = batch_size or self.batch_size
@@ -232,7 +276,7 @@ class Inverter:
         images: Sequence[Image.Image] | Image.Image | Tensor,
         *,
         batch_size: int | None = None,
-        seed: int | None = None,
+        seed: Seeds = None,
         progress: ProgressCallback | None = None,
         quality: Literal["fast", "refine"] = "fast",
         refine_steps: int = 50,
@@ -251,9 +295,11 @@ class Inverter:
         parts = []
         chunks = self._chunks(x.shape[0], batch_size)
         for k, sl in enumerate(chunks):
-            out = self.encoder(x[sl])
-            wplus = out.wplus + self.latent_avg
-            detail = out.detail
+            n = sl.stop - sl.start
+            with self._kernels():
+                out = self.encoder(self._pad(x[sl]) if self.fixed_batch else x[sl])
+            wplus = out.wplus[:n] + self.latent_avg
+            detail = out.detail[:n] if out.detail is not None else None
             zeros = torch.zeros_like(wplus) if detail is not None else None
             recon = self._render(wplus, detail, zeros, seed, sl.start)
             parts.append(Inversion(wplus, detail, recon, self.version))
@@ -300,14 +346,18 @@ class Inverter:
     def edit(
         self,
         inversion: Inversion,
-        edits: Mapping[str, float],
+        edits: Mapping[str, float] | Sequence[Mapping[str, float]],
         *,
         use_fuser: bool = True,
         batch_size: int | None = None,
-        seed: int | None = None,
+        seed: Seeds = None,
         progress: ProgressCallback | None = None,
     ) -> Tensor:
         """Render ``inversion`` with catalog edits ``{name: strength}`` applied.
+
+        ``edits`` is one request for every sample, or a sequence with one request per
+        sample (several jobs rendered in one batch); either way each sample's codes are
+        edited on their own, so a sample's result does not depend on its neighbours.
 
         With ``use_fuser`` the Fuser receives d = w_edit - w (exactly 0 for strength 0,
         so the result equals the reconstruction bit for bit when rendered in the same
@@ -315,7 +365,13 @@ class Inverter:
         the W+ codes alone (no detail residual).
         """
         report = progress or (lambda stage, fraction: None)
-        request = self.catalog.validate_request(edits)
+        n = inversion.wplus.shape[0]
+        if isinstance(edits, Mapping):
+            requests = [self.catalog.validate_request(edits)] * n
+        else:
+            requests = [self.catalog.validate_request(e) for e in edits]
+            if len(requests) != n:
+                raise EditError(f"{len(requests)} edit requests for {n} latents")
         self.check_fits(inversion)
         wplus_all = inversion.wplus.to(self.device, self.dtype)
         detail_all = (
@@ -325,7 +381,12 @@ class Inverter:
         chunks = self._chunks(wplus_all.shape[0], batch_size)
         for k, sl in enumerate(chunks):
             wplus = wplus_all[sl]
-            edited = self.catalog.apply(wplus, request, self.directions)
+            edited = torch.cat(
+                [
+                    self.catalog.apply(wplus[i : i + 1], requests[sl.start + i], self.directions)
+                    for i in range(wplus.shape[0])
+                ]
+            )
             detail = detail_all[sl] if detail_all is not None and use_fuser else None
             images.append(self._render(edited, detail, edited - wplus, seed, sl.start))
             report("edit", (k + 1) / len(chunks))
@@ -356,3 +417,16 @@ class Inverter:
     def to_pil(self, images: Tensor, size: int | None = None) -> list[Image.Image]:
         """Generator outputs -> RGB PIL images (native size unless ``size``)."""
         return tensor_to_images(images, size=size)
+
+
+@contextlib.contextmanager
+def _batch_invariant_kernels():
+    """oneDNN off, cuDNN deterministic without autotuning; restored afterwards. (The
+    backends' ``flags()`` context managers also reset TF32 settings and warn on CPU.)"""
+    mkldnn, cudnn = torch.backends.mkldnn, torch.backends.cudnn
+    saved = (mkldnn.enabled, cudnn.deterministic, cudnn.benchmark)
+    mkldnn.enabled, cudnn.deterministic, cudnn.benchmark = False, True, False
+    try:
+        yield
+    finally:
+        mkldnn.enabled, cudnn.deterministic, cudnn.benchmark = saved

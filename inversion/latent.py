@@ -63,7 +63,23 @@ def write_latent(wplus: Tensor, detail: Tensor | None, model_version: str | None
     if detail is not None:
         tensors["detail"] = detail.detach().float().cpu().contiguous()
         metadata["detail_shape"] = _shape_text(tensors["detail"])
-    return save(tensors, metadata=metadata)
+    return _canonical(save(tensors, metadata=metadata))
+
+
+def _canonical(data: bytes) -> bytes:
+    """``data`` with its safetensors header in one canonical key order.
+
+    safetensors writes the header from a hash map, so the same tensors and metadata
+    come out with their keys in varying order, and a latent's SHA-256 (what the audit
+    log links) would differ between two runs of the same job. Sorted keys, compact
+    separators, space-padded to 8 bytes as the format wants; the data offsets are
+    relative to the end of the header, so they stay valid.
+    """
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + n])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + data[8 + n :]
 
 
 def _header(data: bytes) -> dict | None:

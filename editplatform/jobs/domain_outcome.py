@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import logging
 
-from django.db import transaction
-
-from editplatform.jobs import artifacts, events
-from editplatform.jobs.states import State, transition
+from editplatform.jobs import artifacts, endings, events
+from editplatform.jobs.states import State
 
 logger = logging.getLogger(__name__)
 
@@ -71,8 +69,7 @@ def emit_checked(job, result, decision: str, stored: dict, *, actor_name: str) -
     )
 
 
-def _actor(job) -> str:
-    return f"worker:{job.worker}" if job.worker else "worker"
+_actor = endings.actor
 
 
 def refuse(run, result) -> bool:
@@ -82,33 +79,13 @@ def refuse(run, result) -> bool:
     message = (
         result.domain.get("explanation") or "the photo is outside what the model can represent"
     )
-    with transaction.atomic():
-        won = transition(
-            job,
-            State.FAILED,
-            sources=frozenset({State.RUNNING}),
-            fence=run.lease_id,
-            error_code="out_of_domain",
-            error=message[:2000],
-            domain_report=result.domain,
-            stage="failed",
-            lease_id=None,
-        )
-        if not won:
-            return False
-        emit_checked(job, result, "refused", {}, actor_name=_actor(job))
-        events.emit(
-            events.JOB_FAILED,
-            subject=events.job_subject(job),
-            request_id=job.request_id,
-            actor_name=_actor(job),
-            payload={
-                "original_sha256": job.original_id,
-                "edits": job.edits,
-                "purpose": job.purpose,
-                "error_code": "out_of_domain",
-                "error": message[:500],
-                "attempt": run.attempt,
-            },
-        )
-    return True
+    return endings.fail_job(
+        job,
+        "out_of_domain",
+        message,
+        sources=frozenset({State.RUNNING}),
+        fence=run.lease_id,
+        details={"attempt": run.attempt},
+        before_event=lambda: emit_checked(job, result, "refused", {}, actor_name=_actor(job)),
+        domain_report=result.domain,
+    )

@@ -169,7 +169,10 @@ def get_inverter(version: str | None = None):
             raise ModelUnavailable(f"model bundle {path}: {exc}") from None
         _check_version(path, bundle.version, expected)
         device = None if settings.JOB_DEVICE in ("", "auto") else settings.JOB_DEVICE
-        inverter = Inverter(bundle, device=device)
+        # Batching workers pad every pass to JOB_BATCH_SIZE with batch-invariant kernels,
+        # so a job's outputs do not depend on which jobs shared its batch.
+        batch = settings.JOB_BATCH_SIZE
+        inverter = Inverter(bundle, device=device, batch_size=max(batch, 1), fixed_batch=batch > 1)
         logger.info(
             "model bundle %s loaded (version %s) on %s", path, bundle.version, inverter.device
         )

@@ -20,10 +20,10 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import close_old_connections, connections, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
-from editplatform.jobs import events, policy, release_hook
+from editplatform.jobs import endings, events, policy, release_hook
 from editplatform.jobs.models import EditJob
 from editplatform.jobs.states import State, transition
 
@@ -48,38 +48,22 @@ class Run:
     heartbeat: Heartbeat | None = field(default=None, repr=False)
 
 
-def _payload_base(job: EditJob) -> dict:
-    return {"original_sha256": job.original_id, "edits": job.edits, "purpose": job.purpose}
-
-
-def _actor(job: EditJob) -> str:
-    return f"worker:{job.worker}" if job.worker else "worker"
+_payload_base = endings.payload_base
+_actor = endings.actor
 
 
 def _refuse_tampered(job: EditJob, where: dict) -> None:
     """The row no longer matches the parameter hash it was submitted with: never run it."""
-    code = "parameters_tampered"
     message = "the job's parameters no longer match the hash they were submitted with"
-    payload = {**_payload_base(job), "params_sha256": job.params_sha256}
-    with transaction.atomic():
-        if transition(
-            job,
-            State.FAILED,
-            sources=frozenset({State(job.state)}),
-            where=where,
-            lease_id=None,
-            error_code=code,
-            error=message,
-            stage="failed",
-        ):
-            events.emit(
-                events.JOB_FAILED,
-                subject=events.job_subject(job),
-                request_id=job.request_id,
-                actor_name=_actor(job),
-                payload={**payload, "error_code": code, "error": message},
-            )
-            logger.error("job %s refused by the worker: %s", job.pk, message)
+    if endings.fail_job(
+        job,
+        "parameters_tampered",
+        message,
+        sources=frozenset({State(job.state)}),
+        where=where,
+        details={"params_sha256": job.params_sha256},
+    ):
+        logger.error("job %s refused by the worker: %s", job.pk, message)
 
 
 def claim_condition(job: EditJob, now=None) -> dict | None:
@@ -121,22 +105,7 @@ def claim(job_id, worker: str, catalog) -> Run | None:
         return None
 
     if job.cancel_requested:
-        with transaction.atomic():
-            if transition(
-                job,
-                State.CANCELLED,
-                sources=frozenset({State(job.state)}),
-                where=where,
-                lease_id=None,
-                stage="cancelled",
-            ):
-                events.emit(
-                    events.JOB_CANCELLED,
-                    subject=events.job_subject(job),
-                    request_id=job.request_id,
-                    actor_name=_actor(job),
-                    payload={**_payload_base(job), "by": "requester", "while": "queued"},
-                )
+        endings.cancel_job(job, sources=frozenset({State(job.state)}), where=where, while_="queued")
         return None
     if not policy.may_run(job, catalog):
         _refuse_tampered(job, where)
@@ -144,31 +113,14 @@ def claim(job_id, worker: str, catalog) -> Run | None:
     # The catalog may have marked an edit sensitive since submission: hold its outputs.
     hold = policy.needs_hold(job, catalog)
     if job.attempts >= settings.JOB_MAX_ATTEMPTS:
-        with transaction.atomic():
-            if transition(
-                job,
-                State.FAILED,
-                sources=frozenset({State(job.state)}),
-                where=where,
-                lease_id=None,
-                error_code="too_many_attempts",
-                stage="failed",
-                error=(
-                    f"gave up after {job.attempts} attempts "
-                    "(the worker died or timed out each time)"
-                ),
-            ):
-                events.emit(
-                    events.JOB_FAILED,
-                    subject=events.job_subject(job),
-                    request_id=job.request_id,
-                    actor_name=_actor(job),
-                    payload={
-                        **_payload_base(job),
-                        "error_code": job.error_code,
-                        "attempts": job.attempts,
-                    },
-                )
+        endings.fail_job(
+            job,
+            "too_many_attempts",
+            f"gave up after {job.attempts} attempts (the worker died or timed out each time)",
+            sources=frozenset({State(job.state)}),
+            where=where,
+            details={"attempts": job.attempts},
+        )
         return None
 
     lease_id = uuid.uuid4()
@@ -212,6 +164,42 @@ def report_progress(run: Run, stage: str, percent: int) -> None:
     ).update(progress=max(0, min(99, percent)), stage=stage[:40], heartbeat_at=now, updated_at=now)
     if not updated:
         _raise_why_stopped(run)
+
+
+def report_progress_many(runs: list[Run], stage: str, percent: int) -> dict:
+    """:func:`report_progress` for every run of a batch in one fenced UPDATE.
+
+    Returns ``{job id: JobCancelled() | LeaseLost()}`` for the runs that must stop (their
+    rows were not written); empty when all go on. One round trip per stage for the
+    whole batch instead of one per job: progress rows are most of a small job's fixed
+    cost.
+    """
+    if not runs:
+        return {}
+    now = timezone.now()
+    fence = Q()
+    for run in runs:
+        fence |= Q(pk=run.job.pk, lease_id=run.lease_id)
+    updated = EditJob.objects.filter(fence, state=State.RUNNING, cancel_requested=False).update(
+        progress=max(0, min(99, percent)), stage=stage[:40], heartbeat_at=now, updated_at=now
+    )
+    if updated == len(runs):
+        return {}
+    current = {
+        row["pk"]: row
+        for row in EditJob.objects.filter(pk__in=[r.job.pk for r in runs]).values(
+            "pk", "state", "lease_id", "cancel_requested"
+        )
+    }
+    stopped = {}
+    for run in runs:
+        row = current.get(run.job.pk)
+        if row and row["lease_id"] == run.lease_id and row["state"] == State.RUNNING:
+            if row["cancel_requested"]:
+                stopped[run.job.pk] = JobCancelled()
+            continue  # written (or written now by our own progress): goes on
+        stopped[run.job.pk] = LeaseLost()
+    return stopped
 
 
 def _raise_why_stopped(run: Run) -> None:
@@ -285,60 +273,25 @@ def succeed(run: Run, result, *, decision: str = "released") -> bool:
 
 def fail(run: Run, code: str, message: str, **details) -> bool:
     """Fail the job with ``code``; ``details`` (JSON-safe) join the audit payload."""
-    job = run.job
-    with transaction.atomic():
-        won = transition(
-            job,
-            State.FAILED,
-            sources=frozenset({State.RUNNING}),
-            fence=run.lease_id,
-            error_code=code[:40],
-            error=message[:2000],
-            stage="failed",
-            lease_id=None,
-        )
-        if won:
-            events.emit(
-                events.JOB_FAILED,
-                subject=events.job_subject(job),
-                request_id=job.request_id,
-                actor_name=_actor(job),
-                payload={
-                    **_payload_base(job),
-                    "error_code": code,
-                    "error": message[:500],
-                    "attempt": run.attempt,
-                    **details,
-                },
-            )
-    return won
+    return endings.fail_job(
+        run.job,
+        code,
+        message,
+        sources=frozenset({State.RUNNING}),
+        fence=run.lease_id,
+        details={"attempt": run.attempt, **details},
+    )
 
 
 def cancelled(run: Run) -> bool:
-    job = run.job
-    with transaction.atomic():
-        won = transition(
-            job,
-            State.CANCELLED,
-            sources=frozenset({State.RUNNING}),
-            fence=run.lease_id,
-            stage="cancelled",
-            lease_id=None,
-        )
-        if won:
-            events.emit(
-                events.JOB_CANCELLED,
-                subject=events.job_subject(job),
-                request_id=job.request_id,
-                actor_name=_actor(job),
-                payload={
-                    **_payload_base(job),
-                    "by": "requester",
-                    "while": "running",
-                    "attempt": run.attempt,
-                },
-            )
-    return won
+    """The requester cancelled the running job: end it under the run's lease."""
+    return endings.cancel_job(
+        run.job,
+        sources=frozenset({State.RUNNING}),
+        fence=run.lease_id,
+        while_="running",
+        details={"attempt": run.attempt},
+    )
 
 
 def release_for_retry(run: Run, message: str) -> bool:
@@ -358,11 +311,13 @@ def release_for_retry(run: Run, message: str) -> bool:
 
 
 class Heartbeat(threading.Thread):
-    """Refreshes the lease while a long step (a big encoder pass) runs without progress."""
+    """Refreshes the leases of a run (or of every run of a worker's batch) while a long
+    step (a big encoder pass) runs without progress."""
 
-    def __init__(self, run: Run, interval: float):
-        super().__init__(name=f"heartbeat-{run.job.pk}", daemon=True)
-        self.run_ = run
+    def __init__(self, runs: Run | list[Run], interval: float):
+        runs = [runs] if isinstance(runs, Run) else list(runs)
+        super().__init__(name=f"heartbeat-{runs[0].job.pk}", daemon=True)
+        self.runs = runs
         self.interval = interval
         self.stopped = threading.Event()
         self.lost = False
@@ -372,24 +327,27 @@ class Heartbeat(threading.Thread):
             while not self.stopped.wait(self.interval):
                 close_old_connections()
                 now = timezone.now()
-                n = EditJob.objects.filter(
-                    pk=self.run_.job.pk, lease_id=self.run_.lease_id, state=State.RUNNING
-                ).update(heartbeat_at=now)
-                if not n:
-                    self.lost = True
-                    return
+                for held in self.runs:
+                    n = EditJob.objects.filter(
+                        pk=held.job.pk, lease_id=held.lease_id, state=State.RUNNING
+                    ).update(heartbeat_at=now)
+                    if not n:
+                        self.lost = True
         except Exception:  # the next progress write will notice a real problem
-            logger.warning("heartbeat for job %s failed", self.run_.job.pk, exc_info=True)
+            logger.warning("heartbeat for job %s failed", self.runs[0].job.pk, exc_info=True)
         finally:
             connections.close_all()
 
     def stop(self) -> None:
         self.stopped.set()
-        self.join(timeout=5)
+        if self.is_alive():
+            self.join(timeout=5)
 
 
-def start_heartbeat(run: Run) -> Heartbeat:
-    beat = Heartbeat(run, interval=max(0.5, settings.JOB_LEASE_SECONDS / 4))
+def start_heartbeat(runs: Run | list[Run]) -> Heartbeat:
+    """One heartbeat thread for a run or for all the runs of a batch."""
+    beat = Heartbeat(runs, interval=max(0.5, settings.JOB_LEASE_SECONDS / 4))
     beat.start()
-    run.heartbeat = beat
+    for held in beat.runs:
+        held.heartbeat = beat
     return beat

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import logging
 
-from django.db import transaction
-
-from editplatform.jobs import events, execution
+from editplatform.jobs import endings, execution
 from editplatform.jobs.models import EditJob
-from editplatform.jobs.states import State, transition
+from editplatform.jobs.states import State
 
 logger = logging.getLogger(__name__)
 
@@ -43,31 +41,14 @@ def refuse(job_id, message: str) -> bool:
     if where is None:
         logger.info("job %s is %s; nothing to refuse for this delivery", job.pk, job.state)
         return False
-    with transaction.atomic():
-        if not transition(
-            job,
-            State.FAILED,
-            sources=frozenset({State(job.state)}),
-            where=where,
-            lease_id=None,
-            error_code=CODE,
-            error=message,
-            stage="failed",
-        ):
-            return False
-        events.emit(
-            events.JOB_FAILED,
-            subject=events.job_subject(job),
-            request_id=job.request_id,
-            actor_name=f"worker:{job.worker}" if job.worker else "worker",
-            payload={
-                "original_sha256": job.original_id,
-                "edits": job.edits,
-                "purpose": job.purpose,
-                "model_pin": job.model_pin,
-                "error_code": CODE,
-                "error": message,
-            },
-        )
+    if not endings.fail_job(
+        job,
+        CODE,
+        message,
+        sources=frozenset({State(job.state)}),
+        where=where,
+        details={"model_pin": job.model_pin},
+    ):
+        return False
     logger.error("job %s refused: %s", job.pk, message)
     return True

@@ -91,30 +91,17 @@ def run(
     is what its thresholds were calibrated on (refining would hide how far the photo is
     from the domain).
     """
-    from inversion.bundle_domain import default_domain, pipeline_crop
-    from inversion.pasteback import paste_back
-
     if quality not in ("fast", "refine"):
         raise ValueError(f"quality must be 'fast' or 'refine', got {quality!r}")
 
-    domain = getattr(inverter.bundle, "domain", None) or default_domain(inverter.output_size)
+    domain = bundle_domain(inverter)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     report("load", 5)
-    # Re-validated here too (defence in depth): stored originals are already clean RGB PNGs.
-    original = load_image_bytes(original_png, max_pixels=10**9, allowed_formats={"PNG"}).convert(
-        "RGB"
-    )
-    timings["load"] = time.perf_counter() - t0
-
-    t = time.perf_counter()
-    options = (
-        {"face_index": face_index} if domain.align == "ffhq" and face_index is not None else {}
-    )
-    transform, crop, aligned = pipeline_crop(original, domain, **options)
-    timings["align"] = time.perf_counter() - t
+    prepared = prepare(original_png, domain, face_index, timings)
     report("align", 8)
 
+    crop = prepared.crop
     t = time.perf_counter()
     inversion = inverter.invert(
         [crop],
@@ -142,6 +129,81 @@ def run(
     timings["edit"] = time.perf_counter() - t
     report("edit", 80)
 
+    result = finish(
+        inverter,
+        prepared,
+        domain,
+        inversion,
+        encoded,
+        edited,
+        quality=quality,
+        refine_steps=refine_steps,
+        timings=timings,
+        report=report,
+    )
+    result.timings["total"] = round(time.perf_counter() - t0, 4)
+    report("store", 90)
+    return result
+
+
+@dataclass
+class Prepared:
+    """A job's photo, loaded and aligned: what the model pass needs and paste-back uses."""
+
+    original: Image.Image
+    transform: object  # inversion.align.AlignmentTransform
+    crop: Image.Image  # the aligned crop in the bundle's colour mode (the model's input)
+    aligned: Image.Image  # the aligned crop before the colour mode (the gate's statistics)
+
+
+def bundle_domain(inverter):
+    """The bundle's declared domain (the default one for bundles from before domains)."""
+    from inversion.bundle_domain import default_domain
+
+    return getattr(inverter.bundle, "domain", None) or default_domain(inverter.output_size)
+
+
+def prepare(original_png: bytes, domain, face_index: int | None, timings: dict) -> Prepared:
+    """Load the stored original and align it (typed alignment errors: bad input)."""
+    from inversion.bundle_domain import pipeline_crop
+
+    t = time.perf_counter()
+    # Re-validated here too (defence in depth): stored originals are already clean RGB PNGs.
+    original = load_image_bytes(original_png, max_pixels=10**9, allowed_formats={"PNG"}).convert(
+        "RGB"
+    )
+    timings["load"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    options = (
+        {"face_index": face_index} if domain.align == "ffhq" and face_index is not None else {}
+    )
+    transform, crop, aligned = pipeline_crop(original, domain, **options)
+    timings["align"] = time.perf_counter() - t
+    return Prepared(original, transform, crop, aligned)
+
+
+def finish(
+    inverter,
+    prepared: Prepared,
+    domain,
+    inversion,
+    encoded,
+    edited,
+    *,
+    quality: str,
+    refine_steps: int,
+    timings: dict,
+    report: Report,
+) -> PipelineResult:
+    """Paste back, judge the domain and encode the outputs of one job.
+
+    ``inversion`` is the job's final latent (one sample), ``encoded`` the encoder's
+    (what the domain gate judges), ``edited`` its rendered edit (1, 3, H, W).
+    """
+    from inversion.pasteback import paste_back
+
+    original, transform, crop = prepared.original, prepared.transform, prepared.crop
     t = time.perf_counter()
     rec_img = inverter.to_pil(inversion.reconstruction)[0]
     edit_img = inverter.to_pil(edited)[0]
@@ -152,7 +214,7 @@ def run(
     report("paste back", 85)
 
     t = time.perf_counter()
-    domain_report = domain_check(inverter, encoded, crop, domain, aligned=aligned)
+    domain_report = domain_check(inverter, encoded, crop, domain, aligned=prepared.aligned)
     timings["domain"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -177,9 +239,7 @@ def run(
         domain=domain_report,
     )
     timings["encode"] = time.perf_counter() - t
-    timings["total"] = time.perf_counter() - t0
     result.timings = {k: round(v, 4) for k, v in timings.items()}
-    report("store", 90)
     return result
 
 

@@ -4,7 +4,7 @@ A test that kills a worker mid-job, or races two workers, needs each run to last
 while. Production code has no knob for that: a test starts its worker with
 ``-A tests.jobs.slow_worker`` (``start_worker(..., app=SLOW_APP)``) and
 ``TEST_PROGRESS_DELAY_MS``, and this module makes every progress report of that
-worker's pool process sleep that long after it was written.
+worker's pool process (one job's, or a batch's) sleep that long after it was written.
 """
 
 from __future__ import annotations
@@ -35,4 +35,12 @@ def _slow_progress(**_kwargs) -> None:
         time.sleep(delay_ms / 1000.0)
 
     execution.report_progress = report_then_wait
+    report_many = execution.report_progress_many
+
+    def report_many_then_wait(runs, stage: str, percent: int) -> dict:
+        stopped = report_many(runs, stage, percent)
+        time.sleep(delay_ms / 1000.0)
+        return stopped
+
+    execution.report_progress_many = report_many_then_wait
     logger.warning("test worker: each progress report waits %d ms", delay_ms)

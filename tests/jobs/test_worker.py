@@ -141,8 +141,11 @@ def test_broker_down_at_submit_the_job_is_kept_and_runs_when_it_is_back(
 @pytest.mark.redis
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_two_workers_drain_one_queue_and_no_job_runs_twice(start_worker, requester, bundle):
-    env = worker_env_with(TEST_PROGRESS_DELAY_MS=50)
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_two_workers_drain_one_queue_and_no_job_runs_twice(
+    start_worker, requester, bundle, batch_size
+):
+    env = worker_env_with(TEST_PROGRESS_DELAY_MS=50, JOB_BATCH_SIZE=batch_size)
     with gpu_queue_to_ourselves():
         workers = [
             start_worker(name, queues="gpu", env=env, app=SLOW_APP) for name in ("left", "right")
