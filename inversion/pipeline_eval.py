@@ -442,7 +442,8 @@ def section_lines(result: dict[str, Any], command: str) -> list[str]:
     lines += [
         "",
         f"Domain gate (fitted on {g['fit']}, thresholds calibrated on "
-        f"{g['calibration']} at the 99% quantile: OOD score <= "
+        f"{g['calibration']} at the {g['thresholds'].get('quantile', 0.99):g} quantile: "
+        f"OOD score <= "
         f"{g['thresholds']['ood_max']:.1f}, PSNR >= "
         f"{(g['thresholds'].get('psnr_min') or 0):.2f} dB, SSIM >= "
         f"{(g['thresholds'].get('ssim_min') or 0):.3f}):",
