@@ -37,7 +37,13 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["in_domain_canvases", "out_of_domain_set", "evaluate_gates", "main"]
+__all__ = [
+    "in_domain_canvases",
+    "out_of_domain_set",
+    "evaluate_gates",
+    "evaluate_shipped",
+    "main",
+]
 
 
 def in_domain_canvases(n: int, split: str, seed: int, offset: int = 0, kind: str = "mixed"):
@@ -347,6 +353,117 @@ def evaluate_gates(
     }
 
 
+def evaluate_shipped(
+    bundle: str | Path,
+    held_out: int = 400,
+    seed: int = 0,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Measure the gate the bundle *ships* (``domain_gate.safetensors``), calibrating
+    nothing: the same held-out catalogue photos and out-of-domain set as
+    :func:`evaluate_gates`, with the one-statistic baselines on the shipped thresholds.
+
+    Why: :func:`evaluate_gates` re-fits a gate from the validation split, which measures
+    the calibration *recipe* on the current encoder, not the file a worker loads. After
+    the encoder changes, the figures quoted for the shipped gate must come from that
+    file. Also reports how many held-out photos each test flags (``reasons``) and the
+    held-out quantiles of each statistic, so a miss says which threshold to re-calibrate.
+    """
+    from inversion.domain import crop_statistics, fidelity
+    from inversion.inverter import Inverter
+
+    t0 = time.time()
+    inv = Inverter.from_path(bundle, "cpu", batch_size=128)
+    gate, domain = inv.bundle.domain_gate, inv.bundle.domain
+    if gate is None or not domain.declared:
+        raise ValueError(f"{bundle} ships no domain gate to measure")
+    th = gate.thresholds
+    log(f"shipped gate: {th.to_dict()}")
+    half = held_out // 2
+    held = {
+        "canvas": _Encoded(inv, domain, in_domain_canvases(half, "test", seed + 2, kind="canvas")),
+        "photo": _Encoded(
+            inv,
+            domain,
+            in_domain_canvases(held_out - half, "test", seed + 3, offset=half, kind="photo"),
+        ),
+    }
+    log(f"held-out catalogue photos encoded ({time.time() - t0:.0f} s)")
+    ood = {kind: _Encoded(inv, domain, photos) for kind, photos in out_of_domain_set(seed).items()}
+    n_ood = sum(e.n for e in ood.values())
+    log(f"out-of-domain photos encoded ({time.time() - t0:.0f} s)")
+
+    def reports(e: _Encoded, crop_statistics_on: bool = True) -> list[Any]:
+        if e.wplus is None:
+            return []
+        crops = e.aligned if crop_statistics_on else None
+        return gate.assess(e.wplus, e.reconstruction, e.target, crops)
+
+    def only(*tests: str) -> Flagger:
+        return lambda e: [any(t in r.reasons for t in tests) for r in reports(e)]
+
+    gates: dict[str, Flagger] = {
+        "pass everything (alignment alone)": lambda e: (
+            [False] * (0 if e.wplus is None else e.wplus.shape[0])
+        ),
+        "PSNR only": only("psnr"),
+        "latent score only": only("ood"),
+        "latent + PSNR + SSIM": only("ood", "psnr", "ssim"),
+        "the shipped gate (latent + PSNR + SSIM + colour + background)": lambda e: [
+            not r.in_domain for r in reports(e)
+        ],
+    }
+    rows = {}
+    for name, flagger in gates.items():
+        in_counts = {kind: _rate(e, flagger(e))[1] for kind, e in held.items()}
+        per_kind = {kind: _rate(e, flagger(e))[1] for kind, e in ood.items()}
+        rows[name] = {
+            "in_domain_flagged": round(sum(in_counts.values()) / held_out, 4),
+            "in_domain_by_kind": in_counts,
+            "out_of_domain_caught": round(sum(per_kind.values()) / n_ood, 4),
+            "by_kind": per_kind,
+        }
+    reasons: dict[str, int] = {}
+    stats: dict[str, list[float]] = {"ood": [], "psnr": [], "ssim": [], "chroma": [], "border": []}
+    for e in held.values():
+        for r in reports(e):
+            for t in r.reasons:
+                reasons[t] = reasons.get(t, 0) + 1
+        if e.wplus is not None:
+            fid = fidelity(e.reconstruction, e.target)
+            cs = crop_statistics(e.aligned)
+            stats["ood"] += gate.model.score(e.wplus).tolist()
+            stats["psnr"] += fid["psnr"].tolist()
+            stats["ssim"] += fid["ssim"].tolist()
+            stats["chroma"] += cs["chroma"].tolist()
+            stats["border"] += cs["border"].tolist()
+    # the held-out quantile each threshold would need for the flags to stay near 1 % each
+    quantiles = {
+        k: {
+            q: round(float(np.quantile(v, q)), 4)
+            for q in ((0.005, 0.01, 0.5) if k in ("psnr", "ssim") else (0.5, 0.99, 0.995))
+        }
+        for k, v in stats.items()
+        if v
+    }
+    return {
+        "bundle": {"path": str(bundle), "version": inv.version},
+        "domain": domain.manifest_dict(),
+        "thresholds": th.to_dict(),
+        "calibration": th.calibration,
+        "held_out": f"fashion-mnist:test[0:{half}] as 512x512 canvases (seed {seed + 2}), "
+        f"test[{half}:{held_out}] as photos of random size (seed {seed + 3})",
+        "held_out_stopped_at_alignment": sum(sum(e.stopped) for e in held.values()),
+        "held_out_flag_reasons": reasons,
+        "held_out_statistics": quantiles,
+        "out_of_domain": {
+            kind: {"n": e.n, "stopped_at_alignment": sum(e.stopped)} for kind, e in ood.items()
+        },
+        "gates": rows,
+        "wall_s": round(time.time() - t0, 1),
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Calibrate a bundle's gate on catalogue canvases and measure it against baselines."""
     p = argparse.ArgumentParser(prog="python -m inversion.domain_eval", description=main.__doc__)
@@ -369,9 +486,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="write the calibrated gate here (safetensors), for "
         "`python -m inversion bundle domain --gate-from`",
     )
+    p.add_argument(
+        "--shipped",
+        action="store_true",
+        help="measure the bundle's shipped gate as it is (no fit, no calibration; "
+        "--fit/--calib/--quantile/--save are ignored)",
+    )
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.shipped:
+        result = evaluate_shipped(
+            args.bundle, args.held_out, args.seed, log=lambda m: print(m, file=sys.stderr)
+        )
+        text = json.dumps(result, indent=1)
+        print(text)
+        if args.json:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(text + "\n")
+        return 0
     result = evaluate_gates(
         args.bundle,
         args.fit,
