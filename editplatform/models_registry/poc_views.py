@@ -27,7 +27,7 @@ REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; sand
 
 def _require_admin(user) -> None:
     if not has_role(user, ADMIN):
-        raise PermissionDenied("proofs of concept are for admins")
+        raise PermissionDenied("proofs of concept are for admins.")
 
 
 def _run(run_id) -> PocRun:
