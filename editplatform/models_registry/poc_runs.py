@@ -200,12 +200,12 @@ def execute(run_id) -> str:
         return "finished already"
     try:
         reports = _measure(run)
+        _stage(run_id, "storing the report", 95)
+        stored = {kind: artifacts.store(data, REPORT_KINDS[kind]) for kind, data in reports.items()}
     except Exception as exc:  # any failure ends the run with its reason, never "running"
         logger.exception("proof-of-concept run %s failed", run_id)
         _fail(run_id, f"{type(exc).__name__}: {exc}")
         return State.FAILED
-    _stage(run_id, "storing the report", 95)
-    stored = {kind: artifacts.store(data, REPORT_KINDS[kind]) for kind, data in reports.items()}
     result = json.loads(reports["json"])
     with transaction.atomic():
         run = PocRun.objects.select_for_update().select_related("model_version").get(pk=run_id)

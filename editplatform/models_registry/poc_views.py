@@ -46,7 +46,11 @@ def _run(run_id) -> PocRun:
 @login_required
 def poc_list(request):
     _require_admin(request.user)
-    form = PocForm(request.POST or None, request.FILES or None)
+    form = PocForm(
+        request.POST or None,
+        request.FILES or None,
+        initial={"version": request.GET.get("version", "")[:64]},
+    )
     status = 200
     if request.method == "POST" and form.is_valid():
         try:

@@ -249,3 +249,15 @@ def test_a_report_that_is_not_ready_is_404(registry_people, demo_version):
     assert client.get(f"/models/poc/{run.pk}/report").status_code == 404
     page = client.get(f"/models/poc/{run.pk}/")
     assert page.status_code == 200 and b'id="poc-open-report"' not in page.content
+
+
+@pytest.mark.django_db
+def test_the_model_card_links_admins_to_a_run_with_the_version_chosen(
+    registry_people, demo_version
+):
+    card = f"/models/{demo_version.version}/"
+    admin = portal(registry_people["admin1"])
+    assert b'id="model-poc"' in admin.get(card).content
+    form = admin.get(f"/models/poc/?version={demo_version.version}").content.decode()
+    assert f'<option value="{demo_version.version}" selected>' in form
+    assert b'id="model-poc"' not in portal(registry_people["req"]).get(card).content
