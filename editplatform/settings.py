@@ -229,6 +229,10 @@ MODEL_BUNDLE = Path(
 # The model registry's verified copies of registered bundles (docs/models.md).
 MODEL_REGISTRY_DIR = Path(env.get_str("MODEL_REGISTRY_DIR", str(VAR_DIR / "models"))).resolve()
 MODEL_UPLOAD_MAX_BYTES = env.get_int("MODEL_UPLOAD_MAX_BYTES", 2 * 1024 * 1024 * 1024, minimum=1024)
+# Proof-of-concept runs from the portal (docs/models.md): the uploaded zip of photos.
+POC_UPLOAD_MAX_BYTES = env.get_int("POC_UPLOAD_MAX_BYTES", 200 * 1024 * 1024, minimum=1024)
+POC_MAX_UNCOMPRESSED_BYTES = env.get_int("POC_MAX_UNCOMPRESSED_BYTES", 1024**3, minimum=1024)
+POC_MAX_IMAGES = env.get_int("POC_MAX_IMAGES", 200, minimum=1)
 
 # --- edit jobs (editplatform.jobs; docs/jobs.md) ---------------------------------
 UPLOAD_MAX_BYTES = env.get_int("UPLOAD_MAX_BYTES", 20 * 1024 * 1024, minimum=1024)

@@ -11,6 +11,7 @@ from audit.actions import register
 from audit.subjects import register_prefix
 
 register_prefix("model:")
+register_prefix("poc:")
 
 
 def _summary(verb: str):
@@ -54,4 +55,36 @@ MODEL_BOOTSTRAPPED = register(
     "model.bootstrapped",
     "first start: the configured bundle was registered and activated without four-eyes",
     _summary("bootstrapped"),
+)
+
+
+def _poc_summary(verb: str):
+    def render(entry: dict) -> str:
+        payload = entry.get("payload") if isinstance(entry.get("payload"), dict) else {}
+        version = str(entry.get("subject", "")).removeprefix("model:")[:12]
+        text = (
+            f"{entry.get('actor') or 'system'} {verb} a proof of concept of {version} on "
+            f"{payload.get('photos', '?')} photos"
+        )
+        if payload.get("outcome"):
+            text += f": {payload['outcome']}"
+        return text
+
+    return render
+
+
+MODEL_POC_STARTED = register(
+    "model.poc_started",
+    "an admin started a proof-of-concept report of a model version on uploaded photos",
+    _poc_summary("started"),
+)
+MODEL_POC_FINISHED = register(
+    "model.poc_finished",
+    "a proof-of-concept run ended (succeeded with its report's hashes, or failed)",
+    _poc_summary("finished"),
+)
+MODEL_POC_REPORT_READ = register(
+    "model.poc_report_read",
+    "an admin opened or downloaded a proof-of-concept report",
+    _poc_summary("read the report of"),
 )

@@ -10,6 +10,8 @@ constraint keeps at most one active version per purpose (the worker queue it ser
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -79,3 +81,66 @@ class ModelVersion(models.Model):
     @property
     def subject(self) -> str:
         return f"model:{self.version}"
+
+
+class PocRun(models.Model):
+    """One proof-of-concept report (``inversion.poc``) over an admin's uploaded photos.
+
+    The photos are stored as one artifact (a zip of validated, normalised PNGs, sealed
+    like every artifact); the worker writes ``report.json`` and ``report.html`` as two
+    more. ``stage`` and ``progress`` are what the run's page shows while it works.
+    """
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="+")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.QUEUED)
+    stage = models.CharField(max_length=100, blank=True)
+    progress = models.PositiveSmallIntegerField(default=0)
+    gpu_hour_price = models.DecimalField(max_digits=10, decimal_places=4)
+    photo_count = models.PositiveIntegerField()
+    photos = models.ForeignKey(
+        "jobs.Artifact", on_delete=models.PROTECT, related_name="+", help_text="zip of the photos"
+    )
+    report_json = models.ForeignKey(
+        "jobs.Artifact", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    report_html = models.ForeignKey(
+        "jobs.Artifact", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    summary = models.JSONField(default=dict, blank=True, help_text="headline figures")
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(state__in=["queued", "running", "succeeded", "failed"]),
+                name="models_registry_poc_state_known",
+            ),
+            models.CheckConstraint(
+                condition=Q(progress__lte=100), name="models_registry_poc_progress_le_100"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"PoC {self.pk} ({self.state})"
+
+    @property
+    def subject(self) -> str:
+        return f"poc:{self.pk}"
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (self.State.SUCCEEDED, self.State.FAILED)

@@ -81,6 +81,7 @@ def card(request, version):
             "can_retire": is_admin
             and row.state in (ModelVersion.State.REGISTERED, ModelVersion.State.APPROVED),
             "can_see_history": user.has_perm("audit.view_auditevent"),
+            "is_admin": is_admin,
         },
     )
 

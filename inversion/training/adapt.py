@@ -329,22 +329,14 @@ class AdaptTrainer(EncoderTrainer):
                 if isinstance(sub, torch.nn.modules.batchnorm._BatchNorm):
                     sub.eval()
 
-    def train_step(self, real: Tensor) -> dict[str, float]:
-        self._train_mode()
-        losses = self.losses(real.to(self.info.device))
-        self.optim.zero_grad(set_to_none=True)
-        losses["total"].backward()
+    def _reduce_extra_grads(self) -> None:
+        """The generator is not DDP-wrapped: average its gradients across ranks (the
+        rest of the step is :meth:`EncoderTrainer.optimiser_step`)."""
         if self.g_params and self.info.distributed:
-            for p in self.g_params:  # the generator is not DDP-wrapped: average its grads
+            for p in self.g_params:
                 if p.grad is not None:
                     dist.all_reduce(p.grad)
                     p.grad /= self.info.world_size
-        params = [p for grp in self.optim.param_groups for p in grp["params"]]
-        torch.nn.utils.clip_grad_norm_(params, 5.0)
-        self.optim.step()
-        self.sched.step()
-        self.step += 1
-        return {k: float(v.detach()) for k, v in losses.items()}
 
     def train(self, progress: bool = True) -> dict[str, float]:
         from inversion.training.data import batch_from

@@ -438,18 +438,32 @@ class EncoderTrainer(Resumable):
         return out
 
     def train_step(self, real: Tensor) -> dict[str, float]:
+        self._train_mode()
+        losses = self.losses(real.to(self.info.device))
+        self.optimiser_step(losses["total"])
+        return {k: float(v.detach()) for k, v in losses.items()}
+
+    def _train_mode(self) -> None:
         self.encoder.train()
         if self.fuser is not None:
             self.fuser.train()
-        losses = self.losses(real.to(self.info.device))
+
+    def optimiser_step(self, total: Tensor) -> None:
+        """One update of every parameter group: backward, :meth:`_reduce_extra_grads`,
+        clip the global norm at 5, step the optimiser and the schedule, count the step.
+        Shared with subclasses (``train adapt``) so both train with the same rule."""
         self.optim.zero_grad(set_to_none=True)
-        losses["total"].backward()
+        total.backward()
+        self._reduce_extra_grads()
         params = [p for grp in self.optim.param_groups for p in grp["params"]]
         torch.nn.utils.clip_grad_norm_(params, 5.0)
         self.optim.step()
         self.sched.step()
         self.step += 1
-        return {k: float(v.detach()) for k, v in losses.items()}
+
+    def _reduce_extra_grads(self) -> None:
+        """Hook: average gradients of parameters outside the DDP-wrapped modules (none
+        here: the encoder and the Fuser are wrapped)."""
 
     def train(self, progress: bool = True) -> dict[str, float]:
         c = self.cfg

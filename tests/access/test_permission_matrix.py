@@ -195,6 +195,16 @@ MATRIX: dict[tuple[str, str, str], dict[str, int]] = {
     ("POST", "models/<str:version>/approve", "model"): people(403, **PORTAL),
     ("POST", "models/<str:version>/activate", "model"): only({"admin": 302}, others=403, **PORTAL),
     ("POST", "models/<str:version>/retire", "model"): only({"admin": 302}, others=403, **PORTAL),
+    # proofs of concept (issue 16): admins only; "poc" = a finished run another admin
+    # started (its report stored); an empty form is a 400 naming the missing fields.
+    ("GET", "models/poc/", "-"): only({"admin": 200}, others=403, **PORTAL),
+    ("POST", "models/poc/", "-"): only({"admin": 400}, others=403, **PORTAL),
+    ("GET", "models/poc/<uuid:run_id>/", "poc"): only({"admin": 200}, others=403, **PORTAL),
+    ("GET", "models/poc/<uuid:run_id>/status", "poc"): only({"admin": 200}, others=403, **PORTAL),
+    ("GET", "models/poc/<uuid:run_id>/report", "poc"): only({"admin": 200}, others=403, **PORTAL),
+    ("GET", "models/poc/<uuid:run_id>/report.json", "poc"): only(
+        {"admin": 200}, others=403, **PORTAL
+    ),
     ("GET", "provenance/public-check", "-"): every(404),
     # --- retention (issue 17): reviewers read and act (acting redirects with a message:
     # an empty form is refused in the message, never a 200); unknown holds/requests 404.
@@ -365,7 +375,7 @@ class World:
     def job(self, obj: str, role: str, *, fresh: bool = False) -> EditJob | None:
         """Finished jobs are shared between rows (no row can change them: cancelling a
         finished job is refused); a row that decides on a pending job gets a fresh one."""
-        if obj in ("-", "model"):  # the model version is named by _model_version()
+        if obj in ("-", "model", "poc"):  # named by _model_version() / _poc_run_id()
             return None
         key = (obj, role if obj in ("own", "held", "decided") else "")
         if not fresh and key in self._cache:
@@ -398,6 +408,8 @@ def _url(route: str, job: EditJob | None, obj: str = "-") -> str:
             return job.original_id
         if name == "version":
             return _model_version()
+        if name == "run_id":
+            return _poc_run_id()
         if name == "pk":  # retention holds and erasure requests: one that does not exist
             return "999999"
         if name == "seq":
@@ -426,6 +438,25 @@ def _model_version() -> str:
         Path(django_settings.MODEL_BUNDLE)
     )
     return active.version
+
+
+def _poc_run_id() -> str:
+    """A finished proof-of-concept run of the active model, started by another admin
+    (the task's body run in this process, as the job fixtures run theirs)."""
+    from editplatform.models_registry import poc_runs
+    from editplatform.models_registry.models import ModelVersion, PocRun
+    from tests.models_registry.poc_helpers import photo_zip
+
+    run = PocRun.objects.filter(state=PocRun.State.SUCCEEDED).first()
+    if run is None:
+        run = poc_runs.start(
+            user=_user("m-admin-poc", "admin"),
+            version=ModelVersion.objects.get(version=_model_version()),
+            gpu_hour_price=1,
+            upload=photo_zip(2),
+        )
+        assert poc_runs.execute(run.pk) == PocRun.State.SUCCEEDED
+    return str(run.pk)
 
 
 def _consistency_query() -> str:

@@ -56,45 +56,41 @@ def parent_and_photos(tmp_path_factory) -> tuple[Path, Path]:
     return root / "parent", root / "photos"
 
 
+@pytest.fixture
+def adapt(parent_and_photos):
+    """``adapt(*args, photos=DIR, tiny=True)``: run ``python -m inversion train adapt`` on
+    the parent bundle (and its photos unless others are given) with the small settings."""
+    parent_dir, default_photos = parent_and_photos
+
+    def run(*args: str | Path, photos: Path | None = None, tiny: bool = True) -> int:
+        argv = ["train", "adapt", "--bundle", str(parent_dir)]
+        argv += ["--photos", str(photos or default_photos), *(TINY if tiny else [])]
+        return main([*argv, *(str(a) for a in args)])
+
+    return run
+
+
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_adapt_writes_a_traceable_bundle_and_resumes_exactly(parent_and_photos, tmp_path, capsys):
+def _first_photos(photos: Path, out: Path, n: int) -> Path:
+    out.mkdir()
+    for p in sorted(photos.glob("*.png"))[:n]:
+        (out / p.name).write_bytes(p.read_bytes())
+    return out
+
+
+def test_adapt_writes_a_traceable_bundle_and_resumes_exactly(
+    parent_and_photos, adapt, tmp_path, capsys
+):
     parent_dir, photos = parent_and_photos
     parent = load_bundle(parent_dir)
 
     # interrupted after 1 step, then resumed to 2 ...
-    common = ["train", "adapt", "--bundle", str(parent_dir), "--photos", str(photos), *TINY]
-    assert (
-        main(
-            [
-                *common,
-                "--steps",
-                "1",
-                "--out",
-                str(tmp_path / "half"),
-                "--run-dir",
-                str(tmp_path / "run"),
-            ]
-        )
-        == 0
-    )
-    assert (
-        main(
-            [
-                *common,
-                "--steps",
-                "2",
-                "--out",
-                str(tmp_path / "resumed"),
-                "--run-dir",
-                str(tmp_path / "run"),
-                "--resume",
-            ]
-        )
-        == 0
-    )
+    run_dir = ["--run-dir", tmp_path / "run"]
+    assert adapt("--steps", "1", "--out", tmp_path / "half", *run_dir) == 0
+    assert adapt("--steps", "2", "--out", tmp_path / "resumed", *run_dir, "--resume") == 0
     assert "resumed from step 1" in capsys.readouterr().out
     straight = tmp_path / "resumed"
     for name in ("encoder.safetensors", "fuser.safetensors"):
@@ -155,72 +151,26 @@ def test_adapt_writes_a_traceable_bundle_and_resumes_exactly(parent_and_photos, 
     assert again["domain_gate"]["pass_rate"] == fig["after"]["gate_pass_rate"]
 
     # a new bundle never overwrites; a checkpoint of other photos is refused
-    assert main([*common, "--steps", "2", "--out", str(straight)]) == 1
+    assert adapt("--steps", "2", "--out", straight) == 1
     assert "already exists" in capsys.readouterr().err
-    other = tmp_path / "other_photos"
-    other.mkdir()
-    for p in sorted(photos.glob("*.png"))[:8]:
-        (other / p.name).write_bytes(p.read_bytes())
-    assert (
-        main(
-            [
-                "train",
-                "adapt",
-                "--bundle",
-                str(parent_dir),
-                "--photos",
-                str(other),
-                *TINY,
-                "--steps",
-                "2",
-                "--out",
-                str(tmp_path / "x"),
-                "--run-dir",
-                str(tmp_path / "run"),
-                "--resume",
-            ]
-        )
-        == 1
-    )
+    other = _first_photos(photos, tmp_path / "other_photos", 8)
+    out = ["--out", tmp_path / "x"]
+    assert adapt("--steps", "2", *out, *run_dir, "--resume", photos=other) == 1
     assert "another data_sha256" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
 
 
-def test_forgetting_guard_refuses_and_generator_tuning(parent_and_photos, tmp_path, capsys):
-    parent_dir, photos = parent_and_photos
-    common = [
-        "train",
-        "adapt",
-        "--bundle",
-        str(parent_dir),
-        "--photos",
-        str(photos),
-        *TINY,
-        "--tune-generator",
-    ]
+def test_forgetting_guard_refuses_and_generator_tuning(parent_and_photos, adapt, tmp_path, capsys):
+    parent_dir, _photos = parent_and_photos
     # a reckless generator learning rate with no forgetting allowed: refused, nothing written
-    assert (
-        main(
-            [
-                *common,
-                "--steps",
-                "1",
-                "--g-lr",
-                "0.05",
-                "--max-forgetting-db",
-                "0",
-                "--out",
-                str(tmp_path / "reckless"),
-            ]
-        )
-        == 1
-    )
+    reckless = ["--g-lr", "0.05", "--max-forgetting-db", "0", "--out", tmp_path / "reckless"]
+    assert adapt("--tune-generator", "--steps", "1", *reckless) == 1
     err = capsys.readouterr().err
     assert "forgetting guard" in err and "nothing written" in err
     assert not (tmp_path / "reckless").exists()
 
     # a permitted generator fine-tune: the generator changes, the guard's figures recorded
-    assert main([*common, "--steps", "1", "--out", str(tmp_path / "tuned")]) == 0
+    assert adapt("--tune-generator", "--steps", "1", "--out", tmp_path / "tuned") == 0
     tuned = tmp_path / "tuned"
     assert _sha(tuned / "generator.safetensors") != _sha(parent_dir / "generator.safetensors")
     prov = load_bundle(tuned).provenance["adaptation"]
@@ -238,44 +188,11 @@ def test_forgetting_guard_refuses_and_generator_tuning(parent_and_photos, tmp_pa
     assert json.loads((tuned.parent / "tuned.run" / "summary.json").read_text())["after"]
 
 
-def test_adapt_bad_inputs(parent_and_photos, tmp_path, capsys):
-    parent_dir, photos = parent_and_photos
-    few = tmp_path / "few"
-    few.mkdir()
-    for p in sorted(photos.glob("*.png"))[:2]:
-        (few / p.name).write_bytes(p.read_bytes())
-    assert (
-        main(
-            [
-                "train",
-                "adapt",
-                "--bundle",
-                str(parent_dir),
-                "--photos",
-                str(few),
-                "--out",
-                str(tmp_path / "o"),
-            ]
-        )
-        == 1
-    )
+def test_adapt_bad_inputs(parent_and_photos, adapt, tmp_path, capsys):
+    _parent_dir, photos = parent_and_photos
+    few = _first_photos(photos, tmp_path / "few", 2)
+    assert adapt("--out", tmp_path / "o", photos=few, tiny=False) == 1
     assert "at least 3" in capsys.readouterr().err
-    assert (
-        main(
-            [
-                "train",
-                "adapt",
-                "--bundle",
-                str(parent_dir),
-                "--photos",
-                str(photos),
-                "--holdout",
-                "0.7",
-                "--out",
-                str(tmp_path / "o"),
-            ]
-        )
-        == 1
-    )
+    assert adapt("--holdout", "0.7", "--out", tmp_path / "o", tiny=False) == 1
     assert "--holdout" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
