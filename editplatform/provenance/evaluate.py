@@ -62,6 +62,7 @@ def run(
     sources=None,
     workers: int = 1,
     max_seconds: float | None = None,
+    unrelated_start: int = 0,
 ) -> Figures:
     """`source`: "pipeline" (job pipeline results, corpus.pipeline_outputs) or "portrait"
     (crops of the shipped portrait, corpus.outputs: the first measurement's set).
@@ -148,6 +149,7 @@ def run(
             max_seconds=max_seconds,
             threshold=threshold,
             seed=seed,
+            start=unrelated_start,
             progress=progress,
         )
         figures.false_matches = report["false_matches"]

@@ -114,9 +114,11 @@ def run(
     threshold: int = 31,
     seed: int = watermark.DEFAULT_SEED,
     corpus_seed: int = 2,
+    start: int = 0,
     progress=None,
 ) -> dict:
-    """Check unrelated images 0..n-1 (fewer if `max_seconds` runs out: a prefix, in order)."""
+    """Check unrelated images start..n-1 (fewer if `max_seconds` runs out: a prefix, in
+    order; `start` continues an earlier run that stopped there)."""
     state = {
         "keys": set(keys),
         "stored": stored,
@@ -129,20 +131,20 @@ def run(
     cpu0 = time.process_time()
     if workers <= 1:
         _init(state)
-        for i in range(n):
+        for i in range(start, n):
             rows.append(check_one(i))
             if _report_and_stop(rows, started, max_seconds, progress):
                 break
     else:
         ctx = multiprocessing.get_context("fork")
         with ctx.Pool(workers, initializer=_init, initargs=(state,)) as pool:
-            for row in pool.imap(check_one, range(n), chunksize=4):
+            for row in pool.imap(check_one, range(start, n), chunksize=4):
                 rows.append(row)
                 if _report_and_stop(rows, started, max_seconds, progress):
                     pool.terminate()
                     break
     wall = time.perf_counter() - started
-    return summarise(rows, n, threshold, wall, workers, time.process_time() - cpu0)
+    return summarise(rows, n - start, threshold, wall, workers, time.process_time() - cpu0)
 
 
 def _report_and_stop(rows, started, max_seconds, progress) -> bool:

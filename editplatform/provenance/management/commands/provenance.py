@@ -70,6 +70,9 @@ class Command(BaseCommand):
         robust.add_argument(
             "--max-seconds", type=float, default=None, help="stop the unrelated checks after"
         )
+        robust.add_argument(
+            "--unrelated-start", type=int, default=0, help="continue a stopped run at this index"
+        )
         robust.add_argument("--json", default=None, help="also write the figures to this file")
         signb = sub.add_parser("sign-bench")
         signb.add_argument("--count", type=int, default=20)
@@ -179,6 +182,7 @@ class Command(BaseCommand):
             unrelated_set=options["unrelated_set"],
             workers=options["workers"],
             max_seconds=options["max_seconds"],
+            unrelated_start=options["unrelated_start"],
         )
         text = json.dumps(figures.__dict__, indent=1, default=str)
         if options["json"]:
