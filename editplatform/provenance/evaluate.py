@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from editplatform.provenance import attacks, corpus, fingerprint, watermark
+from editplatform.provenance import attacks, corpus, false_match, fingerprint, watermark
 
 
 @dataclass
@@ -35,6 +35,7 @@ class Figures:
     wrong: dict = field(default_factory=dict)  # attack -> traced to a wrong output
     false_matches: int = 0
     seconds: dict = field(default_factory=dict)
+    unrelated_report: dict = field(default_factory=dict)  # false_match.run's figures
 
 
 def _matches(prints, stored, threshold: int) -> set[int]:
@@ -56,9 +57,19 @@ def run(
     source: str = "pipeline",
     cache_dir=None,
     progress=None,
+    with_attacks: bool = True,
+    unrelated_set: str = "varied",
+    sources=None,
+    workers: int = 1,
+    max_seconds: float | None = None,
+    unrelated_start: int = 0,
 ) -> Figures:
     """`source`: "pipeline" (job pipeline results, corpus.pipeline_outputs) or "portrait"
-    (crops of the shipped portrait, corpus.outputs: the first measurement's set)."""
+    (crops of the shipped portrait, corpus.outputs: the first measurement's set).
+
+    `unrelated_set`: "varied" (`unrelated.image`, checked by `false_match.run` in
+    `workers` processes, stopping after `max_seconds` with the count it reached) or
+    "basic" (`corpus.unrelated`, the first passes' set, one process)."""
     figures = Figures(outputs=n_outputs, unrelated=n_unrelated, source=source)
     if source == "pipeline":
         originals = corpus.pipeline_outputs(n_outputs, progress=progress, cache_dir=cache_dir)
@@ -81,7 +92,7 @@ def run(
     figures.seconds["embed+fingerprint per output"] = (time.perf_counter() - t0) / max(n_outputs, 1)
     figures.psnr_db = float(np.mean(psnrs)) if psnrs else 0.0
     t0 = time.perf_counter()
-    for name, attack in attacks.ATTACKS.items():
+    for name, attack in attacks.ATTACKS.items() if with_attacks else ():
         found = by_wm = by_fp = wrong = 0
         acc, acc_search = [], []
         for i, (key, out) in enumerate(marked):
@@ -114,16 +125,34 @@ def run(
                 f" wrong {wrong}) bit accuracy {figures.bit_accuracy[name]:.3f} without search,"
                 f" {figures.bit_accuracy_search[name]:.3f} searched"
             )
-    per = max(n_outputs * len(attacks.ATTACKS), 1)
-    figures.seconds["check per image"] = (time.perf_counter() - t0) / per
-    t0 = time.perf_counter()
-    for j, image in enumerate(corpus.unrelated(n_unrelated)):
-        detection = watermark.detect(image, seed=seed)
-        if detection.key in keys or _matches(fingerprint.compute(image), stored, threshold):
-            figures.false_matches += 1
-        if progress and j and j % 1000 == 0:
-            progress(f"unrelated {j}: false matches {figures.false_matches}")
-    figures.seconds["check per unrelated image (full search)"] = (time.perf_counter() - t0) / max(
-        n_unrelated, 1
-    )
+    if marked and with_attacks:
+        per = max(n_outputs * len(attacks.ATTACKS), 1)
+        figures.seconds["check per image"] = (time.perf_counter() - t0) / per
+    if n_unrelated and unrelated_set == "basic":
+        t0 = time.perf_counter()
+        for j, image in enumerate(corpus.unrelated(n_unrelated)):
+            detection = watermark.detect(image, seed=seed)
+            if detection.key in keys or _matches(fingerprint.compute(image), stored, threshold):
+                figures.false_matches += 1
+            if progress and j and j % 1000 == 0:
+                progress(f"unrelated {j}: false matches {figures.false_matches}")
+        figures.seconds["check per unrelated image (full search)"] = (
+            time.perf_counter() - t0
+        ) / max(n_unrelated, 1)
+    elif n_unrelated:
+        report = false_match.run(
+            keys,
+            stored,
+            n_unrelated,
+            sources or false_match.default_sources(cache_dir, progress=progress),
+            workers=workers,
+            max_seconds=max_seconds,
+            threshold=threshold,
+            seed=seed,
+            start=unrelated_start,
+            progress=progress,
+        )
+        figures.false_matches = report["false_matches"]
+        figures.unrelated = report["checked"]
+        figures.unrelated_report = report
     return figures

@@ -237,8 +237,17 @@ def correlations(grid: np.ndarray, valid: np.ndarray, seed: int = DEFAULT_SEED) 
     return np.tensordot(_hp_patterns(seed), hp, axes=([1, 2], [0, 1]))
 
 
-def detect(image: Image.Image, *, seed: int = DEFAULT_SEED, search: bool = True) -> Detection:
-    """Try the identity first, then small rotations and central crops; first RS-valid word wins."""
+def detect(
+    image: Image.Image,
+    *,
+    seed: int = DEFAULT_SEED,
+    search: bool = True,
+    crop_max_corrected: int = CROP_MAX_CORRECTED,
+) -> Detection:
+    """Try the identity first, then small rotations and central crops; first RS-valid word wins.
+
+    `crop_max_corrected` is passed to `crop_search` (the evaluation reads its noise rate
+    at 2 to compare with the rule's 1; the platform always uses the default)."""
     luma = _luma(image)
     candidates = [(a, s) for s in SCALES for a in ANGLES] if search else [(0.0, 1.0)]
     first = None
@@ -253,7 +262,7 @@ def detect(image: Image.Image, *, seed: int = DEFAULT_SEED, search: bool = True)
         if key is not None:
             return Detection(key, bits, angle, scale, margin)
     if search:
-        found = crop_search(luma, seed=seed)
+        found = crop_search(luma, seed=seed, max_corrected=crop_max_corrected)
         if found is not None:
             return found
     return first
@@ -358,7 +367,11 @@ def _exact(detection: Detection) -> bool:
 
 
 def crop_search(
-    luma: Image.Image, *, seed: int = DEFAULT_SEED, max_cut: float = CROP_MAX_CUT
+    luma: Image.Image,
+    *,
+    seed: int = DEFAULT_SEED,
+    max_cut: float = CROP_MAX_CUT,
+    max_corrected: int = CROP_MAX_CORRECTED,
 ) -> Detection | None:
     """Find a mark in a crop of a marked image: any window keeping >= 1 - max_cut of each axis.
 
@@ -402,6 +415,6 @@ def crop_search(
     # A word Reed-Solomon had to correct in two bytes is what noise gives about 4e-4 of the
     # time per window, and the search reads ~200 windows: from the search, accept at most
     # one corrected byte (a crop's few misread bits), which noise gives ~5e-7 per window.
-    if found is None or _corrections(found) > CROP_MAX_CORRECTED:
+    if found is None or _corrections(found) > max_corrected:
         return None
     return found

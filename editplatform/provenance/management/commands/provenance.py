@@ -10,8 +10,11 @@ manage.py provenance bench --rows 1000000 --queries 200
     and dropping them after. Bounded wrapper with a throwaway server:
     tests/provenance/bench_lookup.py.
 manage.py provenance robustness --outputs 100 --unrelated 10000 [--source pipeline]
+        [--unrelated-set varied|basic] [--no-attacks] [--workers 2] [--max-seconds S]
     watermark bit accuracy and lookup rates per attack, false matches (no database);
-    outputs made by the job pipeline (default) or the first run's portrait crops.
+    outputs made by the job pipeline (default) or the first run's portrait crops; the
+    unrelated images checked in worker processes, stopping after S seconds (the count
+    reached and its binomial upper bound are reported).
 manage.py provenance sign-bench --count 20
     sign and verify time per output (development chain unless C2PA_* are set).
 """
@@ -55,6 +58,22 @@ class Command(BaseCommand):
         robust.add_argument("--outputs", type=int, default=100)
         robust.add_argument("--unrelated", type=int, default=10_000)
         robust.add_argument("--source", choices=("pipeline", "portrait"), default="pipeline")
+        robust.add_argument(
+            "--unrelated-set",
+            choices=("varied", "basic"),
+            default="varied",
+            help="varied: editplatform.provenance.unrelated (photos, faces, catalogue photos,"
+            " unmarked pipeline outputs, scenes, textures); basic: the first passes' set",
+        )
+        robust.add_argument("--no-attacks", action="store_true", help="false matches only")
+        robust.add_argument("--workers", type=int, default=1, help="processes for unrelated")
+        robust.add_argument(
+            "--max-seconds", type=float, default=None, help="stop the unrelated checks after"
+        )
+        robust.add_argument(
+            "--unrelated-start", type=int, default=0, help="continue a stopped run at this index"
+        )
+        robust.add_argument("--json", default=None, help="also write the figures to this file")
         signb = sub.add_parser("sign-bench")
         signb.add_argument("--count", type=int, default=20)
 
@@ -150,7 +169,7 @@ class Command(BaseCommand):
             Fingerprint.objects.filter(marked_sha256=BENCH_TAG).delete()
 
     # --- robustness -----------------------------------------------------------------
-    def _robustness(self, outputs: int, unrelated: int, source: str, **_):
+    def _robustness(self, outputs: int, unrelated: int, source: str, **options):
         from django.conf import settings
 
         figures = evaluate.run(
@@ -159,8 +178,17 @@ class Command(BaseCommand):
             source=source,
             cache_dir=settings.VAR_DIR / "provenance-corpus",
             progress=lambda line: (self.stdout.write(line), self.stdout.flush()),
+            with_attacks=not options["no_attacks"],
+            unrelated_set=options["unrelated_set"],
+            workers=options["workers"],
+            max_seconds=options["max_seconds"],
+            unrelated_start=options["unrelated_start"],
         )
-        self.stdout.write(json.dumps(figures.__dict__, indent=1))
+        text = json.dumps(figures.__dict__, indent=1, default=str)
+        if options["json"]:
+            with open(options["json"], "w", encoding="utf-8") as out:
+                out.write(text)
+        self.stdout.write(text)
 
     # --- signing --------------------------------------------------------------------
     def _sign_bench(self, count: int, **_):
