@@ -333,6 +333,7 @@ def _append_in_transaction(pending: _Pending, using: str) -> AuditEvent:
         _export_on_commit(note, size, root_hash, using)
     head = plan.head
     transaction.on_commit(lambda: _heads.remember(using, head), using=using)
+    _heads.remember_in_transaction(connection, head)
     event = plan.events[0]
     if event_appended.has_listeners():
         transaction.on_commit(
@@ -351,7 +352,7 @@ def _try_fast(cursor, connection, pendings, using, *, begin, end, undo) -> _Plan
     """
     if connection.vendor != "postgresql":
         return None
-    head = _heads.get(using)
+    head = _heads.in_transaction(connection) or _heads.get(using)
     if head is None:
         return None
     try:
@@ -527,6 +528,24 @@ class _HeadCache:
     def forget(self, using: str) -> None:
         with self._lock:
             self._heads.pop(using, None)
+
+    # A second append in the same transaction (a job's `submitted` then `queued`) starts
+    # from the head the first one left, not from the last committed head: that one is
+    # stale by then, and the guess would cost a refused round trip plus the locked path.
+    # The guess is tied to the transaction's list of on-commit hooks, which Django
+    # replaces on commit, rollback and savepoint rollback, so it never outlives the
+    # writes it describes (and audit_expect_head checks it under the lock anyway).
+
+    @staticmethod
+    def remember_in_transaction(connection, head: Head) -> None:
+        connection.audit_head_in_transaction = (connection.run_on_commit, head)
+
+    @staticmethod
+    def in_transaction(connection) -> Head | None:
+        hooks, head = getattr(connection, "audit_head_in_transaction", (None, None))
+        if connection.in_atomic_block and hooks is connection.run_on_commit:
+            return head
+        return None
 
 
 _heads = _HeadCache()

@@ -22,7 +22,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
-from PIL import Image
+from PIL import Image, ImageOps
 
 from audit.access import reader_required
 from audit.log import append_event
@@ -153,6 +153,7 @@ def job_timeline(request, subject: str | None = None):
 
 def _thumbnail(data: bytes) -> bytes:
     image = Image.open(io.BytesIO(data))
+    image = ImageOps.exif_transpose(image) or image  # originals keep their EXIF orientation
     image.thumbnail((THUMBNAIL_PIXELS, THUMBNAIL_PIXELS))
     out = io.BytesIO()
     image.convert("RGB").save(out, "PNG")

@@ -24,6 +24,8 @@ from editplatform.jobs.models import Artifact, EditJob
 
 EXTENSIONS = {
     "image/png": "png",
+    "image/jpeg": "jpg",  # originals are stored as uploaded
+    "image/webp": "webp",
     "application/json": "json",
     "application/vnd.styleledger.latent+safetensors": "safetensors",
 }

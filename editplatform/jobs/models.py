@@ -25,7 +25,7 @@ from editplatform.jobs.states import TERMINAL, State
 
 class Artifact(models.Model):
     class Kind(models.TextChoices):
-        ORIGINAL = "original", "Original (normalised upload)"
+        ORIGINAL = "original", "Original (the upload, metadata removed)"
         RECONSTRUCTION = "reconstruction", "Reconstruction"
         EDITED = "edited", "Edited image"
         LATENT = "latent", "W+ latent"

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
+from editplatform.jobs.normalise import decode_original
 from inversion.latent import read_latent  # noqa: F401  (the one latent reader, for callers)
-from inversion.preprocess import load_image_bytes, prepare_image
+from inversion.preprocess import prepare_image
 
 Report = Callable[[str, int], None]
 
@@ -168,10 +169,9 @@ def prepare(original_png: bytes, domain, face_index: int | None, timings: dict) 
     from inversion.bundle_domain import pipeline_crop
 
     t = time.perf_counter()
-    # Re-validated here too (defence in depth): stored originals are already clean RGB PNGs.
-    original = load_image_bytes(original_png, max_pixels=10**9, allowed_formats={"PNG"}).convert(
-        "RGB"
-    )
+    # The stored original is the upload as sent (checked on submit, metadata removed):
+    # decode and normalise it here (docs/submit-path.md).
+    original = decode_original(original_png)
     timings["load"] = time.perf_counter() - t
 
     t = time.perf_counter()

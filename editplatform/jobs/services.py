@@ -304,19 +304,12 @@ def _create(
     if the broker is down the job stays queued and the sweeper sends it later.
     """
     needs_approval = policy.needs_approval(catalog_info.catalog, edits)
-    digest = artifacts.write_blob(image.png)  # bytes first; removed again if the rows roll back
+    # The upload's own bytes, as sent: normalising them is the worker's job
+    # (editplatform.jobs.normalise), so nothing is decoded in full or re-encoded here.
+    digest = artifacts.write_blob(image.data)  # bytes first; removed again if the rows roll back
     try:
         with transaction.atomic():
-            original, _ = Artifact.objects.get_or_create(
-                sha256=digest,
-                defaults={
-                    "media_type": "image/png",
-                    "size": len(image.png),
-                    "width": image.width,
-                    "height": image.height,
-                },
-            )
-            artifacts.revive(original)  # the same photo erased before: live again
+            original = _original_row(digest, image)
             job = EditJob.objects.create(
                 requester=user,
                 source=source,
@@ -334,8 +327,12 @@ def _create(
                 needs_approval=needs_approval,
                 idempotency_key=key,
                 idempotency_fingerprint=fingerprint if key else "",
-                state=State.SUBMITTED,
-                stage="submitted",
+                # Written queued at once: nobody sees the row before this transaction
+                # commits, so SUBMITTED -> QUEUED (both events below, in that order)
+                # needs no UPDATE of its own.
+                state=State.QUEUED,
+                stage="queued",
+                queued_at=timezone.now(),
                 api_key=api_key,
                 resubmitted_from=resubmitted_from,
                 face_index=face_index,
@@ -370,7 +367,7 @@ def _create(
                     "quality": quality,
                 },
             )
-            _queue(job, actor=user, source_state=State.SUBMITTED)
+            _queued(job, actor=user)
     except IntegrityError:
         artifacts.discard_blob_if_unreferenced(digest)
         if key:  # a concurrent request with the same key won the race
@@ -384,15 +381,33 @@ def _create(
     return job, True
 
 
-def _queue(job: EditJob, *, actor, source_state: State, **fields) -> bool:
-    """Enter `queued` from ``source_state`` (inside the caller's transaction).
+def _original_row(digest: str, image: uploads.ValidatedImage) -> Artifact:
+    """The original's Artifact row, created or revived in one statement.
 
-    Publish after commit.
+    ``INSERT ... ON CONFLICT (sha256) DO UPDATE`` clearing the erased mark: a new photo
+    gets its row, the same photo uploaded again keeps its row, and one erased before
+    (its bytes were just stored again under a new key) is live again, as
+    :func:`artifacts.revive` would make it; one round trip instead of get-or-create's
+    four (select, savepoint, insert, release).
     """
-    if not transition(
-        job, State.QUEUED, sources=frozenset({source_state}), stage="queued", **fields
-    ):
-        return False
+    row = Artifact(
+        sha256=digest,
+        media_type=image.media_type,
+        size=len(image.data),
+        width=image.width,
+        height=image.height,
+    )
+    Artifact.objects.bulk_create(
+        [row],
+        update_conflicts=True,
+        unique_fields=["sha256"],
+        update_fields=["erased_at", "erasure_reason", "erasure_ref"],
+    )
+    return row
+
+
+def _queued(job: EditJob, *, actor) -> None:
+    """Record that a new job entered `queued` and publish it after commit."""
     payload = {
         "original_sha256": job.original_id,
         "edits": job.edits,
@@ -402,7 +417,6 @@ def _queue(job: EditJob, *, actor, source_state: State, **fields) -> bool:
     events.emit(events.JOB_QUEUED, actor=actor, subject=events.job_subject(job), payload=payload)
     job_id = job.pk
     transaction.on_commit(lambda: enqueue(job_id))
-    return True
 
 
 def enqueue(job_id) -> bool:

@@ -1,38 +1,45 @@
-"""Upload validation: untrusted bytes -> a normalised, hashed RGB PNG, or a rejection.
+"""Upload validation on the request path: untrusted bytes -> an accepted upload, or a
+rejection naming the problem.
 
-Nothing is stored here; the caller stores only what this module accepted. Order of the
-checks, cheapest first, so a hostile upload costs as little as possible:
+Nothing is stored here; the caller stores only what this module accepted. What is
+accepted is stored *without re-encoding*: the original artifact is the uploaded file
+with its metadata segments removed (:mod:`editplatform.jobs.scrub`), its compressed
+pixels byte for byte, identified by its SHA-256 (docs/submit-path.md says why and what
+that means for the log, approvals and provenance). Normalising the pixels (EXIF
+orientation, sRGB, 8-bit RGB) is :mod:`editplatform.jobs.normalise`'s job, done where
+pixels are needed (the worker), no longer on the request path, where re-encoding them
+as PNG was most of a submit's CPU.
+
+Checks, cheapest first, so a hostile upload costs as little as possible:
 
 1. byte count (413) — before the bytes are read;
 2. the type from the content's magic number, never the name or the Content-Type
    header: JPEG, PNG and WebP only (415 naming what it looks like: GIF, SVG, HTML...);
-3. :func:`inversion.preprocess.load_image_bytes`: the pixel count from the header
-   before decoding (decompression bombs, 413), a full decode (truncated or corrupt:
-   400), no animations (400);
-4. normalisation: EXIF orientation applied, embedded colour profile converted to sRGB,
-   any mode (CMYK, palette, alpha, 16-bit, greyscale) to 8-bit RGB;
-5. re-encoding as PNG without any metadata (EXIF, GPS, XMP, ICC), then SHA-256.
+3. :func:`inversion.preprocess.check_image_bytes`: the pixel count from the header
+   before decoding (decompression bombs, 413), no animations (400), and a decode of
+   the whole stream (truncated or corrupt: 400) — for JPEG at 1/8 scale, which reads
+   every byte of the entropy-coded data at a fraction of a full decode's cost;
+4. the metadata walk (:func:`editplatform.jobs.scrub.scrub`; a structure it cannot
+   follow: 400).
 
-All five stay on the request path: a bad upload must be refused with a 4xx naming the
-problem, which takes the full decode (3), and the job's `job.submitted` event and its
-approval binding (`params_sha256`) commit to the normalised original's hash, which
-takes (4) and (5). What was made cheaper instead is the re-encoding, which was about 90 %
-of a submit's CPU: see :func:`encode_png`.
+(1)-(3) stay on the request path because a bad upload must be refused synchronously
+with a 4xx naming the problem, and only (3) can tell a truncated file from a good one;
+(4) because metadata (GPS positions, names, serial numbers) must never reach storage.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
-import zlib
 from dataclasses import dataclass
+from functools import cached_property
 
 from django.conf import settings
-from PIL import Image, ImageCms, ImageOps
 
 from editplatform.core.errors import DomainError
+from editplatform.jobs import normalise
+from editplatform.jobs.scrub import ScrubError, scrub
 from inversion.errors import ImageTooLarge, InvalidImage, UnsupportedImageFormat
-from inversion.preprocess import load_image_bytes, to_rgb
+from inversion.preprocess import check_image_bytes
 
 ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP"})
 ALLOWED_LABEL = "JPEG, PNG or WebP"
@@ -44,15 +51,43 @@ def rejected(status: int, code: str, message: str) -> DomainError:
     return DomainError(message, code, status=status, field="image")
 
 
+MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+
+
 @dataclass(frozen=True)
 class ValidatedImage:
-    png: bytes
+    """An upload the request path accepted: the bytes to store and what the check learnt.
+
+    ``data`` is the upload with its metadata removed (:mod:`editplatform.jobs.scrub`),
+    its compressed pixels untouched; ``sha256`` its hash, the stored original's content
+    address. ``upload_sha256`` / ``upload_size`` describe the bytes as uploaded (what an
+    Idempotency-Key replay must match). ``width`` and ``height`` are upright (EXIF
+    orientation applied), as the normalised pixels will be. ``pixels`` / ``png`` (the
+    normalised image) are computed on first use, for callers that need pixels now
+    (provenance checks); submit never touches them.
+    """
+
+    data: bytes
     sha256: str
+    upload_sha256: str
+    upload_size: int
     width: int
     height: int
     source_format: str
-    upload_sha256: str
-    upload_size: int
+
+    @property
+    def media_type(self) -> str:
+        return MEDIA_TYPES[self.source_format]
+
+    @cached_property
+    def pixels(self):
+        """The normalised 8-bit RGB image (a full decode: not for the request path)."""
+        return normalise.decode_original(self.data)
+
+    @cached_property
+    def png(self) -> bytes:
+        """The normalised pixels as a metadata-free PNG (not for the request path)."""
+        return normalise.encode_png(self.pixels)
 
 
 def sniff(data: bytes) -> str | None:
@@ -122,42 +157,11 @@ def read_upload(uploaded) -> bytes:
     return data
 
 
-def _to_srgb(img: Image.Image) -> Image.Image:
-    """Convert pixels from an embedded ICC profile to sRGB (keeps colours right)."""
-    icc = img.info.get("icc_profile")
-    if not icc or img.mode not in ("RGB", "RGBA", "CMYK", "L"):
-        return img
-    try:
-        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-        target = ImageCms.createProfile("sRGB")
-        out_mode = "RGBA" if img.mode == "RGBA" else "RGB"
-        return ImageCms.profileToProfile(img, source, target, outputMode=out_mode) or img
-    except (ImageCms.PyCMSError, OSError, ValueError):
-        return img  # a broken profile: keep the pixels as they are
-
-
-def encode_png(img: Image.Image) -> bytes:
-    """8-bit RGB PNG of `img`'s pixels alone: Pillow at zlib level 1 with the RLE strategy.
-
-    The re-encoding was about 90 % of a submit's CPU at Pillow's compress_level=3; level 1
-    with ``Z_RLE`` takes about 0.57x the CPU for files about 1 % larger (1.2-MP photo:
-    54 ms against 94 ms; see docs/benchmarks.md). A hand-written encoder with one row
-    filter was ~20 ms faster still; it was not kept, Pillow's encoder being the
-    maintained one. The image is rebuilt from its pixels first, so it carries no info
-    dict: only IHDR, IDAT and IEND are written and no metadata can reach storage. The
-    bytes are a function of the pixels (same Pillow and zlib, same bytes), which the
-    content address relies on.
-    """
-    clean = Image.frombytes(
-        "RGB", img.size, (img if img.mode == "RGB" else img.convert("RGB")).tobytes()
-    )
-    buffer = io.BytesIO()
-    clean.save(buffer, format="PNG", compress_level=1, compress_type=zlib.Z_RLE)
-    return buffer.getvalue()
-
-
 def validate_image(data: bytes, *, upload_sha256: str | None = None) -> ValidatedImage:
-    """Validate and normalise uploaded bytes; raise a :class:`DomainError` naming the problem.
+    """Check uploaded bytes; raise a :class:`DomainError` naming the problem.
+
+    Does not decode in full, normalise or re-encode: the accepted upload keeps its
+    compressed pixels byte for byte; only its metadata is removed.
 
     ``upload_sha256``: the caller's hash of ``data`` when it has one already.
     """
@@ -172,7 +176,7 @@ def validate_image(data: bytes, *, upload_sha256: str | None = None) -> Validate
             f"the file is {describe(data)}; only {ALLOWED_LABEL} images are accepted",
         )
     try:
-        img = load_image_bytes(data, settings.UPLOAD_MAX_PIXELS, ALLOWED_FORMATS)
+        checked = check_image_bytes(data, settings.UPLOAD_MAX_PIXELS, ALLOWED_FORMATS)
     except ImageTooLarge as exc:
         raise rejected(413, "too_many_pixels", str(exc)) from None
     except UnsupportedImageFormat as exc:
@@ -181,24 +185,24 @@ def validate_image(data: bytes, *, upload_sha256: str | None = None) -> Validate
         raise rejected(
             400, "invalid_image", f"the {announced} image cannot be used: {exc}"
         ) from None
+    if checked.format != announced:  # the magic number and Pillow disagree: not ours
+        raise rejected(
+            400, "invalid_image", f"the file starts like {announced} but is {checked.format}"
+        )
     try:
-        # Orientation first (to_rgb applies it too, but the profile step drops EXIF).
-        img = ImageOps.exif_transpose(img) or img
-    except Exception:  # malformed EXIF: keep the stored orientation
-        pass
-    try:
-        rgb = to_rgb(_to_srgb(img))
-    except InvalidImage as exc:
+        stored = scrub(data, announced, checked.orientation)
+    except ScrubError as exc:
         raise rejected(
             400, "invalid_image", f"the {announced} image cannot be used: {exc}"
         ) from None
-    png = encode_png(rgb)  # pixels only: no EXIF, XMP, ICC or text chunks reach storage
+    upload_sha256 = upload_sha256 or hashlib.sha256(data).hexdigest()
+    width, height = checked.upright_size
     return ValidatedImage(
-        png=png,
-        sha256=hashlib.sha256(png).hexdigest(),
-        width=rgb.width,
-        height=rgb.height,
-        source_format=announced,
-        upload_sha256=upload_sha256 or hashlib.sha256(data).hexdigest(),
+        data=stored,
+        sha256=upload_sha256 if stored == data else hashlib.sha256(stored).hexdigest(),
+        upload_sha256=upload_sha256,
         upload_size=len(data),
+        width=width,
+        height=height,
+        source_format=announced,
     )

@@ -159,3 +159,39 @@ def test_an_event_in_a_rolled_back_transaction_leaves_the_cached_head_alone(fres
     assert event.seq == 1
     assert list(AuditEvent.objects.order_by("seq").values_list("subject", flat=True)) == ["a", "b"]
     assert verify_log().ok
+
+
+@pytest.mark.django_db(transaction=True)
+def test_appends_in_one_transaction_each_take_one_round_trip(fresh_log):
+    """A job's `submitted` then `queued` in one transaction: the second starts from the
+    head the first left (not the stale committed one), so no refused try, no lock path."""
+    from django.test.utils import CaptureQueriesContext
+
+    audit_log.append_event(actions.JOB_SUBMITTED, subject="warm")  # the process knows the head
+    with CaptureQueriesContext(connection) as queries, transaction.atomic():
+        first = audit_log.append_event(actions.JOB_SUBMITTED, subject="job")
+        second = audit_log.append_event(actions.JOB_QUEUED, subject="job")
+        third = audit_log.append_event(actions.JOB_APPROVED, subject="job")
+    sql = [q["sql"] for q in queries.captured_queries]
+    assert len([s for s in sql if "audit_expect_head" in s]) == 3, sql
+    assert not any("FOR UPDATE" in s or "ROLLBACK" in s for s in sql), sql
+    assert (first.seq, second.seq, third.seq) == (1, 2, 3)
+
+    # A savepoint rolled back after an append: the guess it left is not used again.
+    with transaction.atomic():
+        audit_log.append_event(actions.JOB_SUBMITTED, subject="kept")
+        with pytest.raises(RuntimeError), transaction.atomic():
+            audit_log.append_event(actions.JOB_FAILED, subject="gone")
+            raise RuntimeError("the inner change failed")
+        after = audit_log.append_event(actions.JOB_APPROVED, subject="kept")
+    assert after.seq == 5
+    # And a rolled-back transaction's guess does not reach the next transaction.
+    with pytest.raises(RuntimeError), transaction.atomic():
+        audit_log.append_event(actions.JOB_FAILED, subject="gone")
+        raise RuntimeError("the change failed")
+    with transaction.atomic():
+        last = audit_log.append_event(actions.JOB_APPROVED, subject="kept")
+    assert last.seq == 6
+    subjects = list(AuditEvent.objects.order_by("seq").values_list("subject", flat=True))
+    assert subjects == ["warm", "job", "job", "job", "kept", "kept", "kept"]
+    assert verify_log().ok

@@ -1,8 +1,9 @@
 """The bad-input corpus through POST /api/v1/jobs: right status, named problem, nothing stored.
 
 Every input is generated here. Rejections must leave no EditJob, no Artifact and no
-file behind; accepted oddities must be normalised (RGB PNG, orientation applied,
-metadata stripped).
+file behind. Accepted uploads are stored without re-encoding (their compressed pixels
+byte for byte, metadata removed) and normalised where pixels are needed (RGB,
+orientation applied): docs/submit-path.md.
 """
 
 from __future__ import annotations
@@ -16,6 +17,21 @@ from editplatform.jobs.models import Artifact, EditJob
 from tests import catalog
 from tests.jobs import images
 from tests.jobs.conftest import api_client, stored_files, submit_via_api
+
+
+def _jpeg_declaring(width: int, height: int) -> bytes:
+    """A real JPEG whose frame header (SOF0) claims another size: a decompression bomb."""
+    data = bytearray(images.jpeg((64, 48)))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    return bytes(data)
+
+
+def _big_progressive_jpeg_cut() -> bytes:
+    """A 1-megapixel progressive JPEG cut short: found by the reduced (1/8) decode too."""
+    data = images.encode(images._photo((1152, 864)), "JPEG", quality=90, progressive=True)
+    return data[: len(data) * 2 // 3]
+
 
 REJECTED = [
     # (id, bytes factory, file name, status, words the message must contain)
@@ -52,6 +68,8 @@ REJECTED = [
     ("tiff", images.tiff, "photo.jpg", 415, "TIFF"),
     ("bmp", images.bmp, "photo.png", 415, "BMP"),
     ("zip", lambda: b"PK\x03\x04" + b"\x00" * 100, "photo.jpg", 415, "ZIP"),
+    ("jpeg-bomb-60k-x-60k", lambda: _jpeg_declaring(60_000, 60_000), "photo.jpg", 413, "pixels"),
+    ("truncated-1mp-progressive-jpeg", _big_progressive_jpeg_cut, "p.jpg", 400, "truncated"),
 ]
 
 
@@ -92,10 +110,13 @@ def test_too_many_pixels_by_setting_is_413(requester, isolated_storage, model_bu
     assert EditJob.objects.count() == 0 and stored_files(isolated_storage) == []
 
 
-def _stored_original(job: EditJob) -> Image.Image:
+def _stored_bytes(job: EditJob) -> bytes:
     from editplatform.jobs import artifacts
 
-    data = artifacts.read(job.original)
+    return artifacts.read(job.original)
+
+
+def _decoded(data: bytes) -> Image.Image:
     img = Image.open(io.BytesIO(data))
     img.load()
     return img
@@ -115,17 +136,27 @@ ACCEPTED = [
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(("name", "factory", "fmt", "size"), ACCEPTED, ids=[a[0] for a in ACCEPTED])
-def test_odd_but_valid_images_are_normalised_to_rgb_png(
+def test_odd_but_valid_images_are_stored_as_uploaded_and_normalise_to_rgb(
     name, factory, fmt, size, requester, isolated_storage, model_bundle
 ):
-    response = submit_via_api(api_client(requester), factory(), name="upload.bin")
+    import hashlib
+
+    from editplatform.jobs.normalise import decode_original
+
+    data = factory()
+    response = submit_via_api(api_client(requester), data, name="upload.bin")
     assert response.status_code == 201, response.content
     job = EditJob.objects.get(pk=response.json()["id"])
     assert job.upload_format == fmt
-    img = _stored_original(job)
-    assert img.format == "PNG" and img.mode == "RGB" and img.size == size
-    assert not img.info.get("exif") and not img.info.get("icc_profile")
+    stored = _stored_bytes(job)
+    # No metadata in these uploads: the stored original is the upload itself, not re-encoded.
+    assert stored == data
+    assert job.original_id == job.upload_sha256 == hashlib.sha256(data).hexdigest()
+    assert job.original.media_type == f"image/{fmt.lower()}"
+    assert (job.original.width, job.original.height) == size
     assert len(stored_files(isolated_storage)) == 1
+    img = decode_original(stored)  # what the worker computes on
+    assert img.mode == "RGB" and img.size == size
     if name == "palette-alpha-png":  # transparent pixels composited on white, opaque ones kept
         assert img.getpixel((5, 5)) == (255, 255, 255)
         assert img.getpixel((30, 5)) == (255, 0, 0)
@@ -134,21 +165,41 @@ def test_odd_but_valid_images_are_normalised_to_rgb_png(
 
 
 @pytest.mark.django_db
-def test_exif_rotated_jpeg_is_turned_upright_and_stripped(
+def test_exif_rotated_jpeg_keeps_its_pixels_loses_its_metadata_and_turns_upright(
     requester, isolated_storage, model_bundle
 ):
-    data, stored = images.exif_rotated_jpeg()
+    import hashlib
+
+    import numpy as np
+
+    from audit.models import AuditEvent
+    from editplatform.jobs.normalise import decode_original
+
+    data, _ = images.exif_rotated_jpeg()
     assert Image.open(io.BytesIO(data)).getexif().get(0x0112) == 6
     response = submit_via_api(api_client(requester), data, name="portrait.jpg")
     assert response.status_code == 201, response.content
-    img = _stored_original(EditJob.objects.get(pk=response.json()["id"]))
+    job = EditJob.objects.get(pk=response.json()["id"])
+    stored = _stored_bytes(job)
+    assert b"TestCam" not in stored
+    exif = _decoded(stored).getexif()
+    assert dict(exif) == {0x0112: 6}, "only the orientation survives (no Make, no GPS IFD)"
+    # Not re-encoded: the same compressed pixels, so exactly the upload's pixels.
+    assert np.array_equal(np.asarray(_decoded(stored)), np.asarray(_decoded(data)))
+    assert stored[stored.index(b"\xff\xda") :] == data[data.index(b"\xff\xda") :]
+    # Two hashes: the upload as sent, and the stored original the log names.
+    assert job.upload_sha256 == hashlib.sha256(data).hexdigest()
+    assert job.original_id == hashlib.sha256(stored).hexdigest() != job.upload_sha256
+    submitted = AuditEvent.objects.get(action="job.submitted", subject=f"job:{job.pk}")
+    assert submitted.payload["original_sha256"] == job.original_id
+    assert submitted.payload["upload_sha256"] == job.upload_sha256
     # Orientation 6: the stored 60x30 image displays as 30x60, top-left red block moves top-right.
+    assert (job.original.width, job.original.height) == (30, 60)
+    img = decode_original(stored)
     assert img.size == (30, 60)
     r, g, b = img.getpixel((25, 4))
     assert r > 200 and g < 60 and b < 60
-    assert img.getpixel((4, 55)) == (255, 255, 255) or sum(img.getpixel((4, 55))) > 700
-    assert not img.info.get("exif"), "EXIF (with its GPS block) must not reach storage"
-    assert b"TestCam" not in open(stored_files(isolated_storage)[0], "rb").read()
+    assert sum(img.getpixel((4, 55))) > 700
 
 
 @pytest.mark.django_db
@@ -166,10 +217,10 @@ def test_same_photo_twice_is_stored_once(requester, isolated_storage, model_bund
 
 @pytest.mark.parametrize("size", [(1, 1), (1, 7), (9, 1), (33, 17), (640, 480)])
 def test_stored_png_keeps_every_pixel_and_nothing_else(size):
-    """encode_png (the submit path's cheap encoding) is lossless, bare and deterministic."""
+    """encode_png (normalised pixels as a file, for provenance checks) is lossless and bare."""
     import numpy as np
 
-    from editplatform.jobs.uploads import encode_png
+    from editplatform.jobs.normalise import encode_png
 
     width, height = size
     pixels = np.random.default_rng(width * height).integers(0, 256, (height, width, 3), np.uint8)
