@@ -97,7 +97,9 @@ def keyed_event(action: str, subject: str, payload: dict, subjects: list[str]):
     keyed = _replace(payload, mapping)
     if anchor is not None and anchor.salt:
         for name in DERIVED_FIELDS:
-            value = keyed.get(name)
+            # from the plain value: an upload stored byte for byte has the original's hash,
+            # which the artifact mapping above has already turned into its commitment
+            value = payload.get(name)
             if isinstance(value, str) and HEX64.match(value):
                 keyed[name] = crypto.keyed_hash(bytes(anchor.salt), name, value)
     keyed[MARKER] = SCHEME

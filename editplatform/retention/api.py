@@ -329,8 +329,8 @@ class RequestCertificateView(RetentionAPIView):
         operation_id="retention_requests_certificate",
         responses={
             200: OpenApiResponse(
-                description="the signed erasure certificate (JSON; verify with "
-                "editplatform.retention.erasure.verify_certificate and the log's key)"
+                description="the signed erasure certificate (JSON, Ed25519-signed; "
+                "verifiable offline with the audit log's public key)"
             ),
             **READ_ERRORS,
         },

@@ -13,10 +13,12 @@ import io
 import pytest
 from PIL import Image
 
+from editplatform.jobs import keyed_ids
 from editplatform.jobs.models import Artifact, EditJob
 from tests import catalog
 from tests.jobs import images
 from tests.jobs.conftest import api_client, stored_files, submit_via_api
+from tests.jobs.helpers import logged
 
 
 def _jpeg_declaring(width: int, height: int) -> bytes:
@@ -191,8 +193,11 @@ def test_exif_rotated_jpeg_keeps_its_pixels_loses_its_metadata_and_turns_upright
     assert job.upload_sha256 == hashlib.sha256(data).hexdigest()
     assert job.original_id == hashlib.sha256(stored).hexdigest() != job.upload_sha256
     submitted = AuditEvent.objects.get(action="job.submitted", subject=f"job:{job.pk}")
-    assert submitted.payload["original_sha256"] == job.original_id
-    assert submitted.payload["upload_sha256"] == job.upload_sha256
+    # (as keyed values since the keyed-ids cut-over: editplatform.jobs.keyed_ids)
+    assert submitted.payload["original_sha256"] == logged(job.original_id)
+    assert keyed_ids.confirm_derived(
+        submitted.payload["upload_sha256"], "upload_sha256", job.upload_sha256, job.original
+    )
     # Orientation 6: the stored 60x30 image displays as 30x60, top-left red block moves top-right.
     assert (job.original.width, job.original.height) == (30, 60)
     img = decode_original(stored)

@@ -22,6 +22,7 @@ from editplatform.models_registry import poc_runs, services
 from editplatform.models_registry.models import PocRun
 from tests.conftest import mark_two_factor_verified
 from tests.jobs import images
+from tests.jobs.helpers import logged
 from tests.models_registry import poc_helpers as z
 
 
@@ -88,9 +89,9 @@ def test_the_task_body_measures_and_stores_sealed_reports(finished_run, demo_ver
         ).order_by("seq")
     ]
     assert [a for a, _ in events] == ["model.poc_started", "model.poc_finished"]
-    assert events[0][1]["photos_sha256"] == run.photos_id
+    assert events[0][1]["photos_sha256"] == logged(run.photos_id)
     assert events[1][1]["outcome"] == "succeeded"
-    assert events[1][1]["report_html_sha256"] == run.report_html_id
+    assert events[1][1]["report_html_sha256"] == logged(run.report_html_id)
     # a redelivered message finds the run finished and does nothing
     assert poc_runs.execute(run.pk) == "finished already"
 

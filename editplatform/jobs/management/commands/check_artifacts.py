@@ -91,7 +91,13 @@ class Command(BaseCommand):
                 already = AuditEvent.objects.filter(
                     action=JOB_ARTIFACTS_MISSING, subject=f"job:{job_id}"
                 )
-                if any(e.entry and all(d in e.entry for d in gone.values()) for e in already):
+                # the log names each artifact by its keyed commitment while its key lives
+                # (editplatform.jobs.keyed_ids), by its plain hash before that cut-over
+                names = {d: _recorded_names(d) for d in gone.values()}
+                if any(
+                    e.entry and all(any(n in e.entry for n in names[d]) for d in gone.values())
+                    for e in already
+                ):
                     continue
                 with transaction.atomic():
                     audit_log.append_event(
@@ -115,6 +121,14 @@ class Command(BaseCommand):
             )
         if missing:
             raise CommandError(f"{len(missing)} job(s) reference artifacts missing from storage")
+
+
+def _recorded_names(digest: str) -> set[str]:
+    """How an event may name the artifact ``digest``: its plain hash or its commitment."""
+    from editplatform.jobs.models import ArtifactKey
+
+    commitment = ArtifactKey.objects.filter(pk=digest).values_list("commitment", flat=True)
+    return {digest, *commitment}
 
 
 def _dumps(value) -> str:
