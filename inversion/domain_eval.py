@@ -217,6 +217,25 @@ class _Encoded:
 Flagger = Callable[[_Encoded], list[bool]]
 
 
+def _encode_judged_sets(
+    inv: Any, domain: Any, held_out: int, seed: int, log: Any, t0: float
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The held-out catalogue photos (half canvases, half photos of the test split) and the
+    out-of-domain set, encoded once: what every gate variant is judged on."""
+    half = held_out // 2
+    held = {
+        "canvas": _Encoded(inv, domain, in_domain_canvases(half, "test", seed + 2, kind="canvas")),
+        "photo": _Encoded(
+            inv,
+            domain,
+            in_domain_canvases(held_out - half, "test", seed + 3, offset=half, kind="photo"),
+        ),
+    }
+    log(f"held-out catalogue photos encoded ({time.time() - t0:.0f} s)")
+    ood = {kind: _Encoded(inv, domain, photos) for kind, photos in out_of_domain_set(seed).items()}
+    return held, ood
+
+
 def _rate(enc: _Encoded, flags: list[bool]) -> tuple[float, int]:
     """(fraction caught = stopped or flagged, count) over all photos of ``enc``."""
     it = iter(flags)
@@ -314,17 +333,8 @@ def evaluate_gates(
     }
     for q in other_quantiles:
         gates[f"+ colour and background, quantile {q}"] = gate_flags(calibrated(q))
-    half = held_out // 2
-    held = {
-        "canvas": _Encoded(inv, domain, in_domain_canvases(half, "test", seed + 2, kind="canvas")),
-        "photo": _Encoded(
-            inv,
-            domain,
-            in_domain_canvases(held_out - half, "test", seed + 3, offset=half, kind="photo"),
-        ),
-    }
-    log(f"held-out catalogue photos encoded ({time.time() - t0:.0f} s)")
-    ood = {kind: _Encoded(inv, domain, photos) for kind, photos in out_of_domain_set(seed).items()}
+    half = held_out // 2  # canvases test[0:half], photos test[half:held_out]
+    held, ood = _encode_judged_sets(inv, domain, held_out, seed, log, t0)
     n_ood = sum(e.n for e in ood.values())
     rows = {}
     for name, flagger in gates.items():
@@ -379,17 +389,8 @@ def evaluate_shipped(
         raise ValueError(f"{bundle} ships no domain gate to measure")
     th = gate.thresholds
     log(f"shipped gate: {th.to_dict()}")
-    half = held_out // 2
-    held = {
-        "canvas": _Encoded(inv, domain, in_domain_canvases(half, "test", seed + 2, kind="canvas")),
-        "photo": _Encoded(
-            inv,
-            domain,
-            in_domain_canvases(held_out - half, "test", seed + 3, offset=half, kind="photo"),
-        ),
-    }
-    log(f"held-out catalogue photos encoded ({time.time() - t0:.0f} s)")
-    ood = {kind: _Encoded(inv, domain, photos) for kind, photos in out_of_domain_set(seed).items()}
+    half = held_out // 2  # canvases test[0:half], photos test[half:held_out]
+    held, ood = _encode_judged_sets(inv, domain, held_out, seed, log, t0)
     n_ood = sum(e.n for e in ood.values())
     log(f"out-of-domain photos encoded ({time.time() - t0:.0f} s)")
 

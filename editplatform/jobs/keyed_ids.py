@@ -112,6 +112,14 @@ def keyed_payload(payload: dict) -> dict:
     return keyed_event("", "", payload, [])[1]
 
 
+def recorded_names(sha: str) -> set[str]:
+    """How a log event may name artifact ``sha``: its plain hash (events from before the
+    cut-over, or an artifact with no key) or its commitment (while the key lives)."""
+    from editplatform.jobs.models import ArtifactKey
+
+    return {sha, *ArtifactKey.objects.filter(pk=sha).values_list("commitment", flat=True)}
+
+
 def subject_aliases(subject: str) -> list[str]:
     """A search for ``artifact:<sha256>`` also finds the events that name the artifact by
     its commitment, while its key lives (a reviewer can still follow a known artifact;

@@ -19,6 +19,7 @@ from django.db import transaction
 
 from audit import log as audit_log
 from audit.models import AuditEvent
+from editplatform.jobs import keyed_ids
 from editplatform.jobs.audit_actions import JOB_ARTIFACTS_MISSING
 from editplatform.jobs.models import Artifact, EditJob, sealed_name, storage_name
 
@@ -91,9 +92,7 @@ class Command(BaseCommand):
                 already = AuditEvent.objects.filter(
                     action=JOB_ARTIFACTS_MISSING, subject=f"job:{job_id}"
                 )
-                # the log names each artifact by its keyed commitment while its key lives
-                # (editplatform.jobs.keyed_ids), by its plain hash before that cut-over
-                names = {d: _recorded_names(d) for d in gone.values()}
+                names = {d: keyed_ids.recorded_names(d) for d in gone.values()}
                 if any(
                     e.entry and all(any(n in e.entry for n in names[d]) for d in gone.values())
                     for e in already
@@ -121,14 +120,6 @@ class Command(BaseCommand):
             )
         if missing:
             raise CommandError(f"{len(missing)} job(s) reference artifacts missing from storage")
-
-
-def _recorded_names(digest: str) -> set[str]:
-    """How an event may name the artifact ``digest``: its plain hash or its commitment."""
-    from editplatform.jobs.models import ArtifactKey
-
-    commitment = ArtifactKey.objects.filter(pk=digest).values_list("commitment", flat=True)
-    return {digest, *commitment}
 
 
 def _dumps(value) -> str:
