@@ -349,6 +349,9 @@ class Command(BaseCommand):
         for proc in self.children:
             self._stop(proc)
 
+    def _wait_http(self, url: str, timeout: float = 60) -> None:  # kept for subclasses
+        web.wait_http(url, timeout)
+
     def _wait_done(self, job_ids, timeout: float = 1800) -> list[EditJob]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
