@@ -90,7 +90,8 @@ def resolve_active() -> ModelRef:
         ref = cached[1]
     else:
         ref = resolver(None)  # raises (no active version) without caching anything
-        _active = (resolver, ref)
+        if _active_check is not None:  # cached only where it can be confirmed
+            _active = (resolver, ref)
     # fallback() afresh each time: settings.MODEL_BUNDLE is read, not cached
     return ref if ref is not None else fallback()
 
