@@ -149,6 +149,11 @@ def write_blob(data: bytes) -> str:
     Storing bytes of an erased artifact again (the same photo uploaded anew) gives it a
     new key and ciphertext; :func:`revive` then clears its erased mark.
     """
+    return write_blob_keyed(data)[0]
+
+
+def write_blob_keyed(data: bytes) -> tuple[str, ArtifactKey]:
+    """:func:`write_blob`, also returning the key row (its commitment, for the log)."""
     digest = sha256_hex(data)
     try:
         key = data_key_row(digest, data, sealed=True)
@@ -160,7 +165,7 @@ def write_blob(data: bytes) -> str:
         ArtifactKey.objects.filter(pk=digest, sealed_at__isnull=True).update(
             sealed_at=timezone.now()
         )
-    return digest
+    return digest, key
 
 
 def revive(artifact: Artifact) -> Artifact:

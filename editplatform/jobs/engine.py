@@ -59,7 +59,10 @@ class CatalogInfo:
 
 
 def _bundle_key(version: str | None = None) -> tuple[Path, tuple[str, float], str | None]:
-    ref = model_source.resolve(version)
+    return _key_of(model_source.resolve(version))
+
+
+def _key_of(ref: model_source.ModelRef) -> tuple[Path, tuple[str, float], str | None]:
     path = Path(ref.path)
     manifest = path / "manifest.json"
     try:
@@ -87,11 +90,26 @@ def _remember(cache: dict, key, value) -> None:
 def get_catalog(version: str | None = None) -> CatalogInfo:
     """The edit catalog and version of the active bundle (or of ``version``), verified
     against the manifest."""
+    return _catalog(*_bundle_key(version))
+
+
+def get_active_catalog() -> tuple[CatalogInfo, model_source.ModelRef]:
+    """What a new job is pinned to: the active bundle's catalog, and the registry's answer.
+
+    The registry's answer is cached per process (:func:`model_source.resolve_active`):
+    pass the second value to :func:`model_source.confirm_active` inside the job's
+    transaction, and call :func:`model_source.forget_active` and ask again when it
+    says the version is no longer active.
+    """
+    ref = model_source.resolve_active()
+    return _catalog(*_key_of(ref)), ref
+
+
+def _catalog(path: Path, key: tuple[str, float], expected: str | None) -> CatalogInfo:
     from inversion.bundle import CATALOG_FILE, MANIFEST_NAME
     from inversion.editing.catalog import EditCatalog
     from inversion.errors import EditError
 
-    path, key, expected = _bundle_key(version)
     cached = _catalog_cache.get(key)
     if cached is not None:
         _check_version(path, cached.version, expected)

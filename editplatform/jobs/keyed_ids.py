@@ -25,6 +25,8 @@ readers accept both (:func:`recorded_ids` maps the plain hash too).
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import re
 
 from django.db.models import Q
@@ -38,6 +40,38 @@ ARTIFACT_PREFIX = "artifact:"
 DERIVED_FIELDS = ("upload_sha256", "params_sha256", "outputs_sha256")
 """Payload fields whose hash is computed from the original's (or from the upload): keyed
 under the original's salt when the payload names the original (``original_sha256``)."""
+
+
+_shared: contextvars.ContextVar[dict | None] = contextvars.ContextVar("keyed_ids", default=None)
+
+
+@contextlib.contextmanager
+def shared_lookups(known=()):
+    """Within one transaction that writes several events about the same artifacts (a
+    submit's ``job.submitted`` and ``job.queued``), look each hash up once: a hash found
+    (or found absent) for one event is not queried again for the next. ``known``: key
+    rows the caller has just written or read itself (no query for them at all)."""
+    token = _shared.set({row.sha256: row for row in known})
+    try:
+        yield
+    finally:
+        _shared.reset(token)
+
+
+def _key_rows(candidates: set[str]) -> dict:
+    """{sha256: ArtifactKey (sha256, commitment, salt)} of the candidates that have one."""
+    from editplatform.jobs.models import ArtifactKey
+
+    memo = _shared.get()
+    missing = candidates if memo is None else candidates - memo.keys()
+    found = {}
+    if missing:
+        rows = ArtifactKey.objects.filter(pk__in=missing).only("sha256", "commitment", "salt")
+        found = {row.sha256: row for row in rows}
+    if memo is None:
+        return found
+    memo.update({sha: found.get(sha) for sha in missing})
+    return {sha: memo[sha] for sha in candidates if memo[sha] is not None}
 
 
 def _collect(value, out: set[str]) -> None:
@@ -73,11 +107,10 @@ def _subject(subject: str, mapping: dict[str, str]) -> str:
 def keyed_event(action: str, subject: str, payload: dict, subjects: list[str]):
     """The audit-log event filter: plain artifact hashes -> keyed values (see module doc).
 
-    One query per event that carries 64-hex values; events that name no live artifact
-    pass unchanged (a legacy artifact not encrypted yet has no key and no commitment).
+    One query per event that carries 64-hex values (none for hashes already looked up
+    under :func:`shared_lookups`); events that name no live artifact pass unchanged (a
+    legacy artifact not encrypted yet has no key and no commitment).
     """
-    from editplatform.jobs.models import ArtifactKey
-
     if not isinstance(payload, dict) or payload.get(MARKER):
         return subject, payload, subjects
     candidates: set[str] = set()
@@ -88,8 +121,7 @@ def keyed_event(action: str, subject: str, payload: dict, subjects: list[str]):
     candidates = {value for value in candidates if HEX64.match(value)}
     if not candidates:
         return subject, payload, subjects
-    found = ArtifactKey.objects.filter(pk__in=candidates).only("sha256", "commitment", "salt")
-    rows = {row.sha256: row for row in found}
+    rows = _key_rows(candidates)
     if not rows:
         return subject, payload, subjects
     mapping = {sha: row.commitment for sha, row in rows.items()}

@@ -9,6 +9,15 @@ With no resolver registered, or when the resolver answers None (no model registe
 yet), the platform keeps working from ``settings.MODEL_BUNDLE`` as before the registry
 existed; a pinned version is then accepted only if it is that bundle's version (the
 engine checks the manifest hash).
+
+The submit path asks for the active version on every request; :func:`resolve_active`
+keeps the registry's answer per process instead of querying it each time. A cached
+answer is never trusted on its own: the job's transaction calls :func:`confirm_active`,
+the registry's one-statement check that the cached version is still the active one (on
+PostgreSQL it also share-locks that row, so an activation waits until the job has
+committed). When it is not, the caller drops the cache (:func:`forget_active`) and
+resolves again: a job is never pinned to a version that was deactivated before it
+committed.
 """
 
 from __future__ import annotations
@@ -41,14 +50,59 @@ class UnknownModelVersion(DomainError):
 
 
 Resolver = Callable[[str | None], ModelRef | None]
+ActiveCheck = Callable[[ModelRef], bool]
+"""``check(ref)``: is ``ref`` (version None: "nothing registered") what the resolver
+answers for the active version right now, path included? Called inside the caller's
+transaction."""
 
 _resolver: Resolver | None = None
+_active_check: ActiveCheck | None = None
+# (resolver, its answer for the active version): the answer counts only for that resolver
+_active: tuple[Resolver, ModelRef | None] | None = None
 
 
-def register(resolver: Resolver | None) -> None:
-    """Install the registry's resolver (None removes it, e.g. in a test)."""
-    global _resolver
+def register(resolver: Resolver | None, active_check: ActiveCheck | None = None) -> None:
+    """Install the registry's resolver and its active-version check (None removes them)."""
+    global _resolver, _active_check
     _resolver = resolver
+    _active_check = active_check
+    forget_active()
+
+
+def forget_active() -> None:
+    """Drop this process's cached answer for the active version (the next asks the resolver)."""
+    global _active
+    _active = None
+
+
+def resolve_active() -> ModelRef:
+    """The active version's bundle, the resolver asked once per process (see module doc).
+
+    Give the returned ref to :func:`confirm_active`; its ``version`` is the registry's
+    version, or None when the fallback (settings.MODEL_BUNDLE) serves.
+    """
+    global _active
+    resolver = _resolver
+    if resolver is None:
+        return fallback()
+    cached = _active
+    if cached is not None and cached[0] is resolver:
+        ref = cached[1]
+    else:
+        ref = resolver(None)  # raises (no active version) without caching anything
+        if _active_check is not None:  # cached only where it can be confirmed
+            _active = (resolver, ref)
+    # fallback() afresh each time: settings.MODEL_BUNDLE is read, not cached
+    return ref if ref is not None else fallback()
+
+
+def confirm_active(ref: ModelRef) -> bool:
+    """Inside a transaction: is ``ref`` (from :func:`resolve_active`) still the active one?
+
+    True without a registered check (no registry: settings.MODEL_BUNDLE is not governed).
+    """
+    check = _active_check
+    return True if check is None or _resolver is None else check(ref)
 
 
 def fallback() -> ModelRef:

@@ -25,7 +25,17 @@ from editplatform.accounts.roles import INTEGRATION, REQUESTER, has_role
 from editplatform.celery import app as celery_app
 from editplatform.core.errors import DomainError
 from editplatform.core.middleware import current_request_id
-from editplatform.jobs import artifacts, engine, events, holding, policy, release_hook, uploads
+from editplatform.jobs import (
+    artifacts,
+    engine,
+    events,
+    holding,
+    keyed_ids,
+    model_source,
+    policy,
+    release_hook,
+    uploads,
+)
 from editplatform.jobs.models import Artifact, EditJob
 from editplatform.jobs.states import ACTIVE, State, transition
 from editplatform.jobs.worker_hooks import RUN_EDIT_JOB
@@ -236,35 +246,50 @@ def submit(
     else:
         data = image if isinstance(image, bytes) else uploads.read_upload(image)
         upload_sha256 = hashlib.sha256(data).hexdigest()
-    catalog_info = engine.get_catalog()
-    edits = parse_edits(edits, catalog_info.catalog)
-    purpose = clean_purpose(purpose)
-    require_consent(consent)
-    face_index = clean_face_index(face_index)
-    quality = clean_quality(quality)
-    key = clean_idempotency_key(idempotency_key)
-    fingerprint = idempotency_fingerprint(
-        upload_sha256, edits, purpose, face_index=face_index, quality=quality
-    )
-    replay = find_replay(user, key, fingerprint)
-    if replay is not None:
-        return replay, False
-    if data is not None:
-        image = uploads.validate_image(data, upload_sha256=upload_sha256)
-    return _create(
-        user=user,
-        image=image,
-        edits=edits,
-        purpose=purpose,
-        source=source,
-        key=key,
-        fingerprint=fingerprint,
-        api_key=api_key,
-        catalog_info=catalog_info,
-        resubmitted_from=resubmitted_from,
-        face_index=face_index,
-        quality=quality,
-    )
+    raw_edits = edits
+    for attempt in range(2):
+        # The active version as this process last saw it; _create confirms it in the
+        # job's transaction, and a stale answer sends us round once more, afresh.
+        catalog_info, pin = engine.get_active_catalog()
+        edits = parse_edits(raw_edits, catalog_info.catalog)
+        purpose = clean_purpose(purpose)
+        require_consent(consent)
+        face_index = clean_face_index(face_index)
+        quality = clean_quality(quality)
+        key = clean_idempotency_key(idempotency_key)
+        fingerprint = idempotency_fingerprint(
+            upload_sha256, edits, purpose, face_index=face_index, quality=quality
+        )
+        replay = find_replay(user, key, fingerprint)
+        if replay is not None:
+            return replay, False
+        if data is not None:
+            image, data = uploads.validate_image(data, upload_sha256=upload_sha256), None
+        try:
+            return _create(
+                user=user,
+                image=image,
+                edits=edits,
+                purpose=purpose,
+                source=source,
+                key=key,
+                fingerprint=fingerprint,
+                api_key=api_key,
+                catalog_info=catalog_info,
+                pin=pin,
+                resubmitted_from=resubmitted_from,
+                face_index=face_index,
+                quality=quality,
+            )
+        except _StalePin:
+            model_source.forget_active()
+            if attempt:
+                break
+    raise engine.ModelUnavailable("the active model version changed twice during the request")
+
+
+class _StalePin(Exception):
+    """The active version this process cached was replaced: nothing was committed."""
 
 
 RESUBMITTABLE = frozenset({State.REJECTED, State.EXPIRED})
@@ -292,6 +317,7 @@ def _create(
     fingerprint: str,
     api_key,
     catalog_info,
+    pin: model_source.ModelRef,
     resubmitted_from: EditJob | None = None,
     face_index: int | None = None,
     quality: str = "fast",
@@ -306,10 +332,14 @@ def _create(
     needs_approval = policy.needs_approval(catalog_info.catalog, edits)
     # The upload's own bytes, as sent: normalising them is the worker's job
     # (editplatform.jobs.normalise), so nothing is decoded in full or re-encoded here.
-    digest = artifacts.write_blob(image.data)  # bytes first; removed again if the rows roll back
+    # bytes first; removed again if the rows roll back
+    digest, data_key = artifacts.write_blob_keyed(image.data)
     try:
-        with transaction.atomic():
+        # both events name the original: its key row is known, the rest looked up once
+        with transaction.atomic(), keyed_ids.shared_lookups([data_key]):
             original = _original_row(digest, image)
+            if not model_source.confirm_active(pin):  # after a write: see its doc
+                raise _StalePin
             job = EditJob.objects.create(
                 requester=user,
                 source=source,

@@ -17,4 +17,4 @@ class ModelsRegistryConfig(AppConfig):
             resolver,
         )
 
-        model_source.register(resolver.resolve)
+        model_source.register(resolver.resolve, resolver.still_active)

@@ -36,18 +36,12 @@ from django.core.management.base import BaseCommand, CommandError
 
 from editplatform.accounts.roles import REQUESTER, ensure_groups
 from editplatform.jobs import engine
+from editplatform.jobs.benchmarking import web
+from editplatform.jobs.benchmarking.web import free_port as _free_port  # noqa: F401 - soak uses it
 from editplatform.jobs.models import EditJob
 
 SECTION = "## Edit jobs (Redis, real workers)"
 BATCH_SECTION = "## Edit jobs: micro-batching workers (Redis, real workers)"
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -114,23 +108,7 @@ class Command(BaseCommand):
         self._local = threading.local()
         self.children: list[subprocess.Popen] = []
         try:
-            port = _free_port()
-            self.base = f"http://127.0.0.1:{port}"
-            self._spawn(
-                [
-                    sys.executable,
-                    "-m",
-                    "gunicorn",
-                    "editplatform.wsgi:application",
-                    "--bind",
-                    f"127.0.0.1:{port}",
-                    "--workers",
-                    str(opts["web_workers"]),
-                    "--threads",
-                    "4",
-                ]
-            )
-            self._wait_http(self.base + "/healthz")
+            self.base = web.start_gunicorn(self._spawn, opts["web_workers"])
             if opts["batch_sizes"]:
                 text = self._markdown_batches(self._run_batches(opts), opts)
             else:
@@ -371,15 +349,8 @@ class Command(BaseCommand):
         for proc in self.children:
             self._stop(proc)
 
-    def _wait_http(self, url: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(url, timeout=2):
-                    return
-            except OSError:
-                time.sleep(0.2)
-        raise CommandError(f"{url} did not answer in {timeout:.0f}s")
+    def _wait_http(self, url: str, timeout: float = 60) -> None:  # kept for subclasses
+        web.wait_http(url, timeout)
 
     def _wait_done(self, job_ids, timeout: float = 1800) -> list[EditJob]:
         deadline = time.monotonic() + timeout

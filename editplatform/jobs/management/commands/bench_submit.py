@@ -32,8 +32,9 @@ import uuid
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from editplatform.jobs.benchmarking import web
 from editplatform.jobs.management.commands.bench_jobs import Command as JobsBench
-from editplatform.jobs.management.commands.bench_jobs import _free_port, _pct
+from editplatform.jobs.management.commands.bench_jobs import _pct
 
 
 def photo(seed: int, size: tuple[int, int] = (1152, 864)) -> bytes:
@@ -143,23 +144,7 @@ class Command(JobsBench):
         n, clients = opts["requests"], opts["clients"]
         self.photos = {seed: photo(seed, self.size) for seed in range(50_000, 50_000 + n + 26)}
         try:
-            port = _free_port()
-            self.base = f"http://127.0.0.1:{port}"
-            self._spawn(
-                [
-                    sys.executable,
-                    "-m",
-                    "gunicorn",
-                    "editplatform.wsgi:application",
-                    "--bind",
-                    f"127.0.0.1:{port}",
-                    "--workers",
-                    str(opts["web_workers"]),
-                    "--threads",
-                    "4",
-                ]
-            )
-            self._wait_http(self.base + "/healthz")
+            self.base = web.start_gunicorn(self._spawn, opts["web_workers"])
             seeds = iter(self.photos)
             self._submit_batch_seeds([next(seeds) for _ in range(2 * clients)], clients)  # warm
             single = [self._submit_one(next(seeds))[0] for _ in range(10)]
