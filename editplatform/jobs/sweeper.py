@@ -11,11 +11,17 @@ starts the worker with ``--beat``). It re-publishes:
   lost): the redelivered task takes the job over under a new lease.
 
 Duplicates this may create are harmless: the task is idempotent (see execution.py).
+
+A run takes the due jobs BATCH at a time and keeps going while rounds come back full
+(within one sweep period), so a backlog (every queued message lost with a broker that
+restarted empty) is re-published in one run rather than BATCH per period: 5,000 lost
+jobs took ten periods (five minutes at the default 30 s) before 2026-11-29.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -53,14 +59,27 @@ def due_job_ids(now=None) -> list:
 
 
 def sweep(now=None) -> dict:
-    """Re-publish every due job; returns counts (for logs and tests)."""
+    """Re-publish every due job; returns counts (for logs and tests).
+
+    Rounds of BATCH until a round is not full, the broker refuses, or the run has lasted
+    one sweep period (the next beat run carries on). A job just re-published is not due
+    again (its ``enqueued_at`` is now), so each round takes new jobs.
+    """
     sent = failed = 0
-    for job_id in due_job_ids(now):
-        if services.enqueue(job_id):
-            sent += 1
-        else:
-            failed += 1
-            break  # the broker is down: the next sweep tries again
+    done: set = set()
+    deadline = time.monotonic() + settings.JOB_SWEEP_INTERVAL_SECONDS
+    while True:
+        due = due_job_ids(now)
+        fresh = [job_id for job_id in due if job_id not in done]
+        for job_id in fresh:
+            if services.enqueue(job_id):
+                sent += 1
+                done.add(job_id)
+            else:
+                failed += 1
+                break  # the broker is down: the next sweep tries again
+        if failed or len(due) < BATCH or len(fresh) < len(due) or time.monotonic() > deadline:
+            break
     if sent or failed:
         logger.info("sweeper: re-published %d job(s), %d failed", sent, failed)
     return {"sent": sent, "failed": failed}

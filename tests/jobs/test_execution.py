@@ -163,3 +163,24 @@ def test_beat_schedule_has_the_sweeper():
 
     entry = app.conf.beat_schedule["jobs-sweep"]
     assert entry["task"] == "jobs.sweep" and entry["options"]["queue"] == "default"
+
+
+def test_one_sweep_republishes_a_backlog_larger_than_a_batch(
+    requester, isolated_storage, model_bundle, monkeypatch
+):
+    """After a broker wipe every queued job is due at once: one sweep run takes them all,
+    BATCH at a time, instead of BATCH per beat period."""
+    ids = []
+    for _ in range(5):
+        response = submit_via_api(api_client(requester), images.jpeg((40, 30)))
+        assert response.status_code == 201
+        ids.append(response.json()["id"])
+    EditJob.objects.filter(pk__in=ids).update(
+        enqueued_at=None, enqueue_error="ConnectionError: broker lost"
+    )
+    before = dict(EditJob.objects.filter(pk__in=ids).values_list("pk", "enqueue_count"))
+    monkeypatch.setattr(sweeper, "BATCH", 2)
+    assert sweeper.sweep() == {"sent": 5, "failed": 0}
+    assert sweeper.due_job_ids() == []
+    after = dict(EditJob.objects.filter(pk__in=ids).values_list("pk", "enqueue_count"))
+    assert after == {pk: count + 1 for pk, count in before.items()}  # each sent once

@@ -7,19 +7,21 @@ starts gunicorn and W `celery worker` processes (`-A tests.soak.worker_app`), al
 
 * C client threads submit N jobs through POST /api/v1/jobs with an API key, paced over
   the load window: plain edits, sensitive edits (computed, then held; scripted approvers
-  in this process approve the held outputs through the approvals service, which releases
-  them), submits cancelled right after, duplicate submits (same Idempotency-Key, the
-  client's retry) and bad uploads (must answer 400).
+  in a process of their own, tests/soak/approver.py, approve the held outputs through the
+  approvals service, which releases them), submits cancelled right after, duplicate
+  submits (same Idempotency-Key, the client's retry) and bad uploads (must answer 400).
   A submit that fails (5xx, connection refused during a fault) is retried with the same
   Idempotency-Key, as a well-behaved client does; a job counts as accepted on 201/200.
 * a fault schedule runs after a fault-free baseline (each at least once): SIGKILL a
   worker (a replacement starts); SIGSTOP a worker mid-job past its lease, then SIGCONT;
   restart Redis with persistence and without (queue lost); restart PostgreSQL (fast
   shutdown); artifact storage refuses writes; the audit checkpoint folder unwritable.
-* this process also does what beat would: the sweeper, held-job expiry and the
-  provenance mark sweep every 2 s, the audit checkpoint task every 3 s (the re-export
-  after the checkpoint folder comes back).
-  An exception there other than a fault's (database, broker, OSError) fails the run.
+* beat's duties run as the deployment runs them (docker/compose.yml): a real `celery beat`
+  sends the platform's periodic tasks (the sweeper, held-job expiry, the provenance mark
+  sweep, the audit checkpoint with its re-export after the checkpoint folder comes back)
+  every 2 s to the `default` queue, where one CPU worker of their own runs them; the edit
+  workers take only `gpu`. None of it shares a process (a GIL) with the clients. A duty
+  task that raises anything but a fault's error (database, broker, OSError) fails the run.
 
 At the end (every job terminal, or the drain timeout) it stops everything and checks
 (tests/soak/checks.py): all terminal, none lost, success at most once, complete event
@@ -65,6 +67,17 @@ FAULTS = (
     "checkpoint_dir",
 )
 LEASE_SECONDS = 6
+DUTY_SECONDS = 2  # beat's period for every duty in the soak (production: 30 s to 5 min)
+# what a duty task may raise while a fault is on (database, broker, checkpoint folder down)
+FAULT_ERRORS = frozenset(
+    {
+        "OperationalError", "InterfaceError", "DatabaseError", "OSError", "IOError",
+        "NotADirectoryError", "FileExistsError", "FileNotFoundError", "IsADirectoryError",
+        "PermissionError", "ConnectionError", "ConnectionRefusedError",
+        "ConnectionResetError", "BrokenPipeError", "TimeoutError", "RedisError",
+        "BusyLoadingError", "RecoverableConnectionError", "ChannelError",
+    }
+)  # fmt: skip
 RECOVERY_TAIL = 5.0  # seconds after a fault still counted as "during faults"
 
 
@@ -94,9 +107,11 @@ class Soak:
         self.port = None
         self.web: subprocess.Popen | None = None
         self.workers: dict[str, subprocess.Popen] = {}
+        self.duties: dict[str, subprocess.Popen] = {}  # cpu worker, beat, approver
+        self.approver_stop = root / "approver-stop"
+        self.approver_errors = root / "approver-errors.jsonl"
         self.windows: list[tuple[str, float, float]] = []
         self.log_lines: list[str] = []
-        self.stop_background = threading.Event()
         self.storage_flag = root / "storage-refuses-writes"
         self.errors: list[str] = []
         self.harness_errors: list[str] = []
@@ -109,12 +124,12 @@ class Soak:
 
     # --- processes --------------------------------------------------------------------
 
-    def _spawn(self, name: str, cmd: list[str]) -> subprocess.Popen:
+    def _spawn(self, name: str, cmd: list[str], env: dict | None = None) -> subprocess.Popen:
         log = open(self.root / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
         return subprocess.Popen(
             cmd,
             cwd=ROOT,
-            env=os.environ.copy(),
+            env={**os.environ, **(env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -152,6 +167,7 @@ class Soak:
         raise RuntimeError("gunicorn did not answer /healthz")
 
     def start_worker(self) -> str:
+        """An edit worker: the `gpu` queue only, like the deployment's GPU workers."""
         name = f"soak{len(self.workers)}-{uuid.uuid4().hex[:4]}"
         self.workers[name] = self._spawn(
             name,
@@ -163,7 +179,7 @@ class Soak:
                 "tests.soak.worker_app",
                 "worker",
                 "-Q",
-                "gpu,default",
+                "gpu",
                 "--concurrency",
                 "1",
                 "--pool",
@@ -178,13 +194,63 @@ class Soak:
         )
         return name
 
+    def start_duties(self) -> None:
+        """Beat's duties and the approvers, each in a process of its own (docker/compose.yml's
+        `worker-cpu` and `beat`): the CPU worker on `default` runs what beat sends. Under
+        ``--break redelivery`` beat's sweeper period is a day: no sweeper in the run."""
+        self.duties["cpu"] = self._spawn(
+            "cpu",
+            [
+                sys.executable, "-m", "celery", "-A", "tests.soak.worker_app", "worker",
+                "-Q", "default", "--concurrency", "1", "--pool", "prefork",
+                "--hostname", "cpu@soak", "--loglevel", "INFO",
+                "--without-gossip", "--without-mingle",
+            ],
+        )  # fmt: skip
+        self.wait_worker_ready("cpu")
+        sweep_every = "86400" if self.args.break_ == "redelivery" else str(DUTY_SECONDS)
+        self.duties["beat"] = self._spawn(
+            "beat",
+            [
+                sys.executable, "-m", "celery", "-A", "tests.soak.worker_app", "beat",
+                "--loglevel", "INFO", "--schedule", str(self.root / "celerybeat-schedule"),
+            ],
+            env={"JOB_SWEEP_INTERVAL_SECONDS": sweep_every},
+        )  # fmt: skip
+        self.duties["approver"] = self._spawn(
+            "approver",
+            [
+                sys.executable, "-m", "tests.soak.approver",
+                "--approvers", ",".join(a.username for a in self.approvers),
+                "--stop", str(self.approver_stop), "--errors", str(self.approver_errors),
+            ],
+        )  # fmt: skip
+
+    def duty_errors(self) -> list[str]:
+        """What beat's duties and the approvers raised that no fault explains: a duty task
+        the CPU worker logged as raising another exception, an approver error, or a duty
+        process that died during the run."""
+        found = []
+        if self.approver_errors.exists():
+            found += [json.loads(line) for line in self.approver_errors.read_text().splitlines()]
+        log = self.root / "cpu.log"
+        text = log.read_text(errors="replace") if log.exists() else ""
+        for match in re.finditer(r"Task (\S+)\[[^\]]+\] raised unexpected: (\w+)\((.*)", text):
+            if match.group(2) not in FAULT_ERRORS:
+                found.append(f"beat task {match.group(1)}: {match.group(2)}({match.group(3)[:300]}")
+        for name, proc in self.duties.items():
+            if proc.poll() is not None:
+                found.append(f"duty process {name} exited during the run ({proc.returncode})")
+        return found
+
     def wait_worker_ready(self, name: str, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
         log = self.root / f"{name}.log"
+        proc = self.workers.get(name) or self.duties[name]
         while time.monotonic() < deadline:
             if log.exists() and "ready." in log.read_text(errors="replace"):
                 return
-            if self.workers[name].poll() is not None:
+            if proc.poll() is not None:
                 raise RuntimeError(
                     f"worker {name} exited: {log.read_text(errors='replace')[-2000:]}"
                 )
@@ -195,7 +261,8 @@ class Soak:
         """Warm shutdown: SIGTERM to each worker's main process only, so a run still in
         progress (e.g. the one resumed after SIGSTOP) finishes and commits, or is refused,
         before the checks; SIGKILL after 60 s."""
-        for proc in [*self.workers.values(), self.web]:
+        self.approver_stop.touch()
+        for proc in [*self.duties.values(), *self.workers.values(), self.web]:
             if proc is None or proc.poll() is not None:
                 continue
             try:
@@ -306,76 +373,6 @@ class Soak:
             )
             if status3 not in (200, 202, 409):
                 op.notes.append(f"cancel answered {status3}: {data3}")
-
-    # --- background duties (what beat and the approvers do) --------------------------
-
-    def background(self) -> None:
-        """Beat's periodic tasks and the scripted approvers, every 2 s until the run ends.
-
-        A round that meets a fault (database, broker or checkpoint folder down) is retried
-        next round; any other exception is a bug in the harness or the platform and is
-        recorded as a harness error, which fails the run instead of vanishing in the log.
-        """
-        from django.db import Error as DatabaseError
-        from django.db import close_old_connections, connection
-        from kombu.exceptions import KombuError
-        from redis.exceptions import RedisError
-
-        from audit.tasks import checkpoint
-        from editplatform.jobs.holding import expire_held
-        from editplatform.jobs.sweeper import sweep
-        from editplatform.provenance.release import sweep as mark_sweep
-
-        fault_errors = (DatabaseError, OSError, KombuError, RedisError)
-        last_checkpoint = 0.0
-        while not self.stop_background.wait(2.0):
-            try:
-                close_old_connections()
-                if self.args.break_ != "redelivery":  # that break removes the sweeper too
-                    sweep()
-                expire_held()
-                mark_sweep()  # beat's provenance-mark-sweep: marks a release that failed
-                self.approve_held()
-                if time.monotonic() - last_checkpoint > 3:
-                    checkpoint()
-                    last_checkpoint = time.monotonic()
-            except fault_errors as exc:  # the database or broker is down right now: next round
-                self.say(f"background round failed ({type(exc).__name__}: {str(exc)[:120]})")
-                connection.close()
-            except Exception:
-                self.harness_errors.append(f"background round: {traceback.format_exc()[-1500:]}")
-                self.say(self.harness_errors[-1])
-                connection.close()
-
-    def approve_held(self) -> None:
-        """The scripted approvers: approve every held job on the outputs it holds now.
-
-        Compute, then release: a sensitive job is computed first and held
-        (``awaiting_approval`` with outputs); each approver approves it bound to the
-        hash of its parameters and of its held outputs, as a human would after looking
-        at them. Only held jobs are decided. A 409 "conflict" (already decided by this
-        approver, or the job moved on meanwhile) is expected; any other refusal is not.
-        """
-        from editplatform.approvals import services as approvals
-        from editplatform.core.errors import DomainError
-        from editplatform.jobs.models import EditJob
-        from editplatform.jobs.states import HELD
-
-        for job in EditJob.objects.filter(state=HELD, held_at__isnull=False):
-            for approver in self.approvers:
-                try:
-                    job = approvals.approve(
-                        job,
-                        approver,
-                        params_sha256=approvals.current_params_sha256(job),
-                        outputs_sha256=approvals.current_outputs_sha256(job),
-                        comment="soak",
-                    )
-                except DomainError as exc:
-                    if getattr(exc, "code", None) != "conflict":
-                        raise
-                if job.state != HELD:
-                    break
 
     # --- faults -------------------------------------------------------------------------
 
@@ -536,13 +533,12 @@ class Soak:
         names = [self.start_worker() for _ in range(self.args.workers)]
         for name in names:
             self.wait_worker_ready(name)
-        self.say(f"web on 127.0.0.1:{self.port}, {len(names)} workers ready")
+        self.start_duties()
+        self.say(f"web on 127.0.0.1:{self.port}, {len(names)} workers, beat and approvers ready")
         self.warm_up()
         ops = self.plan()
         self.interval = self.args.load_seconds / max(1, len(ops))
         self.t0 = time.monotonic()
-        chores = threading.Thread(target=self.background, daemon=True)
-        chores.start()
         faults = [f for f in self.args.faults.split(",") if f]
         injector = threading.Thread(target=self.fault_schedule, args=(faults,), daemon=True)
         injector.start()
@@ -552,8 +548,7 @@ class Soak:
         injector.join()
         accepted = {op.job_id: {"kind": op.kind} for op in ops if op.job_id}
         drained = self.drain(list(accepted))
-        self.stop_background.set()
-        chores.join(timeout=30)
+        self.harness_errors += self.duty_errors()  # before stop_all ends the duty processes
         self.stop_all()
         return self.verdict(ops, accepted, drained)
 
@@ -839,7 +834,9 @@ def main(argv: list[str] | None = None) -> int:
                 "STORAGE_ROOT": str(root / "storage"),
                 "AUDIT_CHECKPOINT_DIR": str(root / "checkpoints"),
                 "AUDIT_CHECKPOINT_EVERY": "50",
-                "AUDIT_CHECKPOINT_SECONDS": "2",
+                "AUDIT_CHECKPOINT_SECONDS": str(DUTY_SECONDS),
+                "PROVENANCE_SWEEP_SECONDS": str(DUTY_SECONDS),
+                "JOB_SWEEP_INTERVAL_SECONDS": str(DUTY_SECONDS),
                 "JOB_LEASE_SECONDS": str(LEASE_SECONDS),
                 "JOB_REQUEUE_AFTER_SECONDS": "20",
                 "JOB_TORCH_THREADS": "1",

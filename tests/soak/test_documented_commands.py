@@ -45,15 +45,16 @@ def _dry_run(args: list[str]) -> dict:
 
 
 def test_the_full_run_command_parses_as_documented():
-    full = [c for c in documented_commands() if "5000" in c]
+    full = [c for c in documented_commands() if "var/soak-full.json" in c]
     assert len(full) == 1, documented_commands()
     plan = _dry_run(full[0])
-    assert plan["jobs"] == 5000 and plan["load_seconds"] == 1800
+    # 30 minutes of load; the job count is sized to the machine (docs/reliability.md)
+    assert plan["jobs"] >= 500 and plan["load_seconds"] == 1800
     assert plan["faults"] == list(FAULTS) and plan["break"] == ""
     assert plan["report"] and plan["report"].endswith(".json")
     # every fault lands inside the load window, after the fault-free baseline
     assert plan["first_fault_at_seconds"] + 6 * (plan["seconds_between_faults"] + 30) < 1800
-    assert sum(plan["ops_by_kind"].values()) == 5000 and all(plan["ops_by_kind"].values())
+    assert sum(plan["ops_by_kind"].values()) == plan["jobs"] and all(plan["ops_by_kind"].values())
 
 
 def test_every_documented_soak_command_parses():
