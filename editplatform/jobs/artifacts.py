@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
@@ -150,6 +151,8 @@ def write_blob(data: bytes) -> str:
     new key and ciphertext; :func:`revive` then clears its erased mark.
     """
     digest = sha256_hex(data)
+    if getattr(settings, "BENCHMARK_PLAINTEXT_ARTIFACTS", False):
+        return _write_plaintext_for_benchmark(digest, data)
     try:
         key = data_key_row(digest, data, sealed=True)
         write_sealed(digest, data, key)
@@ -160,6 +163,18 @@ def write_blob(data: bytes) -> str:
         ArtifactKey.objects.filter(pk=digest, sealed_at__isnull=True).update(
             sealed_at=timezone.now()
         )
+    return digest
+
+
+def _write_plaintext_for_benchmark(digest: str, data: bytes) -> str:
+    """The pre-encryption layout (no key row, plaintext at ``<sha256>``), only under
+    :mod:`editplatform.jobs.management.bench_plaintext_settings` (``bench_jobs
+    --plaintext-artifacts``): the baseline the encryption cost is measured against."""
+    name = storage_name(digest)
+    if not default_storage.exists(name):
+        saved = default_storage.save(name, ContentFile(data))
+        if saved != name:  # a concurrent writer stored the same bytes
+            default_storage.delete(saved)
     return digest
 
 
