@@ -8,7 +8,8 @@ shipped path) then B (``--plaintext-artifacts``), so drift in machine load falls
 sides alike; then ``manage.py bench_artifact_crypto`` for the per-artifact cost. Prints
 each run's figures and, per configuration, the ratio encrypted / plaintext.
 
-Every run gets a fresh copy of the migrated database, its own storage folder and an
+Every run gets a fresh copy of the migrated database, its own var folder (storage, key,
+exported checkpoints: a fresh log must not meet an older log's checkpoints) and an
 empty broker: bench_jobs submits the same photos each time, and content addressing would
 turn a later run's stores into "already there" (no encryption at all) otherwise.
 """
@@ -98,11 +99,12 @@ def main() -> None:
                     with psycopg.connect(admin, autocommit=True) as conn:
                         conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "styleledger"')
                     redis.Redis.from_url(broker).flushall()
-                    storage = var / f"storage-{name}"
+                    run_var = var / name  # its own storage, KEK and exported checkpoints
+                    storage = run_var / "storage"
                     run_env = dict(
                         env,
                         DATABASE_URL=db.rsplit("/", 1)[0] + f"/{name}",
-                        STORAGE_ROOT=str(storage),
+                        STYLELEDGER_VAR_DIR=str(run_var),
                     )
                     runs.append(bench_once(run_env, opts, plaintext))
                     runs[-1]["new_files"] = _stored(storage)
