@@ -103,7 +103,9 @@ def lookup_photo(data: bytes, *, actor) -> PhotoLookup:
     result = check_image(data, actor=actor, channel="erasure-request")
     rows = {
         str(job.pk): job
-        for job in EditJob.objects.filter(pk__in=[j["job_id"] for j in result.jobs])
+        for job in EditJob.objects.select_related("requester").filter(
+            pk__in=[j["job_id"] for j in result.jobs]
+        )
     }
     candidates = [
         (rows[j["job_id"]], list(j.get("evidence", []))) for j in result.jobs if j["job_id"] in rows
