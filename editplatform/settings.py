@@ -287,6 +287,9 @@ for _item in env.get_list("RETENTION_DAYS", []):
         raise env.ConfigError("RETENTION_DAYS", f"{_item!r} is not <kind>=<days> for a known kind")
     RETENTION_DAYS[_kind.strip()] = int(_days)
 RETENTION_INTERVAL_SECONDS = env.get_int("RETENTION_INTERVAL_SECONDS", 3600, minimum=1)
+# Days a "was this made here?" check stays confirmable from a copy of its image (its
+# per-check salt, editplatform/provenance/check_keys.py); the retention run shreds older.
+PROVENANCE_CHECK_KEY_DAYS = env.get_int("PROVENANCE_CHECK_KEY_DAYS", 30, minimum=1)
 
 # --- audit log (docs/audit.md) ---------------------------------------------------
 AUDIT_LOG_ORIGIN = env.get_str("AUDIT_LOG_ORIGIN", "styleledger.local/audit")

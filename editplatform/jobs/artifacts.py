@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
@@ -155,6 +156,8 @@ def write_blob(data: bytes) -> str:
 def write_blob_keyed(data: bytes) -> tuple[str, ArtifactKey]:
     """:func:`write_blob`, also returning the key row (its commitment, for the log)."""
     digest = sha256_hex(data)
+    if getattr(settings, "BENCHMARK_PLAINTEXT_ARTIFACTS", False):
+        return _write_plaintext_for_benchmark(digest, data)
     try:
         key = data_key_row(digest, data, sealed=True)
         write_sealed(digest, data, key)
@@ -166,6 +169,18 @@ def write_blob_keyed(data: bytes) -> tuple[str, ArtifactKey]:
             sealed_at=timezone.now()
         )
     return digest, key
+
+
+def _write_plaintext_for_benchmark(digest: str, data: bytes) -> str:
+    """The pre-encryption layout (no key row, plaintext at ``<sha256>``), only under
+    :mod:`editplatform.jobs.management.bench_plaintext_settings` (``bench_jobs
+    --plaintext-artifacts``): the baseline the encryption cost is measured against."""
+    name = storage_name(digest)
+    if not default_storage.exists(name):
+        saved = default_storage.save(name, ContentFile(data))
+        if saved != name:  # a concurrent writer stored the same bytes
+            default_storage.delete(saved)
+    return digest
 
 
 def revive(artifact: Artifact) -> Artifact:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from django.db import models
 
+from editplatform.provenance.check_keys import CheckKey  # noqa: F401  (a model of this app)
 from editplatform.provenance.fingerprint import CHUNKS, WORDS
 
 FINGERPRINT_KINDS = ("pdq", "rot")

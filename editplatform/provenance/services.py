@@ -27,7 +27,7 @@ from audit.models import AuditEvent
 from audit.models import Checkpoint as StoredCheckpoint
 from editplatform.jobs import keyed_ids
 from editplatform.jobs.models import EditJob
-from editplatform.provenance import fingerprint, index, manifest, signing, watermark
+from editplatform.provenance import check_keys, fingerprint, index, manifest, signing, watermark
 from editplatform.provenance.audit_actions import PROVENANCE_CHECKED
 from editplatform.provenance.models import Fingerprint, WatermarkKey
 
@@ -374,14 +374,18 @@ def check_image(data: bytes, *, actor=None, channel: str = "portal") -> CheckRes
     validated = validate_image(data)  # raises DomainError (4xx) for bad input
     pixels = Image.open(io.BytesIO(validated.png)).convert("RGB")
     result = analyse(data, pixels)
+    job_ids = [job["job_id"] for job in result.jobs]
     with transaction.atomic():
+        # keyed under a per-check salt, never the plain hash (check_keys: erasure)
+        key = check_keys.new_key(job_ids)
+        image = check_keys.recorded_fields(key, result.sha256)
         event = append_event(
             PROVENANCE_CHECKED,
             actor=actor,
-            subject=f"image:{result.sha256}",
+            subject=f"image:{image['sha256']}",
             payload={
                 "channel": channel,
-                "sha256": result.sha256,
+                **image,
                 "made_here": result.made_here,
                 "jobs": [job["job_id"] for job in result.jobs],
                 "manifest_state": result.manifest.get("state")

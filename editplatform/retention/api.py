@@ -17,6 +17,7 @@ from __future__ import annotations
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import permissions, serializers, status
 from rest_framework.exceptions import NotFound
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import APIView
@@ -25,6 +26,7 @@ from audit import access
 from editplatform.core.api import ApiErrorSerializer
 from editplatform.core.errors import DomainError
 from editplatform.jobs.models import EditJob
+from editplatform.jobs.uploads import read_upload
 from editplatform.retention import erasure, holds
 from editplatform.retention.models import ErasureRequest, LegalHold
 
@@ -145,6 +147,31 @@ class RecordRequestSerializer(serializers.Serializer):
         max_length=150,
         help_text="an account name: every job it submitted is covered too",
     )
+
+
+class PhotoLookupRequestSerializer(serializers.Serializer):
+    photo = serializers.ImageField(
+        help_text="an image the data subject supplied (PNG, JPEG, WebP; the upload limits "
+        "of jobs apply)"
+    )
+
+
+class CandidateJobSerializer(serializers.Serializer):
+    job = serializers.UUIDField(help_text="add it to a request with POST requests {jobs: [...]}")
+    requester = serializers.CharField()
+    purpose = serializers.CharField()
+    state = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    evidence = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="why it matched: 'manifest (Trusted)', 'watermark key ...', 'pdq distance 12'",
+    )
+
+
+class PhotoLookupSerializer(serializers.Serializer):
+    candidates = CandidateJobSerializer(many=True, help_text="best match first; may be empty")
+    check_seq = serializers.IntegerField(help_text="the provenance.checked audit event")
+    lookup_seq = serializers.IntegerField(help_text="the erasure.photo_lookup audit event")
 
 
 READ_ERRORS = {
@@ -299,6 +326,56 @@ class RequestListView(RetentionAPIView):
         return Response(
             ErasureRequestSerializer(_request(found.pk)).data, status=status.HTTP_201_CREATED
         )
+
+
+class PhotoLookupView(RetentionAPIView):
+    parser_classes = [MultiPartParser]
+
+    @extend_schema(
+        operation_id="retention_photo_lookup",
+        request={"multipart/form-data": PhotoLookupRequestSerializer},
+        responses={
+            200: PhotoLookupSerializer,
+            400: OpenApiResponse(ApiErrorSerializer, description="no photo, or an empty file"),
+            413: OpenApiResponse(ApiErrorSerializer, description="the photo is too large"),
+            415: OpenApiResponse(ApiErrorSerializer, description="not an image we read"),
+            **READ_ERRORS,
+        },
+        description='Which jobs made images like this photo? The "was this made here?" '
+        "lookup (C2PA manifest, watermark, fingerprints) of a photo a data subject "
+        "supplied: candidate jobs a reviewer may add to an erasure request. It finds jobs "
+        "whose outputs the photo is or derives from, not other photos of the person (no "
+        "face recognition). Reviewers only; recorded as provenance.checked (the photo by a "
+        "keyed hash) and erasure.photo_lookup (the candidates). Nothing is erased.",
+    )
+    def post(self, request):
+        uploaded = request.FILES.get("photo")
+        if uploaded is None:
+            raise DomainError(
+                "no photo was uploaded (multipart field 'photo')", "missing", 400, "photo"
+            )
+        try:
+            found = erasure.lookup_photo(read_upload(uploaded), actor=request.user)
+        except DomainError as exc:  # an unusable upload blames the jobs' field name
+            if exc.field == "image":
+                exc.field = "photo"
+            raise
+        body = {
+            "candidates": [
+                {
+                    "job": job.pk,
+                    "requester": job.requester.get_username(),
+                    "purpose": job.purpose,
+                    "state": job.state,
+                    "created_at": job.created_at,
+                    "evidence": evidence,
+                }
+                for job, evidence in found.candidates
+            ],
+            "check_seq": found.check_seq,
+            "lookup_seq": found.lookup_seq,
+        }
+        return Response(PhotoLookupSerializer(body).data)
 
 
 class RequestDetailView(RetentionAPIView):

@@ -12,6 +12,7 @@ urlpatterns = [
     path("holds/<int:pk>/request-lift", api.HoldRequestLiftView.as_view(), name="request-lift"),
     path("holds/<int:pk>/confirm-lift", api.HoldConfirmLiftView.as_view(), name="confirm-lift"),
     path("requests", api.RequestListView.as_view(), name="requests"),
+    path("photo-lookup", api.PhotoLookupView.as_view(), name="photo-lookup"),
     path("requests/<int:pk>", api.RequestDetailView.as_view(), name="request"),
     path("requests/<int:pk>/approve", api.RequestApproveView.as_view(), name="approve"),
     path(

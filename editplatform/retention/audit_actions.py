@@ -56,3 +56,12 @@ ERASURE_CERTIFIED = register(
     "the signed erasure certificate of a request was issued (its hash is recorded)",
     lambda e: f"certificate of {e.get('subject')} issued",
 )
+ERASURE_PHOTO_LOOKUP = register(
+    "erasure.photo_lookup",
+    "a reviewer looked up which jobs made images like a photo a data subject supplied "
+    "(candidates for an erasure request; the check itself is its provenance.checked event)",
+    lambda e: (
+        f"{_who(e)} looked up a data subject's photo: "
+        f"{len(_payload(e).get('candidates', []))} candidate job(s)"
+    ),
+)

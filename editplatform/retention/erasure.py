@@ -21,6 +21,7 @@ import base64
 import hashlib
 import json
 import uuid
+from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
@@ -36,9 +37,11 @@ from editplatform.accounts.roles import REVIEWER, has_role
 from editplatform.core.errors import DomainError
 from editplatform.jobs import keyed_ids, shredding
 from editplatform.jobs.models import EditJob
+from editplatform.provenance import check_keys
 from editplatform.retention.audit_actions import (
     ERASURE_APPROVED,
     ERASURE_CERTIFIED,
+    ERASURE_PHOTO_LOOKUP,
     ERASURE_REQUESTED,
 )
 from editplatform.retention.models import ErasureRequest
@@ -75,16 +78,55 @@ def find_jobs(job_ids=(), requester: str = "") -> list[EditJob]:
     return list(found.values())
 
 
-def jobs_for_photo(data: bytes, *, actor) -> list[EditJob]:
-    """Jobs the provenance lookup ties to an image (its watermark, manifest, fingerprints).
+@dataclass(frozen=True)
+class PhotoLookup:
+    """What the photo lookup found: candidate jobs (best first) with their evidence."""
+
+    candidates: list[tuple[EditJob, list[str]]]
+    check_seq: int  # the provenance.checked event (the image named by a keyed hash)
+    lookup_seq: int  # the erasure.photo_lookup event (names the candidate jobs)
+
+
+def lookup_photo(data: bytes, *, actor) -> PhotoLookup:
+    """Jobs the provenance lookup ties to an image (its watermark, manifest, fingerprints),
+    as candidates a reviewer may add to a request. Reviewers only (403 otherwise).
 
     It finds jobs whose *outputs* the image is (or derives from), not other photos of
-    the same person: the platform does no face recognition.
+    the same person: the platform does no face recognition. Bad input is a DomainError
+    (4xx) before anything is recorded; a lookup is two audit events: the check
+    (``provenance.checked``, the image by a keyed hash) and ``erasure.photo_lookup``,
+    which names the candidate jobs as subjects so each job's trail shows the lookup.
     """
     from editplatform.provenance.services import check_image
 
+    _require_reviewer(actor)
     result = check_image(data, actor=actor, channel="erasure-request")
-    return list(EditJob.objects.filter(pk__in=[job["job_id"] for job in result.jobs]))
+    rows = {
+        str(job.pk): job
+        for job in EditJob.objects.select_related("requester").filter(
+            pk__in=[j["job_id"] for j in result.jobs]
+        )
+    }
+    candidates = [
+        (rows[j["job_id"]], list(j.get("evidence", []))) for j in result.jobs if j["job_id"] in rows
+    ]
+    with transaction.atomic():
+        event = append_event(
+            ERASURE_PHOTO_LOOKUP,
+            actor=actor,
+            subject="erasure:lookup",
+            subjects=[f"job:{job.pk}" for job, _ in candidates],
+            payload={
+                "check_seq": result.audit_seq,
+                "candidates": [str(job.pk) for job, _ in candidates],
+            },
+        )
+    return PhotoLookup(candidates, result.audit_seq, event.seq)
+
+
+def jobs_for_photo(data: bytes, *, actor) -> list[EditJob]:
+    """The candidate jobs of :func:`lookup_photo` (the page adds them all to the request)."""
+    return [job for job, _ in lookup_photo(data, actor=actor).candidates]
 
 
 def record(user, *, subject: str, jobs: list[EditJob], note: str = "") -> ErasureRequest:
@@ -125,6 +167,9 @@ def approve(request: ErasureRequest, user) -> ErasureRequest:
         shredded = []
         for job in jobs:  # a legal hold raises ShredBlocked: the whole request rolls back
             shredded += shredding.shred_job(job, reason=reason, ref=request.ref, actor=user)
+        # the salts of "was this made here?" checks that found these jobs: after this, a
+        # copy of the person's photo cannot be matched against those checks' events
+        check_keys.shred_for_jobs([job.pk for job in jobs])
         request.state, request.approved_by = ErasureRequest.State.ERASED, user
         request.approved_at = timezone.now()
         request.save(update_fields=["state", "approved_by", "approved_at"])

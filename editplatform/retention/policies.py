@@ -23,6 +23,7 @@ from audit.log import append_event
 from editplatform.jobs import shredding
 from editplatform.jobs.models import Artifact, EditJob
 from editplatform.jobs.states import TERMINAL
+from editplatform.provenance import check_keys
 from editplatform.retention.audit_actions import RETENTION_RAN
 from editplatform.retention.models import RetentionPolicy
 
@@ -114,12 +115,13 @@ def run(now: datetime | None = None) -> dict:
         except shredding.ShredBlocked as exc:
             blocked.append(sha)
             logger.info("retention: %s", exc.message)
-    if shredded or blocked:
+    checks = check_keys.shred_expired(now)  # "was this made here?" salts past their days
+    if shredded or blocked or checks:
         with transaction.atomic():
             append_event(
                 RETENTION_RAN,
                 actor_name="retention",
                 subject="retention",
-                payload={"shredded": len(shredded), "blocked": len(blocked)},
+                payload={"shredded": len(shredded), "blocked": len(blocked), "check_keys": checks},
             )
-    return {"shredded": shredded, "blocked": blocked}
+    return {"shredded": shredded, "blocked": blocked, "check_keys": checks}

@@ -247,6 +247,10 @@ MATRIX: dict[tuple[str, str, str], dict[str, int]] = {
     ("POST", "api/v1/retention/requests", "-"): only(
         {"reviewer": 400}, others=403, anon=API_ANON, integration=403
     ),
+    # the photo lookup (issue 17 c): reviewers only; an empty body is a 400 naming `photo`
+    ("POST", "api/v1/retention/photo-lookup", "-"): only(
+        {"reviewer": 400}, others=403, anon=API_ANON, integration=403
+    ),
     ("GET", "api/v1/retention/requests/<int:pk>", "-"): only(
         {"reviewer": 404}, others=403, anon=API_ANON, integration=403
     ),

@@ -3,6 +3,7 @@ every check is an audit event."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 
 import pytest
@@ -10,7 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
 from audit.models import AuditEvent
-from editplatform.provenance import attacks, corpus
+from editplatform.provenance import attacks, check_keys, corpus
 from editplatform.provenance.services import mark_output
 from tests.conftest import api_client_for
 from tests.provenance.conftest import clone_job, png_bytes, run_real_job
@@ -53,6 +54,12 @@ def test_api_and_page_answer_with_the_job_and_record_every_check(
     event = AuditEvent.objects.get(seq=body["audit_seq"])
     assert event.action == "provenance.checked" and event.actor_name == integration.username
     assert event.payload["jobs"] == [str(big.pk)] and event.payload["made_here"] is True
+    # the checked image is named by a keyed hash under a per-check salt (issue 17), never
+    # its SHA-256: a copy cannot be matched once the salt is shredded
+    plain = hashlib.sha256(marked.data).hexdigest()
+    assert body["sha256"] == plain and plain not in str((event.subject, event.payload))
+    assert event.payload["image_ids"] == "keyed-check-v1"
+    assert check_keys.confirm(event.payload, marked.data)
 
     # Stripped and recompressed: no manifest, still traced by watermark and fingerprints.
     stripped = attacks.jpeg(attacks.strip(Image.open(io.BytesIO(marked.data)).convert("RGB")), 75)

@@ -185,6 +185,7 @@ def test_the_schema_documents_every_retention_operation(clients):
         REQUESTS + "/{id}": {"get"},
         REQUESTS + "/{id}/approve": {"post"},
         REQUESTS + "/{id}/certificate": {"get"},
+        "/api/v1/retention/photo-lookup": {"post"},
     }.items():
         assert methods <= set(paths[path]), path
     post_hold = paths[HOLDS]["post"]

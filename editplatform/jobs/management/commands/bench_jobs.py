@@ -41,6 +41,7 @@ from editplatform.jobs.benchmarking.web import free_port as _free_port  # noqa: 
 from editplatform.jobs.models import EditJob
 
 SECTION = "## Edit jobs (Redis, real workers)"
+PLAINTEXT_SETTINGS = "editplatform.jobs.management.bench_plaintext_settings"
 BATCH_SECTION = "## Edit jobs: micro-batching workers (Redis, real workers)"
 
 
@@ -92,6 +93,12 @@ class Command(BaseCommand):
         )
         parser.add_argument("--runs", type=int, default=1, help="repeat the --batch-sizes runs")
         parser.add_argument("--markdown", help="replace our section of this markdown file")
+        parser.add_argument(
+            "--plaintext-artifacts",
+            action="store_true",
+            help="web server and workers store artifacts unencrypted (benchmark baseline "
+            "for the cost of encryption; bench_plaintext_settings)",
+        )
 
     def handle(self, *args, **opts):
         if settings.EMBEDDED_BROKER:
@@ -100,6 +107,8 @@ class Command(BaseCommand):
             )
         if not (Path(settings.MODEL_BUNDLE) / "manifest.json").exists():
             raise CommandError(f"no model bundle at {settings.MODEL_BUNDLE}")
+        if opts["plaintext_artifacts"]:  # the children inherit it (this process stores nothing)
+            os.environ["DJANGO_SETTINGS_MODULE"] = PLAINTEXT_SETTINGS
         password = secrets.token_urlsafe(16)
         username = f"bench-{uuid.uuid4().hex[:6]}"
         user = get_user_model().objects.create_user(username=username, password=password)

@@ -1,0 +1,56 @@
+"""The benchmark-only plaintext baseline (`bench_jobs --plaintext-artifacts`).
+
+Under its settings module artifacts are stored the way they were before encryption (no
+key row, plaintext file) and read back as legacy artifacts; the module refuses to load
+in production, so no deployment can store plaintext by configuration.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from editplatform.jobs import artifacts
+from editplatform.jobs.models import ArtifactKey, sealed_name, storage_name
+from tests.audit.helpers import png
+from tests.conftest import ROOT
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def test_the_baseline_stores_plaintext_and_reads_it_back(settings, isolated_storage):
+    settings.BENCHMARK_PLAINTEXT_ARTIFACTS = True
+    data = png((5, 6, 7))
+    artifact = artifacts.store(data, "image/png", width=16, height=16)
+    assert (isolated_storage / storage_name(artifact.sha256)).read_bytes() == data
+    assert not (isolated_storage / sealed_name(artifact.sha256)).exists()
+    assert not ArtifactKey.objects.filter(pk=artifact.sha256).exists()
+    assert artifacts.read(artifact) == data
+
+    settings.BENCHMARK_PLAINTEXT_ARTIFACTS = False  # the shipped path seals
+    sealed = artifacts.store(png((7, 6, 5)), "image/png", width=16, height=16)
+    assert (isolated_storage / sealed_name(sealed.sha256)).exists()
+    assert ArtifactKey.objects.filter(pk=sealed.sha256).exists()
+
+
+def test_the_baseline_settings_refuse_production(tmp_path):
+    env = dict(
+        os.environ,
+        DJANGO_SETTINGS_MODULE="editplatform.jobs.management.bench_plaintext_settings",
+        STYLELEDGER_ENV="production",
+        SECRET_KEY="x" * 50,
+        STYLELEDGER_VAR_DIR=str(tmp_path),
+        ARTIFACT_KEK_FILE=str(tmp_path / "kek"),
+    )
+    run = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert run.returncode != 0 and "never production" in run.stderr
