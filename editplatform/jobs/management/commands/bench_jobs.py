@@ -77,6 +77,27 @@ def _photo(seed: int) -> bytes:
     return buffer.getvalue()
 
 
+STAGES = ("load", "align", "model", "invert", "edit", "paste_back", "domain", "encode",
+          "store", "commit", "total")
+
+
+def _stage_means(jobs) -> dict:
+    """Mean seconds per job of each pipeline stage in the jobs' ``timings`` (the batched
+    model pass, shared by ``batch`` jobs, counts 1/batch per job; likewise the per-batch
+    stages a batch runs once)."""
+    out = {}
+    for stage in STAGES:
+        values = []
+        for j in jobs:
+            t = j.timings or {}
+            if stage in t:
+                shared = stage in ("model", "total", "store", "commit") and t.get("batch", 1)
+                values.append(t[stage] / (shared or 1))
+        if values:
+            out[stage] = statistics.mean(values)
+    return out
+
+
 class Command(BaseCommand):
     help = "Benchmark job submission, queue-to-start latency and worker throughput."
 
@@ -98,6 +119,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--runs", type=int, default=1, help="repeat the --batch-sizes runs")
         parser.add_argument("--markdown", help="replace our section of this markdown file")
+        parser.add_argument("--json", help="also write the --batch-sizes figures to this file")
 
     def handle(self, *args, **opts):
         if settings.EMBEDDED_BROKER:
@@ -132,7 +154,15 @@ class Command(BaseCommand):
             )
             self._wait_http(self.base + "/healthz")
             if opts["batch_sizes"]:
-                text = self._markdown_batches(self._run_batches(opts), opts)
+                runs = self._run_batches(opts)
+                if opts["json"]:
+                    Path(opts["json"]).write_text(
+                        json.dumps(
+                            [{f"{w}w b{b}": v for (w, b), v in row.items()} for row in runs],
+                            indent=1,
+                        )
+                    )
+                text = self._markdown_batches(runs, opts)
             else:
                 text = self._markdown(self._run(opts), opts)
         finally:
@@ -304,6 +334,9 @@ class Command(BaseCommand):
             # stores, audit appends, broker): wall time per job minus pipeline time per job
             "pipeline_s_mean": statistics.mean(runs),
             "batches": statistics.mean(j.timings.get("batch", 1) for j in jobs),
+            # the pipeline's own per-stage timings, mean per job (a batch's shared model
+            # pass is divided by its size), for the per-job overhead profile
+            "stages": _stage_means(jobs),
         }
 
     # -- processes -----------------------------------------------------------------------
@@ -483,6 +516,12 @@ class Command(BaseCommand):
                 f"- {c[0]} worker(s), batch {c[1]}: wall {statistics.mean(walls):.3f} s/job, "
                 f"pipeline {statistics.mean(pipes):.3f} s/job (a batch's jobs share one "
                 f"pipeline span), mean batch {statistics.mean(r[c]['batches'] for r in runs):.1f}"
+            )
+            stages = [row[c]["stages"] for row in runs]
+            names = [k for k in STAGES if all(k in st for st in stages)]
+            lines.append(
+                "  stages (s/job): "
+                + ", ".join(f"{k} {statistics.mean(st[k] for st in stages):.4f}" for k in names)
             )
         return "\n".join(lines) + "\n"
 
