@@ -8,7 +8,7 @@ each on a fresh database of one throwaway PostgreSQL, with one throwaway Redis a
 Each tree runs with ``PYTHONPATH`` set to it (its own code, the shared venv) and its own
 ``STYLELEDGER_VAR_DIR`` in a temporary folder; a tree gets this tree's copy of the
 command (which only uses the HTTP API and the job rows, present in both), so both are
-measured and profiled alike. Prints each tree's markdown block.
+measured and profiled alike. Each tree's rows and markdown block go to stdout as they come.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ COMMAND = Path(__file__).resolve().parents[2] / (
 )
 
 
-def run_tree(label: str, tree: Path, admin_url: str, broker: str, opts) -> str:
+def run_tree(label: str, tree: Path, admin_url: str, broker: str, opts) -> None:
     target = tree / "editplatform/jobs/management/commands/bench_jobs.py"
     if target.resolve() != COMMAND:
         shutil.copy(COMMAND, target)
@@ -40,6 +40,7 @@ def run_tree(label: str, tree: Path, admin_url: str, broker: str, opts) -> str:
         CELERY_BROKER_URL=broker,
         STYLELEDGER_VAR_DIR=str(var),
         OMP_NUM_THREADS="1",
+        PYTHONUNBUFFERED="1",
     )
     manage = [sys.executable, str(tree / "manage.py")]
     subprocess.run([*manage, "migrate", "-v", "0"], env=env, check=True, cwd=tree)
@@ -60,10 +61,9 @@ def run_tree(label: str, tree: Path, admin_url: str, broker: str, opts) -> str:
     if opts.json_dir:
         Path(opts.json_dir).mkdir(parents=True, exist_ok=True)
         cmd += ["--json", str(Path(opts.json_dir) / f"{label}.json")]
-    out = subprocess.run(cmd, env=env, check=True, cwd=tree, capture_output=True, text=True)
-    sys.stderr.write(out.stderr[-4000:])
+    # streamed, not captured: a run cut short by a time limit still shows its rows
+    subprocess.run(cmd, env=env, check=True, cwd=tree)
     shutil.rmtree(var, ignore_errors=True)
-    return out.stdout
 
 
 def main() -> None:
@@ -79,7 +79,7 @@ def main() -> None:
         for spec in opts.tree:
             label, _, path = spec.partition("=")
             print(f"### {label} ({path})", flush=True)
-            print(run_tree(label, Path(path).resolve(), admin_url, broker, opts), flush=True)
+            run_tree(label, Path(path).resolve(), admin_url, broker, opts)
 
 
 if __name__ == "__main__":

@@ -218,9 +218,12 @@ class Command(BaseCommand):
                 row[(workers, batch)] = self._drain(
                     ids, workers=workers, threads=opts["torch_threads"], batch=batch
                 )
+                got = row[(workers, batch)]
                 self.stdout.write(
                     f"run {r + 1}: {workers} worker(s), batch {batch}: "
-                    f"{row[(workers, batch)]['jobs_per_s']:.2f} jobs/s"
+                    f"{got['jobs_per_s']:.3f} jobs/s ({got['jobs']} jobs in "
+                    f"{got['seconds']:.2f} s; load {os.getloadavg()[0]:.1f}); stages s/job: "
+                    + ", ".join(f"{k} {v:.4f}" for k, v in got["stages"].items())
                 )
             runs.append(row)
         return runs
