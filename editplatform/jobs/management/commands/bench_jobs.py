@@ -490,7 +490,7 @@ class Command(BaseCommand):
         lines = [
             BATCH_SECTION,
             "",
-            f"Command: `nice -n 10 python manage.py bench_jobs --batch-sizes "
+            f"Command: `python manage.py bench_jobs --batch-sizes "
             f"{opts['batch_sizes']} --runs {opts['runs']} --jobs {opts['jobs']} "
             f"--torch-threads {opts['torch_threads']}` (database {connection.vendor}, broker "
             f"{settings.CELERY_BROKER_URL.split(':')[0]}); {os.cpu_count()} CPU cores, "
