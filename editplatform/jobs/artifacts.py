@@ -218,6 +218,26 @@ def store(
     return revive(artifact)
 
 
+def store_many(items) -> list[Artifact]:
+    """:func:`store` for several ``(data, media_type, width, height)`` at once: their
+    bytes one by one, their rows with one ``INSERT ... ON CONFLICT DO NOTHING`` and one
+    SELECT instead of a get-or-create and its savepoint each (a worker's batch stores
+    six outputs per job). Same rows, same idempotency."""
+    items = list(items)
+    digests = [write_blob(data) for data, *_ in items]
+    fresh = {}
+    for digest, (data, media_type, width, height) in zip(digests, items, strict=True):
+        fresh.setdefault(
+            digest,
+            Artifact(
+                sha256=digest, media_type=media_type, size=len(data), width=width, height=height
+            ),
+        )
+    Artifact.objects.bulk_create(list(fresh.values()), ignore_conflicts=True)
+    rows = Artifact.objects.in_bulk(list(fresh))
+    return [revive(rows[digest]) for digest in digests]
+
+
 def delete_blobs(digest: str) -> None:
     """Delete both layouts of an artifact's bytes (best effort; after commit)."""
     for name in (sealed_name(digest), storage_name(digest)):

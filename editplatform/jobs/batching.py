@@ -76,12 +76,13 @@ def gather(first: execution.Run, worker: str, catalog) -> list[execution.Run]:
     return runs
 
 
-def conclude(run: execution.Run, result) -> str:
-    """Commit a job's result: released, held for approval, or refused by the domain gate."""
+def conclude(run: execution.Run, result, stored: dict | None = None) -> str:
+    """Commit a job's result: released, held for approval, or refused by the domain gate.
+    ``stored``: its outputs' rows, when the batch stored them together."""
     decision = policy.out_of_domain_decision(run.job, result.domain)
     if decision == "refused":
         return "failed" if domain_outcome.refuse(run, result) else "superseded"
-    if not execution.succeed(run, result, decision=decision):
+    if not execution.succeed(run, result, decision=decision, stored=stored):
         return "superseded"
     return "held" if run.job.state == State.AWAITING_APPROVAL else "succeeded"
 
@@ -136,12 +137,13 @@ def run_batch(
                 [by_key[item.key] for item in items], stage, pct
             ),
         )
+        stored = _store_together(pairs)
         for run, item in pairs:
             if isinstance(item.outcome, BaseException):
                 settle(run, item.outcome)
                 continue
             try:
-                outcomes[run.job.pk] = conclude(run, item.outcome)
+                outcomes[run.job.pk] = conclude(run, item.outcome, stored.get(run.job.pk))
             except SoftTimeLimitExceeded:
                 raise
             except Exception as exc:
@@ -157,6 +159,30 @@ def run_batch(
     finally:
         beat.stop()
     return outcomes
+
+
+def _store_together(pairs) -> dict:
+    """Store the outputs of every job of the batch that will keep them (not refused by
+    the domain gate) at once: ``{job id: {field: Artifact}}``. Empty when that raises:
+    each job then stores its own in :func:`execution.succeed`, so a storage fault fails
+    (or retries) each job on its own, as alone."""
+    keep = [
+        (run, item.outcome)
+        for run, item in pairs
+        if not isinstance(item.outcome, BaseException)
+        and item.outcome is not None
+        and policy.out_of_domain_decision(run.job, item.outcome.domain) != "refused"
+    ]
+    if len(keep) < 2:
+        return {}
+    try:
+        stored = domain_outcome.store_outputs_many([result for _, result in keep])
+    except SoftTimeLimitExceeded:
+        raise
+    except Exception:
+        logger.warning("storing the batch's outputs together failed; per job", exc_info=True)
+        return {}
+    return {run.job.pk: rows for (run, _), rows in zip(keep, stored, strict=True)}
 
 
 def retry_others(outcomes: dict, own_id, countdown: float) -> None:

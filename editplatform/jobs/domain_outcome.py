@@ -51,6 +51,33 @@ def store_outputs(result) -> dict:
     return stored
 
 
+def _outputs(result) -> list[tuple[str, bytes, str, int | None, int | None]]:
+    """(field, bytes, media type, width, height) of every output a result has."""
+    size = result.size
+    out = [
+        ("reconstruction", result.reconstruction_png, "image/png", size, size),
+        ("edited", result.edited_png, "image/png", size, size),
+        ("latent", result.latent, LATENT_MEDIA_TYPE, None, None),
+    ]
+    if result.result_png:
+        w, h = result.result_size
+        out.append(("result", result.result_png, "image/png", w, h))
+    if result.aligned_png:
+        out.append(("aligned", result.aligned_png, "image/png", size, size))
+    if result.transform_json:
+        out.append(("transform", result.transform_json, "application/json", None, None))
+    return out
+
+
+def store_outputs_many(results) -> list[dict]:
+    """:func:`store_outputs` for the results of a worker's batch, the Artifact rows of all
+    of them written together (:func:`artifacts.store_many`); one dict per result."""
+    plans = [_outputs(result) for result in results]
+    flat = [(data, media, w, h) for plan in plans for _, data, media, w, h in plan]
+    stored = iter(artifacts.store_many(flat))
+    return [{name: next(stored) for name, *_ in plan} for plan in plans]
+
+
 def emit_checked(job, result, decision: str, stored: dict, *, actor_name: str) -> None:
     """The ``job.domain_checked`` event (inside the caller's transaction)."""
     events.emit(

@@ -213,7 +213,7 @@ def _raise_why_stopped(run: Run) -> None:
     raise LeaseLost()
 
 
-def succeed(run: Run, result, *, decision: str = "released") -> bool:
+def succeed(run: Run, result, *, decision: str = "released", stored: dict | None = None) -> bool:
     """Store outputs and commit success once (or hold them); False when the lease was lost.
 
     A job that needs approval is not released here: it enters ``awaiting_approval``
@@ -221,11 +221,13 @@ def succeed(run: Run, result, *, decision: str = "released") -> bool:
     ``decision`` is what the domain gate's policy made of the job's report (``released``,
     ``flagged``, ``held``): ``held`` (out of domain under JOB_OUT_OF_DOMAIN=approve) holds
     the job too and marks it as needing approval. It goes into ``job.domain_checked``,
-    committed with the success or hold.
+    committed with the success or hold. ``stored``: the outputs' Artifact rows when the
+    caller stored a whole batch's outputs at once (content-addressed: the same rows).
     """
     from editplatform.jobs import domain_outcome
 
-    stored = domain_outcome.store_outputs(result)
+    if stored is None:
+        stored = domain_outcome.store_outputs(result)
     job = run.job
     with transaction.atomic():
         hold = job.needs_approval or decision == "held"

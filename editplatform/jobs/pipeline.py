@@ -9,6 +9,7 @@ to stop the work between steps).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import time
@@ -195,11 +196,14 @@ def finish(
     refine_steps: int,
     timings: dict,
     report: Report,
+    domain_report: dict | None = None,
 ) -> PipelineResult:
     """Paste back, judge the domain and encode the outputs of one job.
 
     ``inversion`` is the job's final latent (one sample), ``encoded`` the encoder's
     (what the domain gate judges), ``edited`` its rendered edit (1, 3, H, W).
+    ``domain_report``: the job's report when the caller judged a whole batch at once
+    (:func:`domain_checks`); otherwise the gate runs here for this job alone.
     """
     from inversion.pasteback import paste_back
 
@@ -213,9 +217,10 @@ def finish(
     timings["paste_back"] = time.perf_counter() - t
     report("paste back", 85)
 
-    t = time.perf_counter()
-    domain_report = domain_check(inverter, encoded, crop, domain, aligned=prepared.aligned)
-    timings["domain"] = time.perf_counter() - t
+    if domain_report is None:
+        t = time.perf_counter()
+        domain_report = domain_check(inverter, encoded, crop, domain, aligned=prepared.aligned)
+        timings["domain"] = time.perf_counter() - t
 
     t = time.perf_counter()
     size = rec_img.size[0]
@@ -249,40 +254,117 @@ def domain_check(
     """The job's domain report (JSON-safe): the bundle's gate on the aligned crop.
 
     ``aligned`` is the crop before the bundle's colour mode (its colour and background
-    statistics; ``crop`` when None).
+    statistics; ``crop`` when None). One job of :func:`domain_checks`.
+    """
+    return domain_checks(inverter, [inversion], [crop], domain, [aligned])[0]
+
+
+def domain_checks(
+    inverter,
+    inversions,
+    crops,
+    domain,
+    aligned=None,
+) -> list[dict]:
+    """The domain reports (JSON-safe) of several jobs, in one pass of the bundle's gate.
+
+    ``inversions``: each job's encoder latent (one sample each); ``crops`` the aligned
+    crops the model saw; ``aligned`` the crops before the colour mode (None entries: the
+    crop). Why one pass: the gate's SSIM and statistics cost about as much for eight
+    images as for one, and ran once per job of a batch before.
+
+    A job's report must not depend on its batch (a job alone and in a batch get the same
+    report, like its outputs): the gate runs with batch-invariant kernels (oneDNN off)
+    and, on a worker whose Inverter pads every pass to its batch size (``fixed_batch``),
+    on the same padded shape, zero rows appended and their reports dropped.
 
     Reconstruction fidelity (PSNR, SSIM) is measured against the crop at the model's
     size; the OOD score is the gate's Mahalanobis distance of the W+ code. A bundle with
     no gate gets the fidelity numbers and ``gated: false`` (never called out of domain).
     """
-    from inversion.domain import fidelity
+    import torch
+
     from inversion.preprocess import image_to_tensor
 
-    rec = inversion.reconstruction.detach().float().cpu()
-    target = image_to_tensor(crop, rec.shape[-1])
+    n = len(inversions)
+    aligned = list(aligned) if aligned is not None else [None] * n
+    rec = torch.cat([inv.reconstruction.detach().float().cpu() for inv in inversions])
+    size = rec.shape[-1]
+    target = torch.cat([image_to_tensor(crop, size) for crop in crops])
+    before = torch.cat(
+        [
+            image_to_tensor(a if a is not None else c, size)
+            for a, c in zip(aligned, crops, strict=True)
+        ]
+    )
+    wplus = torch.cat([inv.wplus.detach().float().cpu() for inv in inversions])
+    step = inverter.batch_size if getattr(inverter, "fixed_batch", False) else n
     gate = getattr(inverter.bundle, "domain_gate", None)
+    reports: list[dict] = []
+    with _invariant_kernels():
+        for start in range(0, n, step):
+            part = slice(start, min(start + step, n))
+            tensors = [_padded(t[part], step) for t in (wplus, rec, target, before)]
+            reports += _judge(gate, *tensors, domain)[: part.stop - part.start]
+    return reports
+
+
+def _padded(t, rows: int):
+    """``t`` (contiguous) with zero rows appended up to ``rows``."""
+    import torch
+
+    t = t.contiguous()
+    if t.shape[0] >= rows:
+        return t
+    return torch.cat([t, t.new_zeros((rows - t.shape[0], *t.shape[1:]))])
+
+
+@contextlib.contextmanager
+def _invariant_kernels():
+    """oneDNN off while the gate runs: its convolutions (the SSIM window) round
+    differently with the batch, and are slower on these small images anyway."""
+    import torch
+
+    saved = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = saved
+
+
+def _judge(gate, wplus, rec, target, before, domain) -> list[dict]:
+    """One report per row: the gate's, or fidelity only for a bundle without a gate."""
+    from inversion.domain import fidelity
+
     described = domain.description or domain.subject
     if gate is None:
         fid = fidelity(rec, target)
-        psnr, ssim = float(fid["psnr"][0]), float(fid["ssim"][0])
-        return {
-            "gated": False,
-            "in_domain": True,
-            "ood_score": None,
-            "ood_max": None,
-            "psnr": round(psnr, 4),
-            "psnr_min": None,
-            "ssim": round(ssim, 4),
-            "ssim_min": None,
-            "reasons": [],
-            "domain": described,
-            "alignment": domain.align,
-            "explanation": (
-                f"This model declares no domain gate, so the photo was not checked "
-                f"against what the model can represent (reconstruction {psnr:.1f} dB, "
-                f"SSIM {ssim:.2f}). Review the result before use."
-            ),
-        }
-    crops = image_to_tensor(aligned if aligned is not None else crop, rec.shape[-1])
-    r = gate.assess(inversion.wplus.detach().float().cpu(), rec, target, crops)[0]
-    return {"gated": True, **r.to_dict(), "domain": described, "alignment": domain.align}
+        out = []
+        for i in range(rec.shape[0]):
+            psnr, ssim = float(fid["psnr"][i]), float(fid["ssim"][i])
+            out.append(
+                {
+                    "gated": False,
+                    "in_domain": True,
+                    "ood_score": None,
+                    "ood_max": None,
+                    "psnr": round(psnr, 4),
+                    "psnr_min": None,
+                    "ssim": round(ssim, 4),
+                    "ssim_min": None,
+                    "reasons": [],
+                    "domain": described,
+                    "alignment": domain.align,
+                    "explanation": (
+                        f"This model declares no domain gate, so the photo was not checked "
+                        f"against what the model can represent (reconstruction {psnr:.1f} dB, "
+                        f"SSIM {ssim:.2f}). Review the result before use."
+                    ),
+                }
+            )
+        return out
+    return [
+        {"gated": True, **r.to_dict(), "domain": described, "alignment": domain.align}
+        for r in gate.assess(wplus, rec, target, before)
+    ]

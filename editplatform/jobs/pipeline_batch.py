@@ -6,10 +6,12 @@ Why a batch: the per-image cost of a forward pass falls steeply with the batch (
 is idle at batch 1; on a CPU the vector units are). What must not change: every job is
 still its own job. So everything that can fail for one job alone runs per job and
 fails only that job — loading and aligning its photo, validating its edits, pasting
-back, the domain gate, encoding its outputs — and its ``report`` callback (progress,
+back, encoding its outputs — and its ``report`` callback (progress,
 cancellation, lease loss) may stop it between steps without touching the others. If
 the batched model pass itself raises, each job is run again alone, so the one that
-caused it fails alone. A job's outputs do not depend on its batch: every sample gets
+caused it fails alone. The domain gate judges the whole batch in one pass too (its SSIM
+costs about as much for eight crops as for one); if that pass raises, each job is
+judged alone. A job's outputs do not depend on its batch: every sample gets
 the seed a lone run uses, and the worker's Inverter runs in ``fixed_batch`` mode
 (padded, batch-invariant kernels), so a job alone and the same job at any position of
 a full batch give byte-identical latents and images.
@@ -27,6 +29,7 @@ from editplatform.jobs.pipeline import (
     Prepared,
     Report,
     bundle_domain,
+    domain_checks,
     finish,
     prepare,
 )
@@ -140,6 +143,7 @@ def run_batch(
     tell("invert", 55)
     tell("edit", 80)
 
+    reports = _gate(inverter, batch, passes, domain, passthrough)
     for item, done in zip(batch, passes, strict=True):
         if not item.alive or done is None:
             continue
@@ -157,6 +161,7 @@ def run_batch(
                 refine_steps=refine_steps,
                 timings=item.timings,
                 report=lambda stage, percent: None,  # told below, for all at once
+                domain_report=reports.get(id(item)),
             ),
         )
         if result is not None:
@@ -168,6 +173,38 @@ def run_batch(
         if item.alive and item.result is not None:
             item.outcome = item.result
     return list(items)
+
+
+def _gate(inverter, batch: Sequence[Item], passes, domain, passthrough) -> dict:
+    """The domain reports of the batch's live jobs from one pass of the gate,
+    ``{id(item): report}``; empty when that pass raised (then each job's ``finish`` runs
+    the gate alone, so a job whose gate fails fails alone). A job's report does not
+    depend on its batch (:func:`pipeline.domain_checks`)."""
+    live = [
+        (item, done)
+        for item, done in zip(batch, passes, strict=True)
+        if item.alive and done is not None
+    ]
+    if not live:
+        return {}
+    t = time.perf_counter()
+    try:
+        reports = domain_checks(
+            inverter,
+            [done[0] for _, done in live],
+            [item.prepared.crop for item, _ in live],
+            domain,
+            [item.prepared.aligned for item, _ in live],
+        )
+    except passthrough:
+        raise
+    except Exception:
+        logger.warning("batched domain gate failed; judging its jobs alone", exc_info=True)
+        return {}
+    share = (time.perf_counter() - t) / len(live)
+    for item, _ in live:
+        item.timings["domain"] = share  # the job's share of the batch's one pass
+    return {id(item): report for (item, _), report in zip(live, reports, strict=True)}
 
 
 def _model(inverter, batch: Sequence[Item], quality: str, refine_steps: int) -> list[tuple]:

@@ -157,6 +157,8 @@ def test_a_job_gives_the_same_bytes_alone_and_inside_a_batch(start_worker, reque
     assert "batch" not in alone.timings and again.timings["batch"] == 4
     # content-addressed: equal ids are byte-identical latents and images
     assert _outputs(again) == _outputs(alone)
+    # the domain gate judged the batch in one pass: the same report as alone
+    assert again.domain_report == alone.domain_report and alone.domain_report["gated"]
     assert all(job.state == "succeeded" for job in batch)
     assert len({job.latent_id for job in batch}) == 4
 

@@ -72,6 +72,27 @@ def _photo(seed: int) -> bytes:
     return buffer.getvalue()
 
 
+STAGES = ("load", "align", "model", "invert", "edit", "paste_back", "domain", "encode",
+          "store", "commit", "total")
+
+
+def _stage_means(jobs) -> dict:
+    """Mean seconds per job of each pipeline stage in the jobs' ``timings`` (the batched
+    model pass, shared by ``batch`` jobs, counts 1/batch per job; likewise the per-batch
+    stages a batch runs once)."""
+    out = {}
+    for stage in STAGES:
+        values = []
+        for j in jobs:
+            t = j.timings or {}
+            if stage in t:
+                shared = stage in ("model", "total", "store", "commit") and t.get("batch", 1)
+                values.append(t[stage] / (shared or 1))
+        if values:
+            out[stage] = statistics.mean(values)
+    return out
+
+
 class Command(BaseCommand):
     help = "Benchmark job submission, queue-to-start latency and worker throughput."
 
@@ -99,6 +120,7 @@ class Command(BaseCommand):
             help="web server and workers store artifacts unencrypted (benchmark baseline "
             "for the cost of encryption; bench_plaintext_settings)",
         )
+        parser.add_argument("--json", help="also write the --batch-sizes figures to this file")
 
     def handle(self, *args, **opts):
         if settings.EMBEDDED_BROKER:
@@ -119,7 +141,15 @@ class Command(BaseCommand):
         try:
             self.base = web.start_gunicorn(self._spawn, opts["web_workers"])
             if opts["batch_sizes"]:
-                text = self._markdown_batches(self._run_batches(opts), opts)
+                runs = self._run_batches(opts)
+                if opts["json"]:
+                    Path(opts["json"]).write_text(
+                        json.dumps(
+                            [{f"{w}w b{b}": v for (w, b), v in row.items()} for row in runs],
+                            indent=1,
+                        )
+                    )
+                text = self._markdown_batches(runs, opts)
             else:
                 text = self._markdown(self._run(opts), opts)
         finally:
@@ -175,9 +205,12 @@ class Command(BaseCommand):
                 row[(workers, batch)] = self._drain(
                     ids, workers=workers, threads=opts["torch_threads"], batch=batch
                 )
+                got = row[(workers, batch)]
                 self.stdout.write(
                     f"run {r + 1}: {workers} worker(s), batch {batch}: "
-                    f"{row[(workers, batch)]['jobs_per_s']:.2f} jobs/s"
+                    f"{got['jobs_per_s']:.3f} jobs/s ({got['jobs']} jobs in "
+                    f"{got['seconds']:.2f} s; load {os.getloadavg()[0]:.1f}); stages s/job: "
+                    + ", ".join(f"{k} {v:.4f}" for k, v in got["stages"].items())
                 )
             runs.append(row)
         return runs
@@ -291,6 +324,9 @@ class Command(BaseCommand):
             # stores, audit appends, broker): wall time per job minus pipeline time per job
             "pipeline_s_mean": statistics.mean(runs),
             "batches": statistics.mean(j.timings.get("batch", 1) for j in jobs),
+            # the pipeline's own per-stage timings, mean per job (a batch's shared model
+            # pass is divided by its size), for the per-job overhead profile
+            "stages": _stage_means(jobs),
         }
 
     # -- processes -----------------------------------------------------------------------
@@ -434,7 +470,7 @@ class Command(BaseCommand):
         lines = [
             BATCH_SECTION,
             "",
-            f"Command: `nice -n 10 python manage.py bench_jobs --batch-sizes "
+            f"Command: `python manage.py bench_jobs --batch-sizes "
             f"{opts['batch_sizes']} --runs {opts['runs']} --jobs {opts['jobs']} "
             f"--torch-threads {opts['torch_threads']}` (database {connection.vendor}, broker "
             f"{settings.CELERY_BROKER_URL.split(':')[0]}); {os.cpu_count()} CPU cores, "
@@ -463,6 +499,12 @@ class Command(BaseCommand):
                 f"- {c[0]} worker(s), batch {c[1]}: wall {statistics.mean(walls):.3f} s/job, "
                 f"pipeline {statistics.mean(pipes):.3f} s/job (a batch's jobs share one "
                 f"pipeline span), mean batch {statistics.mean(r[c]['batches'] for r in runs):.1f}"
+            )
+            stages = [row[c]["stages"] for row in runs]
+            names = [k for k in STAGES if all(k in st for st in stages)]
+            lines.append(
+                "  stages (s/job): "
+                + ", ".join(f"{k} {statistics.mean(st[k] for st in stages):.4f}" for k in names)
             )
         return "\n".join(lines) + "\n"
 

@@ -1,0 +1,112 @@
+"""The batched model work without a database (:mod:`editplatform.jobs.pipeline_batch`):
+a job judged and rendered inside a batch gets the bytes *and the domain report* it gets
+alone, and the worker's torch thread setting survives the fused scan's thread pool.
+
+Real model (the shipped demo bundle), real photos in its domain; no services needed.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from editplatform.jobs import pipeline, pipeline_batch
+from inversion.bundle import load_bundle
+from inversion.inverter import Inverter
+from tests import catalog
+from tests.jobs import images
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def inverter(model_bundle):
+    return Inverter(load_bundle(model_bundle), batch_size=4, fixed_batch=True)
+
+
+def _fields(result) -> tuple:
+    return (
+        result.latent,
+        result.reconstruction_png,
+        result.edited_png,
+        result.result_png,
+        result.aligned_png,
+        result.transform_json,
+    )
+
+
+def test_a_job_in_a_batch_gets_its_lone_bytes_and_domain_report(inverter):
+    photos = [images.jpeg((120, 90), seed=s) for s in (5, 21, 22)]
+    edits = catalog.request(fraction=0.8)
+    alone = [pipeline.run(inverter, p, edits, lambda *a: None) for p in photos]
+    items = [
+        pipeline_batch.Item(original_png=p, edits=edits, report=lambda *a: None, key=i)
+        for i, p in enumerate(photos)
+    ]
+    pipeline_batch.run_batch(inverter, items)
+    for lone, item in zip(alone, items, strict=True):
+        assert isinstance(item.outcome, pipeline.PipelineResult), item.outcome
+        assert _fields(item.outcome) == _fields(lone)
+        assert item.outcome.domain == lone.domain and lone.domain["gated"] is True
+        assert item.outcome.timings["batch"] == 3
+    # the gate really judged each job: the reports differ between photos
+    assert len({r.domain["ssim"] for r in alone}) == 3
+
+
+def test_domain_checks_pads_to_the_batch_and_drops_the_padding(inverter):
+    photos = [images.jpeg((120, 90), seed=s) for s in (5, 21)]
+    domain = pipeline.bundle_domain(inverter)
+    prepared = [pipeline.prepare(p, domain, None, {}) for p in photos]
+    encoded = inverter.invert([p.crop for p in prepared], seed=[0, 0])
+    reports = pipeline.domain_checks(
+        inverter,
+        [encoded[0], encoded[1]],
+        [p.crop for p in prepared],
+        domain,
+        [p.aligned for p in prepared],
+    )
+    assert len(reports) == 2
+    assert reports[1] == pipeline.domain_check(
+        inverter, encoded[1], prepared[1].crop, domain, aligned=prepared[1].aligned
+    )
+
+
+SCAN_THEN_THREADS = """
+import django, torch
+django.setup()
+from editplatform.jobs import engine
+from inversion.ops.selective_scan import selective_scan
+engine.configure_torch()
+b, d, length, n = 1, 64, 512, 4
+with torch.inference_mode():
+    selective_scan(torch.randn(b, d, length), torch.rand(b, d, length), -torch.rand(d, n),
+                   torch.randn(b, n, length), torch.randn(b, n, length), backend="cpu_fused")
+print(torch.get_num_threads())
+"""
+
+
+def test_worker_keeps_its_torch_threads_after_the_fused_scan():
+    """A fresh process, as a worker is: numba's thread pool starts at the first fused
+    scan and used to reset OpenMP's (so torch's) thread count to every core."""
+    env = dict(
+        os.environ,
+        DJANGO_SETTINGS_MODULE="editplatform.settings",
+        JOB_TORCH_THREADS="1",
+        OMP_NUM_THREADS="",
+        PYTHONPATH=str(ROOT),
+    )
+    env.pop("OMP_NUM_THREADS")
+    out = subprocess.run(
+        [sys.executable, "-c", SCAN_THEN_THREADS],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    assert out.stdout.strip().splitlines()[-1] == "1", out.stdout + out.stderr
