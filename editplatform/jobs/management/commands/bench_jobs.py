@@ -72,8 +72,19 @@ def _photo(seed: int) -> bytes:
     return buffer.getvalue()
 
 
-STAGES = ("load", "align", "model", "invert", "edit", "paste_back", "domain", "encode",
-          "store", "commit", "total")
+STAGES = (
+    "load",
+    "align",
+    "model",
+    "invert",
+    "edit",
+    "paste_back",
+    "domain",
+    "encode",
+    "store",
+    "commit",
+    "total",
+)
 
 
 def _stage_means(jobs) -> dict:
