@@ -28,6 +28,7 @@ import numpy as np
 from editplatform.provenance import fingerprint, unrelated, watermark
 
 _STATE: dict = {}
+NEAR_BITS = 64
 
 
 def default_sources(cache_dir: Path | None, n_pipeline: int = 200, progress=None):
@@ -72,8 +73,12 @@ def check_one(index: int) -> dict:
     if stage == "crop" and corrected > watermark.CROP_MAX_CORRECTED:
         key = None  # what the platform's rule answers
     stored = _STATE["stored"]
-    pdq = min((fingerprint.distance(prints.pdq, s.pdq) for s in stored), default=256)
-    rot = min((fingerprint.distance(prints.rot, s.rot) for s in stored), default=256)
+    pairs = [
+        (fingerprint.distance(prints.pdq, s.pdq), fingerprint.distance(prints.rot, s.rot))
+        for s in stored
+    ]
+    pdq = min((p for p, _ in pairs), default=256)
+    rot = min((r for _, r in pairs), default=256)
     return {
         "index": index,
         "source": unrelated.source_of(index),
@@ -84,10 +89,37 @@ def check_one(index: int) -> dict:
         "resolved": key is not None and key in _STATE["keys"],
         "pdq": pdq,
         "rot": rot,
+        # per stored output within NEAR_BITS on either hash: (output, pdq, rot), so the
+        # decision rule can be applied (and compared) after the run
+        "near": [(j, p, r) for j, (p, r) in enumerate(pairs) if min(p, r) <= NEAR_BITS],
+        "candidate_words_2": _candidate_words_at_two(image),
         "quality": prints.quality,
         "detect_s": t1 - t0,
         "fingerprint_s": t2 - t1,
     }
+
+
+def _candidate_words_at_two(image) -> int:
+    """How many of the plain candidates decode with exactly 2 corrected bytes: what the
+    candidates claimed before they were held to `watermark.MAX_CORRECTED` (1)."""
+    luma = image.convert("L")
+    count = 0
+    for scale in watermark.SCALES:
+        for angle in watermark.ANGLES:
+            grid, valid = watermark._candidate_grid(luma, angle, scale)
+            bits = (watermark.correlations(grid, valid, _STATE["wm_seed"]) > 0).astype(np.uint8)
+            decoded = watermark.decode_with_corrections(bits)
+            count += decoded is not None and decoded[1] == 2
+    return count
+
+
+def fingerprint_hit(row: dict, threshold: int) -> bool:
+    """`fingerprint.is_match` against any stored output (from the row's near pairs)."""
+    rot_limit = min(threshold, fingerprint.ROT_MATCH_DISTANCE)
+    return any(
+        fingerprint.is_match(p, r, pdq_limit=threshold, rot_limit=rot_limit)
+        for _, p, r in row.get("near", ())
+    )
 
 
 def upper_bound(k: int, n: int, confidence: float = 0.95) -> float:
@@ -116,9 +148,15 @@ def run(
     corpus_seed: int = 2,
     start: int = 0,
     progress=None,
+    only_sources: tuple[str, ...] | None = None,
 ) -> dict:
     """Check unrelated images start..n-1 (fewer if `max_seconds` runs out: a prefix, in
-    order; `start` continues an earlier run that stopped there)."""
+    order; `start` continues an earlier run that stopped there). `only_sources`: just the
+    indices of those sources (`unrelated.source_of`), so a set can be checked in parts
+    whose union is the same images (e.g. the pipeline outputs once they are made)."""
+    indices = [
+        i for i in range(start, n) if only_sources is None or unrelated.source_of(i) in only_sources
+    ]
     state = {
         "keys": set(keys),
         "stored": stored,
@@ -131,20 +169,23 @@ def run(
     cpu0 = time.process_time()
     if workers <= 1:
         _init(state)
-        for i in range(start, n):
+        for i in indices:
             rows.append(check_one(i))
             if _report_and_stop(rows, started, max_seconds, progress):
                 break
     else:
         ctx = multiprocessing.get_context("fork")
         with ctx.Pool(workers, initializer=_init, initargs=(state,)) as pool:
-            for row in pool.imap(check_one, range(start, n), chunksize=4):
+            for row in pool.imap(check_one, indices, chunksize=4):
                 rows.append(row)
                 if _report_and_stop(rows, started, max_seconds, progress):
                     pool.terminate()
                     break
     wall = time.perf_counter() - started
-    return summarise(rows, n - start, threshold, wall, workers, time.process_time() - cpu0)
+    report = summarise(rows, len(indices), threshold, wall, workers, time.process_time() - cpu0)
+    report["start"] = start
+    report["rows"] = rows  # per image, for re-summarising chunks together
+    return report
 
 
 def _report_and_stop(rows, started, max_seconds, progress) -> bool:
@@ -159,7 +200,8 @@ def summarise(
     rows: list[dict], asked: int, threshold: int, wall: float, workers: int, cpu: float = 0.0
 ) -> dict:
     n = len(rows)
-    fp_hit = [r["pdq"] <= threshold or r["rot"] <= threshold for r in rows]
+    fp_hit = [fingerprint_hit(r, threshold) for r in rows]
+    rot_alone_31 = sum(r["pdq"] > threshold and r["rot"] <= threshold for r in rows)
     false = [r["resolved"] or hit for r, hit in zip(rows, fp_hit, strict=True)]
     by_source: dict[str, dict] = {}
     for r, hit, bad in zip(rows, fp_hit, false, strict=True):
@@ -194,6 +236,13 @@ def summarise(
         "upper_95": upper_bound(k, n),
         "fingerprint_matches": sum(fp_hit),
         "fingerprint_upper_95": upper_bound(sum(fp_hit), n),
+        "rule": {
+            "pdq": threshold,
+            "rot": min(threshold, fingerprint.ROT_MATCH_DISTANCE),
+            "rot_needs_pdq_within": fingerprint.ROT_PDQ_AGREEMENT,
+        },
+        "rot_within_threshold_without_pdq": rot_alone_31,
+        "candidate_claims_before_rule": sum(r.get("candidate_words_2", 0) > 0 for r in rows),
         "watermark_resolved": sum(r["resolved"] for r in rows),
         "watermark_claims": len(claims),
         "watermark_claims_by_stage": {
