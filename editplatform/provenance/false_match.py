@@ -8,12 +8,14 @@ exact binomial (Clopper-Pearson) upper bound for the count actually reached.
 
 Per image it records what the platform's check would see (`services._signals`' rule):
 the watermark key `watermark.detect` decodes (and from which stage: the plain
-candidates, which accept up to 2 Reed-Solomon corrections, or the crop search), whether
-that key is one of the issued ones, and the nearest PDQ and rotation-tolerant distances
-to the stored fingerprints. The crop search runs with `crop_max_corrected=2`, and the
-current rule (`CROP_MAX_CORRECTED`, 1) is applied afterwards: `crop_search`'s chosen
-window does not depend on the limit, so one run gives both the rule's figures and what
-the search would have claimed before it.
+candidates or the crop search, each accepting at most one corrected byte), whether that
+key is one of the issued ones, how many plain candidates read a word Reed-Solomon would
+correct in 2 bytes (what they claimed before the one-correction rule), and per stored
+output within NEAR_BITS the PDQ and rotation-tolerant distances, to which
+`fingerprint.is_match` is applied (also afterwards, to the saved rows). The crop search
+runs with `crop_max_corrected=2`, and the current rule (`CROP_MAX_CORRECTED`, 1) is
+applied afterwards: `crop_search`'s chosen window does not depend on the limit, so one
+run gives both the rule's figures and what the search would have claimed before it.
 """
 
 from __future__ import annotations

@@ -15,7 +15,8 @@ a brightness change shifts the mean, which the detector's high-pass removes.
 Detection reduces the luma to the grid, high-passes it (subtracting a 3x3 cell mean
 removes most image content, little of the white mark), correlates with each pattern
 and decodes the bits. Geometry is searched: small rotations and central crops are
-undone for each candidate until the Reed-Solomon code accepts a word; if none does,
+undone for each candidate until the Reed-Solomon code accepts a word with at most
+MAX_CORRECTED (1) corrected byte (2 would let noise through); if none does,
 `crop_search` tries every crop of up to CROP_MAX_CUT of each side at any position (see
 there). A decoded key is only a claim: the caller resolves it through its lookup table.
 """
