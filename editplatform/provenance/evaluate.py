@@ -39,6 +39,7 @@ class Figures:
     # attack -> per output [key resolved to it, PDQ and rotation-tolerant distance to it]:
     # what a change of the fingerprint rule would find, without re-running the attacks
     per_output: dict = field(default_factory=dict)
+    stored: list = field(default_factory=list)  # [key, PDQ hex, rotation-tolerant hex] per output
 
 
 def _matches(prints, stored, threshold: int) -> set[int]:
@@ -100,6 +101,9 @@ def run(
         stored.append(fingerprint.compute(out))
     figures.seconds["embed+fingerprint per output"] = (time.perf_counter() - t0) / max(n_outputs, 1)
     figures.psnr_db = float(np.mean(psnrs)) if psnrs else 0.0
+    figures.stored = [
+        [key, s.pdq.hex(), s.rot.hex()] for (key, _), s in zip(marked, stored, strict=True)
+    ]
     t0 = time.perf_counter()
     for name, attack in attacks.ATTACKS.items() if with_attacks else ():
         found = by_wm = by_fp = wrong = 0

@@ -94,6 +94,8 @@ def check_one(index: int) -> dict:
         # per stored output within NEAR_BITS on either hash: (output, pdq, rot), so the
         # decision rule can be applied (and compared) after the run
         "near": [(j, p, r) for j, (p, r) in enumerate(pairs) if min(p, r) <= NEAR_BITS],
+        # the image's own hashes: a run against no stored outputs can be scored later
+        "hashes": [prints.pdq.hex(), prints.rot.hex()],
         "candidate_words_2": _candidate_words_at_two(image),
         "quality": prints.quality,
         "detect_s": t1 - t0,
@@ -297,3 +299,25 @@ def _projection(claims: int, n: int) -> dict:
         "claim_rate_upper_95": rate,
         "note": "upper 95 % claim rate x N / 2^32",
     }
+
+
+def rescore(rows: list[dict], keys, stored: list) -> list[dict]:
+    """`rows` of a run made against other (or no) stored outputs, scored against `keys` and
+    `stored`: nothing the detector or the hashes saw depends on them, only the distances
+    and whether a claimed key is an issued one."""
+    out = []
+    for row in rows:
+        pdq, rot = (bytes.fromhex(h) for h in row["hashes"])
+        pairs = [
+            (fingerprint.distance(pdq, s.pdq), fingerprint.distance(rot, s.rot)) for s in stored
+        ]
+        out.append(
+            row
+            | {
+                "resolved": row["key"] is not None and row["key"] in keys,
+                "pdq": min((p for p, _ in pairs), default=256),
+                "rot": min((r for _, r in pairs), default=256),
+                "near": [(j, p, r) for j, (p, r) in enumerate(pairs) if min(p, r) <= NEAR_BITS],
+            }
+        )
+    return out
