@@ -3,7 +3,7 @@
 The lookup table is a dict here, exactly what WatermarkKey and the fingerprint index
 answer; `manage.py provenance robustness` prints the figures docs/provenance.md
 records. The decision rule is the one `services.analyse` uses: a match is a resolved
-watermark key, or a PDQ or rotation-tolerant hash within the threshold.
+watermark key, or a fingerprint match under `fingerprint.is_match`.
 """
 
 from __future__ import annotations
@@ -36,14 +36,23 @@ class Figures:
     false_matches: int = 0
     seconds: dict = field(default_factory=dict)
     unrelated_report: dict = field(default_factory=dict)  # false_match.run's figures
+    # attack -> per output [key resolved to it, PDQ and rotation-tolerant distance to it]:
+    # what a change of the fingerprint rule would find, without re-running the attacks
+    per_output: dict = field(default_factory=dict)
+    stored: list = field(default_factory=list)  # [key, PDQ hex, rotation-tolerant hex] per output
 
 
 def _matches(prints, stored, threshold: int) -> set[int]:
+    """The stored outputs `fingerprint.is_match` accepts (`threshold`: PDQ's)."""
     return {
         i
         for i, s in enumerate(stored)
-        if fingerprint.distance(prints.pdq, s.pdq) <= threshold
-        or fingerprint.distance(prints.rot, s.rot) <= threshold
+        if fingerprint.is_match(
+            fingerprint.distance(prints.pdq, s.pdq),
+            fingerprint.distance(prints.rot, s.rot),
+            pdq_limit=threshold,
+            rot_limit=min(threshold, fingerprint.ROT_MATCH_DISTANCE),
+        )
     }
 
 
@@ -63,6 +72,7 @@ def run(
     workers: int = 1,
     max_seconds: float | None = None,
     unrelated_start: int = 0,
+    unrelated_sources: tuple[str, ...] | None = None,
 ) -> Figures:
     """`source`: "pipeline" (job pipeline results, corpus.pipeline_outputs) or "portrait"
     (crops of the shipped portrait, corpus.outputs: the first measurement's set).
@@ -91,6 +101,9 @@ def run(
         stored.append(fingerprint.compute(out))
     figures.seconds["embed+fingerprint per output"] = (time.perf_counter() - t0) / max(n_outputs, 1)
     figures.psnr_db = float(np.mean(psnrs)) if psnrs else 0.0
+    figures.stored = [
+        [key, s.pdq.hex(), s.rot.hex()] for (key, _), s in zip(marked, stored, strict=True)
+    ]
     t0 = time.perf_counter()
     for name, attack in attacks.ATTACKS.items() if with_attacks else ():
         found = by_wm = by_fp = wrong = 0
@@ -107,7 +120,15 @@ def run(
             if detection.key in keys:
                 hits.add(keys[detection.key])
                 by_wm += keys[detection.key] == i
-            fp_hits = _matches(fingerprint.compute(seen), stored, threshold)
+            prints = fingerprint.compute(seen)
+            fp_hits = _matches(prints, stored, threshold)
+            figures.per_output.setdefault(name, []).append(
+                [
+                    detection.key in keys and keys[detection.key] == i,
+                    fingerprint.distance(prints.pdq, stored[i].pdq),
+                    fingerprint.distance(prints.rot, stored[i].rot),
+                ]
+            )
             by_fp += i in fp_hits
             hits |= fp_hits
             found += i in hits
@@ -144,13 +165,21 @@ def run(
             keys,
             stored,
             n_unrelated,
-            sources or false_match.default_sources(cache_dir, progress=progress),
+            sources
+            or false_match.default_sources(
+                cache_dir,
+                n_pipeline=200
+                if unrelated_sources is None or "pipeline" in unrelated_sources
+                else 0,
+                progress=progress,
+            ),
             workers=workers,
             max_seconds=max_seconds,
             threshold=threshold,
             seed=seed,
             start=unrelated_start,
             progress=progress,
+            only_sources=unrelated_sources,
         )
         figures.false_matches = report["false_matches"]
         figures.unrelated = report["checked"]

@@ -8,12 +8,14 @@ exact binomial (Clopper-Pearson) upper bound for the count actually reached.
 
 Per image it records what the platform's check would see (`services._signals`' rule):
 the watermark key `watermark.detect` decodes (and from which stage: the plain
-candidates, which accept up to 2 Reed-Solomon corrections, or the crop search), whether
-that key is one of the issued ones, and the nearest PDQ and rotation-tolerant distances
-to the stored fingerprints. The crop search runs with `crop_max_corrected=2`, and the
-current rule (`CROP_MAX_CORRECTED`, 1) is applied afterwards: `crop_search`'s chosen
-window does not depend on the limit, so one run gives both the rule's figures and what
-the search would have claimed before it.
+candidates or the crop search, each accepting at most one corrected byte), whether that
+key is one of the issued ones, how many plain candidates read a word Reed-Solomon would
+correct in 2 bytes (what they claimed before the one-correction rule), and per stored
+output within NEAR_BITS the PDQ and rotation-tolerant distances, to which
+`fingerprint.is_match` is applied (also afterwards, to the saved rows). The crop search
+runs with `crop_max_corrected=2`, and the current rule (`CROP_MAX_CORRECTED`, 1) is
+applied afterwards: `crop_search`'s chosen window does not depend on the limit, so one
+run gives both the rule's figures and what the search would have claimed before it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import numpy as np
 from editplatform.provenance import fingerprint, unrelated, watermark
 
 _STATE: dict = {}
+NEAR_BITS = 64
 
 
 def default_sources(cache_dir: Path | None, n_pipeline: int = 200, progress=None):
@@ -72,8 +75,12 @@ def check_one(index: int) -> dict:
     if stage == "crop" and corrected > watermark.CROP_MAX_CORRECTED:
         key = None  # what the platform's rule answers
     stored = _STATE["stored"]
-    pdq = min((fingerprint.distance(prints.pdq, s.pdq) for s in stored), default=256)
-    rot = min((fingerprint.distance(prints.rot, s.rot) for s in stored), default=256)
+    pairs = [
+        (fingerprint.distance(prints.pdq, s.pdq), fingerprint.distance(prints.rot, s.rot))
+        for s in stored
+    ]
+    pdq = min((p for p, _ in pairs), default=256)
+    rot = min((r for _, r in pairs), default=256)
     return {
         "index": index,
         "source": unrelated.source_of(index),
@@ -84,10 +91,39 @@ def check_one(index: int) -> dict:
         "resolved": key is not None and key in _STATE["keys"],
         "pdq": pdq,
         "rot": rot,
+        # per stored output within NEAR_BITS on either hash: (output, pdq, rot), so the
+        # decision rule can be applied (and compared) after the run
+        "near": [(j, p, r) for j, (p, r) in enumerate(pairs) if min(p, r) <= NEAR_BITS],
+        # the image's own hashes: a run against no stored outputs can be scored later
+        "hashes": [prints.pdq.hex(), prints.rot.hex()],
+        "candidate_words_2": _candidate_words_at_two(image),
         "quality": prints.quality,
         "detect_s": t1 - t0,
         "fingerprint_s": t2 - t1,
     }
+
+
+def _candidate_words_at_two(image) -> int:
+    """How many of the plain candidates decode with exactly 2 corrected bytes: what the
+    candidates claimed before they were held to `watermark.MAX_CORRECTED` (1)."""
+    luma = image.convert("L")
+    count = 0
+    for scale in watermark.SCALES:
+        for angle in watermark.ANGLES:
+            grid, valid = watermark._candidate_grid(luma, angle, scale)
+            bits = (watermark.correlations(grid, valid, _STATE["wm_seed"]) > 0).astype(np.uint8)
+            decoded = watermark.decode_with_corrections(bits)
+            count += decoded is not None and decoded[1] == 2
+    return count
+
+
+def fingerprint_hit(row: dict, threshold: int) -> bool:
+    """`fingerprint.is_match` against any stored output (from the row's near pairs)."""
+    rot_limit = min(threshold, fingerprint.ROT_MATCH_DISTANCE)
+    return any(
+        fingerprint.is_match(p, r, pdq_limit=threshold, rot_limit=rot_limit)
+        for _, p, r in row.get("near", ())
+    )
 
 
 def upper_bound(k: int, n: int, confidence: float = 0.95) -> float:
@@ -116,9 +152,15 @@ def run(
     corpus_seed: int = 2,
     start: int = 0,
     progress=None,
+    only_sources: tuple[str, ...] | None = None,
 ) -> dict:
     """Check unrelated images start..n-1 (fewer if `max_seconds` runs out: a prefix, in
-    order; `start` continues an earlier run that stopped there)."""
+    order; `start` continues an earlier run that stopped there). `only_sources`: just the
+    indices of those sources (`unrelated.source_of`), so a set can be checked in parts
+    whose union is the same images (e.g. the pipeline outputs once they are made)."""
+    indices = [
+        i for i in range(start, n) if only_sources is None or unrelated.source_of(i) in only_sources
+    ]
     state = {
         "keys": set(keys),
         "stored": stored,
@@ -131,20 +173,23 @@ def run(
     cpu0 = time.process_time()
     if workers <= 1:
         _init(state)
-        for i in range(start, n):
+        for i in indices:
             rows.append(check_one(i))
             if _report_and_stop(rows, started, max_seconds, progress):
                 break
     else:
         ctx = multiprocessing.get_context("fork")
         with ctx.Pool(workers, initializer=_init, initargs=(state,)) as pool:
-            for row in pool.imap(check_one, range(start, n), chunksize=4):
+            for row in pool.imap(check_one, indices, chunksize=4):
                 rows.append(row)
                 if _report_and_stop(rows, started, max_seconds, progress):
                     pool.terminate()
                     break
     wall = time.perf_counter() - started
-    return summarise(rows, n - start, threshold, wall, workers, time.process_time() - cpu0)
+    report = summarise(rows, len(indices), threshold, wall, workers, time.process_time() - cpu0)
+    report["start"] = start
+    report["rows"] = rows  # per image, for re-summarising chunks together
+    return report
 
 
 def _report_and_stop(rows, started, max_seconds, progress) -> bool:
@@ -159,7 +204,8 @@ def summarise(
     rows: list[dict], asked: int, threshold: int, wall: float, workers: int, cpu: float = 0.0
 ) -> dict:
     n = len(rows)
-    fp_hit = [r["pdq"] <= threshold or r["rot"] <= threshold for r in rows]
+    fp_hit = [fingerprint_hit(r, threshold) for r in rows]
+    rot_alone_31 = sum(r["pdq"] > threshold and r["rot"] <= threshold for r in rows)
     false = [r["resolved"] or hit for r, hit in zip(rows, fp_hit, strict=True)]
     by_source: dict[str, dict] = {}
     for r, hit, bad in zip(rows, fp_hit, false, strict=True):
@@ -194,6 +240,13 @@ def summarise(
         "upper_95": upper_bound(k, n),
         "fingerprint_matches": sum(fp_hit),
         "fingerprint_upper_95": upper_bound(sum(fp_hit), n),
+        "rule": {
+            "pdq": threshold,
+            "rot": min(threshold, fingerprint.ROT_MATCH_DISTANCE),
+            "rot_needs_pdq_within": fingerprint.ROT_PDQ_AGREEMENT,
+        },
+        "rot_within_threshold_without_pdq": rot_alone_31,
+        "candidate_claims_before_rule": sum(r.get("candidate_words_2", 0) > 0 for r in rows),
         "watermark_resolved": sum(r["resolved"] for r in rows),
         "watermark_claims": len(claims),
         "watermark_claims_by_stage": {
@@ -246,3 +299,25 @@ def _projection(claims: int, n: int) -> dict:
         "claim_rate_upper_95": rate,
         "note": "upper 95 % claim rate x N / 2^32",
     }
+
+
+def rescore(rows: list[dict], keys, stored: list) -> list[dict]:
+    """`rows` of a run made against other (or no) stored outputs, scored against `keys` and
+    `stored`: nothing the detector or the hashes saw depends on them, only the distances
+    and whether a claimed key is an issued one."""
+    out = []
+    for row in rows:
+        pdq, rot = (bytes.fromhex(h) for h in row["hashes"])
+        pairs = [
+            (fingerprint.distance(pdq, s.pdq), fingerprint.distance(rot, s.rot)) for s in stored
+        ]
+        out.append(
+            row
+            | {
+                "resolved": row["key"] is not None and row["key"] in keys,
+                "pdq": min((p for p, _ in pairs), default=256),
+                "rot": min((r for _, r in pairs), default=256),
+                "near": [(j, p, r) for j, (p, r) in enumerate(pairs) if min(p, r) <= NEAR_BITS],
+            }
+        )
+    return out

@@ -283,9 +283,17 @@ def _signals(data: bytes, pixels: Image.Image) -> _Signals:
 
     prints = fingerprint.compute(pixels)
     limit = settings.PROVENANCE_MATCH_DISTANCE
-    fp_info: dict = {"threshold": limit, "nearest": {}}
+    rot_limit = min(limit, fingerprint.ROT_MATCH_DISTANCE)
+    fp_info: dict = {
+        "threshold": limit,
+        "rot_threshold": rot_limit,
+        "rot_needs_pdq_within": fingerprint.ROT_PDQ_AGREEMENT,
+        "nearest": {},
+    }
     for kind, value in ((Fingerprint.Kind.PDQ, prints.pdq), (Fingerprint.Kind.ROT, prints.rot)):
-        matches = index.search(kind, value, limit)
+        matches = index.search(kind, value, limit if kind == Fingerprint.Kind.PDQ else rot_limit)
+        if kind == Fingerprint.Kind.ROT:
+            matches = [m for m in matches if _pdq_agrees(m, prints.pdq, limit)]
         fp_info["nearest"][kind] = [
             {"job_id": str(m.job_id), "distance": m.distance} for m in matches
         ]
@@ -303,6 +311,20 @@ def _signals(data: bytes, pixels: Image.Image) -> _Signals:
     ]
     found.sort(key=lambda m: (-len(m.evidence), m.closest))
     return _Signals(manifest_info, watermark_info, fp_info, prints, found)
+
+
+def _pdq_agrees(match: index.Match, pdq: bytes, pdq_limit: int) -> bool:
+    """`fingerprint.is_match` for a rotation-tolerant match: PDQ of the same stored output
+    (its row of kind pdq with the same marked bytes) must lie within the agreement bound."""
+    values = Fingerprint.objects.filter(
+        kind=Fingerprint.Kind.PDQ, job_id=match.job_id, marked_sha256=match.marked_sha256
+    ).values_list("value", flat=True)
+    return any(
+        fingerprint.is_match(
+            fingerprint.distance(pdq, bytes(v)), match.distance, pdq_limit=pdq_limit
+        )
+        for v in values
+    )
 
 
 def find_matching_jobs(data: bytes) -> list[JobMatch]:

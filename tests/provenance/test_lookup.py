@@ -118,3 +118,44 @@ def test_multi_index_search_finds_every_hash_within_31_bits_and_nothing_beyond()
     matches = index.search("pdq", query, 31, limit=50)
     assert sorted(m.distance for m in matches) == [0, 1, 16, 17, 31]
     assert all(expected[m.fingerprint_id] == m.distance for m in matches)
+
+
+def _store(image: Image.Image) -> None:
+    """Both fingerprints of `image` as a released output's (no job: the index alone)."""
+    from editplatform.provenance import fingerprint
+
+    prints = fingerprint.compute(image)
+    for kind, value in (("pdq", prints.pdq), ("rot", prints.rot)):
+        Fingerprint.objects.create(
+            kind=kind, value=value, marked_sha256="0" * 64, **index.chunk_columns(value)
+        )
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_the_rotation_tolerant_hash_alone_is_no_match_without_pdq_agreeing():
+    # The rotation-tolerant hash sees only the central disc: an unrelated picture that shares
+    # it (here: the released output inside a wider photo) is near on it and far on PDQ. Two
+    # catalogue photos matched this way in section 8's false-match run; they must not.
+    from editplatform.provenance import fingerprint
+
+    released = corpus.outputs(1)[0]
+    _store(released)
+    side = released.width
+    wide = Image.new("RGB", (3 * side, side))
+    others = corpus.unrelated(2, seed=9)
+    wide.paste(others[0].resize((side, side)), (0, 0))
+    wide.paste(released, (side, 0))
+    wide.paste(others[1].resize((side, side)), (2 * side, 0))
+    stored, seen = fingerprint.compute(released), fingerprint.compute(wide)
+    assert fingerprint.distance(seen.rot, stored.rot) <= fingerprint.ROT_MATCH_DISTANCE
+    assert fingerprint.distance(seen.pdq, stored.pdq) > fingerprint.ROT_PDQ_AGREEMENT
+    result = analyse(png_bytes(wide), wide)
+    assert result.fingerprints["nearest"] == {"pdq": [], "rot": []}, result.fingerprints
+
+    # The released output turned by 2°: the rotation-tolerant hash is near and PDQ agrees.
+    turned = attacks.rotate2(released)
+    result = analyse(png_bytes(turned), turned)
+    assert [m["distance"] for m in result.fingerprints["nearest"]["rot"]] == [
+        fingerprint.distance(fingerprint.compute(turned).rot, stored.rot)
+    ]
