@@ -153,11 +153,12 @@ def write_blob(data: bytes) -> str:
     return write_blob_keyed(data)[0]
 
 
-def write_blob_keyed(data: bytes) -> tuple[str, ArtifactKey]:
-    """:func:`write_blob`, also returning the key row (its commitment, for the log)."""
+def write_blob_keyed(data: bytes) -> tuple[str, ArtifactKey | None]:
+    """:func:`write_blob`, also returning the key row (its commitment, for the log);
+    ``None`` only in the benchmark's plaintext layout, which has no key rows."""
     digest = sha256_hex(data)
     if getattr(settings, "BENCHMARK_PLAINTEXT_ARTIFACTS", False):
-        return _write_plaintext_for_benchmark(digest, data)
+        return _write_plaintext_for_benchmark(digest, data), None
     try:
         key = data_key_row(digest, data, sealed=True)
         write_sealed(digest, data, key)

@@ -336,7 +336,7 @@ def _create(
     digest, data_key = artifacts.write_blob_keyed(image.data)
     try:
         # both events name the original: its key row is known, the rest looked up once
-        with transaction.atomic(), keyed_ids.shared_lookups([data_key]):
+        with transaction.atomic(), keyed_ids.shared_lookups([data_key] if data_key else []):
             original = _original_row(digest, image)
             if not model_source.confirm_active(pin):  # after a write: see its doc
                 raise _StalePin

@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from editplatform.jobs import artifacts
-from editplatform.jobs.models import ArtifactKey, sealed_name, storage_name
+from editplatform.jobs.models import ArtifactKey, EditJob, sealed_name, storage_name
 from tests.audit.helpers import png
 from tests.conftest import ROOT
 
@@ -29,6 +29,7 @@ def test_the_baseline_stores_plaintext_and_reads_it_back(settings, isolated_stor
     assert not (isolated_storage / sealed_name(artifact.sha256)).exists()
     assert not ArtifactKey.objects.filter(pk=artifact.sha256).exists()
     assert artifacts.read(artifact) == data
+    assert artifacts.write_blob_keyed(data) == (artifact.sha256, None)
 
     settings.BENCHMARK_PLAINTEXT_ARTIFACTS = False  # the shipped path seals
     sealed = artifacts.store(png((7, 6, 5)), "image/png", width=16, height=16)
@@ -54,3 +55,17 @@ def test_the_baseline_settings_refuse_production(tmp_path):
         timeout=180,
     )
     assert run.returncode != 0 and "never production" in run.stderr
+
+
+def test_a_submit_works_on_the_baseline(settings, requester, isolated_storage, model_bundle):
+    """The benchmark submits through the API: the submit path must take the baseline's
+    key-less store (a merge once broke it with a 500 that only the bench saw)."""
+    from tests.jobs import images
+    from tests.jobs.conftest import api_client, submit_via_api
+
+    settings.BENCHMARK_PLAINTEXT_ARTIFACTS = True
+    response = submit_via_api(api_client(requester), images.png())
+    assert response.status_code == 201, response.content
+    job = EditJob.objects.get(pk=response.json()["id"])
+    assert (isolated_storage / storage_name(job.original.sha256)).exists()
+    assert not ArtifactKey.objects.filter(pk=job.original.sha256).exists()
