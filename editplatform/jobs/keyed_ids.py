@@ -73,37 +73,73 @@ def _subject(subject: str, mapping: dict[str, str]) -> str:
 def keyed_event(action: str, subject: str, payload: dict, subjects: list[str]):
     """The audit-log event filter: plain artifact hashes -> keyed values (see module doc).
 
-    One query per event that carries 64-hex values; events that name no live artifact
-    pass unchanged (a legacy artifact not encrypted yet has no key and no commitment).
+    Events that name no live artifact pass unchanged (a legacy artifact not encrypted
+    yet has no key and no commitment).
     """
-    from editplatform.jobs.models import ArtifactKey
+    return keyed_events([(action, subject, payload, subjects)])[0]
 
+
+def _candidates(subject: str, payload, subjects: list[str]) -> set[str]:
     if not isinstance(payload, dict) or payload.get(MARKER):
-        return subject, payload, subjects
+        return set()
     candidates: set[str] = set()
     _collect(payload, candidates)
     for name in (subject, *subjects):
         if name.startswith(ARTIFACT_PREFIX):
             candidates.add(name[len(ARTIFACT_PREFIX) :])
-    candidates = {value for value in candidates if HEX64.match(value)}
+    return {value for value in candidates if HEX64.match(value)}
+
+
+def _live_keys(candidates: set[str]) -> dict[str, tuple[str, bytes | None]]:
+    """{sha256: (commitment, salt)} of the candidates that have a live key row.
+
+    Plain SQL, not the ORM: this runs on every audit append that names a hash, and the
+    ORM's query building cost more CPU than the rest of the append (issue 18).
+    """
+    from django.db import connection
+
+    from editplatform.jobs.models import ArtifactKey
+
     if not candidates:
-        return subject, payload, subjects
-    found = ArtifactKey.objects.filter(pk__in=candidates).only("sha256", "commitment", "salt")
-    rows = {row.sha256: row for row in found}
-    if not rows:
-        return subject, payload, subjects
-    mapping = {sha: row.commitment for sha, row in rows.items()}
-    anchor = rows.get(payload.get("original_sha256"))
-    keyed = _replace(payload, mapping)
-    if anchor is not None and anchor.salt:
-        for name in DERIVED_FIELDS:
-            # from the plain value: an upload stored byte for byte has the original's hash,
-            # which the artifact mapping above has already turned into its commitment
-            value = payload.get(name)
-            if isinstance(value, str) and HEX64.match(value):
-                keyed[name] = crypto.keyed_hash(bytes(anchor.salt), name, value)
-    keyed[MARKER] = SCHEME
-    return _subject(subject, mapping), keyed, [_subject(s, mapping) for s in subjects]
+        return {}
+    values = sorted(candidates)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT sha256, commitment, salt FROM {ArtifactKey._meta.db_table} "
+            f"WHERE sha256 IN ({', '.join(['%s'] * len(values))})",
+            values,
+        )
+        return {
+            sha: (commitment, bytes(salt) if salt is not None else None)
+            for sha, commitment, salt in cursor.fetchall()
+        }
+
+
+def keyed_events(events: list[tuple]) -> list[tuple]:
+    """:func:`keyed_event` for a group commit's events, with one key lookup for them all
+    (registered as the log's batch filter)."""
+    wanted = [_candidates(subject, payload, subjects) for _, subject, payload, subjects in events]
+    rows = _live_keys(set().union(*wanted))
+    out = []
+    for (_, subject, payload, subjects), candidates in zip(events, wanted, strict=True):
+        found = {sha: rows[sha] for sha in candidates if sha in rows}
+        if not found:
+            out.append((subject, payload, subjects))
+            continue
+        mapping = {sha: commitment for sha, (commitment, _) in found.items()}
+        anchor = found.get(payload.get("original_sha256"))
+        keyed = _replace(payload, mapping)
+        if anchor is not None and anchor[1]:
+            for name in DERIVED_FIELDS:
+                # from the plain value: an upload stored byte for byte has the original's
+                # hash, which the artifact mapping above has already turned into its
+                # commitment
+                value = payload.get(name)
+                if isinstance(value, str) and HEX64.match(value):
+                    keyed[name] = crypto.keyed_hash(anchor[1], name, value)
+        keyed[MARKER] = SCHEME
+        out.append((_subject(subject, mapping), keyed, [_subject(s, mapping) for s in subjects]))
+    return out
 
 
 def keyed_payload(payload: dict) -> dict:
@@ -136,10 +172,10 @@ def subject_aliases(subject: str) -> list[str]:
 
 
 def register() -> None:
-    from audit.log import register_event_filter
+    from audit.log import batch_filter, register_event_filter
     from audit.subjects import register_aliases
 
-    register_event_filter(keyed_event)
+    register_event_filter(batch_filter(keyed_events))
     register_aliases(subject_aliases)
 
 
