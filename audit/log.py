@@ -54,6 +54,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -671,6 +672,7 @@ class _Group:
         self._cond = threading.Condition()
         self._queue: list[_Request] = []
         self._leader = False
+        self._last_batch = 0
 
     def append(self, pending: _Pending) -> AuditEvent:
         request = _Request(pending)
@@ -683,8 +685,16 @@ class _Group:
                 if request.done:
                     break
                 self._leader = True
+                # The writers the last group released are building their next events: one
+                # yield of the GIL (no timer) lets them queue, so groups stay large instead
+                # of alternating between a lone event and the rest (issue 18).
+                gather = 1 < self._last_batch and len(self._queue) < self._last_batch
+            if gather:
+                time.sleep(0)
+            with self._cond:
                 batch = self._queue[:MAX_BATCH]
                 del self._queue[:MAX_BATCH]
+                self._last_batch = len(batch)
             try:
                 self._commit(batch)
             finally:
