@@ -100,6 +100,13 @@ def _write(value, out: list[str]) -> None:
         )
 
 
+def canonical_string(value: str) -> str:
+    """The canonical JSON of one string (quotes and minimal escaping)."""
+    if not isinstance(value, str):
+        raise CanonicalJSONError(f"{type(value).__name__} is not a string")
+    return _string(value)
+
+
 def canonical_text(value) -> str:
     out: list[str] = []
     _write(value, out)

@@ -96,9 +96,9 @@ def witnessed(path: Path) -> Witnessed | None:
     return best
 
 
-def _stat_key(path: Path):
+def _stat_key(path: Path | str):
     try:
-        st = path.stat()
+        st = os.stat(path)
     except OSError:  # missing, or its folder replaced/unreadable: the export is down, not the log
         return None
     return (st.st_ino, st.st_size, st.st_mtime_ns)
@@ -108,12 +108,18 @@ def check(head_size: int, hash_reader, path: Path | None = None) -> None:
     """Raise LogRolledBack if appending on top of a log of `head_size` would fork it."""
     if bypassed() or not getattr(settings, "AUDIT_ROLLBACK_GUARD", True):
         return
-    path = path or Path(settings.AUDIT_CHECKPOINT_DIR) / "checkpoints.jsonl"
-    key = _stat_key(path)
+    # A plain string on the hot path (one per append): pathlib costs as much as the stat.
+    name = str(path) if path else os.path.join(settings.AUDIT_CHECKPOINT_DIR, "checkpoints.jsonl")
+    key = _stat_key(name)
     if key is None:
         return
     with _cache_lock:
-        cached = _cache.get(str(path))
+        cached = _cache.get(name)
+    if cached is not None and cached[0] == key and cached[2]:
+        seen = cached[1]
+        if seen is None or seen.size <= head_size:
+            return  # unchanged file, root already verified, not ahead of this head
+    path = Path(name)
     if cached is None or cached[0] != key:
         cached = (key, witnessed(path), False)
     seen: Witnessed | None = cached[1]
@@ -144,7 +150,7 @@ def check(head_size: int, hash_reader, path: Path | None = None) -> None:
             )
         cached = (key, seen, True)
     with _cache_lock:
-        _cache[str(path)] = cached
+        _cache[name] = cached
 
 
 def reset_cache() -> None:

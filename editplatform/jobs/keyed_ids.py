@@ -51,27 +51,16 @@ def shared_lookups(known=()):
     submit's ``job.submitted`` and ``job.queued``), look each hash up once: a hash found
     (or found absent) for one event is not queried again for the next. ``known``: key
     rows the caller has just written or read itself (no query for them at all)."""
-    token = _shared.set({row.sha256: row for row in known})
+    token = _shared.set(
+        {
+            row.sha256: (row.commitment, bytes(row.salt) if row.salt is not None else None)
+            for row in known
+        }
+    )
     try:
         yield
     finally:
         _shared.reset(token)
-
-
-def _key_rows(candidates: set[str]) -> dict:
-    """{sha256: ArtifactKey (sha256, commitment, salt)} of the candidates that have one."""
-    from editplatform.jobs.models import ArtifactKey
-
-    memo = _shared.get()
-    missing = candidates if memo is None else candidates - memo.keys()
-    found = {}
-    if missing:
-        rows = ArtifactKey.objects.filter(pk__in=missing).only("sha256", "commitment", "salt")
-        found = {row.sha256: row for row in rows}
-    if memo is None:
-        return found
-    memo.update({sha: found.get(sha) for sha in missing})
-    return {sha: memo[sha] for sha in candidates if memo[sha] is not None}
 
 
 def _collect(value, out: set[str]) -> None:
@@ -107,35 +96,81 @@ def _subject(subject: str, mapping: dict[str, str]) -> str:
 def keyed_event(action: str, subject: str, payload: dict, subjects: list[str]):
     """The audit-log event filter: plain artifact hashes -> keyed values (see module doc).
 
-    One query per event that carries 64-hex values (none for hashes already looked up
-    under :func:`shared_lookups`); events that name no live artifact pass unchanged (a
+    One key lookup per event that carries 64-hex values (none for hashes already looked
+    up under :func:`shared_lookups`); events that name no live artifact pass unchanged (a
     legacy artifact not encrypted yet has no key and no commitment).
     """
+    return keyed_events([(action, subject, payload, subjects)])[0]
+
+
+def _candidates(subject: str, payload, subjects: list[str]) -> set[str]:
     if not isinstance(payload, dict) or payload.get(MARKER):
-        return subject, payload, subjects
+        return set()
     candidates: set[str] = set()
     _collect(payload, candidates)
     for name in (subject, *subjects):
         if name.startswith(ARTIFACT_PREFIX):
             candidates.add(name[len(ARTIFACT_PREFIX) :])
-    candidates = {value for value in candidates if HEX64.match(value)}
-    if not candidates:
-        return subject, payload, subjects
-    rows = _key_rows(candidates)
-    if not rows:
-        return subject, payload, subjects
-    mapping = {sha: row.commitment for sha, row in rows.items()}
-    anchor = rows.get(payload.get("original_sha256"))
-    keyed = _replace(payload, mapping)
-    if anchor is not None and anchor.salt:
-        for name in DERIVED_FIELDS:
-            # from the plain value: an upload stored byte for byte has the original's hash,
-            # which the artifact mapping above has already turned into its commitment
-            value = payload.get(name)
-            if isinstance(value, str) and HEX64.match(value):
-                keyed[name] = crypto.keyed_hash(bytes(anchor.salt), name, value)
-    keyed[MARKER] = SCHEME
-    return _subject(subject, mapping), keyed, [_subject(s, mapping) for s in subjects]
+    return {value for value in candidates if HEX64.match(value)}
+
+
+def _live_keys(candidates: set[str]) -> dict[str, tuple[str, bytes | None]]:
+    """{sha256: (commitment, salt)} of the candidates that have a live key row.
+
+    Plain SQL, not the ORM: this runs on every audit append that names a hash, and the
+    ORM's query building cost more CPU than the rest of the append (issue 18). Hashes
+    already looked up under :func:`shared_lookups` are not queried again.
+    """
+    from django.db import connection
+
+    from editplatform.jobs.models import ArtifactKey
+
+    memo = _shared.get()
+    missing = candidates if memo is None else candidates - memo.keys()
+    found: dict[str, tuple[str, bytes | None]] = {}
+    if missing:
+        values = sorted(missing)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT sha256, commitment, salt FROM {ArtifactKey._meta.db_table} "
+                f"WHERE sha256 IN ({', '.join(['%s'] * len(values))})",
+                values,
+            )
+            found = {
+                sha: (commitment, bytes(salt) if salt is not None else None)
+                for sha, commitment, salt in cursor.fetchall()
+            }
+    if memo is None:
+        return found
+    memo.update({sha: found.get(sha) for sha in missing})
+    return {sha: memo[sha] for sha in candidates if memo[sha] is not None}
+
+
+def keyed_events(events: list[tuple]) -> list[tuple]:
+    """:func:`keyed_event` for a group commit's events, with one key lookup for them all
+    (registered as the log's batch filter)."""
+    wanted = [_candidates(subject, payload, subjects) for _, subject, payload, subjects in events]
+    rows = _live_keys(set().union(*wanted))
+    out = []
+    for (_, subject, payload, subjects), candidates in zip(events, wanted, strict=True):
+        found = {sha: rows[sha] for sha in candidates if sha in rows}
+        if not found:
+            out.append((subject, payload, subjects))
+            continue
+        mapping = {sha: commitment for sha, (commitment, _) in found.items()}
+        anchor = found.get(payload.get("original_sha256"))
+        keyed = _replace(payload, mapping)
+        if anchor is not None and anchor[1]:
+            for name in DERIVED_FIELDS:
+                # from the plain value: an upload stored byte for byte has the original's
+                # hash, which the artifact mapping above has already turned into its
+                # commitment
+                value = payload.get(name)
+                if isinstance(value, str) and HEX64.match(value):
+                    keyed[name] = crypto.keyed_hash(anchor[1], name, value)
+        keyed[MARKER] = SCHEME
+        out.append((_subject(subject, mapping), keyed, [_subject(s, mapping) for s in subjects]))
+    return out
 
 
 def keyed_payload(payload: dict) -> dict:
@@ -168,10 +203,10 @@ def subject_aliases(subject: str) -> list[str]:
 
 
 def register() -> None:
-    from audit.log import register_event_filter
+    from audit.log import batch_filter, register_event_filter
     from audit.subjects import register_aliases
 
-    register_event_filter(keyed_event)
+    register_event_filter(batch_filter(keyed_events))
     register_aliases(subject_aliases)
 
 

@@ -195,3 +195,76 @@ def test_appends_in_one_transaction_each_take_one_round_trip(fresh_log):
     subjects = list(AuditEvent.objects.order_by("seq").values_list("subject", flat=True))
     assert subjects == ["warm", "job", "job", "job", "kept", "kept", "kept"]
     assert verify_log().ok
+
+
+@pytest.mark.django_db(transaction=True)
+def test_event_filters_run_once_per_group_and_a_refused_event_fails_alone(fresh_log, monkeypatch):
+    """A batch filter (the keyed-id lookup is one) sees a whole group at once: one call,
+    so one query, per group commit; an event it refuses fails alone."""
+    calls: list[list[str]] = []
+
+    @audit_log.batch_filter
+    def tag(events):
+        calls.append([subject for _, subject, _, _ in events])
+        if any(subject == "refused" for _, subject, _, _ in events):
+            raise ValueError("refused by the filter")
+        return [
+            (subject, {**payload, "tagged": True}, subjects)
+            for _, subject, payload, subjects in events
+        ]
+
+    monkeypatch.setattr(audit_log, "_EVENT_FILTERS", [*audit_log._EVENT_FILTERS, tag])
+    audit_log.append_event(actions.JOB_SUBMITTED, subject="first")
+    assert calls == [["first"]]
+    locked, release = threading.Event(), threading.Event()
+    results: dict[str, AuditEvent] = {}
+    errors: dict[str, BaseException] = {}
+
+    def hold_head() -> None:
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("SELECT size FROM audit_loghead WHERE id = 1 FOR UPDATE")
+                locked.set()
+                release.wait(30)
+        finally:
+            connections.close_all()
+
+    def append(subject: str) -> None:
+        try:
+            results[subject] = audit_log.append_event(actions.JOB_STARTED, subject=subject)
+        except BaseException as exc:  # reported below
+            errors[subject] = exc
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=hold_head)
+    holder.start()
+    assert locked.wait(30)
+    leader = threading.Thread(target=append, args=("lead",))
+    leader.start()
+    group = audit_log._group("default")
+    deadline = time.monotonic() + 30
+    while not group._leader and time.monotonic() < deadline:
+        time.sleep(0.01)
+    names = ["w1", "w2", "refused", "w3"]
+    followers = [threading.Thread(target=append, args=(name,)) for name in names]
+    for thread in followers:
+        thread.start()
+        while len(group._queue) < followers.index(thread) + 1 and time.monotonic() < deadline:
+            time.sleep(0.01)  # queue them in this order
+    assert len(group._queue) == 4
+    release.set()
+    for thread in [holder, leader, *followers]:
+        thread.join(60)
+
+    assert set(errors) == {"refused"} and "refused by the filter" in str(errors["refused"])
+    # first alone, the leader alone, then the group in one call; it failed, so each alone
+    assert calls[:3] == [["first"], ["lead"], names]
+    assert sorted(calls[3:]) == sorted([[name] for name in names])
+    stored = {e.subject: e for e in AuditEvent.objects.all()}
+    assert set(stored) == {"first", "lead", "w1", "w2", "w3"}
+    assert sorted(e.seq for e in stored.values()) == list(range(5))
+    assert all(e.payload["tagged"] for e in stored.values())
+    for name in ("w1", "w2", "w3"):
+        assert results[name].entry == stored[name].entry
+    assert verify_log().ok
