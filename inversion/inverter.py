@@ -388,9 +388,101 @@ class Inverter:
                 ]
             )
             detail = detail_all[sl] if detail_all is not None and use_fuser else None
-            images.append(self._render(edited, detail, edited - wplus, seed, sl.start))
+            out = self._render(edited, detail, edited - wplus, seed, sl.start)
+            out = self._keep(inversion, sl, requests[sl], wplus, edited, detail, out, seed)
+            images.append(out)
             report("edit", (k + 1) / len(chunks))
         return torch.cat(images)
+
+    def _keep(
+        self,
+        inversion: Inversion,
+        sl: slice,
+        requests: Sequence[Mapping[str, float]],
+        wplus: Tensor,
+        edited: Tensor,
+        detail: Tensor | None,
+        out: Tensor,
+        seed: Seeds,
+    ) -> Tensor:
+        """Run each used edit's ``keep`` loop (:mod:`inversion.editing.keep`) on ``out``.
+
+        A sample is corrected by the first edit of its request that declares a ``keep``
+        and has a non-zero strength; samples without one are returned as rendered.
+        """
+        from inversion.editing.keep import restore
+
+        keeps: list[Any] = []
+        for request in requests:
+            spec = next(
+                (
+                    self.catalog[name]
+                    for name, value in request.items()
+                    if value != 0.0 and self.catalog[name].keep is not None
+                ),
+                None,
+            )
+            keeps.append(spec.keep if spec is not None else None)
+        for keep in dict.fromkeys(k for k in keeps if k is not None):
+            idx = torch.tensor([i for i, k in enumerate(keeps) if k == keep], dtype=torch.long)
+            target = self._keep_target(keep, inversion, sl, idx, wplus, detail, seed)
+            sub_detail = detail[idx] if detail is not None else None
+
+            def render(codes: Tensor, idx: Tensor = idx, sub_detail: Tensor | None = sub_detail):
+                return self._render_rows(codes, sub_detail, codes - wplus[idx], seed, sl, idx)
+
+            _, images, _ = restore(
+                keep,
+                self.directions[keep.direction],
+                edited[idx],
+                out[idx],
+                target,
+                render,
+            )
+            out = out.clone()
+            out[idx] = images.to(out.dtype)
+        return out
+
+    def _keep_target(
+        self,
+        keep: Any,
+        inversion: Inversion,
+        sl: slice,
+        idx: Tensor,
+        wplus: Tensor,
+        detail: Tensor | None,
+        seed: Seeds,
+    ) -> Tensor:
+        """The kept attribute's value before the edit: the reconstruction's (rendered
+        with zero edit when the inversion carries none)."""
+        from inversion.editing.keep import measure
+
+        if inversion.reconstruction is not None:
+            recon = inversion.reconstruction[sl][idx].to(self.device, self.dtype)
+        else:
+            codes = wplus[idx]
+            sub_detail = detail[idx] if detail is not None else None
+            recon = self._render_rows(codes, sub_detail, torch.zeros_like(codes), seed, sl, idx)
+        return measure(keep, recon)
+
+    def _render_rows(
+        self,
+        codes: Tensor,
+        detail: Tensor | None,
+        delta: Tensor,
+        seed: Seeds,
+        sl: slice,
+        idx: Tensor,
+    ) -> Tensor:
+        """Render rows ``idx`` of chunk ``sl`` with each row's own noise (its index in the
+        call), so a subset renders as the same rows would in the full chunk."""
+        if len(idx) == sl.stop - sl.start:
+            return self._render(codes, detail, delta, seed, sl.start)
+        rows = [
+            self._render(codes[j : j + 1], _row(detail, j), delta[j : j + 1], seed, sl.start + i)
+            for j, i in enumerate(idx.tolist())
+        ]
+        return torch.cat(rows)
 
     def check_fits(self, inversion: Inversion) -> None:
         """LatentMismatch unless ``inversion``'s shapes fit this model (e.g. a latent file
@@ -430,3 +522,7 @@ def _batch_invariant_kernels():
         yield
     finally:
         mkldnn.enabled, cudnn.deterministic, cudnn.benchmark = saved
+
+
+def _row(t: Tensor | None, j: int) -> Tensor | None:
+    return t[j : j + 1] if t is not None else None

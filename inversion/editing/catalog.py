@@ -24,10 +24,89 @@ from torch import Tensor
 from inversion.editing.directions import Space, apply_direction, validate_direction
 from inversion.errors import EditError, InvalidDirection, StrengthOutOfRange, UnknownEdit
 
-__all__ = ["CATALOG_FORMAT_VERSION", "EditSpec", "EditCatalog"]
+__all__ = ["CATALOG_FORMAT_VERSION", "EditSpec", "EditCatalog", "KeepSpec"]
 
 CATALOG_FORMAT_VERSION = 1
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+KEEP_ATTRIBUTES = ("tone",)  # what a keep loop can restore (measured by pixel_measures)
+_KEEP_FIELDS = ("attribute", "direction", "layers", "max_strength", "tolerance", "renders")
+
+
+@dataclass(frozen=True)
+class KeepSpec:
+    """What an edit restores after it is applied: a per-image closed loop.
+
+    Some edits move a property they should keep (a category swap darkens the item).
+    No fixed ``w + s*d`` can undo that, as the drift differs per image; so after the
+    edit, a second direction (``direction`` on W+ codes ``layers`` [start, end)) is
+    applied with a strength solved per image, within +-``max_strength`` and with at
+    most ``renders`` extra renders, to bring ``attribute`` back to the reconstruction's
+    value. ``tolerance`` is what the catalog promises for |change| (the loop stops
+    early once every image is within a tenth of it). ``"tone"`` is the item's mean
+    brightness, measured as the evaluation measures it.
+    """
+
+    attribute: str
+    direction: str
+    layers: tuple[int, int] | None
+    max_strength: float
+    tolerance: float
+    renders: int = 4
+
+    def __post_init__(self) -> None:
+        if self.attribute not in KEEP_ATTRIBUTES:
+            raise EditError(f"keep.attribute must be one of {list(KEEP_ATTRIBUTES)}")
+        if not isinstance(self.direction, str) or not self.direction:
+            raise EditError("keep.direction must name a direction")
+        if self.layers is not None:
+            try:
+                start, end = (int(v) for v in self.layers)
+            except (TypeError, ValueError):
+                raise EditError("keep.layers must be [start, end) or null") from None
+            if not 0 <= start < end:
+                raise EditError(f"keep.layers: empty or negative range [{start}, {end})")
+            object.__setattr__(self, "layers", (start, end))
+        for name in ("max_strength", "tolerance"):
+            value = getattr(self, name)
+            if not _is_number(value) or not math.isfinite(value) or value <= 0:
+                raise EditError(f"keep.{name} must be a positive finite number")
+            object.__setattr__(self, name, float(value))
+        if not isinstance(self.renders, int) or isinstance(self.renders, bool):
+            raise EditError("keep.renders must be an integer")
+        if not 1 <= self.renders <= 16:
+            raise EditError("keep.renders must be between 1 and 16")
+
+    @classmethod
+    def from_dict(cls, d: object, *, edit: str = "") -> KeepSpec:
+        where = f"edit {edit!r}: " if edit else ""
+        if not isinstance(d, Mapping):
+            raise EditError(f"{where}keep must be an object")
+        unknown = sorted(set(d) - set(_KEEP_FIELDS))
+        if unknown:
+            raise EditError(f"{where}keep has unknown fields {unknown}")
+        missing = sorted({"attribute", "direction", "max_strength", "tolerance"} - set(d))
+        if missing:
+            raise EditError(f"{where}keep is missing fields {missing}")
+        values = dict(d)
+        if isinstance(values.get("layers"), list):
+            values["layers"] = tuple(values["layers"])
+        values.setdefault("layers", None)
+        try:
+            return cls(**values)
+        except EditError as exc:
+            raise EditError(f"{where}{exc}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "attribute": self.attribute,
+            "direction": self.direction,
+            "layers": list(self.layers) if self.layers is not None else None,
+            "max_strength": self.max_strength,
+            "tolerance": self.tolerance,
+            "renders": self.renders,
+        }
 
 
 @dataclass(frozen=True)
@@ -51,6 +130,15 @@ class EditSpec:
     :attr:`technical_detail` fall back to the name and the description. An unnamed
     GANSpace component (an unsupervised axis whose effect nobody has put into words)
     is not :attr:`offered_to_staff`; the API still accepts it by name.
+
+    ``keep`` (optional, *enforced*): a :class:`KeepSpec` -- after the edit, a per-image
+    closed loop restores the named attribute (``"tone"``: mean item brightness) to the
+    reconstruction's value; :meth:`inversion.inverter.Inverter.edit` runs it. In JSON::
+
+        "keep": {"attribute": "tone", "direction": "conditional_brightness",
+                 "layers": [5, 8], "max_strength": 16, "tolerance": 0.1, "renders": 4}
+
+    ``preserves`` should then state the tolerance, and ``measured`` how often it holds.
     """
 
     name: str
@@ -67,6 +155,7 @@ class EditSpec:
     measured: Mapping[str, Any] | None = field(default=None, hash=False)
     display_name: str = ""
     technical: str = ""
+    keep: KeepSpec | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
@@ -114,6 +203,8 @@ class EditSpec:
         for text_field in ("display_name", "technical"):
             if not isinstance(getattr(self, text_field), str):
                 raise EditError(f"edit {self.name!r}: {text_field} must be a string")
+        if self.keep is not None and not isinstance(self.keep, KeepSpec):
+            object.__setattr__(self, "keep", KeepSpec.from_dict(self.keep, edit=self.name))
 
     @property
     def label(self) -> str:
@@ -173,6 +264,8 @@ class EditSpec:
         for text_field in ("display_name", "technical"):
             if getattr(self, text_field):
                 d[text_field] = getattr(self, text_field)
+        if self.keep is not None:
+            d["keep"] = self.keep.to_dict()
         return d
 
     @classmethod
@@ -304,6 +397,24 @@ class EditCatalog:
                     f"edit {spec.name!r}: layer range {list(spec.layers)} exceeds the "
                     f"generator's {n_latent} W+ codes"
                 )
+            if spec.keep is not None:
+                if spec.keep.direction not in directions:
+                    raise InvalidDirection(
+                        f"edit {spec.name!r}: keep.direction {spec.keep.direction!r} is not "
+                        f"among the directions ({sorted(directions)})"
+                    )
+                validate_direction(
+                    directions[spec.keep.direction],
+                    style_dim=style_dim,
+                    n_latent=n_latent,
+                    space="w",
+                    name=f"keep direction {spec.keep.direction!r} of edit {spec.name!r}",
+                )
+                if spec.keep.layers is not None and spec.keep.layers[1] > n_latent:
+                    raise EditError(
+                        f"edit {spec.name!r}: keep.layers {list(spec.keep.layers)} exceeds "
+                        f"the generator's {n_latent} W+ codes"
+                    )
 
     # -- JSON ----------------------------------------------------------------------
 
