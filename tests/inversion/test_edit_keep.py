@@ -139,3 +139,15 @@ def test_strength_zero_runs_no_loop_and_equals_the_reconstruction(swapped):
     inverter = Inverter(load_bundle(DEMO), device="cpu", batch_size=12)
     out = inverter.edit(inv, {"footwear_swap": 0.0})
     assert torch.equal(out, inverter.edit(inv, {}))
+
+
+def test_mixed_requests_keep_only_the_samples_that_use_the_edit(swapped):
+    """Per-sample requests (a worker batching jobs): the loop corrects the footwear_swap
+    samples as it would alone, and leaves the others as the plain edit renders them."""
+    inv, _, kept, _ = swapped
+    inverter = Inverter(load_bundle(DEMO), device="cpu", batch_size=12)
+    requests = [{"footwear_swap": 6.0} if i % 2 == 0 else {"tone": 1.0} for i in range(12)]
+    mixed = inverter.edit(inv, requests)
+    torch.testing.assert_close(mixed[0::2], kept[0::2], atol=1e-4, rtol=0)
+    tone_only = inverter.edit(inv, {"tone": 1.0})
+    torch.testing.assert_close(mixed[1::2], tone_only[1::2], atol=1e-4, rtol=0)
