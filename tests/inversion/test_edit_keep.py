@@ -96,7 +96,6 @@ def swapped():
     """12 real test items inverted, swapped plainly and with the shipped keep loop."""
     from inversion.training.data import load_fashion_mnist
 
-    torch.set_grad_enabled(False)
     bundle = load_bundle(DEMO)
     assert bundle.catalog["footwear_swap"].keep is not None  # what the demo ships
     images, _ = load_fashion_mnist("test", size=32, limit=12)
