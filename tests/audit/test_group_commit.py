@@ -46,6 +46,17 @@ def _offline_verify(tmp_path) -> subprocess.CompletedProcess:
     )
 
 
+def _hold_head(locked: threading.Event, release: threading.Event) -> None:
+    """Another writer holding the log head's row lock until ``release`` (at most 30 s)."""
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT size FROM audit_loghead WHERE id = 1 FOR UPDATE")
+            locked.set()
+            release.wait(30)
+    finally:
+        connections.close_all()
+
+
 @pytest.mark.django_db(transaction=True)
 def test_appends_that_arrive_together_commit_as_one_batch(fresh_log, settings, tmp_path):
     settings.AUDIT_CHECKPOINT_EVERY = 3  # checkpoints fall inside the batch
@@ -53,15 +64,6 @@ def test_appends_that_arrive_together_commit_as_one_batch(fresh_log, settings, t
     locked, release = threading.Event(), threading.Event()
     results: dict[int, AuditEvent] = {}
     errors: list[BaseException] = []
-
-    def hold_head() -> None:  # another writer holding the head's row lock
-        try:
-            with transaction.atomic(), connection.cursor() as cursor:
-                cursor.execute("SELECT size FROM audit_loghead WHERE id = 1 FOR UPDATE")
-                locked.set()
-                release.wait(30)
-        finally:
-            connections.close_all()
 
     def append(number: int) -> None:
         try:
@@ -73,7 +75,7 @@ def test_appends_that_arrive_together_commit_as_one_batch(fresh_log, settings, t
         finally:
             connections.close_all()
 
-    holder = threading.Thread(target=hold_head)
+    holder = threading.Thread(target=_hold_head, args=(locked, release))
     holder.start()
     assert locked.wait(30)
     leader = threading.Thread(target=append, args=(0,))
@@ -220,15 +222,6 @@ def test_event_filters_run_once_per_group_and_a_refused_event_fails_alone(fresh_
     results: dict[str, AuditEvent] = {}
     errors: dict[str, BaseException] = {}
 
-    def hold_head() -> None:
-        try:
-            with transaction.atomic(), connection.cursor() as cursor:
-                cursor.execute("SELECT size FROM audit_loghead WHERE id = 1 FOR UPDATE")
-                locked.set()
-                release.wait(30)
-        finally:
-            connections.close_all()
-
     def append(subject: str) -> None:
         try:
             results[subject] = audit_log.append_event(actions.JOB_STARTED, subject=subject)
@@ -237,7 +230,7 @@ def test_event_filters_run_once_per_group_and_a_refused_event_fails_alone(fresh_
         finally:
             connections.close_all()
 
-    holder = threading.Thread(target=hold_head)
+    holder = threading.Thread(target=_hold_head, args=(locked, release))
     holder.start()
     assert locked.wait(30)
     leader = threading.Thread(target=append, args=("lead",))

@@ -14,14 +14,12 @@ measured and profiled alike. Each tree's rows and markdown block go to stdout as
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
-from tests.services import create_database, postgres_server, redis_server
+from tests.jobs.bench_trees import migrated_tree
+from tests.services import postgres_server, redis_server
 
 COMMAND = Path(__file__).resolve().parents[2] / (
     "editplatform/jobs/management/commands/bench_jobs.py"
@@ -32,18 +30,9 @@ def run_tree(label: str, tree: Path, admin_url: str, broker: str, opts) -> None:
     target = tree / "editplatform/jobs/management/commands/bench_jobs.py"
     if target.resolve() != COMMAND:
         shutil.copy(COMMAND, target)
-    var = Path(tempfile.mkdtemp(prefix=f"bench-jobs-{label}-"))
-    env = dict(
-        os.environ,
-        PYTHONPATH=str(tree),
-        DATABASE_URL=create_database(admin_url, f"bench_{label}"),
-        CELERY_BROKER_URL=broker,
-        STYLELEDGER_VAR_DIR=str(var),
-        OMP_NUM_THREADS="1",
-        PYTHONUNBUFFERED="1",
+    env, manage, var = migrated_tree(
+        label, tree, admin_url, broker, "bench-jobs", PYTHONUNBUFFERED="1"
     )
-    manage = [sys.executable, str(tree / "manage.py")]
-    subprocess.run([*manage, "migrate", "-v", "0"], env=env, check=True, cwd=tree)
     cmd = [
         *manage,
         "bench_jobs",

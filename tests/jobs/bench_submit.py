@@ -18,10 +18,10 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-from tests.services import create_database, postgres_server, redis_server
+from tests.jobs.bench_trees import migrated_tree
+from tests.services import postgres_server, redis_server
 
 COMMAND = Path(__file__).resolve().parents[2] / (
     "editplatform/jobs/management/commands/bench_submit.py"
@@ -32,17 +32,7 @@ def run_tree(label: str, tree: Path, admin_url: str, broker: str, opts) -> dict:
     target = tree / "editplatform/jobs/management/commands/bench_submit.py"
     if not target.exists():
         shutil.copy(COMMAND, target)
-    var = Path(tempfile.mkdtemp(prefix=f"bench-submit-{label}-"))
-    env = dict(
-        os.environ,
-        PYTHONPATH=str(tree),
-        DATABASE_URL=create_database(admin_url, f"bench_{label}"),
-        CELERY_BROKER_URL=broker,
-        STYLELEDGER_VAR_DIR=str(var),
-        OMP_NUM_THREADS="1",
-    )
-    manage = [sys.executable, str(tree / "manage.py")]
-    subprocess.run([*manage, "migrate", "-v", "0"], env=env, check=True, cwd=tree)
+    env, manage, var = migrated_tree(label, tree, admin_url, broker, "bench-submit")
     cmd = [
         *manage,
         "bench_submit",
