@@ -15,7 +15,7 @@ Method (:func:`find_subject`), on a copy reduced to at most ``work_side`` pixels
    standard deviation), so JPEG noise and slight gradients stay background.
 4. Morphology: an opening (3x3) drops isolated specks; a closing (``close_px``) joins
    the parts of one item (straps, a pair of shoes) before labelling.
-5. Connected components (8-connected, by label propagation); the largest is the
+5. Connected components (8-connected, ``scipy.ndimage.label``); the largest is the
    subject, plus every component at least ``keep_fraction`` of its area.
 6. Box: the bounding box of the subject's (opened, unclosed) pixels, mapped back to the
    full-resolution photo.
@@ -36,6 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from scipy import ndimage
 
 from inversion.align.errors import NoObjectFound
 from inversion.align.transform import AlignmentTransform, square_quad
@@ -44,6 +45,8 @@ __all__ = ["SubjectBox", "find_subject", "align_object", "DEMO_MARGIN"]
 
 #: the demo model's framing: a 28 px item centred in a 32 px image
 DEMO_MARGIN = 2 / 32
+
+_EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
 
 @dataclass(frozen=True)
@@ -69,30 +72,16 @@ def _close(mask: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def _components(mask: torch.Tensor) -> torch.Tensor:
-    """8-connected labels of a (H, W) 0/1 mask (0 = background), by max propagation.
+    """8-connected labels of a (H, W) 0/1 mask (0 = background).
 
-    Every foreground pixel starts with its own index and takes the largest label of
-    its 3x3 neighbourhood until nothing changes: the work is confined to the mask's
-    bounding box, and the number of rounds is the longest path inside a component.
+    Why scipy: one raster pass with union-find (``scipy.ndimage.label``) costs ~1 ms on
+    a 256 px work image, where label propagation by repeated 3x3 max-pooling needed one
+    pass per pixel of a component's longest path (~150 passes, ~45 ms: a quarter of a
+    demo job's CPU on the worker). Only the partition matters to the caller (component
+    sizes and membership), not the label numbers.
     """
-    h, w = mask.shape
-    out = torch.zeros((h, w), dtype=torch.long)
-    ys, xs = torch.nonzero(mask > 0, as_tuple=True)
-    if ys.numel() == 0:
-        return out
-    y0, y1, x0, x1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
-    m = (mask[y0:y1, x0:x1] > 0)[None, None]
-    ch, cw = y1 - y0, x1 - x0
-    # float32 holds every index exactly below 2**24 (work images are far smaller)
-    labels = torch.arange(1, ch * cw + 1, dtype=torch.float32).reshape(1, 1, ch, cw)
-    labels = torch.where(m, labels, torch.zeros(()))
-    for i in range(ch * cw):
-        new = torch.where(m, F.max_pool2d(labels, 3, 1, 1), labels)
-        if i % 16 == 15 and torch.equal(new, labels):
-            break
-        labels = new
-    out[y0:y1, x0:x1] = labels[0, 0].long()
-    return out
+    labels, _ = ndimage.label(mask.numpy() > 0, structure=_EIGHT_CONNECTED)
+    return torch.from_numpy(labels.astype(np.int64))
 
 
 def find_subject(

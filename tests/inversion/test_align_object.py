@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from inversion.align import NoObjectFound, align
@@ -95,3 +96,31 @@ def test_a_speck_is_too_small_to_be_a_subject():
     arr[100:110, 200:210] = 0  # survives the opening, but 0.04 % of the photo
     with pytest.raises(NoObjectFound, match="larger"):
         find_subject(Image.fromarray(arr), min_area=0.001)
+
+
+def test_components_are_eight_connected_and_kept_apart():
+    """Diagonal neighbours join one component; pixels with a gap between them do not
+    (the subject is the largest component plus those at least keep_fraction of it)."""
+    from inversion.align.object import _components
+
+    mask = torch.zeros((6, 8))
+    mask[0, 0] = mask[1, 1] = mask[2, 2] = 1  # a diagonal line: one component
+    mask[0, 5:8] = 1  # apart from it by two columns
+    mask[5, 0] = 1  # a lone pixel
+    labels = _components(mask)
+    assert labels.shape == mask.shape and labels.dtype == torch.long
+    assert (labels[mask == 0] == 0).all() and (labels[mask > 0] > 0).all()
+    diagonal = {int(labels[i, i]) for i in range(3)}
+    assert len(diagonal) == 1
+    bar = {int(v) for v in labels[0, 5:8]}
+    assert len(bar) == 1
+    assert len(diagonal | bar | {int(labels[5, 0])}) == 3
+
+
+def test_subject_of_two_pieces_keeps_both_boxes_and_drops_a_small_one():
+    arr = np.full((256, 256, 3), 235, dtype=np.uint8)
+    arr[60:120, 40:100] = 20  # the item's two halves (a pair of shoes), 30 px apart
+    arr[60:120, 130:190] = 20
+    arr[200:204, 10:14] = 20  # a speck far away: under keep_fraction of the largest
+    found = find_subject(Image.fromarray(arr), close_px=5)
+    assert found.box == (40.0, 60.0, 190.0, 120.0)
