@@ -70,15 +70,18 @@ def run_batch(
     refine_steps: int = 25,
     passthrough: tuple[type[BaseException], ...] = (),
     report_all: ReportAll | None = None,
+    domain=None,
 ) -> list[Item]:
     """Run ``items`` as one batch; each item's ``outcome`` is its result or the exception
     that ended it (an alignment error, a bad edit, :class:`JobCancelled` from its
     report ...). Exceptions in ``passthrough`` (a time limit: the whole task's) end the
     batch and propagate. ``report_all`` reports a stage for every live item at once (one
-    database round trip); without it each item's ``report`` is called."""
+    database round trip); without it each item's ``report`` is called. ``domain``: the
+    bundle's own unless given (the worker's warm-up aligns a face bundle's synthetic
+    photo with ``center``)."""
     if quality not in ("fast", "refine"):
         raise ValueError(f"quality must be 'fast' or 'refine', got {quality!r}")
-    domain = bundle_domain(inverter)
+    domain = domain or bundle_domain(inverter)
     t0 = time.perf_counter()
 
     def guard(item: Item, fn):

@@ -40,8 +40,13 @@ def register() -> None:
 
 
 def _preload_model(**_kwargs) -> None:
-    """Load the bundle in each pool child at start, so the first job does not pay for it."""
+    """Load the bundle in each pool child at start and warm it up
+    (:mod:`editplatform.jobs.warm_up`), so the first job pays for neither."""
+    from editplatform.jobs.warm_up import warm_up
+
     try:
-        engine.get_inverter()
+        inverter = engine.get_inverter()
     except Exception:  # the task reports it as a transient fault, with retries
         logger.warning("could not preload the model bundle; jobs will retry", exc_info=True)
+        return
+    warm_up(inverter, settings.JOB_BATCH_SIZE)

@@ -110,3 +110,32 @@ def test_worker_keeps_its_torch_threads_after_the_fused_scan():
         check=True,
     )
     assert out.stdout.strip().splitlines()[-1] == "1", out.stdout + out.stderr
+
+
+def test_worker_warm_up_runs_both_batch_shapes_without_a_fault(inverter, caplog):
+    """The worker's start-up pass (editplatform.jobs.warm_up) runs the whole pipeline at
+    batch 1 and at the batch size; it swallows faults (a cold start is slower, not wrong),
+    so what shows that it ran through is that it logged no warning."""
+    from editplatform.jobs.warm_up import warm_up
+
+    with caplog.at_level("INFO", logger="editplatform.jobs.warm_up"):
+        assert warm_up(inverter, 4) > 0
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+    assert "batch sizes 1 and 4" in caplog.text
+
+
+def test_worker_warm_up_of_a_face_bundle_aligns_its_photo_by_centre(
+    inverter, caplog, monkeypatch
+):
+    """A face bundle's ``ffhq`` alignment finds no face in the synthetic photo: the
+    warm-up aligns it with ``center`` instead, so the model passes are still warmed."""
+    import dataclasses
+
+    from editplatform.jobs.warm_up import warm_up
+
+    face = dataclasses.replace(pipeline.bundle_domain(inverter), align="ffhq")
+    monkeypatch.setattr(inverter.bundle, "domain", face, raising=False)
+    with caplog.at_level("INFO", logger="editplatform.jobs.warm_up"):
+        warm_up(inverter, 2)
+    assert not [r for r in caplog.records if r.levelname == "WARNING"], caplog.text
+    assert pipeline.bundle_domain(inverter).align == "ffhq"  # the bundle's own, untouched
