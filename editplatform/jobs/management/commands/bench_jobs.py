@@ -46,6 +46,14 @@ PLAINTEXT_SETTINGS = "editplatform.jobs.management.bench_plaintext_settings"
 BATCH_SECTION = "## Edit jobs: micro-batching workers (Redis, real workers)"
 
 
+def _worker_name(log: str) -> str | None:
+    """The node name in a celery worker's start banner (``-------------- name v5...``)."""
+    for line in log.splitlines():
+        if "-------------- " in line and "@" in line:
+            return line.split("-------------- ", 1)[1].split()[0]
+    return None
+
+
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     if not ordered:
@@ -312,7 +320,8 @@ class Command(BaseCommand):
         self, job_ids, workers: int, threads: int, keep: bool = False, batch: int = 1
     ) -> dict:
         self._stop_workers()
-        self._start_workers(workers, threads, batch=batch)
+        self._start_workers(workers, threads, batch=batch, held=True)
+        self._release_workers()
         jobs = self._wait_done(job_ids)
         if not keep:
             self._stop_workers()
@@ -356,8 +365,14 @@ class Command(BaseCommand):
         self.children.append(proc)
         return proc
 
-    def _start_workers(self, count: int, threads: int, batch: int = 1) -> None:
+    def _start_workers(self, count: int, threads: int, batch: int = 1, held: bool = False) -> None:
+        """Start ``count`` worker processes on the ``gpu`` queue; with ``held``, on a queue
+        nobody publishes to, for :meth:`_release_workers` to move them all to ``gpu`` at
+        once (booting a worker and loading its model takes seconds on two cores: the one
+        up first would otherwise run jobs alone meanwhile, and a drain of a few seconds
+        would measure the other's boot, not two workers)."""
         self.workers = []
+        self.held_queue = f"bench-held-{uuid.uuid4().hex[:8]}" if held else None
         env = dict(os.environ, JOB_TORCH_THREADS=str(threads), JOB_BATCH_SIZE=str(batch))
         for i in range(count):
             self.workers.append(
@@ -370,7 +385,7 @@ class Command(BaseCommand):
                         "editplatform",
                         "worker",
                         "-Q",
-                        "gpu",
+                        self.held_queue or "gpu",
                         "--concurrency",
                         "1",
                         "--pool",
@@ -378,13 +393,33 @@ class Command(BaseCommand):
                         "--hostname",
                         f"bench{i}-{uuid.uuid4().hex[:4]}@%h",
                         "--loglevel",
-                        "WARNING",
+                        "INFO" if held else "WARNING",
                         "--without-gossip",
                         "--without-mingle",
                     ],
                     env=env,
                 )
             )
+
+    def _release_workers(self, timeout: float = 120) -> None:
+        """Once every held worker has loaded and warmed up its model (its log says so),
+        make them all consume ``gpu`` with one broadcast."""
+        from editplatform.celery import app
+
+        deadline = time.monotonic() + timeout
+        while True:
+            logs = [Path(proc.log_path).read_text(errors="replace") for proc in self.workers]
+            names = [_worker_name(log) for log in logs]
+            if all(
+                name and "model warmed up" in log for name, log in zip(names, logs, strict=True)
+            ):
+                break
+            if time.monotonic() > deadline or any(p.poll() is not None for p in self.workers):
+                raise CommandError(f"the workers did not start: see {self.workers[0].log_path}")
+            time.sleep(0.2)
+        replies = app.control.add_consumer("gpu", destination=names, reply=True, timeout=10)
+        if len(replies) != len(names):
+            raise CommandError(f"only {len(replies)} of {len(names)} workers took the gpu queue")
 
     def _stop_workers(self) -> None:
         for proc in getattr(self, "workers", []):
