@@ -79,10 +79,13 @@ def mark_job(job: EditJob) -> bool:
     event = release_event(job)
     if event is None:
         raise RuntimeError(f"job {job.pk} has no job.succeeded or job.released event")
+    from editplatform.provenance.services import mark_context
+
     stored: list[tuple[str, str, Artifact, MarkedOutput]] = []
     try:
+        context = mark_context(job, event)
         for source, target in todo:
-            marked = _mark_and_store(job, source, event)
+            marked = _mark_and_store(job, source, event, context)
             stored.append((source, target, *marked))
         if _link(job, event, stored):
             return True
@@ -93,11 +96,13 @@ def mark_job(job: EditJob) -> bool:
     return False
 
 
-def _mark_and_store(job: EditJob, source: str, event: AuditEvent):
+def _mark_and_store(job: EditJob, source: str, event: AuditEvent, context):
     """Mark `job.<source>` and store the marked bytes; (artifact, marked output)."""
     from editplatform.provenance.services import mark_output
 
-    marked = mark_output(job, artifacts.read(getattr(job, source)), audit_event=event)
+    marked = mark_output(
+        job, artifacts.read(getattr(job, source)), audit_event=event, context=context
+    )
     width, height = Image.open(io.BytesIO(marked.data)).size
     media_type = "image/jpeg" if marked.data[:3] == b"\xff\xd8\xff" else "image/png"
     try:

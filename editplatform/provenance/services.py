@@ -102,18 +102,40 @@ def _fresh_key() -> int:
             return key
 
 
-def mark_output(job: EditJob, image_bytes: bytes, *, audit_event: AuditEvent) -> MarkedOutput:
+@dataclass(frozen=True)
+class MarkContext:
+    """What every output of one job is marked with: its original's bytes (the manifest's
+    ingredient) and the audit assertion of its release event (a checkpoint, an inclusion
+    proof and keyed ids: several reads). A job with a full-resolution result has two
+    outputs to mark; reading these once serves both."""
+
+    original: bytes
+    assertion: dict
+
+
+def mark_context(job: EditJob, audit_event: AuditEvent) -> MarkContext:
+    from editplatform.jobs import artifacts
+
+    return MarkContext(artifacts.read(job.original), audit_assertion(job, audit_event))
+
+
+def mark_output(
+    job: EditJob,
+    image_bytes: bytes,
+    *,
+    audit_event: AuditEvent,
+    context: MarkContext | None = None,
+) -> MarkedOutput:
     """Watermark, fingerprint and sign one released output of `job`; record key and hashes.
 
     `audit_event` is the committed event the output's provenance points at (the job's
-    `job.succeeded`). Runs in its own transaction: the key and fingerprint rows commit
+    `job.succeeded`); `context` its :func:`mark_context` when the caller marks several
+    outputs of the job. Runs in its own transaction: the key and fingerprint rows commit
     together or not at all. Returns the bytes to release in place of `image_bytes`.
     """
-    from editplatform.jobs import artifacts
-
     image = Image.open(io.BytesIO(image_bytes)).convert("RGB")
-    original = artifacts.read(job.original)
-    assertion = audit_assertion(job, audit_event)
+    context = context or mark_context(job, audit_event)
+    original, assertion = context.original, context.assertion
     edits = [
         {"name": name, "strength": strength} for name, strength in sorted((job.edits or {}).items())
     ]
