@@ -341,6 +341,7 @@ class Command(BaseCommand):
             "jobs_per_s": len(jobs) / span,
             "job_s_p50": statistics.median(runs),
             "attempts": sum(j.attempts for j in jobs),
+            "workers": len({j.worker for j in jobs}),  # how many took part
             # per-job time outside the model pipeline (claim, progress rows, artifact
             # stores, audit appends, broker): wall time per job minus pipeline time per job
             "pipeline_s_mean": statistics.mean(runs),
