@@ -257,6 +257,13 @@ JOB_TORCH_THREADS = env.get_int("JOB_TORCH_THREADS", 0, minimum=0)
 # Micro-batching (editplatform.jobs.batching): a worker runs up to this many queued jobs of
 # the same model version and quality mode as one forward pass; 1 = one job at a time.
 JOB_BATCH_SIZE = env.get_int("JOB_BATCH_SIZE", 1, minimum=1)
+# Warm the model up in each pool process at start (editplatform.jobs.warm_up): `auto` only
+# in workers that consume the `gpu` queue, `always`, or `never`.
+JOB_WARM_UP = env.get_choice("JOB_WARM_UP", "auto", ("auto", "always", "never"))
+# Celery kills a pool process that replaces a dead one unless it is up within this many
+# seconds; loading the bundle and the warm-up run before it reports up (Celery's default,
+# 4 s, is shorter than a real bundle's load on a busy host).
+CELERY_WORKER_PROC_ALIVE_TIMEOUT = env.get_int("WORKER_PROC_ALIVE_TIMEOUT", 300, minimum=4)
 
 # --- artifact encryption and retention (docs/retention.md) ----------------------------
 # Every stored artifact is sealed under its own data key, wrapped by this key-encryption

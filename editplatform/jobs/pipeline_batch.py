@@ -81,7 +81,8 @@ def run_batch(
     photo with ``center``)."""
     if quality not in ("fast", "refine"):
         raise ValueError(f"quality must be 'fast' or 'refine', got {quality!r}")
-    domain = domain or bundle_domain(inverter)
+    if domain is None:
+        domain = bundle_domain(inverter)
     t0 = time.perf_counter()
 
     def guard(item: Item, fn):

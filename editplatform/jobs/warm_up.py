@@ -47,11 +47,11 @@ def _edits(inverter) -> dict:
     return {spec.name: 0.0} if spec is not None else {}
 
 
-def warm_up(inverter, batch_size: int) -> float:
+def warm_up(inverter, batch_size: int) -> float | None:
     """Run the pipeline once at batch 1 and once at ``batch_size``; the seconds it took.
 
-    Never raises: a warm-up that fails is logged and the worker starts cold (its first
-    job then pays the one-off costs, as before)."""
+    Never raises: a warm-up that fails is logged (None) and the worker starts cold (its
+    first job then pays the one-off costs, as before)."""
     t = time.perf_counter()
     try:
         png = _photo_png()
@@ -74,6 +74,7 @@ def warm_up(inverter, batch_size: int) -> float:
                 raise failed[0]
     except Exception:  # noqa: BLE001 - a cold start is slower, not wrong
         logger.warning("model warm-up failed; the first job will pay for it", exc_info=True)
+        return None
     seconds = time.perf_counter() - t
     logger.info("model warmed up at batch sizes 1 and %d in %.2f s", batch_size, seconds)
     return seconds

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from celery.signals import worker_process_init
+from celery.signals import celeryd_after_setup, worker_process_init
 from django.conf import settings
 
 from editplatform.celery import app, register_periodic
@@ -36,7 +36,22 @@ def register() -> None:
         }
     )
     app.conf.task_routes = routes
+    celeryd_after_setup.connect(_note_queues, weak=False, dispatch_uid="jobs.note_queues")
     worker_process_init.connect(_preload_model, weak=False, dispatch_uid="jobs.preload_model")
+
+
+_consumes_gpu = False  # set in the worker's main process before its pool forks
+
+
+def _note_queues(sender=None, instance=None, **_kwargs) -> None:
+    """Remember whether this worker consumes ``gpu`` (after ``-Q``): only those run jobs,
+    so only those warm the model up (a CPU worker for the beat's duties has no use for it)."""
+    global _consumes_gpu
+    _consumes_gpu = "gpu" in instance.app.amqp.queues.consume_from
+
+
+def _should_warm_up() -> bool:
+    return settings.JOB_WARM_UP == "always" or (settings.JOB_WARM_UP == "auto" and _consumes_gpu)
 
 
 def _preload_model(**_kwargs) -> None:
@@ -49,4 +64,9 @@ def _preload_model(**_kwargs) -> None:
     except Exception:  # the task reports it as a transient fault, with retries
         logger.warning("could not preload the model bundle; jobs will retry", exc_info=True)
         return
-    warm_up(inverter, settings.JOB_BATCH_SIZE)
+    if _should_warm_up():
+        warm_up(inverter, settings.JOB_BATCH_SIZE)
+    else:
+        logger.info(
+            "model warm-up skipped (JOB_WARM_UP=%s, gpu queue not consumed)", settings.JOB_WARM_UP
+        )

@@ -33,7 +33,7 @@ from editplatform.jobs.states import State
 from editplatform.provenance.audit_actions import PROVENANCE_MARK_FAILED, PROVENANCE_MARKED
 
 if TYPE_CHECKING:  # services imports the signing stack; release loads at app start
-    from editplatform.provenance.services import MarkedOutput
+    from editplatform.provenance.services import MarkContext, MarkedOutput
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def mark_job(job: EditJob) -> bool:
     return False
 
 
-def _mark_and_store(job: EditJob, source: str, event: AuditEvent, context):
+def _mark_and_store(job: EditJob, source: str, event: AuditEvent, context: MarkContext):
     """Mark `job.<source>` and store the marked bytes; (artifact, marked output)."""
     from editplatform.provenance.services import mark_output
 

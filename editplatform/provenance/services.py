@@ -114,6 +114,7 @@ class MarkContext:
 
 
 def mark_context(job: EditJob, audit_event: AuditEvent) -> MarkContext:
+    """Read what :func:`mark_output` needs of `job` besides the output itself."""
     from editplatform.jobs import artifacts
 
     return MarkContext(artifacts.read(job.original), audit_assertion(job, audit_event))

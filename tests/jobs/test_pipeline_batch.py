@@ -112,21 +112,30 @@ def test_worker_keeps_its_torch_threads_after_the_fused_scan():
     assert out.stdout.strip().splitlines()[-1] == "1", out.stdout + out.stderr
 
 
-def test_worker_warm_up_runs_both_batch_shapes_without_a_fault(inverter, caplog):
+def test_worker_warm_up_runs_both_batch_shapes_through(inverter, caplog, monkeypatch):
     """The worker's start-up pass (editplatform.jobs.warm_up) runs the whole pipeline at
-    batch 1 and at the batch size; it swallows faults (a cold start is slower, not wrong),
-    so what shows that it ran through is that it logged no warning."""
+    batch 1 and at the batch size, and every item comes through (a warm-up whose photo
+    failed alignment would warm nothing past it). It swallows faults (a cold start is
+    slower, not wrong), so it also must not have logged one."""
     from editplatform.jobs.warm_up import warm_up
 
+    ran = []
+    real = pipeline_batch.run_batch
+
+    def recording(inverter, items, **kwargs):
+        done = real(inverter, items, **kwargs)
+        ran.append([type(item.outcome).__name__ for item in items])
+        return done
+
+    monkeypatch.setattr(pipeline_batch, "run_batch", recording)
     with caplog.at_level("INFO", logger="editplatform.jobs.warm_up"):
-        assert warm_up(inverter, 4) > 0
+        assert warm_up(inverter, 4) is not None
+    assert ran == [["PipelineResult"], ["PipelineResult"] * 4]
     assert not [r for r in caplog.records if r.levelname == "WARNING"]
     assert "batch sizes 1 and 4" in caplog.text
 
 
-def test_worker_warm_up_of_a_face_bundle_aligns_its_photo_by_centre(
-    inverter, caplog, monkeypatch
-):
+def test_worker_warm_up_of_a_face_bundle_aligns_its_photo_by_centre(inverter, caplog, monkeypatch):
     """A face bundle's ``ffhq`` alignment finds no face in the synthetic photo: the
     warm-up aligns it with ``center`` instead, so the model passes are still warmed."""
     import dataclasses

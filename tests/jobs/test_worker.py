@@ -168,3 +168,16 @@ def test_two_workers_drain_one_queue_and_no_job_runs_twice(
     assert {job.worker.split("@")[0] for job in done} == {"left", "right"}
     with contextlib.suppress(Exception):
         assert_job_produced_everything(done[0], bundle)
+
+
+@pytest.mark.redis
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_only_workers_that_run_jobs_warm_the_model_up(worker, start_worker):
+    """JOB_WARM_UP=auto: a worker on the gpu queue warms its model up at start; one that
+    only serves `default` (the beat's duties) loads it but skips the warm-up."""
+    cpu = start_worker(queues="default")
+    wait_for(lambda: "model warm-up skipped" in cpu.log(), timeout=90, what="cpu worker start")
+    assert "model warmed up" not in cpu.log()
+    wait_for(lambda: "model warmed up at batch sizes 1 and 1" in worker.log(), what="warm-up")
+    cpu.stop()

@@ -99,14 +99,18 @@ STAGES = (
 def _stage_means(jobs) -> dict:
     """Mean seconds per job of each pipeline stage in the jobs' ``timings`` (the batched
     model pass, shared by ``batch`` jobs, counts 1/batch per job; likewise the per-batch
-    stages a batch runs once)."""
+    stages a batch runs once). A batched job's ``total`` is the time from its batch's start
+    to its own result, not a share of anything: it is left out (the sum of the stages is
+    the per-job pipeline figure to compare)."""
     out = {}
     for stage in STAGES:
         values = []
         for j in jobs:
             t = j.timings or {}
+            if stage == "total" and t.get("batch", 1) > 1:
+                continue
             if stage in t:
-                shared = stage in ("model", "total", "store", "commit") and t.get("batch", 1)
+                shared = stage in ("model", "store", "commit") and t.get("batch", 1)
                 values.append(t[stage] / (shared or 1))
         if values:
             out[stage] = statistics.mean(values)
@@ -320,7 +324,7 @@ class Command(BaseCommand):
         self, job_ids, workers: int, threads: int, keep: bool = False, batch: int = 1
     ) -> dict:
         self._stop_workers()
-        self._start_workers(workers, threads, batch=batch, held=True)
+        self._start_workers(workers, threads, batch=batch)
         self._release_workers()
         jobs = self._wait_done(job_ids)
         if not keep:
@@ -342,8 +346,7 @@ class Command(BaseCommand):
             "job_s_p50": statistics.median(runs),
             "attempts": sum(j.attempts for j in jobs),
             "workers": len({j.worker for j in jobs}),  # how many took part
-            # per-job time outside the model pipeline (claim, progress rows, artifact
-            # stores, audit appends, broker): wall time per job minus pipeline time per job
+            # a lone job's pipeline span (a batched job's is from its batch's start)
             "pipeline_s_mean": statistics.mean(runs),
             "batches": statistics.mean(j.timings.get("batch", 1) for j in jobs),
             # the pipeline's own per-stage timings, mean per job (a batch's shared model
@@ -366,15 +369,21 @@ class Command(BaseCommand):
         self.children.append(proc)
         return proc
 
-    def _start_workers(self, count: int, threads: int, batch: int = 1, held: bool = False) -> None:
-        """Start ``count`` worker processes on the ``gpu`` queue; with ``held``, on a queue
-        nobody publishes to, for :meth:`_release_workers` to move them all to ``gpu`` at
-        once (booting a worker and loading its model takes seconds on two cores: the one
-        up first would otherwise run jobs alone meanwhile, and a drain of a few seconds
-        would measure the other's boot, not two workers)."""
+    def _start_workers(self, count: int, threads: int, batch: int = 1) -> None:
+        """Start ``count`` worker processes held on a queue nobody publishes to, for
+        :meth:`_release_workers` to move them all to ``gpu`` at once: booting a worker and
+        warming its model up takes seconds on two cores, and the one up first would
+        otherwise run jobs alone meanwhile, so a drain of a few seconds would measure the
+        other's boot, not two workers. (They log at INFO for the release to see them up:
+        two lines per job, well under a millisecond.)"""
         self.workers = []
-        self.held_queue = f"bench-held-{uuid.uuid4().hex[:8]}" if held else None
-        env = dict(os.environ, JOB_TORCH_THREADS=str(threads), JOB_BATCH_SIZE=str(batch))
+        held_queue = f"bench-held-{uuid.uuid4().hex[:8]}"
+        env = dict(
+            os.environ,
+            JOB_TORCH_THREADS=str(threads),
+            JOB_BATCH_SIZE=str(batch),
+            JOB_WARM_UP="always",  # held on another queue: `auto` would not warm up
+        )
         for i in range(count):
             self.workers.append(
                 self._spawn(
@@ -386,7 +395,7 @@ class Command(BaseCommand):
                         "editplatform",
                         "worker",
                         "-Q",
-                        self.held_queue or "gpu",
+                        held_queue,
                         "--concurrency",
                         "1",
                         "--pool",
@@ -394,7 +403,7 @@ class Command(BaseCommand):
                         "--hostname",
                         f"bench{i}-{uuid.uuid4().hex[:4]}@%h",
                         "--loglevel",
-                        "INFO" if held else "WARNING",
+                        "INFO",
                         "--without-gossip",
                         "--without-mingle",
                     ],
@@ -403,7 +412,7 @@ class Command(BaseCommand):
             )
 
     def _release_workers(self, timeout: float = 120) -> None:
-        """Once every held worker has loaded and warmed up its model (its log says so),
+        """Once every held worker is ready and has warmed up its model (its log says so),
         make them all consume ``gpu`` with one broadcast."""
         from editplatform.celery import app
 
@@ -411,12 +420,18 @@ class Command(BaseCommand):
         while True:
             logs = [Path(proc.log_path).read_text(errors="replace") for proc in self.workers]
             names = [_worker_name(log) for log in logs]
+            failed = [log for log in logs if "warm-up failed" in log or "could not preload" in log]
+            if (
+                failed
+                or time.monotonic() > deadline
+                or any(p.poll() is not None for p in self.workers)
+            ):
+                raise CommandError(f"the workers did not start: see {self.workers[0].log_path}")
             if all(
-                name and "model warmed up" in log for name, log in zip(names, logs, strict=True)
+                name and f"{name} ready." in log and "model warmed up" in log
+                for name, log in zip(names, logs, strict=True)
             ):
                 break
-            if time.monotonic() > deadline or any(p.poll() is not None for p in self.workers):
-                raise CommandError(f"the workers did not start: see {self.workers[0].log_path}")
             time.sleep(0.2)
         replies = app.control.add_consumer("gpu", destination=names, reply=True, timeout=10)
         if len(replies) != len(names):
@@ -549,18 +564,17 @@ class Command(BaseCommand):
         lines += ["", "Per-job time outside the model pipeline (wall per job - pipeline per job):"]
         for c in configs:
             walls = [row[c]["seconds"] / row[c]["jobs"] for row in runs]
-            pipes = [row[c]["pipeline_s_mean"] for row in runs]
-            lines.append(
-                f"- {c[0]} worker(s), batch {c[1]}: wall {statistics.mean(walls):.3f} s/job, "
-                f"pipeline {statistics.mean(pipes):.3f} s/job (a batch's jobs share one "
-                f"pipeline span), mean batch {statistics.mean(r[c]['batches'] for r in runs):.1f}"
-            )
             stages = [row[c]["stages"] for row in runs]
             names = [k for k in STAGES if all(k in st for st in stages)]
+            means = {k: statistics.mean(st[k] for st in stages) for k in names}
+            pipeline = sum(v for k, v in means.items() if k != "total")
             lines.append(
-                "  stages (s/job): "
-                + ", ".join(f"{k} {statistics.mean(st[k] for st in stages):.4f}" for k in names)
+                f"- {c[0]} worker(s), batch {c[1]}: wall {statistics.mean(walls):.3f} s/job, "
+                f"pipeline {pipeline:.3f} s/job (the sum of its stages; a batch's model pass "
+                f"divided by its jobs), outside it {statistics.mean(walls) - pipeline:.3f} "
+                f"s/job, mean batch {statistics.mean(r[c]['batches'] for r in runs):.1f}"
             )
+            lines.append("  stages (s/job): " + ", ".join(f"{k} {v:.4f}" for k, v in means.items()))
         return "\n".join(lines) + "\n"
 
     def _write_section(self, path: Path, text: str) -> None:
