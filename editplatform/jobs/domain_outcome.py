@@ -29,26 +29,12 @@ def store_outputs(result) -> dict:
     """Store every output of a :class:`~editplatform.jobs.pipeline.PipelineResult`.
 
     Returns ``{EditJob field name: Artifact}`` (reconstruction, edited, latent and, from
-    the photo pipeline, result, aligned, transform). Idempotent (content-addressed).
+    the photo pipeline, result, aligned, transform). Idempotent (content-addressed). The
+    rows go in together (:func:`store_outputs_many`): one INSERT and one SELECT, not a
+    transaction per output; each round trip to the database is latency a worker waits
+    out, longer when the workers and PostgreSQL share the cores.
     """
-    size = result.size
-    stored = {
-        "reconstruction": artifacts.store(
-            result.reconstruction_png, "image/png", width=size, height=size
-        ),
-        "edited": artifacts.store(result.edited_png, "image/png", width=size, height=size),
-        "latent": artifacts.store(result.latent, LATENT_MEDIA_TYPE),
-    }
-    if result.result_png:
-        w, h = result.result_size
-        stored["result"] = artifacts.store(result.result_png, "image/png", width=w, height=h)
-    if result.aligned_png:
-        stored["aligned"] = artifacts.store(
-            result.aligned_png, "image/png", width=size, height=size
-        )
-    if result.transform_json:
-        stored["transform"] = artifacts.store(result.transform_json, "application/json")
-    return stored
+    return store_outputs_many([result])[0]
 
 
 def _outputs(result) -> list[tuple[str, bytes, str, int | None, int | None]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -148,3 +149,27 @@ def test_worker_warm_up_of_a_face_bundle_aligns_its_photo_by_centre(inverter, ca
         warm_up(inverter, 2)
     assert not [r for r in caplog.records if r.levelname == "WARNING"], caplog.text
     assert pipeline.bundle_domain(inverter).align == "ffhq"  # the bundle's own, untouched
+
+
+def test_in_stage_progress_is_passed_on_at_most_once_per_interval():
+    told = []
+    fine = pipeline.at_most_every(lambda stage, pct: told.append((stage, pct)), 0.3)
+    fine("edit", 60)  # right after the stage began: dropped
+    time.sleep(0.35)
+    fine("edit", 70)
+    fine("edit", 75)  # right after the last one passed on: dropped
+    assert told == [("edit", 70)]
+
+
+def test_a_lone_job_reports_every_stage_boundary(inverter, monkeypatch):
+    """Stage boundaries are never throttled (cancellation is noticed there); in-stage
+    reports are (an interval no demo stage lasts, so none passes here)."""
+    monkeypatch.setattr(pipeline, "FINE_PROGRESS_SECONDS", 60.0)
+    told = []
+    pipeline.run(
+        inverter,
+        images.jpeg((120, 90), seed=5),
+        catalog.request(fraction=0.8),
+        lambda stage, pct: told.append(stage),
+    )
+    assert told == ["load", "align", "invert", "edit", "paste back", "store"]
