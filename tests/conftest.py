@@ -25,6 +25,21 @@ import pytest
 from pytest_redis import factories
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def manage_check(*, timeout: float = 120, **overrides: str) -> subprocess.CompletedProcess:
+    """``manage.py check`` in a fresh process with ``overrides`` on this environment: how a
+    test sees what start-up refuses (settings are read once per process)."""
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env={**os.environ, **overrides},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 OUTPUT = ROOT / "test-output"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

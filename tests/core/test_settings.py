@@ -8,20 +8,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT
-
-
-def run_check(**overrides: str) -> subprocess.CompletedProcess:
-    env = os.environ.copy()
-    env.update(overrides)
-    return subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+from tests.conftest import ROOT, manage_check
 
 
 @pytest.mark.parametrize(
@@ -36,14 +23,14 @@ def run_check(**overrides: str) -> subprocess.CompletedProcess:
     ],
 )
 def test_malformed_variable_stops_startup_naming_it(name, value, fragment):
-    result = run_check(**{name: value})
+    result = manage_check(**{name: value})
     assert result.returncode == 2, result.stdout + result.stderr
     assert name in result.stderr and fragment in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_production_requires_a_secret_key():
-    result = run_check(STYLELEDGER_ENV="production", SECRET_KEY="")
+    result = manage_check(STYLELEDGER_ENV="production", SECRET_KEY="")
     assert result.returncode == 2
     assert "SECRET_KEY" in result.stderr and "required" in result.stderr
 

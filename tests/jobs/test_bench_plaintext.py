@@ -7,16 +7,12 @@ in production, so no deployment can store plaintext by configuration.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 from editplatform.jobs import artifacts
 from editplatform.jobs.models import ArtifactKey, EditJob, sealed_name, storage_name
 from tests.audit.helpers import png
-from tests.conftest import ROOT
+from tests.conftest import manage_check
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -38,21 +34,13 @@ def test_the_baseline_stores_plaintext_and_reads_it_back(settings, isolated_stor
 
 
 def test_the_baseline_settings_refuse_production(tmp_path):
-    env = dict(
-        os.environ,
+    run = manage_check(
+        timeout=180,
         DJANGO_SETTINGS_MODULE="editplatform.jobs.management.bench_plaintext_settings",
         STYLELEDGER_ENV="production",
         SECRET_KEY="x" * 50,
         STYLELEDGER_VAR_DIR=str(tmp_path),
         ARTIFACT_KEK_FILE=str(tmp_path / "kek"),
-    )
-    run = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
     )
     assert run.returncode != 0 and "never production" in run.stderr
 

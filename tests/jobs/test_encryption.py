@@ -227,35 +227,10 @@ def test_an_unusable_kek_is_a_clear_503(requester, isolated_storage, settings, t
 
 
 def test_production_without_a_kek_refuses_to_start(tmp_path):
-    import os
-    import subprocess
-    import sys
+    from tests.conftest import manage_check
 
-    from tests.conftest import ROOT
-
-    env = dict(
-        os.environ,
-        STYLELEDGER_ENV="production",
-        SECRET_KEY="x" * 50,
-        STYLELEDGER_VAR_DIR=str(tmp_path),
-        ARTIFACT_KEK_FILE="",
-    )
-    run = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    env = dict(STYLELEDGER_ENV="production", SECRET_KEY="x" * 50, STYLELEDGER_VAR_DIR=str(tmp_path))
+    run = manage_check(timeout=180, ARTIFACT_KEK_FILE="", **env)
     assert run.returncode != 0 and "core.E101" in run.stderr and "ARTIFACT_KEK_FILE" in run.stderr
-    env["ARTIFACT_KEK_FILE"] = str(tmp_path / "kek")
-    run = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    run = manage_check(timeout=180, ARTIFACT_KEK_FILE=str(tmp_path / "kek"), **env)
     assert "core.E101" not in run.stderr
